@@ -1,0 +1,1 @@
+//! cgctl: see ../../README.md and ../../shared design for the contract.

@@ -1,0 +1,1 @@
+//! ctrstate: see ../../README.md and ../../shared design for the contract.

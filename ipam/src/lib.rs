@@ -1,0 +1,1 @@
+//! ipam: see ../../README.md and ../../shared design for the contract.

@@ -1,0 +1,6 @@
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    eprintln!("ipam: not implemented yet");
+    ExitCode::from(2)
+}

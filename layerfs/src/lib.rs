@@ -1,0 +1,1 @@
+//! layerfs: see ../../README.md and ../../shared design for the contract.

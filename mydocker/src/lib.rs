@@ -1,0 +1,1 @@
+//! mydocker: see ../../README.md and ../../shared design for the contract.

@@ -1,0 +1,1 @@
+//! netbr: see ../../README.md and ../../shared design for the contract.

@@ -1,0 +1,1 @@
+//! nsrun: see ../../README.md and ../../shared design for the contract.

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages mydocker and its tests need, only those missing.
+#   scripts/deps.sh [--vm]   (--vm adds what the cgroup v2 VM tests need)
+set -euo pipefail
+pkgs=(busybox-static iptables iproute2 runc util-linux)
+[ "${1:-}" = --vm ] && pkgs+=(qemu-system-x86 linux-image-amd64 cpio)  # not qemu-utils: bookworm-backports qemu-utils breaks qemu-system 7.2, apt replaces it
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

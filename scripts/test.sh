@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing, builds, makes the default
+# image, runs every unit, CLI and end-to-end test as root on this host, then the
+# cgroup v2 tests inside a qemu VM (scripts/vm-test.sh says when it must skip).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "test: run as root (the tests make namespaces, mounts, cgroups and bridges)" >&2; exit 1; }
+scripts/deps.sh --vm
+cargo build --workspace --bins
+scripts/mkimage-busybox.sh build/busybox.tar >/dev/null
+export MYDOCKER_TEST_IMAGE=$PWD/build/busybox.tar
+cargo test --workspace --no-fail-fast
+if [ -x scripts/vm-test.sh ]; then scripts/vm-test.sh; fi
