@@ -1,0 +1,476 @@
+//! The record store: one directory per container under `ROOT/containers`,
+//! `state.json` written by atomic rename, writers serialized by one flock.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::Serialize;
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::mountinfo::{self, MountinfoError};
+use crate::name::{self, NameError};
+use crate::patch;
+use crate::procfs;
+use crate::random::{self, RandomError};
+use crate::record::{is_full_id, Record, Status};
+use crate::time::{is_zero, now_rfc3339};
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+const STATE: &str = "state.json";
+const LOCK: &str = ".lock";
+/// Exit code `reconcile` records for a process that vanished unobserved
+/// (docker shows such containers as `Exited (255)`).
+pub const VANISHED_EXIT_CODE: i32 = 255;
+pub const VANISHED_ERROR: &str = "process vanished";
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("image is required")]
+    MissingImage,
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error("invalid {what}: {source}")]
+    BadInput {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the update patch must be a JSON object (RFC 7386 merge patch)")]
+    PatchNotObject,
+    #[error("{field} of container {id} cannot be changed")]
+    Immutable { field: &'static str, id: String },
+    #[error("name \"{name}\" is already in use by container {short_id}")]
+    NameInUse { name: String, short_id: String },
+    #[error("no such container: {reference}")]
+    NoSuchContainer { reference: String },
+    #[error("id prefix \"{reference}\" is ambiguous: it matches {candidates}")]
+    Ambiguous {
+        reference: String,
+        candidates: String,
+    },
+    #[error("refusing to remove {}: {} is mounted there; unmount it first", dir.display(), mount.display())]
+    Mounted { dir: PathBuf, mount: PathBuf },
+    #[error("no free random name after {tries} tries")]
+    NamesExhausted { tries: u32 },
+    #[error("{step} {}: {source}", path.display())]
+    Io {
+        step: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("corrupt record {}: {source}", path.display())]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Mountinfo(#[from] MountinfoError),
+    #[error(transparent)]
+    Random(#[from] RandomError),
+}
+
+impl StoreError {
+    /// 2 for bad input (nothing was attempted), 1 for a failed operation.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StoreError::MissingImage
+            | StoreError::Name(_)
+            | StoreError::BadInput { .. }
+            | StoreError::PatchNotObject
+            | StoreError::Immutable { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+fn io_err(step: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |source| StoreError::Io { step, path, source }
+}
+
+/// What `remove` did.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Removed {
+    /// False only for `--force` of an unknown reference.
+    pub removed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// The store under one root.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+/// Held while writing; dropping it releases the flock.
+struct Lock {
+    _flock: Flock<File>,
+}
+
+impl Store {
+    /// A store rooted at `root` (records in `root/containers`). Touches
+    /// nothing: directories are made by the first write.
+    pub fn open(root: impl AsRef<Path>) -> Store {
+        Store {
+            dir: root.as_ref().join("containers"),
+        }
+    }
+
+    /// `ROOT/containers`.
+    pub fn containers_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `ROOT/containers/<id>`, the directory other tools put their files in.
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    fn lock(&self) -> Result<Lock> {
+        fs::create_dir_all(&self.dir).map_err(io_err("create", &self.dir))?;
+        let path = self.dir.join(LOCK);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_err("open", &path))?;
+        let flock =
+            Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| StoreError::Io {
+                step: "flock",
+                path: path.clone(),
+                source: e.into(),
+            })?;
+        Ok(Lock { _flock: flock })
+    }
+
+    /// Reads one record; `None` when it does not exist (or is being removed).
+    fn read(&self, id: &str) -> Result<Option<Record>> {
+        let path = self.container_dir(id).join(STATE);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("read", &path)(e)),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| StoreError::Corrupt { path, source })
+    }
+
+    /// Every record, in directory order. Safe without the lock: records
+    /// appear and change only by rename.
+    fn load_all(&self) -> Result<Vec<Record>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("read dir", &self.dir)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_err("read dir", &self.dir))?;
+            let name = entry.file_name();
+            let Some(id) = name.to_str().filter(|n| is_full_id(n)) else {
+                continue;
+            };
+            if let Some(r) = self.read(id)? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Resolves a reference the way docker does: full id, then exact name,
+    /// then unique id prefix. Returns the id and the record when it has one
+    /// (a directory left without `state.json` resolves by full id only).
+    fn resolve(&self, reference: &str) -> Result<(String, Option<Record>)> {
+        let no_such = || StoreError::NoSuchContainer {
+            reference: reference.to_string(),
+        };
+        if reference.is_empty() {
+            return Err(no_such());
+        }
+        if is_full_id(reference) && self.container_dir(reference).is_dir() {
+            return Ok((reference.to_string(), self.read(reference)?));
+        }
+        let all = self.load_all()?;
+        let wanted = reference.strip_prefix('/').unwrap_or(reference);
+        if let Some(r) = all.iter().find(|r| r.name == wanted) {
+            return Ok((r.id.clone(), Some(r.clone())));
+        }
+        let mut hits: Vec<&Record> = all.iter().filter(|r| r.id.starts_with(reference)).collect();
+        match hits.len() {
+            0 => Err(no_such()),
+            1 => {
+                let r = hits.remove(0);
+                Ok((r.id.clone(), Some(r.clone())))
+            }
+            _ => Err(StoreError::Ambiguous {
+                reference: reference.to_string(),
+                candidates: hits
+                    .iter()
+                    .map(|r| format!("{} ({})", r.short_id(), r.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    /// Writes `rec` over its `state.json`: temp file in the same directory,
+    /// fsync, rename.
+    fn write(&self, dir: &Path, rec: &Record) -> Result<()> {
+        let path = dir.join(STATE);
+        let tmp = dir.join(format!(".{STATE}.tmp-{}", std::process::id()));
+        let res = write_synced(&tmp, rec)
+            .and_then(|()| fs::rename(&tmp, &path).map_err(io_err("rename", &path)));
+        if res.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        res
+    }
+
+    /// Creates a record from `req`: `id`, `created` and `status` are
+    /// assigned; an empty name gets a random one. A taken name is an error
+    /// and nothing is written.
+    pub fn create(&self, req: Record) -> Result<Record> {
+        if req.image.is_empty() {
+            return Err(StoreError::MissingImage);
+        }
+        let wanted = if req.name.is_empty() {
+            None
+        } else {
+            Some(name::validate(&req.name)?)
+        };
+
+        let _lock = self.lock()?;
+        let all = self.load_all()?;
+        let owner = |n: &str| all.iter().find(|r| r.name == n);
+        let name = match wanted {
+            Some(n) => {
+                if let Some(r) = owner(&n) {
+                    return Err(StoreError::NameInUse {
+                        name: n,
+                        short_id: r.short_id().to_string(),
+                    });
+                }
+                n
+            }
+            None => {
+                const TRIES: u32 = 100;
+                let mut found = None;
+                for retry in 0..TRIES {
+                    // Plain names first; docker appends a digit after collisions.
+                    let n = name::random(random::u64()?, if retry < 10 { 0 } else { retry });
+                    if owner(&n).is_none() {
+                        found = Some(n);
+                        break;
+                    }
+                }
+                found.ok_or(StoreError::NamesExhausted { tries: TRIES })?
+            }
+        };
+        let id = loop {
+            let id = random::id()?;
+            // A prefix clash is harmless (docker resolves longer prefixes);
+            // an exact one would be a 2^-256 event, but cheap to exclude.
+            if !self.container_dir(&id).exists() {
+                break id;
+            }
+        };
+        let rec = Record {
+            id: id.clone(),
+            name,
+            created: now_rfc3339(),
+            status: Status::Created,
+            ..req
+        };
+
+        // The whole directory appears at once by rename, so readers never
+        // see a container directory without its state.json.
+        let tmp = self.dir.join(format!(".tmp-{id}"));
+        let dest = self.container_dir(&id);
+        let res = fs::create_dir(&tmp)
+            .map_err(io_err("create", &tmp))
+            .and_then(|()| write_synced(&tmp.join(STATE), &rec))
+            .and_then(|()| fs::rename(&tmp, &dest).map_err(io_err("rename", &dest)));
+        if let Err(e) = res {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        Ok(rec)
+    }
+
+    /// The record named by `reference` (full id, name or unique id prefix).
+    pub fn get(&self, reference: &str) -> Result<Record> {
+        match self.resolve(reference)? {
+            (_, Some(r)) => Ok(r),
+            (_, None) => Err(StoreError::NoSuchContainer {
+                reference: reference.to_string(),
+            }),
+        }
+    }
+
+    /// All records, newest first.
+    pub fn list(&self) -> Result<Vec<Record>> {
+        let mut all = self.load_all()?;
+        // Fixed-width UTC timestamps sort as strings; the id breaks ties.
+        all.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| b.id.cmp(&a.id)));
+        Ok(all)
+    }
+
+    /// Applies an RFC 7386 merge patch to a record. `id` and `created` cannot
+    /// change; a new name must be valid and free.
+    pub fn update(&self, reference: &str, merge_patch: &Value) -> Result<Record> {
+        if !merge_patch.is_object() {
+            return Err(StoreError::PatchNotObject);
+        }
+        let _lock = self.lock()?;
+        let old = self.get(reference)?;
+        let mut v = serde_json::to_value(&old).map_err(|source| StoreError::BadInput {
+            what: "record",
+            source,
+        })?;
+        patch::merge(&mut v, merge_patch);
+        let mut new: Record = serde_json::from_value(v).map_err(|source| StoreError::BadInput {
+            what: "patch",
+            source,
+        })?;
+        for (field, same) in [
+            ("id", new.id == old.id),
+            ("created", new.created == old.created),
+        ] {
+            if !same {
+                return Err(StoreError::Immutable { field, id: old.id });
+            }
+        }
+        if new.name != old.name {
+            new.name = name::validate(&new.name)?;
+            if new.name != old.name {
+                if let Some(r) = self.load_all()?.iter().find(|r| r.name == new.name) {
+                    return Err(StoreError::NameInUse {
+                        name: new.name,
+                        short_id: r.short_id().to_string(),
+                    });
+                }
+            }
+        }
+        self.write(&self.container_dir(&old.id), &new)?;
+        Ok(new)
+    }
+
+    /// Removes `ROOT/containers/<id>/` and everything in it, unless anything
+    /// is mounted at or under it. With `force`, an unknown reference is not
+    /// an error (so undo steps can repeat).
+    pub fn remove(&self, reference: &str, force: bool) -> Result<Removed> {
+        let _lock = self.lock()?;
+        let (id, rec) = match self.resolve(reference) {
+            Ok(x) => x,
+            Err(StoreError::NoSuchContainer { .. }) if force => {
+                return Ok(Removed {
+                    removed: false,
+                    id: None,
+                    name: None,
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        let dir = self.container_dir(&id);
+        // mountinfo holds absolute, symlink-free paths.
+        let canon = dir.canonicalize().map_err(io_err("resolve", &dir))?;
+        if let Some(mount) = mountinfo::mounts_under(&canon)?.into_iter().next() {
+            return Err(StoreError::Mounted { dir: canon, mount });
+        }
+        match fs::remove_dir_all(&canon) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(io_err("remove", &canon)(e))
+            }
+            _ => {}
+        }
+        Ok(Removed {
+            removed: true,
+            id: Some(id),
+            name: rec.map(|r| r.name),
+        })
+    }
+
+    /// Marks `exited` every record that claims a process (created, running,
+    /// paused with a non-zero pid) whose process is gone or whose start time
+    /// differs (the pid was reused). Returns the changed records.
+    pub fn reconcile(&self) -> Result<Vec<Record>> {
+        // The common case changes nothing: decide without the lock, so the
+        // check at the start of every mydocker command never waits on writers.
+        let stale: Vec<String> = self
+            .load_all()?
+            .into_iter()
+            .filter(is_stale)
+            .map(|r| r.id)
+            .collect();
+        if stale.is_empty() {
+            return Ok(Vec::new());
+        }
+        let _lock = self.lock()?;
+        let mut changed = Vec::new();
+        for id in stale {
+            // Re-read under the lock: a supervisor may have recorded the exit.
+            let Some(mut r) = self.read(&id)? else {
+                continue;
+            };
+            if !is_stale(&r) {
+                continue;
+            }
+            if is_zero(&r.finished_at) {
+                r.exit_code = VANISHED_EXIT_CODE;
+                r.error = Some(VANISHED_ERROR.to_string());
+                r.finished_at = now_rfc3339();
+            }
+            r.status = Status::Exited;
+            r.pid = 0;
+            r.pid_start_time = 0;
+            self.write(&self.container_dir(&id), &r)?;
+            changed.push(r);
+        }
+        Ok(changed)
+    }
+}
+
+/// True when the record claims a process that no longer exists. A zombie
+/// still counts as alive: its parent (the supervisor) will reap it and record
+/// the real exit code. A start time of 0 means unknown: existence only.
+fn is_stale(r: &Record) -> bool {
+    if !r.status.claims_process() || r.pid == 0 {
+        return false;
+    }
+    match procfs::stat(r.pid) {
+        None => true,
+        Some(st) => r.pid_start_time != 0 && st.start_time != r.pid_start_time,
+    }
+}
+
+/// Writes `rec` as pretty JSON to a new file at `path` and fsyncs it.
+fn write_synced(path: &Path, rec: &Record) -> Result<()> {
+    let mut buf = serde_json::to_vec_pretty(rec).map_err(|source| StoreError::BadInput {
+        what: "record",
+        source,
+    })?;
+    buf.push(b'\n');
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(path)
+        .map_err(io_err("create", path))?;
+    f.write_all(&buf).map_err(io_err("write", path))?;
+    f.sync_all().map_err(io_err("fsync", path))
+}
