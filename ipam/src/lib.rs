@@ -1,1 +1,64 @@
-//! ipam: see ../../README.md and ../../shared design for the contract.
+//! ipam: bitmap IP allocation per network, as a CNI IPAM plugin and as a
+//! small CLI for debugging.
+//!
+//! # CNI plugin
+//!
+//! Run with no arguments and `CNI_COMMAND` set, it is a CNI 1.0/1.1 IPAM
+//! plugin: the network config on stdin, `CNI_CONTAINERID`, `CNI_IFNAME` and
+//! optionally `CNI_ARGS` in the environment.
+//!
+//! ```json
+//! {"cniVersion":"1.0.0","name":"net1","ipam":{"type":"ipam","subnet":"10.22.0.0/16",
+//!  "gateway":"10.22.0.1","rangeStart":"10.22.0.10","rangeEnd":"10.22.0.250",
+//!  "dataDir":"/var/lib/mydocker/ipam","routes":[{"dst":"0.0.0.0/0"}]}}
+//! ```
+//!
+//! - `gateway` defaults to the first host; `rangeStart`/`rangeEnd` default to
+//!   the whole subnet. Network, broadcast and gateway are never handed out.
+//!   Prefixes /8 to /30. `dataDir` defaults to `$MYDOCKER_ROOT/ipam`
+//!   (`/var/lib/mydocker/ipam`). `routes` defaults to `[{"dst":"0.0.0.0/0"}]`.
+//! - ADD: next-fit allocation after the address handed out last (like
+//!   host-local). A requested address (`CNI_ARGS` `IP=a.b.c.d`, the `ips`
+//!   capability `runtimeConfig.ips`, or `args.cni.ips`) is honoured or
+//!   refused. ADD again for the same container id + ifname returns the address
+//!   it already holds. Prints `{"cniVersion":..,"ips":[{"address":"10.22.0.2/16",
+//!   "gateway":"10.22.0.1"}],"routes":[{"dst":"0.0.0.0/0"}],"dns":{}}`.
+//! - DEL: releases what container id + ifname holds; nothing held, or no state
+//!   at all, is success. Prints nothing.
+//! - CHECK: succeeds (prints nothing) when container id + ifname holds an
+//!   address, else error code 3.
+//! - VERSION: `{"cniVersion":"1.1.0","supportedVersions":[...]}`.
+//!
+//! Errors are `{"cniVersion","code","msg","details"}` on stdout. Codes: 1
+//! incompatible cniVersion, 3 nothing held (CHECK), 4 invalid environment, 5
+//! I/O failure, 6 undecodable config, 7 invalid network config; ours: 100
+//! requested address taken, reserved or outside the range, 101 no free address
+//! left (exhausted), 102 corrupt state file. Exit status 2 for codes 1, 2, 4, 6,
+//! 7 (bad input), 1 for the others.
+//!
+//! # Human subcommands
+//!
+//! Global `--root DIR` (env `MYDOCKER_ROOT`, default `/var/lib/mydocker`);
+//! the data dir is `--data-dir D` or `<root>/ipam`.
+//!
+//! - `ipam alloc --network NAME --subnet CIDR [--gateway IP] [--range-start IP]
+//!   [--range-end IP] [--ip IP] --id CID [--ifname eth0]` prints
+//!   `{"network","ip","prefix","address":"ip/prefix","gateway","id","ifname"}`.
+//! - `ipam release --network NAME --id CID [--ifname eth0]` prints
+//!   `{"network","released":["10.22.0.2"]}` (empty when nothing was held).
+//! - `ipam ls NAME` prints `{"network","subnet","gateway","allocations":[{"ip","id","ifname"}]}`;
+//!   a network without state is an error (exit 1).
+//!
+//! Exit codes: 0 ok, 1 the operation failed (exhausted, taken, I/O), 2 bad
+//! usage or bad input. Errors print one line `ipam: message` on stderr.
+//!
+//! # State
+//!
+//! One file per network, `<dataDir>/<name>`, a compact binary bitmap plus the
+//! owners of allocated addresses (format in [`store`]), replaced by atomic
+//! rename while holding flock on `<dataDir>/<name>.lock`.
+
+pub mod allocation;
+pub mod bitmap;
+pub mod cni;
+pub mod store;

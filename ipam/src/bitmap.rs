@@ -1,0 +1,458 @@
+//! The pool of one network: a bitmap over every host offset of the subnet,
+//! plus the owner (container id + interface) of each allocated offset.
+//! Pure logic, no I/O: the store reads and writes it, the CLI asks it.
+
+use std::net::Ipv4Addr;
+
+/// Smallest subnet we allocate from (/8 = 2 MiB of bitmap) and the largest
+/// prefix that still leaves a usable host once network, broadcast and the
+/// gateway are reserved.
+pub const MIN_PREFIX: u8 = 8;
+pub const MAX_PREFIX: u8 = 30;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    #[error("subnet {subnet}: prefix must be between /{MIN_PREFIX} and /{MAX_PREFIX}")]
+    Prefix { subnet: String },
+    #[error("no free address left in {range} of network {network}")]
+    Exhausted { network: String, range: String },
+    #[error("requested address {ip} is already allocated to {id}/{ifname}")]
+    Taken {
+        ip: Ipv4Addr,
+        id: String,
+        ifname: String,
+    },
+    #[error("requested address {ip} is outside the allocatable range {range}")]
+    OutOfRange { ip: Ipv4Addr, range: String },
+    #[error("requested address {ip} is reserved (network, broadcast or gateway)")]
+    Reserved { ip: Ipv4Addr },
+    #[error("range {range}: {why}")]
+    BadRange { range: String, why: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A subnet as base address (host bits zero) and prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subnet {
+    pub base: u32,
+    pub prefix: u8,
+}
+
+impl Subnet {
+    /// Parses `A.B.C.D/N`, clearing host bits (like host-local does).
+    pub fn parse(s: &str) -> Option<Subnet> {
+        let (ip, len) = s.split_once('/')?;
+        let ip: Ipv4Addr = ip.trim().parse().ok()?;
+        let prefix: u8 = len.trim().parse().ok()?;
+        if prefix > 32 {
+            return None;
+        }
+        let mask = mask(prefix);
+        Some(Subnet {
+            base: u32::from(ip) & mask,
+            prefix,
+        })
+    }
+    pub fn size(&self) -> u32 {
+        1u32 << (32 - self.prefix as u32)
+    }
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & mask(self.prefix) == self.base
+    }
+    pub fn offset(&self, ip: Ipv4Addr) -> Option<u32> {
+        self.contains(ip).then(|| u32::from(ip) - self.base)
+    }
+    pub fn ip(&self, offset: u32) -> Ipv4Addr {
+        Ipv4Addr::from(self.base + offset)
+    }
+    pub fn overlaps(&self, other: &Subnet) -> bool {
+        let p = self.prefix.min(other.prefix);
+        self.base & mask(p) == other.base & mask(p)
+    }
+}
+
+impl std::fmt::Display for Subnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", Ipv4Addr::from(self.base), self.prefix)
+    }
+}
+
+fn mask(prefix: u8) -> u32 {
+    if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix as u32)
+    }
+}
+
+/// Allocatable host offsets, inclusive, network and broadcast excluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    pub lo: u32,
+    pub hi: u32,
+}
+
+impl Range {
+    /// The range for a subnet, narrowed by optional rangeStart/rangeEnd.
+    pub fn new(subnet: Subnet, start: Option<Ipv4Addr>, end: Option<Ipv4Addr>) -> Result<Range> {
+        let name = || {
+            format!(
+                "{}-{}",
+                start.map(|s| s.to_string()).unwrap_or_default(),
+                end.map(|s| s.to_string()).unwrap_or_default()
+            )
+        };
+        let mut r = Range {
+            lo: 1,
+            hi: subnet.size() - 2,
+        };
+        if let Some(s) = start {
+            r.lo = subnet.offset(s).ok_or_else(|| Error::BadRange {
+                range: name(),
+                why: format!("rangeStart is outside {subnet}"),
+            })?;
+        }
+        if let Some(e) = end {
+            r.hi = subnet.offset(e).ok_or_else(|| Error::BadRange {
+                range: name(),
+                why: format!("rangeEnd is outside {subnet}"),
+            })?;
+        }
+        if r.lo == 0 || r.hi >= subnet.size() - 1 || r.lo > r.hi {
+            return Err(Error::BadRange {
+                range: name(),
+                why: "must lie between the network and broadcast addresses, start <= end".into(),
+            });
+        }
+        Ok(r)
+    }
+    pub fn contains(&self, off: u32) -> bool {
+        self.lo <= off && off <= self.hi
+    }
+    pub fn display(&self, subnet: Subnet) -> String {
+        format!("{}-{}", subnet.ip(self.lo), subnet.ip(self.hi))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub offset: u32,
+    pub id: String,
+    pub ifname: String,
+}
+
+/// One network's allocation state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    pub subnet: Subnet,
+    /// Gateway offset, 0 when none (offset 0 is the network address, never a gateway).
+    pub gateway: u32,
+    /// Offset handed out last: the next search starts after it (next-fit).
+    pub last: u32,
+    pub words: Vec<u64>,
+    /// Owners of the set bits, kept sorted by offset.
+    pub owners: Vec<Owner>,
+}
+
+impl Pool {
+    pub fn new(subnet: Subnet, gateway: u32) -> Result<Pool> {
+        if !(MIN_PREFIX..=MAX_PREFIX).contains(&subnet.prefix) {
+            return Err(Error::Prefix {
+                subnet: subnet.to_string(),
+            });
+        }
+        let words = (subnet.size() as usize).div_ceil(64);
+        Ok(Pool {
+            subnet,
+            gateway,
+            last: 0,
+            words: vec![0; words],
+            owners: Vec::new(),
+        })
+    }
+
+    pub fn is_set(&self, off: u32) -> bool {
+        self.words[(off / 64) as usize] & (1u64 << (off % 64)) != 0
+    }
+    fn set(&mut self, off: u32) {
+        self.words[(off / 64) as usize] |= 1u64 << (off % 64);
+    }
+    fn clear(&mut self, off: u32) {
+        self.words[(off / 64) as usize] &= !(1u64 << (off % 64));
+    }
+
+    /// The offset held by `id`/`ifname`, if any.
+    pub fn find(&self, id: &str, ifname: &str) -> Option<u32> {
+        self.owners
+            .iter()
+            .find(|o| o.id == id && o.ifname == ifname)
+            .map(|o| o.offset)
+    }
+
+    fn owner_of(&self, off: u32) -> Option<&Owner> {
+        self.owners
+            .binary_search_by_key(&off, |o| o.offset)
+            .ok()
+            .map(|i| &self.owners[i])
+    }
+
+    /// First clear bit in `[from, to]` (inclusive), scanning 64 bits at a time.
+    fn find_zero(&self, from: u32, to: u32) -> Option<u32> {
+        let (from, to) = (from as u64, to as u64);
+        let mut i = from;
+        while i <= to {
+            let w = i / 64;
+            let mut free = !self.words[w as usize] & (u64::MAX << (i % 64));
+            if w == to / 64 && to % 64 < 63 {
+                free &= (1u64 << (to % 64 + 1)) - 1;
+            }
+            if free != 0 {
+                return Some((w * 64 + free.trailing_zeros() as u64) as u32);
+            }
+            i = (w + 1) * 64;
+        }
+        None
+    }
+
+    /// Allocates an address for `id`/`ifname`: the `requested` offset if given
+    /// (refused when taken by someone else, reserved or out of range), else the
+    /// next free one after the last handed out. Allocating again for an owner
+    /// that already holds an address returns that address (a retried ADD).
+    pub fn allocate(
+        &mut self,
+        network: &str,
+        range: Range,
+        id: &str,
+        ifname: &str,
+        requested: Option<u32>,
+    ) -> Result<u32> {
+        if let Some(held) = self.find(id, ifname) {
+            if requested.is_none_or(|r| r == held) {
+                return Ok(held);
+            }
+        }
+        let off = match requested {
+            Some(r) => {
+                let ip = self.subnet.ip(r);
+                if r == 0 || r >= self.subnet.size() - 1 || (self.gateway != 0 && r == self.gateway)
+                {
+                    return Err(Error::Reserved { ip });
+                }
+                if !range.contains(r) {
+                    return Err(Error::OutOfRange {
+                        ip,
+                        range: range.display(self.subnet),
+                    });
+                }
+                if let Some(o) = self.owner_of(r) {
+                    return Err(Error::Taken {
+                        ip,
+                        id: o.id.clone(),
+                        ifname: o.ifname.clone(),
+                    });
+                }
+                r
+            }
+            None => self.next_free(range).ok_or_else(|| Error::Exhausted {
+                network: network.to_string(),
+                range: range.display(self.subnet),
+            })?,
+        };
+        self.set(off);
+        self.last = off;
+        let at = self.owners.partition_point(|o| o.offset < off);
+        self.owners.insert(
+            at,
+            Owner {
+                offset: off,
+                id: id.to_string(),
+                ifname: ifname.to_string(),
+            },
+        );
+        Ok(off)
+    }
+
+    /// Next-fit: the first free offset after `last`, wrapping to the range start.
+    fn next_free(&mut self, range: Range) -> Option<u32> {
+        // Mark the gateway taken for the scan so the scan never has to special-case it.
+        let gw = self.gateway != 0 && range.contains(self.gateway) && !self.is_set(self.gateway);
+        if gw {
+            self.set(self.gateway);
+        }
+        let start = if range.contains(self.last) && self.last < range.hi {
+            self.last + 1
+        } else {
+            range.lo
+        };
+        let found = self.find_zero(start, range.hi).or_else(|| {
+            (start > range.lo)
+                .then(|| self.find_zero(range.lo, start - 1))
+                .flatten()
+        });
+        if gw {
+            self.clear(self.gateway);
+        }
+        found
+    }
+
+    /// Releases whatever `id`/`ifname` holds; returns the freed offsets (none is fine).
+    pub fn release(&mut self, id: &str, ifname: &str) -> Vec<u32> {
+        let freed: Vec<u32> = self
+            .owners
+            .iter()
+            .filter(|o| o.id == id && o.ifname == ifname)
+            .map(|o| o.offset)
+            .collect();
+        for &off in &freed {
+            self.clear(off);
+        }
+        self.owners.retain(|o| !(o.id == id && o.ifname == ifname));
+        freed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(cidr: &str) -> (Pool, Range) {
+        let s = Subnet::parse(cidr).unwrap();
+        let p = Pool::new(s, 1).unwrap();
+        (p, Range::new(s, None, None).unwrap())
+    }
+
+    #[test]
+    fn first_allocation_skips_network_and_gateway() {
+        let (mut p, r) = pool("10.1.0.0/24");
+        assert_eq!(p.allocate("n", r, "a", "eth0", None).unwrap(), 2);
+        assert_eq!(p.allocate("n", r, "b", "eth0", None).unwrap(), 3);
+    }
+
+    #[test]
+    fn next_fit_continues_after_last_even_when_lower_is_freed() {
+        let (mut p, r) = pool("10.1.0.0/24");
+        p.allocate("n", r, "a", "eth0", None).unwrap(); // .2
+        p.allocate("n", r, "b", "eth0", None).unwrap(); // .3
+        assert_eq!(p.release("a", "eth0"), vec![2]);
+        assert_eq!(p.allocate("n", r, "c", "eth0", None).unwrap(), 4);
+    }
+
+    #[test]
+    fn next_fit_wraps_to_range_start() {
+        let s = Subnet::parse("10.1.0.0/29").unwrap(); // hosts .1-.6, gw .1
+        let mut p = Pool::new(s, 1).unwrap();
+        let r = Range::new(s, None, None).unwrap();
+        for (i, id) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+            assert_eq!(p.allocate("n", r, id, "eth0", None).unwrap(), i as u32 + 2);
+        }
+        p.release("b", "eth0");
+        assert_eq!(p.allocate("n", r, "f", "eth0", None).unwrap(), 3);
+    }
+
+    #[test]
+    fn exhausted_subnet_is_an_error() {
+        let s = Subnet::parse("10.1.0.0/30").unwrap(); // .1 gw, .2 only host
+        let mut p = Pool::new(s, 1).unwrap();
+        let r = Range::new(s, None, None).unwrap();
+        assert_eq!(p.allocate("n", r, "a", "eth0", None).unwrap(), 2);
+        let e = p.allocate("n", r, "b", "eth0", None).unwrap_err();
+        assert!(matches!(e, Error::Exhausted { .. }), "{e:?}");
+        assert!(e.to_string().contains("no free address"));
+    }
+
+    #[test]
+    fn requested_ip_is_honoured_or_refused_when_taken() {
+        let (mut p, r) = pool("10.1.0.0/24");
+        assert_eq!(p.allocate("n", r, "a", "eth0", Some(50)).unwrap(), 50);
+        let e = p.allocate("n", r, "b", "eth0", Some(50)).unwrap_err();
+        assert_eq!(
+            e,
+            Error::Taken {
+                ip: "10.1.0.50".parse().unwrap(),
+                id: "a".into(),
+                ifname: "eth0".into()
+            }
+        );
+        assert!(matches!(
+            p.allocate("n", r, "b", "eth0", Some(1)),
+            Err(Error::Reserved { .. })
+        ));
+        assert!(matches!(
+            p.allocate("n", r, "b", "eth0", Some(255)),
+            Err(Error::Reserved { .. })
+        ));
+        // Next-fit goes on after the requested one.
+        assert_eq!(p.allocate("n", r, "c", "eth0", None).unwrap(), 51);
+    }
+
+    #[test]
+    fn same_owner_gets_the_same_address_back() {
+        let (mut p, r) = pool("10.1.0.0/24");
+        let a = p.allocate("n", r, "a", "eth0", None).unwrap();
+        assert_eq!(p.allocate("n", r, "a", "eth0", None).unwrap(), a);
+        assert_ne!(p.allocate("n", r, "a", "eth1", None).unwrap(), a);
+        assert_eq!(p.owners.len(), 2);
+    }
+
+    #[test]
+    fn range_start_and_end_bound_allocation() {
+        let s = Subnet::parse("10.1.0.0/24").unwrap();
+        let mut p = Pool::new(s, 1).unwrap();
+        let r = Range::new(s, "10.1.0.10".parse().ok(), "10.1.0.11".parse().ok()).unwrap();
+        assert_eq!(p.allocate("n", r, "a", "eth0", None).unwrap(), 10);
+        assert_eq!(p.allocate("n", r, "b", "eth0", None).unwrap(), 11);
+        assert!(p.allocate("n", r, "c", "eth0", None).is_err());
+        assert!(matches!(
+            p.allocate("n", r, "c", "eth0", Some(20)),
+            Err(Error::OutOfRange { .. })
+        ));
+        assert!(Range::new(s, "10.2.0.1".parse().ok(), None).is_err());
+    }
+
+    #[test]
+    fn release_of_nothing_is_empty() {
+        let (mut p, _) = pool("10.1.0.0/24");
+        assert!(p.release("ghost", "eth0").is_empty());
+    }
+
+    #[test]
+    fn allocation_with_60000_taken_is_correct_and_fast() {
+        let s = Subnet::parse("10.20.0.0/16").unwrap();
+        let mut p = Pool::new(s, 1).unwrap();
+        let r = Range::new(s, None, None).unwrap();
+        // Fill offsets 2..=60001 directly (allocating one by one is quadratic in debug builds).
+        for off in 2..60_002u32 {
+            p.set(off);
+            p.owners.push(Owner {
+                offset: off,
+                id: format!("c{}", off - 2),
+                ifname: "eth0".into(),
+            });
+        }
+        p.last = 60_001;
+        // Free one address far behind the cursor: next-fit must wrap to find
+        // nothing after, then scan from the start.
+        p.release("c7", "eth0"); // offset 9
+        p.last = r.hi; // force the wrap path
+        let t = std::time::Instant::now();
+        let got = p.allocate("n", r, "new", "eth0", None).unwrap();
+        let took = t.elapsed();
+        assert_eq!(got, 9);
+        eprintln!("allocation with 60000 taken: {took:?}");
+        let got2 = p.allocate("n", r, "new2", "eth0", None).unwrap();
+        assert_eq!(got2, 60_002);
+        assert!(p.is_set(got2));
+    }
+
+    #[test]
+    fn subnet_parse_and_overlap() {
+        let a = Subnet::parse("10.22.3.4/16").unwrap();
+        assert_eq!(a.to_string(), "10.22.0.0/16");
+        let b = Subnet::parse("10.22.128.0/24").unwrap();
+        assert!(a.overlaps(&b) && b.overlaps(&a));
+        assert!(!a.overlaps(&Subnet::parse("10.23.0.0/16").unwrap()));
+        assert!(Subnet::parse("10.0.0.0/33").is_none());
+        assert!(Pool::new(Subnet::parse("10.0.0.0/31").unwrap(), 0).is_err());
+    }
+}

@@ -1,0 +1,309 @@
+//! The on-disk state of one network: `<dataDir>/<network>`, written by
+//! atomic rename, and `<dataDir>/<network>.lock`, held with flock(LOCK_EX)
+//! around every read-modify-write (a separate lock file, because the state
+//! file itself is replaced on every write).
+//!
+//! Format (all integers little-endian), compact so a /16 costs 8 KiB plus
+//! the owners actually present:
+//!
+//! ```text
+//! magic    8 bytes  "MDIPAM1\n"
+//! base     u32      subnet base address
+//! prefix   u8       subnet prefix length
+//! pad      3 bytes  zero
+//! gateway  u32      gateway offset in the subnet (0: none)
+//! last     u32      offset handed out last (next-fit cursor)
+//! nwords   u32      bitmap length in u64 words (= ceil(2^(32-prefix) / 64))
+//! words    nwords x u64, bit i of word w = offset 64w+i allocated
+//! nowners  u32
+//! owners   nowners x { offset u32, idlen u16, ifnamelen u8, id bytes, ifname bytes }, sorted by offset
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use crate::bitmap::{Owner, Pool, Subnet};
+
+const MAGIC: &[u8; 8] = b"MDIPAM1\n";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("create data dir {path}: {err}")]
+    DataDir { path: PathBuf, err: std::io::Error },
+    #[error("lock {path}: {err}")]
+    Lock { path: PathBuf, err: std::io::Error },
+    #[error("read {path}: {err}")]
+    Read { path: PathBuf, err: std::io::Error },
+    #[error("write {path}: {err}")]
+    Write { path: PathBuf, err: std::io::Error },
+    #[error("corrupt state file {path}: {why} (remove it to start over)")]
+    Corrupt { path: PathBuf, why: String },
+    #[error(
+        "invalid network name {name:?}: use letters, digits, '.', '_', '-' (not starting with '.')"
+    )]
+    Name { name: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Network names become file names: keep them to a safe alphabet.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Name { name: name.into() })
+    }
+}
+
+/// The state file of `network` under `data_dir`.
+pub fn state_path(data_dir: &Path, network: &str) -> PathBuf {
+    data_dir.join(network)
+}
+
+/// An exclusive flock on `<dataDir>/<network>.lock`, released on drop.
+pub struct Locked {
+    _lock: File,
+    path: PathBuf,
+}
+
+impl Locked {
+    /// Takes the lock, creating the data dir if `create` (a reader of a
+    /// network that never existed needs no dir).
+    pub fn acquire(data_dir: &Path, network: &str, create: bool) -> Result<Option<Locked>> {
+        check_name(network)?;
+        if create {
+            std::fs::create_dir_all(data_dir).map_err(|err| Error::DataDir {
+                path: data_dir.into(),
+                err,
+            })?;
+        } else if !data_dir.join(network).exists() {
+            return Ok(None);
+        }
+        let lock_path = data_dir.join(format!("{network}.lock"));
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|err| Error::Lock {
+                path: lock_path.clone(),
+                err,
+            })?;
+        loop {
+            // SAFETY: flock on an fd we own.
+            let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+            if rc == 0 {
+                break;
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(Error::Lock {
+                    path: lock_path,
+                    err,
+                });
+            }
+        }
+        Ok(Some(Locked {
+            _lock: lock,
+            path: state_path(data_dir, network),
+        }))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The pool, or None when the network has no state yet.
+    pub fn load(&self) -> Result<Option<Pool>> {
+        let mut buf = Vec::new();
+        match File::open(&self.path) {
+            Ok(mut f) => f.read_to_end(&mut buf).map_err(|err| Error::Read {
+                path: self.path.clone(),
+                err,
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => {
+                return Err(Error::Read {
+                    path: self.path.clone(),
+                    err,
+                })
+            }
+        };
+        decode(&buf).map(Some).map_err(|why| Error::Corrupt {
+            path: self.path.clone(),
+            why,
+        })
+    }
+
+    /// Writes the pool atomically: temp file in the same dir, fsync, rename.
+    pub fn save(&self, pool: &Pool) -> Result<()> {
+        let tmp = self.path.with_file_name(format!(
+            ".{}.tmp",
+            self.path.file_name().unwrap().to_string_lossy()
+        ));
+        let werr = |err| Error::Write {
+            path: tmp.clone(),
+            err,
+        };
+        let mut f = File::create(&tmp).map_err(werr)?;
+        f.write_all(&encode(pool)).map_err(werr)?;
+        f.sync_all().map_err(werr)?;
+        drop(f);
+        std::fs::rename(&tmp, &self.path).map_err(|err| Error::Write {
+            path: self.path.clone(),
+            err,
+        })
+    }
+
+    /// Removes the state file and the lock file (the network is gone).
+    pub fn remove(self) -> Result<()> {
+        let lock = self.path.with_file_name(format!(
+            "{}.lock",
+            self.path.file_name().unwrap().to_string_lossy()
+        ));
+        for p in [&self.path, &lock] {
+            match std::fs::remove_file(p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => {
+                    return Err(Error::Write {
+                        path: p.clone(),
+                        err,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn encode(p: &Pool) -> Vec<u8> {
+    let owners: usize = p
+        .owners
+        .iter()
+        .map(|o| 7 + o.id.len() + o.ifname.len())
+        .sum();
+    let mut b = Vec::with_capacity(32 + p.words.len() * 8 + owners);
+    b.extend_from_slice(MAGIC);
+    b.extend_from_slice(&p.subnet.base.to_le_bytes());
+    b.extend_from_slice(&[p.subnet.prefix, 0, 0, 0]);
+    b.extend_from_slice(&p.gateway.to_le_bytes());
+    b.extend_from_slice(&p.last.to_le_bytes());
+    b.extend_from_slice(&(p.words.len() as u32).to_le_bytes());
+    for w in &p.words {
+        b.extend_from_slice(&w.to_le_bytes());
+    }
+    b.extend_from_slice(&(p.owners.len() as u32).to_le_bytes());
+    for o in &p.owners {
+        b.extend_from_slice(&o.offset.to_le_bytes());
+        b.extend_from_slice(&(o.id.len() as u16).to_le_bytes());
+        b.push(o.ifname.len() as u8);
+        b.extend_from_slice(o.id.as_bytes());
+        b.extend_from_slice(o.ifname.as_bytes());
+    }
+    b
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], String> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.b.len());
+        let end = end.ok_or_else(|| format!("truncated at byte {}", self.at))?;
+        let s = &self.b[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+    fn u32(&mut self) -> std::result::Result<u32, String> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+    fn str(&mut self, n: usize) -> std::result::Result<String, String> {
+        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| "owner name is not UTF-8".into())
+    }
+}
+
+pub fn decode(b: &[u8]) -> std::result::Result<Pool, String> {
+    let mut r = Reader { b, at: 0 };
+    if r.take(8)? != MAGIC {
+        return Err("bad magic".into());
+    }
+    let base = r.u32()?;
+    let prefix = r.take(4)?[0];
+    let gateway = r.u32()?;
+    let last = r.u32()?;
+    let nwords = r.u32()? as usize;
+    let subnet = Subnet { base, prefix };
+    let mut pool = Pool::new(subnet, gateway).map_err(|e| e.to_string())?;
+    if nwords != pool.words.len() || gateway >= subnet.size() || last >= subnet.size() {
+        return Err("header does not match the subnet".into());
+    }
+    pool.last = last;
+    let words = r.take(nwords * 8)?;
+    for (w, c) in pool.words.iter_mut().zip(words.chunks_exact(8)) {
+        *w = u64::from_le_bytes(c.try_into().unwrap());
+    }
+    let n = r.u32()? as usize;
+    let mut owners = Vec::with_capacity(n.min(1 << 24));
+    for _ in 0..n {
+        let offset = r.u32()?;
+        let h = r.take(3)?;
+        let (idlen, iflen) = (u16::from_le_bytes([h[0], h[1]]) as usize, h[2] as usize);
+        let id = r.str(idlen)?;
+        let ifname = r.str(iflen)?;
+        if offset >= subnet.size() || !pool.is_set(offset) {
+            return Err(format!(
+                "owner {id}/{ifname} holds offset {offset} not set in the bitmap"
+            ));
+        }
+        owners.push(Owner { offset, id, ifname });
+    }
+    if r.at != b.len() {
+        return Err("trailing bytes".into());
+    }
+    pool.owners = owners;
+    Ok(pool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bitmap::Range;
+
+    #[test]
+    fn encode_decode_round_trip_and_size() {
+        let s = Subnet::parse("10.9.0.0/16").unwrap();
+        let mut p = Pool::new(s, 1).unwrap();
+        let r = Range::new(s, None, None).unwrap();
+        for i in 0..5 {
+            p.allocate("n", r, &format!("{i:064}"), "eth0", None)
+                .unwrap();
+        }
+        let b = encode(&p);
+        assert!(b.len() < 16 * 1024, "{} bytes", b.len());
+        assert_eq!(decode(&b).unwrap(), p);
+        assert!(decode(&b[..b.len() - 1]).is_err());
+        let mut bad = b.clone();
+        bad[0] = b'X';
+        assert!(decode(&bad).is_err());
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("net-1_a.b").is_ok());
+        for bad in ["", "../x", "a/b", ".hidden", "a b"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+}
