@@ -97,13 +97,19 @@ pub use record::{is_full_id, Record, Status};
 pub use store::{Removed, Store, StoreError};
 pub use time::{now_rfc3339, ZERO_TIME};
 
-/// Parses `create` input: a JSON object (empty input counts as `{}`).
+/// Parses `create` input: a JSON object (empty input counts as `{}`). A
+/// `null` field means absent (its default), as in a merge patch.
 pub fn record_from_json(text: &str) -> Result<Record, StoreError> {
     let text = if text.trim().is_empty() { "{}" } else { text };
-    serde_json::from_str(text).map_err(|source| StoreError::BadInput {
+    let bad = |source| StoreError::BadInput {
         what: "record JSON",
         source,
-    })
+    };
+    let mut v: serde_json::Value = serde_json::from_str(text).map_err(bad)?;
+    if let serde_json::Value::Object(m) = &mut v {
+        m.retain(|_, x| !x.is_null());
+    }
+    serde_json::from_value(v).map_err(bad)
 }
 
 /// Parses `update` input: a JSON merge patch, which must be an object.
