@@ -79,8 +79,9 @@
 //!
 //! ## Library
 //!
-//! `Store::open(root)` then `create`, `get`, `list`, `update`, `remove`,
-//! `reconcile`; errors are `StoreError` with `exit_code()`. Also
+//! `Store::open(root)` then `create`, `get`, `list`, `update` (a merge
+//! patch), `update_with` (a closure editing the `Record`), `remove`,
+//! `reconcile`, `container_dir(id)`; errors are `StoreError` with `exit_code()`. Also
 //! `pid_start_time(pid)` and `now_rfc3339()`.
 
 pub mod mountinfo;
@@ -98,7 +99,9 @@ pub use store::{Removed, Store, StoreError};
 pub use time::{now_rfc3339, ZERO_TIME};
 
 /// Parses `create` input: a JSON object (empty input counts as `{}`). A
-/// `null` field means absent (its default), as in a merge patch.
+/// `null` field means absent (its default), as in a merge patch; `id`,
+/// `created` and `status` are assigned by `create`, so they are dropped
+/// whatever their type.
 pub fn record_from_json(text: &str) -> Result<Record, StoreError> {
     let text = if text.trim().is_empty() { "{}" } else { text };
     let bad = |source| StoreError::BadInput {
@@ -107,7 +110,7 @@ pub fn record_from_json(text: &str) -> Result<Record, StoreError> {
     };
     let mut v: serde_json::Value = serde_json::from_str(text).map_err(bad)?;
     if let serde_json::Value::Object(m) = &mut v {
-        m.retain(|_, x| !x.is_null());
+        m.retain(|k, x| !x.is_null() && !matches!(k.as_str(), "id" | "created" | "status"));
     }
     serde_json::from_value(v).map_err(bad)
 }

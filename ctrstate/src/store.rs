@@ -335,17 +335,40 @@ impl Store {
         if !merge_patch.is_object() {
             return Err(StoreError::PatchNotObject);
         }
+        self.modify(reference, |old| {
+            let mut v = serde_json::to_value(old).map_err(|source| StoreError::BadInput {
+                what: "record",
+                source,
+            })?;
+            patch::merge(&mut v, merge_patch);
+            serde_json::from_value(v).map_err(|source| StoreError::BadInput {
+                what: "patch",
+                source,
+            })
+        })
+    }
+
+    /// Like `update`, for in-process callers: `f` edits the record under the
+    /// lock, with the same checks before it is written.
+    pub fn update_with(&self, reference: &str, f: impl FnOnce(&mut Record)) -> Result<Record> {
+        self.modify(reference, |old| {
+            let mut new = old.clone();
+            f(&mut new);
+            Ok(new)
+        })
+    }
+
+    /// Read-modify-write of one record under the lock.
+    fn modify(&self, reference: &str, f: impl FnOnce(&Record) -> Result<Record>) -> Result<Record> {
+        // A root without records has nothing to update; do not create it.
+        if !self.dir.is_dir() {
+            return Err(StoreError::NoSuchContainer {
+                reference: reference.to_string(),
+            });
+        }
         let _lock = self.lock()?;
         let old = self.get(reference)?;
-        let mut v = serde_json::to_value(&old).map_err(|source| StoreError::BadInput {
-            what: "record",
-            source,
-        })?;
-        patch::merge(&mut v, merge_patch);
-        let mut new: Record = serde_json::from_value(v).map_err(|source| StoreError::BadInput {
-            what: "patch",
-            source,
-        })?;
+        let mut new = f(&old)?;
         for (field, same) in [
             ("id", new.id == old.id),
             ("created", new.created == old.created),
@@ -373,7 +396,12 @@ impl Store {
     /// is mounted at or under it. With `force`, an unknown reference is not
     /// an error (so undo steps can repeat).
     pub fn remove(&self, reference: &str, force: bool) -> Result<Removed> {
-        let _lock = self.lock()?;
+        // Removing from a root that was never used must not create it.
+        let _lock = if self.dir.is_dir() {
+            Some(self.lock()?)
+        } else {
+            None
+        };
         let (id, rec) = match self.resolve(reference) {
             Ok(x) => x,
             Err(StoreError::NoSuchContainer { .. }) if force => {
@@ -473,4 +501,60 @@ fn write_synced(path: &Path, rec: &Record) -> Result<()> {
         .map_err(io_err("create", path))?;
     f.write_all(&buf).map_err(io_err("write", path))?;
     f.sync_all().map_err(io_err("fsync", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Root(PathBuf);
+    impl Drop for Root {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+    fn root(tag: &str) -> Root {
+        Root(std::env::temp_dir().join(format!("ctrstate-unit-{tag}-{}", std::process::id())))
+    }
+
+    #[test]
+    fn update_with_edits_and_keeps_immutables() {
+        let r = root("upd");
+        let s = Store::open(&r.0);
+        let rec = s
+            .create(Record {
+                image: "busybox".into(),
+                name: "u1".into(),
+                ..Record::default()
+            })
+            .unwrap();
+        let new = s
+            .update_with("u1", |x| {
+                x.status = Status::Running;
+                x.pid = 42;
+            })
+            .unwrap();
+        assert_eq!((new.status, new.pid), (Status::Running, 42));
+        assert_eq!(s.get(&rec.id).unwrap(), new);
+        let err = s.update_with("u1", |x| x.id = "0".repeat(64)).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Immutable { field: "id", .. }),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), 2);
+        let err = s
+            .update_with("u1", |x| x.name = "bad name".into())
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert_eq!(s.get("u1").unwrap(), new);
+    }
+
+    #[test]
+    fn missing_image_is_bad_input_and_creates_nothing() {
+        let r = root("img");
+        let err = Store::open(&r.0).create(Record::default()).unwrap_err();
+        assert!(matches!(err, StoreError::MissingImage));
+        assert_eq!(err.exit_code(), 2);
+        assert!(!r.0.exists());
+    }
 }

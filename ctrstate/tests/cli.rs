@@ -67,6 +67,15 @@ fn create_get_ls_update_rm_roundtrip() {
     assert_eq!(rec["config"], json!({"tty": true}));
     assert_eq!(rec["finishedAt"], "0001-01-01T00:00:00Z");
     assert!(rec.get("unknown").is_none());
+    // Assigned fields are ignored whatever their type.
+    let other = ok(
+        r,
+        &["create"],
+        r#"{"image":"b","id":5,"created":[],"status":7,"error":null}"#,
+    );
+    assert_eq!(other["status"], "created");
+    assert!(other.get("error").is_none());
+    ok(r, &["rm", other["id"].as_str().unwrap()], "");
     let created = rec["created"].as_str().unwrap();
     assert_eq!(created.len(), 30, "{created}");
     assert!(created.ends_with('Z'));
@@ -132,7 +141,7 @@ fn bad_input_exits_2_and_writes_nothing() {
         r#"{"image":"busybox","name":"a b"}"#,
         r#"{"image":"busybox","name":"x"}"#,
         r#"{"name":"noimage"}"#,
-        r#"{"image":"busybox","status":"bogus"}"#,
+        r#"{"image":"busybox","command":"sh"}"#,
         r#"{"image":"busybox","pid":-1}"#,
         "not json",
         "[]",
@@ -183,6 +192,11 @@ fn update_checks_names_immutables_and_input() {
     // The old name is free again.
     ok(r, &["create"], r#"{"image":"busybox","name":"alpha"}"#);
     assert_exit_code(&run(r, &["update", "nope"], "{}"), 1);
+    // A root never used stays untouched.
+    let fresh = t.path().join("fresh");
+    assert_exit_code(&run(&fresh, &["update", "x"], "{}"), 1);
+    assert_exit_code(&run(&fresh, &["rm", "-f", "x"], ""), 0);
+    assert!(!fresh.exists());
 }
 
 #[test]
