@@ -1,1 +1,72 @@
-//! mydocker: see ../../README.md and ../../shared design for the contract.
+//! mydocker: the docker command line over the tools. It validates the
+//! user's flags, then runs `ctrstate`, `layerfs`, `nsrun` (and later `cgctl`,
+//! `netbr`, `ipam`) as processes, the way a person could at a shell, and
+//! supervises each container as its parent (see `supervise`).
+//!
+//! Exit codes are docker's: `run` exits 125 when mydocker itself fails
+//! (unknown image, taken name, bad flag), 126 when the command cannot be
+//! invoked, 127 when it is not found, otherwise with the container's status
+//! (128+N after signal N). Other commands exit 1 when an operation fails and
+//! 125 on a bad flag. `MYDOCKER_LOG=debug` prints every tool call with its
+//! JSON; `run --print-pipeline` prints the run as a script of tool calls.
+
+pub mod cli;
+pub mod context;
+pub mod control;
+pub mod error;
+pub mod exec;
+pub mod humanize;
+pub mod images;
+pub mod inspect;
+pub mod launch;
+pub mod logfile;
+pub mod logs;
+pub mod ps;
+pub mod records;
+pub mod run;
+pub mod runconfig;
+pub mod spec;
+pub mod supervise;
+pub mod tools;
+
+use cli::{Cli, Cmd};
+use context::Ctx;
+
+/// Runs one command; returns the process exit code.
+pub fn main_with(cli: Cli) -> u8 {
+    let ctx = Ctx::new(&cli.root);
+    // Crash recovery: a record claiming a process that is gone becomes exited.
+    if !matches!(cli.cmd, Cmd::Supervise(_) | Cmd::Load(_) | Cmd::Images(_)) {
+        records::reconcile(&ctx);
+    }
+    let is_run = matches!(cli.cmd, Cmd::Run(_));
+    let r = match &cli.cmd {
+        Cmd::Run(a) => run::run(&ctx, a),
+        Cmd::Ps(a) => ps::ps(&ctx, a),
+        Cmd::Logs(a) => logs::logs(&ctx, a),
+        Cmd::Exec(a) => exec::exec(&ctx, a),
+        Cmd::Stop(a) => control::stop(&ctx, a),
+        Cmd::Kill(a) => control::kill(&ctx, a),
+        Cmd::Start(a) => run::start(&ctx, &a.containers, a.attach),
+        Cmd::Restart(a) => control::restart(&ctx, a),
+        Cmd::Rm(a) => control::rm(&ctx, a),
+        Cmd::Inspect(a) => inspect::inspect(&ctx, &a.containers),
+        Cmd::Wait(a) => control::wait(&ctx, &a.containers),
+        Cmd::Images(a) => images::images(&ctx, a),
+        Cmd::Load(a) => images::load(&ctx, a),
+        Cmd::Rmi(a) => images::rmi(&ctx, a),
+        Cmd::Supervise(_) => Err(error::Error::Daemon("supervise is internal".into())),
+    };
+    match r {
+        Ok(code) => code.clamp(0, 255) as u8,
+        Err(e) => {
+            if is_run {
+                eprintln!("mydocker: {e}");
+                e.exit_code()
+            } else {
+                eprintln!("Error response from daemon: {e}");
+                1
+            }
+        }
+    }
+}

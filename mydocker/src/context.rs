@@ -1,0 +1,41 @@
+//! Where things live for one invocation: the store root, the runtime dir, and
+//! the tool calls bound to them.
+
+use crate::tools::Call;
+use std::path::{Path, PathBuf};
+
+pub struct Ctx {
+    /// The store root (`--root`): images, containers, volumes, networks.
+    pub root: PathBuf,
+    /// Runtime state that dies with a reboot: nsrun's state, netns files.
+    pub run: PathBuf,
+}
+
+impl Ctx {
+    pub fn new(root: &Path) -> Ctx {
+        let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+        // A non-default root (tests, side-by-side installs) keeps its runtime
+        // state beside it, so two roots never share a runtime dir.
+        let run = match std::env::var_os("MYDOCKER_RUN") {
+            Some(r) => PathBuf::from(r),
+            None if root == Path::new("/var/lib/mydocker") => PathBuf::from("/run/mydocker"),
+            None => root.join("run"),
+        };
+        Ctx { root, run }
+    }
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+    pub fn nsrun_root(&self) -> PathBuf {
+        self.run.join("nsrun")
+    }
+    pub fn ctrstate(&self) -> Call {
+        Call::new("ctrstate", &self.root)
+    }
+    pub fn layerfs(&self) -> Call {
+        Call::new("layerfs", &self.root)
+    }
+    pub fn nsrun(&self) -> Call {
+        Call::new("nsrun", &self.nsrun_root())
+    }
+}

@@ -1,0 +1,196 @@
+//! `stop`, `kill`, `restart`, `rm`, `wait`: signals through `nsrun kill`, then
+//! waiting for the supervisor to record the exit. When the supervisor is gone
+//! (killed with -9), these commands record the exit and clean up themselves.
+
+use crate::cli::{KillArgs, RmArgs, StopArgs};
+use crate::context::Ctx;
+use crate::error::{fail, Error, Result};
+use crate::launch;
+use crate::records;
+use crate::runconfig::RunConfig;
+use ctrstate::record::{Record, Status};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+pub fn stop(ctx: &Ctx, a: &StopArgs) -> Result<i32> {
+    each(&a.containers, |r| {
+        let rec = records::get(ctx, r)?;
+        stop_one(ctx, &rec, Duration::from_secs(a.time))?;
+        println!("{r}");
+        Ok(())
+    })
+}
+
+pub fn kill(ctx: &Ctx, a: &KillArgs) -> Result<i32> {
+    let sig = a.signal.trim_start_matches("SIG").to_string();
+    each(&a.containers, |r| {
+        let rec = records::get(ctx, r)?;
+        if !is_live(&rec) {
+            return fail(format!(
+                "cannot kill container: {r}: container {} is not running",
+                rec.id
+            ));
+        }
+        ctx.nsrun().args(["kill", &rec.id, &sig]).output()?;
+        println!("{r}");
+        Ok(())
+    })
+}
+
+pub fn restart(ctx: &Ctx, a: &StopArgs) -> Result<i32> {
+    each(&a.containers, |r| {
+        let rec = records::get(ctx, r)?;
+        stop_one(ctx, &rec, Duration::from_secs(a.time))?;
+        let cfg: RunConfig = serde_json::from_value(serde_json::Value::Object(rec.config.clone()))
+            .map_err(|e| Error::Daemon(format!("container {r}: bad stored config: {e}")))?;
+        let _ = launch::stop_teardown(ctx, &rec.id);
+        crate::run::start_detached(ctx, &rec.id, &cfg)?;
+        let _ = ctx
+            .ctrstate()
+            .args(["update", &rec.id])
+            .stdin_json(&json!({"restartCount": rec.restart_count + 1}))
+            .output();
+        println!("{r}");
+        Ok(())
+    })
+}
+
+pub fn rm(ctx: &Ctx, a: &RmArgs) -> Result<i32> {
+    each(&a.containers, |r| {
+        let rec = match records::get(ctx, r) {
+            Ok(rec) => rec,
+            Err(e) if a.force => {
+                // docker rm -f of a missing container is not an error.
+                let _ = e;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        if is_live(&rec) {
+            if !a.force {
+                return fail(format!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    rec.name
+                ));
+            }
+            stop_one(ctx, &rec, Duration::ZERO)?;
+        }
+        let errs = launch::remove_teardown(ctx, &rec.id);
+        if let Some(e) = errs.into_iter().next() {
+            return Err(e);
+        }
+        println!("{r}");
+        Ok(())
+    })
+}
+
+pub fn wait(ctx: &Ctx, refs: &[String]) -> Result<i32> {
+    each(refs, |r| {
+        let rec = records::get(ctx, r)?;
+        let code = wait_exit(ctx, &rec, None).unwrap_or(rec.exit_code);
+        println!("{code}");
+        Ok(())
+    })
+}
+
+/// Runs `f` for every ref, reporting each failure on stderr as docker does;
+/// exit 1 if any failed.
+fn each(refs: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<i32> {
+    let mut code = 0;
+    for r in refs {
+        if let Err(e) = f(r) {
+            eprintln!("Error response from daemon: {e}");
+            code = 1;
+        }
+    }
+    Ok(code)
+}
+
+fn is_live(rec: &Record) -> bool {
+    matches!(
+        rec.status,
+        Status::Running | Status::Paused | Status::Created
+    ) && records::alive(rec.pid, rec.pid_start_time)
+}
+
+/// SIGTERM, then SIGKILL after `grace`; returns once the exit is recorded.
+pub fn stop_one(ctx: &Ctx, rec: &Record, grace: Duration) -> Result<()> {
+    if !is_live(rec) {
+        return Ok(());
+    }
+    if !grace.is_zero() {
+        let _ = ctx.nsrun().args(["kill", &rec.id, "TERM"]).output();
+        if wait_gone(rec, grace) {
+            return settle(ctx, rec, 128 + libc::SIGTERM);
+        }
+    }
+    let _ = ctx.nsrun().args(["kill", &rec.id, "KILL"]).output();
+    if !wait_gone(rec, Duration::from_secs(10)) {
+        return fail(format!("container {} did not die after SIGKILL", rec.id));
+    }
+    settle(ctx, rec, 128 + libc::SIGKILL)
+}
+
+fn wait_gone(rec: &Record, limit: Duration) -> bool {
+    let until = Instant::now() + limit;
+    loop {
+        if !records::alive(rec.pid, rec.pid_start_time) || zombie(rec.pid) {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// After the process died: give its supervisor a moment to record the exit;
+/// if the supervisor is gone, record `guess` and release resources here.
+fn settle(ctx: &Ctx, rec: &Record, guess: i32) -> Result<()> {
+    if wait_exit(ctx, rec, Some(Duration::from_secs(5))).is_some() {
+        return Ok(());
+    }
+    let _ = launch::stop_teardown(ctx, &rec.id);
+    let patch = json!({"status": "exited", "exitCode": guess, "finishedAt": ctrstate::time::now_rfc3339(), "pid": 0});
+    ctx.ctrstate()
+        .args(["update", &rec.id])
+        .stdin_json(&patch)
+        .output()?;
+    Ok(())
+}
+
+/// Polls the record until it says exited; None on timeout, or when nobody is
+/// left to record the exit (no live supervisor and no live process).
+fn wait_exit(ctx: &Ctx, rec: &Record, limit: Option<Duration>) -> Option<i32> {
+    let until = limit.map(|l| Instant::now() + l);
+    loop {
+        let cur = records::peek(ctx, &rec.id)?;
+        if matches!(cur.status, Status::Exited | Status::Dead) {
+            return Some(cur.exit_code);
+        }
+        let supervised = cur.supervisor_pid.is_some_and(|p| {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(p as i32), None).is_ok()
+        });
+        if !supervised && !records::alive(cur.pid, cur.pid_start_time) {
+            if cur.status == Status::Created && cur.pid == 0 {
+                // Never started: nothing to wait for.
+                return Some(cur.exit_code);
+            }
+            return None;
+        }
+        if until.is_some_and(|u| Instant::now() >= u) {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

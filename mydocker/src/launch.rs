@@ -1,0 +1,301 @@
+//! Steps 2-9 of the pipeline for one container: overlay rootfs, its /etc
+//! files, config.json, `nsrun create` with the container's stdio, `nsrun
+//! start`. Every step has its undo; a failure undoes the steps before it.
+//! The caller must be the subreaper that will wait for the container.
+
+use crate::context::Ctx;
+use crate::error::{Error, IoContext, Result};
+use crate::runconfig::RunConfig;
+use crate::spec;
+use nix::fcntl::OFlag;
+use nix::unistd::pipe2;
+use serde_json::json;
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+/// The container's end of its stdio, held by the supervisor.
+pub enum Io {
+    Pipes {
+        /// Write end of the container's stdin (None: stdin is /dev/null).
+        stdin: Option<OwnedFd>,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
+    Pty {
+        master: OwnedFd,
+    },
+}
+
+pub struct Launched {
+    /// The container's init, as a host pid.
+    pub pid: i32,
+    pub io: Io,
+}
+
+/// Runs the container described by `cfg` as container `id`.
+pub fn launch(ctx: &Ctx, id: &str, cfg: &RunConfig) -> Result<Launched> {
+    let mut undo = Undo::new(ctx, id);
+    match launch_steps(ctx, id, cfg, &mut undo) {
+        Ok(l) => {
+            undo.disarm();
+            Ok(l)
+        }
+        Err(e) => Err(e), // `undo` runs on drop
+    }
+}
+
+fn launch_steps(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result<Launched> {
+    let dir = ctx.container_dir(id);
+    // 2: the overlay rootfs.
+    undo.mounted = true;
+    let out = ctx
+        .layerfs()
+        .arg("mount")
+        .arg(&cfg.image_id)
+        .arg(id)
+        .json()?;
+    let rootfs = PathBuf::from(
+        out["rootfs"]
+            .as_str()
+            .ok_or_else(|| Error::Daemon("layerfs mount: no rootfs in output".into()))?,
+    );
+    let hostname = if cfg.hostname.is_empty() {
+        id[..12].to_string()
+    } else {
+        cfg.hostname.clone()
+    };
+    let files = spec::write_etc_files(&dir, &hostname, None)?;
+    let ids = spec::resolve_user(&rootfs, &cfg.user)?;
+    // 7: config.json, then nsrun create with the container's stdio.
+    let config = spec::build(&spec::SpecInput {
+        cfg,
+        rootfs: &rootfs,
+        hostname: &hostname,
+        ids,
+        files,
+        netns: None,
+        host_network: false,
+    });
+    let cfg_path = dir.join("config.json");
+    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&config).unwrap())
+        .step(|| format!("write {}", cfg_path.display()))?;
+
+    let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC).step(|| "pipe".into())?;
+    let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).step(|| "pipe".into())?;
+    let mut create = ctx.nsrun().arg("create").arg("--bundle").arg(&dir);
+    let console = if cfg.tty {
+        let sock = ctx.run.join(format!("console-{}.sock", &id[..12]));
+        let _ = std::fs::remove_file(&sock);
+        std::fs::create_dir_all(&ctx.run).step(|| format!("mkdir {}", ctx.run.display()))?;
+        let l = UnixListener::bind(&sock).step(|| format!("listen on {}", sock.display()))?;
+        create = create.arg("--console-socket").arg(&sock);
+        Some((l, sock))
+    } else {
+        None
+    };
+    let create = create.arg(id);
+    let (stdin_child, stdin_ours) = if cfg.open_stdin && !cfg.tty {
+        let (r, w) = pipe2(OFlag::O_CLOEXEC).step(|| "pipe".into())?;
+        (Stdio::from(r), Some(w))
+    } else {
+        (Stdio::null(), None)
+    };
+    if crate::tools::debug_enabled() {
+        eprintln!("mydocker: + {}", create.shell());
+    }
+    undo.created = true;
+    let status = create
+        .command()
+        .stdin(stdin_child)
+        .stdout(Stdio::from(out_w))
+        .stderr(Stdio::from(err_w))
+        .status()
+        .map_err(|e| Error::Tool {
+            tool: "nsrun".into(),
+            step: "create".into(),
+            msg: e.to_string(),
+        })?;
+    if !status.success() {
+        return Err(Error::Tool {
+            tool: "nsrun".into(),
+            step: "create".into(),
+            msg: last_line(&err_r),
+        });
+    }
+    // nsrun create's {"pid": N} is the first line on the container's stdout:
+    // the init is blocked until start, so nothing can come before it.
+    let pid = read_pid_line(&out_r)?;
+    let io = match console {
+        Some((l, sock)) => {
+            let master = receive_pty(&l);
+            let _ = std::fs::remove_file(&sock);
+            Io::Pty { master: master? }
+        }
+        None => Io::Pipes {
+            stdin: stdin_ours,
+            stdout: out_r,
+            stderr: err_r,
+        },
+    };
+    // 9: the init execs the user's command.
+    ctx.nsrun().arg("start").arg(id).output()?;
+    Ok(Launched { pid, io })
+}
+
+fn read_pid_line(fd: &OwnedFd) -> Result<i32> {
+    let mut f = std::fs::File::from(fd.try_clone().step(|| "dup".into())?);
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while f.read(&mut b).step(|| "read nsrun create output".into())? == 1 && b[0] != b'\n' {
+        line.push(b[0]);
+    }
+    let v: serde_json::Value = serde_json::from_slice(&line).map_err(|_| {
+        Error::Daemon(format!(
+            "nsrun create: unexpected output {:?}",
+            String::from_utf8_lossy(&line)
+        ))
+    })?;
+    v["pid"]
+        .as_i64()
+        .map(|p| p as i32)
+        .ok_or_else(|| Error::Daemon("nsrun create: no pid in output".into()))
+}
+
+/// What a failed tool wrote: its last line, read without blocking (the
+/// container's init, if any, still holds the pipe open).
+fn last_line(fd: &OwnedFd) -> String {
+    let _ = nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+    let mut buf = vec![0u8; 8192];
+    let n = nix::unistd::read(fd.as_fd(), &mut buf).unwrap_or(0);
+    let s = String::from_utf8_lossy(&buf[..n]).to_string();
+    let line = s
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("failed")
+        .to_string();
+    line.strip_prefix("nsrun: ").unwrap_or(&line).to_string()
+}
+
+/// Receives the pty master that nsrun sent over the console socket (runc's
+/// protocol: one SCM_RIGHTS fd).
+fn receive_pty(l: &UnixListener) -> Result<OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    l.set_nonblocking(true).step(|| "console socket".into())?;
+    let (conn, _) = l
+        .accept()
+        .step(|| "accept on console socket (nsrun sent no terminal)".into())?;
+    conn.set_nonblocking(false)
+        .step(|| "console socket".into())?;
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .step(|| "recvmsg on console socket".into())?;
+    for c in msg.cmsgs().step(|| "console socket message".into())? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: the kernel just gave us this fd; we own it now.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Err(Error::Daemon(
+        "console socket: no terminal fd received".into(),
+    ))
+}
+
+/// Undo of a half-done launch, in reverse order, on drop.
+struct Undo<'a> {
+    ctx: &'a Ctx,
+    id: String,
+    mounted: bool,
+    created: bool,
+}
+
+impl<'a> Undo<'a> {
+    fn new(ctx: &'a Ctx, id: &str) -> Self {
+        Undo {
+            ctx,
+            id: id.to_string(),
+            mounted: false,
+            created: false,
+        }
+    }
+    fn disarm(&mut self) {
+        self.mounted = false;
+        self.created = false;
+    }
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if self.created {
+            let _ = self
+                .ctx
+                .nsrun()
+                .args(["delete", "--force", &self.id])
+                .output();
+        }
+        if self.mounted {
+            let _ = self.ctx.layerfs().args(["umount", &self.id]).output();
+        }
+    }
+}
+
+/// Releases what a stopped container holds (process state, rootfs mount),
+/// keeping its writable layer and record. Idempotent; errors are returned
+/// together so the caller can report them after trying every step.
+pub fn stop_teardown(ctx: &Ctx, id: &str) -> Vec<Error> {
+    let mut errs = vec![];
+    for call in [
+        ctx.nsrun().args(["delete", "--force", id]),
+        ctx.layerfs().args(["umount", id]),
+    ] {
+        if let Err(e) = call.output() {
+            errs.push(e);
+        }
+    }
+    errs
+}
+
+/// Removes everything of a container: the stop teardown, its writable
+/// layer, and its record.
+pub fn remove_teardown(ctx: &Ctx, id: &str) -> Vec<Error> {
+    let mut errs = stop_teardown(ctx, id);
+    if errs.is_empty() {
+        for call in [
+            ctx.layerfs().args(["remove", id]),
+            ctx.ctrstate().args(["rm", "--force", id]),
+        ] {
+            if let Err(e) = call.output() {
+                errs.push(e);
+                break;
+            }
+        }
+    }
+    errs
+}
+
+/// The JSON patch that marks a container running.
+pub fn running_patch(pid: i32) -> serde_json::Value {
+    json!({
+        "status": "running",
+        "pid": pid,
+        "pidStartTime": ctrstate::procfs::pid_start_time(pid as u32).unwrap_or(0),
+        "supervisorPid": std::process::id(),
+        "startedAt": ctrstate::time::now_rfc3339(),
+        "finishedAt": ctrstate::time::ZERO_TIME,
+        "exitCode": 0,
+        "oomKilled": false,
+        "error": null,
+    })
+}

@@ -1,0 +1,92 @@
+//! `mydocker logs`: the json-file log back as the streams it came from.
+
+use crate::cli::LogsArgs;
+use crate::context::Ctx;
+use crate::error::{fail, Result};
+use crate::logfile::Entry;
+use crate::records;
+use ctrstate::record::Status;
+use std::io::{BufRead, BufReader, Seek, Write};
+use std::time::Duration;
+
+pub fn logs(ctx: &Ctx, a: &LogsArgs) -> Result<i32> {
+    let rec = records::get(ctx, &a.container)?;
+    let path = ctx
+        .container_dir(&rec.id)
+        .join(format!("{}-json.log", rec.id));
+    let tail = match a.tail.as_deref() {
+        None | Some("all") => None,
+        Some(n) => match n.parse::<usize>() {
+            Ok(n) => Some(n),
+            Err(_) => return fail(format!("invalid value for --tail: {n}")),
+        },
+    };
+    let entries = crate::logfile::read_entries(&path)
+        .map_err(|e| crate::error::Error::Daemon(format!("read {}: {e}", path.display())))?;
+    let skip = tail.map(|n| entries.len().saturating_sub(n)).unwrap_or(0);
+    for e in &entries[skip..] {
+        emit(e, a.timestamps);
+    }
+    if !a.follow {
+        return Ok(0);
+    }
+    // Follow: read what is appended until the container is no longer running.
+    let mut f = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(_) => return Ok(0),
+    };
+    let _ = f.seek(std::io::SeekFrom::End(0));
+    let mut reader = BufReader::new(f);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => {
+                let running = records::peek(ctx, &rec.id)
+                    .is_some_and(|r| matches!(r.status, Status::Running | Status::Paused));
+                if !running {
+                    // One more read: the last lines land just before the exit is recorded.
+                    let mut rest = String::new();
+                    while reader.read_line(&mut rest).unwrap_or(0) > 0 {
+                        if let Ok(e) = serde_json::from_str::<Entry>(&rest) {
+                            emit(&e, a.timestamps);
+                        }
+                        rest.clear();
+                    }
+                    return Ok(0);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Ok(_) if line.ends_with('\n') => {
+                if let Ok(e) = serde_json::from_str::<Entry>(&line) {
+                    emit(&e, a.timestamps);
+                }
+            }
+            Ok(_) => {
+                // A torn line: wait for the rest of it.
+                let pos = reader.stream_position().unwrap_or(0) - line.len() as u64;
+                std::thread::sleep(Duration::from_millis(20));
+                let _ = reader.seek(std::io::SeekFrom::Start(pos));
+            }
+            Err(_) => return Ok(0),
+        }
+    }
+}
+
+fn emit(e: &Entry, timestamps: bool) {
+    let text = if timestamps {
+        format!("{} {}", e.time, e.log)
+    } else {
+        e.log.clone()
+    };
+    let r = if e.stream == "stderr" {
+        std::io::stderr().write_all(text.as_bytes())
+    } else {
+        let mut o = std::io::stdout().lock();
+        o.write_all(text.as_bytes()).and_then(|_| o.flush())
+    };
+    if r.is_err() {
+        // A closed pipe (`logs | head`) ends us quietly.
+        std::process::exit(0);
+    }
+}

@@ -1,0 +1,203 @@
+//! `mydocker run` and `mydocker start`: validate, reserve the record, then
+//! launch and supervise the container in the foreground, or in a detached
+//! supervisor process that reports back once the container has started.
+
+use crate::cli::RunArgs;
+use crate::context::Ctx;
+use crate::error::{fail, Error, Result};
+use crate::launch;
+use crate::records;
+use crate::runconfig::RunConfig;
+use crate::supervise::{self, Attached};
+use crate::tools::shell_quote;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
+    let image = ctx
+        .layerfs()
+        .args(["inspect", &a.image])
+        .json()
+        .map_err(|_| Error::Daemon(format!("Unable to find image '{}' locally", a.image)))?;
+    let image_id = image["id"].as_str().unwrap_or_default().to_string();
+    let cfg = RunConfig::from_run(a, &image_id, &image["config"]["config"])?;
+    if let Some(n) = &a.name {
+        if n.is_empty() {
+            return fail(
+                "invalid container name \"\": names must match [a-zA-Z0-9][a-zA-Z0-9_.-]+",
+            );
+        }
+    }
+    let record_in = json!({
+        "name": a.name.clone().unwrap_or_default(),
+        "image": a.image,
+        "imageId": image_id,
+        "command": cfg.args(),
+        "config": serde_json::to_value(&cfg).unwrap(),
+    });
+    if a.print_pipeline {
+        print_pipeline(ctx, &record_in, &cfg);
+        return Ok(0);
+    }
+    let rec = ctx.ctrstate().arg("create").stdin_json(&record_in).json()?;
+    let id = rec["id"].as_str().unwrap_or_default().to_string();
+    if a.detach {
+        match start_detached(ctx, &id, &cfg) {
+            Ok(()) => {
+                println!("{id}");
+                Ok(0)
+            }
+            Err(e) => {
+                let _ = ctx.ctrstate().args(["rm", "--force", &id]).output();
+                Err(e)
+            }
+        }
+    } else {
+        run_foreground(ctx, &id, &cfg, a.interactive, true)
+    }
+}
+
+/// Launches and supervises in this process; returns the container's exit code.
+/// `remove_on_failure`: a failed launch also removes the record (a `run`,
+/// not a `start` of an existing container).
+pub fn run_foreground(
+    ctx: &Ctx,
+    id: &str,
+    cfg: &RunConfig,
+    stdin: bool,
+    remove_on_failure: bool,
+) -> Result<i32> {
+    let sfd = supervise::prepare().map_err(|e| Error::Daemon(format!("supervisor: {e}")))?;
+    match launch::launch(ctx, id, cfg) {
+        Ok(l) => Ok(supervise::supervise(
+            ctx,
+            id,
+            cfg,
+            l,
+            sfd,
+            Some(Attached { stdin }),
+        )),
+        Err(e) => {
+            if remove_on_failure {
+                let _ = ctx.ctrstate().args(["rm", "--force", id]).output();
+            } else {
+                let _ = ctx
+                    .ctrstate()
+                    .args(["update", id])
+                    .stdin_json(&json!({"error": e.to_string()}))
+                    .output();
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Forks a supervisor that launches the container and stays its parent;
+/// returns once it reports the container started (or why it did not).
+pub fn start_detached(ctx: &Ctx, id: &str, cfg: &RunConfig) -> Result<()> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::Daemon(format!("pipe: {e}")))?;
+    // SAFETY: mydocker is single-threaded here; the child only runs our own
+    // code and exits, never returning into the caller.
+    match unsafe { nix::unistd::fork() }.map_err(|e| Error::Daemon(format!("fork: {e}")))? {
+        nix::unistd::ForkResult::Parent { .. } => {
+            drop(w);
+            let mut msg = String::new();
+            let _ = std::fs::File::from(r).read_to_string(&mut msg);
+            match msg.strip_prefix("ok") {
+                Some(_) => Ok(()),
+                None if msg.is_empty() => fail("supervisor died before the container started"),
+                None => Err(Error::Daemon(msg)),
+            }
+        }
+        nix::unistd::ForkResult::Child => {
+            drop(r);
+            let code = detached_supervisor(ctx, id, cfg, w);
+            std::process::exit(code);
+        }
+    }
+}
+
+fn detached_supervisor(ctx: &Ctx, id: &str, cfg: &RunConfig, report: OwnedFd) -> i32 {
+    // Leave the user's session and terminal: the container outlives mydocker.
+    let _ = nix::unistd::setsid();
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto our own stdio fds.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+    let mut report = std::fs::File::from(report);
+    let sfd = match supervise::prepare() {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = write!(report, "supervisor: {e}");
+            return 1;
+        }
+    };
+    match launch::launch(ctx, id, cfg) {
+        Ok(l) => {
+            let _ = report.write_all(b"ok");
+            drop(report);
+            supervise::supervise(ctx, id, cfg, l, sfd, None);
+            0
+        }
+        Err(e) => {
+            let _ = report.write_all(e.to_string().as_bytes());
+            1
+        }
+    }
+}
+
+/// `mydocker start`: runs stopped containers again, keeping their writable layer.
+pub fn start(ctx: &Ctx, refs: &[String], attach: bool) -> Result<i32> {
+    let mut code = 0;
+    for r in refs {
+        let rec = records::get(ctx, r)?;
+        if rec.status == ctrstate::record::Status::Running {
+            println!("{r}");
+            continue;
+        }
+        let cfg: RunConfig = serde_json::from_value(Value::Object(rec.config.clone()))
+            .map_err(|e| Error::Daemon(format!("container {r}: bad stored config: {e}")))?;
+        // Whatever a crashed supervisor left behind goes before we start again.
+        let _ = launch::stop_teardown(ctx, &rec.id);
+        if attach {
+            code = run_foreground(ctx, &rec.id, &cfg, cfg.open_stdin, false)?;
+        } else {
+            start_detached(ctx, &rec.id, &cfg)?;
+            println!("{r}");
+        }
+    }
+    Ok(code)
+}
+
+/// `run --print-pipeline`: the run as a shell script of tool calls.
+fn print_pipeline(ctx: &Ctx, record_in: &Value, cfg: &RunConfig) {
+    let root = shell_quote(&ctx.root.to_string_lossy());
+    let nsroot = shell_quote(&ctx.nsrun_root().to_string_lossy());
+    let img = shell_quote(&cfg.image_id);
+    println!("#!/bin/sh\n# mydocker run, step by step (each line is a tool call you can run by hand)\nset -e");
+    println!("# 1 reserve the id and name");
+    println!("ID=$(echo {} | ctrstate --root {root} create | sed -n 's/.*\"id\": *\"\\([0-9a-f]*\\)\".*/\\1/p')", shell_quote(&record_in.to_string()));
+    println!("# 2 overlay rootfs from the image layers");
+    println!("layerfs --root {root} mount {img} \"$ID\"");
+    println!("# 7 the OCI config (written by mydocker from the image and flags), then create: init blocks until start");
+    println!("#   see {}/containers/$ID/config.json", ctx.root.display());
+    println!("nsrun --root {nsroot} create --bundle {root}/containers/\"$ID\" \"$ID\"");
+    println!("# 9 the init execs the command");
+    println!("nsrun --root {nsroot} start \"$ID\"");
+    println!("echo '{{\"status\":\"running\"}}' | ctrstate --root {root} update \"$ID\"");
+    println!("# 10 after exit: record it and release the container's resources");
+    println!(
+        "# echo '{{\"status\":\"exited\",\"exitCode\":N}}' | ctrstate --root {root} update \"$ID\""
+    );
+    println!(
+        "# nsrun --root {nsroot} delete --force \"$ID\"; layerfs --root {root} umount \"$ID\""
+    );
+}

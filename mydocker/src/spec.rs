@@ -1,0 +1,299 @@
+//! The OCI runtime config (`config.json`) handed to nsrun: docker's defaults
+//! (capabilities, masked and read-only paths, /dev, /proc, /sys, shm, mqueue)
+//! plus the container's process, hostname and files.
+
+use crate::error::{fail, Result};
+use crate::runconfig::RunConfig;
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// docker's default capability set.
+pub const DEFAULT_CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+const MASKED: [&str; 10] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+];
+
+const READONLY: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Numeric ids of the process user.
+#[derive(Debug, PartialEq)]
+pub struct Ids {
+    pub uid: u32,
+    pub gid: u32,
+    pub additional: Vec<u32>,
+}
+
+/// Resolves docker's `-u name|uid[:group|gid]` against the image's
+/// /etc/passwd and /etc/group (files that are symlinks are not followed: an
+/// image must not make us read the host's).
+pub fn resolve_user(rootfs: &Path, user: &str) -> Result<Ids> {
+    let read = |p: &str| -> String {
+        let path = rootfs.join(p);
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_file() => std::fs::read_to_string(&path).unwrap_or_default(),
+            _ => String::new(),
+        }
+    };
+    if user.is_empty() {
+        return Ok(Ids {
+            uid: 0,
+            gid: 0,
+            additional: vec![],
+        });
+    }
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let passwd = read("etc/passwd");
+    let entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 4 && (f[0] == u || (u.parse::<u32>().is_ok() && f[2] == u)));
+    let (uid, mut gid, name) = match (u.parse::<u32>(), &entry) {
+        (Ok(n), Some(f)) => (n, f[3].parse().unwrap_or(0), f[0].to_string()),
+        (Ok(n), None) => (n, 0, String::new()),
+        (Err(_), Some(f)) => (
+            f[2].parse().unwrap_or(0),
+            f[3].parse().unwrap_or(0),
+            f[0].to_string(),
+        ),
+        (Err(_), None) => {
+            return fail(format!(
+                "unable to find user {u}: no matching entries in passwd file"
+            ))
+        }
+    };
+    let groups = read("etc/group");
+    if let Some(g) = g {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => groups
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 3 && f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| {
+                    crate::error::Error::Daemon(format!(
+                        "unable to find group {g}: no matching entries in group file"
+                    ))
+                })?,
+        };
+    }
+    let additional = if name.is_empty() {
+        vec![]
+    } else {
+        groups
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .filter(|f| f.len() >= 4 && f[3].split(',').any(|m| m == name))
+            .filter_map(|f| f[2].parse().ok())
+            .filter(|&n| n != gid)
+            .collect()
+    };
+    Ok(Ids {
+        uid,
+        gid,
+        additional,
+    })
+}
+
+/// Options of one container's config.json.
+pub struct SpecInput<'a> {
+    pub cfg: &'a RunConfig,
+    pub rootfs: &'a Path,
+    pub hostname: &'a str,
+    pub ids: Ids,
+    /// Files written for the container: (source on the host, target inside).
+    pub files: Vec<(String, String)>,
+    /// A netns file to join, or None for a new empty network namespace.
+    pub netns: Option<String>,
+    /// Share the host's network namespace (`--network host`).
+    pub host_network: bool,
+}
+
+pub fn build(i: &SpecInput) -> Value {
+    let caps: Vec<&str> = DEFAULT_CAPS.to_vec();
+    let mut env = i.cfg.env.clone();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(
+            0,
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        );
+    }
+    if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+        env.push(format!("HOSTNAME={}", i.hostname));
+    }
+    if i.cfg.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(if i.ids.uid == 0 {
+            "HOME=/root".into()
+        } else {
+            "HOME=/".into()
+        });
+    }
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+    ];
+    for (src, dst) in &i.files {
+        mounts.push(json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
+    }
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
+    match (&i.netns, i.host_network) {
+        (_, true) => {}
+        (Some(p), false) => namespaces.push(json!({"type": "network", "path": p})),
+        (None, false) => namespaces.push(json!({"type": "network"})),
+    }
+    let cwd = if i.cfg.working_dir.is_empty() {
+        "/"
+    } else {
+        &i.cfg.working_dir
+    };
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": i.cfg.tty,
+            "user": {"uid": i.ids.uid, "gid": i.ids.gid, "additionalGids": i.ids.additional},
+            "args": i.cfg.args(),
+            "env": env,
+            "cwd": cwd,
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "noNewPrivileges": false
+        },
+        "root": {"path": i.rootfs, "readonly": false},
+        "hostname": i.hostname,
+        "mounts": mounts,
+        "linux": {
+            "namespaces": namespaces,
+            "maskedPaths": MASKED,
+            "readonlyPaths": READONLY
+        }
+    })
+}
+
+/// Writes the container's /etc/hostname, /etc/hosts and /etc/resolv.conf into
+/// its dir and returns them as (source, target) bind mounts.
+pub fn write_etc_files(
+    dir: &Path,
+    hostname: &str,
+    ip: Option<&str>,
+) -> Result<Vec<(String, String)>> {
+    use crate::error::IoContext;
+    let hosts = format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n{}\t{}\n",
+        ip.unwrap_or("127.0.1.1"),
+        hostname
+    );
+    // The host's resolvers, minus loopback ones, which mean nothing inside.
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut resolv: String = host_resolv
+        .lines()
+        .filter(|l| !(l.starts_with("nameserver 127.") || l.starts_with("nameserver ::1")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if !resolv.contains("nameserver") {
+        resolv.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+    let mut out = vec![];
+    for (name, body) in [
+        ("hostname", format!("{hostname}\n")),
+        ("hosts", hosts),
+        ("resolv.conf", resolv),
+    ] {
+        let p = dir.join(name);
+        std::fs::write(&p, body).step(|| format!("write {}", p.display()))?;
+        out.push((p.to_string_lossy().to_string(), format!("/etc/{name}")));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_resolve_from_the_image() {
+        let d = std::env::temp_dir().join(format!("spec-user-{}", std::process::id()));
+        std::fs::create_dir_all(d.join("etc")).unwrap();
+        std::fs::write(
+            d.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nweb:x:33:34::/:/bin/false\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("etc/group"),
+            "root:x:0:\nwww:x:34:\nextra:x:50:web\n",
+        )
+        .unwrap();
+        assert_eq!(
+            resolve_user(&d, "").unwrap(),
+            Ids {
+                uid: 0,
+                gid: 0,
+                additional: vec![]
+            }
+        );
+        assert_eq!(
+            resolve_user(&d, "web").unwrap(),
+            Ids {
+                uid: 33,
+                gid: 34,
+                additional: vec![50]
+            }
+        );
+        assert_eq!(
+            resolve_user(&d, "1000:www").unwrap(),
+            Ids {
+                uid: 1000,
+                gid: 34,
+                additional: vec![]
+            }
+        );
+        assert!(resolve_user(&d, "nobody").is_err());
+        assert!(resolve_user(&d, "web:nogroup").is_err());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -1,0 +1,326 @@
+//! Step 10: the supervisor. It is the container's parent (subreaper) for as
+//! long as the container runs: it copies the container's output into the
+//! json-file log (and to the user's terminal in the foreground), forwards
+//! signals and window sizes, reaps the container, records its exit, and
+//! releases what it held (all of it with --rm).
+
+use crate::context::Ctx;
+use crate::launch::{self, Io, Launched};
+use crate::logfile::{LineSplitter, Writer};
+use crate::runconfig::RunConfig;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::termios;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use serde_json::json;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+/// The signals the supervisor handles itself, through a signalfd.
+pub fn handled_signals() -> SigSet {
+    let mut s = SigSet::empty();
+    for sig in [
+        Signal::SIGCHLD,
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+    ] {
+        s.add(sig);
+    }
+    s
+}
+
+/// Becomes the subreaper and blocks the handled signals (so none is lost
+/// between now and the loop). Call before `launch`.
+pub fn prepare() -> nix::Result<SignalFd> {
+    nix::sys::prctl::set_child_subreaper(true)?;
+    let set = handled_signals();
+    set.thread_block()?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC)
+}
+
+/// Where the supervisor's copy of the output goes besides the log.
+pub struct Attached {
+    /// Copy the user's stdin into the container.
+    pub stdin: bool,
+}
+
+/// Supervises a launched container until it exits; returns its exit code
+/// (128+N when killed by signal N).
+pub fn supervise(
+    ctx: &Ctx,
+    id: &str,
+    cfg: &RunConfig,
+    l: Launched,
+    sfd: SignalFd,
+    attached: Option<Attached>,
+) -> i32 {
+    let _ = ctx
+        .ctrstate()
+        .args(["update", id])
+        .stdin_json(&launch::running_patch(l.pid))
+        .output();
+    let mut log = Writer::open(&ctx.container_dir(id).join(format!("{id}-json.log"))).ok();
+    let foreground = attached.is_some();
+    let user_stdin = attached.as_ref().map(|a| a.stdin).unwrap_or(false);
+    let _raw = match (&l.io, foreground) {
+        (Io::Pty { master }, true) => {
+            copy_winsize(master.as_fd());
+            RawMode::enter()
+        }
+        _ => None,
+    };
+    let (mut stdin_w, out, err) = match l.io {
+        Io::Pipes {
+            stdin,
+            stdout,
+            stderr,
+        } => (stdin, Some(stdout), Some(stderr)),
+        Io::Pty { master } => (None, Some(master), None),
+    };
+    let pty = err.is_none();
+    let mut out = out;
+    let mut err = err;
+    let mut stdin_open = user_stdin;
+    let mut splitters = [LineSplitter::default(), LineSplitter::default()];
+    let mut status: Option<i32> = None;
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut drain_deadline: Option<std::time::Instant> = None;
+    loop {
+        if status.is_some() && out.is_none() && err.is_none() {
+            break;
+        }
+        if let Some(d) = drain_deadline {
+            // The init is gone; a process that escaped with our pipe must not
+            // keep the supervisor (and `docker wait`) hanging.
+            if std::time::Instant::now() > d {
+                break;
+            }
+        }
+        let stdin_fd = unsafe { BorrowedFd::borrow_raw(0) };
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        let mut which = vec![0u8];
+        if let Some(o) = &out {
+            fds.push(PollFd::new(o.as_fd(), PollFlags::POLLIN));
+            which.push(1);
+        }
+        if let Some(e) = &err {
+            fds.push(PollFd::new(e.as_fd(), PollFlags::POLLIN));
+            which.push(2);
+        }
+        if stdin_open {
+            fds.push(PollFd::new(stdin_fd, PollFlags::POLLIN));
+            which.push(3);
+        }
+        let timeout = if drain_deadline.is_some() {
+            PollTimeout::from(100u16)
+        } else {
+            PollTimeout::NONE
+        };
+        match poll(&mut fds, timeout) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+        let ready: Vec<(u8, PollFlags)> = fds
+            .iter()
+            .zip(&which)
+            .map(|(f, &w)| (w, f.revents().unwrap_or(PollFlags::empty())))
+            .collect();
+        drop(fds);
+        for (w, rev) in ready {
+            if rev.is_empty() {
+                continue;
+            }
+            match w {
+                0 => {
+                    while let Ok(Some(si)) = sfd.read_signal() {
+                        let sig = si.ssi_signo as i32;
+                        if sig == libc::SIGCHLD {
+                            if let Some(code) = reap(l.pid) {
+                                status = Some(code);
+                                drain_deadline = Some(
+                                    std::time::Instant::now() + std::time::Duration::from_secs(2),
+                                );
+                            }
+                        } else if sig == libc::SIGWINCH {
+                            if let (true, Some(m)) = (pty && foreground, &out) {
+                                copy_winsize(m.as_fd());
+                            }
+                        } else if foreground && status.is_none() {
+                            // docker's sig-proxy: the container gets the signal.
+                            if let Ok(s) = Signal::try_from(sig) {
+                                let _ = kill(Pid::from_raw(l.pid), s);
+                            }
+                        }
+                    }
+                }
+                1 | 2 => {
+                    let fd = if w == 1 {
+                        out.as_ref().unwrap()
+                    } else {
+                        err.as_ref().unwrap()
+                    };
+                    match nix::unistd::read(fd.as_fd(), &mut buf) {
+                        Ok(0) | Err(nix::errno::Errno::EIO) => {
+                            let i = (w - 1) as usize;
+                            let stream = if w == 1 { "stdout" } else { "stderr" };
+                            splitters[i].flush(|line| {
+                                if let Some(lg) = log.as_mut() {
+                                    lg.write(stream, line)
+                                }
+                            });
+                            if w == 1 {
+                                out = None;
+                            } else {
+                                err = None;
+                            }
+                        }
+                        Ok(n) => {
+                            let data = &buf[..n];
+                            let stream = if w == 1 { "stdout" } else { "stderr" };
+                            if foreground {
+                                write_all(if w == 1 { 1 } else { 2 }, data);
+                            }
+                            splitters[(w - 1) as usize].push(data, |line| {
+                                if let Some(lg) = log.as_mut() {
+                                    lg.write(stream, line)
+                                }
+                            });
+                        }
+                        Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
+                        Err(_) => {
+                            if w == 1 {
+                                out = None;
+                            } else {
+                                err = None;
+                            }
+                        }
+                    }
+                }
+                3 => match nix::unistd::read(stdin_fd, &mut buf) {
+                    Ok(0) | Err(_) => {
+                        stdin_open = false;
+                        // EOF on our stdin closes the container's (not a pty's).
+                        stdin_w = None;
+                    }
+                    Ok(n) => {
+                        if pty {
+                            if let Some(m) = &out {
+                                write_all(m.as_raw_fd(), &buf[..n]);
+                            }
+                        } else if let Some(w) = &stdin_w {
+                            write_all(w.as_raw_fd(), &buf[..n]);
+                        }
+                    }
+                },
+                _ => {}
+            }
+        }
+    }
+    drop(_raw);
+    let code = status.unwrap_or_else(|| wait_blocking(l.pid));
+    finish(ctx, id, cfg, code);
+    code
+}
+
+/// Records the exit and releases what the container held.
+pub fn finish(ctx: &Ctx, id: &str, cfg: &RunConfig, code: i32) {
+    let errs = launch::stop_teardown(ctx, id);
+    let patch = json!({
+        "status": "exited",
+        "exitCode": code,
+        "finishedAt": ctrstate::time::now_rfc3339(),
+        "pid": 0,
+        "error": errs.first().map(|e| e.to_string()),
+    });
+    let _ = ctx
+        .ctrstate()
+        .args(["update", id])
+        .stdin_json(&patch)
+        .output();
+    if cfg.auto_remove {
+        let _ = launch::remove_teardown(ctx, id);
+    }
+}
+
+/// Reaps every exited child; returns the container's code if it was one.
+fn reap(pid: i32) -> Option<i32> {
+    let mut found = None;
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(p, c)) if p.as_raw() == pid => found = Some(c),
+            Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == pid => found = Some(128 + s as i32),
+            Ok(WaitStatus::StillAlive) | Err(_) => return found,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn wait_blocking(pid: i32) -> i32 {
+    loop {
+        match waitpid(Pid::from_raw(pid), None) {
+            Ok(WaitStatus::Exited(_, c)) => return c,
+            Ok(WaitStatus::Signaled(_, s, _)) => return 128 + s as i32,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return 255,
+            Ok(_) => continue,
+        }
+    }
+}
+
+fn write_all(fd: i32, mut data: &[u8]) {
+    let f = unsafe { BorrowedFd::borrow_raw(fd) };
+    while !data.is_empty() {
+        match nix::unistd::write(f, data) {
+            Ok(n) => data = &data[n..],
+            Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => continue,
+            Err(_) => return,
+        }
+    }
+}
+
+/// Gives the pty the size of the user's terminal.
+fn copy_winsize(master: BorrowedFd) {
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: plain ioctls on valid fds with a properly sized struct.
+    unsafe {
+        if libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) == 0 {
+            libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+        }
+    }
+}
+
+/// The user's terminal in raw mode, restored on drop.
+pub struct RawMode {
+    saved: termios::Termios,
+}
+
+impl RawMode {
+    pub fn enter() -> Option<RawMode> {
+        let stdin = unsafe { BorrowedFd::borrow_raw(0) };
+        if !nix::unistd::isatty(stdin).unwrap_or(false) {
+            return None;
+        }
+        let saved = termios::tcgetattr(stdin).ok()?;
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        termios::tcsetattr(stdin, termios::SetArg::TCSANOW, &raw).ok()?;
+        Some(RawMode { saved })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let stdin = unsafe { BorrowedFd::borrow_raw(0) };
+        let _ = termios::tcsetattr(stdin, termios::SetArg::TCSANOW, &self.saved);
+    }
+}
+
+/// Keeps an fd alive without using it (a detached -i container's stdin).
+pub fn keep(_fd: Option<OwnedFd>) {}

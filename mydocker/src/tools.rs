@@ -1,0 +1,168 @@
+//! Runs the other tools as processes, the way a person would at a shell, so
+//! every step mydocker takes can be repeated by hand. `MYDOCKER_LOG=debug`
+//! prints each call (command line and JSON in and out) on stderr.
+
+use crate::error::{Error, Result};
+use serde_json::Value;
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Where the tools are: beside this executable first (a build dir or an
+/// install dir), then $PATH.
+pub fn tool_path(name: &str) -> PathBuf {
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            let p = dir.join(name);
+            if p.exists() {
+                return p;
+            }
+        }
+    }
+    PathBuf::from(name)
+}
+
+pub fn debug_enabled() -> bool {
+    matches!(
+        std::env::var("MYDOCKER_LOG").as_deref(),
+        Ok("debug") | Ok("trace")
+    )
+}
+
+/// One call of a tool: `tool --root ROOT ARGS...`, optionally with JSON on stdin.
+pub struct Call {
+    tool: String,
+    args: Vec<OsString>,
+    stdin: Option<String>,
+}
+
+impl Call {
+    pub fn new(tool: &str, root: &Path) -> Call {
+        Call {
+            tool: tool.to_string(),
+            args: vec!["--root".into(), root.into()],
+            stdin: None,
+        }
+    }
+    /// A call without the `--root` flag (CNI plugins take their config instead).
+    pub fn bare(tool: &str) -> Call {
+        Call {
+            tool: tool.to_string(),
+            args: vec![],
+            stdin: None,
+        }
+    }
+    pub fn arg(mut self, a: impl Into<OsString>) -> Call {
+        self.args.push(a.into());
+        self
+    }
+    pub fn args<I: IntoIterator<Item = S>, S: Into<OsString>>(mut self, a: I) -> Call {
+        self.args.extend(a.into_iter().map(Into::into));
+        self
+    }
+    pub fn stdin_json(mut self, v: &Value) -> Call {
+        self.stdin = Some(v.to_string());
+        self
+    }
+
+    /// The call as a shell command line (for logs and --print-pipeline).
+    pub fn shell(&self) -> String {
+        let mut s = String::new();
+        if let Some(i) = &self.stdin {
+            s.push_str(&format!("echo {} | ", shell_quote(i)));
+        }
+        s.push_str(&self.tool);
+        for a in &self.args {
+            s.push(' ');
+            s.push_str(&shell_quote(&a.to_string_lossy()));
+        }
+        s
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(tool_path(&self.tool));
+        c.args(&self.args);
+        c
+    }
+
+    /// Runs the call to completion; stdout parsed as JSON (null when empty).
+    /// A failure becomes an error naming the tool, its step and its message.
+    pub fn json(self) -> Result<Value> {
+        let out = self.output()?;
+        if out.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&out).map_err(|e| self.error(format!("bad JSON output: {e}")))
+    }
+
+    /// Runs the call to completion and returns its stdout.
+    pub fn output(&self) -> Result<String> {
+        if debug_enabled() {
+            eprintln!("mydocker: + {}", self.shell());
+        }
+        let mut cmd = self.command();
+        cmd.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| self.error(format!("cannot run {}: {e}", self.tool)))?;
+        if let Some(input) = &self.stdin {
+            // A tool that fails early may not read its input: not our error.
+            let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| self.error(e.to_string()))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if debug_enabled() && !stdout.is_empty() {
+            eprintln!("mydocker:   -> {stdout}");
+        }
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let line = err
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("failed");
+            // Tools print "tool: message"; keep only the message.
+            let msg = line
+                .strip_prefix(&format!("{}: ", self.tool))
+                .unwrap_or(line);
+            return Err(self.error(msg.to_string()));
+        }
+        Ok(stdout)
+    }
+
+    fn error(&self, msg: String) -> Error {
+        let step = self
+            .args
+            .iter()
+            .skip(2)
+            .find(|a| !a.to_string_lossy().starts_with('-'))
+            .map(|a| a.to_string_lossy().to_string())
+            .unwrap_or_default();
+        Error::Tool {
+            tool: self.tool.clone(),
+            step,
+            msg,
+        }
+    }
+}
+
+/// Quotes a word for sh when it needs it.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
