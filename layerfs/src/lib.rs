@@ -1,1 +1,108 @@
-//! layerfs: see ../../README.md and ../../shared design for the contract.
+//! layerfs: the image store, overlay rootfs per container, (later) commit,
+//! export and volumes.
+//!
+//! # CLI contract
+//!
+//! `layerfs [--root DIR] SUBCOMMAND`; DIR defaults to `$MYDOCKER_ROOT` or
+//! `/var/lib/mydocker`. Each subcommand prints one JSON document on stdout;
+//! an error prints one line `layerfs: message` on stderr.
+//!
+//! - `load [-i FILE]` (FILE `-` or absent: stdin) loads a `docker save`
+//!   tarball or an OCI image layout tarball: `{"loaded":["name:tag"],"ids":["sha256:..."]}`.
+//!   Every layer's uncompressed digest is checked against the config's
+//!   `rootfs.diff_ids` while it is extracted; a mismatch or an unsafe entry
+//!   stores nothing. Loading again is a no-op that moves tags to this image.
+//! - `images`: `[{"id","repoTags","created","size","layers"}]`, newest first.
+//! - `inspect IMAGE`: `{"id","repoTags","created","size","layers","config"}`,
+//!   `config` being the image config JSON as loaded. IMAGE is `name`
+//!   (`:latest` implied), `name:tag`, `sha256:<hex>` or a unique id prefix.
+//! - `tag SOURCE TARGET`: `{"id","tagged"}`; the tag leaves any other image.
+//! - `rmi IMAGE [--force]`: `{"untagged":[...],"deleted":[ids and layer diff ids]}`.
+//!   Refused while a container's `layerfs.json` names the image, unless forced.
+//! - `mount IMAGE ID`: overlay on `DIR/containers/ID/rootfs` (lowerdirs the
+//!   layers top first, `upper`, `work` beside it), records
+//!   `DIR/containers/ID/layerfs.json` = `{"image","layers","rootfs"}`;
+//!   prints `{"rootfs":"/abs/path"}`. Already mounted: same output.
+//! - `umount ID`: `{"id","mounted":false}`; keeps `upper`. Not mounted: success.
+//! - `remove ID`: `{"id","removed":true}`; umount, then delete upper, work,
+//!   rootfs and layerfs.json (the container dir stays). Gone already: success.
+//!
+//! Exit codes: 0 ok; 1 the operation failed (no such image, image in use,
+//! I/O, mount); 2 bad usage or bad input (flags, a malformed reference or
+//! container id, a malformed, corrupted or hostile tarball).
+//!
+//! # Store layout
+//!
+//! ```text
+//! DIR/layers/sha256/<diffid hex>/   extracted layer, an overlay lowerdir
+//! DIR/layers/meta/<hex>.json        {"diffId","size"}
+//! DIR/layers/tmp/                   layers being extracted (renamed into place)
+//! DIR/images/index.json             {"images":{"sha256:<id>":{record}}}
+//! DIR/images/index.lock             flock serializing writers
+//! DIR/images/sha256/<hex>.json      image config blobs, verbatim
+//! DIR/containers/<ID>/{upper,work,rootfs,layerfs.json}
+//! ```
+
+pub mod atomic;
+pub mod digest;
+pub mod extract;
+pub mod image;
+pub mod index;
+pub mod layer;
+pub mod layout;
+pub mod load;
+pub mod mount;
+mod oci;
+pub mod reference;
+
+pub use layout::Layout;
+
+/// Any layerfs failure, with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Load(#[from] load::LoadError),
+    #[error(transparent)]
+    Image(#[from] image::ImageError),
+    #[error(transparent)]
+    Mount(#[from] mount::MountError),
+    #[error("{step} {path}: {source}")]
+    Io {
+        step: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// 2 for bad input (arguments or archive content), 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        use index::IndexError as I;
+        use layer::LayerError as L;
+        use load::LoadError as Ld;
+        let bad_layer = |l: &L| {
+            matches!(
+                l,
+                L::Extract {
+                    source: extract::ExtractError::Unsafe { .. }
+                        | extract::ExtractError::Unsupported { .. }
+                        | extract::ExtractError::Tar(_),
+                    ..
+                } | L::Mismatch { .. }
+                    | L::Compression { .. }
+            )
+        };
+        match self {
+            Error::Load(Ld::Format { .. } | Ld::Reference(_)) => 2,
+            Error::Load(Ld::Layer(l)) if bad_layer(l) => 2,
+            Error::Load(Ld::Index(I::Reference(_))) => 2,
+            Error::Image(
+                image::ImageError::Reference(_) | image::ImageError::Index(I::Reference(_)),
+            ) => 2,
+            Error::Mount(
+                mount::MountError::BadId(_) | mount::MountError::Index(I::Reference(_)),
+            ) => 2,
+            _ => 1,
+        }
+    }
+}

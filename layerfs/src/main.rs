@@ -1,6 +1,97 @@
+use clap::{Parser, Subcommand};
+use layerfs::{image, load, mount, Error, Layout};
+use serde::Serialize;
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Image store, overlay rootfs, commit, export, volumes.
+#[derive(Parser)]
+#[command(name = "layerfs", version)]
+struct Cli {
+    /// Store root.
+    #[arg(
+        long,
+        global = true,
+        env = "MYDOCKER_ROOT",
+        default_value = "/var/lib/mydocker"
+    )]
+    root: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Load a `docker save` tarball or an OCI layout tarball.
+    Load {
+        /// The tarball; `-` or absent reads stdin.
+        #[arg(short, long)]
+        input: Option<PathBuf>,
+    },
+    /// List images.
+    Images,
+    /// Print one image with its config.
+    Inspect { image: String },
+    /// Add a tag to an image.
+    Tag { source: String, target: String },
+    /// Remove a tag or an image.
+    Rmi {
+        image: String,
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Mount a container's overlay rootfs.
+    Mount { image: String, id: String },
+    /// Unmount a container's rootfs, keeping its writable layer.
+    Umount { id: String },
+    /// Unmount and delete a container's rootfs and writable layer.
+    Remove { id: String },
+}
+
 fn main() -> ExitCode {
-    eprintln!("layerfs: not implemented yet");
-    ExitCode::from(2)
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(v) => {
+            let mut out = std::io::stdout().lock();
+            let res = serde_json::to_writer(&mut out, &v)
+                .map_err(std::io::Error::from)
+                .and_then(|_| writeln!(out));
+            match res {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("layerfs: write stdout: {e}");
+                    ExitCode::from(1)
+                }
+                _ => ExitCode::SUCCESS,
+            }
+        }
+        Err(e) => {
+            eprintln!("layerfs: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn json<T: Serialize>(v: T) -> serde_json::Value {
+    serde_json::to_value(v).expect("output serializes")
+}
+
+fn run(cli: Cli) -> Result<serde_json::Value, Error> {
+    let layout = Layout::new(&cli.root);
+    Ok(match cli.cmd {
+        Cmd::Load { input } => json(load::load_input(&layout, input.as_deref())?),
+        Cmd::Images => json(image::list(&layout)?),
+        Cmd::Inspect { image } => json(image::inspect(&layout, &image)?),
+        Cmd::Tag { source, target } => json(image::tag(&layout, &source, &target)?),
+        Cmd::Rmi { image, force } => json(image::remove(&layout, &image, force)?),
+        Cmd::Mount { image, id } => json(mount::mount_rootfs(&layout, &image, &id)?),
+        Cmd::Umount { id } => {
+            mount::umount_rootfs(&layout, &id)?;
+            serde_json::json!({ "id": id, "mounted": false })
+        }
+        Cmd::Remove { id } => {
+            mount::remove_rootfs(&layout, &id)?;
+            serde_json::json!({ "id": id, "removed": true })
+        }
+    })
 }

@@ -1,0 +1,608 @@
+//! Safe extraction of one layer tar into a fresh directory.
+//!
+//! Every entry's parent is resolved inside the layer dir without following
+//! symlinks (openat2 `RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH`, or a per-component
+//! `O_NOFOLLOW` walk that creates missing dirs), and the entry itself is
+//! created with `*at` calls relative to that parent, so no entry can write
+//! outside the layer however earlier entries were crafted. `..` anywhere is
+//! refused; a leading `/` is stripped (as docker does). Whiteouts become
+//! overlay whiteouts: `.wh.NAME` a 0/0 char device, `.wh..wh..opq` the
+//! `trusted.overlay.opaque=y` xattr on the directory.
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::{
+    fchmodat, fstatat, mkdirat, mknodat, utimensat, FchmodatFlags, Mode, SFlag, UtimensatFlags,
+};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
+use std::ffi::{CString, OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Component, Path, PathBuf};
+
+/// Why an entry could not be extracted.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error("unsafe tar entry {entry:?}: {why}")]
+    Unsafe { entry: String, why: String },
+    #[error("unsupported tar entry {entry:?}: type {kind}")]
+    Unsupported { entry: String, kind: String },
+    #[error("reading the layer tar: {0}")]
+    Tar(#[source] io::Error),
+    #[error("{step} {entry:?}: {source}")]
+    Io {
+        step: &'static str,
+        entry: String,
+        source: io::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, ExtractError>;
+
+const OPAQUE: &str = ".wh..wh..opq";
+const WHITEOUT: &str = ".wh.";
+
+/// Extracts the tar stream `reader` into the existing empty directory `dir`.
+/// Stops at the tar's end-of-archive marker; the caller drains the rest.
+pub fn unpack<R: Read>(reader: R, dir: &Path) -> Result<()> {
+    let root = open_dir(None, dir.as_os_str()).map_err(|e| io_err("open", dir, e))?;
+    let mut u = Unpacker {
+        root,
+        cache: None,
+        dir_times: Vec::new(),
+        buf: vec![0; 256 * 1024],
+    };
+    let mut ar = tar::Archive::new(reader);
+    for entry in ar.entries().map_err(ExtractError::Tar)? {
+        let mut entry = entry.map_err(ExtractError::Tar)?;
+        u.entry(&mut entry)?;
+    }
+    u.finish();
+    Ok(())
+}
+
+/// A tar entry path as layer-relative components: leading `/` and `.`
+/// dropped, `..` refused.
+pub fn clean(path: &Path) -> std::result::Result<Vec<OsString>, String> {
+    let mut out = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir => return Err("path contains '..'".into()),
+            Component::Normal(s) => out.push(s.to_os_string()),
+            Component::Prefix(_) => return Err("path has a prefix".into()),
+        }
+    }
+    Ok(out)
+}
+
+struct Unpacker {
+    root: OwnedFd,
+    /// The last resolved parent dir: tars list a dir's children together.
+    cache: Option<(Vec<OsString>, OwnedFd)>,
+    /// Dir mtimes are set last: creating children changes them.
+    dir_times: Vec<(PathBuf, i64)>,
+    buf: Vec<u8>,
+}
+
+/// What an entry's header says, with PAX overrides applied.
+struct Meta {
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    mtime: i64,
+    xattrs: Vec<(CString, Vec<u8>)>,
+}
+
+impl Unpacker {
+    fn entry<R: Read>(&mut self, e: &mut tar::Entry<R>) -> Result<()> {
+        let kind = e.header().entry_type();
+        if matches!(kind, tar::EntryType::XGlobalHeader) {
+            return Ok(());
+        }
+        let raw = e.path().map_err(ExtractError::Tar)?.into_owned();
+        let name = raw.display().to_string();
+        let unsafe_ = |why: &str| ExtractError::Unsafe {
+            entry: name.clone(),
+            why: why.to_string(),
+        };
+        let rel = clean(&raw).map_err(|w| unsafe_(&w))?;
+        let meta = self.meta(e, &name)?;
+        let Some((base, parent)) = rel.split_last() else {
+            // "./": the layer root itself.
+            if kind.is_dir() {
+                self.set_meta(self.root.as_fd(), OsStr::new("."), &meta, &name, true)?;
+                return Ok(());
+            }
+            return Err(unsafe_("names the layer root but is not a directory"));
+        };
+        let base_b = base.as_bytes();
+        if let Some(target) = base_b.strip_prefix(WHITEOUT.as_bytes()) {
+            return self.whiteout(parent, base, target, &name);
+        }
+        let pfd = self.parent(parent, &name)?;
+        let full: PathBuf = rel.iter().collect();
+        use tar::EntryType as T;
+        match kind {
+            T::Regular | T::Continuous | T::GNUSparse => {
+                self.clear(pfd.as_fd(), base, &name, false)?;
+                let fd = openat(
+                    pfd.as_fd(),
+                    base.as_os_str(),
+                    OFlag::O_WRONLY
+                        | OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o600),
+                )
+                .map_err(|e| io_err("create", &name, e))?;
+                let mut f = File::from(fd);
+                loop {
+                    let n = match e.read(&mut self.buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(err) => return Err(ExtractError::Tar(err)),
+                    };
+                    f.write_all(&self.buf[..n])
+                        .map_err(|err| ExtractError::Io {
+                            step: "write",
+                            entry: name.clone(),
+                            source: err,
+                        })?;
+                }
+                self.set_meta(f.as_fd(), OsStr::new(""), &meta, &name, false)?;
+            }
+            T::Directory => {
+                let keep = self.clear(pfd.as_fd(), base, &name, true)?;
+                if !keep {
+                    mkdirat(
+                        pfd.as_fd(),
+                        base.as_os_str(),
+                        Mode::from_bits_truncate(0o700),
+                    )
+                    .map_err(|e| io_err("mkdir", &name, e))?;
+                }
+                let dfd =
+                    open_dir(Some(pfd.as_fd()), base).map_err(|e| io_err("open dir", &name, e))?;
+                self.set_meta(dfd.as_fd(), OsStr::new(""), &meta, &name, true)?;
+                self.dir_times.push((full, meta.mtime));
+            }
+            T::Symlink => {
+                let target = e
+                    .link_name()
+                    .map_err(ExtractError::Tar)?
+                    .ok_or_else(|| unsafe_("symlink without a target"))?;
+                self.clear(pfd.as_fd(), base, &name, false)?;
+                symlinkat(target.as_os_str(), pfd.as_fd(), base.as_os_str())
+                    .map_err(|e| io_err("symlink", &name, e))?;
+                self.set_link_meta(pfd.as_fd(), base, &meta, &name)?;
+            }
+            T::Link => {
+                let target = e
+                    .link_name()
+                    .map_err(ExtractError::Tar)?
+                    .ok_or_else(|| unsafe_("hardlink without a target"))?;
+                let trel = clean(&target)
+                    .map_err(|w| unsafe_(&format!("hardlink target {}: {w}", target.display())))?;
+                let Some((tbase, tparent)) = trel.split_last() else {
+                    return Err(unsafe_("hardlink to the layer root"));
+                };
+                let tpfd = self.parent(tparent, &name)?;
+                match fstatat(
+                    tpfd.as_fd(),
+                    tbase.as_os_str(),
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                ) {
+                    Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {
+                        return Err(unsafe_("hardlink to a directory"));
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        return Err(unsafe_(&format!(
+                            "hardlink target {} is not in this layer",
+                            target.display()
+                        )));
+                    }
+                }
+                if tparent == parent && tbase == base {
+                    return Ok(());
+                }
+                self.clear(pfd.as_fd(), base, &name, false)?;
+                // Flags 0: a symlink target is linked itself, never followed.
+                linkat(
+                    tpfd.as_fd(),
+                    tbase.as_os_str(),
+                    pfd.as_fd(),
+                    base.as_os_str(),
+                    AtFlags::empty(),
+                )
+                .map_err(|e| io_err("link", &name, e))?;
+            }
+            T::Char | T::Block | T::Fifo => {
+                let (sflag, dev) = match kind {
+                    T::Fifo => (SFlag::S_IFIFO, 0),
+                    _ => {
+                        let major = e.header().device_major().ok().flatten().unwrap_or(0);
+                        let minor = e.header().device_minor().ok().flatten().unwrap_or(0);
+                        let f = if kind == T::Char {
+                            SFlag::S_IFCHR
+                        } else {
+                            SFlag::S_IFBLK
+                        };
+                        (f, libc::makedev(major, minor))
+                    }
+                };
+                self.clear(pfd.as_fd(), base, &name, false)?;
+                mknodat(
+                    pfd.as_fd(),
+                    base.as_os_str(),
+                    sflag,
+                    Mode::from_bits_truncate(0o600),
+                    dev,
+                )
+                .map_err(|e| io_err("mknod", &name, e))?;
+                fchownat(
+                    pfd.as_fd(),
+                    base.as_os_str(),
+                    Some(Uid::from_raw(meta.uid)),
+                    Some(Gid::from_raw(meta.gid)),
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                )
+                .map_err(|e| io_err("chown", &name, e))?;
+                fchmodat(
+                    pfd.as_fd(),
+                    base.as_os_str(),
+                    Mode::from_bits_truncate(meta.mode),
+                    FchmodatFlags::FollowSymlink,
+                )
+                .map_err(|e| io_err("chmod", &name, e))?;
+                self.set_link_meta(pfd.as_fd(), base, &meta, &name)?;
+            }
+            other => {
+                return Err(ExtractError::Unsupported {
+                    entry: name,
+                    kind: format!("{other:?}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A whiteout entry `parent/.wh.TARGET` (or the opaque marker).
+    fn whiteout(
+        &mut self,
+        parent: &[OsString],
+        base: &OsStr,
+        target: &[u8],
+        name: &str,
+    ) -> Result<()> {
+        let pfd = self.parent(parent, name)?;
+        if base == OPAQUE {
+            let key = c"trusted.overlay.opaque";
+            // SAFETY: valid fd, NUL-terminated key, value slice of len 1.
+            let rc = unsafe {
+                libc::fsetxattr(pfd.as_raw_fd(), key.as_ptr(), b"y".as_ptr().cast(), 1, 0)
+            };
+            if rc != 0 {
+                return Err(ExtractError::Io {
+                    step: "set opaque xattr",
+                    entry: name.into(),
+                    source: io::Error::last_os_error(),
+                });
+            }
+            return Ok(());
+        }
+        if target.starts_with(WHITEOUT.as_bytes()) {
+            // Other `.wh..wh.` metadata (aufs hardlink dirs): not content.
+            return Ok(());
+        }
+        if target.is_empty() || target == b"." || target == b".." || target.contains(&b'/') {
+            return Err(ExtractError::Unsafe {
+                entry: name.into(),
+                why: "bad whiteout name".into(),
+            });
+        }
+        let target = OsStr::from_bytes(target);
+        self.clear(pfd.as_fd(), target, name, false)?;
+        mknodat(
+            pfd.as_fd(),
+            target,
+            SFlag::S_IFCHR,
+            Mode::empty(),
+            libc::makedev(0, 0),
+        )
+        .map_err(|e| io_err("mknod whiteout", name, e))?;
+        Ok(())
+    }
+
+    /// The fd of the parent dir `comps`, never reached through a symlink;
+    /// missing dirs are created 0755 (as docker does).
+    fn parent(&mut self, comps: &[OsString], name: &str) -> Result<OwnedFd> {
+        if let Some((p, fd)) = &self.cache {
+            if p == comps {
+                return fd.try_clone().map_err(|e| ExtractError::Io {
+                    step: "dup",
+                    entry: name.into(),
+                    source: e,
+                });
+            }
+        }
+        let fd = if comps.is_empty() {
+            self.root.try_clone().map_err(|e| ExtractError::Io {
+                step: "dup",
+                entry: name.into(),
+                source: e,
+            })?
+        } else {
+            let rel: PathBuf = comps.iter().collect();
+            let how = OpenHow::new()
+                .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+                .resolve(
+                    ResolveFlag::RESOLVE_NO_SYMLINKS
+                        | ResolveFlag::RESOLVE_BENEATH
+                        | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+                );
+            match openat2(self.root.as_fd(), rel.as_os_str(), how) {
+                Ok(fd) => fd,
+                Err(Errno::ELOOP) => return Err(self.unsafe_parent(comps, name)),
+                Err(Errno::ENOTDIR) => {
+                    return Err(ExtractError::Unsafe {
+                        entry: name.into(),
+                        why: format!("parent {} is not a directory", rel.display()),
+                    })
+                }
+                Err(_) => self.walk(comps, name)?,
+            }
+        };
+        self.cache = Some((
+            comps.to_vec(),
+            fd.try_clone().map_err(|e| ExtractError::Io {
+                step: "dup",
+                entry: name.into(),
+                source: e,
+            })?,
+        ));
+        Ok(fd)
+    }
+
+    /// Component-by-component walk creating missing dirs (openat2's ENOENT
+    /// path, or a kernel without openat2).
+    fn walk(&self, comps: &[OsString], name: &str) -> Result<OwnedFd> {
+        let mut cur = self.root.try_clone().map_err(|e| ExtractError::Io {
+            step: "dup",
+            entry: name.into(),
+            source: e,
+        })?;
+        for c in comps {
+            let next = match open_dir(Some(cur.as_fd()), c) {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT) => {
+                    match mkdirat(cur.as_fd(), c.as_os_str(), Mode::from_bits_truncate(0o755)) {
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(e) => return Err(io_err("mkdir parent", name, e)),
+                    }
+                    open_dir(Some(cur.as_fd()), c).map_err(|e| io_err("open parent", name, e))?
+                }
+                Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => {
+                    return Err(self.unsafe_parent(comps, name))
+                }
+                Err(e) => return Err(io_err("open parent", name, e)),
+            };
+            cur = next;
+        }
+        Ok(cur)
+    }
+
+    fn unsafe_parent(&self, comps: &[OsString], name: &str) -> ExtractError {
+        let rel: PathBuf = comps.iter().collect();
+        ExtractError::Unsafe {
+            entry: name.into(),
+            why: format!(
+                "parent {} is a symlink or not a directory (would write through it)",
+                rel.display()
+            ),
+        }
+    }
+
+    /// Makes room for a new entry `base` in `pfd`: a dir stays when the new
+    /// entry is a dir (returns true), anything else is removed.
+    fn clear(&mut self, pfd: BorrowedFd, base: &OsStr, name: &str, want_dir: bool) -> Result<bool> {
+        let st = match fstatat(pfd, base, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => return Ok(false),
+            Err(e) => return Err(io_err("stat", name, e)),
+        };
+        let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        if is_dir && want_dir {
+            return Ok(true);
+        }
+        if is_dir {
+            // Cached fds may point into the removed tree.
+            self.cache = None;
+            let path = proc_path(pfd, base);
+            std::fs::remove_dir_all(&path).map_err(|e| ExtractError::Io {
+                step: "replace dir",
+                entry: name.into(),
+                source: e,
+            })?;
+        } else {
+            unlinkat(pfd, base, UnlinkatFlags::NoRemoveDir)
+                .map_err(|e| io_err("replace", name, e))?;
+        }
+        Ok(false)
+    }
+
+    /// Owner, mode, xattrs and mtime on an open file or dir.
+    fn set_meta(
+        &self,
+        fd: BorrowedFd,
+        _name_in: &OsStr,
+        m: &Meta,
+        name: &str,
+        is_dir: bool,
+    ) -> Result<()> {
+        // SAFETY: plain syscalls on a valid fd. chown before chmod: chown
+        // clears setuid bits; xattrs after chown: it clears capabilities.
+        unsafe {
+            if libc::fchown(fd.as_raw_fd(), m.uid, m.gid) != 0 {
+                return Err(ExtractError::Io {
+                    step: "chown",
+                    entry: name.into(),
+                    source: io::Error::last_os_error(),
+                });
+            }
+            if libc::fchmod(fd.as_raw_fd(), m.mode) != 0 {
+                return Err(ExtractError::Io {
+                    step: "chmod",
+                    entry: name.into(),
+                    source: io::Error::last_os_error(),
+                });
+            }
+            for (k, v) in &m.xattrs {
+                if libc::fsetxattr(fd.as_raw_fd(), k.as_ptr(), v.as_ptr().cast(), v.len(), 0) != 0 {
+                    return Err(ExtractError::Io {
+                        step: "setxattr",
+                        entry: name.into(),
+                        source: io::Error::last_os_error(),
+                    });
+                }
+            }
+        }
+        if !is_dir {
+            let t = TimeSpec::new(m.mtime, 0);
+            let _ = nix::sys::stat::futimens(fd, &t, &t);
+        }
+        Ok(())
+    }
+
+    /// Owner, xattrs and mtime on a symlink or device, without following it.
+    fn set_link_meta(&self, pfd: BorrowedFd, base: &OsStr, m: &Meta, name: &str) -> Result<()> {
+        fchownat(
+            pfd,
+            base,
+            Some(Uid::from_raw(m.uid)),
+            Some(Gid::from_raw(m.gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| io_err("chown", name, e))?;
+        if !m.xattrs.is_empty() {
+            let p =
+                CString::new(proc_path(pfd, base).into_os_string().into_vec()).map_err(|_| {
+                    ExtractError::Unsafe {
+                        entry: name.into(),
+                        why: "NUL in path".into(),
+                    }
+                })?;
+            for (k, v) in &m.xattrs {
+                // SAFETY: NUL-terminated path and key, valid value slice.
+                if unsafe { libc::lsetxattr(p.as_ptr(), k.as_ptr(), v.as_ptr().cast(), v.len(), 0) }
+                    != 0
+                {
+                    return Err(ExtractError::Io {
+                        step: "setxattr",
+                        entry: name.into(),
+                        source: io::Error::last_os_error(),
+                    });
+                }
+            }
+        }
+        let t = TimeSpec::new(m.mtime, 0);
+        let _ = utimensat(pfd, base, &t, &t, UtimensatFlags::NoFollowSymlink);
+        Ok(())
+    }
+
+    fn meta<R: Read>(&self, e: &mut tar::Entry<R>, name: &str) -> Result<Meta> {
+        let h = e.header();
+        let mut m = Meta {
+            uid: h.uid().unwrap_or(0) as u32,
+            gid: h.gid().unwrap_or(0) as u32,
+            mode: h.mode().unwrap_or(0o644) & 0o7777,
+            mtime: h.mtime().unwrap_or(0) as i64,
+            xattrs: Vec::new(),
+        };
+        if let Some(exts) = e.pax_extensions().map_err(ExtractError::Tar)? {
+            for ext in exts {
+                let ext = ext.map_err(ExtractError::Tar)?;
+                let Ok(key) = ext.key() else { continue };
+                let num = || {
+                    ext.value()
+                        .ok()
+                        .and_then(|v| v.split('.').next()?.parse::<i64>().ok())
+                };
+                if let Some(x) = key.strip_prefix("SCHILY.xattr.") {
+                    let k = CString::new(x).map_err(|_| ExtractError::Unsafe {
+                        entry: name.into(),
+                        why: "NUL in xattr name".into(),
+                    })?;
+                    m.xattrs.push((k, ext.value_bytes().to_vec()));
+                } else if key == "uid" {
+                    m.uid = num().unwrap_or(m.uid as i64) as u32;
+                } else if key == "gid" {
+                    m.gid = num().unwrap_or(m.gid as i64) as u32;
+                } else if key == "mtime" {
+                    m.mtime = num().unwrap_or(m.mtime);
+                }
+            }
+        }
+        Ok(m)
+    }
+
+    fn finish(&mut self) {
+        // Deepest first is not needed: setting a dir's times does not touch its parent.
+        for (path, mtime) in self.dir_times.drain(..) {
+            let how = OpenHow::new()
+                .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+                .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_BENEATH);
+            // A later entry may have replaced the dir: then there is nothing to set.
+            if let Ok(fd) = openat2(self.root.as_fd(), path.as_os_str(), how) {
+                let t = TimeSpec::new(mtime, 0);
+                let _ = nix::sys::stat::futimens(fd, &t, &t);
+            }
+        }
+    }
+}
+
+fn open_dir(dirfd: Option<BorrowedFd>, name: &OsStr) -> nix::Result<OwnedFd> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    match dirfd {
+        Some(fd) => openat(fd, name, flags, Mode::empty()),
+        None => nix::fcntl::open(name, flags, Mode::empty()),
+    }
+}
+
+/// `/proc/self/fd/N/base`: a path through a dir fd we already hold, so
+/// path-based calls (remove_dir_all) cannot be redirected by a symlink above.
+fn proc_path(dirfd: BorrowedFd, base: &OsStr) -> PathBuf {
+    Path::new(&format!("/proc/self/fd/{}", dirfd.as_raw_fd())).join(base)
+}
+
+fn io_err(step: &'static str, entry: impl AsRef<Path>, e: Errno) -> ExtractError {
+    ExtractError::Io {
+        step,
+        entry: entry.as_ref().display().to_string(),
+        source: io::Error::from(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_strips_root_and_dots() {
+        let c = clean(Path::new("/./a/./b/")).unwrap();
+        assert_eq!(c, vec![OsString::from("a"), OsString::from("b")]);
+        assert!(clean(Path::new("./")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn clean_refuses_dotdot() {
+        assert!(clean(Path::new("a/../b")).is_err());
+        assert!(clean(Path::new("../x")).is_err());
+    }
+}

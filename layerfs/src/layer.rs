@@ -1,0 +1,190 @@
+//! The content-addressed layer store: `layers/sha256/<diff id hex>/`.
+
+use crate::digest::HashReader;
+use crate::extract::{self, ExtractError};
+use crate::layout::Layout;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error("layer {layer}: {source}")]
+    Extract { layer: String, source: ExtractError },
+    #[error("layer {layer}: digest mismatch: the config says {expected}, the content is {actual}")]
+    Mismatch {
+        layer: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("layer {layer}: {what} compressed layers are not supported")]
+    Compression { layer: String, what: &'static str },
+    #[error("{step} {path}: {source}")]
+    Io {
+        step: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, LayerError>;
+
+/// A stored layer.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerInfo {
+    /// `sha256:<hex>` of the uncompressed layer tar.
+    pub diff_id: String,
+    /// Bytes of the uncompressed layer tar.
+    pub size: u64,
+}
+
+/// True when the layer `hex` is already in the store.
+pub fn exists(layout: &Layout, hex: &str) -> bool {
+    layout.layer(hex).is_dir()
+}
+
+/// The recorded size of a stored layer (0 when its meta is missing).
+pub fn size(layout: &Layout, hex: &str) -> u64 {
+    std::fs::read(layout.layer_meta(hex))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<LayerInfo>(&b).ok())
+        .map(|i| i.size)
+        .unwrap_or(0)
+}
+
+/// A temp dir under `layers/tmp` removed on drop unless kept.
+pub struct TempLayer {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl TempLayer {
+    pub fn new(layout: &Layout) -> Result<TempLayer> {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let tmp = layout.layers_tmp();
+        std::fs::create_dir_all(&tmp).map_err(|e| io_err("mkdir", &tmp, e))?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = tmp.join(format!(
+            "{}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst),
+            nanos
+        ));
+        std::fs::create_dir(&path).map_err(|e| io_err("mkdir", &path, e))?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .map_err(|e| io_err("chmod", &path, e))?;
+        Ok(TempLayer { path, keep: false })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempLayer {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Extracts a layer stream (plain or gzip tar) into the store, hashing the
+/// uncompressed bytes on the way. With `expected` (a `sha256:` diff id) a
+/// mismatch stores nothing; without it the layer is stored under whatever
+/// digest it has. Returns whether it was newly stored.
+pub fn ensure<R: Read>(
+    layout: &Layout,
+    reader: R,
+    expected: Option<&str>,
+    label: &str,
+) -> Result<(LayerInfo, bool)> {
+    let mut raw = BufReader::with_capacity(1 << 20, reader);
+    let head = raw
+        .fill_buf()
+        .map_err(|e| io_err("read", Path::new(label), e))?;
+    let decoded: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(raw))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return Err(LayerError::Compression {
+            layer: label.into(),
+            what: "zstd",
+        });
+    } else {
+        Box::new(raw)
+    };
+    let tmp = TempLayer::new(layout)?;
+    let mut hashed = HashReader::new(decoded);
+    extract::unpack(&mut hashed, tmp.path()).map_err(|source| LayerError::Extract {
+        layer: label.into(),
+        source,
+    })?;
+    let (diff_id, size) = hashed
+        .finish()
+        .map_err(|e| io_err("read", Path::new(label), e))?;
+    if let Some(expected) = expected {
+        if expected != diff_id {
+            return Err(LayerError::Mismatch {
+                layer: label.into(),
+                expected: expected.into(),
+                actual: diff_id,
+            });
+        }
+    }
+    let info = LayerInfo { diff_id, size };
+    let hex = &info.diff_id["sha256:".len()..];
+    let dest = layout.layer(hex);
+    if dest.is_dir() {
+        return Ok((info, false));
+    }
+    std::fs::create_dir_all(layout.layers_dir())
+        .map_err(|e| io_err("mkdir", &layout.layers_dir(), e))?;
+    let meta = layout.layer_meta(hex);
+    crate::atomic::write_atomic(&meta, &serde_json::to_vec(&info).unwrap_or_default())
+        .map_err(|e| io_err("write", &meta, e))?;
+    match std::fs::rename(tmp.path(), &dest) {
+        Ok(()) => {}
+        // Stored meanwhile by someone else: theirs is as good as ours.
+        Err(e) if dest.is_dir() => {
+            let _ = e;
+            return Ok((info, false));
+        }
+        Err(e) => return Err(io_err("rename", &dest, e)),
+    }
+    let mut tmp = tmp;
+    tmp.keep = true;
+    Ok((info, true))
+}
+
+/// Removes a layer and its meta; already gone succeeds.
+pub fn remove(layout: &Layout, hex: &str) -> Result<()> {
+    let dir = layout.layer(hex);
+    // Rename first so a half-deleted layer is never visible under its name.
+    let tmp = layout
+        .layers_tmp()
+        .join(format!("rm-{hex}-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(layout.layers_tmp());
+    match std::fs::rename(&dir, &tmp) {
+        Ok(()) => std::fs::remove_dir_all(&tmp).map_err(|e| io_err("remove", &tmp, e))?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err("rename", &dir, e)),
+    }
+    match std::fs::remove_file(layout.layer_meta(hex)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            Err(io_err("remove", &layout.layer_meta(hex), e))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn io_err(step: &'static str, path: &Path, source: io::Error) -> LayerError {
+    LayerError::Io {
+        step,
+        path: path.to_path_buf(),
+        source,
+    }
+}
