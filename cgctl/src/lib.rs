@@ -1,1 +1,178 @@
-//! cgctl: see ../../README.md and ../../shared design for the contract.
+//! cgctl: cgroups for mydocker on v1, v2 and hybrid hosts: create with
+//! limits, attach, update, stats, freeze/thaw, procs, delete.
+//!
+//! # CLI contract
+//!
+//! `cgctl [--root DIR] SUBCOMMAND`; `--root` defaults to `$MYDOCKER_ROOT`, else
+//! `/var/lib/mydocker`. Every subcommand prints one JSON document on stdout.
+//!
+//! - `create NAME` reads resources JSON on stdin in the OCI `linux.resources`
+//!   shape (`{"memory":{"limit","reservation","swap"},"cpu":{"shares","quota",
+//!   "period","cpus","mems"},"pids":{"limit"},"blockIO":{"weight"}}`; byte
+//!   sizes may also be strings like `"64m"`; `-1` or `"max"` = unlimited;
+//!   empty stdin or `{}` = no limits; unknown fields ignored). It makes the
+//!   cgroup under the CALLER's own cgroup in every mounted hierarchy and
+//!   prints `{"name","paths":[...],"mode":"v1"|"v2"|"hybrid"}` (plus
+//!   `"skipped":[...]` naming settings this host cannot hold, e.g.
+//!   `blockIO.weight` with no weight file). Already there: applies the limits
+//!   again. Invalid values (negative, zero, a cpuset outside the caller's
+//!   cpus, a malformed size) are refused with exit 2 before anything is made;
+//!   a later failure removes what this call made.
+//! - `set NAME` (resources JSON on stdin): applies limits to an existing
+//!   cgroup; prints the same object as create.
+//! - `attach NAME PID`: writes PID to `cgroup.procs` in every directory;
+//!   prints `{"name","pid","paths"}`.
+//! - `procs NAME`: prints a JSON array of pids.
+//! - `freeze NAME` / `thaw NAME`: waits until the kernel reports it done;
+//!   prints `{"name","state":"frozen"|"thawed"}`.
+//! - `stats NAME`: prints `{"memory":{"usage","maxUsage","limit",
+//!   "oomKillCount"},"cpu":{"usageNs","throttledPeriods","throttledNs"},
+//!   "pids":{"current","limit"}}`; `maxUsage` and both `limit`s are null when
+//!   unknown/unlimited.
+//! - `delete [--force] NAME`: removes every directory and the record; with
+//!   processes left, fails naming them, or with `--force` SIGKILLs them
+//!   (`cgroup.kill` on v2, thawing a frozen cgroup) and waits up to 5 s.
+//!   Also removes NAME's parent components (`mydocker` of `mydocker/<id>`)
+//!   when empty. Unknown NAME succeeds. Prints `{"name","removed","killed"}`.
+//! - `mode`: prints `{"mode","v1":[{"controllers","mountpoint","base"}],
+//!   "unified":{"mountpoint","base"}|null}`.
+//!
+//! NAME is a relative path (`mydocker/<id>`) of `[A-Za-z0-9_.-]+` components.
+//! The record `ROOT/cgroups/<NAME with / as %>.json` lists the directories
+//! (`{"name","mode","paths"}`), written atomically under a flock on
+//! `ROOT/cgroups/.lock`, so any later call from any cgroup finds them.
+//!
+//! Hierarchies: every v1 hierarchy with controllers (named ones like
+//! `name=systemd` are skipped), plus the v2 one. On hybrid hosts the v2
+//! directory is made too (no controllers are enabled there unless no v1
+//! hierarchy has them) and skipped if not writable. On pure v2 the needed
+//! controllers are enabled in `cgroup.subtree_control` from the base down; if
+//! the caller's cgroup holds processes (the v2 "no internal processes" rule,
+//! EBUSY), the cgroup is made under the nearest ancestor that can delegate.
+//! v1 cpuset directories get cpus/mems from their parent before any task.
+//! v2 `cpu.weight` = 1 + (shares - 2) * 9999 / 262142; `memory.swap.max` =
+//! swap - limit.
+//!
+//! Exit codes: 0 ok; 1 the operation failed (cgroup not found, kernel
+//! refused a value, timeout, processes left without --force); 2 bad usage or
+//! input (flags, NAME, PID, resources JSON). Errors are one line
+//! `cgctl: ...` on stderr.
+
+mod cgfile;
+pub mod cgroup;
+pub mod freezer;
+pub mod hierarchy;
+mod limits;
+pub mod name;
+pub mod record;
+pub mod resources;
+pub mod stats;
+
+pub use cgroup::{Created, Deleted};
+pub use freezer::State;
+pub use hierarchy::{Host, Mode};
+pub use name::CgroupName;
+pub use stats::Stats;
+
+use cgroup::CgroupError;
+use record::Store;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Name(#[from] name::NameError),
+    #[error(transparent)]
+    Resources(#[from] resources::ResourcesError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Freezer(#[from] freezer::FreezerError),
+    #[error(transparent)]
+    Stats(#[from] stats::StatsError),
+    #[error(transparent)]
+    Hierarchy(#[from] hierarchy::HierarchyError),
+}
+
+impl Error {
+    /// 2 for bad input, 1 for a failed operation.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Name(_) | Error::Resources(_) => 2,
+            Error::Cgroup(CgroupError::Resources(_) | CgroupError::BadPid { .. }) => 2,
+            _ => 1,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The host's cgroup mode, from /proc/self/mountinfo.
+pub fn mode() -> Result<Mode> {
+    Ok(Host::detect()?.mode)
+}
+
+/// The library behind the CLI: one value per `--root`.
+pub struct Cgctl {
+    store: Store,
+}
+
+impl Cgctl {
+    pub fn new(root: &Path) -> Cgctl {
+        Cgctl {
+            store: Store::new(root),
+        }
+    }
+
+    pub fn create(&self, name: &str, resources_json: &str) -> Result<Created> {
+        let name = CgroupName::parse(name)?;
+        let res = resources::parse(resources_json)?;
+        Ok(cgroup::create(&self.store, &name, &res)?)
+    }
+
+    pub fn set(&self, name: &str, resources_json: &str) -> Result<Created> {
+        let name = CgroupName::parse(name)?;
+        let res = resources::parse(resources_json)?;
+        Ok(cgroup::set(&self.store, &name, &res)?)
+    }
+
+    pub fn attach(&self, name: &str, pid: &str) -> Result<Vec<PathBuf>> {
+        let name = CgroupName::parse(name)?;
+        let pid = cgroup::parse_pid(pid)?;
+        Ok(cgroup::attach(&self.store, &name, pid)?)
+    }
+
+    pub fn procs(&self, name: &str) -> Result<Vec<i32>> {
+        Ok(cgroup::procs(&self.store, &CgroupName::parse(name)?)?)
+    }
+
+    fn paths(&self, name: &str) -> Result<Vec<PathBuf>> {
+        Ok(cgroup::load(&self.store, &CgroupName::parse(name)?)?.paths)
+    }
+
+    pub fn freeze(&self, name: &str) -> Result<State> {
+        Ok(freezer::set(&self.paths(name)?, true)?)
+    }
+
+    pub fn thaw(&self, name: &str) -> Result<State> {
+        Ok(freezer::set(&self.paths(name)?, false)?)
+    }
+
+    pub fn freezer_state(&self, name: &str) -> Result<State> {
+        Ok(freezer::state(&self.paths(name)?)?)
+    }
+
+    pub fn stats(&self, name: &str) -> Result<Stats> {
+        Ok(stats::collect(&self.paths(name)?)?)
+    }
+
+    /// True once the kernel's OOM killer has killed something in the cgroup.
+    pub fn oom_killed(&self, name: &str) -> Result<bool> {
+        Ok(self.stats(name)?.memory.oom_kill_count > 0)
+    }
+
+    pub fn delete(&self, name: &str, force: bool) -> Result<Deleted> {
+        let name = CgroupName::parse(name)?;
+        Ok(cgroup::delete(&self.store, &name, force)?)
+    }
+}
