@@ -1,0 +1,750 @@
+//! Black-box tests of the layerfs CLI against real tarballs, real overlay
+//! mounts and a temp store root per test.
+
+use e2e::{assert_exit_code, TempDir};
+use layerfs::digest::sha256_of;
+use serde_json::{json, Value};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A temp store root; drop unmounts every container rootfs under it (through
+/// the CLI) before the TempDir is removed.
+struct Store {
+    dir: TempDir,
+}
+
+impl Store {
+    fn new() -> Store {
+        Store {
+            dir: TempDir::new("lfs"),
+        }
+    }
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_layerfs"))
+            .arg("--root")
+            .arg(self.root())
+            .args(args)
+            .output()
+            .expect("run layerfs")
+    }
+    /// Runs and expects exit 0 and a JSON document.
+    fn ok(&self, args: &[&str]) -> Value {
+        let out = self.run(args);
+        assert_exit_code(&out, 0);
+        serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+    }
+    fn layer_dirs(&self) -> Vec<String> {
+        names(&self.root().join("layers/sha256"))
+    }
+    fn tmp_entries(&self) -> Vec<String> {
+        names(&self.root().join("layers/tmp"))
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        for id in names(&self.root().join("containers")) {
+            let _ = self.run(&["umount", &id]);
+        }
+    }
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn mount_count(path: &Path) -> usize {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let p = path.to_string_lossy();
+    info.lines()
+        .filter(|l| l.split(' ').nth(4) == Some(&*p))
+        .count()
+}
+
+// ---- building test images --------------------------------------------------
+
+/// A layer tar built entry by entry.
+struct Layer(tar::Builder<Vec<u8>>);
+
+impl Layer {
+    fn new() -> Layer {
+        Layer(tar::Builder::new(Vec::new()))
+    }
+    fn header(path: &str, kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_mtime(1_000_000);
+        // Raw bytes, bypassing set_path's '..' check: hostile tars need them.
+        let name = &mut h.as_old_mut().name;
+        name[..path.len()].copy_from_slice(path.as_bytes());
+        h
+    }
+    fn file(mut self, path: &str, data: &[u8]) -> Layer {
+        let mut h = Self::header(path, tar::EntryType::Regular, 0o644, data.len() as u64);
+        h.set_cksum();
+        self.0.append(&h, data).unwrap();
+        self
+    }
+    fn dir(mut self, path: &str) -> Layer {
+        let mut h = Self::header(path, tar::EntryType::Directory, 0o755, 0);
+        h.set_cksum();
+        self.0.append(&h, &[][..]).unwrap();
+        self
+    }
+    fn link(mut self, kind: tar::EntryType, path: &str, target: &str) -> Layer {
+        let mut h = Self::header(path, kind, 0o777, 0);
+        h.as_old_mut().linkname[..target.len()].copy_from_slice(target.as_bytes());
+        h.set_cksum();
+        self.0.append(&h, &[][..]).unwrap();
+        self
+    }
+    fn symlink(self, path: &str, target: &str) -> Layer {
+        self.link(tar::EntryType::Symlink, path, target)
+    }
+    fn hardlink(self, path: &str, target: &str) -> Layer {
+        self.link(tar::EntryType::Link, path, target)
+    }
+    fn custom(mut self, h: tar::Header, data: &[u8]) -> Layer {
+        self.0.append(&h, data).unwrap();
+        self
+    }
+    fn pax(mut self, ext: &[(&str, &[u8])]) -> Layer {
+        self.0.append_pax_extensions(ext.iter().copied()).unwrap();
+        self
+    }
+    fn bytes(self) -> Vec<u8> {
+        self.0.into_inner().unwrap()
+    }
+}
+
+fn add(b: &mut tar::Builder<std::fs::File>, path: &str, data: &[u8]) {
+    let mut h = tar::Header::new_gnu();
+    h.set_path(path).unwrap();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append(&h, data).unwrap();
+}
+
+/// Writes a `docker save` tarball of one image; `diff_ids` overrides the
+/// true digests (to corrupt them).
+fn docker_save(
+    out: &Path,
+    tag: &str,
+    layers: &[Vec<u8>],
+    diff_ids: Option<Vec<String>>,
+    cmd: &[&str],
+) -> String {
+    let diff_ids = diff_ids.unwrap_or_else(|| layers.iter().map(|l| sha256_of(l)).collect());
+    let config = json!({
+        "architecture": "amd64", "os": "linux", "created": "2024-01-02T03:04:05Z",
+        "config": {"Cmd": cmd, "Env": ["PATH=/bin"], "WorkingDir": "/", "User": ""},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": [{"created_by": "test"}],
+    });
+    let config = serde_json::to_vec(&config).unwrap();
+    let id = sha256_of(&config);
+    let mut b = tar::Builder::new(std::fs::File::create(out).unwrap());
+    let mut paths = vec![];
+    for l in layers {
+        let p = format!("{}/layer.tar", &sha256_of(l)[7..]);
+        add(&mut b, &p, l);
+        paths.push(p);
+    }
+    add(&mut b, &format!("{}.json", &id[7..]), &config);
+    let manifest =
+        json!([{"Config": format!("{}.json", &id[7..]), "RepoTags": [tag], "Layers": paths}]);
+    add(
+        &mut b,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
+    b.finish().unwrap();
+    id
+}
+
+fn loaded(store: &Store) -> Value {
+    store.ok(&["load", "-i", e2e::busybox_tar().to_str().unwrap()])
+}
+
+// ---- load, images, inspect ---------------------------------------------------
+
+#[test]
+fn load_busybox_then_images_and_inspect() {
+    e2e::require_root!();
+    let s = Store::new();
+    let out = loaded(&s);
+    assert_eq!(out["loaded"], json!(["busybox:latest"]));
+    let id = out["ids"][0].as_str().unwrap().to_string();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
+
+    let images = s.ok(&["images"]);
+    assert_eq!(images.as_array().unwrap().len(), 1);
+    assert_eq!(images[0]["id"], json!(id));
+    assert_eq!(images[0]["repoTags"], json!(["busybox:latest"]));
+    assert!(images[0]["size"].as_u64().unwrap() > 1_000_000);
+
+    for r in ["busybox", "busybox:latest", &id, &id[7..19]] {
+        let img = s.ok(&["inspect", r]);
+        assert_eq!(img["id"], json!(id), "inspect {r}");
+        assert_eq!(img["config"]["config"]["Cmd"], json!(["sh"]));
+    }
+    let layer = images[0]["layers"][0].as_str().unwrap();
+    assert!(s
+        .root()
+        .join("layers/sha256")
+        .join(&layer[7..])
+        .join("bin/busybox")
+        .is_file());
+    assert!(s
+        .root()
+        .join("images/sha256")
+        .join(format!("{}.json", &id[7..]))
+        .is_file());
+
+    let out = s.run(&["inspect", "nope"]);
+    assert_exit_code(&out, 1);
+    assert_eq!(stderr(&out).trim(), "layerfs: no such image: nope");
+}
+
+#[test]
+fn reload_is_a_noop_and_tags_move_to_the_newest_image() {
+    e2e::require_root!();
+    let s = Store::new();
+    let first = loaded(&s);
+    let again = loaded(&s);
+    assert_eq!(first["ids"], again["ids"]);
+    assert_eq!(s.ok(&["images"]).as_array().unwrap().len(), 1);
+
+    let tmp = TempDir::new("lfst");
+    let tar = tmp.path().join("img.tar");
+    let other = docker_save(
+        &tar,
+        "busybox:latest",
+        &[Layer::new().file("hello", b"hi").bytes()],
+        None,
+        &["cat", "/hello"],
+    );
+    s.ok(&["load", "-i", tar.to_str().unwrap()]);
+    assert_eq!(s.ok(&["inspect", "busybox"])["id"], json!(other));
+    let old = s.ok(&["inspect", first["ids"][0].as_str().unwrap()]);
+    assert_eq!(old["repoTags"], json!([]));
+
+    let t = s.ok(&["tag", "busybox", "mine:v1"]);
+    assert_eq!(t["id"], json!(other));
+    assert_eq!(s.ok(&["inspect", "mine:v1"])["id"], json!(other));
+}
+
+#[test]
+fn load_from_stdin() {
+    e2e::require_root!();
+    let s = Store::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_layerfs"))
+        .arg("--root")
+        .arg(s.root())
+        .arg("load")
+        .stdin(std::fs::File::open(e2e::busybox_tar()).unwrap())
+        .output()
+        .unwrap();
+    assert_exit_code(&out, 0);
+    assert_eq!(s.ok(&["images"])[0]["repoTags"], json!(["busybox:latest"]));
+    assert!(s.tmp_entries().is_empty(), "{:?}", s.tmp_entries());
+}
+
+#[test]
+fn corrupted_layer_is_refused_and_nothing_stored() {
+    e2e::require_root!();
+    let s = Store::new();
+    let tmp = TempDir::new("lfst");
+    let tar = tmp.path().join("bad.tar");
+    let good = Layer::new().file("a", b"1").bytes();
+    let l2 = Layer::new().file("b", b"2").bytes();
+    // The second layer's recorded digest is wrong: the first must not stay either.
+    let ids = vec![sha256_of(&good), sha256_of(b"something else")];
+    docker_save(&tar, "bad:1", &[good, l2], Some(ids), &["sh"]);
+    let out = s.run(&["load", "-i", tar.to_str().unwrap()]);
+    assert_exit_code(&out, 2);
+    assert!(stderr(&out).contains("digest mismatch"), "{}", stderr(&out));
+    assert!(s.layer_dirs().is_empty(), "{:?}", s.layer_dirs());
+    assert!(s.tmp_entries().is_empty(), "{:?}", s.tmp_entries());
+    assert_eq!(s.ok(&["images"]), json!([]));
+}
+
+#[test]
+fn bad_input_exits_2() {
+    e2e::require_root!();
+    let s = Store::new();
+    let tmp = TempDir::new("lfst");
+    let junk = tmp.path().join("junk.tar");
+    std::fs::write(&junk, b"not a tarball at all").unwrap();
+    assert_exit_code(&s.run(&["load", "-i", junk.to_str().unwrap()]), 2);
+    loaded(&s);
+    let out = s.run(&["mount", "busybox", "../evil"]);
+    assert_exit_code(&out, 2);
+    assert_exit_code(&s.run(&["tag", "busybox", "Bad Name"]), 2);
+    assert!(!s.root().join("evil").exists());
+}
+
+// ---- mount, umount, remove, rmi ---------------------------------------------
+
+#[test]
+fn mount_gives_a_rootfs_whose_writes_land_in_upper() {
+    e2e::require_root!();
+    let s = Store::new();
+    loaded(&s);
+    let (a, b) = (e2e::unique("ca"), e2e::unique("cb"));
+    let ra = PathBuf::from(s.ok(&["mount", "busybox", &a])["rootfs"].as_str().unwrap());
+    let rb = PathBuf::from(s.ok(&["mount", "busybox", &b])["rootfs"].as_str().unwrap());
+    assert_eq!(ra, s.root().join("containers").join(&a).join("rootfs"));
+    assert!(ra.join("bin/busybox").is_file());
+    // Mounting again is the same answer and no second mount.
+    assert_eq!(s.ok(&["mount", "busybox", &a])["rootfs"], json!(ra));
+    assert_eq!(mount_count(&ra), 1);
+
+    std::fs::write(ra.join("etc/written"), b"x").unwrap();
+    assert!(s
+        .root()
+        .join("containers")
+        .join(&a)
+        .join("upper/etc/written")
+        .is_file());
+    let layer = s.ok(&["inspect", "busybox"])["layers"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!s
+        .root()
+        .join("layers/sha256")
+        .join(&layer[7..])
+        .join("etc/written")
+        .exists());
+    assert!(!rb.join("etc/written").exists(), "containers share a file");
+
+    let rec: Value = serde_json::from_slice(
+        &std::fs::read(s.root().join("containers").join(&a).join("layerfs.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rec["image"], s.ok(&["inspect", "busybox"])["id"]);
+
+    // umount keeps the writable layer: remounting shows the file again.
+    s.ok(&["umount", &a]);
+    assert_eq!(mount_count(&ra), 0);
+    s.ok(&["mount", "busybox", &a]);
+    assert!(ra.join("etc/written").is_file());
+}
+
+#[test]
+fn umount_and_remove_are_idempotent() {
+    e2e::require_root!();
+    let s = Store::new();
+    loaded(&s);
+    let id = e2e::unique("ci");
+    let root = PathBuf::from(s.ok(&["mount", "busybox", &id])["rootfs"].as_str().unwrap());
+    std::fs::write(
+        s.root().join("containers").join(&id).join("state.json"),
+        b"{}",
+    )
+    .unwrap();
+    s.ok(&["umount", &id]);
+    s.ok(&["umount", &id]);
+    assert_eq!(mount_count(&root), 0);
+    s.ok(&["remove", &id]);
+    s.ok(&["remove", &id]);
+    s.ok(&["remove", "never-existed"]);
+    s.ok(&["umount", "never-existed"]);
+    let dir = s.root().join("containers").join(&id);
+    assert_eq!(names(&dir), vec!["state.json"], "other tools' files stay");
+}
+
+#[test]
+fn rmi_is_refused_while_a_container_uses_the_image() {
+    e2e::require_root!();
+    let s = Store::new();
+    loaded(&s);
+    let id = e2e::unique("cr");
+    s.ok(&["mount", "busybox", &id]);
+    let out = s.run(&["rmi", "busybox"]);
+    assert_exit_code(&out, 1);
+    assert!(stderr(&out).contains(&id), "{}", stderr(&out));
+    assert_eq!(s.layer_dirs().len(), 1);
+
+    s.ok(&["remove", &id]);
+    let out = s.ok(&["rmi", "busybox"]);
+    assert_eq!(out["untagged"], json!(["busybox:latest"]));
+    assert_eq!(out["deleted"].as_array().unwrap().len(), 2);
+    assert!(s.layer_dirs().is_empty());
+    assert_eq!(s.ok(&["images"]), json!([]));
+    assert_exit_code(&s.run(&["rmi", "busybox"]), 1);
+}
+
+#[test]
+fn rmi_of_one_tag_keeps_the_image_and_shared_layers_stay() {
+    e2e::require_root!();
+    let s = Store::new();
+    loaded(&s);
+    s.ok(&["tag", "busybox", "other:1"]);
+    let out = s.ok(&["rmi", "other:1"]);
+    assert_eq!(out, json!({"untagged": ["other:1"], "deleted": []}));
+    assert_eq!(
+        s.ok(&["inspect", "busybox"])["repoTags"],
+        json!(["busybox:latest"])
+    );
+
+    // Two images sharing the busybox layer: removing one keeps the layer.
+    let tmp = TempDir::new("lfst");
+    let tar = tmp.path().join("two.tar");
+    let bb_layer = s.ok(&["inspect", "busybox"])["layers"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut raw = Vec::new();
+    {
+        let mut ar = tar::Archive::new(std::fs::File::open(e2e::busybox_tar()).unwrap());
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            if e.path().unwrap().ends_with("layer.tar") {
+                std::io::Read::read_to_end(&mut e, &mut raw).unwrap();
+            }
+        }
+    }
+    assert_eq!(sha256_of(&raw), bb_layer);
+    docker_save(
+        &tar,
+        "two:1",
+        &[raw, Layer::new().file("x", b"x").bytes()],
+        None,
+        &["sh"],
+    );
+    s.ok(&["load", "-i", tar.to_str().unwrap()]);
+    assert_eq!(s.layer_dirs().len(), 2);
+    s.ok(&["rmi", "busybox"]);
+    assert_eq!(s.layer_dirs().len(), 2, "shared layer kept");
+    s.ok(&["rmi", "two:1"]);
+    assert!(s.layer_dirs().is_empty());
+}
+
+// ---- safe extraction --------------------------------------------------------
+
+/// Loads a one-layer image and expects it refused with `needle` in the
+/// message, nothing stored and `outside` untouched.
+fn assert_refused(layer: Vec<u8>, needle: &str, outside: &TempDir) {
+    let s = Store::new();
+    let before = names(outside.path());
+    let tmp = TempDir::new("lfst");
+    let tar = tmp.path().join("hostile.tar");
+    docker_save(&tar, "hostile:1", &[layer], None, &["sh"]);
+    let out = s.run(&["load", "-i", tar.to_str().unwrap()]);
+    assert_exit_code(&out, 2);
+    assert!(
+        stderr(&out).contains(needle),
+        "expected {needle:?} in {}",
+        stderr(&out)
+    );
+    assert_eq!(stderr(&out).lines().count(), 1);
+    assert!(s.layer_dirs().is_empty(), "{:?}", s.layer_dirs());
+    assert!(s.tmp_entries().is_empty(), "{:?}", s.tmp_entries());
+    assert_eq!(
+        names(outside.path()),
+        before,
+        "something was written outside"
+    );
+    assert_eq!(
+        std::fs::read(outside.path().join("victim")).unwrap(),
+        b"precious"
+    );
+}
+
+fn outside() -> TempDir {
+    let d = TempDir::new("lfso");
+    std::fs::write(d.path().join("victim"), b"precious").unwrap();
+    d
+}
+
+#[test]
+fn dotdot_entry_is_refused() {
+    e2e::require_root!();
+    let o = outside();
+    let rel = format!("../../../../../../..{}/evil", o.path().display());
+    assert_refused(
+        Layer::new().file("ok", b"1").file(&rel, b"pwned").bytes(),
+        "evil",
+        &o,
+    );
+    assert_refused(
+        Layer::new().dir("a").file("a/../../x", b"pwned").bytes(),
+        "a/../../x",
+        &o,
+    );
+}
+
+#[test]
+fn file_through_a_planted_symlink_is_refused() {
+    e2e::require_root!();
+    let o = outside();
+    let l = Layer::new()
+        .symlink("lnk", o.path().to_str().unwrap())
+        .file("lnk/pwned", b"x")
+        .bytes();
+    assert_refused(l, "lnk/pwned", &o);
+    let l = Layer::new()
+        .symlink("lnk", o.path().to_str().unwrap())
+        .file("lnk/victim", b"x")
+        .bytes();
+    assert_refused(l, "lnk/victim", &o);
+    // A symlinked dir deeper down, and a relative escape.
+    let l = Layer::new()
+        .dir("a")
+        .symlink("a/b", "../../../../../../../../..")
+        .file("a/b/tmp/pwned", b"x")
+        .bytes();
+    assert_refused(l, "a/b/tmp/pwned", &o);
+}
+
+#[test]
+fn hardlink_outside_is_refused() {
+    e2e::require_root!();
+    let o = outside();
+    let victim = o.path().join("victim");
+    let rel = format!("../../../../../../..{}", victim.display());
+    assert_refused(Layer::new().hardlink("h", &rel).bytes(), "\"h\"", &o);
+    // Absolute targets are layer-relative: not in this layer -> refused.
+    assert_refused(
+        Layer::new().hardlink("h", victim.to_str().unwrap()).bytes(),
+        "not in this layer",
+        &o,
+    );
+}
+
+#[test]
+fn whiteout_under_a_symlinked_parent_is_refused() {
+    e2e::require_root!();
+    let o = outside();
+    let l = Layer::new()
+        .symlink("lnk", o.path().to_str().unwrap())
+        .file("lnk/.wh.victim", b"")
+        .bytes();
+    assert_refused(l, "lnk/.wh.victim", &o);
+    let l = Layer::new()
+        .symlink("lnk", o.path().to_str().unwrap())
+        .file("lnk/.wh..wh..opq", b"")
+        .bytes();
+    assert_refused(l, "lnk/.wh..wh..opq", &o);
+}
+
+#[test]
+fn replacing_a_planted_symlink_does_not_write_through_it() {
+    e2e::require_root!();
+    let o = outside();
+    let s = Store::new();
+    let tmp = TempDir::new("lfst");
+    let tar = tmp.path().join("t.tar");
+    let victim = o.path().join("victim");
+    let l = Layer::new()
+        .symlink("f", victim.to_str().unwrap())
+        .file("f", b"new")
+        .file("/abs/file", b"abs")
+        .bytes();
+    let diff = sha256_of(&l);
+    docker_save(&tar, "t:1", &[l], None, &["sh"]);
+    s.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let dir = s.root().join("layers/sha256").join(&diff[7..]);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert!(std::fs::symlink_metadata(dir.join("f")).unwrap().is_file());
+    assert_eq!(
+        std::fs::read(dir.join("abs/file")).unwrap(),
+        b"abs",
+        "leading / is stripped"
+    );
+}
+
+#[test]
+fn metadata_survives_extraction() {
+    e2e::require_root!();
+    let s = Store::new();
+    let tmp = TempDir::new("lfst");
+    let tar = tmp.path().join("meta.tar");
+    let mut suid = Layer::header("bin/suid", tar::EntryType::Regular, 0o4755, 2);
+    suid.set_uid(1000);
+    suid.set_gid(1001);
+    suid.set_cksum();
+    let mut null = Layer::header("dev/null", tar::EntryType::Char, 0o666, 0);
+    null.set_device_major(1).unwrap();
+    null.set_device_minor(3).unwrap();
+    null.set_cksum();
+    let mut fifo = Layer::header("run/fifo", tar::EntryType::Fifo, 0o600, 0);
+    fifo.set_cksum();
+    let mut sticky = Layer::header("tmp", tar::EntryType::Directory, 0o1777, 0);
+    sticky.set_cksum();
+    let l = Layer::new()
+        .dir("bin")
+        .custom(suid, b"#!")
+        .hardlink("bin/same", "bin/suid")
+        .symlink("bin/sh", "/bin/suid")
+        .dir("dev")
+        .custom(null, b"")
+        .dir("run")
+        .custom(fifo, b"")
+        .custom(sticky, b"")
+        .pax(&[("SCHILY.xattr.user.test", b"v1")])
+        .file("x", b"x")
+        .bytes();
+    let diff = sha256_of(&l);
+    docker_save(&tar, "meta:1", &[l], None, &["sh"]);
+    s.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let d = s.root().join("layers/sha256").join(&diff[7..]);
+    let m = std::fs::metadata(d.join("bin/suid")).unwrap();
+    assert_eq!(
+        (m.uid(), m.gid(), m.permissions().mode() & 0o7777),
+        (1000, 1001, 0o4755)
+    );
+    assert_eq!(m.mtime(), 1_000_000);
+    assert_eq!(
+        std::fs::metadata(d.join("bin/same")).unwrap().ino(),
+        m.ino()
+    );
+    assert_eq!(
+        std::fs::read_link(d.join("bin/sh")).unwrap(),
+        Path::new("/bin/suid")
+    );
+    let n = std::fs::metadata(d.join("dev/null")).unwrap();
+    assert!(n.file_type().is_char_device());
+    assert_eq!(n.rdev(), libc::makedev(1, 3));
+    assert!(std::fs::metadata(d.join("run/fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert_eq!(
+        std::fs::metadata(d.join("tmp"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o1777
+    );
+    assert_eq!(
+        getxattr(&d.join("x"), "user.test").as_deref(),
+        Some(&b"v1"[..])
+    );
+}
+
+fn getxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let p = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 256];
+    // SAFETY: valid C strings and buffer.
+    let r = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (r >= 0).then(|| buf[..r as usize].to_vec())
+}
+
+#[test]
+fn three_layers_with_whiteouts_show_the_final_state() {
+    e2e::require_root!();
+    let s = Store::new();
+    let tmp = TempDir::new("lfst");
+    let tar = tmp.path().join("three.tar");
+    let l1 = Layer::new()
+        .dir("a")
+        .file("a/1", b"1")
+        .file("a/2", b"2")
+        .dir("d")
+        .file("d/old", b"o")
+        .dir("d/sub")
+        .file("f", b"f")
+        .bytes();
+    let l2 = Layer::new()
+        .file("a/.wh.1", b"")
+        .dir("d")
+        .file("d/.wh..wh..opq", b"")
+        .file("d/new", b"n")
+        .file("g", b"g")
+        .bytes();
+    let l3 = Layer::new().file(".wh.f", b"").file("a/3", b"3").bytes();
+    let l2_diff = sha256_of(&l2);
+    docker_save(&tar, "three:1", &[l1, l2, l3], None, &["sh"]);
+    s.ok(&["load", "-i", tar.to_str().unwrap()]);
+    // The stored layer carries overlay's own whiteout forms.
+    let d2 = s.root().join("layers/sha256").join(&l2_diff[7..]);
+    let wh = std::fs::symlink_metadata(d2.join("a/1")).unwrap();
+    assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
+    assert_eq!(
+        getxattr(&d2.join("d"), "trusted.overlay.opaque").as_deref(),
+        Some(&b"y"[..])
+    );
+    assert!(!d2.join("d/.wh..wh..opq").exists());
+
+    let id = e2e::unique("c3");
+    let root = PathBuf::from(s.ok(&["mount", "three:1", &id])["rootfs"].as_str().unwrap());
+    assert_eq!(names(&root), vec!["a", "d", "g"]);
+    assert_eq!(names(&root.join("a")), vec!["2", "3"]);
+    assert_eq!(names(&root.join("d")), vec!["new"]);
+    assert_eq!(std::fs::read(root.join("a/3")).unwrap(), b"3");
+    s.ok(&["remove", &id]);
+}
+
+// ---- OCI layout ---------------------------------------------------------------
+
+#[test]
+fn oci_layout_tarball_with_gzip_layers_loads() {
+    e2e::require_root!();
+    use std::io::Write;
+    let s = Store::new();
+    let tmp = TempDir::new("lfst");
+    let out = tmp.path().join("oci.tar");
+    let layer = Layer::new().file("hello.txt", b"oci").bytes();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&layer).unwrap();
+    let gz = gz.finish().unwrap();
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["cat", "/hello.txt"]},
+        "rootfs": {"type": "layers", "diff_ids": [sha256_of(&layer)]},
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256_of(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha256_of(&gz), "size": gz.len()}],
+    }))
+    .unwrap();
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha256_of(&manifest), "size": manifest.len(),
+                       "annotations": {"org.opencontainers.image.ref.name": "ocitest:v2"}}],
+    }))
+    .unwrap();
+    let mut b = tar::Builder::new(std::fs::File::create(&out).unwrap());
+    add(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+    add(&mut b, "index.json", &index);
+    for blob in [&config, &manifest, &gz] {
+        add(
+            &mut b,
+            &format!("blobs/sha256/{}", &sha256_of(blob)[7..]),
+            blob,
+        );
+    }
+    b.finish().unwrap();
+    drop(b);
+    let res = s.ok(&["load", "-i", out.to_str().unwrap()]);
+    assert_eq!(res["loaded"], json!(["ocitest:v2"]));
+    assert_eq!(res["ids"], json!([sha256_of(&config)]));
+    let d = s.root().join("layers/sha256").join(&sha256_of(&layer)[7..]);
+    assert_eq!(std::fs::read(d.join("hello.txt")).unwrap(), b"oci");
+}
