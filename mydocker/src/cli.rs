@@ -52,6 +52,16 @@ pub enum Cmd {
     Load(LoadArgs),
     /// Remove images.
     Rmi(RmiArgs),
+    /// Live resource usage of containers.
+    Stats(StatsArgs),
+    /// Pause all processes within containers.
+    Pause(RefsArgs),
+    /// Unpause all processes within containers.
+    Unpause(RefsArgs),
+    /// Display the running processes of a container.
+    Top(RefsArgs),
+    /// Update the resource limits of containers.
+    Update(UpdateArgs),
     /// Internal: the detached supervisor of one container (not for users).
     #[command(hide = true)]
     Supervise(SuperviseArgs),
@@ -95,6 +105,8 @@ pub struct RunArgs {
     /// Print the run as a shell script of tool calls instead of running it.
     #[arg(long = "print-pipeline")]
     pub print_pipeline: bool,
+    #[command(flatten)]
+    pub resources: crate::resources::ResourceArgs,
     /// Image to run.
     pub image: String,
     /// Command and arguments (default: the image's Cmd).
@@ -235,6 +247,26 @@ pub struct RmiArgs {
     pub force: bool,
     #[arg(required = true)]
     pub images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Print one sample and exit.
+    #[arg(long = "no-stream")]
+    pub no_stream: bool,
+    /// Output format: `table` (default) or `json`.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Containers (default: all running).
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    pub resources: crate::resources::ResourceArgs,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -35,6 +35,13 @@ impl Ctx {
     pub fn layerfs(&self) -> Call {
         Call::new("layerfs", &self.root)
     }
+    pub fn cgctl(&self) -> Call {
+        Call::new("cgctl", &self.root)
+    }
+    /// The container's cgroup, as cgctl names it.
+    pub fn cgroup(&self, id: &str) -> String {
+        format!("mydocker/{id}")
+    }
     pub fn nsrun(&self) -> Call {
         Call::new("nsrun", &self.nsrun_root())
     }

@@ -118,6 +118,10 @@ pub fn stop_one(ctx: &Ctx, rec: &Record, grace: Duration) -> Result<()> {
     if !is_live(rec) {
         return Ok(());
     }
+    if rec.status == Status::Paused {
+        // A frozen process cannot act on a signal: thaw it first.
+        let _ = ctx.cgctl().args(["thaw", &ctx.cgroup(&rec.id)]).output();
+    }
     if !grace.is_zero() {
         let _ = ctx.nsrun().args(["kill", &rec.id, "TERM"]).output();
         if wait_gone(rec, grace) {

@@ -69,6 +69,18 @@ fn launch_steps(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result
     };
     let files = spec::write_etc_files(&dir, &hostname, None)?;
     let ids = spec::resolve_user(&rootfs, &cfg.user)?;
+    // 6: the cgroup with its limits, before any process exists.
+    undo.cgroup = true;
+    let resources = if cfg.resources.is_null() {
+        json!({})
+    } else {
+        cfg.resources.clone()
+    };
+    ctx.cgctl()
+        .arg("create")
+        .arg(ctx.cgroup(id))
+        .stdin_json(&resources)
+        .output()?;
     // 7: config.json, then nsrun create with the container's stdio.
     let config = spec::build(&spec::SpecInput {
         cfg,
@@ -140,6 +152,12 @@ fn launch_steps(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result
             stderr: err_r,
         },
     };
+    // 8: the init is limited before it runs anything of the user's.
+    ctx.cgctl()
+        .arg("attach")
+        .arg(ctx.cgroup(id))
+        .arg(pid.to_string())
+        .output()?;
     // 9: the init execs the user's command.
     ctx.nsrun().arg("start").arg(id).output()?;
     Ok(Launched { pid, io })
@@ -218,6 +236,7 @@ struct Undo<'a> {
     ctx: &'a Ctx,
     id: String,
     mounted: bool,
+    cgroup: bool,
     created: bool,
 }
 
@@ -227,11 +246,13 @@ impl<'a> Undo<'a> {
             ctx,
             id: id.to_string(),
             mounted: false,
+            cgroup: false,
             created: false,
         }
     }
     fn disarm(&mut self) {
         self.mounted = false;
+        self.cgroup = false;
         self.created = false;
     }
 }
@@ -244,6 +265,10 @@ impl Drop for Undo<'_> {
                 .nsrun()
                 .args(["delete", "--force", &self.id])
                 .output();
+        }
+        if self.cgroup {
+            let name = self.ctx.cgroup(&self.id);
+            let _ = self.ctx.cgctl().args(["delete", "--force", &name]).output();
         }
         if self.mounted {
             let _ = self.ctx.layerfs().args(["umount", &self.id]).output();
@@ -258,6 +283,7 @@ pub fn stop_teardown(ctx: &Ctx, id: &str) -> Vec<Error> {
     let mut errs = vec![];
     for call in [
         ctx.nsrun().args(["delete", "--force", id]),
+        ctx.cgctl().args(["delete", "--force", &ctx.cgroup(id)]),
         ctx.layerfs().args(["umount", id]),
     ] {
         if let Err(e) = call.output() {

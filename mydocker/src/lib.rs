@@ -23,9 +23,11 @@ pub mod logfile;
 pub mod logs;
 pub mod ps;
 pub mod records;
+pub mod resources;
 pub mod run;
 pub mod runconfig;
 pub mod spec;
+pub mod stats;
 pub mod supervise;
 pub mod tools;
 
@@ -55,6 +57,11 @@ pub fn main_with(cli: Cli) -> u8 {
         Cmd::Images(a) => images::images(&ctx, a),
         Cmd::Load(a) => images::load(&ctx, a),
         Cmd::Rmi(a) => images::rmi(&ctx, a),
+        Cmd::Stats(a) => stats::stats(&ctx, a),
+        Cmd::Pause(a) => stats::pause(&ctx, &a.containers, true),
+        Cmd::Unpause(a) => stats::pause(&ctx, &a.containers, false),
+        Cmd::Top(a) => stats::top(&ctx, &a.containers[0]),
+        Cmd::Update(a) => stats::update(&ctx, a),
         Cmd::Supervise(_) => Err(error::Error::Daemon("supervise is internal".into())),
     };
     match r {

@@ -20,6 +20,8 @@ pub struct RunConfig {
     pub tty: bool,
     pub open_stdin: bool,
     pub auto_remove: bool,
+    /// OCI `linux.resources` for cgctl.
+    pub resources: Value,
 }
 
 impl RunConfig {
@@ -106,6 +108,7 @@ impl RunConfig {
             tty: a.tty,
             open_stdin: a.interactive,
             auto_remove: a.rm,
+            resources: a.resources.to_oci()?,
         })
     }
 }

@@ -231,12 +231,21 @@ pub fn supervise(
 
 /// Records the exit and releases what the container held.
 pub fn finish(ctx: &Ctx, id: &str, cfg: &RunConfig, code: i32) {
+    // The cgroup's OOM count says whether the kernel killed it (read before
+    // the cgroup goes).
+    let oom = ctx
+        .cgctl()
+        .args(["stats", &ctx.cgroup(id)])
+        .json()
+        .map(|s| s["memory"]["oomKillCount"].as_u64().unwrap_or(0) > 0)
+        .unwrap_or(false);
     let errs = launch::stop_teardown(ctx, id);
     let patch = json!({
         "status": "exited",
         "exitCode": code,
         "finishedAt": ctrstate::time::now_rfc3339(),
         "pid": 0,
+        "oomKilled": oom,
         "error": errs.first().map(|e| e.to_string()),
     });
     let _ = ctx
