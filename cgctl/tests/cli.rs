@@ -1,0 +1,614 @@
+//! Black-box tests of the cgctl binary on real cgroups (as root).
+//!
+//! Tests named `v1_*` need a v1 or hybrid host (this machine); `v2_*` need a
+//! pure cgroup v2 host (scripts/vm-test.sh runs this binary in a qemu VM
+//! booted with cgroup_no_v1=all). The others read back whichever files the
+//! host has, so they check the v1 paths here and the v2 paths in the VM.
+//! A test that cannot run prints `SKIP name: why`.
+
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const BUSYBOX: &str = "/bin/busybox";
+
+fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+/// A unique cgroup NAME for this process and call.
+fn unique() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "cgtest-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A temp `--root` and a cgroup NAME; Drop deletes the cgroup (--force) and
+/// the root, also when the test panics.
+struct Cg {
+    root: PathBuf,
+    name: String,
+    children: Vec<Child>,
+}
+
+impl Cg {
+    fn new() -> Cg {
+        Cg::named(&unique())
+    }
+    fn named(name: &str) -> Cg {
+        let root = std::env::temp_dir().join(format!("cgctl-{}", unique()));
+        std::fs::create_dir_all(&root).unwrap();
+        Cg {
+            root,
+            name: name.to_string(),
+            children: Vec::new(),
+        }
+    }
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cgctl"));
+        c.arg("--root").arg(&self.root).args(args);
+        c
+    }
+    /// Runs cgctl with `stdin`, returning its output.
+    fn run(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn cgctl");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+    /// Runs cgctl, asserts exit 0, parses stdout.
+    fn ok(&self, args: &[&str], stdin: &str) -> Value {
+        let out = self.run(args, stdin);
+        assert_code(&out, 0);
+        serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+    }
+    fn create(&self, resources: Value) -> Value {
+        self.ok(&["create", &self.name], &resources.to_string())
+    }
+    fn paths(&self) -> Vec<PathBuf> {
+        let rec = std::fs::read_to_string(self.record()).expect("record");
+        let v: Value = serde_json::from_str(&rec).unwrap();
+        v["paths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| PathBuf::from(p.as_str().unwrap()))
+            .collect()
+    }
+    fn record(&self) -> PathBuf {
+        self.root
+            .join("cgroups")
+            .join(format!("{}.json", self.name.replace('/', "%")))
+    }
+    /// The first directory (v1 ones first) holding `file`.
+    fn dir_with(&self, file: &str) -> PathBuf {
+        let paths = self.paths();
+        paths
+            .iter()
+            .find(|d| d.join(file).exists())
+            .unwrap_or_else(|| panic!("no {file} in {paths:?}"))
+            .clone()
+    }
+    fn read(&self, file: &str) -> String {
+        std::fs::read_to_string(self.dir_with(file).join(file))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+    /// Spawns `busybox sh -c SCRIPT` waiting on stdin for one line, attaches
+    /// it, and returns its pid; the child is killed on drop.
+    fn spawn_attached(&mut self, script: &str) -> i32 {
+        let child = Command::new(BUSYBOX)
+            .args(["sh", "-c", &format!("read x; {script}")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn busybox");
+        let pid = child.id() as i32;
+        self.children.push(child);
+        self.ok(&["attach", &self.name, &pid.to_string()], "");
+        pid
+    }
+    /// Lets the last spawned child go on past its `read`.
+    fn release(&mut self) {
+        let c = self.children.last_mut().unwrap();
+        c.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    }
+}
+
+impl Drop for Cg {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["delete", "--force", &self.name]).output();
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn assert_code(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The host's mode as cgctl sees it: "v1", "v2" or "hybrid".
+fn mode() -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_cgctl"))
+        .arg("mode")
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+macro_rules! require {
+    ($cond:expr, $why:expr) => {
+        if !$cond {
+            eprintln!("SKIP {}: {}", module_path!(), $why);
+            return;
+        }
+    };
+}
+
+fn is_v2() -> bool {
+    mode()["mode"] == "v2"
+}
+
+fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// utime+stime of a process in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &s[s.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn create_applies_limits_and_reads_them_back() {
+    require!(is_root(), "needs root");
+    let cg = Cg::named(&format!("{}/inner", unique()));
+    let out = cg.create(json!({
+        "memory": {"limit": 67108864, "swap": "128m", "reservation": "16m"},
+        "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
+        "pids": {"limit": 20},
+        "unknownField": true
+    }));
+    let m = mode();
+    assert_eq!(out["name"], cg.name);
+    assert_eq!(out["mode"], m["mode"]);
+    let paths = cg.paths();
+    assert_eq!(out["paths"].as_array().unwrap().len(), paths.len());
+    for p in &paths {
+        assert!(p.is_dir() && p.ends_with(&cg.name), "{p:?}");
+    }
+    if m["mode"] == "v2" {
+        assert_eq!(cg.read("memory.max"), "67108864");
+        assert_eq!(cg.read("memory.low"), "16777216");
+        if Path::new(&cg.dir_with("memory.max"))
+            .join("memory.swap.max")
+            .exists()
+        {
+            assert_eq!(cg.read("memory.swap.max"), "67108864");
+        }
+        assert_eq!(cg.read("cpu.weight"), "20"); // 1 + (512-2)*9999/262142
+        assert_eq!(cg.read("cpu.max"), "50000 100000");
+    } else {
+        assert_eq!(cg.read("memory.limit_in_bytes"), "67108864");
+        assert_eq!(cg.read("memory.soft_limit_in_bytes"), "16777216");
+        if cg
+            .dir_with("memory.limit_in_bytes")
+            .join("memory.memsw.limit_in_bytes")
+            .exists()
+        {
+            assert_eq!(cg.read("memory.memsw.limit_in_bytes"), "134217728");
+        }
+        assert_eq!(cg.read("cpu.shares"), "512");
+        assert_eq!(cg.read("cpu.cfs_quota_us"), "50000");
+        assert_eq!(cg.read("cpu.cfs_period_us"), "100000");
+    }
+    assert_eq!(cg.read("cpuset.cpus"), "0");
+    assert_eq!(cg.read("pids.max"), "20");
+
+    // create again = ensure: same paths, new limits applied
+    let again = cg.create(json!({"memory": {"limit": "32m", "swap": -1}, "pids": {"limit": -1}}));
+    assert_eq!(again["paths"], out["paths"]);
+    let mem = if m["mode"] == "v2" {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    };
+    assert_eq!(cg.read(mem), "33554432");
+    assert_eq!(cg.read("pids.max"), "max");
+
+    // set updates a live cgroup
+    cg.ok(&["set", &cg.name], r#"{"pids":{"limit":7}}"#);
+    assert_eq!(cg.read("pids.max"), "7");
+}
+
+#[test]
+fn cgroup_nests_under_the_callers_own_cgroup() {
+    require!(is_root(), "needs root");
+    let cg = Cg::new();
+    cg.create(json!({}));
+    let m = mode();
+    let mut bases: Vec<PathBuf> = m["v1"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| PathBuf::from(h["base"].as_str().unwrap()))
+        .collect();
+    if m["mode"] == "v1" || m["mode"] == "hybrid" {
+        // this process's own v1 memory cgroup (e.g. /process_api/<hash> here)
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let mem = own.lines().find_map(|l| l.strip_prefix_by_ctrl("memory"));
+        if let Some(rel) = mem {
+            let memdir = cg.dir_with("memory.limit_in_bytes");
+            assert!(
+                memdir.to_string_lossy().ends_with(&format!(
+                    "{}/{}",
+                    rel.trim_end_matches('/'),
+                    cg.name
+                )),
+                "{memdir:?} is not under {rel}"
+            );
+        }
+    }
+    if m["mode"] == "v2" {
+        bases.clear();
+    }
+    for b in bases {
+        assert!(cg.paths().contains(&b.join(&cg.name)), "no dir under {b:?}");
+    }
+}
+
+trait CtrlLine {
+    fn strip_prefix_by_ctrl(&self, ctrl: &str) -> Option<String>;
+}
+impl CtrlLine for &str {
+    /// "4:memory:/a/b" -> Some("/a/b") for ctrl "memory".
+    fn strip_prefix_by_ctrl(&self, ctrl: &str) -> Option<String> {
+        let mut f = self.splitn(3, ':');
+        let (_, c, p) = (f.next()?, f.next()?, f.next()?);
+        c.split(',').any(|x| x == ctrl).then(|| p.to_string())
+    }
+}
+
+#[test]
+fn attach_procs_and_stats() {
+    require!(is_root(), "needs root");
+    let mut cg = Cg::new();
+    cg.create(json!({"memory": {"limit": "64m"}, "pids": {"limit": 10}}));
+    let pid = cg.spawn_attached("exec sleep 60");
+    let procs = cg.ok(&["procs", &cg.name], "");
+    assert_eq!(procs, json!([pid]));
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(own.contains(&cg.name), "{own}");
+    let st = cg.ok(&["stats", &cg.name], "");
+    assert_eq!(st["pids"]["current"], 1);
+    assert_eq!(st["pids"]["limit"], 10);
+    assert_eq!(st["memory"]["limit"], 64 << 20);
+    assert_eq!(st["memory"]["oomKillCount"], 0);
+    assert!(
+        st["cpu"]["usageNs"].is_u64() && st["cpu"]["throttledPeriods"].is_u64(),
+        "{st}"
+    );
+
+    // attach refuses a pid that is not there, with exit 2
+    assert_code(&cg.run(&["attach", &cg.name, "999999999"], ""), 2);
+    assert_code(&cg.run(&["attach", &cg.name, "abc"], ""), 2);
+}
+
+#[test]
+fn freeze_stops_a_busy_process_and_thaw_resumes_it() {
+    require!(is_root(), "needs root");
+    let mut cg = Cg::new();
+    cg.create(json!({}));
+    let pid = cg.spawn_attached("while :; do :; done");
+    cg.release();
+    wait_until("the loop to burn cpu", 20, || cpu_ticks(pid) > 2);
+
+    let out = cg.ok(&["freeze", &cg.name], "");
+    assert_eq!(out["state"], "frozen");
+    if let Some(d) = cg.paths().iter().find(|d| d.join("freezer.state").exists()) {
+        assert_eq!(
+            std::fs::read_to_string(d.join("freezer.state"))
+                .unwrap()
+                .trim(),
+            "FROZEN"
+        );
+    } else {
+        assert!(cg.read("cgroup.events").lines().any(|l| l == "frozen 1"));
+    }
+    let t0 = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cpu_ticks(pid), t0, "a frozen process used cpu");
+
+    let out = cg.ok(&["thaw", &cg.name], "");
+    assert_eq!(out["state"], "thawed");
+    wait_until("the thawed loop to run again", 20, || cpu_ticks(pid) > t0);
+    let st = cg.ok(&["stats", &cg.name], "");
+    assert!(st["cpu"]["usageNs"].as_u64().unwrap() > 0, "{st}");
+}
+
+#[test]
+fn pids_limit_refuses_forks() {
+    require!(is_root(), "needs root");
+    let mut cg = Cg::new();
+    cg.create(json!({"pids": {"limit": 5}}));
+    // the shell forks until the 5th process is refused; busybox sh then
+    // exits with "can't fork"
+    let pid = cg.spawn_attached(
+        "i=0; while [ $i -lt 10 ]; do sleep 60 </dev/null >/dev/null 2>&1 & i=$((i+1)); done; echo all-forked",
+    );
+    let procs = cg.ok(&["procs", &cg.name], "");
+    assert_eq!(procs, json!([pid]));
+    cg.release();
+    let child = cg.children.pop().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("all-forked"),
+        "all forks succeeded"
+    );
+    assert!(err.contains("fork"), "stderr: {err}");
+    // sh + 4 sleeps hit the limit; sh has gone, the 4 sleeps remain
+    let st = cg.ok(&["stats", &cg.name], "");
+    assert_eq!(st["pids"]["current"], 4, "{st}");
+    assert_eq!(st["pids"]["limit"], 5);
+    let del = cg.ok(&["delete", "--force", &cg.name], "");
+    assert_eq!(del["killed"].as_array().unwrap().len(), 4, "{del}");
+}
+
+#[test]
+fn memory_limit_oom_kills_and_stats_count_it() {
+    require!(is_root(), "needs root");
+    let mut cg = Cg::new();
+    // swap = limit: no swap to escape into
+    cg.create(json!({"memory": {"limit": "32m", "swap": "32m"}}));
+    cg.spawn_attached(&format!("exec {BUSYBOX} tail /dev/zero"));
+    cg.release();
+    let mut child = cg.children.pop().unwrap();
+    let end = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("tail /dev/zero was not OOM-killed within 60s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "{status:?}");
+    let st = cg.ok(&["stats", &cg.name], "");
+    assert!(st["memory"]["oomKillCount"].as_u64().unwrap() >= 1, "{st}");
+    let max = st["memory"]["maxUsage"].as_u64();
+    assert!(max.is_none() || max.unwrap() > (16 << 20), "{st}");
+}
+
+#[test]
+fn delete_force_kills_a_live_process_and_delete_twice_succeeds() {
+    require!(is_root(), "needs root");
+    let mut cg = Cg::new();
+    cg.create(json!({}));
+    let pid = cg.spawn_attached("exec sleep 60");
+    let paths = cg.paths();
+
+    // without --force: refused, naming the pid, nothing removed
+    let out = cg.run(&["delete", &cg.name], "");
+    assert_code(&out, 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&pid.to_string()));
+    assert!(paths.iter().all(|p| p.is_dir()));
+
+    let del = cg.ok(&["delete", "--force", &cg.name], "");
+    assert_eq!(del["killed"], json!([pid]));
+    for p in &paths {
+        assert!(!p.exists(), "{p:?} left behind");
+    }
+    assert!(!cg.record().exists());
+    let status = cg.children.pop().unwrap().wait().unwrap();
+    assert!(!status.success());
+
+    let again = cg.ok(&["delete", &cg.name], "");
+    assert_eq!(again["removed"], json!([]));
+    // and on a name never created
+    cg.ok(&["delete", "--force", "never-made-xyz"], "");
+}
+
+#[test]
+fn delete_force_kills_a_frozen_process() {
+    require!(is_root(), "needs root");
+    let mut cg = Cg::new();
+    cg.create(json!({}));
+    cg.spawn_attached("exec sleep 60");
+    cg.ok(&["freeze", &cg.name], "");
+    let paths = cg.paths();
+    cg.ok(&["delete", "--force", &cg.name], "");
+    assert!(paths.iter().all(|p| !p.exists()));
+}
+
+#[test]
+fn invalid_values_are_refused_and_nothing_is_created() {
+    require!(is_root(), "needs root");
+    let cg = Cg::new();
+    let bases: Vec<PathBuf> = {
+        let m = mode();
+        let mut b: Vec<PathBuf> = m["v1"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| PathBuf::from(h["base"].as_str().unwrap()))
+            .collect();
+        if let Some(u) = m["unified"]["base"].as_str() {
+            b.push(u.into());
+        }
+        b
+    };
+    for bad in [
+        r#"{"memory":{"limit":-5}}"#,
+        r#"{"memory":{"limit":0}}"#,
+        r#"{"memory":{"limit":"12parsecs"}}"#,
+        r#"{"memory":{"limit":1000,"swap":10}}"#,
+        r#"{"cpu":{"shares":0}}"#,
+        r#"{"cpu":{"quota":-7}}"#,
+        r#"{"cpu":{"period":0}}"#,
+        r#"{"cpu":{"cpus":"0-4095"}}"#,
+        r#"{"cpu":{"mems":"63"}}"#,
+        r#"{"pids":{"limit":0}}"#,
+        r#"{"blockIO":{"weight":1}}"#,
+        r#"{"memory":"#,
+    ] {
+        let out = cg.run(&["create", &cg.name], bad);
+        assert_code(&out, 2);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("cgctl: ") && err.lines().count() == 1,
+            "{bad}: {err}"
+        );
+        assert!(!cg.record().exists(), "{bad}: record made");
+        for b in &bases {
+            assert!(
+                !b.join(&cg.name).exists(),
+                "{bad}: {:?} made",
+                b.join(&cg.name)
+            );
+        }
+    }
+    for name in ["../escape", "/abs", "a//b", "sp ace"] {
+        assert_code(&cg.run(&["create", name], "{}"), 2);
+    }
+    // an unknown cgroup: the operation fails (1), delete succeeds
+    assert_code(&cg.run(&["stats", &cg.name], ""), 1);
+    assert_code(&cg.run(&["freeze", &cg.name], ""), 1);
+    cg.ok(&["delete", &cg.name], "");
+}
+
+#[test]
+fn v1_cpuset_is_filled_from_the_parent_so_tasks_can_join() {
+    require!(is_root(), "needs root");
+    let m = mode();
+    require!(m["mode"] != "v2", "needs cgroup v1 or hybrid");
+    let mut cg = Cg::named(&format!("{}/a/b", unique()));
+    cg.create(json!({}));
+    let leaf = cg.dir_with("cpuset.cpus");
+    let top = leaf.parent().unwrap().parent().unwrap();
+    let parent_cpus = std::fs::read_to_string(top.parent().unwrap().join("cpuset.cpus")).unwrap();
+    for d in [top, leaf.parent().unwrap(), &leaf] {
+        assert_eq!(
+            std::fs::read_to_string(d.join("cpuset.cpus")).unwrap(),
+            parent_cpus,
+            "{d:?}"
+        );
+        assert!(!std::fs::read_to_string(d.join("cpuset.mems"))
+            .unwrap()
+            .trim()
+            .is_empty());
+    }
+    cg.spawn_attached("exec sleep 60"); // would fail with ENOSPC if empty
+    let paths = cg.paths();
+    cg.ok(&["delete", "--force", &cg.name], "");
+    // the NAME's own parents go too
+    for p in paths {
+        assert!(!p.parent().unwrap().parent().unwrap().exists());
+    }
+}
+
+#[test]
+fn v1_hybrid_makes_the_unified_dir_too() {
+    require!(is_root(), "needs root");
+    require!(mode()["mode"] == "hybrid", "needs a hybrid host");
+    let cg = Cg::new();
+    cg.create(json!({"memory": {"limit": "64m"}}));
+    let v2: Vec<PathBuf> = cg
+        .paths()
+        .into_iter()
+        .filter(|p| p.join("cgroup.controllers").exists())
+        .collect();
+    assert_eq!(v2.len(), 1, "{:?}", cg.paths());
+    // v1 dirs come first, so v1 files answer for memory
+    assert_eq!(cg.read("memory.limit_in_bytes"), "67108864");
+}
+
+#[test]
+fn v2_controllers_enabled_on_the_way_down() {
+    require!(is_root(), "needs root");
+    require!(is_v2(), "needs a pure cgroup v2 host (scripts/vm-test.sh)");
+    let cg = Cg::named(&format!("{}/leaf", unique()));
+    cg.create(json!({"memory": {"limit": "64m", "swap": "96m"}, "cpu": {"shares": 1024}, "pids": {"limit": 9}}));
+    let paths = cg.paths();
+    assert_eq!(paths.len(), 1, "pure v2 has one dir: {paths:?}");
+    let leaf = &paths[0];
+    for d in [
+        leaf.parent().unwrap(),
+        leaf.parent().unwrap().parent().unwrap(),
+    ] {
+        let sc = std::fs::read_to_string(d.join("cgroup.subtree_control")).unwrap();
+        for c in ["memory", "pids", "cpu", "cpuset"] {
+            assert!(
+                sc.split_whitespace().any(|w| w == c),
+                "{c} not in {d:?}: {sc}"
+            );
+        }
+    }
+    assert_eq!(cg.read("memory.max"), "67108864");
+    assert_eq!(cg.read("memory.swap.max"), "33554432");
+    assert_eq!(cg.read("cpu.weight"), "39");
+    assert_eq!(cg.read("pids.max"), "9");
+    let out = cg.ok(
+        &["create", &cg.name],
+        r#"{"cpu":{"quota":-1,"period":50000}}"#,
+    );
+    assert_eq!(out["mode"], "v2");
+    assert_eq!(cg.read("cpu.max"), "max 50000");
+}
+
+#[test]
+fn v2_freeze_uses_cgroup_freeze_and_delete_uses_cgroup_kill() {
+    require!(is_root(), "needs root");
+    require!(is_v2(), "needs a pure cgroup v2 host (scripts/vm-test.sh)");
+    let mut cg = Cg::new();
+    cg.create(json!({}));
+    cg.spawn_attached("exec sleep 60");
+    cg.ok(&["freeze", &cg.name], "");
+    assert_eq!(cg.read("cgroup.freeze"), "1");
+    assert!(cg.read("cgroup.events").lines().any(|l| l == "frozen 1"));
+    cg.ok(&["thaw", &cg.name], "");
+    assert!(cg.read("cgroup.events").lines().any(|l| l == "frozen 0"));
+    cg.ok(&["freeze", &cg.name], "");
+    let paths = cg.paths();
+    let del = cg.ok(&["delete", "--force", &cg.name], "");
+    assert_eq!(del["killed"].as_array().unwrap().len(), 1);
+    assert!(!paths[0].exists());
+}
