@@ -1,1 +1,126 @@
-//! nsrun: see ../../README.md and ../../shared design for the contract.
+//! nsrun: an OCI runtime. It runs the process described by an OCI runtime-spec
+//! `config.json` in new (or joined) namespaces on a pivot_root'ed rootfs, with
+//! a runc-style command line so that a supervisor (mydocker, and later podman
+//! or containerd) can drive it.
+//!
+//! # CLI contract
+//!
+//! Global flag `--root DIR` (env `NSRUN_ROOT`, default `/run/mydocker/nsrun`)
+//! is the state dir: one directory per container, `DIR/<id>/` holding
+//! `state.json` (id, pid, pidStartTime, bundle, rootfs, created, annotations),
+//! `config.json` (a copy of the config, used by `exec`) and, while the
+//! container is created but not started, the `exec.fifo` the init blocks on.
+//! Container ids match `[A-Za-z0-9][A-Za-z0-9_.-]{0,127}`.
+//!
+//! - `create [--bundle DIR] [--config FILE|-] [--pid-file F] [--console-socket S] [--preserve-fds N] ID`:
+//!   starts the init, blocked before exec, prints `{"pid":N}` (host pid of
+//!   the container's PID 1), writes the pid to `--pid-file`, exits. The init
+//!   keeps create's stdin/stdout/stderr (unless `process.terminal`, then the
+//!   pty slave; the master goes to `--console-socket` by SCM_RIGHTS) and is
+//!   reparented to the caller's subreaper.
+//! - `start ID`: releases a created init; prints `{"id":..,"status":"running"}`.
+//! - `state ID`: OCI state `{"ociVersion","id","status","pid","bundle","rootfs","created","annotations"}`,
+//!   status computed live: `created`, `running` or `stopped` (pid 0 when stopped).
+//! - `kill ID [SIGNAL]`: signal by name (`TERM`, `SIGTERM`) or number, default TERM.
+//! - `delete [--force] ID`: removes the state; a created container is killed;
+//!   a running one only with `--force` (SIGKILL, then waits for its death).
+//!   `delete --force` of an unknown id succeeds.
+//! - `run [create's flags] ID`: create + start + wait, nsrun stays the parent;
+//!   forwards SIGINT/SIGTERM/SIGHUP/SIGWINCH; exits with the container's status;
+//!   removes the state at the end.
+//! - `exec [-t] [-d] [-e K=V].. [--cwd D] [--user U[:G]] [--console-socket S] ID -- CMD..`:
+//!   runs CMD in every namespace and cgroup of the container, with the config's
+//!   capabilities, rlimits and noNewPrivileges, env = the init's environ merged
+//!   with `-e`. `-d` prints `{"pid":N}` and returns.
+//! - `list`: JSON array of state objects.
+//!
+//! Exit codes: 0 ok; 1 the operation failed (`nsrun: <step>: <error>` on
+//! stderr); 2 bad usage or bad config (malformed JSON, an unsupported field,
+//! a missing rootfs). `run` and `exec` exit with the container process's
+//! status: its exit code, 128+N when killed by signal N, 127 when the command
+//! is not found, 126 when it cannot be executed.
+//! `linux.resources` and `cgroupsPath` are not applied here (a warning on
+//! stderr): the caller attaches the init to a cgroup between create and start.
+//!
+//! # Design
+//!
+//! Process tree: `nsrun create` (P) clones the init (I) with `CLONE_NEW*` for
+//! each namespace to create; namespaces given by `path` are joined by P
+//! (setns) before the clone, so I is born in them (a pid namespace applies to
+//! children only, which is why P joins it rather than I). No intermediate
+//! process: I's parent is P, and when P exits I is reparented to the caller's
+//! subreaper. With a new user namespace P writes I's uid/gid maps, then
+//! tells I to go on.
+//!
+//! Sync: P and I share a SOCK_SEQPACKET socketpair. I sends `T`+fd (pty
+//! master, for `run` only), then `R` (ready) or `E<message>` (setup failed,
+//! I exits 1). P sends `G` after writing id maps. After `R`, I opens the
+//! `exec.fifo` for writing through `/proc/self/fd` (the fd is an O_PATH fd
+//! opened before pivot_root), which blocks until `start` opens the read side;
+//! I writes one byte, `start` reads it and removes the fifo, I execs.
+//!
+//! Rootfs setup in I, in order: `/` made `MS_REC|MS_PRIVATE` (nothing leaks to
+//! the host); rootfs bind-mounted onto itself; config mounts, each target
+//! resolved inside the rootfs with `openat2(RESOLVE_IN_ROOT)` (missing parts
+//! created inside it) and mounted through `/proc/self/fd/N`; device nodes and
+//! `/dev` links when `/dev` is a tmpfs; `pivot_root(".", ".")` then the old
+//! root detached; masked paths, read-only paths, sysctls, read-only root; the
+//! hostname; then the process: rlimits, session and terminal, user and groups,
+//! capabilities, noNewPrivileges, cwd. I is non-dumpable until it execs, and
+//! every fd above stdio (and `--preserve-fds`) is close-on-exec at exec.
+//!
+//! `exec`: P opens /proc/PID/ns/* and /proc/PID/root, moves itself into the
+//! container's cgroups, turns non-dumpable (CVE-2019-5736: nothing inside can
+//! open /proc/P/exe), setns into each namespace (mount last), chroots into the
+//! container root, then forks the process, which finalizes like I and execs
+//! with every other fd closed (CVE-2024-21626) after checking its cwd is
+//! inside the container.
+
+pub mod caps;
+pub mod config;
+pub mod container;
+pub mod create;
+pub mod exec;
+pub mod id;
+pub mod init;
+pub mod process;
+pub mod resolve;
+pub mod rootfs;
+pub mod signal;
+pub mod state;
+pub mod sys;
+pub mod tty;
+
+/// Any failure of an nsrun command, with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Id(#[from] id::IdError),
+    #[error(transparent)]
+    Signal(#[from] signal::SignalError),
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error(transparent)]
+    Container(#[from] container::ContainerError),
+    #[error(transparent)]
+    Create(#[from] create::CreateError),
+    #[error(transparent)]
+    Exec(#[from] exec::ExecError),
+    #[error(transparent)]
+    Tty(#[from] tty::TtyError),
+}
+
+impl Error {
+    /// 2 for bad input (id, signal, config), 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Id(_) | Error::Signal(_) | Error::Config(_) => 2,
+            Error::Exec(exec::ExecError::Usage(_)) => 2,
+            _ => 1,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

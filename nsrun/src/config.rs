@@ -1,0 +1,307 @@
+//! Loading and validating the OCI config: everything that can be wrong with
+//! the input is found here, before the first side effect.
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("read config {path}: {err}")]
+    Read { path: PathBuf, err: std::io::Error },
+    #[error("parse config {path}: {err}")]
+    Parse { path: PathBuf, err: String },
+    #[error("config: {field} is not supported by nsrun")]
+    Unsupported { field: String },
+    #[error("config: {field}: {why}")]
+    Invalid { field: String, why: String },
+    #[error("config: root.path {path}: {why}")]
+    Rootfs { path: PathBuf, why: String },
+}
+
+fn invalid(field: &str, why: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.to_string(),
+        why: why.into(),
+    }
+}
+
+fn unsupported(field: &str) -> ConfigError {
+    ConfigError::Unsupported {
+        field: field.to_string(),
+    }
+}
+
+/// A validated config and where it came from.
+pub struct Loaded {
+    pub spec: Spec,
+    /// The config as read, copied into the state dir for `exec`.
+    pub raw: Vec<u8>,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// Non-fatal notes for stderr (ignored cgroup settings).
+    pub warnings: Vec<String>,
+}
+
+/// Reads `config` (a path, `-` for stdin, or `None` for `bundle/config.json`)
+/// and validates it. `bundle` is made absolute.
+pub fn load(bundle: &Path, config: Option<&Path>) -> Result<Loaded, ConfigError> {
+    let bundle = std::path::absolute(bundle).map_err(|err| ConfigError::Read {
+        path: bundle.to_path_buf(),
+        err,
+    })?;
+    let (path, raw) = match config {
+        Some(p) if p == Path::new("-") => {
+            let mut v = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut v)
+                .map_err(|err| ConfigError::Read {
+                    path: "-".into(),
+                    err,
+                })?;
+            (PathBuf::from("<stdin>"), v)
+        }
+        Some(p) => (
+            p.to_path_buf(),
+            std::fs::read(p).map_err(|err| ConfigError::Read {
+                path: p.to_path_buf(),
+                err,
+            })?,
+        ),
+        None => {
+            let p = bundle.join("config.json");
+            let v = std::fs::read(&p).map_err(|err| ConfigError::Read {
+                path: p.clone(),
+                err,
+            })?;
+            (p, v)
+        }
+    };
+    let spec: Spec = serde_json::from_slice(&raw).map_err(|e| ConfigError::Parse {
+        path: path.clone(),
+        err: e.to_string(),
+    })?;
+    let warnings = validate(&spec)?;
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| invalid("root", "missing"))?;
+    let rootfs = bundle.join(root.path());
+    match std::fs::metadata(&rootfs) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(ConfigError::Rootfs {
+                path: rootfs,
+                why: "not a directory".into(),
+            })
+        }
+        Err(e) => {
+            return Err(ConfigError::Rootfs {
+                path: rootfs,
+                why: e.to_string(),
+            })
+        }
+    }
+    Ok(Loaded {
+        spec,
+        raw,
+        bundle,
+        rootfs,
+        warnings,
+    })
+}
+
+/// Parses a config from bytes without touching the filesystem (used by `exec`
+/// on the copy in the state dir).
+pub fn parse(raw: &[u8]) -> Result<Spec, ConfigError> {
+    serde_json::from_slice(raw).map_err(|e| ConfigError::Parse {
+        path: "state config.json".into(),
+        err: e.to_string(),
+    })
+}
+
+/// The namespaces asked for, in the config's order.
+pub fn namespaces(spec: &Spec) -> Vec<(LinuxNamespaceType, Option<PathBuf>)> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|n| (n.typ(), n.path().clone()))
+        .collect()
+}
+
+/// The clone/setns flag of a namespace type.
+pub fn ns_flag(t: LinuxNamespaceType) -> libc::c_int {
+    match t {
+        LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+        LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+        LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+        LinuxNamespaceType::Time => libc::CLONE_NEWTIME,
+    }
+}
+
+fn nonempty<T>(o: &Option<T>, empty: impl Fn(&T) -> bool) -> bool {
+    o.as_ref().is_some_and(|v| !empty(v))
+}
+
+/// Checks what nsrun cannot honour; returns warnings for what it leaves to
+/// the caller (cgroups).
+pub fn validate(spec: &Spec) -> Result<Vec<String>, ConfigError> {
+    let mut warnings = Vec::new();
+    if spec.hooks().is_some() {
+        let h = serde_json::to_value(spec.hooks()).unwrap_or_default();
+        if h.as_object().is_some_and(|o| {
+            o.values()
+                .any(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+        }) {
+            return Err(unsupported("hooks"));
+        }
+    }
+    if spec.solaris().is_some() || spec.windows().is_some() || spec.vm().is_some() {
+        return Err(unsupported("solaris/windows/vm"));
+    }
+    let p = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| invalid("process", "missing"))?;
+    let args = p.args().clone().unwrap_or_default();
+    if args.is_empty() || args[0].is_empty() {
+        return Err(invalid("process.args", "empty: nothing to run"));
+    }
+    if !p.cwd().is_absolute() {
+        return Err(invalid(
+            "process.cwd",
+            format!("{:?} is not absolute", p.cwd()),
+        ));
+    }
+    for e in p.env().iter().flatten() {
+        if !e.contains('=') {
+            return Err(invalid("process.env", format!("{e:?} is not KEY=VALUE")));
+        }
+    }
+    if nonempty(p.apparmor_profile(), |s| s.is_empty()) {
+        return Err(unsupported("process.apparmorProfile"));
+    }
+    if nonempty(p.selinux_label(), |s| s.is_empty()) {
+        return Err(unsupported("process.selinuxLabel"));
+    }
+    if p.io_priority().is_some() {
+        return Err(unsupported("process.ioPriority"));
+    }
+    if p.scheduler().is_some() {
+        return Err(unsupported("process.scheduler"));
+    }
+    if p.exec_cpu_affinity().is_some() {
+        return Err(unsupported("process.execCPUAffinity"));
+    }
+    if p.command_line().is_some() {
+        return Err(unsupported("process.commandLine"));
+    }
+    crate::caps::CapSets::from_spec(p.capabilities().as_ref())
+        .map_err(|e| invalid("process.capabilities", e.to_string()))?;
+    for r in p.rlimits().iter().flatten() {
+        crate::process::rlimit_resource(r.typ()).map_err(|e| invalid("process.rlimits", e))?;
+        if r.soft() > r.hard() {
+            return Err(invalid(
+                "process.rlimits",
+                format!("{:?}: soft {} above hard {}", r.typ(), r.soft(), r.hard()),
+            ));
+        }
+    }
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| invalid("linux", "missing"))?;
+    if linux.seccomp().is_some() {
+        return Err(unsupported("linux.seccomp"));
+    }
+    if linux.intel_rdt().is_some() {
+        return Err(unsupported("linux.intelRdt"));
+    }
+    if linux.personality().is_some() {
+        return Err(unsupported("linux.personality"));
+    }
+    if nonempty(linux.mount_label(), |s| s.is_empty()) {
+        return Err(unsupported("linux.mountLabel"));
+    }
+    if nonempty(linux.time_offsets(), |m| m.is_empty()) {
+        return Err(unsupported("linux.timeOffsets"));
+    }
+    if let Some(prop) = linux.rootfs_propagation() {
+        crate::rootfs::propagation_flag(prop)
+            .ok_or_else(|| invalid("linux.rootfsPropagation", format!("unknown {prop:?}")))?;
+    }
+    if linux.resources().is_some() {
+        warnings.push("linux.resources is ignored: attach the init to a cgroup with cgctl between create and start".into());
+    }
+    if linux.cgroups_path().is_some() {
+        warnings.push("linux.cgroupsPath is ignored: attach the init to a cgroup with cgctl between create and start".into());
+    }
+    let ns = namespaces(spec);
+    let mut seen = Vec::new();
+    for (t, path) in &ns {
+        if seen.contains(t) {
+            return Err(invalid("linux.namespaces", format!("{t} given twice")));
+        }
+        seen.push(*t);
+        if *t == LinuxNamespaceType::Time {
+            return Err(unsupported("linux.namespaces type time"));
+        }
+        if let Some(path) = path {
+            if *t == LinuxNamespaceType::User {
+                return Err(unsupported(
+                    "linux.namespaces: joining a user namespace by path",
+                ));
+            }
+            if !path.exists() {
+                return Err(invalid(
+                    "linux.namespaces",
+                    format!("{t} path {} does not exist", path.display()),
+                ));
+            }
+        }
+    }
+    let has = |t: LinuxNamespaceType| ns.iter().any(|(x, p)| *x == t && p.is_none());
+    if !ns.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount) {
+        return Err(invalid("linux.namespaces", "a mount namespace is required"));
+    }
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+        return Err(invalid("hostname", "needs a new uts namespace"));
+    }
+    let userns = has(LinuxNamespaceType::User);
+    let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        && linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    if userns && !maps {
+        return Err(invalid(
+            "linux.uidMappings",
+            "a user namespace needs uidMappings and gidMappings",
+        ));
+    }
+    for m in spec.mounts().iter().flatten() {
+        if !m.destination().is_absolute() {
+            return Err(invalid(
+                "mounts",
+                format!("destination {:?} is not absolute", m.destination()),
+            ));
+        }
+        for o in m.options().iter().flatten() {
+            if matches!(o.as_str(), "idmap" | "ridmap" | "tmpcopyup" | "rro" | "rrw") {
+                return Err(unsupported(&format!("mounts option {o:?}")));
+            }
+        }
+    }
+    for d in linux.devices().iter().flatten() {
+        if !d.path().is_absolute() {
+            return Err(invalid(
+                "linux.devices",
+                format!("path {:?} is not absolute", d.path()),
+            ));
+        }
+    }
+    Ok(warnings)
+}

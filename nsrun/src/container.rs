@@ -1,0 +1,192 @@
+//! The lifecycle commands on an existing container: start, state, kill,
+//! delete, list.
+
+use crate::state::{self, Dir, OciState, Status};
+use crate::sys;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("container {id:?} is {status}: {what}")]
+    WrongStatus {
+        id: String,
+        status: String,
+        what: &'static str,
+    },
+    #[error("{step} {id:?}: {err}")]
+    Step {
+        step: &'static str,
+        id: String,
+        err: String,
+    },
+}
+
+fn status_name(s: Status) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+/// Releases a created init: opens the exec fifo's read side (which unblocks
+/// the init's open), reads its byte, removes the fifo.
+pub fn start(root: &Path, id: &str) -> crate::Result<()> {
+    crate::id::validate(id)?;
+    let dir = Dir::new(root, id);
+    let rec = dir.load()?;
+    let status = dir.status(&rec);
+    if status != Status::Created {
+        return Err(ContainerError::WrongStatus {
+            id: id.into(),
+            status: status_name(status),
+            what: "only a created container can be started",
+        }
+        .into());
+    }
+    let fifo = dir.fifo();
+    let fd = sys::open(&fifo, libc::O_RDONLY | libc::O_NONBLOCK, 0).map_err(|e| {
+        ContainerError::Step {
+            step: "open exec fifo",
+            id: id.into(),
+            err: sys::errstr(&e),
+        }
+    })?;
+    // The init opens the write side right away; poll in slices so a dead
+    // init is noticed instead of waiting forever.
+    let mut b = [0u8; 1];
+    loop {
+        let mut p = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        unsafe { libc::poll(&mut p, 1, 100) };
+        let n = unsafe { libc::read(p.fd, b.as_mut_ptr() as *mut libc::c_void, 1) };
+        if n == 1 {
+            break;
+        }
+        if !state::alive(&rec) {
+            return Err(ContainerError::Step {
+                step: "start",
+                id: id.into(),
+                err: "the init exited before start".into(),
+            }
+            .into());
+        }
+    }
+    std::fs::remove_file(&fifo).map_err(|e| ContainerError::Step {
+        step: "remove exec fifo",
+        id: id.into(),
+        err: e.to_string(),
+    })?;
+    Ok(())
+}
+
+pub fn state(root: &Path, id: &str) -> crate::Result<OciState> {
+    crate::id::validate(id)?;
+    let dir = Dir::new(root, id);
+    let rec = dir.load()?;
+    Ok(dir.oci_state(&rec))
+}
+
+/// Sends `sig` (None: only checks it is alive) to a created or running init.
+pub fn kill(root: &Path, id: &str, sig: Option<nix::sys::signal::Signal>) -> crate::Result<()> {
+    crate::id::validate(id)?;
+    let dir = Dir::new(root, id);
+    let rec = dir.load()?;
+    let status = dir.status(&rec);
+    if status == Status::Stopped {
+        return Err(ContainerError::WrongStatus {
+            id: id.into(),
+            status: status_name(status),
+            what: "nothing to signal",
+        }
+        .into());
+    }
+    // A pidfd pins the process: the signal cannot hit a pid reused since the check.
+    let pidfd = sys::pidfd_open(rec.pid).map_err(|e| ContainerError::Step {
+        step: "pidfd_open",
+        id: id.into(),
+        err: sys::errstr(&e),
+    })?;
+    if !state::alive(&rec) {
+        return Err(ContainerError::WrongStatus {
+            id: id.into(),
+            status: "stopped".into(),
+            what: "nothing to signal",
+        }
+        .into());
+    }
+    let signo = sig.map_or(0, |s| s as libc::c_int);
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            std::os::fd::AsRawFd::as_raw_fd(&pidfd),
+            signo,
+            0usize,
+            0u32,
+        )
+    };
+    if r != 0 {
+        return Err(ContainerError::Step {
+            step: "kill",
+            id: id.into(),
+            err: sys::errstr(&std::io::Error::last_os_error()),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Removes a container's state. Created: killed first. Running: only with
+/// `force` (SIGKILL, then waits until it is dead). Unknown with `force`: ok.
+pub fn delete(root: &Path, id: &str, force: bool) -> crate::Result<()> {
+    crate::id::validate(id)?;
+    let dir = Dir::new(root, id);
+    let rec = match dir.load() {
+        Ok(r) => r,
+        Err(state::StateError::NotFound(_)) if force => return dir.remove().map_err(Into::into),
+        Err(state::StateError::NotFound(_)) if dir.exists() => {
+            return Err(ContainerError::WrongStatus {
+                id: id.into(),
+                status: "creating".into(),
+                what: "use --force to remove it",
+            }
+            .into())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let status = dir.status(&rec);
+    if status == Status::Running && !force {
+        return Err(ContainerError::WrongStatus {
+            id: id.into(),
+            status: status_name(status),
+            what: "stop it or use --force",
+        }
+        .into());
+    }
+    if status != Status::Stopped {
+        if let Ok(pidfd) = sys::pidfd_open(rec.pid) {
+            if state::alive(&rec) {
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&pidfd);
+                unsafe {
+                    libc::syscall(libc::SYS_pidfd_send_signal, fd, libc::SIGKILL, 0usize, 0u32)
+                };
+                if !sys::pidfd_wait(&pidfd, 10_000) {
+                    return Err(ContainerError::Step {
+                        step: "wait for death after SIGKILL",
+                        id: id.into(),
+                        err: "timed out after 10s".into(),
+                    }
+                    .into());
+                }
+            }
+        }
+    }
+    dir.remove()?;
+    Ok(())
+}
+
+pub fn list(root: &Path) -> crate::Result<Vec<OciState>> {
+    Ok(state::list(root)?)
+}

@@ -1,0 +1,308 @@
+//! `create` (and the first half of `run`): validate, make the state dir and
+//! exec fifo, join `path` namespaces, clone the init, relay its setup result,
+//! record the state.
+
+use crate::config::{self, Loaded};
+use crate::process::Proc;
+use crate::state::{Dir, Record};
+use crate::{init, sys, tty};
+use oci_spec::runtime::LinuxNamespaceType;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("{step} {path}: {err}")]
+    Io {
+        step: &'static str,
+        path: PathBuf,
+        err: String,
+    },
+    #[error("{step}: {err}")]
+    Step { step: &'static str, err: String },
+    #[error("container init: {0}")]
+    Init(String),
+    #[error("process.terminal is true: --console-socket is required")]
+    NeedConsole,
+}
+
+pub struct Opts {
+    pub root: PathBuf,
+    pub id: String,
+    pub bundle: PathBuf,
+    pub config: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: u32,
+    /// `run`: nsrun stays the parent and takes the pty master itself.
+    pub run: bool,
+}
+
+pub struct Created {
+    pub pid: i32,
+    pub dir: Dir,
+    pub master: Option<OwnedFd>,
+}
+
+/// Undoes a half-made container: kills the init, reaps it, removes the dir.
+struct Undo<'a> {
+    dir: &'a Dir,
+    pid: Option<i32>,
+    armed: bool,
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.pid {
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+        }
+        let _ = self.dir.remove();
+    }
+}
+
+fn last_err(step: &'static str) -> CreateError {
+    CreateError::Step {
+        step,
+        err: sys::errstr(&std::io::Error::last_os_error()),
+    }
+}
+
+pub fn create(o: &Opts) -> crate::Result<Created> {
+    crate::id::validate(&o.id)?;
+    let Loaded {
+        spec,
+        raw,
+        bundle,
+        rootfs,
+        warnings,
+    } = config::load(&o.bundle, o.config.as_deref())?;
+    let proc_ = Proc::from_spec(spec.process().as_ref().expect("validated")).map_err(|e| {
+        config::ConfigError::Invalid {
+            field: "process".into(),
+            why: e.to_string(),
+        }
+    })?;
+    if proc_.terminal && !o.run && o.console_socket.is_none() {
+        return Err(CreateError::NeedConsole.into());
+    }
+    for w in &warnings {
+        eprintln!("nsrun: warning: {w}");
+    }
+    let console = match (&o.console_socket, proc_.terminal && !o.run) {
+        (Some(p), true) => Some(UnixStream::connect(p).map_err(|e| CreateError::Io {
+            step: "connect console socket",
+            path: p.clone(),
+            err: e.to_string(),
+        })?),
+        _ => None,
+    };
+    let ns = config::namespaces(&spec);
+    // Open every namespace to join before anything is made.
+    let mut joins = Vec::new();
+    for (t, path) in &ns {
+        if let Some(p) = path {
+            let fd = sys::open(p, libc::O_RDONLY, 0).map_err(|e| CreateError::Io {
+                step: "open namespace",
+                path: p.clone(),
+                err: sys::errstr(&e),
+            })?;
+            joins.push((*t, p.clone(), fd));
+        }
+    }
+    // The mount namespace is joined last: it changes how paths resolve.
+    joins.sort_by_key(|(t, _, _)| *t == LinuxNamespaceType::Mount);
+
+    let dir = Dir::new(&o.root, &o.id);
+    dir.create()?;
+    let mut undo = Undo {
+        dir: &dir,
+        pid: None,
+        armed: true,
+    };
+    sys::write_atomic(&dir.config_file(), &raw).map_err(|e| CreateError::Io {
+        step: "write config copy",
+        path: dir.config_file(),
+        err: e.to_string(),
+    })?;
+    let fifo_path = dir.fifo();
+    let cfifo = sys::cpath(&fifo_path).map_err(|e| CreateError::Io {
+        step: "exec fifo",
+        path: fifo_path.clone(),
+        err: e.to_string(),
+    })?;
+    unsafe { libc::umask(0) };
+    if unsafe { libc::mkfifo(cfifo.as_ptr(), 0o622) } != 0 {
+        return Err(CreateError::Io {
+            step: "mkfifo",
+            path: fifo_path,
+            err: sys::errstr(&std::io::Error::last_os_error()),
+        }
+        .into());
+    }
+    let fifo = sys::open(&fifo_path, libc::O_PATH, 0).map_err(|e| CreateError::Io {
+        step: "open exec fifo",
+        path: fifo_path.clone(),
+        err: sys::errstr(&e),
+    })?;
+
+    let mut sp = [0; 2];
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            sp.as_mut_ptr(),
+        )
+    } != 0
+    {
+        return Err(last_err("socketpair").into());
+    }
+    let (parent_sock, child_sock) =
+        unsafe { (OwnedFd::from_raw_fd(sp[0]), OwnedFd::from_raw_fd(sp[1])) };
+
+    for (t, p, fd) in &joins {
+        sys::setns(fd.as_raw_fd(), config::ns_flag(*t)).map_err(|e| CreateError::Io {
+            step: "setns",
+            path: p.clone(),
+            err: sys::errstr(&e),
+        })?;
+    }
+    let mut flags: libc::c_int = 0;
+    for (t, path) in &ns {
+        if path.is_none() {
+            flags |= config::ns_flag(*t);
+        }
+    }
+    let userns = flags & libc::CLONE_NEWUSER != 0;
+    if o.run {
+        tty::block_forwarded();
+    }
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    // A fork-like clone (no new stack): the child continues here with a copy
+    // of this (single-threaded) process.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if pid < 0 {
+        return Err(last_err("clone").into());
+    }
+    if pid == 0 {
+        drop(parent_sock);
+        init::run(init::Ctx {
+            spec: &spec,
+            rootfs,
+            proc_,
+            sync: child_sock.as_raw_fd(),
+            fifo: fifo.as_raw_fd(),
+            console: console.as_ref().map(|c| c.as_raw_fd()),
+            master_to_parent: o.run,
+            userns,
+            preserve_fds: o.preserve_fds,
+        });
+    }
+    let pid = pid as i32;
+    undo.pid = Some(pid);
+    drop(child_sock);
+    drop(fifo);
+    drop(console);
+    if userns {
+        write_id_maps(pid, &spec)?;
+        let n = unsafe {
+            libc::send(
+                parent_sock.as_raw_fd(),
+                b"G".as_ptr() as *const libc::c_void,
+                1,
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if n != 1 {
+            return Err(last_err("send go to init").into());
+        }
+    }
+    let mut master = None;
+    loop {
+        let (msg, fd) = tty::recv_msg(parent_sock.as_raw_fd())?;
+        match msg.first() {
+            Some(b'T') => master = fd,
+            Some(b'R') => break,
+            Some(b'E') => {
+                return Err(
+                    CreateError::Init(String::from_utf8_lossy(&msg[1..]).to_string()).into(),
+                )
+            }
+            _ => {
+                let mut st = 0;
+                unsafe { libc::waitpid(pid, &mut st, 0) };
+                undo.pid = None;
+                return Err(CreateError::Init(format!(
+                    "died during setup (status {})",
+                    tty::exit_status(st)
+                ))
+                .into());
+            }
+        }
+    }
+    let start = sys::proc_stat(pid)
+        .map(|s| s.1)
+        .ok_or_else(|| CreateError::Init("exited during setup".into()))?;
+    let record = Record {
+        id: o.id.clone(),
+        pid,
+        pid_start_time: start,
+        bundle,
+        rootfs: dir_path(&spec, &o.bundle),
+        created: sys::now_rfc3339(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+    };
+    dir.save(&record)?;
+    if let Some(pf) = &o.pid_file {
+        sys::write_atomic(pf, pid.to_string().as_bytes()).map_err(|e| CreateError::Io {
+            step: "write pid file",
+            path: pf.clone(),
+            err: e.to_string(),
+        })?;
+    }
+    undo.armed = false;
+    drop(undo);
+    Ok(Created { pid, dir, master })
+}
+
+fn dir_path(spec: &oci_spec::runtime::Spec, bundle: &Path) -> PathBuf {
+    let b = std::path::absolute(bundle).unwrap_or_else(|_| bundle.to_path_buf());
+    spec.root().as_ref().map(|r| b.join(r.path())).unwrap_or(b)
+}
+
+fn write_id_maps(pid: i32, spec: &oci_spec::runtime::Spec) -> Result<(), CreateError> {
+    let linux = spec.linux().as_ref().expect("validated");
+    for (file, maps) in [
+        ("uid_map", linux.uid_mappings()),
+        ("gid_map", linux.gid_mappings()),
+    ] {
+        let text: String = maps
+            .iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect();
+        let path = PathBuf::from(format!("/proc/{pid}/{file}"));
+        std::fs::write(&path, text).map_err(|e| CreateError::Io {
+            step: "write id map",
+            path,
+            err: e.to_string(),
+        })?;
+    }
+    Ok(())
+}

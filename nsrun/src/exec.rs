@@ -1,0 +1,387 @@
+//! `exec`: run a command in a running container's namespaces and cgroups,
+//! with the config's capabilities, rlimits and noNewPrivileges.
+
+use crate::process::{self, Proc};
+use crate::state::{Dir, Status};
+use crate::{config, sys, tty};
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("container {id:?} is {status}: cannot exec")]
+    NotRunning { id: String, status: &'static str },
+    #[error("{step} {path}: {err}")]
+    Io {
+        step: &'static str,
+        path: PathBuf,
+        err: String,
+    },
+    #[error("{0}")]
+    Setup(String),
+}
+
+pub struct Opts {
+    pub root: PathBuf,
+    pub id: String,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    pub user: Option<String>,
+    pub tty: bool,
+    pub detach: bool,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: u32,
+}
+
+pub enum Outcome {
+    Detached(i32),
+    Exited(i32),
+}
+
+fn io(step: &'static str, path: &Path, e: std::io::Error) -> ExecError {
+    ExecError::Io {
+        step,
+        path: path.to_path_buf(),
+        err: sys::errstr(&e),
+    }
+}
+
+/// Namespaces in setns order: user first (it owns the others), mount last.
+const NS: [(&str, libc::c_int); 7] = [
+    ("user", libc::CLONE_NEWUSER),
+    ("ipc", libc::CLONE_NEWIPC),
+    ("uts", libc::CLONE_NEWUTS),
+    ("net", libc::CLONE_NEWNET),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+    ("pid", libc::CLONE_NEWPID),
+    ("mnt", libc::CLONE_NEWNS),
+];
+
+/// Merges `-e` entries over the init's env (`K` alone takes nsrun's own K).
+pub fn merge_env(base: Vec<String>, extra: &[String]) -> Vec<String> {
+    let mut env = base;
+    for e in extra {
+        let kv = if e.contains('=') {
+            e.clone()
+        } else {
+            match std::env::var(e) {
+                Ok(v) => format!("{e}={v}"),
+                Err(_) => continue,
+            }
+        };
+        let key = kv.split('=').next().unwrap_or_default().to_string();
+        env.retain(|x| x.split('=').next() != Some(key.as_str()));
+        env.push(kv);
+    }
+    env
+}
+
+/// The v1/v2 mount point of each cgroup hierarchy line of /proc/PID/cgroup.
+fn cgroup_moves(pid: i32) -> Result<Vec<PathBuf>, ExecError> {
+    let theirs = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map_err(|e| io("read cgroups", Path::new("/proc/PID/cgroup"), e))?;
+    let ours = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut out = Vec::new();
+    for line in theirs.lines() {
+        if ours.lines().any(|l| l == line) {
+            continue; // already there
+        }
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
+        let want: Vec<&str> = ctrls.split(',').filter(|c| !c.is_empty()).collect();
+        for m in info.lines() {
+            let p: Vec<&str> = m.split(' ').collect();
+            let Some(sep) = p.iter().position(|x| *x == "-") else {
+                continue;
+            };
+            let fstype = p.get(sep + 1).copied().unwrap_or("");
+            let sopts: Vec<&str> = p.get(sep + 3).copied().unwrap_or("").split(',').collect();
+            let hit = if want.is_empty() {
+                fstype == "cgroup2"
+            } else {
+                fstype == "cgroup" && want.iter().all(|c| sopts.contains(c))
+            };
+            // Only a mount of the hierarchy's root maps paths one to one.
+            if hit && p[3] == "/" {
+                out.push(
+                    Path::new(p[4])
+                        .join(path.trim_start_matches('/'))
+                        .join("cgroup.procs"),
+                );
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// uid/gid (and groups) of `--user U[:G]`, names looked up in the
+/// container's /etc/passwd and /etc/group (call after chroot).
+pub fn parse_user(spec: &str) -> Result<(u32, u32), ExecError> {
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let find = |name: Option<&str>, uid: Option<u32>| -> Option<(u32, u32)> {
+        passwd.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            let (lu, lg) = (f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?);
+            ((name.is_some() && name == f.first().copied()) || uid == Some(lu)).then_some((lu, lg))
+        })
+    };
+    let (uid, pw_gid) = match u.parse::<u32>() {
+        Ok(n) => (n, find(None, Some(n)).map(|x| x.1).unwrap_or(0)),
+        Err(_) => find(Some(u), None).ok_or_else(|| {
+            ExecError::Usage(format!(
+                "--user {spec}: no user {u:?} in the container's /etc/passwd"
+            ))
+        })?,
+    };
+    let gid = match g {
+        None => pw_gid,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => std::fs::read_to_string("/etc/group")
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    (f.first() == Some(&g))
+                        .then(|| f.get(2).and_then(|x| x.parse().ok()))
+                        .flatten()
+                })
+                .ok_or_else(|| {
+                    ExecError::Usage(format!(
+                        "--user {spec}: no group {g:?} in the container's /etc/group"
+                    ))
+                })?,
+        },
+    };
+    Ok((uid, gid))
+}
+
+pub fn exec(o: &Opts) -> crate::Result<Outcome> {
+    crate::id::validate(&o.id)?;
+    if o.args.is_empty() {
+        return Err(
+            ExecError::Usage("exec: no command given (nsrun exec ID -- CMD...)".into()).into(),
+        );
+    }
+    if o.console_socket.is_some() && !o.tty {
+        return Err(ExecError::Usage("exec: --console-socket needs -t".into()).into());
+    }
+    let dir = Dir::new(&o.root, &o.id);
+    let rec = dir.load()?;
+    match dir.status(&rec) {
+        Status::Stopped => {
+            return Err(ExecError::NotRunning {
+                id: o.id.clone(),
+                status: "stopped",
+            }
+            .into())
+        }
+        Status::Creating => {
+            return Err(ExecError::NotRunning {
+                id: o.id.clone(),
+                status: "creating",
+            }
+            .into())
+        }
+        _ => {}
+    }
+    let raw = std::fs::read(dir.config_file())
+        .map_err(|e| io("read config copy", &dir.config_file(), e))?;
+    let spec = config::parse(&raw)?;
+    let mut proc_ = Proc::from_spec(
+        spec.process()
+            .as_ref()
+            .ok_or_else(|| ExecError::Setup("config has no process".into()))?,
+    )
+    .map_err(|e| ExecError::Setup(e.to_string()))?;
+    let pid = rec.pid;
+    let environ = std::fs::read(format!("/proc/{pid}/environ"))
+        .map_err(|e| io("read environ", Path::new("/proc/PID/environ"), e))?;
+    let base: Vec<String> = environ
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).to_string())
+        .collect();
+    proc_.env = merge_env(base, &o.env);
+    proc_.args = o.args.clone();
+    proc_.terminal = o.tty;
+    if let Some(c) = &o.cwd {
+        if !c.is_absolute() {
+            return Err(ExecError::Usage(format!("--cwd {}: not absolute", c.display())).into());
+        }
+        proc_.cwd = c.clone();
+    }
+
+    let console = match &o.console_socket {
+        Some(p) => Some(UnixStream::connect(p).map_err(|e| io("connect console socket", p, e))?),
+        None => None,
+    };
+    let mut ns_fds = Vec::new();
+    for (name, flag) in NS {
+        let theirs = format!("/proc/{pid}/ns/{name}");
+        let a = std::fs::read_link(&theirs).ok();
+        let b = std::fs::read_link(format!("/proc/self/ns/{name}")).ok();
+        if a.is_none() || a == b {
+            continue;
+        }
+        let fd = sys::open(Path::new(&theirs), libc::O_RDONLY, 0)
+            .map_err(|e| io("open namespace", Path::new(&theirs), e))?;
+        ns_fds.push((name, flag, fd));
+    }
+    let root_path = PathBuf::from(format!("/proc/{pid}/root"));
+    let rootfd = sys::open(&root_path, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+        .map_err(|e| io("open container root", &root_path, e))?;
+    // The pid must still be the container's init now that its files are open.
+    if dir.status(&rec) == Status::Stopped {
+        return Err(ExecError::NotRunning {
+            id: o.id.clone(),
+            status: "stopped",
+        }
+        .into());
+    }
+    for procs in cgroup_moves(pid)? {
+        std::fs::write(&procs, std::process::id().to_string())
+            .map_err(|e| io("join cgroup", &procs, e))?;
+    }
+    // CVE-2019-5736: from here on nothing inside may open /proc/<us>/exe.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    for (name, flag, fd) in &ns_fds {
+        sys::setns(fd.as_raw_fd(), *flag)
+            .map_err(|e| io("setns", Path::new(&format!("/proc/{pid}/ns/{name}")), e))?;
+    }
+    drop(ns_fds);
+    if unsafe { libc::fchdir(rootfd.as_raw_fd()) } != 0
+        || unsafe { libc::chroot(c".".as_ptr()) } != 0
+    {
+        return Err(io(
+            "chroot into container root",
+            &root_path,
+            std::io::Error::last_os_error(),
+        )
+        .into());
+    }
+    drop(rootfd);
+    std::env::set_current_dir("/").map_err(|e| io("chdir", Path::new("/"), e))?;
+    if let Some(u) = &o.user {
+        let (uid, gid) = parse_user(u)?;
+        proc_.uid = uid;
+        proc_.gid = gid;
+        proc_.groups.clear();
+    }
+    let pty = if o.tty { Some(tty::open_pty()?) } else { None };
+
+    let mut pfd = [0; 2];
+    if unsafe { libc::pipe2(pfd.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(ExecError::Setup(format!(
+            "pipe: {}",
+            sys::errstr(&std::io::Error::last_os_error())
+        ))
+        .into());
+    }
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(pfd[0]), OwnedFd::from_raw_fd(pfd[1])) };
+    if !o.detach {
+        tty::block_forwarded();
+    }
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return Err(ExecError::Setup(format!(
+            "fork: {}",
+            sys::errstr(&std::io::Error::last_os_error())
+        ))
+        .into());
+    }
+    if child == 0 {
+        drop(rd);
+        child_main(
+            &proc_,
+            pty.as_ref().map(|p| &p.1),
+            wr.as_raw_fd(),
+            o.preserve_fds,
+        );
+    }
+    drop(wr);
+    let master = pty.map(|(m, _s)| m);
+    let mut report = Vec::new();
+    let _ = std::fs::File::from(rd).read_to_end(&mut report);
+    if let Some((&code, msg)) = report.split_first() {
+        let mut st = 0;
+        unsafe { libc::waitpid(child, &mut st, 0) };
+        let msg = String::from_utf8_lossy(msg).to_string();
+        if code == 1 {
+            return Err(ExecError::Setup(msg).into());
+        }
+        eprintln!("nsrun: {msg}");
+        return Ok(Outcome::Exited(code as i32));
+    }
+    if let (Some(sock), Some(m)) = (&console, &master) {
+        tty::send_fd(sock.as_raw_fd(), b"/dev/ptmx", m.as_raw_fd())?;
+    }
+    if o.detach {
+        return Ok(Outcome::Detached(child));
+    }
+    let copy = if console.is_some() {
+        None
+    } else {
+        master.as_ref()
+    };
+    Ok(Outcome::Exited(tty::supervise(child, copy)?))
+}
+
+/// The forked exec'd process. Setup failures are reported on `report` as
+/// code 1 + message; exec failures as 126/127 + message.
+fn child_main(p: &Proc, slave: Option<&OwnedFd>, report: libc::c_int, preserve_fds: u32) -> ! {
+    let fail = |code: u8, msg: String| -> ! {
+        let mut m = vec![code];
+        m.extend_from_slice(msg.as_bytes());
+        unsafe {
+            libc::write(report, m.as_ptr() as *const libc::c_void, m.len());
+            libc::_exit(code as libc::c_int);
+        }
+    };
+    unsafe { libc::setsid() };
+    if let Some(s) = slave {
+        if let Err(e) = tty::attach_slave(s) {
+            fail(1, e.to_string());
+        }
+    }
+    if let Err(e) = p.set_limits() {
+        fail(1, e.to_string());
+    }
+    if let Err(e) = p.switch_user() {
+        fail(1, e.to_string());
+    }
+    if let Err(e) = p.enter_cwd() {
+        fail(1, e.to_string());
+    }
+    // CVE-2024-21626: no fd of nsrun's survives the exec.
+    if let Err(e) = sys::cloexec_from(3 + preserve_fds) {
+        fail(1, format!("close_range: {}", sys::errstr(&e)));
+    }
+    process::reset_signals();
+    let (code, msg) = p.exec();
+    fail(code, msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_env;
+
+    #[test]
+    fn env_merge_overrides_by_key() {
+        let base = vec!["PATH=/bin".to_string(), "A=1".to_string()];
+        let got = merge_env(base, &["A=2".into(), "B=x=y".into()]);
+        assert_eq!(got, vec!["PATH=/bin", "A=2", "B=x=y"]);
+    }
+}

@@ -1,0 +1,136 @@
+//! The container init: runs in the cloned child, sets up the rootfs and the
+//! process, reports ready (or the failed step) to its parent over the sync
+//! socket, blocks on the exec fifo until `start`, then execs.
+
+use crate::process::{self, Proc};
+use crate::{rootfs, sys, tty};
+use oci_spec::runtime::Spec;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+
+/// What the init gets from its parent (a copy of its memory: it is a fork).
+pub struct Ctx<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: PathBuf,
+    pub proc_: Proc,
+    /// The init's end of the SOCK_SEQPACKET sync socket.
+    pub sync: RawFd,
+    /// O_PATH fd of the exec fifo, opened before pivot_root.
+    pub fifo: RawFd,
+    /// A connected `--console-socket` for the pty master (create mode).
+    pub console: Option<RawFd>,
+    /// With a terminal and no console socket (run mode), the master goes to
+    /// the parent over the sync socket.
+    pub master_to_parent: bool,
+    pub userns: bool,
+    pub preserve_fds: u32,
+}
+
+fn send(sync: RawFd, msg: &[u8]) {
+    unsafe {
+        libc::send(
+            sync,
+            msg.as_ptr() as *const libc::c_void,
+            msg.len(),
+            libc::MSG_NOSIGNAL,
+        )
+    };
+}
+
+/// Entry point of the cloned child. Never returns.
+pub fn run(ctx: Ctx) -> ! {
+    match setup(&ctx) {
+        Ok(()) => {}
+        Err(msg) => {
+            let mut m = b"E".to_vec();
+            m.extend_from_slice(msg.as_bytes());
+            send(ctx.sync, &m);
+            unsafe { libc::_exit(1) };
+        }
+    }
+    send(ctx.sync, b"R");
+    unsafe { libc::close(ctx.sync) };
+    // Blocks until `start` opens the read side.
+    let path = format!("/proc/self/fd/{}", ctx.fifo);
+    let w = match sys::open(Path::new(&path), libc::O_WRONLY, 0) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("nsrun: open exec fifo {path}: {}", sys::errstr(&e));
+            unsafe { libc::_exit(1) };
+        }
+    };
+    unsafe { libc::write(w.as_raw_fd(), b"0".as_ptr() as *const libc::c_void, 1) };
+    drop(w);
+    unsafe { libc::close(ctx.fifo) };
+    if let Err(e) = sys::cloexec_from(3 + ctx.preserve_fds) {
+        eprintln!("nsrun: close_range: {}", sys::errstr(&e));
+        unsafe { libc::_exit(1) };
+    }
+    process::reset_signals();
+    let (code, msg) = ctx.proc_.exec();
+    eprintln!("nsrun: {msg}");
+    unsafe { libc::_exit(code as libc::c_int) };
+}
+
+fn setup(ctx: &Ctx) -> Result<(), String> {
+    // Nothing in the container may open /proc/1/exe (the nsrun binary)
+    // while this process still runs it; exec of the user's command resets it.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        libc::umask(0);
+    }
+    if ctx.userns {
+        let mut b = [0u8; 1];
+        let n = unsafe { libc::recv(ctx.sync, b.as_mut_ptr() as *mut libc::c_void, 1, 0) };
+        if n != 1 || b[0] != b'G' {
+            return Err("wait for uid/gid maps: parent went away".into());
+        }
+        if unsafe { libc::setresgid(0, 0, 0) } != 0 || unsafe { libc::setresuid(0, 0, 0) } != 0 {
+            return Err(format!(
+                "become root in the user namespace: {}",
+                sys::errstr(&std::io::Error::last_os_error())
+            ));
+        }
+    }
+    rootfs::prepare(ctx.spec, &ctx.rootfs, ctx.userns).map_err(|e| e.to_string())?;
+    rootfs::pivot(&ctx.rootfs).map_err(|e| e.to_string())?;
+    rootfs::finish(ctx.spec).map_err(|e| e.to_string())?;
+    if let Some(h) = ctx.spec.hostname().as_ref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).map_err(|e| format!("sethostname {h:?}: {e}"))?;
+    }
+    if let Some(d) = ctx.spec.domainname().as_ref().filter(|d| !d.is_empty()) {
+        let c = sys::cstring(d).map_err(|e| e.to_string())?;
+        if unsafe { libc::setdomainname(c.as_ptr(), d.len()) } != 0 {
+            return Err(format!(
+                "setdomainname {d:?}: {}",
+                sys::errstr(&std::io::Error::last_os_error())
+            ));
+        }
+    }
+    ctx.proc_.set_limits().map_err(|e| e.to_string())?;
+    if unsafe { libc::setsid() } < 0 {
+        return Err(format!(
+            "setsid: {}",
+            sys::errstr(&std::io::Error::last_os_error())
+        ));
+    }
+    if ctx.proc_.terminal {
+        let (master, slave) = tty::open_pty().map_err(|e| e.to_string())?;
+        if let Some(b) = ctx.spec.process().as_ref().and_then(|p| p.console_size()) {
+            tty::set_winsize(slave.as_raw_fd(), b.height() as u16, b.width() as u16);
+        }
+        tty::attach_slave(&slave).map_err(|e| e.to_string())?;
+        if let Some(sock) = ctx.console {
+            tty::send_fd(sock, b"/dev/ptmx", master.as_raw_fd())
+                .map_err(|e| format!("console socket: {e}"))?;
+        } else if ctx.master_to_parent {
+            tty::send_fd(ctx.sync, b"T", master.as_raw_fd()).map_err(|e| e.to_string())?;
+        }
+    }
+    if let Some(sock) = ctx.console {
+        unsafe { libc::close(sock) };
+    }
+    ctx.proc_.switch_user().map_err(|e| e.to_string())?;
+    ctx.proc_.enter_cwd().map_err(|e| e.to_string())?;
+    Ok(())
+}

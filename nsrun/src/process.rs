@@ -1,0 +1,283 @@
+//! The container process: rlimits, user and groups, capabilities,
+//! noNewPrivileges, cwd, and the final exec with docker's exit codes
+//! (127 not found, 126 not executable).
+
+use crate::caps::{self, CapSets};
+use crate::sys;
+use oci_spec::runtime::{PosixRlimitType, Process};
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("{step}: {err}")]
+    Step { step: String, err: String },
+    #[error(transparent)]
+    Caps(#[from] caps::CapsError),
+}
+
+fn fail(step: impl Into<String>) -> ProcessError {
+    ProcessError::Step {
+        step: step.into(),
+        err: sys::errstr(&std::io::Error::last_os_error()),
+    }
+}
+
+/// One rlimit: resource number, name, soft, hard.
+#[derive(Debug, Clone)]
+pub struct Rlimit {
+    pub resource: libc::c_int,
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// Everything needed to finish and exec a container process.
+#[derive(Debug, Clone)]
+pub struct Proc {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub umask: Option<u32>,
+    pub caps: CapSets,
+    pub rlimits: Vec<Rlimit>,
+    pub no_new_privs: bool,
+    pub oom_score_adj: Option<i32>,
+    pub terminal: bool,
+}
+
+const RLIMITS: [(&str, libc::c_int); 16] = [
+    ("RLIMIT_CPU", 0),
+    ("RLIMIT_FSIZE", 1),
+    ("RLIMIT_DATA", 2),
+    ("RLIMIT_STACK", 3),
+    ("RLIMIT_CORE", 4),
+    ("RLIMIT_RSS", 5),
+    ("RLIMIT_NPROC", 6),
+    ("RLIMIT_NOFILE", 7),
+    ("RLIMIT_MEMLOCK", 8),
+    ("RLIMIT_AS", 9),
+    ("RLIMIT_LOCKS", 10),
+    ("RLIMIT_SIGPENDING", 11),
+    ("RLIMIT_MSGQUEUE", 12),
+    ("RLIMIT_NICE", 13),
+    ("RLIMIT_RTPRIO", 14),
+    ("RLIMIT_RTTIME", 15),
+];
+
+/// The resource number and name of a config rlimit type.
+pub fn rlimit_resource(t: PosixRlimitType) -> Result<(libc::c_int, String), String> {
+    let name = serde_json::to_value(t)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default();
+    RLIMITS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(n, r)| (*r, n.to_string()))
+        .ok_or_else(|| format!("unknown rlimit {name:?}"))
+}
+
+impl Proc {
+    pub fn from_spec(p: &Process) -> Result<Proc, ProcessError> {
+        let mut rlimits = Vec::new();
+        for r in p.rlimits().iter().flatten() {
+            let (resource, name) = rlimit_resource(r.typ()).map_err(|err| ProcessError::Step {
+                step: "rlimits".into(),
+                err,
+            })?;
+            rlimits.push(Rlimit {
+                resource,
+                name,
+                soft: r.soft(),
+                hard: r.hard(),
+            });
+        }
+        Ok(Proc {
+            args: p.args().clone().unwrap_or_default(),
+            env: p.env().clone().unwrap_or_default(),
+            cwd: p.cwd().clone(),
+            uid: p.user().uid(),
+            gid: p.user().gid(),
+            groups: p.user().additional_gids().clone().unwrap_or_default(),
+            umask: p.user().umask(),
+            caps: CapSets::from_spec(p.capabilities().as_ref())?,
+            rlimits,
+            no_new_privs: p.no_new_privileges().unwrap_or(false),
+            oom_score_adj: p.oom_score_adj(),
+            terminal: p.terminal().unwrap_or(false),
+        })
+    }
+
+    /// rlimits and the OOM score; lowering works, raising a hard limit needs
+    /// CAP_SYS_RESOURCE, which this says.
+    pub fn set_limits(&self) -> Result<(), ProcessError> {
+        if let Some(adj) = self.oom_score_adj {
+            std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
+                ProcessError::Step {
+                    step: "write /proc/self/oom_score_adj".into(),
+                    err: e.to_string(),
+                }
+            })?;
+        }
+        for r in &self.rlimits {
+            let lim = libc::rlimit {
+                rlim_cur: r.soft,
+                rlim_max: r.hard,
+            };
+            if unsafe { libc::setrlimit(r.resource as _, &lim) } != 0 {
+                let e = std::io::Error::last_os_error();
+                let mut old = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                unsafe { libc::getrlimit(r.resource as _, &mut old) };
+                let why = if e.raw_os_error() == Some(libc::EPERM) && r.hard > old.rlim_max {
+                    format!(
+                        "{}: raising the hard limit from {} to {} needs CAP_SYS_RESOURCE",
+                        sys::errstr(&e),
+                        old.rlim_max,
+                        r.hard
+                    )
+                } else {
+                    sys::errstr(&e)
+                };
+                return Err(ProcessError::Step {
+                    step: format!("setrlimit {} soft={} hard={}", r.name, r.soft, r.hard),
+                    err: why,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Bounding set, then groups/gid/uid (keeping caps across the switch),
+    /// then the other capability sets and noNewPrivileges.
+    pub fn switch_user(&self) -> Result<(), ProcessError> {
+        caps::drop_bounding(self.caps.bounding)?;
+        if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } != 0 {
+            return Err(fail("PR_SET_KEEPCAPS"));
+        }
+        let groups: Vec<libc::gid_t> = self.groups.clone();
+        if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } != 0 {
+            let e = std::io::Error::last_os_error();
+            // In a user namespace with setgroups denied, no extra groups is fine.
+            if !(groups.is_empty() && e.raw_os_error() == Some(libc::EPERM)) {
+                return Err(ProcessError::Step {
+                    step: format!("setgroups {:?}", self.groups),
+                    err: sys::errstr(&e),
+                });
+            }
+        }
+        if unsafe { libc::setresgid(self.gid, self.gid, self.gid) } != 0 {
+            return Err(fail(format!("setresgid {}", self.gid)));
+        }
+        if unsafe { libc::setresuid(self.uid, self.uid, self.uid) } != 0 {
+            return Err(fail(format!("setresuid {}", self.uid)));
+        }
+        unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
+        caps::apply(&self.caps)?;
+        if self.no_new_privs && unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return Err(fail("PR_SET_NO_NEW_PRIVS"));
+        }
+        Ok(())
+    }
+
+    /// chdir to the cwd and check it is reachable from the container root
+    /// (CVE-2024-21626: a cwd left outside the root reads "(unreachable)").
+    pub fn enter_cwd(&self) -> Result<(), ProcessError> {
+        std::env::set_current_dir(&self.cwd).map_err(|e| ProcessError::Step {
+            step: format!("chdir to cwd {}", self.cwd.display()),
+            err: sys::errstr(&e),
+        })?;
+        let mut buf = vec![0u8; 4096];
+        let p = unsafe { libc::getcwd(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+        if p.is_null() || buf[0] != b'/' {
+            return Err(ProcessError::Step {
+                step: "check cwd".into(),
+                err: "current directory is outside the container root".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The PATH of the process's own env (not nsrun's).
+    fn path_var(&self) -> String {
+        self.env
+            .iter()
+            .rev()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .to_string()
+    }
+
+    /// Execs args[0] (searched in the env's PATH). Only returns on failure:
+    /// the exit code to use (127 not found, 126 cannot execute) and a message.
+    pub fn exec(&self) -> (u8, String) {
+        if let Some(m) = self.umask {
+            unsafe { libc::umask(m as libc::mode_t) };
+        } else {
+            unsafe { libc::umask(0o022) };
+        }
+        let cmd = &self.args[0];
+        let to_c = |s: &String| CString::new(s.as_bytes()).ok();
+        let (Some(argv), Some(envp)) = (
+            self.args.iter().map(to_c).collect::<Option<Vec<_>>>(),
+            self.env.iter().map(to_c).collect::<Option<Vec<_>>>(),
+        ) else {
+            return (126, format!("exec {cmd:?}: argument or env contains NUL"));
+        };
+        let mut argp: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+        argp.push(std::ptr::null());
+        let mut envpp: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
+        envpp.push(std::ptr::null());
+        let candidates: Vec<PathBuf> = if cmd.contains('/') {
+            vec![PathBuf::from(cmd)]
+        } else {
+            self.path_var()
+                .split(':')
+                .map(|d| Path::new(if d.is_empty() { "." } else { d }).join(cmd))
+                .collect()
+        };
+        let mut first_err: Option<std::io::Error> = None;
+        for c in candidates {
+            let Ok(cp) = sys::cpath(&c) else { continue };
+            unsafe { libc::execve(cp.as_ptr(), argp.as_ptr(), envpp.as_ptr()) };
+            let e = std::io::Error::last_os_error();
+            let notfound = matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR));
+            if !notfound && first_err.is_none() {
+                first_err = Some(e);
+            }
+        }
+        match first_err {
+            // EACCES, ENOEXEC, EISDIR, EPERM...: found but not executable.
+            Some(e) => {
+                let msg = if e.raw_os_error() == Some(libc::EACCES) && Path::new(cmd).is_dir() {
+                    "Is a directory".to_string()
+                } else {
+                    e.to_string()
+                        .split(" (os error")
+                        .next()
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                (126, format!("exec {cmd:?}: {msg}"))
+            }
+            None => (127, format!("exec {cmd:?}: No such file or directory")),
+        }
+    }
+}
+
+/// Resets what the process must not inherit from nsrun: the blocked signal
+/// mask (run/exec block signals to forward them) and Rust's ignored SIGPIPE.
+pub fn reset_signals() {
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

@@ -1,0 +1,547 @@
+//! The container's filesystem: private propagation, the rootfs bind, the
+//! config's mounts (targets resolved inside the rootfs), /dev, pivot_root,
+//! masked and read-only paths. Runs in the init, in its new mount namespace.
+
+use crate::resolve::{self, Kind};
+use crate::sys;
+use oci_spec::runtime::{Mount, Spec};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RootfsError {
+    #[error("{step} {path}: {err}")]
+    Step {
+        step: String,
+        path: PathBuf,
+        err: String,
+    },
+    #[error(transparent)]
+    Resolve(#[from] resolve::ResolveError),
+}
+
+fn step(step: impl Into<String>, path: &Path, e: std::io::Error) -> RootfsError {
+    RootfsError::Step {
+        step: step.into(),
+        path: path.to_path_buf(),
+        err: sys::errstr(&e),
+    }
+}
+
+/// The propagation flag for `linux.rootfsPropagation`.
+pub fn propagation_flag(p: &str) -> Option<libc::c_ulong> {
+    Some(match p {
+        "private" => libc::MS_PRIVATE,
+        "rprivate" => libc::MS_PRIVATE | libc::MS_REC,
+        "slave" => libc::MS_SLAVE,
+        "rslave" => libc::MS_SLAVE | libc::MS_REC,
+        "shared" => libc::MS_SHARED,
+        "rshared" => libc::MS_SHARED | libc::MS_REC,
+        "unbindable" => libc::MS_UNBINDABLE,
+        "runbindable" => libc::MS_UNBINDABLE | libc::MS_REC,
+        _ => return None,
+    })
+}
+
+/// Mount options split into flags, propagation flags and the data string.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Opts {
+    pub flags: libc::c_ulong,
+    pub propagation: libc::c_ulong,
+    pub data: String,
+    pub bind: bool,
+}
+
+pub fn parse_options(opts: &[String]) -> Opts {
+    let mut o = Opts::default();
+    let mut data = Vec::new();
+    for s in opts {
+        let (set, clear): (libc::c_ulong, libc::c_ulong) = match s.as_str() {
+            "ro" => (libc::MS_RDONLY, 0),
+            "rw" => (0, libc::MS_RDONLY),
+            "nosuid" => (libc::MS_NOSUID, 0),
+            "suid" => (0, libc::MS_NOSUID),
+            "nodev" => (libc::MS_NODEV, 0),
+            "dev" => (0, libc::MS_NODEV),
+            "noexec" => (libc::MS_NOEXEC, 0),
+            "exec" => (0, libc::MS_NOEXEC),
+            "sync" => (libc::MS_SYNCHRONOUS, 0),
+            "async" => (0, libc::MS_SYNCHRONOUS),
+            "dirsync" => (libc::MS_DIRSYNC, 0),
+            "mand" => (libc::MS_MANDLOCK, 0),
+            "nomand" => (0, libc::MS_MANDLOCK),
+            "noatime" => (libc::MS_NOATIME, 0),
+            "atime" => (0, libc::MS_NOATIME),
+            "nodiratime" => (libc::MS_NODIRATIME, 0),
+            "diratime" => (0, libc::MS_NODIRATIME),
+            "relatime" => (libc::MS_RELATIME, 0),
+            "norelatime" => (0, libc::MS_RELATIME),
+            "strictatime" => (libc::MS_STRICTATIME, 0),
+            "nostrictatime" => (0, libc::MS_STRICTATIME),
+            "bind" => {
+                o.bind = true;
+                (libc::MS_BIND, 0)
+            }
+            "rbind" => {
+                o.bind = true;
+                (libc::MS_BIND | libc::MS_REC, 0)
+            }
+            "defaults" => (0, 0),
+            p => {
+                if let Some(f) = propagation_flag(p) {
+                    o.propagation |= f;
+                } else {
+                    data.push(p.to_string());
+                }
+                (0, 0)
+            }
+        };
+        o.flags = (o.flags | set) & !clear;
+    }
+    o.data = data.join(",");
+    o
+}
+
+/// Steps before pivot_root. `rootfs` is the absolute host path.
+pub fn prepare(spec: &Spec, rootfs: &Path, userns: bool) -> Result<(), RootfsError> {
+    // Nothing mounted from here on may propagate to the host.
+    sys::mount(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )
+    .map_err(|e| step("make / private (MS_REC|MS_PRIVATE)", Path::new("/"), e))?;
+    sys::mount(
+        Some(rootfs),
+        rootfs,
+        None,
+        libc::MS_BIND | libc::MS_REC,
+        None,
+    )
+    .map_err(|e| step("bind rootfs onto itself", rootfs, e))?;
+    if let Some(p) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().clone())
+    {
+        let f = propagation_flag(&p).unwrap_or(libc::MS_PRIVATE | libc::MS_REC);
+        sys::mount(None, rootfs, None, f, None)
+            .map_err(|e| step("rootfsPropagation", rootfs, e))?;
+    }
+    let rootfd = sys::open(rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)
+        .map_err(|e| step("open rootfs", rootfs, e))?;
+    let mut dev_is_tmpfs = false;
+    for m in spec.mounts().iter().flatten() {
+        mount_one(&rootfd, m, userns)?;
+        if m.destination() == Path::new("/dev") && m.typ().as_deref() == Some("tmpfs") {
+            dev_is_tmpfs = true;
+        }
+    }
+    if dev_is_tmpfs {
+        default_devices(&rootfd, userns)?;
+    }
+    for d in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().clone())
+        .unwrap_or_default()
+    {
+        let ty = serde_json::to_value(d.typ())
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        let kind = match ty.as_str() {
+            "b" => libc::S_IFBLK,
+            "p" => libc::S_IFIFO,
+            _ => libc::S_IFCHR,
+        };
+        let mode = d.file_mode().unwrap_or(0o666);
+        make_device(
+            &rootfd,
+            d.path(),
+            kind | mode,
+            d.major() as u32,
+            d.minor() as u32,
+            userns,
+        )?;
+        if d.uid().is_some() || d.gid().is_some() {
+            let fd = resolve::ensure(&rootfd, d.path(), Kind::File)?;
+            let p = resolve::fd_path(&fd);
+            std::os::unix::fs::chown(&p, d.uid(), d.gid())
+                .map_err(|e| step("chown device", d.path(), e))?;
+        }
+    }
+    let cwd = spec
+        .process()
+        .as_ref()
+        .map(|p| p.cwd().clone())
+        .unwrap_or_else(|| "/".into());
+    resolve::ensure(&rootfd, &cwd, Kind::Dir)?;
+    Ok(())
+}
+
+fn mount_one(rootfd: &OwnedFd, m: &Mount, userns: bool) -> Result<(), RootfsError> {
+    let dest = m.destination();
+    let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
+    let typ = m.typ().clone().unwrap_or_default();
+    let bind = opts.bind || typ == "bind";
+    if typ == "cgroup" || typ == "cgroup2" {
+        return mount_cgroup(rootfd, dest, &opts);
+    }
+    if bind {
+        let src = m.source().clone().ok_or_else(|| RootfsError::Step {
+            step: "bind mount".into(),
+            path: dest.clone(),
+            err: "no source".into(),
+        })?;
+        let meta = std::fs::metadata(&src).map_err(|e| step("bind mount source", &src, e))?;
+        let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };
+        let fd = resolve::ensure(rootfd, dest, kind)?;
+        let target = resolve::fd_path(&fd);
+        let flags = libc::MS_BIND | (opts.flags & libc::MS_REC);
+        sys::mount(Some(&src), &target, None, flags, None)
+            .map_err(|e| step(format!("bind mount {}", src.display()), dest, e))?;
+        // Bind ignores the other flags: they take a remount.
+        let rest = opts.flags & !(libc::MS_BIND | libc::MS_REC);
+        if rest != 0 {
+            let fd = resolve::ensure(rootfd, dest, kind)?;
+            remount_bind(&resolve::fd_path(&fd), rest)
+                .map_err(|e| step("remount bind mount", dest, e))?;
+        }
+        if opts.propagation != 0 {
+            sys::mount(None, &target, None, opts.propagation, None)
+                .map_err(|e| step("mount propagation", dest, e))?;
+        }
+        return Ok(());
+    }
+    let fd = resolve::ensure(rootfd, dest, Kind::Dir)?;
+    let target = resolve::fd_path(&fd);
+    let src = m.source().clone().unwrap_or_else(|| PathBuf::from(&typ));
+    let mut data = opts.data.clone();
+    if typ == "mqueue" && userns {
+        // mqueue cannot be mounted in a user namespace without its own ipc
+        // namespace; runc falls back the same way.
+        data.clear();
+    }
+    sys::mount(Some(&src), &target, Some(&typ), opts.flags, Some(&data))
+        .map_err(|e| step(format!("mount {typ}"), dest, e))?;
+    if opts.propagation != 0 {
+        sys::mount(None, &target, None, opts.propagation, None)
+            .map_err(|e| step("mount propagation", dest, e))?;
+    }
+    Ok(())
+}
+
+/// Remounts a bind mount with `flags` (ro, nosuid...), keeping the flags the
+/// kernel locks on it (an unprivileged remount may not clear them).
+fn remount_bind(target: &Path, flags: libc::c_ulong) -> std::io::Result<()> {
+    let c = sys::cpath(target)?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    sys::cvt(unsafe { libc::statvfs(c.as_ptr(), &mut st) })?;
+    let keep = st.f_flag
+        & (libc::ST_NOSUID
+            | libc::ST_NODEV
+            | libc::ST_NOEXEC
+            | libc::ST_NOATIME
+            | libc::ST_NODIRATIME
+            | libc::ST_RELATIME
+            | libc::ST_RDONLY);
+    sys::mount(
+        None,
+        target,
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | keep as libc::c_ulong | flags,
+        None,
+    )
+}
+
+/// `type: cgroup`: a tmpfs with each host hierarchy mounted under it (on a
+/// cgroup v2 host, one cgroup2 mount), read-only when asked.
+fn mount_cgroup(rootfd: &OwnedFd, dest: &Path, opts: &Opts) -> Result<(), RootfsError> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| step("read mountinfo", Path::new("/proc/self/mountinfo"), e))?;
+    let mut hier = Vec::new();
+    let mut pure_v2 = false;
+    for line in info.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let Some(sep) = f.iter().position(|x| *x == "-") else {
+            continue;
+        };
+        let (mp, fstype, sopts) = (
+            f[4],
+            f.get(sep + 1).copied().unwrap_or(""),
+            f.get(sep + 3).copied().unwrap_or(""),
+        );
+        if fstype != "cgroup" && fstype != "cgroup2" {
+            continue;
+        }
+        if mp == "/sys/fs/cgroup" && fstype == "cgroup2" {
+            pure_v2 = true;
+        }
+        if let Some(name) = mp.strip_prefix("/sys/fs/cgroup/") {
+            let data: Vec<&str> = sopts
+                .split(',')
+                .filter(|o| *o != "rw" && *o != "ro")
+                .collect();
+            if !hier
+                .iter()
+                .any(|(n, _, _): &(String, String, String)| n == name)
+            {
+                hier.push((name.to_string(), fstype.to_string(), data.join(",")));
+            }
+        }
+    }
+    let flags = opts.flags & !libc::MS_RDONLY;
+    let fd = resolve::ensure(rootfd, dest, Kind::Dir)?;
+    let target = resolve::fd_path(&fd);
+    if pure_v2 {
+        return sys::mount(
+            Some(Path::new("cgroup2")),
+            &target,
+            Some("cgroup2"),
+            opts.flags,
+            None,
+        )
+        .map_err(|e| step("mount cgroup2", dest, e));
+    }
+    sys::mount(
+        Some(Path::new("tmpfs")),
+        &target,
+        Some("tmpfs"),
+        flags,
+        Some("mode=755"),
+    )
+    .map_err(|e| step("mount tmpfs for cgroup", dest, e))?;
+    for (name, fstype, data) in &hier {
+        let sub = dest.join(name);
+        let fd = resolve::ensure(rootfd, &sub, Kind::Dir)?;
+        sys::mount(
+            Some(Path::new(fstype)),
+            &resolve::fd_path(&fd),
+            Some(fstype),
+            opts.flags,
+            Some(data),
+        )
+        .map_err(|e| step(format!("mount {fstype} {data}"), &sub, e))?;
+    }
+    if opts.flags & libc::MS_RDONLY != 0 {
+        let fd = resolve::ensure(rootfd, dest, Kind::Dir)?;
+        sys::mount(
+            None,
+            &resolve::fd_path(&fd),
+            None,
+            libc::MS_REMOUNT | opts.flags,
+            Some("mode=755"),
+        )
+        .map_err(|e| step("remount cgroup tmpfs read-only", dest, e))?;
+    }
+    Ok(())
+}
+
+fn make_device(
+    rootfd: &OwnedFd,
+    path: &Path,
+    mode: u32,
+    major: u32,
+    minor: u32,
+    userns: bool,
+) -> Result<(), RootfsError> {
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    let name = path.file_name().ok_or_else(|| RootfsError::Step {
+        step: "device".into(),
+        path: path.into(),
+        err: "no file name".into(),
+    })?;
+    let dir = resolve::ensure(rootfd, parent, Kind::Dir)?;
+    // O_PATH dir fds cannot be mknodat'ed into: reopen the dir for real.
+    let dirfd = sys::open(
+        &resolve::fd_path(&dir),
+        libc::O_DIRECTORY | libc::O_RDONLY,
+        0,
+    )
+    .map_err(|e| step("open device dir", parent, e))?;
+    let cname = sys::cpath(Path::new(name)).map_err(|e| step("device name", path, e))?;
+    if userns {
+        // No mknod in a user namespace: bind the host's node instead.
+        let fd = resolve::ensure(rootfd, path, Kind::File)?;
+        let host = Path::new("/dev").join(name);
+        return sys::mount(
+            Some(&host),
+            &resolve::fd_path(&fd),
+            None,
+            libc::MS_BIND,
+            None,
+        )
+        .map_err(|e| step("bind device", path, e));
+    }
+    let r = unsafe {
+        libc::mknodat(
+            dirfd.as_raw_fd(),
+            cname.as_ptr(),
+            mode,
+            libc::makedev(major, minor),
+        )
+    };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EEXIST) {
+            return Err(step("mknod", path, e));
+        }
+    }
+    Ok(())
+}
+
+/// null, zero, full, random, urandom, tty and the /dev links.
+fn default_devices(rootfd: &OwnedFd, userns: bool) -> Result<(), RootfsError> {
+    for (name, major, minor) in [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ] {
+        make_device(
+            rootfd,
+            &Path::new("/dev").join(name),
+            libc::S_IFCHR | 0o666,
+            major,
+            minor,
+            userns,
+        )?;
+    }
+    let dev = resolve::ensure(rootfd, Path::new("/dev"), Kind::Dir)?;
+    let devfd = sys::open(
+        &resolve::fd_path(&dev),
+        libc::O_DIRECTORY | libc::O_RDONLY,
+        0,
+    )
+    .map_err(|e| step("open", Path::new("/dev"), e))?;
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+        ("core", "/proc/kcore"),
+    ] {
+        let n = sys::cstring(name).map_err(|e| step("symlink", Path::new(name), e))?;
+        let t = sys::cstring(target).map_err(|e| step("symlink", Path::new(target), e))?;
+        if unsafe { libc::symlinkat(t.as_ptr(), devfd.as_raw_fd(), n.as_ptr()) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EEXIST) {
+                return Err(step("symlink", &Path::new("/dev").join(name), e));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// pivot_root into `rootfs` and detach the old root.
+pub fn pivot(rootfs: &Path) -> Result<(), RootfsError> {
+    std::env::set_current_dir(rootfs).map_err(|e| step("chdir", rootfs, e))?;
+    sys::pivot_root(Path::new("."), Path::new(".")).map_err(|e| step("pivot_root", rootfs, e))?;
+    // The old root now sits under ".": keep its unmount from propagating anywhere.
+    sys::mount(
+        None,
+        Path::new("."),
+        None,
+        libc::MS_SLAVE | libc::MS_REC,
+        None,
+    )
+    .map_err(|e| step("make old root rslave", rootfs, e))?;
+    sys::umount2(Path::new("."), libc::MNT_DETACH)
+        .map_err(|e| step("detach old root", rootfs, e))?;
+    std::env::set_current_dir("/").map_err(|e| step("chdir", Path::new("/"), e))?;
+    Ok(())
+}
+
+/// Steps after pivot_root: masked and read-only paths, sysctls, read-only root.
+pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
+    let linux = spec.linux().as_ref();
+    for p in linux
+        .and_then(|l| l.masked_paths().clone())
+        .unwrap_or_default()
+    {
+        let p = Path::new(&p);
+        match std::fs::metadata(p) {
+            Err(_) => continue,
+            Ok(m) if m.is_dir() => sys::mount(
+                Some(Path::new("tmpfs")),
+                p,
+                Some("tmpfs"),
+                libc::MS_RDONLY,
+                Some("size=0k,mode=555"),
+            )
+            .map_err(|e| step("mask", p, e))?,
+            Ok(_) => sys::mount(Some(Path::new("/dev/null")), p, None, libc::MS_BIND, None)
+                .map_err(|e| step("mask", p, e))?,
+        }
+    }
+    for p in linux
+        .and_then(|l| l.readonly_paths().clone())
+        .unwrap_or_default()
+    {
+        let p = Path::new(&p);
+        if !p.exists() {
+            continue;
+        }
+        sys::mount(Some(p), p, None, libc::MS_BIND | libc::MS_REC, None)
+            .map_err(|e| step("bind read-only path", p, e))?;
+        remount_bind(
+            p,
+            libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        )
+        .map_err(|e| step("remount read-only", p, e))?;
+    }
+    for (k, v) in linux.and_then(|l| l.sysctl().clone()).unwrap_or_default() {
+        let path = Path::new("/proc/sys").join(k.replace('.', "/"));
+        if k.contains("..") || k.contains('/') {
+            return Err(RootfsError::Step {
+                step: "sysctl".into(),
+                path,
+                err: "bad key".into(),
+            });
+        }
+        std::fs::write(&path, v.as_bytes()).map_err(|e| step("sysctl", &path, e))?;
+    }
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        remount_bind(Path::new("/"), libc::MS_RDONLY)
+            .map_err(|e| step("remount / read-only", Path::new("/"), e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_split_into_flags_and_data() {
+        let o = parse_options(&[
+            "nosuid".into(),
+            "strictatime".into(),
+            "mode=755".into(),
+            "size=65536k".into(),
+            "ro".into(),
+            "rprivate".into(),
+        ]);
+        assert_eq!(
+            o.flags,
+            libc::MS_NOSUID | libc::MS_STRICTATIME | libc::MS_RDONLY
+        );
+        assert_eq!(o.data, "mode=755,size=65536k");
+        assert_eq!(o.propagation, libc::MS_PRIVATE | libc::MS_REC);
+        assert!(!o.bind);
+        let b = parse_options(&["rbind".into(), "ro".into(), "rw".into()]);
+        assert!(b.bind);
+        assert_eq!(b.flags, libc::MS_BIND | libc::MS_REC);
+    }
+}
