@@ -1,1 +1,80 @@
-//! netbr: see ../../README.md and ../../shared design for the contract.
+//! netbr: bridge networking for containers, as a CNI main plugin and as a
+//! small CLI.
+//!
+//! # CNI plugin
+//!
+//! Run with no arguments and `CNI_COMMAND` set, it is a CNI 1.0/1.1 main
+//! plugin (`CNI_CONTAINERID`, `CNI_NETNS`, `CNI_IFNAME`, `CNI_ARGS`,
+//! `CNI_PATH`; the config on stdin):
+//!
+//! ```json
+//! {"cniVersion":"1.0.0","name":"net1","type":"netbr","bridge":"mydocker0",
+//!  "isGateway":true,"ipMasq":true,"mtu":1500,"hairpinMode":true,
+//!  "ipam":{"type":"ipam","subnet":"10.22.0.0/16","dataDir":"/var/lib/mydocker/ipam"},
+//!  "runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp","hostIP":""}]}}
+//! ```
+//!
+//! Defaults: `bridge` `mydocker0`, `isGateway` true, `ipMasq` false,
+//! `hairpinMode` false, `mtu` the kernel's. `protocol` tcp (udp, sctp);
+//! `hostIP` empty or 0.0.0.0 means every local address.
+//!
+//! - ADD: ensures the bridge (up), runs the IPAM plugin `<CNI_PATH dir>/<ipam.type>`
+//!   (without CNI_PATH: the directory of this executable) with the same
+//!   config and env; puts the gateway address on the bridge (isGateway) and
+//!   sets `route_localnet=1` on it; sets `net.ipv4.ip_forward=1` (left on);
+//!   creates the veth pair with the host end `veth<8 hex of sha256(id:ifname)>`
+//!   on the bridge and the peer created directly in CNI_NETNS as CNI_IFNAME;
+//!   inside: the address, lo up, the ipam routes (default route via the
+//!   gateway); then the iptables rules (see [`iptables`]). Any failure after
+//!   the address was allocated undoes the veth and the allocation. Prints a CNI
+//!   result: interfaces `[bridge, host veth, container if (sandbox = netns path)]`,
+//!   `ips` (interface 2), `routes`, `dns`.
+//! - DEL: deletes the host veth (its peer goes with it), runs ipam DEL, deletes
+//!   the container's rules, and the network's rules when the bridge has no
+//!   port left. Never deletes the bridge. Gone already is success.
+//! - CHECK: bridge up, host veth on it, ipam CHECK, container if up with the
+//!   prevResult addresses, default route, one DNAT rule per port mapping.
+//! - VERSION: supported versions.
+//!
+//! Errors are CNI error JSON on stdout (`{"cniVersion","code","msg","details"}`)
+//! and one line on stderr. Codes: 1 version, 4 invalid env, 5 I/O (netns,
+//! sysctl), 6 undecodable config, 7 invalid config; ipam's 100-102 passed
+//! through; 110 netlink, 111 iptables, 112 the ipam plugin could not run,
+//! 113 CHECK found a difference. Exit 2 for codes 1, 2, 4, 6, 7; 1 otherwise.
+//!
+//! # Human subcommands
+//!
+//! Global `--root DIR` (env `MYDOCKER_ROOT`, default `/var/lib/mydocker`).
+//!
+//! - `netbr netns add ID [--dir D]`: creates `D/ID` (default
+//!   `$MYDOCKER_RUN/netns`, `/run/mydocker/netns`) bound to a new network
+//!   namespace; prints `{"path": ".."}`. Existing is success.
+//! - `netbr netns del ID [--dir D]`: unmounts and removes it; prints
+//!   `{"path": ".."}`; gone already is success.
+//! - `netbr create NAME --subnet CIDR [--gateway IP] [--bridge BR]`: writes
+//!   `<root>/networks/NAME.json`, a conflist with one netbr plugin
+//!   (`isGateway`, `ipMasq`, `hairpinMode` true; ipam `{type: ipam, subnet,
+//!   gateway, dataDir: <root>/ipam}`). Bridge default `br-<12 hex of
+//!   sha256(NAME)>`; created on the first connect. Refuses an existing name,
+//!   an overlapping subnet or a bridge in use (exit 1 / 2). Prints
+//!   `{"name","subnet","gateway","bridge"}`.
+//! - `netbr rm NAME`: refuses while addresses are allocated; else deletes
+//!   the network's rules, the bridge, the ipam state and the conflist. Prints
+//!   `{"name","removed":true}` (`false` when there was nothing).
+//! - `netbr ls`: `[{"name","subnet","gateway","bridge"}]`.
+//! - `netbr inspect NAME`: the summary plus `allocations` `[{"ip","id","ifname"}]`
+//!   and `config` (the conflist).
+//! - `netbr connect NAME ID --netns PATH [--ifname eth0] [--ip IP] [--publish JSON]`:
+//!   CNI ADD with the network's config (`--publish` is the portMappings
+//!   array, `--ip` becomes `CNI_ARGS=IP=..`); prints the CNI result.
+//! - `netbr disconnect NAME ID --netns PATH [--ifname eth0]`: CNI DEL; prints
+//!   `{"name","id","disconnected":true}`.
+//!
+//! Exit codes: 0 ok, 1 the operation failed, 2 bad usage or input. Errors:
+//! one line `netbr: message` on stderr.
+
+pub mod iptables;
+pub mod netlink;
+pub mod netns;
+pub mod network;
+pub mod plugin;

@@ -1,0 +1,597 @@
+//! NAT, port mappings and forwarding rules, in chains of our own:
+//!
+//! - nat `MYDOCKER`: DNAT per port mapping; jumped to from nat PREROUTING and
+//!   nat OUTPUT for local destinations (`-m addrtype --dst-type LOCAL`, so
+//!   127.0.0.1 and the host's own addresses both work).
+//! - nat `MYDOCKER-POSTROUTING`: MASQUERADE of the subnet to the outside, of
+//!   127.0.0.0/8 going out of the bridge (DNATed localhost traffic; needs
+//!   `route_localnet` on the bridge) and of a container reaching its own
+//!   published port (hairpin).
+//! - filter `MYDOCKER-FORWARD`: ACCEPT in and out of the bridge; jumped to from FORWARD.
+//!
+//! Every rule carries `-m comment --comment mydocker:<network>` (per
+//! network) or `mydocker:<network>:<container>` (per container); jumps carry
+//! `mydocker`. Deletion removes exactly the lines with the right comment, as
+//! iptables-save prints them. A chain left empty loses its jump and is
+//! removed. One `iptables-save` and at most one `iptables-restore --noflush`
+//! per operation, under flock on `$MYDOCKER_RUN/iptables.lock`.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+pub const DNAT_CHAIN: &str = "MYDOCKER";
+pub const POST_CHAIN: &str = "MYDOCKER-POSTROUTING";
+pub const FWD_CHAIN: &str = "MYDOCKER-FORWARD";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("iptables lock {path}: {err}")]
+    Lock { path: PathBuf, err: std::io::Error },
+    #[error("run {cmd}: {err}")]
+    Spawn { cmd: String, err: std::io::Error },
+    #[error("{cmd} failed: {stderr}")]
+    Failed { cmd: String, stderr: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// One port mapping, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    pub host_port: u16,
+    pub container_port: u16,
+    pub protocol: String,
+    pub host_ip: Option<Ipv4Addr>,
+}
+
+/// The network-level facts the rules need.
+#[derive(Debug, Clone)]
+pub struct Net<'a> {
+    pub name: &'a str,
+    pub bridge: &'a str,
+    /// `a.b.c.d/n`, host bits clear.
+    pub subnet: String,
+    pub masquerade: bool,
+}
+
+pub fn net_tag(net: &str) -> String {
+    format!("mydocker:{net}")
+}
+pub fn ctr_tag(net: &str, id: &str) -> String {
+    format!("mydocker:{net}:{id}")
+}
+
+/// Held while we read and edit the rules.
+pub struct Lock(#[allow(dead_code)] File);
+
+pub fn lock() -> Result<Lock> {
+    let dir = crate::netns::run_dir();
+    let path = dir.join("iptables.lock");
+    let err = |err| Error::Lock {
+        path: path.clone(),
+        err,
+    };
+    std::fs::create_dir_all(&dir).map_err(err)?;
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(err)?;
+    loop {
+        // SAFETY: flock on an fd we own.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(Lock(f));
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err(e));
+        }
+    }
+}
+
+/// The rules of one table as iptables-save prints them.
+#[derive(Debug, Default, Clone)]
+pub struct Table {
+    pub chains: HashSet<String>,
+    /// `-A CHAIN ...` lines.
+    pub rules: Vec<String>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Tables {
+    pub nat: Table,
+    pub filter: Table,
+}
+
+/// Parses iptables-save output (nat and filter only).
+pub fn parse_save(text: &str) -> Tables {
+    let mut t = Tables::default();
+    let mut cur: Option<&mut Table> = None;
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix('*') {
+            cur = match name.trim() {
+                "nat" => Some(&mut t.nat),
+                "filter" => Some(&mut t.filter),
+                _ => None,
+            };
+            continue;
+        }
+        let Some(tab) = cur.as_deref_mut() else {
+            continue;
+        };
+        if let Some(c) = line.strip_prefix(':') {
+            if let Some(name) = c.split_whitespace().next() {
+                tab.chains.insert(name.to_string());
+            }
+        } else if line.starts_with("-A ") {
+            tab.rules.push(line.to_string());
+        }
+    }
+    t
+}
+
+fn load() -> Result<Tables> {
+    let out = Command::new("iptables-save")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|err| Error::Spawn {
+            cmd: "iptables-save".into(),
+            err,
+        })?;
+    if !out.status.success() {
+        return Err(Error::Failed {
+            cmd: "iptables-save".into(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().into(),
+        });
+    }
+    Ok(parse_save(&String::from_utf8_lossy(&out.stdout)))
+}
+
+fn restore(batch: &str) -> Result<()> {
+    let cmd = "iptables-restore -w --noflush";
+    let mut child = Command::new("iptables-restore")
+        .args(["-w", "--noflush"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|err| Error::Spawn {
+            cmd: cmd.into(),
+            err,
+        })?;
+    let _ = child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(batch.as_bytes());
+    let out = child.wait_with_output().map_err(|err| Error::Spawn {
+        cmd: cmd.into(),
+        err,
+    })?;
+    if !out.status.success() {
+        return Err(Error::Failed {
+            cmd: cmd.into(),
+            stderr: format!(
+                "{} (batch: {})",
+                String::from_utf8_lossy(&out.stderr).trim(),
+                batch.replace('\n', "; ")
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The chain a `-A CHAIN ...` line belongs to.
+pub fn chain_of(rule: &str) -> Option<&str> {
+    rule.strip_prefix("-A ")?.split_whitespace().next()
+}
+
+/// The `-j TARGET` of a rule.
+fn target_of(rule: &str) -> Option<&str> {
+    let mut it = rule.split_whitespace();
+    while let Some(w) = it.next() {
+        if w == "-j" {
+            return it.next();
+        }
+    }
+    None
+}
+
+/// The `--comment` of a rule, unquoted.
+pub fn comment_of(rule: &str) -> Option<&str> {
+    let rest = &rule[rule.find("--comment ")? + "--comment ".len()..];
+    if let Some(q) = rest.strip_prefix('"') {
+        q.split('"').next()
+    } else {
+        rest.split_whitespace().next()
+    }
+}
+
+fn delete_line(rule: &str) -> String {
+    format!("-D {}", &rule[3..])
+}
+
+/// The edits of one table, turned into restore lines.
+#[derive(Default)]
+struct Edit {
+    lines: Vec<String>,
+    removed: HashSet<String>,
+}
+
+impl Edit {
+    fn remove(&mut self, rule: &str) {
+        if self.removed.insert(rule.to_string()) {
+            self.lines.push(delete_line(rule));
+        }
+    }
+}
+
+/// Removes the jumps to and the chain itself for each of `chains` left empty.
+fn drop_empty_chains(tab: &Table, edit: &mut Edit, added: &[String], chains: &[&str]) {
+    for chain in chains {
+        if !tab.chains.contains(*chain) || added.iter().any(|r| chain_of(r) == Some(chain)) {
+            continue;
+        }
+        let left = tab
+            .rules
+            .iter()
+            .any(|r| chain_of(r) == Some(chain) && !edit.removed.contains(r));
+        if left {
+            continue;
+        }
+        for r in &tab.rules {
+            if target_of(r) == Some(chain) {
+                edit.remove(r);
+            }
+        }
+        edit.lines.push(format!("-X {chain}"));
+    }
+}
+
+fn batch(nat: Edit, filter: Edit) -> String {
+    let mut s = String::new();
+    for (name, e) in [("nat", nat), ("filter", filter)] {
+        if e.lines.is_empty() {
+            continue;
+        }
+        s.push_str(&format!("*{name}\n"));
+        for l in e.lines {
+            s.push_str(&l);
+            s.push('\n');
+        }
+        s.push_str("COMMIT\n");
+    }
+    s
+}
+
+/// The rules ADD wants for a network and container, given what exists.
+/// Returns the nat and filter edits. Pure, for tests.
+fn plan_add(t: &Tables, net: &Net, id: &str, ip: Ipv4Addr, maps: &[Mapping]) -> (Edit, Edit) {
+    let (ntag, ctag) = (net_tag(net.name), ctr_tag(net.name, id));
+    let mut nat = Edit::default();
+    let mut filter = Edit::default();
+    // A retried ADD replaces the container's rules.
+    for r in &t.nat.rules {
+        if comment_of(r) == Some(ctag.as_str()) {
+            nat.remove(r);
+        }
+    }
+    let mut nat_adds: Vec<String> = Vec::new();
+    let has = |tab: &Table, chain: &str, needle: &str| {
+        tab.rules.iter().any(|r| {
+            chain_of(r) == Some(chain) && comment_of(r) == Some(ntag.as_str()) && r.contains(needle)
+        })
+    };
+    if net.masquerade && !has(&t.nat, POST_CHAIN, &format!("-s {} ", net.subnet)) {
+        nat_adds.push(format!(
+            "-A {POST_CHAIN} -s {s} ! -d {s} -m comment --comment \"{ntag}\" -j MASQUERADE",
+            s = net.subnet
+        ));
+    }
+    if !has(&t.nat, POST_CHAIN, &format!("-o {} ", net.bridge)) {
+        nat_adds.push(format!(
+            "-A {POST_CHAIN} -s 127.0.0.0/8 -o {} -m comment --comment \"{ntag}\" -j MASQUERADE",
+            net.bridge
+        ));
+    }
+    for m in maps {
+        let dst = m.host_ip.map(|h| format!("-d {h}/32 ")).unwrap_or_default();
+        nat_adds.push(format!(
+            "-A {DNAT_CHAIN} {dst}-p {p} -m {p} --dport {hp} -m comment --comment \"{ctag}\" -j DNAT --to-destination {ip}:{cp}",
+            p = m.protocol,
+            hp = m.host_port,
+            cp = m.container_port
+        ));
+        nat_adds.push(format!(
+            "-A {POST_CHAIN} -s {ip}/32 -d {ip}/32 -p {p} -m {p} --dport {cp} -m comment --comment \"{ctag}\" -j MASQUERADE",
+            p = m.protocol,
+            cp = m.container_port
+        ));
+    }
+    // Chains and jumps first, then the rules into them.
+    let jump_exists = |tab: &Table, from: &str, to: &str| {
+        tab.rules
+            .iter()
+            .any(|r| chain_of(r) == Some(from) && target_of(r) == Some(to))
+    };
+    let needs = |chain: &str| {
+        nat_adds.iter().any(|r| chain_of(r) == Some(chain))
+            || t.nat
+                .rules
+                .iter()
+                .any(|r| chain_of(r) == Some(chain) && !nat.removed.contains(r))
+    };
+    let mut head = Vec::new();
+    for (chain, froms, extra) in [
+        (
+            DNAT_CHAIN,
+            &["PREROUTING", "OUTPUT"][..],
+            "-m addrtype --dst-type LOCAL ",
+        ),
+        (POST_CHAIN, &["POSTROUTING"][..], ""),
+    ] {
+        if !needs(chain) {
+            continue;
+        }
+        if !t.nat.chains.contains(chain) {
+            head.push(format!(":{chain} - [0:0]"));
+        }
+        for from in froms {
+            if !jump_exists(&t.nat, from, chain) {
+                head.push(format!(
+                    "-A {from} {extra}-m comment --comment \"mydocker\" -j {chain}"
+                ));
+            }
+        }
+    }
+    let mut lines = head;
+    lines.append(&mut nat.lines);
+    lines.extend(nat_adds);
+    nat.lines = lines;
+    // If the container had mappings and now has none, its chain may be empty.
+    let added: Vec<String> = nat
+        .lines
+        .iter()
+        .filter(|l| l.starts_with("-A "))
+        .cloned()
+        .collect();
+    drop_empty_chains(&t.nat, &mut nat, &added, &[DNAT_CHAIN]);
+
+    let mut fadds = Vec::new();
+    for dir in ["-i", "-o"] {
+        if !has(&t.filter, FWD_CHAIN, &format!("{dir} {} ", net.bridge)) {
+            fadds.push(format!(
+                "-A {FWD_CHAIN} {dir} {} -m comment --comment \"{ntag}\" -j ACCEPT",
+                net.bridge
+            ));
+        }
+    }
+    if !fadds.is_empty() {
+        if !t.filter.chains.contains(FWD_CHAIN) {
+            filter.lines.push(format!(":{FWD_CHAIN} - [0:0]"));
+        }
+        if !jump_exists(&t.filter, "FORWARD", FWD_CHAIN) {
+            filter.lines.push(format!(
+                "-I FORWARD 1 -m comment --comment \"mydocker\" -j {FWD_CHAIN}"
+            ));
+        }
+        filter.lines.extend(fadds);
+    }
+    (nat, filter)
+}
+
+/// Installs the network's rules (if missing) and the container's (replacing old ones).
+pub fn add(net: &Net, id: &str, ip: Ipv4Addr, maps: &[Mapping]) -> Result<()> {
+    let _l = lock()?;
+    let t = load()?;
+    let (nat, filter) = plan_add(&t, net, id, ip, maps);
+    let b = batch(nat, filter);
+    if b.is_empty() {
+        return Ok(());
+    }
+    restore(&b)
+}
+
+/// Which rules to delete.
+pub enum Scope<'a> {
+    /// One container's rules; the network's too when `last` says so
+    /// (asked under the lock, so a concurrent ADD cannot slip between).
+    Container {
+        id: &'a str,
+        last: &'a mut dyn FnMut() -> bool,
+    },
+    /// Everything of the network.
+    Network,
+}
+
+fn plan_del(t: &Tables, net: &str, scope: &mut Scope) -> (Edit, Edit) {
+    let ntag = net_tag(net);
+    let prefix = format!("{ntag}:");
+    let mut edits = [Edit::default(), Edit::default()];
+    let tabs = [&t.nat, &t.filter];
+    let mut is_ours: Box<dyn FnMut(&str) -> bool> = match scope {
+        Scope::Network => Box::new(|c: &str| c == ntag || c.starts_with(&prefix)),
+        Scope::Container { id, last } => {
+            let ctag = ctr_tag(net, id);
+            // Only ask about the network when it has rules at all.
+            let net_rules = tabs.iter().any(|tab| {
+                tab.rules
+                    .iter()
+                    .any(|r| comment_of(r) == Some(ntag.as_str()))
+            });
+            let drop_net = net_rules && last();
+            Box::new(move |c: &str| c == ctag || (drop_net && c == ntag))
+        }
+    };
+    for (tab, edit) in tabs.iter().zip(edits.iter_mut()) {
+        for r in &tab.rules {
+            if comment_of(r).is_some_and(&mut is_ours) {
+                edit.remove(r);
+            }
+        }
+    }
+    let [mut nat, mut filter] = edits;
+    drop_empty_chains(&t.nat, &mut nat, &[], &[DNAT_CHAIN, POST_CHAIN]);
+    drop_empty_chains(&t.filter, &mut filter, &[], &[FWD_CHAIN]);
+    (nat, filter)
+}
+
+/// Deletes rules per `scope`; nothing to delete is success.
+pub fn del(net: &str, mut scope: Scope) -> Result<()> {
+    let _l = lock()?;
+    let t = load()?;
+    let (nat, filter) = plan_del(&t, net, &mut scope);
+    let b = batch(nat, filter);
+    if b.is_empty() {
+        return Ok(());
+    }
+    restore(&b)
+}
+
+/// The rules (nat and filter) carrying this network's or container's comment.
+pub fn rules_of(net: &str, id: Option<&str>) -> Result<Vec<String>> {
+    let t = load()?;
+    let want = |c: &str| match id {
+        Some(id) => c == ctr_tag(net, id),
+        None => c == net_tag(net) || c.starts_with(&format!("{}:", net_tag(net))),
+    };
+    Ok(t.nat
+        .rules
+        .iter()
+        .chain(t.filter.rules.iter())
+        .filter(|r| comment_of(r).is_some_and(want))
+        .cloned()
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAVE: &str = "*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:MYDOCKER - [0:0]\n:MYDOCKER-POSTROUTING - [0:0]\n\
+-A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment mydocker -j MYDOCKER\n\
+-A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment mydocker -j MYDOCKER\n\
+-A POSTROUTING -m comment --comment mydocker -j MYDOCKER-POSTROUTING\n\
+-A MYDOCKER -p tcp -m tcp --dport 8080 -m comment --comment mydocker:n:c1 -j DNAT --to-destination 10.5.0.2:80\n\
+-A MYDOCKER-POSTROUTING -s 10.5.0.0/24 ! -d 10.5.0.0/24 -m comment --comment mydocker:n -j MASQUERADE\n\
+-A MYDOCKER-POSTROUTING -s 127.0.0.0/8 -o br0 -m comment --comment mydocker:n -j MASQUERADE\n\
+-A MYDOCKER-POSTROUTING -s 10.5.0.2/32 -d 10.5.0.2/32 -p tcp -m tcp --dport 80 -m comment --comment mydocker:n:c1 -j MASQUERADE\n\
+COMMIT\n*filter\n:FORWARD ACCEPT [0:0]\n";
+
+    fn net() -> Net<'static> {
+        Net {
+            name: "n",
+            bridge: "br0",
+            subnet: "10.5.0.0/24".into(),
+            masquerade: true,
+        }
+    }
+
+    #[test]
+    fn comments_parse_quoted_or_not() {
+        assert_eq!(
+            comment_of("-A X -m comment --comment \"a:b\" -j Y"),
+            Some("a:b")
+        );
+        assert_eq!(
+            comment_of("-A X -m comment --comment a:b -j Y"),
+            Some("a:b")
+        );
+        assert_eq!(comment_of("-A X -j Y"), None);
+    }
+
+    #[test]
+    fn add_on_empty_creates_chains_jumps_and_rules() {
+        let t = parse_save(
+            "*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n",
+        );
+        let maps = [Mapping {
+            host_port: 8080,
+            container_port: 80,
+            protocol: "tcp".into(),
+            host_ip: None,
+        }];
+        let (nat, filter) = plan_add(&t, &net(), "c1", "10.5.0.2".parse().unwrap(), &maps);
+        let b = batch(nat, filter);
+        for want in [
+            ":MYDOCKER - [0:0]",
+            ":MYDOCKER-POSTROUTING - [0:0]",
+            "-A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment \"mydocker\" -j MYDOCKER",
+            "-A MYDOCKER -p tcp -m tcp --dport 8080 -m comment --comment \"mydocker:n:c1\" -j DNAT --to-destination 10.5.0.2:80",
+            "-s 10.5.0.0/24 ! -d 10.5.0.0/24 -m comment --comment \"mydocker:n\" -j MASQUERADE",
+            ":MYDOCKER-FORWARD - [0:0]",
+            "-I FORWARD 1",
+        ] {
+            assert!(b.contains(want), "missing {want:?} in\n{b}");
+        }
+    }
+
+    #[test]
+    fn add_again_replaces_container_rules_and_keeps_network_ones() {
+        let t = parse_save(SAVE);
+        let (nat, _) = plan_add(&t, &net(), "c1", "10.5.0.2".parse().unwrap(), &[]);
+        let b = batch(nat, Edit::default());
+        assert!(b.contains("-D MYDOCKER -p tcp -m tcp --dport 8080"));
+        assert!(!b.contains(":MYDOCKER-POSTROUTING"));
+        assert!(
+            !b.contains("-j MASQUERADE\n-A"),
+            "network masquerade is not re-added:\n{b}"
+        );
+        // MYDOCKER is now empty: its jumps and the chain go.
+        assert!(b.contains("-D PREROUTING"));
+        assert!(b.contains("-X MYDOCKER\n"));
+    }
+
+    #[test]
+    fn del_container_keeps_network_rules_unless_last() {
+        let t = parse_save(SAVE);
+        let mut no = || false;
+        let (nat, _) = plan_del(
+            &t,
+            "n",
+            &mut Scope::Container {
+                id: "c1",
+                last: &mut no,
+            },
+        );
+        let b = batch(nat, Edit::default());
+        assert!(b.contains("-D MYDOCKER -p tcp"));
+        assert!(!b.contains("mydocker:n -j MASQUERADE"));
+        assert!(b.contains("-X MYDOCKER\n") && !b.contains("-X MYDOCKER-POSTROUTING"));
+
+        let mut yes = || true;
+        let (nat, _) = plan_del(
+            &t,
+            "n",
+            &mut Scope::Container {
+                id: "c1",
+                last: &mut yes,
+            },
+        );
+        let b = batch(nat, Edit::default());
+        assert!(b.contains("-D MYDOCKER-POSTROUTING -s 10.5.0.0/24"));
+        assert!(b.contains("-D POSTROUTING -m comment --comment mydocker -j MYDOCKER-POSTROUTING"));
+        assert!(b.contains("-X MYDOCKER-POSTROUTING"));
+    }
+
+    #[test]
+    fn del_of_nothing_is_empty() {
+        let t = parse_save("*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n");
+        let mut yes = || true;
+        let (nat, filter) = plan_del(
+            &t,
+            "n",
+            &mut Scope::Container {
+                id: "x",
+                last: &mut yes,
+            },
+        );
+        assert!(batch(nat, filter).is_empty());
+    }
+}

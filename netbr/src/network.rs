@@ -1,0 +1,385 @@
+//! Named networks for humans and for mydocker: `<root>/networks/<name>.json`,
+//! a CNI conflist whose single plugin is netbr with ipam. connect/disconnect
+//! run the same ADD/DEL code as the CNI plugin with that config.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use ipam::bitmap::Subnet;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::iptables::{self, Scope};
+use crate::netlink::{self, Netlink};
+use crate::plugin::{self, Env, PortMapping};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{what}")]
+    Usage { what: String },
+    #[error("network {name} already exists ({path})")]
+    Exists { name: String, path: PathBuf },
+    #[error("subnet {subnet} overlaps network {other} ({other_subnet})")]
+    Overlap {
+        subnet: String,
+        other: String,
+        other_subnet: String,
+    },
+    #[error("network {name} not found in {dir}")]
+    NotFound { name: String, dir: PathBuf },
+    #[error("network {name} still has {n} connected endpoint(s); disconnect them first")]
+    InUse { name: String, n: usize },
+    #[error("{step} {path}: {err}")]
+    Io {
+        step: &'static str,
+        path: PathBuf,
+        err: std::io::Error,
+    },
+    #[error("{path}: not a netbr conflist: {why}")]
+    BadConf { path: PathBuf, why: String },
+    #[error(transparent)]
+    Ipam(#[from] ipam::allocation::Error),
+    #[error(transparent)]
+    Netlink(#[from] netlink::Error),
+    #[error(transparent)]
+    Iptables(#[from] iptables::Error),
+    #[error(transparent)]
+    Plugin(#[from] plugin::Error),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Bad input (exit 2) as opposed to a failed operation (exit 1).
+    pub fn is_usage(&self) -> bool {
+        match self {
+            Error::Usage { .. } => true,
+            Error::Plugin(p) => p.to_cni().exit_code() == 2,
+            _ => false,
+        }
+    }
+}
+
+fn usage(what: impl Into<String>) -> Error {
+    Error::Usage { what: what.into() }
+}
+
+fn dir(root: &Path) -> PathBuf {
+    root.join("networks")
+}
+
+fn conf_path(root: &Path, name: &str) -> PathBuf {
+    dir(root).join(format!("{name}.json"))
+}
+
+/// Default bridge of a network: `br-` + 12 hex of sha256(name) (15 chars).
+pub fn default_bridge(name: &str) -> String {
+    let h = Sha256::digest(name.as_bytes());
+    let hex: String = h.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("br-{hex}")
+}
+
+/// The summary of a conflist we wrote.
+#[derive(Debug, Clone)]
+pub struct Info {
+    pub name: String,
+    pub subnet: String,
+    pub gateway: Option<String>,
+    pub bridge: String,
+    pub data_dir: PathBuf,
+    pub conflist: Value,
+}
+
+impl Info {
+    fn summary(&self) -> Value {
+        json!({"name": self.name, "subnet": self.subnet, "gateway": self.gateway, "bridge": self.bridge})
+    }
+}
+
+fn read(path: &Path) -> Result<Info> {
+    let text = std::fs::read(path).map_err(|err| Error::Io {
+        step: "read",
+        path: path.into(),
+        err,
+    })?;
+    let bad = |why: &str| Error::BadConf {
+        path: path.into(),
+        why: why.into(),
+    };
+    let v: Value = serde_json::from_slice(&text).map_err(|e| bad(&e.to_string()))?;
+    let p = v
+        .pointer("/plugins/0")
+        .ok_or_else(|| bad("no plugins[0]"))?;
+    let s = |ptr: &str| p.pointer(ptr).and_then(Value::as_str).map(String::from);
+    Ok(Info {
+        name: v["name"].as_str().ok_or_else(|| bad("no name"))?.into(),
+        subnet: s("/ipam/subnet").ok_or_else(|| bad("no ipam.subnet"))?,
+        gateway: s("/ipam/gateway"),
+        bridge: s("/bridge").unwrap_or_else(|| plugin::DEFAULT_BRIDGE.into()),
+        data_dir: s("/ipam/dataDir")
+            .map(PathBuf::from)
+            .unwrap_or_else(ipam::cni::default_data_dir),
+        conflist: v,
+    })
+}
+
+fn all(root: &Path) -> Result<Vec<Info>> {
+    let d = dir(root);
+    let entries = match std::fs::read_dir(&d) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(err) => {
+            return Err(Error::Io {
+                step: "list",
+                path: d,
+                err,
+            })
+        }
+    };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "json") {
+            out.push(read(&p)?);
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// flock on `<root>/networks/.lock` so create/rm never race.
+fn lock(root: &Path) -> Result<File> {
+    let d = dir(root);
+    let io = |step, err| Error::Io {
+        step,
+        path: d.clone(),
+        err,
+    };
+    std::fs::create_dir_all(&d).map_err(|e| io("create", e))?;
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(d.join(".lock"))
+        .map_err(|e| io("open lock in", e))?;
+    // SAFETY: flock on an fd we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(io("lock", std::io::Error::last_os_error()));
+    }
+    Ok(f)
+}
+
+fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let werr = |err| Error::Io {
+        step: "write",
+        path: tmp.clone(),
+        err,
+    };
+    let mut f = File::create(&tmp).map_err(werr)?;
+    f.write_all(data).map_err(werr)?;
+    f.sync_all().map_err(werr)?;
+    std::fs::rename(&tmp, path).map_err(|err| Error::Io {
+        step: "rename",
+        path: path.into(),
+        err,
+    })
+}
+
+/// Writes a new network's conflist. The bridge appears on the first connect.
+pub fn create(
+    root: &Path,
+    name: &str,
+    subnet: &str,
+    gateway: Option<Ipv4Addr>,
+    bridge: Option<String>,
+) -> Result<Value> {
+    ipam::store::check_name(name).map_err(|e| usage(e.to_string()))?;
+    let sub = Subnet::parse(subnet)
+        .ok_or_else(|| usage(format!("--subnet {subnet:?} is not an IPv4 CIDR")))?;
+    if !(ipam::bitmap::MIN_PREFIX..=ipam::bitmap::MAX_PREFIX).contains(&sub.prefix) {
+        return Err(usage(format!(
+            "--subnet {subnet}: prefix must be /8 to /30"
+        )));
+    }
+    let gw = gateway.unwrap_or_else(|| sub.ip(1));
+    match sub.offset(gw) {
+        Some(o) if o != 0 && o != sub.size() - 1 => {}
+        _ => {
+            return Err(usage(format!(
+                "--gateway {gw} is not a host address of {sub}"
+            )))
+        }
+    }
+    let bridge = bridge.unwrap_or_else(|| default_bridge(name));
+    if !plugin::valid_ifname(&bridge) {
+        return Err(usage(format!(
+            "--bridge {bridge:?} is not a valid interface name (1-15 chars)"
+        )));
+    }
+    let _l = lock(root)?;
+    let path = conf_path(root, name);
+    for other in all(root)? {
+        if other.name == name {
+            return Err(Error::Exists {
+                name: name.into(),
+                path,
+            });
+        }
+        if let Some(os) = Subnet::parse(&other.subnet) {
+            if os.overlaps(&sub) {
+                return Err(Error::Overlap {
+                    subnet: sub.to_string(),
+                    other: other.name,
+                    other_subnet: other.subnet,
+                });
+            }
+        }
+        if other.bridge == bridge {
+            return Err(usage(format!(
+                "bridge {bridge} is already used by network {}",
+                other.name
+            )));
+        }
+    }
+    let conf = json!({
+        "cniVersion": "1.0.0",
+        "name": name,
+        "plugins": [{
+            "type": "netbr",
+            "bridge": bridge,
+            "isGateway": true,
+            "ipMasq": true,
+            "hairpinMode": true,
+            "ipam": {
+                "type": "ipam",
+                "subnet": sub.to_string(),
+                "gateway": gw.to_string(),
+                "dataDir": root.join("ipam"),
+            },
+            "capabilities": {"portMappings": true, "ips": true},
+        }],
+    });
+    write_atomic(
+        &path,
+        serde_json::to_string_pretty(&conf)
+            .expect("json")
+            .as_bytes(),
+    )?;
+    Ok(read(&path)?.summary())
+}
+
+fn get(root: &Path, name: &str) -> Result<Info> {
+    ipam::store::check_name(name).map_err(|e| usage(e.to_string()))?;
+    let path = conf_path(root, name);
+    if !path.exists() {
+        return Err(Error::NotFound {
+            name: name.into(),
+            dir: dir(root),
+        });
+    }
+    read(&path)
+}
+
+fn allocations(info: &Info) -> Result<Vec<ipam::allocation::Entry>> {
+    match ipam::allocation::list(&info.data_dir, &info.name) {
+        Ok(l) => Ok(l.allocations),
+        Err(ipam::allocation::Error::NotFound { .. }) => Ok(vec![]),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Deletes the network: rules, bridge, ipam state, conflist. Gone already is success.
+pub fn rm(root: &Path, name: &str) -> Result<Value> {
+    ipam::store::check_name(name).map_err(|e| usage(e.to_string()))?;
+    let _l = lock(root)?;
+    let path = conf_path(root, name);
+    if !path.exists() {
+        return Ok(json!({"name": name, "removed": false}));
+    }
+    let info = read(&path)?;
+    let n = allocations(&info)?.len();
+    if n > 0 {
+        return Err(Error::InUse {
+            name: name.into(),
+            n,
+        });
+    }
+    iptables::del(name, Scope::Network)?;
+    Netlink::open()?.del_link(&info.bridge)?;
+    ipam::allocation::remove(&info.data_dir, name)?;
+    std::fs::remove_file(&path).map_err(|err| Error::Io {
+        step: "remove",
+        path,
+        err,
+    })?;
+    Ok(json!({"name": name, "removed": true}))
+}
+
+pub fn ls(root: &Path) -> Result<Value> {
+    Ok(Value::Array(all(root)?.iter().map(Info::summary).collect()))
+}
+
+pub fn inspect(root: &Path, name: &str) -> Result<Value> {
+    let info = get(root, name)?;
+    let mut v = info.summary();
+    v["allocations"] = serde_json::to_value(allocations(&info)?).expect("json");
+    v["config"] = info.conflist.clone();
+    Ok(v)
+}
+
+/// The single plugin's config as a CNI runtime would pass it.
+fn plugin_conf(info: &Info, maps: &[PortMapping]) -> Vec<u8> {
+    let mut p = info.conflist["plugins"][0].clone();
+    p["cniVersion"] = info.conflist["cniVersion"].clone();
+    p["name"] = json!(info.name);
+    if !maps.is_empty() {
+        p["runtimeConfig"] = json!({"portMappings": maps});
+    }
+    serde_json::to_vec(&p).expect("json")
+}
+
+fn env_for(command: &str, id: &str, netns: &Path, ifname: &str, ip: Option<Ipv4Addr>) -> Env {
+    Env {
+        command: command.into(),
+        container_id: Some(id.into()),
+        netns: Some(netns.into()),
+        ifname: Some(ifname.into()),
+        args: ip.map(|ip| format!("IP={ip}")),
+        path: std::env::var("CNI_PATH").ok().filter(|p| !p.is_empty()),
+    }
+}
+
+/// CNI ADD of `id` (namespace file `netns`) to the network; prints the CNI result.
+pub fn connect(
+    root: &Path,
+    name: &str,
+    id: &str,
+    netns: &Path,
+    ifname: &str,
+    ip: Option<Ipv4Addr>,
+    publish: Option<&str>,
+) -> Result<Value> {
+    let maps: Vec<PortMapping> = match publish {
+        Some(p) => serde_json::from_str(p).map_err(|e| {
+            usage(format!(
+                "--publish: expected a JSON array of port mappings: {e}"
+            ))
+        })?,
+        None => vec![],
+    };
+    let info = get(root, name)?;
+    let env = env_for("ADD", id, netns, ifname, ip);
+    Ok(plugin::run(&env, &plugin_conf(&info, &maps))?.unwrap_or(Value::Null))
+}
+
+/// CNI DEL of `id` from the network; gone already is success.
+pub fn disconnect(root: &Path, name: &str, id: &str, netns: &Path, ifname: &str) -> Result<Value> {
+    let info = get(root, name)?;
+    let env = env_for("DEL", id, netns, ifname, None);
+    plugin::run(&env, &plugin_conf(&info, &[]))?;
+    Ok(json!({"name": name, "id": id, "disconnected": true}))
+}

@@ -1,0 +1,715 @@
+//! The CNI main plugin: ADD, DEL, CHECK, VERSION for `"type": "netbr"`.
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use ipam::cni::{CniError, CniResult, Interface, IpamConf, SUPPORTED_VERSIONS};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::iptables::{self, Mapping, Net, Scope};
+use crate::netlink::{self, Netlink};
+use crate::netns;
+
+pub const DEFAULT_BRIDGE: &str = "mydocker0";
+
+/// CNI error codes of netbr beyond the spec's 1-7 (ipam's own codes,
+/// 100-102, are passed through unchanged).
+pub mod code {
+    pub const INCOMPATIBLE_VERSION: u32 = 1;
+    pub const INVALID_ENV: u32 = 4;
+    pub const IO: u32 = 5;
+    pub const DECODE: u32 = 6;
+    pub const INVALID_CONFIG: u32 = 7;
+    pub const NETLINK: u32 = 110;
+    pub const IPTABLES: u32 = 111;
+    pub const IPAM_EXEC: u32 = 112;
+    pub const CHECK_FAILED: u32 = 113;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Cni(CniError),
+    #[error(transparent)]
+    Netlink(#[from] netlink::Error),
+    #[error(transparent)]
+    Netns(#[from] netns::Error),
+    #[error(transparent)]
+    Iptables(#[from] iptables::Error),
+    #[error("ipam plugin {path}: {err}")]
+    IpamExec { path: PathBuf, err: std::io::Error },
+    #[error("ipam plugin {kind:?} not found in CNI_PATH {search}")]
+    IpamNotFound { kind: String, search: String },
+    #[error("sysctl {path}: {err}")]
+    Sysctl { path: PathBuf, err: std::io::Error },
+    #[error("check: {0}")]
+    Check(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn to_cni(&self) -> CniError {
+        match self {
+            Error::Cni(e) => e.clone(),
+            Error::Netlink(_) => CniError::new(code::NETLINK, self.to_string(), ""),
+            Error::Netns(_) | Error::Sysctl { .. } => CniError::new(code::IO, self.to_string(), ""),
+            Error::Iptables(_) => CniError::new(code::IPTABLES, self.to_string(), ""),
+            Error::IpamExec { .. } | Error::IpamNotFound { .. } => {
+                CniError::new(code::IPAM_EXEC, self.to_string(), "")
+            }
+            Error::Check(_) => CniError::new(code::CHECK_FAILED, self.to_string(), ""),
+        }
+    }
+}
+
+fn bad(code: u32, msg: impl Into<String>) -> Error {
+    Error::Cni(CniError::new(code, msg, ""))
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PortMapping {
+    pub host_port: u32,
+    pub container_port: u32,
+    #[serde(default)]
+    pub protocol: String,
+    #[serde(default, rename = "hostIP")]
+    pub host_ip: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeConfig {
+    #[serde(default)]
+    pub port_mappings: Vec<PortMapping>,
+}
+
+/// The plugin's network config (unknown fields tolerated).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conf {
+    #[serde(default)]
+    pub cni_version: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub bridge: Option<String>,
+    #[serde(default)]
+    pub is_gateway: Option<bool>,
+    #[serde(default)]
+    pub ip_masq: Option<bool>,
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    #[serde(default)]
+    pub hairpin_mode: Option<bool>,
+    #[serde(default)]
+    pub ipam: Option<IpamConf>,
+    #[serde(default)]
+    pub runtime_config: Option<RuntimeConfig>,
+    #[serde(default)]
+    pub prev_result: Option<CniResult>,
+}
+
+/// The CNI environment.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    pub command: String,
+    pub container_id: Option<String>,
+    pub netns: Option<PathBuf>,
+    pub ifname: Option<String>,
+    pub args: Option<String>,
+    pub path: Option<String>,
+}
+
+impl Env {
+    pub fn from_process() -> Env {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Env {
+            command: get("CNI_COMMAND").unwrap_or_default(),
+            container_id: get("CNI_CONTAINERID"),
+            netns: get("CNI_NETNS").map(PathBuf::from),
+            ifname: get("CNI_IFNAME"),
+            args: get("CNI_ARGS"),
+            path: get("CNI_PATH"),
+        }
+    }
+}
+
+/// Interface names: 1-15 bytes, no '/', whitespace or ':'.
+pub fn valid_ifname(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 15
+        && n != "."
+        && n != ".."
+        && !n
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0)
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 256
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+}
+
+/// Host end of a container's veth: `veth` + 8 hex of sha256(id:ifname).
+pub fn veth_name(id: &str, ifname: &str) -> String {
+    let h = Sha256::digest(format!("{id}:{ifname}").as_bytes());
+    format!("veth{:02x}{:02x}{:02x}{:02x}", h[0], h[1], h[2], h[3])
+}
+
+/// Everything ADD/DEL/CHECK needs, validated before any side effect.
+#[derive(Debug)]
+struct Call {
+    version: String,
+    name: String,
+    bridge: String,
+    is_gateway: bool,
+    ip_masq: bool,
+    mtu: Option<u32>,
+    hairpin: bool,
+    ipam_kind: String,
+    maps: Vec<Mapping>,
+    id: String,
+    ifname: String,
+    netns: Option<PathBuf>,
+    prev: Option<CniResult>,
+}
+
+fn parse(stdin: &[u8], env: &Env) -> Result<Call> {
+    let conf: Conf = serde_json::from_slice(stdin).map_err(|e| {
+        Error::Cni(CniError::new(
+            code::DECODE,
+            "cannot decode the network config",
+            e.to_string(),
+        ))
+    })?;
+    let version = conf.cni_version.clone().unwrap_or_else(|| "1.0.0".into());
+    if !SUPPORTED_VERSIONS.contains(&version.as_str()) {
+        return Err(bad(
+            code::INCOMPATIBLE_VERSION,
+            format!("unsupported cniVersion {version}"),
+        ));
+    }
+    let name = conf
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| bad(code::INVALID_CONFIG, "network config has no name"))?;
+    ipam::store::check_name(&name).map_err(|e| bad(code::INVALID_CONFIG, e.to_string()))?;
+    let bridge = conf.bridge.clone().unwrap_or_else(|| DEFAULT_BRIDGE.into());
+    if !valid_ifname(&bridge) {
+        return Err(bad(
+            code::INVALID_CONFIG,
+            format!("bridge name {bridge:?} is not a valid interface name"),
+        ));
+    }
+    if let Some(m) = conf.mtu {
+        if !(68..=65535).contains(&m) {
+            return Err(bad(
+                code::INVALID_CONFIG,
+                format!("mtu {m} is out of range 68-65535"),
+            ));
+        }
+    }
+    let ipam_kind = conf
+        .ipam
+        .as_ref()
+        .map(|i| i.kind.clone())
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| bad(code::INVALID_CONFIG, "network config has no ipam.type"))?;
+    if ipam_kind.contains('/') {
+        return Err(bad(
+            code::INVALID_CONFIG,
+            format!("ipam.type {ipam_kind:?} must be a plain name"),
+        ));
+    }
+    let mut maps = Vec::new();
+    for pm in conf
+        .runtime_config
+        .iter()
+        .flat_map(|r| r.port_mappings.iter())
+    {
+        let proto = if pm.protocol.is_empty() {
+            "tcp".to_string()
+        } else {
+            pm.protocol.to_lowercase()
+        };
+        if !["tcp", "udp", "sctp"].contains(&proto.as_str()) {
+            return Err(bad(
+                code::INVALID_CONFIG,
+                format!(
+                    "port mapping protocol {:?} is not tcp, udp or sctp",
+                    pm.protocol
+                ),
+            ));
+        }
+        let port = |p: u32, what: &str| {
+            u16::try_from(p).ok().filter(|p| *p != 0).ok_or_else(|| {
+                bad(
+                    code::INVALID_CONFIG,
+                    format!("port mapping {what} {p} is out of range 1-65535"),
+                )
+            })
+        };
+        let host_ip = match pm.host_ip.as_str() {
+            "" | "0.0.0.0" => None,
+            s => Some(s.parse::<Ipv4Addr>().map_err(|_| {
+                bad(
+                    code::INVALID_CONFIG,
+                    format!("port mapping hostIP {s:?} is not an IPv4 address"),
+                )
+            })?),
+        };
+        maps.push(Mapping {
+            host_port: port(pm.host_port, "hostPort")?,
+            container_port: port(pm.container_port, "containerPort")?,
+            protocol: proto,
+            host_ip,
+        });
+    }
+    let id = env
+        .container_id
+        .clone()
+        .ok_or_else(|| bad(code::INVALID_ENV, "CNI_CONTAINERID is not set"))?;
+    if !valid_id(&id) {
+        return Err(bad(
+            code::INVALID_ENV,
+            format!("CNI_CONTAINERID {id:?}: use letters, digits, '_', '.', '-'"),
+        ));
+    }
+    let ifname = env
+        .ifname
+        .clone()
+        .ok_or_else(|| bad(code::INVALID_ENV, "CNI_IFNAME is not set"))?;
+    if !valid_ifname(&ifname) {
+        return Err(bad(
+            code::INVALID_ENV,
+            format!("CNI_IFNAME {ifname:?} is not a valid interface name"),
+        ));
+    }
+    Ok(Call {
+        version,
+        name,
+        bridge,
+        is_gateway: conf.is_gateway.unwrap_or(true),
+        ip_masq: conf.ip_masq.unwrap_or(false),
+        mtu: conf.mtu,
+        hairpin: conf.hairpin_mode.unwrap_or(false),
+        ipam_kind,
+        maps,
+        id,
+        ifname,
+        netns: env.netns.clone(),
+        prev: conf.prev_result,
+    })
+}
+
+/// `<dir>/<kind>` for the first CNI_PATH dir holding it; without CNI_PATH,
+/// the directory of this executable (where `ipam` is installed alongside).
+fn find_plugin(kind: &str, path: Option<&str>) -> Result<PathBuf> {
+    let dirs: Vec<PathBuf> = match path {
+        Some(p) => std::env::split_paths(p).collect(),
+        None => std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf))
+            .into_iter()
+            .collect(),
+    };
+    dirs.iter()
+        .map(|d| d.join(kind))
+        .find(|p| p.is_file())
+        .ok_or_else(|| Error::IpamNotFound {
+            kind: kind.into(),
+            search: path.unwrap_or("(unset: next to netbr)").into(),
+        })
+}
+
+/// Runs the IPAM plugin with the same config on stdin and the same env,
+/// as the reference bridge plugin does.
+fn exec_ipam(call: &Call, env: &Env, command: &str, stdin: &[u8]) -> Result<Option<CniResult>> {
+    let plugin = find_plugin(&call.ipam_kind, env.path.as_deref())?;
+    let xerr = |err| Error::IpamExec {
+        path: plugin.clone(),
+        err,
+    };
+    let mut cmd = Command::new(&plugin);
+    cmd.env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", &call.id)
+        .env("CNI_IFNAME", &call.ifname)
+        .env("CNI_NETNS", call.netns.as_deref().unwrap_or(Path::new("")))
+        .env("CNI_ARGS", env.args.as_deref().unwrap_or(""))
+        .env("CNI_PATH", env.path.as_deref().unwrap_or(""))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(xerr)?;
+    let _ = child.stdin.take().expect("piped").write_all(stdin);
+    let out = child.wait_with_output().map_err(xerr)?;
+    if !out.status.success() {
+        let e = serde_json::from_slice::<CniError>(&out.stdout).unwrap_or_else(|_| {
+            CniError::new(
+                code::IPAM_EXEC,
+                format!("ipam plugin {} failed ({})", plugin.display(), out.status),
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            )
+        });
+        return Err(Error::Cni(e));
+    }
+    if command != "ADD" {
+        return Ok(None);
+    }
+    serde_json::from_slice(&out.stdout).map(Some).map_err(|e| {
+        Error::Cni(CniError::new(
+            code::IPAM_EXEC,
+            format!(
+                "ipam plugin {} printed an undecodable result",
+                plugin.display()
+            ),
+            e.to_string(),
+        ))
+    })
+}
+
+fn write_sysctl(path: &str, value: &str) -> Result<()> {
+    if std::fs::read_to_string(path)
+        .map(|v| v.trim() == value)
+        .unwrap_or(false)
+    {
+        return Ok(());
+    }
+    std::fs::write(path, value).map_err(|err| Error::Sysctl {
+        path: path.into(),
+        err,
+    })
+}
+
+/// `ip/prefix` -> (ip, prefix, subnet string).
+fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8, String)> {
+    let sub = ipam::bitmap::Subnet::parse(s)?;
+    let ip: Ipv4Addr = s.split('/').next()?.parse().ok()?;
+    Some((ip, sub.prefix, sub.to_string()))
+}
+
+fn ipam_address(res: &CniResult) -> Result<(Ipv4Addr, u8, String, Option<Ipv4Addr>)> {
+    let ipc = res
+        .ips
+        .iter()
+        .find(|i| parse_cidr(&i.address).is_some())
+        .ok_or_else(|| bad(code::IPAM_EXEC, "ipam result holds no IPv4 address"))?;
+    let (ip, prefix, subnet) = parse_cidr(&ipc.address).expect("checked");
+    let gw = ipc.gateway.as_deref().and_then(|g| g.parse().ok());
+    Ok((ip, prefix, subnet, gw))
+}
+
+fn add(call: &Call, env: &Env, stdin: &[u8]) -> Result<CniResult> {
+    let ns_path = call
+        .netns
+        .clone()
+        .ok_or_else(|| bad(code::INVALID_ENV, "CNI_NETNS is not set"))?;
+    let ns = netns::open(&ns_path)?;
+    let mut nl = Netlink::open()?;
+    let br = nl.ensure_bridge(&call.bridge, call.mtu)?;
+    let ipam_res = exec_ipam(call, env, "ADD", stdin)?.expect("ADD result");
+    let host = veth_name(&call.id, &call.ifname);
+    let res = add_after_ipam(call, &ns, &ns_path, &mut nl, &br, &ipam_res, &host);
+    if res.is_err() {
+        // Undo what this ADD did; the bridge stays (the network owns it).
+        let _ = nl.del_link(&host);
+        let _ = exec_ipam(call, env, "DEL", stdin);
+    }
+    res
+}
+
+fn add_after_ipam(
+    call: &Call,
+    ns: &std::fs::File,
+    ns_path: &Path,
+    nl: &mut Netlink,
+    br: &netlink::Link,
+    ipam_res: &CniResult,
+    host: &str,
+) -> Result<CniResult> {
+    use std::os::fd::AsRawFd;
+    let (ip, prefix, subnet, gw) = ipam_address(ipam_res)?;
+    if call.is_gateway {
+        if let Some(gw) = gw {
+            nl.add_addr(br.index, gw, prefix)?;
+        }
+        // DNAT of 127.0.0.1 to the bridge needs localnet routing there.
+        write_sysctl(
+            &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", call.bridge),
+            "1",
+        )?;
+    }
+    // Left on afterwards: other networks may rely on it.
+    write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
+    // A leftover of an earlier, interrupted ADD.
+    nl.del_link(host)?;
+    nl.add_veth(host, &call.ifname, ns.as_raw_fd(), br.index, call.mtu)?;
+    if call.hairpin {
+        std::fs::write(format!("/sys/class/net/{host}/brport/hairpin_mode"), "1").map_err(
+            |err| Error::Sysctl {
+                path: format!("/sys/class/net/{host}/brport/hairpin_mode").into(),
+                err,
+            },
+        )?;
+    }
+    let host_link = nl.link(host)?.unwrap_or_default();
+    let mut cnl = netns::netlink_in(ns, ns_path)?;
+    let c = cnl.link(&call.ifname)?.ok_or_else(|| {
+        Error::Check(format!(
+            "{} did not appear in {}",
+            call.ifname,
+            ns_path.display()
+        ))
+    })?;
+    cnl.add_addr(c.index, ip, prefix)?;
+    cnl.set_up(c.index)?;
+    if let Some(lo) = cnl.link("lo")? {
+        if !lo.up {
+            cnl.set_up(lo.index)?;
+        }
+    }
+    for r in &ipam_res.routes {
+        let Some((dst, dprefix, _)) = parse_cidr(&r.dst) else {
+            continue;
+        };
+        let via = r.gw.as_deref().and_then(|g| g.parse().ok()).or(gw);
+        let dst = Ipv4Addr::from(
+            u32::from(dst)
+                & if dprefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - dprefix as u32)
+                },
+        );
+        cnl.add_route(dst, dprefix, via, c.index)?;
+    }
+    iptables::add(
+        &Net {
+            name: &call.name,
+            bridge: &call.bridge,
+            subnet,
+            masquerade: call.ip_masq,
+        },
+        &call.id,
+        ip,
+        &call.maps,
+    )?;
+    let mut ips = ipam_res.ips.clone();
+    for i in &mut ips {
+        i.interface = Some(2);
+    }
+    Ok(CniResult {
+        cni_version: call.version.clone(),
+        interfaces: vec![
+            Interface {
+                name: call.bridge.clone(),
+                mac: br.mac.clone(),
+                ..Default::default()
+            },
+            Interface {
+                name: host.into(),
+                mac: host_link.mac,
+                ..Default::default()
+            },
+            Interface {
+                name: call.ifname.clone(),
+                mac: c.mac,
+                sandbox: ns_path.display().to_string(),
+                ..Default::default()
+            },
+        ],
+        ips,
+        routes: ipam_res.routes.clone(),
+        dns: ipam_res.dns.clone(),
+    })
+}
+
+/// Number of links enslaved to `bridge` (0 when the bridge is gone).
+fn bridge_ports(nl: &mut Netlink, bridge: &str) -> Result<usize> {
+    let Some(br) = nl.link(bridge)? else {
+        return Ok(0);
+    };
+    Ok(nl
+        .links()?
+        .iter()
+        .filter(|l| l.master == Some(br.index))
+        .count())
+}
+
+fn del(call: &Call, env: &Env, stdin: &[u8]) -> Result<()> {
+    let mut nl = Netlink::open()?;
+    nl.del_link(&veth_name(&call.id, &call.ifname))?;
+    exec_ipam(call, env, "DEL", stdin)?;
+    let mut nl_err = None;
+    let mut last = || match bridge_ports(&mut nl, &call.bridge) {
+        Ok(n) => n == 0,
+        Err(e) => {
+            nl_err = Some(e);
+            false
+        }
+    };
+    iptables::del(
+        &call.name,
+        Scope::Container {
+            id: &call.id,
+            last: &mut last,
+        },
+    )?;
+    match nl_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn check(call: &Call, env: &Env, stdin: &[u8]) -> Result<()> {
+    let ns_path = call
+        .netns
+        .clone()
+        .ok_or_else(|| bad(code::INVALID_ENV, "CNI_NETNS is not set"))?;
+    let ns = netns::open(&ns_path)?;
+    let mut nl = Netlink::open()?;
+    let br = nl
+        .link(&call.bridge)?
+        .ok_or_else(|| Error::Check(format!("bridge {} is missing", call.bridge)))?;
+    if !br.up {
+        return Err(Error::Check(format!("bridge {} is down", call.bridge)));
+    }
+    let host = veth_name(&call.id, &call.ifname);
+    let h = nl
+        .link(&host)?
+        .ok_or_else(|| Error::Check(format!("host veth {host} is missing")))?;
+    if h.master != Some(br.index) || !h.up {
+        return Err(Error::Check(format!(
+            "host veth {host} is down or not on {}",
+            call.bridge
+        )));
+    }
+    exec_ipam(call, env, "CHECK", stdin)?;
+    let mut cnl = netns::netlink_in(&ns, &ns_path)?;
+    let c = cnl.link(&call.ifname)?.ok_or_else(|| {
+        Error::Check(format!(
+            "{} is missing in {}",
+            call.ifname,
+            ns_path.display()
+        ))
+    })?;
+    if !c.up {
+        return Err(Error::Check(format!(
+            "{} is down in {}",
+            call.ifname,
+            ns_path.display()
+        )));
+    }
+    let have = cnl.addrs(c.index)?;
+    if let Some(prev) = &call.prev {
+        for ipc in &prev.ips {
+            if let Some((ip, prefix, _)) = parse_cidr(&ipc.address) {
+                if !have.contains(&(ip, prefix)) {
+                    return Err(Error::Check(format!(
+                        "{} lacks address {}",
+                        call.ifname, ipc.address
+                    )));
+                }
+            }
+        }
+    } else if have.is_empty() {
+        return Err(Error::Check(format!("{} has no IPv4 address", call.ifname)));
+    }
+    if call.is_gateway && !cnl.routes()?.iter().any(|r| r.1 == 0) {
+        return Err(Error::Check(format!(
+            "no default route in {}",
+            ns_path.display()
+        )));
+    }
+    let rules = iptables::rules_of(&call.name, Some(&call.id))?;
+    let dnat = rules.iter().filter(|r| r.contains(" -j DNAT ")).count();
+    if dnat != call.maps.len() {
+        return Err(Error::Check(format!(
+            "{dnat} DNAT rules for {} but {} port mappings",
+            call.id,
+            call.maps.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Runs one CNI command: `Ok(Some(json))` goes to stdout, `Ok(None)` prints nothing.
+pub fn run(env: &Env, stdin: &[u8]) -> Result<Option<Value>> {
+    match env.command.as_str() {
+        "VERSION" => Ok(Some(serde_json::json!({
+            "cniVersion": "1.1.0",
+            "supportedVersions": SUPPORTED_VERSIONS,
+        }))),
+        "ADD" => {
+            let call = parse(stdin, env)?;
+            let r = add(&call, env, stdin)?;
+            Ok(Some(serde_json::to_value(r).expect("serializable")))
+        }
+        "DEL" => {
+            let call = parse(stdin, env)?;
+            del(&call, env, stdin)?;
+            Ok(None)
+        }
+        "CHECK" => {
+            let call = parse(stdin, env)?;
+            check(&call, env, stdin)?;
+            Ok(None)
+        }
+        "GC" | "STATUS" => Ok(None),
+        "" => Err(bad(code::INVALID_ENV, "CNI_COMMAND is not set")),
+        other => Err(bad(
+            code::INVALID_ENV,
+            format!("unknown CNI_COMMAND {other:?}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn veth_names_fit_and_differ() {
+        let a = veth_name("c1", "eth0");
+        assert_eq!(a.len(), 12);
+        assert!(a.starts_with("veth"));
+        assert_ne!(a, veth_name("c1", "eth1"));
+        assert_eq!(a, veth_name("c1", "eth0"));
+    }
+
+    #[test]
+    fn config_is_validated_before_anything() {
+        let env = Env {
+            command: "ADD".into(),
+            container_id: Some("c".into()),
+            ifname: Some("eth0".into()),
+            ..Default::default()
+        };
+        let ok = br#"{"cniVersion":"1.0.0","name":"n","type":"netbr","ipam":{"type":"ipam"},"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80}]}}"#;
+        let c = parse(ok, &env).unwrap();
+        assert_eq!(c.maps[0].protocol, "tcp");
+        assert_eq!(c.bridge, DEFAULT_BRIDGE);
+        for bad in [
+            &br#"{"name":"n","ipam":{"type":"ipam"},"bridge":"waytoolongbridgename"}"#[..],
+            br#"{"name":"n"}"#,
+            br#"{"name":"n","ipam":{"type":"ipam"},"runtimeConfig":{"portMappings":[{"hostPort":70000,"containerPort":80}]}}"#,
+            br#"{"name":"n","ipam":{"type":"ipam"},"runtimeConfig":{"portMappings":[{"hostPort":1,"containerPort":80,"protocol":"icmp"}]}}"#,
+        ] {
+            let e = parse(bad, &env).unwrap_err().to_cni();
+            assert_eq!(e.code, 7, "{}", String::from_utf8_lossy(bad));
+        }
+        let mut e2 = env.clone();
+        e2.ifname = Some("a/b".into());
+        assert_eq!(parse(ok, &e2).unwrap_err().to_cni().code, 4);
+    }
+}
