@@ -19,7 +19,7 @@ use nix::unistd::{fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -52,6 +52,7 @@ pub fn unpack<R: Read>(reader: R, dir: &Path) -> Result<()> {
     let mut u = Unpacker {
         root,
         cache: None,
+        retired: Vec::new(),
         dir_times: Vec::new(),
         buf: vec![0; 256 * 1024],
     };
@@ -83,6 +84,10 @@ struct Unpacker {
     root: OwnedFd,
     /// The last resolved parent dir: tars list a dir's children together.
     cache: Option<(Vec<OsString>, OwnedFd)>,
+    /// Fds replaced in the cache during the current entry: a `Dir` handed
+    /// out earlier in the entry may still use them, so they close at the
+    /// next entry.
+    retired: Vec<OwnedFd>,
     /// Dir mtimes are set last: creating children changes them.
     dir_times: Vec<(PathBuf, i64)>,
     buf: Vec<u8>,
@@ -99,6 +104,7 @@ struct Meta {
 
 impl Unpacker {
     fn entry<R: Read>(&mut self, e: &mut tar::Entry<R>) -> Result<()> {
+        self.retired.clear();
         let kind = e.header().entry_type();
         if matches!(kind, tar::EntryType::XGlobalHeader) {
             return Ok(());
@@ -128,18 +134,18 @@ impl Unpacker {
         use tar::EntryType as T;
         match kind {
             T::Regular | T::Continuous | T::GNUSparse => {
-                self.clear(pfd.as_fd(), base, &name, false)?;
-                let fd = openat(
-                    pfd.as_fd(),
-                    base.as_os_str(),
-                    OFlag::O_WRONLY
-                        | OFlag::O_CREAT
-                        | OFlag::O_EXCL
-                        | OFlag::O_NOFOLLOW
-                        | OFlag::O_CLOEXEC,
-                    Mode::from_bits_truncate(0o600),
-                )
-                .map_err(|e| io_err("create", &name, e))?;
+                let fd = self.create(pfd, base, &name, "create", || {
+                    openat(
+                        pfd.as_fd(),
+                        base.as_os_str(),
+                        OFlag::O_WRONLY
+                            | OFlag::O_CREAT
+                            | OFlag::O_EXCL
+                            | OFlag::O_NOFOLLOW
+                            | OFlag::O_CLOEXEC,
+                        Mode::from_bits_truncate(0o600),
+                    )
+                })?;
                 let mut f = File::from(fd);
                 loop {
                     let n = match e.read(&mut self.buf) {
@@ -158,14 +164,22 @@ impl Unpacker {
                 self.set_meta(f.as_fd(), OsStr::new(""), &meta, &name, false)?;
             }
             T::Directory => {
-                let keep = self.clear(pfd.as_fd(), base, &name, true)?;
-                if !keep {
+                let mkdir = || {
                     mkdirat(
                         pfd.as_fd(),
                         base.as_os_str(),
                         Mode::from_bits_truncate(0o700),
                     )
-                    .map_err(|e| io_err("mkdir", &name, e))?;
+                };
+                match mkdir() {
+                    Ok(()) => {}
+                    // An existing dir stays (its children too); anything else is replaced.
+                    Err(Errno::EEXIST) => {
+                        if !self.clear(pfd.as_fd(), base, &name, true)? {
+                            mkdir().map_err(|e| io_err("mkdir", &name, e))?;
+                        }
+                    }
+                    Err(e) => return Err(io_err("mkdir", &name, e)),
                 }
                 let dfd =
                     open_dir(Some(pfd.as_fd()), base).map_err(|e| io_err("open dir", &name, e))?;
@@ -177,9 +191,9 @@ impl Unpacker {
                     .link_name()
                     .map_err(ExtractError::Tar)?
                     .ok_or_else(|| unsafe_("symlink without a target"))?;
-                self.clear(pfd.as_fd(), base, &name, false)?;
-                symlinkat(target.as_os_str(), pfd.as_fd(), base.as_os_str())
-                    .map_err(|e| io_err("symlink", &name, e))?;
+                self.create(pfd, base, &name, "symlink", || {
+                    symlinkat(target.as_os_str(), pfd.as_fd(), base.as_os_str())
+                })?;
                 self.set_link_meta(pfd.as_fd(), base, &meta, &name)?;
             }
             T::Link => {
@@ -212,16 +226,16 @@ impl Unpacker {
                 if tparent == parent && tbase == base {
                     return Ok(());
                 }
-                self.clear(pfd.as_fd(), base, &name, false)?;
                 // Flags 0: a symlink target is linked itself, never followed.
-                linkat(
-                    tpfd.as_fd(),
-                    tbase.as_os_str(),
-                    pfd.as_fd(),
-                    base.as_os_str(),
-                    AtFlags::empty(),
-                )
-                .map_err(|e| io_err("link", &name, e))?;
+                self.create(pfd, base, &name, "link", || {
+                    linkat(
+                        tpfd.as_fd(),
+                        tbase.as_os_str(),
+                        pfd.as_fd(),
+                        base.as_os_str(),
+                        AtFlags::empty(),
+                    )
+                })?;
             }
             T::Char | T::Block | T::Fifo => {
                 let (sflag, dev) = match kind {
@@ -237,15 +251,15 @@ impl Unpacker {
                         (f, libc::makedev(major, minor))
                     }
                 };
-                self.clear(pfd.as_fd(), base, &name, false)?;
-                mknodat(
-                    pfd.as_fd(),
-                    base.as_os_str(),
-                    sflag,
-                    Mode::from_bits_truncate(0o600),
-                    dev,
-                )
-                .map_err(|e| io_err("mknod", &name, e))?;
+                self.create(pfd, base, &name, "mknod", || {
+                    mknodat(
+                        pfd.as_fd(),
+                        base.as_os_str(),
+                        sflag,
+                        Mode::from_bits_truncate(0o600),
+                        dev,
+                    )
+                })?;
                 fchownat(
                     pfd.as_fd(),
                     base.as_os_str(),
@@ -308,66 +322,78 @@ impl Unpacker {
             });
         }
         let target = OsStr::from_bytes(target);
-        self.clear(pfd.as_fd(), target, name, false)?;
-        mknodat(
-            pfd.as_fd(),
-            target,
-            SFlag::S_IFCHR,
-            Mode::empty(),
-            libc::makedev(0, 0),
-        )
-        .map_err(|e| io_err("mknod whiteout", name, e))?;
+        self.create(pfd, target, name, "mknod whiteout", || {
+            mknodat(
+                pfd.as_fd(),
+                target,
+                SFlag::S_IFCHR,
+                Mode::empty(),
+                libc::makedev(0, 0),
+            )
+        })?;
         Ok(())
     }
 
     /// The fd of the parent dir `comps`, never reached through a symlink;
     /// missing dirs are created 0755 (as docker does).
-    fn parent(&mut self, comps: &[OsString], name: &str) -> Result<OwnedFd> {
+    fn parent(&mut self, comps: &[OsString], name: &str) -> Result<Dir> {
+        if comps.is_empty() {
+            return Ok(Dir(self.root.as_raw_fd()));
+        }
         if let Some((p, fd)) = &self.cache {
             if p == comps {
-                return fd.try_clone().map_err(|e| ExtractError::Io {
-                    step: "dup",
-                    entry: name.into(),
-                    source: e,
-                });
+                return Ok(Dir(fd.as_raw_fd()));
             }
         }
-        let fd = if comps.is_empty() {
-            self.root.try_clone().map_err(|e| ExtractError::Io {
-                step: "dup",
-                entry: name.into(),
-                source: e,
-            })?
-        } else {
-            let rel: PathBuf = comps.iter().collect();
-            let how = OpenHow::new()
-                .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
-                .resolve(
-                    ResolveFlag::RESOLVE_NO_SYMLINKS
-                        | ResolveFlag::RESOLVE_BENEATH
-                        | ResolveFlag::RESOLVE_NO_MAGICLINKS,
-                );
-            match openat2(self.root.as_fd(), rel.as_os_str(), how) {
-                Ok(fd) => fd,
-                Err(Errno::ELOOP) => return Err(self.unsafe_parent(comps, name)),
-                Err(Errno::ENOTDIR) => {
-                    return Err(ExtractError::Unsafe {
-                        entry: name.into(),
-                        why: format!("parent {} is not a directory", rel.display()),
-                    })
-                }
-                Err(_) => self.walk(comps, name)?,
+        let rel: PathBuf = comps.iter().collect();
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+            .resolve(
+                ResolveFlag::RESOLVE_NO_SYMLINKS
+                    | ResolveFlag::RESOLVE_BENEATH
+                    | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+            );
+        let fd = match openat2(self.root.as_fd(), rel.as_os_str(), how) {
+            Ok(fd) => fd,
+            Err(Errno::ELOOP) => return Err(self.unsafe_parent(comps, name)),
+            Err(Errno::ENOTDIR) => {
+                return Err(ExtractError::Unsafe {
+                    entry: name.into(),
+                    why: format!("parent {} is not a directory", rel.display()),
+                })
             }
+            Err(_) => self.walk(comps, name)?,
         };
-        self.cache = Some((
-            comps.to_vec(),
-            fd.try_clone().map_err(|e| ExtractError::Io {
-                step: "dup",
-                entry: name.into(),
-                source: e,
-            })?,
-        ));
-        Ok(fd)
+        let dir = Dir(fd.as_raw_fd());
+        self.retire_cache();
+        self.cache = Some((comps.to_vec(), fd));
+        Ok(dir)
+    }
+
+    /// Drops the cached parent, keeping its fd open until the next entry.
+    fn retire_cache(&mut self) {
+        if let Some((_, fd)) = self.cache.take() {
+            self.retired.push(fd);
+        }
+    }
+
+    /// Runs `create`; when the name is taken, clears it (see `clear`) and
+    /// runs it again. Trying first saves a stat per entry.
+    fn create<T>(
+        &mut self,
+        pfd: Dir,
+        base: &OsStr,
+        name: &str,
+        step: &'static str,
+        create: impl Fn() -> nix::Result<T>,
+    ) -> Result<T> {
+        match create() {
+            Err(Errno::EEXIST) => {
+                self.clear(pfd.as_fd(), base, name, false)?;
+                create().map_err(|e| io_err(step, name, e))
+            }
+            r => r.map_err(|e| io_err(step, name, e)),
+        }
     }
 
     /// Component-by-component walk creating missing dirs (openat2's ENOENT
@@ -422,8 +448,8 @@ impl Unpacker {
             return Ok(true);
         }
         if is_dir {
-            // Cached fds may point into the removed tree.
-            self.cache = None;
+            // The cached parent may be inside the removed tree.
+            self.retire_cache();
             let path = proc_path(pfd, base);
             std::fs::remove_dir_all(&path).map_err(|e| ExtractError::Io {
                 step: "replace dir",
@@ -564,6 +590,24 @@ impl Unpacker {
                 let _ = nix::sys::stat::futimens(fd, &t, &t);
             }
         }
+    }
+}
+
+/// A directory fd owned by the unpacker (the root, the cached parent, or a
+/// retired one), valid until the next entry starts.
+#[derive(Clone, Copy)]
+struct Dir(RawFd);
+
+impl AsFd for Dir {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the fd stays open until the next entry (see `retired`).
+        unsafe { BorrowedFd::borrow_raw(self.0) }
+    }
+}
+
+impl AsRawFd for Dir {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
     }
 }
 
