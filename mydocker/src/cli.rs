@@ -68,7 +68,11 @@ pub enum Cmd {
 }
 
 #[derive(Args, Debug, Clone, Default)]
+#[command(disable_help_flag = true)]
 pub struct RunArgs {
+    /// Print help (docker's -h is --hostname here).
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
     /// Keep STDIN open.
     #[arg(short = 'i', long)]
     pub interactive: bool,
@@ -273,4 +277,13 @@ pub struct UpdateArgs {
 pub struct SuperviseArgs {
     /// Container id.
     pub id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }
