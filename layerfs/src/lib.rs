@@ -8,7 +8,10 @@
 //! an error prints one line `layerfs: message` on stderr.
 //!
 //! - `load [-i FILE]` (FILE `-` or absent: stdin) loads a `docker save`
-//!   tarball or an OCI image layout tarball: `{"loaded":["name:tag"],"ids":["sha256:..."]}`.
+//!   tarball or an OCI image layout (`oci-layout`, `index.json`,
+//!   `blobs/sha256/`; layers plain or gzip), each as a tarball or as an
+//!   unpacked directory; tags come from `RepoTags`, or for OCI from the
+//!   `io.containerd.image.name` / `org.opencontainers.image.ref.name` annotation: `{"loaded":["name:tag"],"ids":["sha256:..."]}`.
 //!   Every layer's uncompressed digest is checked against the config's
 //!   `rootfs.diff_ids` while it is extracted; a mismatch or an unsafe entry
 //!   stores nothing. Loading again is a no-op that moves tags to this image.

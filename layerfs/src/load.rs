@@ -64,7 +64,9 @@ struct Member {
 
 /// The outer tarball's table of contents.
 pub(crate) struct Archive {
-    file: File,
+    file: Option<File>,
+    /// Set when the image is an unpacked directory instead of a tarball.
+    dir: Option<PathBuf>,
     name: String,
     members: HashMap<String, Member>,
     links: HashMap<String, String>,
@@ -73,6 +75,15 @@ pub(crate) struct Archive {
 impl Archive {
     pub(crate) fn open(path: &Path) -> Result<Archive> {
         let name = path.display().to_string();
+        if path.is_dir() {
+            return Ok(Archive {
+                file: None,
+                dir: Some(path.to_path_buf()),
+                name,
+                members: HashMap::new(),
+                links: HashMap::new(),
+            });
+        }
         let file = File::open(path).map_err(|source| LoadError::Io {
             step: "open",
             path: path.into(),
@@ -116,7 +127,8 @@ impl Archive {
             }
         }
         Ok(Archive {
-            file,
+            file: Some(file),
+            dir: None,
             name,
             members,
             links,
@@ -125,6 +137,25 @@ impl Archive {
 
     fn member(&self, path: &str) -> Result<Member> {
         let mut p = norm(Path::new(path));
+        if let Some(dir) = &self.dir {
+            // Paths come from the image's own JSON: keep them inside its dir.
+            let inside = Path::new(path)
+                .components()
+                .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+            let meta = std::fs::symlink_metadata(dir.join(&p))
+                .ok()
+                .filter(|m| m.is_file());
+            return match (inside, meta) {
+                (true, Some(m)) => Ok(Member {
+                    offset: 0,
+                    size: m.len(),
+                }),
+                _ => Err(LoadError::Format {
+                    file: self.name.clone(),
+                    why: format!("{path} is missing from the image dir"),
+                }),
+            };
+        }
         for _ in 0..8 {
             if let Some(m) = self.members.get(&p) {
                 return Ok(*m);
@@ -145,16 +176,25 @@ impl Archive {
     }
 
     /// A reader over one member's bytes.
-    pub(crate) fn open_member(&self, path: &str) -> Result<impl Read + '_> {
+    pub(crate) fn open_member(&self, path: &str) -> Result<Box<dyn Read + '_>> {
         let m = self.member(path)?;
-        let mut f = &self.file;
+        if let Some(dir) = &self.dir {
+            let p = dir.join(norm(Path::new(path)));
+            let f = File::open(&p).map_err(|source| LoadError::Io {
+                step: "open",
+                path: p,
+                source,
+            })?;
+            return Ok(Box::new(f.take(m.size)));
+        }
+        let mut f = self.file.as_ref().expect("a tarball has its file");
         f.seek(SeekFrom::Start(m.offset))
             .map_err(|source| LoadError::Io {
                 step: "seek",
                 path: self.name.clone().into(),
                 source,
             })?;
-        Ok(f.take(m.size))
+        Ok(Box::new(f.take(m.size)))
     }
 
     /// A small member (manifest, config) read whole.

@@ -702,7 +702,7 @@ fn three_layers_with_whiteouts_show_the_final_state() {
 // ---- OCI layout ---------------------------------------------------------------
 
 #[test]
-fn oci_layout_tarball_with_gzip_layers_loads() {
+fn oci_layout_dir_and_tarball_with_gzip_layers_load() {
     e2e::require_root!();
     use std::io::Write;
     let s = Store::new();
@@ -730,16 +730,22 @@ fn oci_layout_tarball_with_gzip_layers_loads() {
                        "annotations": {"org.opencontainers.image.ref.name": "ocitest:v2"}}],
     }))
     .unwrap();
-    let mut b = tar::Builder::new(std::fs::File::create(&out).unwrap());
-    add(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
-    add(&mut b, "index.json", &index);
+    // The layout as a directory, then the same as a tarball.
+    let dir = tmp.path().join("layout");
+    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(dir.join("index.json"), &index).unwrap();
     for blob in [&config, &manifest, &gz] {
-        add(
-            &mut b,
-            &format!("blobs/sha256/{}", &sha256_of(blob)[7..]),
-            blob,
-        );
+        std::fs::write(dir.join("blobs/sha256").join(&sha256_of(blob)[7..]), blob).unwrap();
     }
+    let res = s.ok(&["load", "-i", dir.to_str().unwrap()]);
+    assert_eq!(res["loaded"], json!(["ocitest:v2"]));
+    assert_eq!(res["ids"], json!([sha256_of(&config)]));
+    s.ok(&["rmi", "ocitest:v2"]);
+    assert!(s.layer_dirs().is_empty());
+
+    let mut b = tar::Builder::new(std::fs::File::create(&out).unwrap());
+    b.append_dir_all(".", &dir).unwrap();
     b.finish().unwrap();
     drop(b);
     let res = s.ok(&["load", "-i", out.to_str().unwrap()]);
