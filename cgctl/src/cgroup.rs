@@ -440,9 +440,9 @@ fn kill_all(paths: &[PathBuf]) -> Result<Vec<i32>> {
             }
         }
         for &p in &pids {
-            if kill(Pid::from_raw(p), Signal::SIGKILL).is_ok() {
-                killed.push(p);
-            }
+            // ESRCH: cgroup.kill got there first; it was killed all the same
+            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            killed.push(p);
         }
         // a frozen task keeps its SIGKILL pending until thawed
         for d in paths {

@@ -15,6 +15,14 @@ use std::time::{Duration, Instant};
 
 const BUSYBOX: &str = "/bin/busybox";
 
+/// The binary under test; `CGCTL_BIN` overrides it (scripts/vm-test.sh runs
+/// a copy on the guest's tmpfs: exec over 9p costs ~0.5 s under TCG).
+fn cgctl_bin() -> PathBuf {
+    std::env::var_os("CGCTL_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cgctl")))
+}
+
 fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
 }
@@ -51,7 +59,7 @@ impl Cg {
         }
     }
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_cgctl"));
+        let mut c = Command::new(cgctl_bin());
         c.arg("--root").arg(&self.root).args(args);
         c
     }
@@ -168,7 +176,9 @@ fn mode() -> Value {
 macro_rules! require {
     ($cond:expr, $why:expr) => {
         if !$cond {
-            eprintln!("SKIP {}: {}", module_path!(), $why);
+            // libtest names each test's thread after the test
+            let t = std::thread::current();
+            eprintln!("SKIP {}: {}", t.name().unwrap_or(module_path!()), $why);
             return;
         }
     };
@@ -611,4 +621,49 @@ fn v2_freeze_uses_cgroup_freeze_and_delete_uses_cgroup_kill() {
     let del = cg.ok(&["delete", "--force", &cg.name], "");
     assert_eq!(del["killed"].as_array().unwrap().len(), 1);
     assert!(!paths[0].exists());
+}
+
+#[test]
+fn v2_caller_cgroup_with_processes_nests_under_the_nearest_ancestor_that_can() {
+    require!(is_root(), "needs root");
+    require!(is_v2(), "needs a pure cgroup v2 host (scripts/vm-test.sh)");
+    let m = mode();
+    let mnt = PathBuf::from(m["unified"]["mountpoint"].as_str().unwrap());
+    let caller = mnt.join(unique());
+    std::fs::create_dir(&caller).unwrap();
+    struct Rm(PathBuf);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let cg = Cg::new();
+    let _rm = Rm(caller.clone());
+    // cgctl runs inside `caller`, a non-root cgroup holding a process, which
+    // may not enable controllers for children (EBUSY)
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec {} --root {} create {}",
+        caller.display(),
+        cgctl_bin().display(),
+        cg.root.display(),
+        cg.name
+    );
+    let mut child = Command::new(BUSYBOX)
+        .args(["sh", "-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"pids":{"limit":3}}"#)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_code(&out, 0);
+    let paths = cg.paths();
+    assert_eq!(paths, vec![caller.parent().unwrap().join(&cg.name)]);
+    assert_eq!(cg.read("pids.max"), "3");
 }
