@@ -135,6 +135,72 @@ pub fn remove(layout: &Layout, image: &str, force: bool) -> Result<Removed> {
     Ok(out)
 }
 
+/// One row of `history`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryRow {
+    pub created: String,
+    pub created_by: String,
+    pub comment: String,
+    pub empty_layer: bool,
+    /// The diff id this step added, None for an empty layer.
+    pub layer: Option<String>,
+    pub size: u64,
+}
+
+/// `history IMAGE`: the config's history, newest first, each step paired
+/// with the layer it added (steps with `empty_layer` add none).
+pub fn history(layout: &Layout, image: &str) -> Result<Vec<HistoryRow>> {
+    let img = inspect(layout, image)?;
+    let hist = img
+        .config
+        .get("history")
+        .and_then(|h| h.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let mut layers = img.layers.iter();
+    let mut rows = Vec::new();
+    for h in &hist {
+        let s = |k: &str| {
+            h.get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let empty = h
+            .get("empty_layer")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        let layer = if empty { None } else { layers.next().cloned() };
+        let size = layer
+            .as_deref()
+            .map(|l| layer::size(layout, l.strip_prefix("sha256:").unwrap_or(l)))
+            .unwrap_or(0);
+        rows.push(HistoryRow {
+            created: s("created"),
+            created_by: s("created_by"),
+            comment: s("comment"),
+            empty_layer: empty,
+            layer,
+            size,
+        });
+    }
+    // Layers without a history entry (hand-made configs) still show up.
+    for l in layers {
+        let size = layer::size(layout, l.strip_prefix("sha256:").unwrap_or(l));
+        rows.push(HistoryRow {
+            created: String::new(),
+            created_by: String::new(),
+            comment: String::new(),
+            empty_layer: false,
+            layer: Some(l.clone()),
+            size,
+        });
+    }
+    rows.reverse();
+    Ok(rows)
+}
+
 fn lock(layout: &Layout) -> Result<Lock> {
     Lock::take(&layout.lock(), true).map_err(|source| ImageError::Io {
         step: "lock",

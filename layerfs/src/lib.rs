@@ -27,6 +27,19 @@
 //!   `DIR/containers/ID/layerfs.json` = `{"image","layers","rootfs"}`;
 //!   prints `{"rootfs":"/abs/path"}`. Already mounted: same output.
 //! - `umount ID`: `{"id","mounted":false}`; keeps `upper`. Not mounted: success.
+//! - `commit ID [NAME:TAG] [-m MSG] [--change-json PATCH]`: the container's
+//!   `upper` dir as a new layer (overlay whiteouts -> `.wh.NAME`, opaque
+//!   dirs -> `.wh..wh..opq`) on its image's layers; the config is the
+//!   image's, with `created`, `rootfs.diff_ids` and `history` extended and
+//!   PATCH (`{"Cmd":[..],"Env":[..],..}`, `null` removes a key) merged into
+//!   `config`. PATCH is JSON text, `-` for stdin, or a file path. Prints
+//!   `{"id","tag"?,"layer"}`. The container may be mounted or not.
+//! - `import FILE [NAME:TAG] [--change-json PATCH]`: a flat rootfs tarball
+//!   (plain or gzip) as a one-layer image; prints `{"id","tag"?,"layer"}`.
+//! - `export ID -o FILE`: the merged rootfs as one tar (mounted for the
+//!   export when not mounted); prints `{"id","output","size"}`.
+//! - `history IMAGE`: `[{"created","createdBy","comment","emptyLayer","layer","size"}]`,
+//!   newest first.
 //! - `remove ID`: `{"id","removed":true}`; umount, then delete upper, work,
 //!   rootfs and layerfs.json (the container dir stays). Gone already: success.
 //!
@@ -47,7 +60,9 @@
 //! ```
 
 pub mod atomic;
+pub mod commit;
 pub mod digest;
+pub mod export;
 pub mod extract;
 pub mod image;
 pub mod index;
@@ -56,6 +71,7 @@ pub mod layout;
 pub mod load;
 pub mod mount;
 mod oci;
+pub mod pack;
 pub mod reference;
 
 pub use layout::Layout;
@@ -69,6 +85,10 @@ pub enum Error {
     Image(#[from] image::ImageError),
     #[error(transparent)]
     Mount(#[from] mount::MountError),
+    #[error(transparent)]
+    Commit(#[from] commit::CommitError),
+    #[error(transparent)]
+    Export(#[from] export::ExportError),
     #[error("{step} {path}: {source}")]
     Io {
         step: &'static str,
@@ -105,6 +125,13 @@ impl Error {
             Error::Mount(
                 mount::MountError::BadId(_) | mount::MountError::Index(I::Reference(_)),
             ) => 2,
+            Error::Commit(
+                commit::CommitError::Reference(_)
+                | commit::CommitError::BadChange(_)
+                | commit::CommitError::Mount(mount::MountError::BadId(_)),
+            ) => 2,
+            Error::Commit(commit::CommitError::Layer(l)) if bad_layer(l) => 2,
+            Error::Export(export::ExportError::Mount(mount::MountError::BadId(_))) => 2,
             _ => 1,
         }
     }

@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use layerfs::{image, load, mount, Error, Layout};
+use layerfs::{commit, export, image, load, mount, Error, Layout};
 use serde::Serialize;
 use std::io::Write;
 use std::path::PathBuf;
@@ -35,6 +35,33 @@ enum Cmd {
     Inspect { image: String },
     /// Add a tag to an image.
     Tag { source: String, target: String },
+    /// Make an image from a container's writable layer.
+    Commit {
+        id: String,
+        tag: Option<String>,
+        /// Comment recorded in the history.
+        #[arg(short, long)]
+        message: Option<String>,
+        /// Config patch: JSON text, `-` for stdin, or a file.
+        #[arg(long)]
+        change_json: Option<String>,
+    },
+    /// Make a one-layer image from a flat rootfs tarball.
+    Import {
+        file: PathBuf,
+        tag: Option<String>,
+        /// Config patch: JSON text, `-` for stdin, or a file.
+        #[arg(long)]
+        change_json: Option<String>,
+    },
+    /// Write a container's merged rootfs as one tar.
+    Export {
+        id: String,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Show an image's history, newest first.
+    History { image: String },
     /// Remove a tag or an image.
     Rmi {
         image: String,
@@ -84,6 +111,31 @@ fn run(cli: Cli) -> Result<serde_json::Value, Error> {
         Cmd::Inspect { image } => json(image::inspect(&layout, &image)?),
         Cmd::Tag { source, target } => json(image::tag(&layout, &source, &target)?),
         Cmd::Rmi { image, force } => json(image::remove(&layout, &image, force)?),
+        Cmd::Commit {
+            id,
+            tag,
+            message,
+            change_json,
+        } => {
+            let change = change_json.map(|c| read_change(&c)).transpose()?;
+            json(commit::commit(
+                &layout,
+                &id,
+                tag.as_deref(),
+                message.as_deref(),
+                change,
+            )?)
+        }
+        Cmd::Import {
+            file,
+            tag,
+            change_json,
+        } => {
+            let change = change_json.map(|c| read_change(&c)).transpose()?;
+            json(commit::import(&layout, &file, tag.as_deref(), change)?)
+        }
+        Cmd::Export { id, output } => json(export::export(&layout, &id, &output)?),
+        Cmd::History { image } => json(image::history(&layout, &image)?),
         Cmd::Mount { image, id } => json(mount::mount_rootfs(&layout, &image, &id)?),
         Cmd::Umount { id } => {
             mount::umount_rootfs(&layout, &id)?;
@@ -94,4 +146,24 @@ fn run(cli: Cli) -> Result<serde_json::Value, Error> {
             serde_json::json!({ "id": id, "removed": true })
         }
     })
+}
+
+/// `--change-json`: JSON text, `-` for stdin, or a file holding it.
+fn read_change(arg: &str) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+    let text = if arg == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|source| Error::Io {
+            step: "read",
+            path: "stdin".into(),
+            source,
+        })?
+    } else if std::path::Path::new(arg).is_file() {
+        std::fs::read_to_string(arg).map_err(|source| Error::Io {
+            step: "read",
+            path: arg.into(),
+            source,
+        })?
+    } else {
+        arg.to_string()
+    };
+    Ok(commit::parse_change(&text)?)
 }

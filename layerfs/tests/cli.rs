@@ -754,3 +754,117 @@ fn oci_layout_dir_and_tarball_with_gzip_layers_load() {
     let d = s.root().join("layers/sha256").join(&sha256_of(&layer)[7..]);
     assert_eq!(std::fs::read(d.join("hello.txt")).unwrap(), b"oci");
 }
+
+// ---- commit, export, import, history -------------------------------------------
+
+#[test]
+fn commit_turns_upper_changes_into_a_layer() {
+    e2e::require_root!();
+    let s = Store::new();
+    loaded(&s);
+    let (a, b) = (e2e::unique("cm"), e2e::unique("cn"));
+    let ra = PathBuf::from(s.ok(&["mount", "busybox", &a])["rootfs"].as_str().unwrap());
+    std::fs::write(ra.join("new.txt"), b"new").unwrap();
+    std::fs::remove_file(ra.join("etc/hostname")).unwrap();
+    std::fs::remove_dir_all(ra.join("usr/sbin")).unwrap();
+    std::fs::create_dir(ra.join("usr/sbin")).unwrap();
+    std::fs::write(ra.join("usr/sbin/only"), b"o").unwrap();
+
+    let out = s.ok(&[
+        "commit",
+        &a,
+        "mine:v1",
+        "-m",
+        "msg",
+        "--change-json",
+        r#"{"Cmd":["cat","/new.txt"]}"#,
+    ]);
+    assert_eq!(out["tag"], json!("mine:v1"));
+    let img = s.ok(&["inspect", "mine:v1"]);
+    assert_eq!(img["id"], out["id"]);
+    assert_eq!(img["config"]["config"]["Cmd"], json!(["cat", "/new.txt"]));
+    assert_eq!(
+        img["config"]["config"]["Env"],
+        s.ok(&["inspect", "busybox"])["config"]["config"]["Env"]
+    );
+    assert_eq!(img["layers"].as_array().unwrap().len(), 2);
+    assert_eq!(img["layers"][1], out["layer"]);
+    assert_eq!(img["config"]["rootfs"]["diff_ids"], img["layers"]);
+
+    let hist = s.ok(&["history", "mine:v1"]);
+    assert_eq!(hist[0]["comment"], json!("msg"));
+    assert_eq!(hist[0]["layer"], out["layer"]);
+    assert_eq!(hist.as_array().unwrap().len(), 2);
+
+    // The new image shows exactly the committed state.
+    let rb = PathBuf::from(s.ok(&["mount", "mine:v1", &b])["rootfs"].as_str().unwrap());
+    assert_eq!(std::fs::read(rb.join("new.txt")).unwrap(), b"new");
+    assert!(!rb.join("etc/hostname").exists());
+    assert!(rb.join("etc/passwd").exists());
+    assert_eq!(names(&rb.join("usr/sbin")), vec!["only"]);
+    assert!(rb.join("bin/busybox").is_file());
+
+    // The committed image is in use by b: rmi refused; the parent too (a).
+    assert_exit_code(&s.run(&["rmi", "mine:v1"]), 1);
+    s.ok(&["remove", &a]);
+    s.ok(&["remove", &b]);
+    s.ok(&["rmi", "mine:v1"]);
+    assert_eq!(
+        s.layer_dirs().len(),
+        1,
+        "the busybox layer stays for busybox"
+    );
+}
+
+#[test]
+fn commit_of_an_unknown_container_fails() {
+    e2e::require_root!();
+    let s = Store::new();
+    let out = s.run(&["commit", "nosuch", "x:1"]);
+    assert_exit_code(&out, 1);
+    assert!(stderr(&out).contains("nosuch"), "{}", stderr(&out));
+    assert_exit_code(
+        &s.run(&["commit", "nosuch", "x:1", "--change-json", "[1]"]),
+        2,
+    );
+}
+
+#[test]
+fn export_then_import_round_trips_the_rootfs() {
+    e2e::require_root!();
+    let s = Store::new();
+    loaded(&s);
+    let id = e2e::unique("ce");
+    let root = PathBuf::from(s.ok(&["mount", "busybox", &id])["rootfs"].as_str().unwrap());
+    std::fs::write(root.join("etc/motd"), b"hello").unwrap();
+    std::fs::remove_file(root.join("etc/hostname")).unwrap();
+    // Export of an unmounted container mounts it for the time of the export.
+    s.ok(&["umount", &id]);
+    let tmp = TempDir::new("lfst");
+    let tar = tmp.path().join("flat.tar");
+    let out = s.ok(&["export", &id, "-o", tar.to_str().unwrap()]);
+    assert!(out["size"].as_u64().unwrap() > 1_000_000);
+    assert_eq!(mount_count(&root), 0, "temporary mount undone");
+
+    let imp = s.ok(&[
+        "import",
+        tar.to_str().unwrap(),
+        "flat:1",
+        "--change-json",
+        r#"{"Cmd":["sh"]}"#,
+    ]);
+    let img = s.ok(&["inspect", "flat:1"]);
+    assert_eq!(img["layers"], json!([imp["layer"]]));
+    assert_eq!(img["config"]["config"]["Cmd"], json!(["sh"]));
+    let d = s
+        .root()
+        .join("layers/sha256")
+        .join(&imp["layer"].as_str().unwrap()[7..]);
+    assert_eq!(std::fs::read(d.join("etc/motd")).unwrap(), b"hello");
+    assert!(!d.join("etc/hostname").exists());
+    assert!(d.join("bin/busybox").is_file());
+    assert!(std::fs::symlink_metadata(d.join("bin/sh"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
