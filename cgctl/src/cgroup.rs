@@ -57,6 +57,20 @@ pub enum CgroupError {
 
 pub type Result<T> = std::result::Result<T, CgroupError>;
 
+impl CgroupError {
+    /// ENOENT from a mkdir or a control file: a directory vanished under us.
+    fn is_not_found(&self) -> bool {
+        let io = match self {
+            CgroupError::Mkdir { source, .. } | CgroupError::Enable { source, .. } => source,
+            CgroupError::File(
+                CgFileError::Read { source, .. } | CgFileError::Write { source, .. },
+            ) => source,
+            _ => return false,
+        };
+        io.kind() == std::io::ErrorKind::NotFound
+    }
+}
+
 /// What `create` and `set` print.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -314,7 +328,16 @@ pub fn create(store: &Store, name: &CgroupName, res: &Resources) -> Result<Creat
     let result = (|| {
         let mut paths = Vec::new();
         for p in &plans {
-            if let Some(d) = make_chain(p, name, &mut made)? {
+            // a concurrent delete (another --root) may remove a shared parent
+            // like `mydocker` between two of our mkdirs: start that chain again
+            let mut tries = 0;
+            let dir = loop {
+                match make_chain(p, name, &mut made) {
+                    Err(e) if e.is_not_found() && tries < 10 => tries += 1,
+                    r => break r?,
+                }
+            };
+            if let Some(d) = dir {
                 paths.push(d);
             }
         }

@@ -667,3 +667,46 @@ fn v2_caller_cgroup_with_processes_nests_under_the_nearest_ancestor_that_can() {
     assert_eq!(paths, vec![caller.parent().unwrap().join(&cg.name)]);
     assert_eq!(cg.read("pids.max"), "3");
 }
+
+#[test]
+fn concurrent_creates_and_deletes_share_a_parent_safely() {
+    require!(is_root(), "needs root");
+    // distinct --roots, so only the kernel orders the mkdirs and rmdirs of
+    // the shared parent component
+    let parent = unique();
+    // enough rounds to hit the race here; a few under the VM's emulation
+    let rounds = if is_v2() { 3 } else { 30 };
+    let threads: Vec<_> = (0..6)
+        .map(|i| {
+            let parent = parent.clone();
+            std::thread::spawn(move || {
+                for round in 0..rounds {
+                    let cg = Cg::named(&format!("{parent}/c{i}-{round}"));
+                    cg.create(json!({"pids": {"limit": 8}}));
+                    assert_eq!(cg.read("pids.max"), "8");
+                    cg.ok(&["delete", &cg.name], "");
+                }
+            })
+        })
+        .collect();
+    let failed = threads
+        .into_iter()
+        .map(|t| t.join())
+        .filter(|r| r.is_err())
+        .count();
+    assert_eq!(failed, 0, "{failed} threads failed");
+    let m = mode();
+    let mut bases: Vec<String> = m["v1"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["base"].as_str().unwrap().to_string())
+        .collect();
+    bases.extend(m["unified"]["base"].as_str().map(String::from));
+    for b in bases {
+        assert!(
+            !Path::new(&b).join(&parent).exists(),
+            "{b}/{parent} left behind"
+        );
+    }
+}
