@@ -212,9 +212,41 @@ fn create_applies_limits_and_reads_them_back() {
         "memory": {"limit": 67108864, "swap": "128m", "reservation": "16m"},
         "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
         "pids": {"limit": 20},
+        "blockIO": {"weight": 500},
         "unknownField": true
     }));
     let m = mode();
+    // block io weight where the host has a weight file, else reported skipped
+    let weight = [
+        "blkio.weight",
+        "blkio.bfq.weight",
+        "io.bfq.weight",
+        "io.weight",
+    ]
+    .into_iter()
+    .find_map(|f| {
+        cg.paths()
+            .iter()
+            .find(|d| d.join(f).exists())
+            .map(|d| d.join(f))
+    });
+    match weight {
+        Some(f) => {
+            let v = std::fs::read_to_string(&f).unwrap();
+            // io.weight is on the 1..10000 scale: 1 + (500-10)*9999/990
+            let want = if f.ends_with("io.weight") {
+                "4950"
+            } else {
+                "500"
+            };
+            assert!(
+                v.lines().any(|l| l.split_whitespace().last() == Some(want)),
+                "{f:?}: {v}"
+            );
+            assert!(out.get("skipped").is_none(), "{out}");
+        }
+        None => assert_eq!(out["skipped"], json!(["blockIO.weight"])),
+    }
     assert_eq!(out["name"], cg.name);
     assert_eq!(out["mode"], m["mode"]);
     let paths = cg.paths();
