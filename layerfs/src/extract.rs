@@ -9,6 +9,7 @@
 //! overlay whiteouts: `.wh.NAME` a 0/0 char device, `.wh..wh..opq` the
 //! `trusted.overlay.opaque=y` xattr on the directory.
 
+use crate::split::SharedSplit;
 use nix::errno::Errno;
 use nix::fcntl::{openat, openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{
@@ -47,12 +48,14 @@ const WHITEOUT: &str = ".wh.";
 
 /// Extracts the tar stream `reader` into the existing empty directory `dir`.
 /// Stops at the tar's end-of-archive marker; the caller drains the rest.
-pub fn unpack<R: Read>(reader: R, dir: &Path) -> Result<()> {
+/// With `split`, file contents are marked in the tar-split record.
+pub fn unpack<R: Read>(reader: R, dir: &Path, split: Option<SharedSplit>) -> Result<()> {
     let root = open_dir(None, dir.as_os_str()).map_err(|e| io_err("open", dir, e))?;
     let mut u = Unpacker {
         root,
         cache: None,
         retired: Vec::new(),
+        split,
         dir_times: Vec::new(),
         buf: vec![0; 256 * 1024],
     };
@@ -88,6 +91,7 @@ struct Unpacker {
     /// out earlier in the entry may still use them, so they close at the
     /// next entry.
     retired: Vec<OwnedFd>,
+    split: Option<SharedSplit>,
     /// Dir mtimes are set last: creating children changes them.
     dir_times: Vec<(PathBuf, i64)>,
     buf: Vec<u8>,
@@ -147,6 +151,14 @@ impl Unpacker {
                     )
                 })?;
                 let mut f = File::from(fd);
+                // Sparse files read back expanded: their stored bytes stay raw.
+                let split = self
+                    .split
+                    .clone()
+                    .filter(|_| kind != T::GNUSparse && e.size() > 0);
+                if let Some(sp) = &split {
+                    sp.borrow_mut().begin_file(full.as_os_str().as_bytes());
+                }
                 loop {
                     let n = match e.read(&mut self.buf) {
                         Ok(0) => break,
@@ -160,6 +172,9 @@ impl Unpacker {
                             entry: name.clone(),
                             source: err,
                         })?;
+                }
+                if let Some(sp) = &split {
+                    sp.borrow_mut().end_file();
                 }
                 self.set_meta(f.as_fd(), OsStr::new(""), &meta, &name, false)?;
             }

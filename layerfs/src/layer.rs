@@ -3,6 +3,7 @@
 use crate::digest::HashReader;
 use crate::extract::{self, ExtractError};
 use crate::layout::Layout;
+use crate::split::{Recorder, Split};
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -83,6 +84,11 @@ impl TempLayer {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The tar-split record being written beside the temp dir.
+    pub fn split_path(&self) -> PathBuf {
+        self.path.with_extension("split")
+    }
 }
 
 impl Drop for TempLayer {
@@ -90,6 +96,7 @@ impl Drop for TempLayer {
         if !self.keep {
             let _ = std::fs::remove_dir_all(&self.path);
         }
+        let _ = std::fs::remove_file(self.split_path());
     }
 }
 
@@ -118,14 +125,22 @@ pub fn ensure<R: Read>(
         Box::new(raw)
     };
     let tmp = TempLayer::new(layout)?;
-    let mut hashed = HashReader::new(decoded);
-    extract::unpack(&mut hashed, tmp.path()).map_err(|source| LayerError::Extract {
-        layer: label.into(),
-        source,
+    let split_path = tmp.split_path();
+    let split = Split::create(&split_path).map_err(|e| io_err("create", &split_path, e))?;
+    let mut hashed = HashReader::new(Recorder::new(decoded, split.clone()));
+    extract::unpack(&mut hashed, tmp.path(), Some(split.clone())).map_err(|source| {
+        LayerError::Extract {
+            layer: label.into(),
+            source,
+        }
     })?;
     let (diff_id, size) = hashed
         .finish()
         .map_err(|e| io_err("read", Path::new(label), e))?;
+    split
+        .borrow_mut()
+        .finish()
+        .map_err(|e| io_err("write", &split_path, e))?;
     if let Some(expected) = expected {
         if expected != diff_id {
             return Err(LayerError::Mismatch {
@@ -146,6 +161,8 @@ pub fn ensure<R: Read>(
     let meta = layout.layer_meta(hex);
     crate::atomic::write_atomic(&meta, &serde_json::to_vec(&info).unwrap_or_default())
         .map_err(|e| io_err("write", &meta, e))?;
+    let split_dest = layout.layer_split(hex);
+    std::fs::rename(&split_path, &split_dest).map_err(|e| io_err("rename", &split_dest, e))?;
     match std::fs::rename(tmp.path(), &dest) {
         Ok(()) => {}
         // Stored meanwhile by someone else: theirs is as good as ours.
@@ -173,6 +190,7 @@ pub fn remove(layout: &Layout, hex: &str) -> Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_err("rename", &dir, e)),
     }
+    let _ = std::fs::remove_file(layout.layer_split(hex));
     match std::fs::remove_file(layout.layer_meta(hex)) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => {
             Err(io_err("remove", &layout.layer_meta(hex), e))

@@ -35,6 +35,12 @@ impl Layout {
         self.root.join("layers/meta").join(format!("{hex}.json"))
     }
 
+    /// `layers/meta/<hex>.split`: the tar-split record that rebuilds the
+    /// layer's tar byte for byte (see `split`).
+    pub fn layer_split(&self, hex: &str) -> PathBuf {
+        self.root.join("layers/meta").join(format!("{hex}.split"))
+    }
+
     /// `layers/tmp`: half-extracted layers, renamed into place when complete.
     pub fn layers_tmp(&self) -> PathBuf {
         self.root.join("layers/tmp")

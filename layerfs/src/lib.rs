@@ -40,6 +40,10 @@
 //!   export when not mounted); prints `{"id","output","size"}`.
 //! - `history IMAGE`: `[{"created","createdBy","comment","emptyLayer","layer","size"}]`,
 //!   newest first.
+//! - `save IMAGE... -o FILE`: a `docker save` tarball (`manifest.json`,
+//!   `<config hex>.json`, `<diffid hex>/layer.tar`, `repositories`) whose
+//!   layer tars are rebuilt byte for byte from tar-split records kept at
+//!   load time, so loading it gives the same ids; prints `{"output","ids","size"}`.
 //! - `remove ID`: `{"id","removed":true}`; umount, then delete upper, work,
 //!   rootfs and layerfs.json (the container dir stays). Gone already: success.
 //!
@@ -52,6 +56,7 @@
 //! ```text
 //! DIR/layers/sha256/<diffid hex>/   extracted layer, an overlay lowerdir
 //! DIR/layers/meta/<hex>.json        {"diffId","size"}
+//! DIR/layers/meta/<hex>.split       tar-split record (rebuilds the layer tar)
 //! DIR/layers/tmp/                   layers being extracted (renamed into place)
 //! DIR/images/index.json             {"images":{"sha256:<id>":{record}}}
 //! DIR/images/index.lock             flock serializing writers
@@ -73,6 +78,8 @@ pub mod mount;
 mod oci;
 pub mod pack;
 pub mod reference;
+pub mod save;
+pub mod split;
 
 pub use layout::Layout;
 
@@ -89,6 +96,8 @@ pub enum Error {
     Commit(#[from] commit::CommitError),
     #[error(transparent)]
     Export(#[from] export::ExportError),
+    #[error(transparent)]
+    Save(#[from] save::SaveError),
     #[error("{step} {path}: {source}")]
     Io {
         step: &'static str,

@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use layerfs::{commit, export, image, load, mount, Error, Layout};
+use layerfs::{commit, export, image, load, mount, save, Error, Layout};
 use serde::Serialize;
 use std::io::Write;
 use std::path::PathBuf;
@@ -57,6 +57,13 @@ enum Cmd {
     /// Write a container's merged rootfs as one tar.
     Export {
         id: String,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Write images as a `docker save` tarball.
+    Save {
+        #[arg(required = true)]
+        images: Vec<String>,
         #[arg(short, long)]
         output: PathBuf,
     },
@@ -135,6 +142,7 @@ fn run(cli: Cli) -> Result<serde_json::Value, Error> {
             json(commit::import(&layout, &file, tag.as_deref(), change)?)
         }
         Cmd::Export { id, output } => json(export::export(&layout, &id, &output)?),
+        Cmd::Save { images, output } => json(save::save(&layout, &images, &output)?),
         Cmd::History { image } => json(image::history(&layout, &image)?),
         Cmd::Mount { image, id } => json(mount::mount_rootfs(&layout, &image, &id)?),
         Cmd::Umount { id } => {

@@ -98,6 +98,14 @@ impl Layer {
         h
     }
     fn file(mut self, path: &str, data: &[u8]) -> Layer {
+        if path.len() >= 100 {
+            // GNU long-name entry, written by the builder.
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            h.set_size(data.len() as u64);
+            self.0.append_data(&mut h, path, data).unwrap();
+            return self;
+        }
         let mut h = Self::header(path, tar::EntryType::Regular, 0o644, data.len() as u64);
         h.set_cksum();
         self.0.append(&h, data).unwrap();
@@ -867,4 +875,60 @@ fn export_then_import_round_trips_the_rootfs() {
         .unwrap()
         .file_type()
         .is_symlink());
+}
+
+#[test]
+fn save_then_load_gives_the_same_ids() {
+    e2e::require_root!();
+    let s = Store::new();
+    let first = loaded(&s);
+    let tmp = TempDir::new("lfst");
+    // A multi-layer image with whiteouts, long names and xattrs, plus a commit.
+    let long = format!("d/{}", "n".repeat(150));
+    let l1 = Layer::new()
+        .dir("d")
+        .file("d/a", b"a")
+        .file(&long, b"long")
+        .pax(&[("SCHILY.xattr.user.k", b"v")])
+        .file("x", b"x")
+        .bytes();
+    let l2 = Layer::new()
+        .file("d/.wh.a", b"")
+        .file("d/.wh..wh..opq", b"")
+        .bytes();
+    let multi = tmp.path().join("multi.tar");
+    let multi_id = docker_save(&multi, "multi:1", &[l1, l2], None, &["sh"]);
+    s.ok(&["load", "-i", multi.to_str().unwrap()]);
+    let c = e2e::unique("cs");
+    let root = PathBuf::from(s.ok(&["mount", "busybox", &c])["rootfs"].as_str().unwrap());
+    std::fs::write(root.join("committed"), b"c").unwrap();
+    let committed = s.ok(&["commit", &c, "mine:v1"])["id"].clone();
+    s.ok(&["remove", &c]);
+
+    let out = tmp.path().join("saved.tar");
+    let saved = s.ok(&[
+        "save",
+        "busybox",
+        "multi:1",
+        "mine:v1",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(saved["ids"], json!([first["ids"][0], multi_id, committed]));
+
+    let s2 = Store::new();
+    let back = s2.ok(&["load", "-i", out.to_str().unwrap()]);
+    assert_eq!(back["ids"], saved["ids"]);
+    assert_eq!(
+        back["loaded"],
+        json!(["busybox:latest", "multi:1", "mine:v1"])
+    );
+    for r in ["busybox", "multi:1", "mine:v1"] {
+        assert_eq!(
+            s2.ok(&["inspect", r])["layers"],
+            s.ok(&["inspect", r])["layers"],
+            "{r}"
+        );
+    }
+    assert_exit_code(&s.run(&["save", "nope", "-o", out.to_str().unwrap()]), 1);
 }

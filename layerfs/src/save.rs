@@ -1,0 +1,236 @@
+//! `save IMAGE... -o FILE`: images as a `docker save` tarball whose layer
+//! tars are rebuilt byte for byte from their tar-split records, so `load`
+//! reads back the same image ids and diff ids.
+
+use crate::digest::HashReader;
+use crate::index::{ImageRecord, Index, IndexError};
+use crate::layout::Layout;
+use crate::reference;
+use crate::split::{self, Segment};
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use serde::Serialize;
+use serde_json::json;
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("layer {layer}: cannot rebuild its tar: {why}")]
+    Rebuild { layer: String, why: String },
+    #[error("{step} {path}: {source}")]
+    Io {
+        step: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, SaveError>;
+
+/// What `save` prints.
+#[derive(Debug, Serialize)]
+pub struct Saved {
+    pub output: PathBuf,
+    pub ids: Vec<String>,
+    pub size: u64,
+}
+
+/// Writes `images` (any reference form) to `out`, atomically.
+pub fn save(layout: &Layout, images: &[String], out: &Path) -> Result<Saved> {
+    let index = Index::load(layout)?;
+    // Resolve everything before writing anything.
+    let mut picked: Vec<(ImageRecord, Vec<String>)> = Vec::new();
+    for r in images {
+        let img = index.resolve(r)?.clone();
+        let tags = match reference::normalize(r)
+            .ok()
+            .filter(|t| img.repo_tags.contains(t))
+        {
+            Some(t) => vec![t],
+            None => img.repo_tags.clone(),
+        };
+        match picked.iter_mut().find(|(i, _)| i.id == img.id) {
+            Some((_, ts)) => ts.extend(
+                tags.into_iter()
+                    .filter(|t| !ts.contains(t))
+                    .collect::<Vec<_>>(),
+            ),
+            None => picked.push((img, tags)),
+        }
+    }
+    let io_err = |step, source| SaveError::Io {
+        step,
+        path: out.to_path_buf(),
+        source,
+    };
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let res = (|| -> Result<u64> {
+        let f = File::create(&tmp).map_err(|e| io_err("create", e))?;
+        let mut b = tar::Builder::new(BufWriter::with_capacity(1 << 20, f));
+        let mut written = HashSet::new();
+        let mut manifest = Vec::new();
+        let mut repos: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for (img, tags) in &picked {
+            let hex = &img.id["sha256:".len()..];
+            let mut paths = Vec::new();
+            for l in img.layer_hexes() {
+                let p = format!("{l}/layer.tar");
+                if written.insert(l.to_string()) {
+                    layer_tar(layout, l, &p, &mut b)?;
+                }
+                paths.push(p);
+            }
+            let blob = layout.config_blob(hex);
+            let config = std::fs::read(&blob).map_err(|source| SaveError::Io {
+                step: "read",
+                path: blob,
+                source,
+            })?;
+            append(&mut b, &format!("{hex}.json"), &config).map_err(|e| io_err("write", e))?;
+            manifest
+                .push(json!({"Config": format!("{hex}.json"), "RepoTags": tags, "Layers": paths}));
+            for t in tags {
+                if let (Some((n, tag)), Some(top)) = (t.rsplit_once(':'), img.layer_hexes().last())
+                {
+                    repos
+                        .entry(n.into())
+                        .or_default()
+                        .insert(tag.into(), top.to_string());
+                }
+            }
+        }
+        append(
+            &mut b,
+            "manifest.json",
+            &serde_json::to_vec(&manifest).expect("json"),
+        )
+        .map_err(|e| io_err("write", e))?;
+        append(
+            &mut b,
+            "repositories",
+            &serde_json::to_vec(&repos).expect("json"),
+        )
+        .map_err(|e| io_err("write", e))?;
+        let w = b.into_inner().map_err(|e| io_err("write", e))?;
+        let f = w
+            .into_inner()
+            .map_err(|e| io_err("write", e.into_error()))?;
+        f.sync_all().map_err(|e| io_err("fsync", e))?;
+        let size = f.metadata().map_err(|e| io_err("stat", e))?.len();
+        std::fs::rename(&tmp, out).map_err(|e| io_err("rename", e))?;
+        Ok(size)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    let size = res?;
+    Ok(Saved {
+        output: std::path::absolute(out).unwrap_or(out.into()),
+        ids: picked.iter().map(|(i, _)| i.id.clone()).collect(),
+        size,
+    })
+}
+
+fn append<W: Write>(b: &mut tar::Builder<W>, path: &str, data: &[u8]) -> io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    b.append_data(&mut h, path, data)
+}
+
+/// Appends layer `hex`'s rebuilt tar as `path`, checking its digest.
+fn layer_tar<W: Write>(
+    layout: &Layout,
+    hex: &str,
+    path: &str,
+    b: &mut tar::Builder<W>,
+) -> Result<()> {
+    let rebuild = |why: String| SaveError::Rebuild {
+        layer: format!("sha256:{hex}"),
+        why,
+    };
+    let segs = split::read(&layout.layer_split(hex))
+        .map_err(|e| rebuild(format!("tar-split record: {e}")))?;
+    let size: u64 = segs
+        .iter()
+        .map(|s| match s {
+            Segment::Raw(b) => b.len() as u64,
+            Segment::File { len, .. } => *len,
+        })
+        .sum();
+    let root =
+        File::open(layout.layer(hex)).map_err(|e| rebuild(format!("open layer dir: {e}")))?;
+    let mut hashed = HashReader::new(Rebuilt {
+        segs: segs.into_iter(),
+        cur: None,
+        root,
+        err: None,
+    });
+    let mut h = tar::Header::new_gnu();
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    b.append_data(&mut h, path, &mut hashed)
+        .map_err(|e| rebuild(e.to_string()))?;
+    let (digest, n) = hashed.finish().map_err(|e| rebuild(e.to_string()))?;
+    if n != size || digest != format!("sha256:{hex}") {
+        return Err(rebuild(format!(
+            "content changed: rebuilt {digest} ({n} bytes)"
+        )));
+    }
+    Ok(())
+}
+
+/// The layer tar as a stream: raw segments from the record, file contents
+/// from the layer dir (opened beneath it, never through a symlink).
+struct Rebuilt {
+    segs: std::vec::IntoIter<Segment>,
+    cur: Option<Box<dyn Read>>,
+    root: File,
+    err: Option<String>,
+}
+
+impl Read for Rebuilt {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some(r) = &mut self.cur {
+                let n = r.read(buf)?;
+                if n > 0 {
+                    return Ok(n);
+                }
+                self.cur = None;
+            }
+            match self.segs.next() {
+                None => return Ok(0),
+                Some(Segment::Raw(b)) => self.cur = Some(Box::new(io::Cursor::new(b))),
+                Some(Segment::File { path, len }) => {
+                    let how = OpenHow::new()
+                        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+                        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_BENEATH);
+                    let p = std::ffi::OsStr::from_bytes(&path);
+                    let fd = openat2(&self.root, p, how).map_err(|e| {
+                        let msg = format!("{}: {e}", Path::new(p).display());
+                        self.err = Some(msg.clone());
+                        io::Error::other(msg)
+                    })?;
+                    // A short file reads short: the length check catches it.
+                    self.cur = Some(Box::new(File::from(fd).take(len)));
+                }
+            }
+        }
+    }
+}
