@@ -44,8 +44,24 @@
 //!   `<config hex>.json`, `<diffid hex>/layer.tar`, `repositories`) whose
 //!   layer tars are rebuilt byte for byte from tar-split records kept at
 //!   load time, so loading it gives the same ids; prints `{"output","ids","size"}`.
+//! - `volume create [NAME]` (random 64-hex name when absent; existing:
+//!   returned as is), `volume inspect NAME`, `volume ls`: `{"name",
+//!   "mountpoint","createdAt","driver","inUseBy":[container ids]}` (ls: an
+//!   array). `volume rm NAME [--force]`: `{"removed":[NAME]}`, refused (1)
+//!   while a container uses it; gone already: success. `volume prune`:
+//!   `{"removed":[...]}`, every volume no container uses.
+//! - `volume resolve ID` reads `[{"type":"volume"|"bind"|"tmpfs","source",
+//!   "target","readonly"}]` on stdin and prints OCI mounts
+//!   `[{"destination","type","source","options"}]`: a volume (named, or
+//!   anonymous when source is empty) -> bind of its `_data` (`rbind,rprivate`),
+//!   created on first use and then seeded with the image's content at the
+//!   target; bind -> bind (a missing host dir is created); tmpfs ->
+//!   `nosuid,nodev,noexec,mode=1777`; `ro` appended when readonly. The
+//!   container's `layerfs-volumes.json` records the volumes it uses (kept
+//!   until `remove ID`).
 //! - `remove ID`: `{"id","removed":true}`; umount, then delete upper, work,
-//!   rootfs and layerfs.json (the container dir stays). Gone already: success.
+//!   rootfs, layerfs.json and layerfs-volumes.json (the container dir and
+//!   the volumes stay). Gone already: success.
 //!
 //! Exit codes: 0 ok; 1 the operation failed (no such image, image in use,
 //! I/O, mount); 2 bad usage or bad input (flags, a malformed reference or
@@ -61,7 +77,8 @@
 //! DIR/images/index.json             {"images":{"sha256:<id>":{record}}}
 //! DIR/images/index.lock             flock serializing writers
 //! DIR/images/sha256/<hex>.json      image config blobs, verbatim
-//! DIR/containers/<ID>/{upper,work,rootfs,layerfs.json}
+//! DIR/containers/<ID>/{upper,work,rootfs,layerfs.json,layerfs-volumes.json}
+//! DIR/volumes/<name>/{_data,meta.json}, DIR/volumes/.lock
 //! ```
 
 pub mod atomic;
@@ -80,6 +97,7 @@ pub mod pack;
 pub mod reference;
 pub mod save;
 pub mod split;
+pub mod volume;
 
 pub use layout::Layout;
 
@@ -98,6 +116,8 @@ pub enum Error {
     Export(#[from] export::ExportError),
     #[error(transparent)]
     Save(#[from] save::SaveError),
+    #[error(transparent)]
+    Volume(#[from] volume::VolumeError),
     #[error("{step} {path}: {source}")]
     Io {
         step: &'static str,
@@ -141,6 +161,12 @@ impl Error {
             ) => 2,
             Error::Commit(commit::CommitError::Layer(l)) if bad_layer(l) => 2,
             Error::Export(export::ExportError::Mount(mount::MountError::BadId(_))) => 2,
+            Error::Volume(
+                volume::VolumeError::BadName(_)
+                | volume::VolumeError::BadSpec { .. }
+                | volume::VolumeError::BadJson(_)
+                | volume::VolumeError::Mount(mount::MountError::BadId(_)),
+            ) => 2,
             _ => 1,
         }
     }

@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use layerfs::{commit, export, image, load, mount, save, Error, Layout};
+use layerfs::{commit, export, image, load, mount, save, volume, Error, Layout};
 use serde::Serialize;
 use std::io::Write;
 use std::path::PathBuf;
@@ -69,6 +69,9 @@ enum Cmd {
     },
     /// Show an image's history, newest first.
     History { image: String },
+    /// Named volumes and mount specs.
+    #[command(subcommand)]
+    Volume(VolumeCmd),
     /// Remove a tag or an image.
     Rmi {
         image: String,
@@ -81,6 +84,26 @@ enum Cmd {
     Umount { id: String },
     /// Unmount and delete a container's rootfs and writable layer.
     Remove { id: String },
+}
+
+#[derive(Subcommand)]
+enum VolumeCmd {
+    /// Create a volume (a random name when none is given).
+    Create { name: Option<String> },
+    /// List volumes.
+    Ls,
+    /// Print one volume.
+    Inspect { name: String },
+    /// Remove a volume.
+    Rm {
+        name: String,
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Remove every volume no container uses.
+    Prune,
+    /// Mount specs (JSON array on stdin) -> OCI mount entries for container ID.
+    Resolve { id: String },
 }
 
 fn main() -> ExitCode {
@@ -143,6 +166,25 @@ fn run(cli: Cli) -> Result<serde_json::Value, Error> {
         }
         Cmd::Export { id, output } => json(export::export(&layout, &id, &output)?),
         Cmd::Save { images, output } => json(save::save(&layout, &images, &output)?),
+        Cmd::Volume(v) => match v {
+            VolumeCmd::Create { name } => json(volume::create(&layout, name.as_deref())?),
+            VolumeCmd::Ls => json(volume::list(&layout)?),
+            VolumeCmd::Inspect { name } => json(volume::inspect(&layout, &name)?),
+            VolumeCmd::Rm { name, force } => {
+                volume::remove(&layout, &name, force)?;
+                serde_json::json!({ "removed": [name] })
+            }
+            VolumeCmd::Prune => serde_json::json!({ "removed": volume::prune(&layout)? }),
+            VolumeCmd::Resolve { id } => {
+                let specs =
+                    std::io::read_to_string(std::io::stdin()).map_err(|source| Error::Io {
+                        step: "read",
+                        path: "stdin".into(),
+                        source,
+                    })?;
+                json(volume::resolve(&layout, &id, &specs)?)
+            }
+        },
         Cmd::History { image } => json(image::history(&layout, &image)?),
         Cmd::Mount { image, id } => json(mount::mount_rootfs(&layout, &image, &id)?),
         Cmd::Umount { id } => {

@@ -203,6 +203,7 @@ pub fn remove_rootfs(layout: &Layout, id: &str) -> Result<()> {
             _ => {}
         }
     }
+    let _ = std::fs::remove_file(dir.join(crate::volume::RECORD));
     let rec = dir.join(RECORD);
     match std::fs::remove_file(&rec) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("remove", &rec, e)),

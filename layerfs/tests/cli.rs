@@ -932,3 +932,125 @@ fn save_then_load_gives_the_same_ids() {
     }
     assert_exit_code(&s.run(&["save", "nope", "-o", out.to_str().unwrap()]), 1);
 }
+
+// ---- volumes ------------------------------------------------------------------
+
+fn resolve(s: &Store, id: &str, specs: Value) -> Output {
+    e2e::pipe(
+        Command::new(env!("CARGO_BIN_EXE_layerfs"))
+            .arg("--root")
+            .arg(s.root())
+            .args(["volume", "resolve", id]),
+        &specs.to_string(),
+    )
+}
+
+#[test]
+fn volume_create_ls_inspect_rm() {
+    e2e::require_root!();
+    let s = Store::new();
+    let v = s.ok(&["volume", "create", "data"]);
+    assert_eq!(v["name"], json!("data"));
+    assert!(Path::new(v["mountpoint"].as_str().unwrap()).is_dir());
+    assert_eq!(
+        s.ok(&["volume", "create", "data"])["createdAt"],
+        v["createdAt"],
+        "create is idempotent"
+    );
+    let anon = s.ok(&["volume", "create"]);
+    let anon_name = anon["name"].as_str().unwrap().to_string();
+    assert_eq!(anon_name.len(), 64);
+    let ls = s.ok(&["volume", "ls"]);
+    assert_eq!(ls.as_array().unwrap().len(), 2);
+    assert_eq!(s.ok(&["volume", "inspect", "data"])["inUseBy"], json!([]));
+    s.ok(&["volume", "rm", "data"]);
+    s.ok(&["volume", "rm", "data"]);
+    let out = s.run(&["volume", "inspect", "data"]);
+    assert_exit_code(&out, 1);
+    assert_eq!(stderr(&out).trim(), "layerfs: no such volume: data");
+    assert_exit_code(&s.run(&["volume", "create", "../x"]), 2);
+    assert_eq!(s.ok(&["volume", "prune"])["removed"], json!([anon_name]));
+    assert_eq!(s.ok(&["volume", "ls"]), json!([]));
+}
+
+#[test]
+fn volume_resolve_makes_oci_mounts_and_seeds_new_volumes() {
+    e2e::require_root!();
+    let s = Store::new();
+    loaded(&s);
+    let id = e2e::unique("cv");
+    s.ok(&["mount", "busybox", &id]);
+    let host = s.root().join("hostdir");
+    let specs = json!([
+        {"type": "volume", "source": "etcvol", "target": "/etc/"},
+        {"type": "volume", "target": "/anon", "extra": "ignored"},
+        {"type": "bind", "source": host, "target": "/h", "readonly": true},
+        {"type": "tmpfs", "target": "/run"},
+    ]);
+    let out = resolve(&s, &id, specs.clone());
+    assert_exit_code(&out, 0);
+    let mounts: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let etc = s.root().join("volumes/etcvol/_data");
+    assert_eq!(
+        mounts[0],
+        json!({"destination": "/etc", "type": "bind", "source": etc, "options": ["rbind", "rprivate"]})
+    );
+    assert_eq!(mounts[1]["type"], json!("bind"));
+    assert_eq!(
+        mounts[2],
+        json!({"destination": "/h", "type": "bind", "source": host, "options": ["rbind", "rprivate", "ro"]})
+    );
+    assert_eq!(mounts[3]["type"], json!("tmpfs"));
+    assert!(host.is_dir(), "missing bind source created");
+    // Seeded from the image.
+    assert_eq!(std::fs::read(etc.join("hostname")).unwrap(), b"busybox\n");
+
+    // An existing volume is not seeded again.
+    std::fs::remove_file(etc.join("hostname")).unwrap();
+    assert_exit_code(
+        &resolve(
+            &s,
+            &id,
+            json!([{"type": "volume", "source": "etcvol", "target": "/etc"}]),
+        ),
+        0,
+    );
+    assert!(!etc.join("hostname").exists());
+
+    // In use: rm refused (naming the container), prune keeps it.
+    let out = s.run(&["volume", "rm", "etcvol"]);
+    assert_exit_code(&out, 1);
+    assert!(stderr(&out).contains(&id));
+    assert_eq!(
+        s.ok(&["volume", "inspect", "etcvol"])["inUseBy"],
+        json!([id])
+    );
+    assert_eq!(s.ok(&["volume", "prune"])["removed"], json!([]));
+    s.ok(&["remove", &id]);
+    assert_eq!(
+        s.ok(&["volume", "prune"])["removed"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn volume_resolve_refuses_bad_specs_before_creating_anything() {
+    e2e::require_root!();
+    let s = Store::new();
+    let id = e2e::unique("cw");
+    for bad in [
+        json!([{"type": "volume", "source": "ok", "target": "/a"}, {"type": "volume", "source": "ok2", "target": "/a"}]),
+        json!([{"type": "volume", "source": "ok", "target": "relative"}]),
+        json!([{"type": "volume", "source": "ok", "target": "/a/../b"}]),
+        json!([{"type": "bind", "source": "rel", "target": "/b"}]),
+        json!([{"type": "nfs", "target": "/c"}]),
+        json!({"not": "an array"}),
+    ] {
+        let out = resolve(&s, &id, bad.clone());
+        assert_exit_code(&out, 2);
+        assert_eq!(s.ok(&["volume", "ls"]), json!([]), "{bad}");
+    }
+}
