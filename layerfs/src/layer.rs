@@ -177,6 +177,32 @@ pub fn ensure<R: Read>(
     Ok((info, true))
 }
 
+/// Removes what crashed writers left in `layers/tmp`: entries whose
+/// writer pid (in the name) is gone. The caller holds the store lock.
+pub fn sweep_tmp(layout: &Layout) {
+    let Ok(rd) = std::fs::read_dir(layout.layers_tmp()) else {
+        return;
+    };
+    for e in rd.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .split(['-', '.'])
+            .find_map(|p| p.parse::<i32>().ok().filter(|p| *p > 0));
+        let Some(pid) = pid else { continue };
+        // SAFETY: signal 0 only checks that the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if !alive {
+            let p = e.path();
+            let _ = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+        }
+    }
+}
+
 /// Removes a layer and its meta; already gone succeeds.
 pub fn remove(layout: &Layout, hex: &str) -> Result<()> {
     let dir = layout.layer(hex);

@@ -25,7 +25,9 @@
 //! - `mount IMAGE ID`: overlay on `DIR/containers/ID/rootfs` (lowerdirs the
 //!   layers top first, `upper`, `work` beside it), records
 //!   `DIR/containers/ID/layerfs.json` = `{"image","layers","rootfs"}`;
-//!   prints `{"rootfs":"/abs/path"}`. Already mounted: same output.
+//!   prints `{"rootfs":"/abs/path"}`. Already mounted: same output. Layer
+//!   lists too long for one option page use the new mount API (`lowerdir+`,
+//!   kernel >= 6.8), else paths relative to the layer dir.
 //! - `umount ID`: `{"id","mounted":false}`; keeps `upper`. Not mounted: success.
 //! - `commit ID [NAME:TAG] [-m MSG] [--change-json PATCH]`: the container's
 //!   `upper` dir as a new layer (overlay whiteouts -> `.wh.NAME`, opaque

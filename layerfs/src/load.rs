@@ -340,6 +340,7 @@ pub(crate) fn apply(layout: &Layout, ar: &Archive, plans: Vec<Plan>) -> Result<L
         path: layout.lock(),
         source,
     })?;
+    layer::sweep_tmp(layout);
     let mut added: Vec<String> = Vec::new();
     let res = (|| {
         let mut index = Index::load(layout)?;

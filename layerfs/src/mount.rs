@@ -7,6 +7,7 @@ use crate::layout::Layout;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use serde::{Deserialize, Serialize};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -125,36 +126,48 @@ pub fn mount_rootfs(layout: &Layout, image: &str, id: &str) -> Result<Mounted> {
     Ok(Mounted { rootfs })
 }
 
-/// The overlay mount itself. A lowerdir list too long for one page is
-/// given relative to the layer dir, from a chdir there.
+/// The overlay mount itself. Options that do not fit in one page (many
+/// layers) go through the new mount API, one `lowerdir+` per layer; on a
+/// kernel without it (< 6.8), through paths relative to the layer dir.
 fn overlay(layout: &Layout, hexes: &[&str], dir: &Path) -> Result<()> {
     let rootfs = dir.join("rootfs");
     let upper = dir.join("upper");
     let work = dir.join("work");
     let layers = layout.layers_dir();
-    let lower: Vec<String> = hexes
+    let lower: Vec<PathBuf> = hexes.iter().rev().map(|h| layers.join(h)).collect();
+    let joined: Vec<String> = lower
         .iter()
-        .rev()
-        .map(|h| layers.join(h).to_string_lossy().into_owned())
+        .map(|p| p.to_string_lossy().into_owned())
         .collect();
-    let mut data = format!(
+    let data = format!(
         "lowerdir={},upperdir={},workdir={}",
-        lower.join(":"),
+        joined.join(":"),
         upper.display(),
         work.display()
     );
-    let mut cwd = None;
-    if data.len() >= 4000 {
-        let rel: Vec<&str> = hexes.iter().rev().copied().collect();
-        data = format!(
-            "lowerdir={},upperdir={},workdir={}",
-            rel.join(":"),
-            upper.display(),
-            work.display()
-        );
-        cwd = Some(std::env::current_dir().map_err(|e| io_err("getcwd", Path::new("."), e))?);
-        std::env::set_current_dir(&layers).map_err(|e| io_err("chdir", &layers, e))?;
+    let mount_err = |e: io::Error| io_err("mount overlay on", &rootfs, e);
+    if data.len() < 4000 {
+        return mount(
+            Some("overlay"),
+            &rootfs,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(data.as_str()),
+        )
+        .map_err(|e| mount_err(e.into()));
     }
+    if overlay_fsconfig(&lower, &upper, &work, &rootfs).is_ok() {
+        return Ok(());
+    }
+    let rel: Vec<&str> = hexes.iter().rev().copied().collect();
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        rel.join(":"),
+        upper.display(),
+        work.display()
+    );
+    let cwd = std::env::current_dir().map_err(|e| io_err("getcwd", Path::new("."), e))?;
+    std::env::set_current_dir(&layers).map_err(|e| io_err("chdir", &layers, e))?;
     let res = mount(
         Some("overlay"),
         &rootfs,
@@ -162,10 +175,78 @@ fn overlay(layout: &Layout, hexes: &[&str], dir: &Path) -> Result<()> {
         MsFlags::empty(),
         Some(data.as_str()),
     );
-    if let Some(cwd) = cwd {
-        let _ = std::env::set_current_dir(cwd);
+    let _ = std::env::set_current_dir(cwd);
+    res.map_err(|e| mount_err(e.into()))
+}
+
+/// fsopen + fsconfig(`lowerdir+` per layer) + fsmount + move_mount.
+fn overlay_fsconfig(lower: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+    let cstr = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(io::Error::other);
+    let check = |r: libc::c_long| {
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(r)
+        }
+    };
+    // SAFETY: raw syscalls with NUL-terminated strings that outlive the
+    // calls; returned fds are owned right away.
+    unsafe {
+        let fs = check(libc::syscall(
+            libc::SYS_fsopen,
+            c"overlay".as_ptr(),
+            FSOPEN_CLOEXEC,
+        ))?;
+        let fs = OwnedFd::from_raw_fd(fs as i32);
+        let set = |key: &std::ffi::CStr, val: &CString| {
+            check(libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                key.as_ptr(),
+                val.as_ptr(),
+                0,
+            ))
+        };
+        for l in lower {
+            set(c"lowerdir+", &cstr(l)?)?;
+        }
+        set(c"upperdir", &cstr(upper)?)?;
+        set(c"workdir", &cstr(work)?)?;
+        check(libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        ))?;
+        let m = check(libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            0,
+        ))?;
+        let m = OwnedFd::from_raw_fd(m as i32);
+        let t = cstr(target)?;
+        check(libc::syscall(
+            libc::SYS_move_mount,
+            m.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        ))?;
     }
-    res.map_err(|e| io_err("mount overlay on", &rootfs, e.into()))
+    Ok(())
 }
 
 /// Unmounts the rootfs of `id` (every stacked mount), keeping its upper dir.

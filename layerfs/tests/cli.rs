@@ -1054,3 +1054,28 @@ fn volume_resolve_refuses_bad_specs_before_creating_anything() {
         assert_eq!(s.ok(&["volume", "ls"]), json!([]), "{bad}");
     }
 }
+
+#[test]
+fn many_layers_mount_past_the_option_page_limit() {
+    e2e::require_root!();
+    let s = Store::new();
+    let tmp = TempDir::new("lfst");
+    let tar = tmp.path().join("many.tar");
+    // 70 lowerdirs: too long for one mount option page, absolute or relative.
+    let layers: Vec<Vec<u8>> = (0..70)
+        .map(|i| {
+            Layer::new()
+                .file(&format!("f{i:02}"), format!("{i}").as_bytes())
+                .bytes()
+        })
+        .collect();
+    docker_save(&tar, "many:1", &layers, None, &["sh"]);
+    s.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let id = e2e::unique("cl");
+    let root = PathBuf::from(s.ok(&["mount", "many:1", &id])["rootfs"].as_str().unwrap());
+    assert_eq!(names(&root).len(), 70);
+    assert_eq!(std::fs::read(root.join("f69")).unwrap(), b"69");
+    assert_eq!(mount_count(&root), 1);
+    s.ok(&["remove", &id]);
+    assert_eq!(mount_count(&root), 0);
+}
