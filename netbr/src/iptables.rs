@@ -14,7 +14,8 @@
 //! `mydocker`. Deletion removes exactly the lines with the right comment, as
 //! iptables-save prints them. A chain left empty loses its jump and is
 //! removed. One `iptables-save` and at most one `iptables-restore --noflush`
-//! per operation, under flock on `$MYDOCKER_RUN/iptables.lock`.
+//! per operation, under flock on `/run/mydocker/iptables.lock` (fixed: the
+//! rules are machine-wide whatever `MYDOCKER_RUN` says).
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -69,9 +70,13 @@ pub fn ctr_tag(net: &str, id: &str) -> String {
 /// Held while we read and edit the rules.
 pub struct Lock(#[allow(dead_code)] File);
 
+/// The rules are one machine-wide resource, so the lock is at one fixed
+/// path whatever `MYDOCKER_RUN` says.
+pub const LOCK_PATH: &str = "/run/mydocker/iptables.lock";
+
 pub fn lock() -> Result<Lock> {
-    let dir = crate::netns::run_dir();
-    let path = dir.join("iptables.lock");
+    let path = PathBuf::from(LOCK_PATH);
+    let dir = path.parent().expect("absolute").to_path_buf();
     let err = |err| Error::Lock {
         path: path.clone(),
         err,

@@ -58,7 +58,8 @@
 //!   sha256(NAME)>`; created on the first connect. Refuses an existing name,
 //!   an overlapping subnet or a bridge in use (exit 1 / 2). Prints
 //!   `{"name","subnet","gateway","bridge"}`.
-//! - `netbr rm NAME`: refuses while addresses are allocated; else deletes
+//! - `netbr rm NAME [--force]`: refuses while addresses are allocated (unless
+//!   `--force`: then the containers' rules go too); else deletes
 //!   the network's rules, the bridge, the ipam state and the conflist. Prints
 //!   `{"name","removed":true}` (`false` when there was nothing).
 //! - `netbr ls`: `[{"name","subnet","gateway","bridge"}]`.

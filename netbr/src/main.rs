@@ -44,7 +44,12 @@ enum Cmd {
         bridge: Option<String>,
     },
     /// Delete a network: its rules, bridge, address state and conflist.
-    Rm { name: String },
+    Rm {
+        name: String,
+        /// Even while addresses are still allocated.
+        #[arg(long)]
+        force: bool,
+    },
     /// List networks.
     Ls,
     /// Show a network, its config and its allocations.
@@ -161,7 +166,7 @@ fn main() -> ExitCode {
             gateway,
             bridge,
         } => network::create(&root, &name, &subnet, gateway, bridge),
-        Cmd::Rm { name } => network::rm(&root, &name),
+        Cmd::Rm { name, force } => network::rm(&root, &name, force),
         Cmd::Ls => network::ls(&root),
         Cmd::Inspect { name } => network::inspect(&root, &name),
         Cmd::Connect {

@@ -292,8 +292,9 @@ fn allocations(info: &Info) -> Result<Vec<ipam::allocation::Entry>> {
     }
 }
 
-/// Deletes the network: rules, bridge, ipam state, conflist. Gone already is success.
-pub fn rm(root: &Path, name: &str) -> Result<Value> {
+/// Deletes the network: rules, bridge, ipam state, conflist. Gone already is
+/// success. Refused while addresses are allocated, unless `force`.
+pub fn rm(root: &Path, name: &str, force: bool) -> Result<Value> {
     ipam::store::check_name(name).map_err(|e| usage(e.to_string()))?;
     let _l = lock(root)?;
     let path = conf_path(root, name);
@@ -302,7 +303,7 @@ pub fn rm(root: &Path, name: &str) -> Result<Value> {
     }
     let info = read(&path)?;
     let n = allocations(&info)?.len();
-    if n > 0 {
+    if n > 0 && !force {
         return Err(Error::InUse {
             name: name.into(),
             n,
