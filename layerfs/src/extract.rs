@@ -505,7 +505,9 @@ impl Unpacker {
                 });
             }
             for (k, v) in &m.xattrs {
-                if libc::fsetxattr(fd.as_raw_fd(), k.as_ptr(), v.as_ptr().cast(), v.len(), 0) != 0 {
+                if libc::fsetxattr(fd.as_raw_fd(), k.as_ptr(), v.as_ptr().cast(), v.len(), 0) != 0
+                    && !xattr_unsupported()
+                {
                     return Err(ExtractError::Io {
                         step: "setxattr",
                         entry: name.into(),
@@ -543,6 +545,7 @@ impl Unpacker {
                 // SAFETY: NUL-terminated path and key, valid value slice.
                 if unsafe { libc::lsetxattr(p.as_ptr(), k.as_ptr(), v.as_ptr().cast(), v.len(), 0) }
                     != 0
+                    && !xattr_unsupported()
                 {
                     return Err(ExtractError::Io {
                         step: "setxattr",
@@ -606,6 +609,16 @@ impl Unpacker {
             }
         }
     }
+}
+
+/// After a failed setxattr: true when the store's filesystem (or the
+/// object: user.* on a symlink) cannot hold that attribute, which docker
+/// also skips rather than failing the layer.
+fn xattr_unsupported() -> bool {
+    matches!(
+        io::Error::last_os_error().raw_os_error(),
+        Some(libc::ENOTSUP) | Some(libc::EPERM)
+    )
 }
 
 /// A directory fd owned by the unpacker (the root, the cached parent, or a
