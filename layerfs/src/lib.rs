@@ -1,5 +1,6 @@
-//! layerfs: the image store, overlay rootfs per container, (later) commit,
-//! export and volumes.
+//! layerfs: the image store (load, save, import, commit, tag, rmi), an
+//! overlay rootfs per container (mount, umount, remove, export), and
+//! volumes (named volumes, mount specs -> OCI mounts).
 //!
 //! # CLI contract
 //!
@@ -11,7 +12,8 @@
 //!   tarball or an OCI image layout (`oci-layout`, `index.json`,
 //!   `blobs/sha256/`; layers plain or gzip), each as a tarball or as an
 //!   unpacked directory; tags come from `RepoTags`, or for OCI from the
-//!   `io.containerd.image.name` / `org.opencontainers.image.ref.name` annotation: `{"loaded":["name:tag"],"ids":["sha256:..."]}`.
+//!   `io.containerd.image.name` / `org.opencontainers.image.ref.name`
+//!   annotation. Prints `{"loaded":["name:tag"],"ids":["sha256:..."]}`.
 //!   Every layer's uncompressed digest is checked against the config's
 //!   `rootfs.diff_ids` while it is extracted; a mismatch or an unsafe entry
 //!   stores nothing. Loading again is a no-op that moves tags to this image.
@@ -28,7 +30,8 @@
 //!   prints `{"rootfs":"/abs/path"}`. Already mounted: same output. Layer
 //!   lists too long for one option page use the new mount API (`lowerdir+`,
 //!   kernel >= 6.8), else paths relative to the layer dir.
-//! - `umount ID`: `{"id","mounted":false}`; keeps `upper`. Not mounted: success.
+//! - `umount ID`: `{"id","mounted":false}`; a plain umount (MNT_DETACH
+//!   only when busy), keeping `upper`. Not mounted: success.
 //! - `commit ID [NAME:TAG] [-m MSG] [--change-json PATCH]`: the container's
 //!   `upper` dir as a new layer (overlay whiteouts -> `.wh.NAME`, opaque
 //!   dirs -> `.wh..wh..opq`) on its image's layers; the config is the

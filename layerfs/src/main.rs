@@ -23,7 +23,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Load a `docker save` tarball or an OCI layout tarball.
+    /// Load a `docker save` tarball or an OCI image layout (tar or dir).
     Load {
         /// The tarball; `-` or absent reads stdin.
         #[arg(short, long)]
