@@ -321,6 +321,8 @@ pub fn is_mounted(path: &Path) -> bool {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return false;
     };
+    // mountinfo shows resolved paths: a root under a symlink must match too.
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let want = path.to_string_lossy();
     info.lines()
         .filter_map(|l| l.split(' ').nth(4))

@@ -1079,3 +1079,87 @@ fn many_layers_mount_past_the_option_page_limit() {
     s.ok(&["remove", &id]);
     assert_eq!(mount_count(&root), 0);
 }
+
+#[test]
+fn entry_under_a_regular_file_is_refused() {
+    e2e::require_root!();
+    let o = outside();
+    assert_refused(
+        Layer::new().file("f", b"1").file("f/child", b"2").bytes(),
+        "f/child",
+        &o,
+    );
+}
+
+#[test]
+fn root_behind_a_symlink_mounts_once() {
+    e2e::require_root!();
+    let s = Store::new();
+    loaded(&s);
+    let link = s.root().join("via-link");
+    std::os::unix::fs::symlink(s.root(), &link).unwrap();
+    let id = e2e::unique("cy");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_layerfs"))
+            .arg("--root")
+            .arg(&link)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_exit_code(&out, 0);
+    };
+    run(&["mount", "busybox", &id]);
+    run(&["mount", "busybox", &id]);
+    let real = s.root().join("containers").join(&id).join("rootfs");
+    assert_eq!(mount_count(&real), 1);
+    run(&["umount", &id]);
+    assert_eq!(mount_count(&real), 0);
+}
+
+#[test]
+fn concurrent_loads_and_mounts_stay_consistent() {
+    e2e::require_root!();
+    let s = Store::new();
+    let tar = e2e::busybox_tar();
+    let loads: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_layerfs"))
+                .arg("--root")
+                .arg(s.root())
+                .args(["load", "-i", tar.to_str().unwrap()])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in loads {
+        assert!(c.wait().unwrap().success());
+    }
+    assert_eq!(s.ok(&["images"]).as_array().unwrap().len(), 1);
+    assert_eq!(s.layer_dirs().len(), 1);
+    assert!(s.tmp_entries().is_empty(), "{:?}", s.tmp_entries());
+    let ids: Vec<String> = (0..4).map(|_| e2e::unique("cc")).collect();
+    let mounts: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            Command::new(env!("CARGO_BIN_EXE_layerfs"))
+                .arg("--root")
+                .arg(s.root())
+                .args(["mount", "busybox", id])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in mounts {
+        assert!(c.wait().unwrap().success());
+    }
+    for id in &ids {
+        assert!(s
+            .root()
+            .join("containers")
+            .join(id)
+            .join("rootfs/bin/busybox")
+            .is_file());
+    }
+}
