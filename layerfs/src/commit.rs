@@ -78,7 +78,7 @@ pub fn commit(
     let _lock = lock(layout)?;
     let mut index = Index::load(layout)?;
     let parent = index.resolve(&rec.image)?.clone();
-    let (info, _) = layer_from(layout, |w| {
+    let (info, new) = layer_from(layout, |w| {
         pack::pack(&dir.join("upper"), w, true).map(|_| ())
     })?;
     let mut config = parent.config.clone();
@@ -86,7 +86,8 @@ pub fn commit(
     extend(&mut config, &info.diff_id, &created_by, message, change);
     let mut layers = parent.layers.clone();
     layers.push(info.diff_id.clone());
-    let new_id = add(layout, &mut index, config, layers, tag.as_deref())?;
+    let new_id = add(layout, &mut index, config, layers, tag.as_deref())
+        .inspect_err(|_| undo_layer(layout, &info.diff_id, new))?;
     Ok(Created {
         id: new_id,
         tag,
@@ -110,7 +111,7 @@ pub fn import(
     })?;
     let _lock = lock(layout)?;
     let mut index = Index::load(layout)?;
-    let (info, _) = layer::ensure(layout, f, None, &file.display().to_string())?;
+    let (info, new) = layer::ensure(layout, f, None, &file.display().to_string())?;
     let mut config = json!({
         "architecture": "amd64",
         "os": "linux",
@@ -131,7 +132,8 @@ pub fn import(
         config,
         vec![info.diff_id.clone()],
         tag.as_deref(),
-    )?;
+    )
+    .inspect_err(|_| undo_layer(layout, &info.diff_id, new))?;
     Ok(Created {
         id: new_id,
         tag,
@@ -252,6 +254,13 @@ fn add(
     }
     index.save(layout)?;
     Ok(id)
+}
+
+/// Removes a layer this call stored when the image could not be recorded.
+fn undo_layer(layout: &Layout, diff_id: &str, new: bool) {
+    if new {
+        let _ = layer::remove(layout, &diff_id["sha256:".len()..]);
+    }
 }
 
 fn lock(layout: &Layout) -> Result<Lock> {
