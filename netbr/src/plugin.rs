@@ -332,14 +332,17 @@ fn find_plugin(kind: &str, path: Option<&str>) -> Result<PathBuf> {
         })
 }
 
-/// Runs the IPAM plugin with the same config on stdin and the same env,
+/// A running IPAM plugin.
+struct IpamRun {
+    plugin: PathBuf,
+    command: &'static str,
+    child: std::process::Child,
+}
+
+/// Starts the IPAM plugin with the same config on stdin and the same env,
 /// as the reference bridge plugin does.
-fn exec_ipam(call: &Call, env: &Env, command: &str, stdin: &[u8]) -> Result<Option<CniResult>> {
+fn spawn_ipam(call: &Call, env: &Env, command: &'static str, stdin: &[u8]) -> Result<IpamRun> {
     let plugin = find_plugin(&call.ipam_kind, env.path.as_deref())?;
-    let xerr = |err| Error::IpamExec {
-        path: plugin.clone(),
-        err,
-    };
     let mut cmd = Command::new(&plugin);
     cmd.env("CNI_COMMAND", command)
         .env("CNI_CONTAINERID", &call.id)
@@ -350,9 +353,29 @@ fn exec_ipam(call: &Call, env: &Env, command: &str, stdin: &[u8]) -> Result<Opti
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(xerr)?;
+    let mut child = cmd.spawn().map_err(|err| Error::IpamExec {
+        path: plugin.clone(),
+        err,
+    })?;
+    // The config is far smaller than a pipe buffer: this never blocks.
     let _ = child.stdin.take().expect("piped").write_all(stdin);
-    let out = child.wait_with_output().map_err(xerr)?;
+    Ok(IpamRun {
+        plugin,
+        command,
+        child,
+    })
+}
+
+/// Waits for the IPAM plugin: its result for ADD, its CNI error on failure.
+fn wait_ipam(run: IpamRun) -> Result<Option<CniResult>> {
+    let plugin = run.plugin;
+    let out = run
+        .child
+        .wait_with_output()
+        .map_err(|err| Error::IpamExec {
+            path: plugin.clone(),
+            err,
+        })?;
     if !out.status.success() {
         let e = serde_json::from_slice::<CniError>(&out.stdout).unwrap_or_else(|_| {
             CniError::new(
@@ -363,7 +386,7 @@ fn exec_ipam(call: &Call, env: &Env, command: &str, stdin: &[u8]) -> Result<Opti
         });
         return Err(Error::Cni(e));
     }
-    if command != "ADD" {
+    if run.command != "ADD" {
         return Ok(None);
     }
     serde_json::from_slice(&out.stdout).map(Some).map_err(|e| {
@@ -376,6 +399,15 @@ fn exec_ipam(call: &Call, env: &Env, command: &str, stdin: &[u8]) -> Result<Opti
             e.to_string(),
         ))
     })
+}
+
+fn exec_ipam(
+    call: &Call,
+    env: &Env,
+    command: &'static str,
+    stdin: &[u8],
+) -> Result<Option<CniResult>> {
+    wait_ipam(spawn_ipam(call, env, command, stdin)?)
 }
 
 fn write_sysctl(path: &str, value: &str) -> Result<()> {
@@ -416,10 +448,21 @@ fn add(call: &Call, env: &Env, stdin: &[u8]) -> Result<CniResult> {
         .ok_or_else(|| bad(code::INVALID_ENV, "CNI_NETNS is not set"))?;
     let ns = netns::open(&ns_path)?;
     let mut nl = Netlink::open()?;
-    let br = nl.ensure_bridge(&call.bridge, call.mtu)?;
-    let ipam_res = exec_ipam(call, env, "ADD", stdin)?.expect("ADD result");
     let host = veth_name(&call.id, &call.ifname);
-    let res = add_after_ipam(call, &ns, &ns_path, &mut nl, &br, &ipam_res, &host);
+    // The address is allocated while the links are made: both take a
+    // process or a kernel round trip, neither needs the other.
+    let ipam_run = spawn_ipam(call, env, "ADD", stdin)?;
+    let links = add_links(call, &ns, &mut nl, &host);
+    let ipam_res = wait_ipam(ipam_run);
+    let res = match (links, ipam_res) {
+        (Ok(br), Ok(Some(ipam_res))) => {
+            add_addresses(call, &ns, &ns_path, &mut nl, &br, &ipam_res, &host)
+        }
+        (Ok(_), Ok(None)) => Err(bad(code::IPAM_EXEC, "ipam plugin printed no result")),
+        // The allocation's error says most (exhausted, taken).
+        (_, Err(e)) => Err(e),
+        (Err(e), Ok(_)) => Err(e),
+    };
     if res.is_err() {
         // Undo what this ADD did; the bridge stays (the network owns it).
         let _ = nl.del_link(&host);
@@ -428,7 +471,29 @@ fn add(call: &Call, env: &Env, stdin: &[u8]) -> Result<CniResult> {
     res
 }
 
-fn add_after_ipam(
+/// Bridge (ensured), and the veth pair: host end on the bridge, peer in the netns.
+fn add_links(
+    call: &Call,
+    ns: &std::fs::File,
+    nl: &mut Netlink,
+    host: &str,
+) -> Result<netlink::Link> {
+    use std::os::fd::AsRawFd;
+    let br = nl.ensure_bridge(&call.bridge, call.mtu)?;
+    // A leftover of an earlier, interrupted ADD.
+    nl.del_link(host)?;
+    nl.add_veth(host, &call.ifname, ns.as_raw_fd(), br.index, call.mtu)?;
+    if call.hairpin {
+        let path = format!("/sys/class/net/{host}/brport/hairpin_mode");
+        std::fs::write(&path, "1").map_err(|err| Error::Sysctl {
+            path: path.into(),
+            err,
+        })?;
+    }
+    Ok(br)
+}
+
+fn add_addresses(
     call: &Call,
     ns: &std::fs::File,
     ns_path: &Path,
@@ -437,7 +502,6 @@ fn add_after_ipam(
     ipam_res: &CniResult,
     host: &str,
 ) -> Result<CniResult> {
-    use std::os::fd::AsRawFd;
     let (ip, prefix, subnet, gw) = ipam_address(ipam_res)?;
     if call.is_gateway {
         if let Some(gw) = gw {
@@ -451,17 +515,6 @@ fn add_after_ipam(
     }
     // Left on afterwards: other networks may rely on it.
     write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
-    // A leftover of an earlier, interrupted ADD.
-    nl.del_link(host)?;
-    nl.add_veth(host, &call.ifname, ns.as_raw_fd(), br.index, call.mtu)?;
-    if call.hairpin {
-        std::fs::write(format!("/sys/class/net/{host}/brport/hairpin_mode"), "1").map_err(
-            |err| Error::Sysctl {
-                path: format!("/sys/class/net/{host}/brport/hairpin_mode").into(),
-                err,
-            },
-        )?;
-    }
     let host_link = nl.link(host)?.unwrap_or_default();
     let mut cnl = netns::netlink_in(ns, ns_path)?;
     let c = cnl.link(&call.ifname)?.ok_or_else(|| {
@@ -535,40 +588,58 @@ fn add_after_ipam(
 }
 
 /// Number of links enslaved to `bridge` (0 when the bridge is gone).
-fn bridge_ports(nl: &mut Netlink, bridge: &str) -> Result<usize> {
+/// Number of links enslaved to `bridge` other than `leaving` (0 when the
+/// bridge is gone).
+fn bridge_ports(nl: &mut Netlink, bridge: &str, leaving: &str) -> Result<usize> {
     let Some(br) = nl.link(bridge)? else {
         return Ok(0);
     };
     Ok(nl
         .links()?
         .iter()
-        .filter(|l| l.master == Some(br.index))
+        .filter(|l| l.master == Some(br.index) && l.name != leaving)
         .count())
 }
 
 fn del(call: &Call, env: &Env, stdin: &[u8]) -> Result<()> {
-    let mut nl = Netlink::open()?;
-    nl.del_link(&veth_name(&call.id, &call.ifname))?;
-    exec_ipam(call, env, "DEL", stdin)?;
-    let mut nl_err = None;
-    let mut last = || match bridge_ports(&mut nl, &call.bridge) {
-        Ok(n) => n == 0,
-        Err(e) => {
-            nl_err = Some(e);
-            false
-        }
+    let host = veth_name(&call.id, &call.ifname);
+    // Deleting a veth costs the kernel ~20 ms (RCU grace periods): do it on
+    // a thread while the rules go, then release the address once it is gone.
+    let h = host.clone();
+    let deleter =
+        std::thread::spawn(move || -> Result<bool> { Ok(Netlink::open()?.del_link(&h)?) });
+    let rules = (|| -> Result<()> {
+        let mut nl = Netlink::open()?;
+        let mut nl_err = None;
+        let mut last = || match bridge_ports(&mut nl, &call.bridge, &host) {
+            Ok(n) => n == 0,
+            Err(e) => {
+                nl_err = Some(e);
+                false
+            }
+        };
+        iptables::del(
+            &call.name,
+            Scope::Container {
+                id: &call.id,
+                last: &mut last,
+            },
+        )?;
+        nl_err.map_or(Ok(()), Err)
+    })();
+    // Like the reference bridge plugin, the address is released before the
+    // link is gone: the link is on its way out already.
+    let released = if rules.is_ok() {
+        exec_ipam(call, env, "DEL", stdin).map(|_| ())
+    } else {
+        Ok(())
     };
-    iptables::del(
-        &call.name,
-        Scope::Container {
-            id: &call.id,
-            last: &mut last,
-        },
-    )?;
-    match nl_err {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    let deleted = deleter
+        .join()
+        .unwrap_or_else(|_| Err(Error::Check(format!("deleting {host} panicked"))));
+    deleted?;
+    rules?;
+    released
 }
 
 fn check(call: &Call, env: &Env, stdin: &[u8]) -> Result<()> {
