@@ -74,7 +74,8 @@
 //!   `pid` 0, `pidStartTime` 0. If `finishedAt` was unset it becomes now,
 //!   `exitCode` 255 and `error` "process vanished" (docker's `Exited (255)`);
 //!   otherwise the recorded exit is kept. A zombie counts as alive (its
-//!   parent will reap it and record the real exit). Prints the array of
+//!   parent will reap it and record the real exit), and so is a record whose
+//!   `supervisorPid` is alive: that supervisor records the exit. Prints the array of
 //!   changed records (`[]` usually). Lock-free when nothing changes.
 //!
 //! ## Library

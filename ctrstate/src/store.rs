@@ -475,8 +475,15 @@ impl Store {
 /// True when the record claims a process that no longer exists. A zombie
 /// still counts as alive: its parent (the supervisor) will reap it and record
 /// the real exit code. A start time of 0 means unknown: existence only.
+/// A record whose supervisor is alive is the supervisor's to settle.
 fn is_stale(r: &Record) -> bool {
     if !r.status.claims_process() || r.pid == 0 {
+        return false;
+    }
+    // A live supervisor records the real exit itself, moments after reaping.
+    if r.supervisor_pid
+        .is_some_and(|s| procfs::stat(s).is_some_and(|st| st.state != 'Z'))
+    {
         return false;
     }
     match procfs::stat(r.pid) {

@@ -174,7 +174,8 @@ pub fn build(i: &SpecInput) -> Value {
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
     ];
     for (src, dst) in &i.files {
-        mounts.push(json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
+        mounts
+            .push(json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind"]}));
     }
     let mut namespaces = vec![
         json!({"type": "pid"}),

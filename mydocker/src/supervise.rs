@@ -41,7 +41,7 @@ pub fn prepare() -> nix::Result<SignalFd> {
     nix::sys::prctl::set_child_subreaper(true)?;
     let set = handled_signals();
     set.thread_block()?;
-    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC)
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
 }
 
 /// Where the supervisor's copy of the output goes besides the log.

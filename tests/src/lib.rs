@@ -8,7 +8,10 @@ use std::sync::OnceLock;
 
 /// The workspace root (the parent of `tests/`).
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// A built binary of the workspace, from the same profile as this test.
@@ -92,7 +95,10 @@ impl Drop for TempDir {
         if leaked.is_empty() {
             let _ = std::fs::remove_dir_all(&self.0);
         } else {
-            eprintln!("TempDir: not removing {}: still mounted: {:?}", prefix, leaked);
+            eprintln!(
+                "TempDir: not removing {}: still mounted: {:?}",
+                prefix, leaked
+            );
         }
     }
 }
@@ -101,7 +107,12 @@ impl Drop for TempDir {
 /// interface names when `tag` is at most 4 characters.
 pub fn unique(tag: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!("{}{}x{}", tag, std::process::id() % 100000, N.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{}{}x{}",
+        tag,
+        std::process::id() % 100000,
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// Extracts the busybox image's single layer into `dir` (a plain rootfs for
@@ -142,7 +153,12 @@ pub fn pipe(cmd: &mut Command, stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 

@@ -1,0 +1,356 @@
+//! End-to-end: the `mydocker` binary driven the way a user types it, as root,
+//! with a fresh store root per test.
+
+use e2e::{assert_exit_code, bin, busybox_tar, require_root, TempDir};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A store root with the busybox image loaded; on drop, removes every
+/// container it holds and asserts nothing is left mounted or running.
+struct Docker {
+    root: TempDir,
+}
+
+impl Docker {
+    fn new() -> Docker {
+        let d = Docker {
+            root: TempDir::new("mdk"),
+        };
+        let out = d.run(&["load", "-i", busybox_tar().to_str().unwrap()]);
+        assert_exit_code(&out, 0);
+        assert!(
+            stdout(&out).contains("Loaded image: busybox:latest"),
+            "{}",
+            stdout(&out)
+        );
+        d
+    }
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin("mydocker"));
+        c.arg("--root")
+            .arg(self.root.path())
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+    /// Runs and asserts success; returns trimmed stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_exit_code(&out, 0);
+        stdout(&out).trim().to_string()
+    }
+    fn inspect(&self, r: &str) -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(&self.ok(&["inspect", r])).unwrap();
+        v[0].clone()
+    }
+    fn wait_status(&self, r: &str, status: &str) -> serde_json::Value {
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = self.inspect(r);
+            if v["State"]["Status"] == status {
+                return v;
+            }
+            assert!(Instant::now() < until, "{r} never became {status}: {v}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    fn containers_dir_entries(&self) -> Vec<String> {
+        std::fs::read_dir(self.root.path().join("containers"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .filter(|n| !n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Docker {
+    fn drop(&mut self) {
+        let ids = self.run(&["ps", "-aq", "--no-trunc"]);
+        for id in stdout(&ids).split_whitespace() {
+            let _ = self.run(&["rm", "-f", id]);
+        }
+        let root = self.root.path().to_string_lossy().to_string();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let leaked: Vec<&str> = mounts.lines().filter(|l| l.contains(&root)).collect();
+        if !std::thread::panicking() {
+            assert!(leaked.is_empty(), "mounts left behind: {leaked:?}");
+            assert!(
+                self.containers_dir_entries().is_empty(),
+                "container dirs left: {:?}",
+                self.containers_dir_entries()
+            );
+        }
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+#[test]
+fn foreground_run_prints_and_exits_with_the_containers_code() {
+    require_root!();
+    let d = Docker::new();
+    let out = d.run(&["run", "--rm", "busybox", "echo", "hello from a container"]);
+    assert_exit_code(&out, 0);
+    assert_eq!(stdout(&out), "hello from a container\n");
+    assert_exit_code(&d.run(&["run", "--rm", "busybox", "sh", "-c", "exit 3"]), 3);
+    // stderr stays stderr
+    let out = d.run(&["run", "--rm", "busybox", "sh", "-c", "echo oops >&2"]);
+    assert_eq!(stderr(&out), "oops\n");
+    assert_eq!(stdout(&out), "");
+}
+
+#[test]
+fn docker_exit_codes_for_failures() {
+    require_root!();
+    let d = Docker::new();
+    let out = d.run(&["run", "--rm", "nosuchimage", "true"]);
+    assert_exit_code(&out, 125);
+    assert!(stderr(&out).contains("nosuchimage"), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).lines().count(),
+        1,
+        "one-line error: {}",
+        stderr(&out)
+    );
+    assert_exit_code(&d.run(&["run", "--rm", "busybox", "/etc/passwd"]), 126);
+    assert_exit_code(&d.run(&["run", "--rm", "busybox", "nosuchcommand"]), 127);
+    assert_exit_code(&d.run(&["run", "--bogus-flag", "busybox"]), 125);
+    assert!(
+        d.containers_dir_entries().is_empty(),
+        "failed runs left records: {:?}",
+        d.containers_dir_entries()
+    );
+}
+
+#[test]
+fn detached_lifecycle_ps_logs_exec_stop_start_rm() {
+    require_root!();
+    let d = Docker::new();
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "busybox",
+        "sh",
+        "-c",
+        "echo started; while true; do sleep 0.1; done",
+    ]);
+    assert_eq!(id.len(), 64, "run -d prints the full id: {id}");
+    let ps = d.ok(&["ps"]);
+    assert!(ps.starts_with("CONTAINER ID"), "{ps}");
+    let line = ps
+        .lines()
+        .find(|l| l.contains("web"))
+        .unwrap_or_else(|| panic!("web not in ps: {ps}"));
+    assert!(
+        line.starts_with(&id[..12]) && line.contains(" Up "),
+        "{line}"
+    );
+    // logs
+    let until = Instant::now() + Duration::from_secs(5);
+    while !d.ok(&["logs", "web"]).contains("started") {
+        assert!(Instant::now() < until, "no log line");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = std::fs::read_to_string(d.root.path().join(format!("containers/{id}/{id}-json.log")))
+        .unwrap();
+    let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(first["log"], "started\n");
+    assert_eq!(first["stream"], "stdout");
+    assert!(first["time"].as_str().unwrap().ends_with('Z'));
+    // exec sees the container
+    assert_eq!(d.ok(&["exec", "web", "hostname"]), id[..12]);
+    assert_exit_code(
+        &d.run(&["exec", "web", "sh", "-c", "echo hi > /tmp/f; exit 4"]),
+        4,
+    );
+    // rm without -f refuses a running container
+    let out = d.run(&["rm", "web"]);
+    assert_exit_code(&out, 1);
+    assert!(stderr(&out).contains("running"), "{}", stderr(&out));
+    // stop: SIGTERM is ignored by a busy sh loop as pid 1, so SIGKILL after -t 1
+    assert_eq!(d.ok(&["stop", "-t", "1", "web"]), "web");
+    let v = d.inspect("web");
+    assert_eq!(v["State"]["Status"], "exited");
+    assert_eq!(v["State"]["ExitCode"], 137);
+    assert!(d.ok(&["ps", "-a"]).contains("Exited (137)"));
+    assert!(!d.ok(&["ps"]).contains("web"));
+    // start keeps the writable layer
+    assert_eq!(d.ok(&["start", "web"]), "web");
+    d.wait_status("web", "running");
+    assert_eq!(d.ok(&["exec", "web", "cat", "/tmp/f"]), "hi");
+    assert_eq!(d.ok(&["rm", "-f", "web"]), "web");
+    let out = d.run(&["inspect", "web"]);
+    assert_exit_code(&out, 1);
+}
+
+#[test]
+fn detached_container_that_exits_shows_exited_code() {
+    require_root!();
+    let d = Docker::new();
+    d.ok(&[
+        "run", "-d", "--name", "quick", "busybox", "sh", "-c", "exit 7",
+    ]);
+    let v = d.wait_status("quick", "exited");
+    assert_eq!(v["State"]["ExitCode"], 7);
+    let ps = d.ok(&["ps", "-a"]);
+    assert!(
+        ps.lines()
+            .any(|l| l.contains("quick") && l.contains("Exited (7)")),
+        "{ps}"
+    );
+    assert_eq!(d.ok(&["wait", "quick"]), "7");
+}
+
+#[test]
+fn container_killed_from_the_host_shows_137() {
+    require_root!();
+    let d = Docker::new();
+    d.ok(&["run", "-d", "--name", "victim", "busybox", "sleep", "1000"]);
+    let v = d.wait_status("victim", "running");
+    let pid = v["State"]["Pid"].as_i64().unwrap();
+    assert!(pid > 1);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let v = d.wait_status("victim", "exited");
+    assert_eq!(v["State"]["ExitCode"], 137);
+}
+
+#[test]
+fn rm_flag_leaves_no_trace() {
+    require_root!();
+    let d = Docker::new();
+    assert_eq!(d.ok(&["run", "--rm", "busybox", "true"]), "");
+    assert!(d.containers_dir_entries().is_empty());
+    d.ok(&["run", "-d", "--rm", "--name", "gone", "busybox", "true"]);
+    let until = Instant::now() + Duration::from_secs(10);
+    while !d.containers_dir_entries().is_empty() {
+        assert!(
+            Instant::now() < until,
+            "--rm -d left {:?}",
+            d.containers_dir_entries()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_exit_code(&d.run(&["inspect", "gone"]), 1);
+}
+
+#[test]
+fn names_are_unique() {
+    require_root!();
+    let d = Docker::new();
+    d.ok(&["run", "-d", "--name", "web", "busybox", "sleep", "1000"]);
+    let before = d.ok(&["ps", "-aq"]);
+    let out = d.run(&["run", "-d", "--name", "web", "busybox", "true"]);
+    assert_exit_code(&out, 125);
+    assert!(stderr(&out).contains("already in use"), "{}", stderr(&out));
+    assert_eq!(
+        d.ok(&["ps", "-aq"]),
+        before,
+        "a failed run changed the container list"
+    );
+}
+
+#[test]
+fn interactive_tty_under_a_real_pty() {
+    require_root!();
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIP interactive_tty_under_a_real_pty: util-linux `script` missing");
+        return;
+    }
+    let d = Docker::new();
+    let inner = format!(
+        "{} --root {} run -it --rm busybox sh -c 'tty; [ -t 0 ] && echo stdin-is-a-tty; exit 5'",
+        bin("mydocker").display(),
+        d.root.path().display()
+    );
+    let out = Command::new("script")
+        .args(["-qefc", &inner, "/dev/null"])
+        .stdin(Stdio::piped())
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("/dev/pts/0"), "{text}");
+    assert!(text.contains("stdin-is-a-tty"), "{text}");
+    assert_eq!(out.status.code(), Some(5), "{text}");
+    // and input typed at the terminal reaches the container
+    let inner = format!(
+        "{} --root {} run -i --rm busybox sh -c 'read x; echo got-$x'",
+        bin("mydocker").display(),
+        d.root.path().display()
+    );
+    let out = e2e::pipe(Command::new("sh").args(["-c", &inner]), "typed\n");
+    assert_eq!(stdout(&out), "got-typed\n");
+}
+
+#[test]
+fn containers_do_not_share_writes_with_the_image_or_each_other() {
+    require_root!();
+    let d = Docker::new();
+    let script = "cat /bin/newfile 2>/dev/null || echo mine > /bin/newfile";
+    assert_eq!(
+        d.ok(&["run", "--name", "writer", "busybox", "sh", "-c", script]),
+        ""
+    );
+    assert_exit_code(
+        &d.run(&["run", "--rm", "busybox", "test", "-e", "/bin/newfile"]),
+        1,
+    );
+    let found = Command::new("find")
+        .arg(d.root.path().join("layers"))
+        .args(["-name", "newfile"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&found), "", "the write reached an image layer");
+    // started again, the same container still has its file
+    assert_eq!(d.ok(&["start", "-a", "writer"]), "mine");
+    d.ok(&["rm", "writer"]);
+}
+
+#[test]
+fn twenty_containers_at_once_get_distinct_names() {
+    require_root!();
+    let d = Docker::new();
+    let children: Vec<_> = (0..20)
+        .map(|_| {
+            d.cmd(&["run", "-d", "busybox", "sleep", "1000"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut ids = std::collections::BTreeSet::new();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert_exit_code(&out, 0);
+        ids.insert(stdout(&out).trim().to_string());
+    }
+    assert_eq!(ids.len(), 20);
+    let ps = d.ok(&["ps", "--format", "json"]);
+    let names: std::collections::BTreeSet<String> = ps
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["Names"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(names.len(), 20, "{ps}");
+}
