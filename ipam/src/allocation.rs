@@ -242,7 +242,7 @@ pub fn remove(data_dir: &Path, network: &str) -> Result<()> {
         lock.remove()?;
     } else {
         store::check_name(network)?;
-        let _ = std::fs::remove_file(data_dir.join(format!("{network}.lock")));
+        let _ = std::fs::remove_file(data_dir.join(format!(".{network}.lock")));
     }
     Ok(())
 }

@@ -56,7 +56,7 @@
 //!
 //! One file per network, `<dataDir>/<name>`, a compact binary bitmap plus the
 //! owners of allocated addresses (format in [`store`]), replaced by atomic
-//! rename while holding flock on `<dataDir>/<name>.lock`.
+//! rename while holding flock on `<dataDir>/.<name>.lock`.
 
 pub mod allocation;
 pub mod bitmap;

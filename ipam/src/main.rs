@@ -64,6 +64,11 @@ enum Cmd {
     Ls { network: String },
 }
 
+/// Errors are one line on stderr, whatever a tool we ran printed.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn print(v: &serde_json::Value) -> ExitCode {
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{v}").and_then(|_| out.flush()) {
@@ -92,7 +97,7 @@ fn cni_main() -> ExitCode {
         Ok(Some(v)) => print(&v),
         Ok(None) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ipam: {e}");
+            eprintln!("ipam: {}", one_line(&e.to_string()));
             let code = e.exit_code();
             print(&serde_json::to_value(&e).expect("serializable"));
             ExitCode::from(code)
@@ -146,7 +151,7 @@ fn main() -> ExitCode {
     match res {
         Ok(v) => print(&v),
         Err(e) => {
-            eprintln!("ipam: {e}");
+            eprintln!("ipam: {}", one_line(&e.to_string()));
             ExitCode::from(if e.is_usage() { 2 } else { 1 })
         }
     }

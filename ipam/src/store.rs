@@ -1,7 +1,8 @@
 //! The on-disk state of one network: `<dataDir>/<network>`, written by
-//! atomic rename, and `<dataDir>/<network>.lock`, held with flock(LOCK_EX)
+//! atomic rename, and `<dataDir>/.<network>.lock`, held with flock(LOCK_EX)
 //! around every read-modify-write (a separate lock file, because the state
-//! file itself is replaced on every write).
+//! file itself is replaced on every write; hidden, because network names
+//! never start with a dot and so can never collide with it).
 //!
 //! Format (all integers little-endian), compact so a /16 costs 8 KiB plus
 //! the owners actually present:
@@ -20,7 +21,7 @@
 //! ```
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -68,7 +69,7 @@ pub fn state_path(data_dir: &Path, network: &str) -> PathBuf {
     data_dir.join(network)
 }
 
-/// An exclusive flock on `<dataDir>/<network>.lock`, released on drop.
+/// An exclusive flock on `<dataDir>/.<network>.lock`, released on drop.
 pub struct Locked {
     _lock: File,
     path: PathBuf,
@@ -87,7 +88,7 @@ impl Locked {
         } else if !data_dir.join(network).exists() {
             return Ok(None);
         }
-        let lock_path = data_dir.join(format!("{network}.lock"));
+        let lock_path = data_dir.join(format!(".{network}.lock"));
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -124,12 +125,9 @@ impl Locked {
 
     /// The pool, or None when the network has no state yet.
     pub fn load(&self) -> Result<Option<Pool>> {
-        let mut buf = Vec::new();
-        match File::open(&self.path) {
-            Ok(mut f) => f.read_to_end(&mut buf).map_err(|err| Error::Read {
-                path: self.path.clone(),
-                err,
-            })?,
+        // fs::read sizes the buffer from the file's length: one allocation.
+        let buf = match std::fs::read(&self.path) {
+            Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(err) => {
                 return Err(Error::Read {
@@ -167,7 +165,7 @@ impl Locked {
     /// Removes the state file and the lock file (the network is gone).
     pub fn remove(self) -> Result<()> {
         let lock = self.path.with_file_name(format!(
-            "{}.lock",
+            ".{}.lock",
             self.path.file_name().unwrap().to_string_lossy()
         ));
         for p in [&self.path, &lock] {

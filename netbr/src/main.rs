@@ -96,6 +96,11 @@ enum NetnsCmd {
     },
 }
 
+/// Errors are one line on stderr, whatever a tool we ran printed.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn print(v: &serde_json::Value) -> ExitCode {
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{v}").and_then(|_| out.flush()) {
@@ -124,7 +129,7 @@ fn cni_main() -> ExitCode {
         Ok(Some(v)) => print(&v),
         Ok(None) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("netbr: {e}");
+            eprintln!("netbr: {}", one_line(&e.to_string()));
             let code = e.exit_code();
             print(&serde_json::to_value(&e).expect("serializable"));
             ExitCode::from(code)
@@ -151,7 +156,7 @@ fn main() -> ExitCode {
             match r {
                 Ok(p) => return print(&serde_json::json!({"path": p})),
                 Err(e) => {
-                    eprintln!("netbr: {e}");
+                    eprintln!("netbr: {}", one_line(&e.to_string()));
                     return ExitCode::from(if matches!(e, netns::Error::Id { .. }) {
                         2
                     } else {
@@ -187,7 +192,7 @@ fn main() -> ExitCode {
     match res {
         Ok(v) => print(&v),
         Err(e) => {
-            eprintln!("netbr: {e}");
+            eprintln!("netbr: {}", one_line(&e.to_string()));
             ExitCode::from(if e.is_usage() { 2 } else { 1 })
         }
     }
