@@ -226,11 +226,12 @@ pub fn list(data_dir: &Path, network: &str) -> Result<Listing> {
         gateway: (pool.gateway != 0).then(|| pool.subnet.ip(pool.gateway)),
         allocations: pool
             .owners
-            .iter()
+            .list()
+            .into_iter()
             .map(|o| Entry {
                 ip: pool.subnet.ip(o.offset),
-                id: o.id.clone(),
-                ifname: o.ifname.clone(),
+                id: o.id,
+                ifname: o.ifname,
             })
             .collect(),
     })

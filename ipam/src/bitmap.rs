@@ -4,6 +4,9 @@
 
 use std::net::Ipv4Addr;
 
+pub use crate::owners::Owner;
+use crate::owners::Owners;
+
 /// Smallest subnet we allocate from (/8 = 2 MiB of bitmap) and the largest
 /// prefix that still leaves a usable host once network, broadcast and the
 /// gateway are reserved.
@@ -135,13 +138,6 @@ impl Range {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owner {
-    pub offset: u32,
-    pub id: String,
-    pub ifname: String,
-}
-
 /// One network's allocation state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pool {
@@ -151,8 +147,8 @@ pub struct Pool {
     /// Offset handed out last: the next search starts after it (next-fit).
     pub last: u32,
     pub words: Vec<u64>,
-    /// Owners of the set bits, kept sorted by offset.
-    pub owners: Vec<Owner>,
+    /// Owners of the set bits.
+    pub owners: Owners,
 }
 
 impl Pool {
@@ -168,7 +164,7 @@ impl Pool {
             gateway,
             last: 0,
             words: vec![0; words],
-            owners: Vec::new(),
+            owners: Owners::default(),
         })
     }
 
@@ -184,17 +180,7 @@ impl Pool {
 
     /// The offset held by `id`/`ifname`, if any.
     pub fn find(&self, id: &str, ifname: &str) -> Option<u32> {
-        self.owners
-            .iter()
-            .find(|o| o.id == id && o.ifname == ifname)
-            .map(|o| o.offset)
-    }
-
-    fn owner_of(&self, off: u32) -> Option<&Owner> {
-        self.owners
-            .binary_search_by_key(&off, |o| o.offset)
-            .ok()
-            .map(|i| &self.owners[i])
+        self.owners.find(id, ifname)
     }
 
     /// First clear bit in `[from, to]` (inclusive), scanning 64 bits at a time.
@@ -245,11 +231,16 @@ impl Pool {
                         range: range.display(self.subnet),
                     });
                 }
-                if let Some(o) = self.owner_of(r) {
+                if self.is_set(r) {
+                    let o = self.owners.owner_of(r).unwrap_or(Owner {
+                        offset: r,
+                        id: "?".into(),
+                        ifname: "?".into(),
+                    });
                     return Err(Error::Taken {
                         ip,
-                        id: o.id.clone(),
-                        ifname: o.ifname.clone(),
+                        id: o.id,
+                        ifname: o.ifname,
                     });
                 }
                 r
@@ -261,15 +252,7 @@ impl Pool {
         };
         self.set(off);
         self.last = off;
-        let at = self.owners.partition_point(|o| o.offset < off);
-        self.owners.insert(
-            at,
-            Owner {
-                offset: off,
-                id: id.to_string(),
-                ifname: ifname.to_string(),
-            },
-        );
+        self.owners.push(off, id, ifname);
         Ok(off)
     }
 
@@ -298,16 +281,10 @@ impl Pool {
 
     /// Releases whatever `id`/`ifname` holds; returns the freed offsets (none is fine).
     pub fn release(&mut self, id: &str, ifname: &str) -> Vec<u32> {
-        let freed: Vec<u32> = self
-            .owners
-            .iter()
-            .filter(|o| o.id == id && o.ifname == ifname)
-            .map(|o| o.offset)
-            .collect();
+        let freed = self.owners.remove(id, ifname);
         for &off in &freed {
             self.clear(off);
         }
-        self.owners.retain(|o| !(o.id == id && o.ifname == ifname));
         freed
     }
 }
@@ -424,16 +401,12 @@ mod tests {
         // Fill offsets 2..=60001 directly (allocating one by one is quadratic in debug builds).
         for off in 2..60_002u32 {
             p.set(off);
-            p.owners.push(Owner {
-                offset: off,
-                id: format!("c{}", off - 2),
-                ifname: "eth0".into(),
-            });
+            p.owners.push(off, &format!("{:064x}", off - 2), "eth0");
         }
         p.last = 60_001;
         // Free one address far behind the cursor: next-fit must wrap to find
         // nothing after, then scan from the start.
-        p.release("c7", "eth0"); // offset 9
+        assert_eq!(p.release(&format!("{:064x}", 7), "eth0"), vec![9]);
         p.last = r.hi; // force the wrap path
         let t = std::time::Instant::now();
         let got = p.allocate("n", r, "new", "eth0", None).unwrap();

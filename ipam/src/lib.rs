@@ -61,4 +61,5 @@
 pub mod allocation;
 pub mod bitmap;
 pub mod cni;
+pub mod owners;
 pub mod store;

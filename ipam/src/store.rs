@@ -17,7 +17,8 @@
 //! nwords   u32      bitmap length in u64 words (= ceil(2^(32-prefix) / 64))
 //! words    nwords x u64, bit i of word w = offset 64w+i allocated
 //! nowners  u32
-//! owners   nowners x { offset u32, idlen u16, ifnamelen u8, id bytes, ifname bytes }, sorted by offset
+//! owners   nowners records, see [`crate::owners`]: 8 bytes + id + ifname
+//!          each, a 64-hex container id packed into 32 bytes
 //! ```
 
 use std::fs::{File, OpenOptions};
@@ -25,7 +26,8 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use crate::bitmap::{Owner, Pool, Subnet};
+use crate::bitmap::{Pool, Subnet};
+use crate::owners::Owners;
 
 const MAGIC: &[u8; 8] = b"MDIPAM1\n";
 
@@ -136,7 +138,7 @@ impl Locked {
                 })
             }
         };
-        decode(&buf).map(Some).map_err(|why| Error::Corrupt {
+        decode(buf).map(Some).map_err(|why| Error::Corrupt {
             path: self.path.clone(),
             why,
         })
@@ -153,7 +155,8 @@ impl Locked {
             err,
         };
         let mut f = File::create(&tmp).map_err(werr)?;
-        f.write_all(&encode(pool)).map_err(werr)?;
+        f.write_all(&encode_head(pool)).map_err(werr)?;
+        f.write_all(pool.owners.raw()).map_err(werr)?;
         f.sync_all().map_err(werr)?;
         drop(f);
         std::fs::rename(&tmp, &self.path).map_err(|err| Error::Write {
@@ -185,12 +188,14 @@ impl Locked {
 }
 
 pub fn encode(p: &Pool) -> Vec<u8> {
-    let owners: usize = p
-        .owners
-        .iter()
-        .map(|o| 7 + o.id.len() + o.ifname.len())
-        .sum();
-    let mut b = Vec::with_capacity(32 + p.words.len() * 8 + owners);
+    let mut b = encode_head(p);
+    b.extend_from_slice(p.owners.raw());
+    b
+}
+
+/// Everything but the owner records (which are written as they are held).
+fn encode_head(p: &Pool) -> Vec<u8> {
+    let mut b = Vec::with_capacity(36 + p.words.len() * 8);
     b.extend_from_slice(MAGIC);
     b.extend_from_slice(&p.subnet.base.to_le_bytes());
     b.extend_from_slice(&[p.subnet.prefix, 0, 0, 0]);
@@ -201,13 +206,6 @@ pub fn encode(p: &Pool) -> Vec<u8> {
         b.extend_from_slice(&w.to_le_bytes());
     }
     b.extend_from_slice(&(p.owners.len() as u32).to_le_bytes());
-    for o in &p.owners {
-        b.extend_from_slice(&o.offset.to_le_bytes());
-        b.extend_from_slice(&(o.id.len() as u16).to_le_bytes());
-        b.push(o.ifname.len() as u8);
-        b.extend_from_slice(o.id.as_bytes());
-        b.extend_from_slice(o.ifname.as_bytes());
-    }
     b
 }
 
@@ -227,12 +225,10 @@ impl<'a> Reader<'a> {
     fn u32(&mut self) -> std::result::Result<u32, String> {
         Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
     }
-    fn str(&mut self, n: usize) -> std::result::Result<String, String> {
-        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| "owner name is not UTF-8".into())
-    }
 }
 
-pub fn decode(b: &[u8]) -> std::result::Result<Pool, String> {
+pub fn decode(mut buf: Vec<u8>) -> std::result::Result<Pool, String> {
+    let b = &buf[..];
     let mut r = Reader { b, at: 0 };
     if r.take(8)? != MAGIC {
         return Err("bad magic".into());
@@ -253,22 +249,21 @@ pub fn decode(b: &[u8]) -> std::result::Result<Pool, String> {
         *w = u64::from_le_bytes(c.try_into().unwrap());
     }
     let n = r.u32()? as usize;
-    let mut owners = Vec::with_capacity(n.min(1 << 24));
-    for _ in 0..n {
-        let offset = r.u32()?;
-        let h = r.take(3)?;
-        let (idlen, iflen) = (u16::from_le_bytes([h[0], h[1]]) as usize, h[2] as usize);
-        let id = r.str(idlen)?;
-        let ifname = r.str(iflen)?;
-        if offset >= subnet.size() || !pool.is_set(offset) {
-            return Err(format!(
-                "owner {id}/{ifname} holds offset {offset} not set in the bitmap"
-            ));
-        }
-        owners.push(Owner { offset, id, ifname });
-    }
-    if r.at != b.len() {
-        return Err("trailing bytes".into());
+    // The owner records stay as they are, in the buffer they were read into.
+    let at = r.at;
+    buf.drain(..at);
+    let rest = buf;
+    let owners = {
+        let p = &pool;
+        Owners::from_raw(rest, n, |off| off < subnet.size() && p.is_set(off))?
+    };
+    // Every set bit has an owner (reserved addresses are never set).
+    let set: usize = pool.words.iter().map(|w| w.count_ones() as usize).sum();
+    if set != owners.len() {
+        return Err(format!(
+            "{set} addresses allocated but {} owners",
+            owners.len()
+        ));
     }
     pool.owners = owners;
     Ok(pool)
@@ -290,11 +285,15 @@ mod tests {
         }
         let b = encode(&p);
         assert!(b.len() < 16 * 1024, "{} bytes", b.len());
-        assert_eq!(decode(&b).unwrap(), p);
-        assert!(decode(&b[..b.len() - 1]).is_err());
+        assert_eq!(decode(b.clone()).unwrap(), p);
+        assert!(decode(b[..b.len() - 1].to_vec()).is_err());
         let mut bad = b.clone();
         bad[0] = b'X';
-        assert!(decode(&bad).is_err());
+        assert!(decode(bad).is_err());
+        // A set bit without an owner is corruption too.
+        let mut orphan = p.clone();
+        orphan.words[0] |= 1 << 60;
+        assert!(decode(encode(&orphan)).is_err());
     }
 
     #[test]
