@@ -373,6 +373,13 @@ fn port_mapping_reachable_from_localhost_and_host_address() {
         .map(String::from)
         .unwrap_or_else(|| format!("{}1", f.prefix));
     assert_eq!(fetch(&host).trim(), "hi", "via {host}:{port}");
+    // Hairpin: the container reaches its own published port via the host.
+    let out = f.ns_run(&ns, &["busybox", "nc", "-w", "2", &host, &port.to_string()]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "hi",
+        "hairpin via {host}:{port}: {out:?}"
+    );
 
     let out = f.netbr(&[
         "disconnect",
@@ -585,4 +592,60 @@ fn add_del_timing() {
     eprintln!("ADD+DEL with a fresh netns: {:?}", t.elapsed());
     assert_exit_code(&f.cni("DEL", &f.id(0), &ns, &conf), 0);
     let _ = std::io::stderr().flush();
+}
+
+#[test]
+fn concurrent_adds_and_dels_on_one_new_bridge() {
+    require_root!("concurrent_adds_and_dels_on_one_new_bridge");
+    let mut f = Fixture::new();
+    let nss: Vec<PathBuf> = (0..4).map(|_| f.netns()).collect();
+    let port0 = 20000 + rand() % 40000;
+    let run_all = |cmd: &str| -> Vec<Output> {
+        let kids: Vec<Child> = nss
+            .iter()
+            .enumerate()
+            .map(|(i, ns)| {
+                let conf = f
+                    .conf(serde_json::json!([{"hostPort": port0 + i as u32, "containerPort": 80}]));
+                let mut c = Command::new(BIN);
+                c.env("CNI_COMMAND", cmd)
+                    .env("CNI_CONTAINERID", f.id(i))
+                    .env("CNI_NETNS", ns)
+                    .env("CNI_IFNAME", "eth0")
+                    .env("CNI_PATH", cni_path())
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                let mut k = c.spawn().unwrap();
+                k.stdin.take().unwrap().write_all(conf.as_bytes()).unwrap();
+                k
+            })
+            .collect();
+        kids.into_iter()
+            .map(|k| k.wait_with_output().unwrap())
+            .collect()
+    };
+    let outs = run_all("ADD");
+    let mut ips = std::collections::HashSet::new();
+    let mut veths = Vec::new();
+    for o in &outs {
+        assert_exit_code(o, 0);
+        let r = json(o);
+        assert!(ips.insert(r["ips"][0]["address"].as_str().unwrap().to_string()));
+        veths.push(veth_of(&r));
+    }
+    let ports = std::fs::read_dir(format!("/sys/class/net/{}/brif", f.bridge))
+        .unwrap()
+        .count();
+    assert_eq!(ports, 4, "all four veths on the bridge");
+    let tag = format!("mydocker:{}:", f.name);
+    let dnats = iptables_save()
+        .lines()
+        .filter(|l| l.contains(&tag) && l.contains("DNAT"))
+        .count();
+    assert_eq!(dnats, 4);
+    for o in run_all("DEL") {
+        assert_exit_code(&o, 0);
+    }
+    f.assert_all_gone(&veths);
 }
