@@ -83,7 +83,12 @@ pub fn add(dir: &Path, id: &str) -> Result<PathBuf> {
         err,
     };
     std::fs::create_dir_all(dir).map_err(|e| io("create dir", e))?;
-    if path.exists() && is_mounted(&path) {
+    // mountinfo shows resolved paths.
+    let real = dir
+        .canonicalize()
+        .map_err(|e| io("resolve dir", e))?
+        .join(id);
+    if path.exists() && is_mounted(&real) {
         return Ok(path);
     }
     File::create(&path).map_err(|e| io("create file", e))?;
@@ -118,14 +123,18 @@ pub fn add(dir: &Path, id: &str) -> Result<PathBuf> {
 pub fn del(dir: &Path, id: &str) -> Result<PathBuf> {
     check_id(id)?;
     let path = dir.join(id);
-    match umount2(&path, MntFlags::MNT_DETACH) {
-        Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}
-        Err(err) => {
-            return Err(Error::Sys {
-                step: "unmount",
-                path,
-                err,
-            })
+    // Until nothing is mounted there (a file bound twice has two layers).
+    for _ in 0..16 {
+        match umount2(&path, MntFlags::MNT_DETACH) {
+            Ok(()) => continue,
+            Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => break,
+            Err(err) => {
+                return Err(Error::Sys {
+                    step: "unmount",
+                    path,
+                    err,
+                })
+            }
         }
     }
     match std::fs::remove_file(&path) {
