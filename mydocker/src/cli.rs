@@ -62,6 +62,9 @@ pub enum Cmd {
     Top(RefsArgs),
     /// Update the resource limits of containers.
     Update(UpdateArgs),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(NetworkCmd),
     /// Internal: the detached supervisor of one container (not for users).
     #[command(hide = true)]
     Supervise(SuperviseArgs),
@@ -109,6 +112,12 @@ pub struct RunArgs {
     /// Print the run as a shell script of tool calls instead of running it.
     #[arg(long = "print-pipeline")]
     pub print_pipeline: bool,
+    /// Connect the container to a network: a name, `bridge` (default), `none` or `host`.
+    #[arg(long = "network", alias = "net", default_value = "bridge")]
+    pub network: String,
+    /// Publish a container's port to the host: [IP:][HOST:]CONTAINER[/PROTO].
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
     #[command(flatten)]
     pub resources: crate::resources::ResourceArgs,
     /// Image to run.
@@ -271,6 +280,41 @@ pub struct UpdateArgs {
     pub resources: crate::resources::ResourceArgs,
     #[arg(required = true)]
     pub containers: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NetworkCmd {
+    /// Create a bridge network.
+    Create {
+        /// Driver (only `bridge`).
+        #[arg(short = 'd', long, default_value = "bridge")]
+        driver: String,
+        /// Subnet in CIDR form (picked when absent).
+        #[arg(long)]
+        subnet: Option<String>,
+        /// Gateway address (default: the subnet's first).
+        #[arg(long)]
+        gateway: Option<String>,
+        name: String,
+    },
+    /// List networks.
+    #[command(alias = "list")]
+    Ls,
+    /// Show networks in detail.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove networks (refused while containers use them).
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Connect a running container to a network.
+    Connect { network: String, container: String },
+    /// Disconnect a container from a network.
+    Disconnect { network: String, container: String },
 }
 
 #[derive(Args, Debug)]

@@ -35,6 +35,9 @@ impl Ctx {
     pub fn layerfs(&self) -> Call {
         Call::new("layerfs", &self.root)
     }
+    pub fn netbr(&self) -> Call {
+        Call::new("netbr", &self.root)
+    }
     pub fn cgctl(&self) -> Call {
         Call::new("cgctl", &self.root)
     }

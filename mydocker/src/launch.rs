@@ -5,6 +5,7 @@
 
 use crate::context::Ctx;
 use crate::error::{Error, IoContext, Result};
+use crate::network;
 use crate::runconfig::RunConfig;
 use crate::spec;
 use nix::fcntl::OFlag;
@@ -67,7 +68,22 @@ fn launch_steps(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result
     } else {
         cfg.hostname.clone()
     };
-    let files = spec::write_etc_files(&dir, &hostname, None)?;
+    // 4, 5: the network namespace and its interface (CNI ADD).
+    let (netns, ip, network) = match network::parse_mode(&cfg.network) {
+        network::Mode::Named(name) => {
+            network::ensure(ctx, &name)?;
+            undo.network = Some(name.clone());
+            let a = network::attach(ctx, id, &name, &cfg.ports)?;
+            (Some(a.netns), a.ip, a.settings)
+        }
+        _ => (
+            None,
+            None,
+            json!({"Networks": {}, "Ports": {}, "IPAddress": ""}),
+        ),
+    };
+    let host_network = network::parse_mode(&cfg.network) == network::Mode::Host;
+    let files = spec::write_etc_files(&dir, &hostname, ip.as_deref())?;
     let ids = spec::resolve_user(&rootfs, &cfg.user)?;
     // 6: the cgroup with its limits, before any process exists.
     undo.cgroup = true;
@@ -88,8 +104,8 @@ fn launch_steps(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result
         hostname: &hostname,
         ids,
         files,
-        netns: None,
-        host_network: false,
+        netns,
+        host_network,
     });
     let cfg_path = dir.join("config.json");
     std::fs::write(&cfg_path, serde_json::to_vec_pretty(&config).unwrap())
@@ -157,6 +173,12 @@ fn launch_steps(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result
         .arg("attach")
         .arg(ctx.cgroup(id))
         .arg(pid.to_string())
+        .output()?;
+    // The record says running (with the pid) before the command runs, so
+    // `ps` is right the moment run returns and a crash leaves a pid to check.
+    ctx.ctrstate()
+        .args(["update", id])
+        .stdin_json(&running_patch(pid, &network, &cfg.ports))
         .output()?;
     // 9: the init execs the user's command.
     ctx.nsrun().arg("start").arg(id).output()?;
@@ -236,6 +258,7 @@ struct Undo<'a> {
     ctx: &'a Ctx,
     id: String,
     mounted: bool,
+    network: Option<String>,
     cgroup: bool,
     created: bool,
 }
@@ -246,12 +269,14 @@ impl<'a> Undo<'a> {
             ctx,
             id: id.to_string(),
             mounted: false,
+            network: None,
             cgroup: false,
             created: false,
         }
     }
     fn disarm(&mut self) {
         self.mounted = false;
+        self.network = None;
         self.cgroup = false;
         self.created = false;
     }
@@ -270,6 +295,9 @@ impl Drop for Undo<'_> {
             let name = self.ctx.cgroup(&self.id);
             let _ = self.ctx.cgctl().args(["delete", "--force", &name]).output();
         }
+        if let Some(n) = &self.network {
+            let _ = network::detach(self.ctx, &self.id, n);
+        }
         if self.mounted {
             let _ = self.ctx.layerfs().args(["umount", &self.id]).output();
         }
@@ -281,8 +309,22 @@ impl Drop for Undo<'_> {
 /// together so the caller can report them after trying every step.
 pub fn stop_teardown(ctx: &Ctx, id: &str) -> Vec<Error> {
     let mut errs = vec![];
+    if let Err(e) = ctx.nsrun().args(["delete", "--force", id]).output() {
+        errs.push(e);
+    }
+    // The network it was attached to is in its stored config.
+    let net = crate::records::peek(ctx, id)
+        .and_then(|r| {
+            r.config
+                .get("network")
+                .and_then(|n| n.as_str())
+                .map(String::from)
+        })
+        .unwrap_or_default();
+    if let network::Mode::Named(name) = network::parse_mode(&net) {
+        errs.extend(network::detach(ctx, id, &name));
+    }
     for call in [
-        ctx.nsrun().args(["delete", "--force", id]),
         ctx.cgctl().args(["delete", "--force", &ctx.cgroup(id)]),
         ctx.layerfs().args(["umount", id]),
     ] {
@@ -312,8 +354,14 @@ pub fn remove_teardown(ctx: &Ctx, id: &str) -> Vec<Error> {
 }
 
 /// The JSON patch that marks a container running.
-pub fn running_patch(pid: i32) -> serde_json::Value {
+pub fn running_patch(
+    pid: i32,
+    network: &serde_json::Value,
+    ports: &[network::Port],
+) -> serde_json::Value {
     json!({
+        "network": network,
+        "ports": ports,
         "status": "running",
         "pid": pid,
         "pidStartTime": ctrstate::procfs::pid_start_time(pid as u32).unwrap_or(0),

@@ -21,6 +21,7 @@ pub mod inspect;
 pub mod launch;
 pub mod logfile;
 pub mod logs;
+pub mod network;
 pub mod ps;
 pub mod records;
 pub mod resources;
@@ -62,6 +63,7 @@ pub fn main_with(cli: Cli) -> u8 {
         Cmd::Unpause(a) => stats::pause(&ctx, &a.containers, false),
         Cmd::Top(a) => stats::top(&ctx, &a.containers[0]),
         Cmd::Update(a) => stats::update(&ctx, a),
+        Cmd::Network(a) => network::command(&ctx, a),
         Cmd::Supervise(_) => Err(error::Error::Daemon("supervise is internal".into())),
     };
     match r {

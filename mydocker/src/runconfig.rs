@@ -22,6 +22,9 @@ pub struct RunConfig {
     pub auto_remove: bool,
     /// OCI `linux.resources` for cgctl.
     pub resources: Value,
+    /// `none`, `host`, or a network name.
+    pub network: String,
+    pub ports: Vec<crate::network::Port>,
 }
 
 impl RunConfig {
@@ -109,6 +112,12 @@ impl RunConfig {
             open_stdin: a.interactive,
             auto_remove: a.rm,
             resources: a.resources.to_oci()?,
+            ports: a
+                .publish
+                .iter()
+                .map(|p| crate::network::parse_publish(p))
+                .collect::<Result<_>>()?,
+            network: a.network.clone(),
         })
     }
 }

@@ -60,11 +60,6 @@ pub fn supervise(
     sfd: SignalFd,
     attached: Option<Attached>,
 ) -> i32 {
-    let _ = ctx
-        .ctrstate()
-        .args(["update", id])
-        .stdin_json(&launch::running_patch(l.pid))
-        .output();
     let mut log = Writer::open(&ctx.container_dir(id).join(format!("{id}-json.log"))).ok();
     let foreground = attached.is_some();
     let user_stdin = attached.as_ref().map(|a| a.stdin).unwrap_or(false);

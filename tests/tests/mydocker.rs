@@ -75,6 +75,14 @@ impl Drop for Docker {
         for id in stdout(&ids).split_whitespace() {
             let _ = self.run(&["rm", "-f", id]);
         }
+        let nets = self.run(&["network", "ls"]);
+        for n in stdout(&nets)
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().last())
+        {
+            let _ = self.run(&["network", "rm", n]);
+        }
         let root = self.root.path().to_string_lossy().to_string();
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let leaked: Vec<&str> = mounts.lines().filter(|l| l.contains(&root)).collect();
@@ -353,4 +361,220 @@ fn twenty_containers_at_once_get_distinct_names() {
         })
         .collect();
     assert_eq!(names.len(), 20, "{ps}");
+}
+
+/// A /24 no other test process picks: 10.(150 + pid % 50).(n).0/24.
+fn test_subnet(n: u8) -> String {
+    format!("10.{}.{}.0/24", 150 + std::process::id() % 50, n)
+}
+
+/// A plain HTTP/1.0 GET from the host.
+fn http_get(host: &str, port: u16) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let addr: std::net::SocketAddr = format!("{host}:{port}").parse().unwrap();
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+    let mut body = String::new();
+    s.read_to_string(&mut body)?;
+    Ok(body)
+}
+
+fn host_ip() -> Option<String> {
+    let out = Command::new("hostname").arg("-I").output().ok()?;
+    stdout(&out).split_whitespace().next().map(String::from)
+}
+
+#[test]
+fn containers_on_a_network_reach_each_other_and_published_ports() {
+    require_root!();
+    let d = Docker::new();
+    let net = e2e::unique("net");
+    d.ok(&["network", "create", "--subnet", &test_subnet(1), &net]);
+    let port = 20000 + (std::process::id() % 20000) as u16;
+    let web = "mkdir -p /www; echo hello-web > /www/index.html; httpd -f -p 80 -h /www";
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        &net,
+        "-p",
+        &format!("{port}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        web,
+    ]);
+    let ip = d.inspect("web")["NetworkSettings"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        ip.starts_with(&test_subnet(1)[..test_subnet(1).len() - 4]),
+        "{ip}"
+    );
+    // the other container reaches it by address
+    // (busybox's static wget crashes on glibc's NSS inside a bare image: use nc)
+    let get = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc {ip} 80");
+    let out = d.run(&[
+        "run",
+        "--rm",
+        "--network",
+        &net,
+        "busybox",
+        "sh",
+        "-c",
+        &get,
+    ]);
+    assert_exit_code(&out, 0);
+    assert!(stdout(&out).ends_with("hello-web\n"), "{}", stdout(&out));
+    // the host reaches the published port on 127.0.0.1 and on its own address
+    let mut hosts = vec!["127.0.0.1".to_string()];
+    hosts.extend(host_ip());
+    for h in hosts {
+        let url = format!("http://{h}:{port}/");
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            let got = http_get(&h, port);
+            if got.as_ref().is_ok_and(|b| b.ends_with("hello-web\n")) {
+                break;
+            }
+            assert!(Instant::now() < until, "{url}: {got:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    assert!(d.ok(&["ps"]).contains(&format!("0.0.0.0:{port}->80/tcp")));
+    // the container's /etc/hosts names it
+    let hosts = d.ok(&["exec", "web", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&ip), "{hosts}");
+    // a network in use is not removed
+    assert_exit_code(&d.run(&["network", "rm", &net]), 1);
+    d.ok(&["rm", "-f", "web"]);
+    d.ok(&["network", "rm", &net]);
+    let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    let nat = Command::new("iptables")
+        .args(["-t", "nat", "-S"])
+        .output()
+        .unwrap();
+    assert!(
+        !stdout(&nat).contains(&format!("--dport {port}")),
+        "DNAT rule left: {}",
+        stdout(&nat)
+    );
+    let _ = links;
+}
+
+#[test]
+fn network_none_and_host() {
+    require_root!();
+    let d = Docker::new();
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("lo"), "{out}");
+    let host_links = stdout(&Command::new("ip").args(["-o", "link"]).output().unwrap())
+        .lines()
+        .count();
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    assert!(
+        out.lines().count() >= 2 && out.lines().count() <= host_links + 5,
+        "{out}"
+    );
+    assert_exit_code(
+        &d.run(&["run", "--rm", "--network", "nosuchnet", "busybox", "true"]),
+        125,
+    );
+    assert_exit_code(
+        &d.run(&["run", "--rm", "-p", "notaport", "busybox", "true"]),
+        125,
+    );
+}
+
+#[test]
+fn memory_limit_oom_kills_with_137_and_oomkilled() {
+    require_root!();
+    let d = Docker::new();
+    let out = d.run(&[
+        "run",
+        "--name",
+        "hog",
+        "--network",
+        "none",
+        "-m",
+        "16m",
+        "busybox",
+        "tail",
+        "/dev/zero",
+    ]);
+    assert_exit_code(&out, 137);
+    let v = d.inspect("hog");
+    assert_eq!(v["State"]["OOMKilled"], true, "{v}");
+    assert!(d.ok(&["ps", "-a"]).contains("Exited (137)"));
+    // limits show in stats, and the cgroup goes with the container
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lim",
+        "--network",
+        "none",
+        "-m",
+        "32m",
+        "--pids-limit",
+        "10",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    let st: serde_json::Value =
+        serde_json::from_str(&d.ok(&["stats", "--no-stream", "--format", "json", "lim"])).unwrap();
+    assert!(
+        st["MemUsage"].as_str().unwrap().ends_with("/ 32MiB"),
+        "{st}"
+    );
+    let out = d.run(&[
+        "exec",
+        "lim",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 5 & done; wait",
+    ]);
+    assert!(
+        stderr(&out).contains("fork") || !out.status.success(),
+        "pids limit did not stop forks: {}",
+        stderr(&out)
+    );
+    d.ok(&["pause", "lim"]);
+    assert!(d.ok(&["ps"]).contains("(Paused)"));
+    d.ok(&["unpause", "lim"]);
+    let id = d.inspect("lim")["Id"].as_str().unwrap().to_string();
+    d.ok(&["rm", "-f", "lim"]);
+    let find = Command::new("find")
+        .args(["/sys/fs/cgroup", "-name", &id])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&find), "", "cgroup left behind");
+    assert_exit_code(
+        &d.run(&["run", "--rm", "-m", "lots", "busybox", "true"]),
+        125,
+    );
 }

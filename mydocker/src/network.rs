@@ -1,0 +1,462 @@
+//! Networks: `mydocker network ...` over `netbr`, the `--network`/`-p`
+//! flags of `run`, and the container's attach/detach steps of the pipeline
+//! (`netbr netns add`, `netbr connect` = CNI ADD; `disconnect`, `netns del`).
+
+use crate::context::Ctx;
+use crate::error::{fail, Error, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::net::Ipv4Addr;
+
+/// The network docker users get when they name none.
+pub const DEFAULT: &str = "bridge";
+
+/// A `-p [IP:][HOST:]CONTAINER[/PROTO]` port mapping, as CNI's portMappings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Port {
+    pub host_port: u16,
+    pub container_port: u16,
+    pub protocol: String,
+    #[serde(rename = "hostIP")]
+    pub host_ip: String,
+}
+
+pub fn parse_publish(spec: &str) -> Result<Port> {
+    let bad = || Error::Daemon(format!("invalid port specification: \"{spec}\""));
+    let (addr, proto) = match spec.rsplit_once('/') {
+        Some((a, p)) => (a, p.to_ascii_lowercase()),
+        None => (spec, "tcp".to_string()),
+    };
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(bad());
+    }
+    let parts: Vec<&str> = addr.split(':').collect();
+    let (ip, host, ctr) = match parts.as_slice() {
+        [c] => ("", "", *c),
+        [h, c] => ("", *h, *c),
+        [i, h, c] => (*i, *h, *c),
+        _ => return Err(bad()),
+    };
+    if !ip.is_empty() && ip.parse::<Ipv4Addr>().is_err() {
+        return Err(bad());
+    }
+    let port = |s: &str| s.parse::<u16>().ok().filter(|&p| p > 0);
+    let container_port = port(ctr).ok_or_else(bad)?;
+    let host_port = if host.is_empty() {
+        free_port(&proto)?
+    } else {
+        port(host).ok_or_else(bad)?
+    };
+    Ok(Port {
+        host_port,
+        container_port,
+        protocol: proto,
+        host_ip: ip.to_string(),
+    })
+}
+
+/// An ephemeral port the kernel says is free now (docker picks one too).
+fn free_port(proto: &str) -> Result<u16> {
+    let p = if proto == "udp" {
+        std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| s.local_addr())
+    } else {
+        std::net::TcpListener::bind("0.0.0.0:0").and_then(|s| s.local_addr())
+    };
+    p.map(|a| a.port())
+        .map_err(|e| Error::Daemon(format!("no free host port: {e}")))
+}
+
+/// How a container is networked, resolved before anything is made.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mode {
+    /// A network namespace with only lo.
+    None,
+    /// The host's own network namespace.
+    Host,
+    /// A named bridge network (`bridge` is the default one).
+    Named(String),
+}
+
+pub fn parse_mode(s: &str) -> Mode {
+    match s {
+        "none" => Mode::None,
+        "host" => Mode::Host,
+        "" | "default" => Mode::Named(DEFAULT.into()),
+        n => Mode::Named(n.into()),
+    }
+}
+
+/// What the attach step made, recorded so detach can undo it.
+pub struct Attached {
+    pub netns: String,
+    pub ip: Option<String>,
+    pub settings: Value,
+}
+
+/// Steps 4 and 5: a netns file, then CNI ADD into the network.
+pub fn attach(ctx: &Ctx, id: &str, network: &str, ports: &[Port]) -> Result<Attached> {
+    let out = ctx
+        .netbr()
+        .args(["netns", "add", id, "--dir"])
+        .arg(ctx.run.join("netns"))
+        .json()?;
+    let netns = out["path"].as_str().unwrap_or_default().to_string();
+    let res = ctx
+        .netbr()
+        .args([
+            "connect",
+            network,
+            id,
+            "--netns",
+            &netns,
+            "--publish",
+            &serde_json::to_string(ports).unwrap(),
+        ])
+        .json();
+    let res = match res {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = ctx
+                .netbr()
+                .args(["netns", "del", id, "--dir"])
+                .arg(ctx.run.join("netns"))
+                .output();
+            return Err(e);
+        }
+    };
+    let addr = res["ips"][0]["address"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (ip, prefix) = addr.split_once('/').unwrap_or((&addr, ""));
+    let gateway = res["ips"][0]["gateway"].as_str().unwrap_or_default();
+    let mac = res["interfaces"]
+        .as_array()
+        .and_then(|i| i.iter().find(|x| x["sandbox"].is_string()))
+        .and_then(|x| x["mac"].as_str())
+        .unwrap_or("");
+    let mut port_map = serde_json::Map::new();
+    for p in ports {
+        port_map.insert(
+            format!("{}/{}", p.container_port, p.protocol),
+            json!([{"HostIp": if p.host_ip.is_empty() { "0.0.0.0" } else { &p.host_ip }, "HostPort": p.host_port.to_string()}]),
+        );
+    }
+    let settings = json!({
+        "Networks": {network: {"IPAddress": ip, "IPPrefixLen": prefix.parse::<u32>().unwrap_or(0), "Gateway": gateway, "MacAddress": mac}},
+        "IPAddress": ip, "Gateway": gateway, "MacAddress": mac, "Ports": port_map,
+        "SandboxKey": netns,
+    });
+    Ok(Attached {
+        netns,
+        ip: Some(ip.to_string()).filter(|s| !s.is_empty()),
+        settings,
+    })
+}
+
+/// Undo of `attach`: CNI DEL and the netns file. Idempotent.
+pub fn detach(ctx: &Ctx, id: &str, network: &str) -> Vec<Error> {
+    let netns = ctx.run.join("netns").join(id);
+    let mut errs = vec![];
+    if let Err(e) = ctx
+        .netbr()
+        .args(["disconnect", network, id, "--netns"])
+        .arg(&netns)
+        .output()
+    {
+        // A network removed under us has nothing left to undo.
+        if !e.to_string().contains("not found") {
+            errs.push(e);
+        }
+    }
+    if let Err(e) = ctx
+        .netbr()
+        .args(["netns", "del", id, "--dir"])
+        .arg(ctx.run.join("netns"))
+        .output()
+    {
+        errs.push(e);
+    }
+    errs
+}
+
+/// Makes sure the named network exists; the default one is created on first use.
+pub fn ensure(ctx: &Ctx, name: &str) -> Result<()> {
+    if ctx
+        .root
+        .join("networks")
+        .join(format!("{name}.json"))
+        .exists()
+    {
+        return Ok(());
+    }
+    if name != DEFAULT {
+        return fail(format!("network {name} not found"));
+    }
+    // The default install gets docker's names; any other root (tests, side
+    // by side installs) a bridge and subnet of its own, so roots never clash.
+    let (bridge, subnet) = if ctx.root == std::path::Path::new("/var/lib/mydocker") {
+        (
+            "mydocker0".to_string(),
+            pick_subnet(ctx, Some("172.17.0.0/16"))?,
+        )
+    } else {
+        let h = fnv(ctx.root.to_string_lossy().as_bytes());
+        (
+            format!("mdk{:08x}", h as u32),
+            pick_subnet(
+                ctx,
+                Some(&format!(
+                    "10.{}.{}.0/24",
+                    200 + (h >> 32) % 50,
+                    (h >> 40) % 256
+                )),
+            )?,
+        )
+    };
+    match ctx
+        .netbr()
+        .args(["create", name, "--subnet", &subnet, "--bridge", &bridge])
+        .output()
+    {
+        Ok(_) => Ok(()),
+        // Another run created it at the same moment.
+        Err(_)
+            if ctx
+                .root
+                .join("networks")
+                .join(format!("{name}.json"))
+                .exists() =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn fnv(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// A subnet that overlaps neither the host's routes nor this root's
+/// networks: `first` if free, else the first free of docker's pools.
+pub fn pick_subnet(ctx: &Ctx, first: Option<&str>) -> Result<String> {
+    let mut taken: Vec<(u32, u32)> = host_routes();
+    if let Ok(v) = ctx.netbr().arg("ls").json() {
+        for n in v.as_array().into_iter().flatten() {
+            if let Some(c) = n["subnet"].as_str().and_then(parse_cidr) {
+                taken.push(c);
+            }
+        }
+    }
+    let free = |c: (u32, u32)| !taken.iter().any(|&t| overlaps(c, t));
+    if let Some(c) = first.and_then(parse_cidr) {
+        if free(c) {
+            return Ok(first.unwrap().to_string());
+        }
+    }
+    for second in 18..32u32 {
+        let c = (u32::from(Ipv4Addr::new(172, second as u8, 0, 0)), 16);
+        if free(c) {
+            return Ok(format!("172.{second}.0.0/16"));
+        }
+    }
+    for third in 0..=255u32 {
+        let c = (u32::from(Ipv4Addr::new(192, 168, third as u8, 0)), 24);
+        if free(c) {
+            return Ok(format!("192.168.{third}.0/24"));
+        }
+    }
+    fail("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")
+}
+
+fn parse_cidr(s: &str) -> Option<(u32, u32)> {
+    let (ip, len) = s.split_once('/')?;
+    Some((
+        u32::from(ip.parse::<Ipv4Addr>().ok()?),
+        len.parse().ok().filter(|&l| l <= 32)?,
+    ))
+}
+
+fn overlaps(a: (u32, u32), b: (u32, u32)) -> bool {
+    let len = a.1.min(b.1);
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    a.0 & mask == b.0 & mask
+}
+
+/// The host's IPv4 routes (except the default route), from /proc/net/route.
+fn host_routes() -> Vec<(u32, u32)> {
+    let text = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let dst = u32::from_str_radix(f.get(1)?, 16).ok()?.swap_bytes();
+            let mask = u32::from_str_radix(f.get(7)?, 16).ok()?.swap_bytes();
+            (mask != 0).then_some((dst, mask.count_ones()))
+        })
+        .collect()
+}
+
+/// `mydocker network create|ls|inspect|rm|connect|disconnect`.
+pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
+    use crate::cli::NetworkCmd as N;
+    match a {
+        N::Create {
+            driver,
+            subnet,
+            gateway,
+            name,
+        } => {
+            if driver != "bridge" {
+                return fail(format!(
+                    "plugin \"{driver}\" not found: only the bridge driver is supported"
+                ));
+            }
+            let subnet = match subnet {
+                Some(s) => s.clone(),
+                None => pick_subnet(ctx, None)?,
+            };
+            let mut call = ctx.netbr().args(["create", name, "--subnet", &subnet]);
+            if let Some(g) = gateway {
+                call = call.args(["--gateway", g]);
+            }
+            call.output().map_err(plain)?;
+            // docker prints the network's id; ours is its name.
+            println!("{name}");
+        }
+        N::Ls => {
+            let v = ctx.netbr().arg("ls").json()?;
+            println!(
+                "{:<20}{:<10}{:<20}{}",
+                "NETWORK ID", "DRIVER", "SUBNET", "NAME"
+            );
+            for n in v.as_array().into_iter().flatten() {
+                let s = |k: &str| n[k].as_str().unwrap_or("").to_string();
+                println!(
+                    "{:<20}{:<10}{:<20}{}",
+                    s("bridge"),
+                    "bridge",
+                    s("subnet"),
+                    s("name")
+                );
+            }
+        }
+        N::Inspect { names } => {
+            let mut out = vec![];
+            for n in names {
+                let v = ctx.netbr().args(["inspect", n]).json().map_err(plain)?;
+                out.push(json!({
+                    "Name": n, "Driver": "bridge",
+                    "IPAM": {"Config": [{"Subnet": v["subnet"], "Gateway": v["gateway"]}]},
+                    "Options": {"com.docker.network.bridge.name": v["bridge"]},
+                    "Containers": v["allocations"],
+                }));
+            }
+            println!("{}", serde_json::to_string_pretty(&out).unwrap());
+        }
+        N::Rm { names } => {
+            let mut code = 0;
+            for n in names {
+                match ctx.netbr().args(["rm", n]).output() {
+                    Ok(_) => println!("{n}"),
+                    Err(e) => {
+                        eprintln!("Error response from daemon: {}", plain(e));
+                        code = 1;
+                    }
+                }
+            }
+            return Ok(code);
+        }
+        N::Connect { network, container } => {
+            let rec = crate::records::get(ctx, container)?;
+            if rec.status != ctrstate::record::Status::Running {
+                return fail(format!("container {} is not running", rec.id));
+            }
+            let netns = ctx.run.join("netns").join(&rec.id);
+            if !netns.exists() {
+                return fail(format!(
+                    "container {} has no network namespace of its own to connect",
+                    rec.id
+                ));
+            }
+            let n = rec.network["Networks"]
+                .as_object()
+                .map(|m| m.len())
+                .unwrap_or(0);
+            ctx.netbr()
+                .args(["connect", network, &rec.id, "--netns"])
+                .arg(&netns)
+                .args(["--ifname", &format!("eth{n}")])
+                .output()
+                .map_err(plain)?;
+        }
+        N::Disconnect { network, container } => {
+            let rec = crate::records::get(ctx, container)?;
+            let netns = ctx.run.join("netns").join(&rec.id);
+            ctx.netbr()
+                .args(["disconnect", network, &rec.id, "--netns"])
+                .arg(&netns)
+                .output()
+                .map_err(plain)?;
+        }
+    }
+    Ok(0)
+}
+
+/// A tool's error as the user should read it (without the tool's step).
+fn plain(e: Error) -> Error {
+    match e {
+        Error::Tool { msg, .. } => Error::Daemon(msg),
+        e => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_specs_parse_like_docker() {
+        assert_eq!(
+            parse_publish("8080:80").unwrap(),
+            Port {
+                host_port: 8080,
+                container_port: 80,
+                protocol: "tcp".into(),
+                host_ip: "".into()
+            }
+        );
+        assert_eq!(
+            parse_publish("127.0.0.1:8080:80/udp").unwrap().host_ip,
+            "127.0.0.1"
+        );
+        assert_eq!(
+            parse_publish("127.0.0.1:8080:80/udp").unwrap().protocol,
+            "udp"
+        );
+        assert!(parse_publish("80").unwrap().host_port > 0);
+        for bad in [
+            "0:80",
+            "x:80",
+            "8080:80/icmp",
+            "1.2.3:1:2",
+            "99999:80",
+            "a:b:c:d",
+        ] {
+            assert!(parse_publish(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cidrs_overlap() {
+        let a = parse_cidr("10.0.0.0/8").unwrap();
+        let b = parse_cidr("10.200.3.0/24").unwrap();
+        let c = parse_cidr("192.168.1.0/24").unwrap();
+        assert!(overlaps(a, b) && overlaps(b, a));
+        assert!(!overlaps(a, c));
+    }
+}
