@@ -330,10 +330,7 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
         }
         N::Ls => {
             let v = ctx.netbr().arg("ls").json()?;
-            println!(
-                "{:<20}{:<10}{:<20}{}",
-                "NETWORK ID", "DRIVER", "SUBNET", "NAME"
-            );
+            println!("{:<20}{:<10}{:<20}NAME", "NETWORK ID", "DRIVER", "SUBNET");
             for n in v.as_array().into_iter().flatten() {
                 let s = |k: &str| n[k].as_str().unwrap_or("").to_string();
                 println!(

@@ -70,8 +70,8 @@ pub fn stats(ctx: &Ctx, a: &StatsArgs) -> Result<i32> {
             }
         } else {
             println!(
-                "{:<14}{:<20}{:<9}{:<24}{:<9}{}",
-                "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"
+                "{:<14}{:<20}{:<9}{:<24}{:<9}PIDS",
+                "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %"
             );
             for r in &rows {
                 let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
