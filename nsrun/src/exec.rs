@@ -179,7 +179,7 @@ pub fn exec(o: &Opts) -> crate::Result<Outcome> {
     }
     let dir = Dir::new(&o.root, &o.id);
     let rec = dir.load()?;
-    match dir.status(&rec) {
+    let created = match dir.status(&rec) {
         Status::Stopped => {
             return Err(ExecError::NotRunning {
                 id: o.id.clone(),
@@ -194,8 +194,8 @@ pub fn exec(o: &Opts) -> crate::Result<Outcome> {
             }
             .into())
         }
-        _ => {}
-    }
+        s => s == Status::Created,
+    };
     let raw = std::fs::read(dir.config_file())
         .map_err(|e| io("read config copy", &dir.config_file(), e))?;
     let spec = config::parse(&raw)?;
@@ -206,13 +206,18 @@ pub fn exec(o: &Opts) -> crate::Result<Outcome> {
     )
     .map_err(|e| ExecError::Setup(e.to_string()))?;
     let pid = rec.pid;
-    let environ = std::fs::read(format!("/proc/{pid}/environ"))
-        .map_err(|e| io("read environ", Path::new("/proc/PID/environ"), e))?;
-    let base: Vec<String> = environ
-        .split(|b| *b == 0)
-        .filter(|s| !s.is_empty())
-        .map(|s| String::from_utf8_lossy(s).to_string())
-        .collect();
+    // A created init still runs nsrun: its environ is not the container's yet.
+    let base: Vec<String> = if created {
+        proc_.env.clone()
+    } else {
+        let environ = std::fs::read(format!("/proc/{pid}/environ"))
+            .map_err(|e| io("read environ", Path::new("/proc/PID/environ"), e))?;
+        environ
+            .split(|b| *b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| String::from_utf8_lossy(s).to_string())
+            .collect()
+    };
     proc_.env = merge_env(base, &o.env);
     proc_.args = o.args.clone();
     proc_.terminal = o.tty;

@@ -118,6 +118,7 @@ impl Error {
         match self {
             Error::Id(_) | Error::Signal(_) | Error::Config(_) => 2,
             Error::Exec(exec::ExecError::Usage(_)) => 2,
+            Error::Create(create::CreateError::NeedConsole) => 2,
             _ => 1,
         }
     }
