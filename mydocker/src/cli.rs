@@ -65,6 +65,27 @@ pub enum Cmd {
     /// Manage networks.
     #[command(subcommand)]
     Network(NetworkCmd),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(VolumeCmd),
+    /// Create a new image from a container's changes.
+    Commit(CommitArgs),
+    /// Export a container's filesystem as a tar archive.
+    Export(ExportArgs),
+    /// Import the contents from a tarball to create a filesystem image.
+    Import(ImportArgs),
+    /// Save one or more images to a tar archive.
+    Save(SaveArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag { source: String, target: String },
+    /// Show the history of an image.
+    History { image: String },
+    /// Manage images (`image prune`, `image ls`).
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// Docker-style system information (`system df`).
+    #[command(subcommand)]
+    System(SystemCmd),
     /// Internal: the detached supervisor of one container (not for users).
     #[command(hide = true)]
     Supervise(SuperviseArgs),
@@ -118,6 +139,18 @@ pub struct RunArgs {
     /// Publish a container's port to the host: [IP:][HOST:]CONTAINER[/PROTO].
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
+    /// Bind mount a volume: NAME:/path[:ro], /host/path:/path[:ro], or /path.
+    #[arg(short = 'v', long = "volume")]
+    pub volume: Vec<String>,
+    /// Attach a filesystem mount: type=bind|volume|tmpfs,source=..,target=..[,readonly].
+    #[arg(long = "mount")]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs directory: /path[:options].
+    #[arg(long = "tmpfs")]
+    pub tmpfs: Vec<String>,
+    /// Mount the container's root filesystem as read only.
+    #[arg(long = "read-only")]
+    pub read_only: bool,
     #[command(flatten)]
     pub resources: crate::resources::ResourceArgs,
     /// Image to run.
@@ -214,7 +247,7 @@ pub struct RmArgs {
     /// Kill and remove a running container.
     #[arg(short = 'f', long)]
     pub force: bool,
-    /// Remove anonymous volumes (none exist yet: accepted for compatibility).
+    /// Remove the anonymous volumes of the container.
     #[arg(short = 'v', long)]
     pub volumes: bool,
     #[arg(required = true)]
@@ -315,6 +348,95 @@ pub enum NetworkCmd {
     Connect { network: String, container: String },
     /// Disconnect a container from a network.
     Disconnect { network: String, container: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VolumeCmd {
+    /// Create a volume (a random name when none is given).
+    Create { name: Option<String> },
+    /// List volumes.
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// Show volumes in detail.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove volumes (refused while a container uses them).
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(short = 'f', long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove all volumes no container uses.
+    Prune {
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCmd {
+    /// List images.
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    /// Remove untagged images that no container uses.
+    Prune {
+        #[arg(short = 'f', long)]
+        force: bool,
+        /// Remove every image no container uses, not just untagged ones.
+        #[arg(short = 'a', long)]
+        all: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SystemCmd {
+    /// Show disk usage.
+    Df,
+}
+
+#[derive(Args, Debug)]
+pub struct CommitArgs {
+    /// Commit message.
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+    /// Dockerfile instructions to apply (CMD, ENTRYPOINT, ENV, WORKDIR, USER).
+    #[arg(short = 'c', long)]
+    pub change: Vec<String>,
+    pub container: String,
+    pub repository: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Write to a file.
+    #[arg(short = 'o', long)]
+    pub output: std::path::PathBuf,
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Dockerfile instructions to apply to the image.
+    #[arg(short = 'c', long)]
+    pub change: Vec<String>,
+    pub file: std::path::PathBuf,
+    pub repository: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SaveArgs {
+    /// Write to a file.
+    #[arg(short = 'o', long)]
+    pub output: std::path::PathBuf,
+    #[arg(required = true)]
+    pub images: Vec<String>,
 }
 
 #[derive(Args, Debug)]

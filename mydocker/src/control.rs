@@ -79,6 +79,13 @@ pub fn rm(ctx: &Ctx, a: &RmArgs) -> Result<i32> {
         if let Some(e) = errs.into_iter().next() {
             return Err(e);
         }
+        if a.volumes {
+            // docker rm -v: the container's anonymous volumes go with it.
+            let cfg: RunConfig =
+                serde_json::from_value(serde_json::Value::Object(rec.config.clone()))
+                    .unwrap_or_default();
+            launch::remove_anonymous_volumes(ctx, &cfg);
+        }
         println!("{r}");
         Ok(())
     })

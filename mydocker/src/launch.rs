@@ -8,6 +8,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::network;
 use crate::runconfig::RunConfig;
 use crate::spec;
+use crate::volumes;
 use nix::fcntl::OFlag;
 use nix::unistd::pipe2;
 use serde_json::json;
@@ -68,6 +69,9 @@ fn launch_steps(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result
     } else {
         cfg.hostname.clone()
     };
+    // 3: volumes, binds and tmpfs as OCI mounts (new named volumes seeded
+    // from the image).
+    let extra_mounts = crate::volumes::resolve(ctx, id, &cfg.mounts)?;
     // 4, 5: the network namespace and its interface (CNI ADD).
     let (netns, ip, network) = match network::parse_mode(&cfg.network) {
         network::Mode::Named(name) => {
@@ -106,6 +110,7 @@ fn launch_steps(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result
         files,
         netns,
         host_network,
+        extra_mounts,
     });
     let cfg_path = dir.join("config.json");
     std::fs::write(&cfg_path, serde_json::to_vec_pretty(&config).unwrap())
@@ -178,7 +183,12 @@ fn launch_steps(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result
     // `ps` is right the moment run returns and a crash leaves a pid to check.
     ctx.ctrstate()
         .args(["update", id])
-        .stdin_json(&running_patch(pid, &network, &cfg.ports))
+        .stdin_json(&running_patch(
+            pid,
+            &network,
+            &cfg.ports,
+            &volumes::docker_mounts(ctx, &cfg.mounts),
+        ))
         .output()?;
     // 9: the init execs the user's command.
     ctx.nsrun().arg("start").arg(id).output()?;
@@ -358,8 +368,10 @@ pub fn running_patch(
     pid: i32,
     network: &serde_json::Value,
     ports: &[network::Port],
+    mounts: &serde_json::Value,
 ) -> serde_json::Value {
     json!({
+        "mounts": mounts,
         "network": network,
         "ports": ports,
         "status": "running",
@@ -372,4 +384,11 @@ pub fn running_patch(
         "oomKilled": false,
         "error": null,
     })
+}
+
+/// Removes the volumes made for this container alone (`-v /path`).
+pub fn remove_anonymous_volumes(ctx: &Ctx, cfg: &RunConfig) {
+    for m in cfg.mounts.iter().filter(|m| m.anonymous) {
+        let _ = ctx.layerfs().args(["volume", "rm", &m.source]).output();
+    }
 }

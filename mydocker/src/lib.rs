@@ -31,6 +31,7 @@ pub mod spec;
 pub mod stats;
 pub mod supervise;
 pub mod tools;
+pub mod volumes;
 
 use cli::{Cli, Cmd};
 use context::Ctx;
@@ -64,6 +65,16 @@ pub fn main_with(cli: Cli) -> u8 {
         Cmd::Top(a) => stats::top(&ctx, &a.containers[0]),
         Cmd::Update(a) => stats::update(&ctx, a),
         Cmd::Network(a) => network::command(&ctx, a),
+        Cmd::Volume(a) => volumes::command(&ctx, a),
+        Cmd::Commit(a) => images::commit(&ctx, a),
+        Cmd::Export(a) => images::export(&ctx, a),
+        Cmd::Import(a) => images::import(&ctx, a),
+        Cmd::Save(a) => images::save(&ctx, a),
+        Cmd::Tag { source, target } => images::tag(&ctx, source, target),
+        Cmd::History { image } => images::history(&ctx, image),
+        Cmd::Image(cli::ImageCmd::Ls(a)) => images::images(&ctx, a),
+        Cmd::Image(cli::ImageCmd::Prune { all, .. }) => images::prune(&ctx, *all),
+        Cmd::System(cli::SystemCmd::Df) => images::system_df(&ctx),
         Cmd::Supervise(_) => Err(error::Error::Daemon("supervise is internal".into())),
     };
     match r {

@@ -25,6 +25,9 @@ pub struct RunConfig {
     /// `none`, `host`, or a network name.
     pub network: String,
     pub ports: Vec<crate::network::Port>,
+    /// Volumes, binds and tmpfs mounts.
+    pub mounts: Vec<crate::volumes::MountSpec>,
+    pub read_only: bool,
 }
 
 impl RunConfig {
@@ -118,6 +121,24 @@ impl RunConfig {
                 .map(|p| crate::network::parse_publish(p))
                 .collect::<Result<_>>()?,
             network: a.network.clone(),
+            mounts: {
+                let mut m = vec![];
+                for v in &a.volume {
+                    m.push(crate::volumes::parse_volume(v)?);
+                }
+                for v in &a.mount {
+                    m.push(crate::volumes::parse_mount(v)?);
+                }
+                for v in &a.tmpfs {
+                    m.push(crate::volumes::parse_tmpfs(v)?);
+                }
+                let mut seen = std::collections::HashSet::new();
+                if let Some(d) = m.iter().find(|x| !seen.insert(x.target.clone())) {
+                    return fail(format!("Duplicate mount point: {}", d.target));
+                }
+                m
+            },
+            read_only: a.read_only,
         })
     }
 }

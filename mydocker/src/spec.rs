@@ -141,6 +141,8 @@ pub struct SpecInput<'a> {
     pub netns: Option<String>,
     /// Share the host's network namespace (`--network host`).
     pub host_network: bool,
+    /// Volumes, binds and tmpfs as OCI mounts.
+    pub extra_mounts: Vec<Value>,
 }
 
 pub fn build(i: &SpecInput) -> Value {
@@ -175,8 +177,9 @@ pub fn build(i: &SpecInput) -> Value {
     ];
     for (src, dst) in &i.files {
         mounts
-            .push(json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind"]}));
+            .push(json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
     }
+    mounts.extend(i.extra_mounts.iter().cloned());
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
@@ -204,7 +207,7 @@ pub fn build(i: &SpecInput) -> Value {
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             "noNewPrivileges": false
         },
-        "root": {"path": i.rootfs, "readonly": false},
+        "root": {"path": i.rootfs, "readonly": i.cfg.read_only},
         "hostname": i.hostname,
         "mounts": mounts,
         "linux": {

@@ -250,6 +250,7 @@ pub fn finish(ctx: &Ctx, id: &str, cfg: &RunConfig, code: i32) {
         .output();
     if cfg.auto_remove {
         let _ = launch::remove_teardown(ctx, id);
+        launch::remove_anonymous_volumes(ctx, cfg);
     }
 }
 

@@ -211,7 +211,10 @@ fn mount_one(rootfd: &OwnedFd, m: &Mount, userns: bool) -> Result<(), RootfsErro
                 .map_err(|e| step("remount bind mount", dest, e))?;
         }
         if opts.propagation != 0 {
-            sys::mount(None, &target, None, opts.propagation, None)
+            // `target` names the directory under the new mount: the
+            // propagation change needs the mount itself, so resolve again.
+            let fd = resolve::ensure(rootfd, dest, kind)?;
+            sys::mount(None, &resolve::fd_path(&fd), None, opts.propagation, None)
                 .map_err(|e| step("mount propagation", dest, e))?;
         }
         return Ok(());
@@ -228,7 +231,8 @@ fn mount_one(rootfd: &OwnedFd, m: &Mount, userns: bool) -> Result<(), RootfsErro
     sys::mount(Some(&src), &target, Some(&typ), opts.flags, Some(&data))
         .map_err(|e| step(format!("mount {typ}"), dest, e))?;
     if opts.propagation != 0 {
-        sys::mount(None, &target, None, opts.propagation, None)
+        let fd = resolve::ensure(rootfd, dest, Kind::Dir)?;
+        sys::mount(None, &resolve::fd_path(&fd), None, opts.propagation, None)
             .map_err(|e| step("mount propagation", dest, e))?;
     }
     Ok(())
