@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests: where the built binaries are, the
 //! default busybox image, unique names, and temp dirs that clean up.
 
+pub mod docker;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,0 +1,104 @@
+//! `Docker`: a mydocker store root for one test, cleaned up on drop.
+
+use crate::{assert_exit_code, bin, busybox_tar, TempDir};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A store root with the busybox image loaded; on drop, removes every
+/// container it holds and asserts nothing is left mounted or running.
+pub struct Docker {
+    pub root: TempDir,
+}
+
+impl Docker {
+    pub fn new() -> Docker {
+        let d = Docker {
+            root: TempDir::new("mdk"),
+        };
+        let out = d.run(&["load", "-i", busybox_tar().to_str().unwrap()]);
+        assert_exit_code(&out, 0);
+        assert!(
+            stdout(&out).contains("Loaded image: busybox:latest"),
+            "{}",
+            stdout(&out)
+        );
+        d
+    }
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin("mydocker"));
+        c.arg("--root")
+            .arg(self.root.path())
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+    /// Runs and asserts success; returns trimmed stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_exit_code(&out, 0);
+        stdout(&out).trim().to_string()
+    }
+    pub fn inspect(&self, r: &str) -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(&self.ok(&["inspect", r])).unwrap();
+        v[0].clone()
+    }
+    pub fn wait_status(&self, r: &str, status: &str) -> serde_json::Value {
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = self.inspect(r);
+            if v["State"]["Status"] == status {
+                return v;
+            }
+            assert!(Instant::now() < until, "{r} never became {status}: {v}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    pub fn containers_dir_entries(&self) -> Vec<String> {
+        std::fs::read_dir(self.root.path().join("containers"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .filter(|n| !n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Docker {
+    fn drop(&mut self) {
+        let ids = self.run(&["ps", "-aq", "--no-trunc"]);
+        for id in stdout(&ids).split_whitespace() {
+            let _ = self.run(&["rm", "-f", id]);
+        }
+        let nets = self.run(&["network", "ls"]);
+        for n in stdout(&nets)
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().last())
+        {
+            let _ = self.run(&["network", "rm", n]);
+        }
+        let root = self.root.path().to_string_lossy().to_string();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let leaked: Vec<&str> = mounts.lines().filter(|l| l.contains(&root)).collect();
+        if !std::thread::panicking() {
+            assert!(leaked.is_empty(), "mounts left behind: {leaked:?}");
+            assert!(
+                self.containers_dir_entries().is_empty(),
+                "container dirs left: {:?}",
+                self.containers_dir_entries()
+            );
+        }
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
