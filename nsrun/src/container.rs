@@ -51,9 +51,12 @@ pub fn start(root: &Path, id: &str) -> crate::Result<()> {
             err: sys::errstr(&e),
         }
     })?;
-    // The init opens the write side right away; poll in slices so a dead
+    // The init opens the write side right away, writes one byte, and keeps
+    // it open until its exec (close-on-exec): read the byte, then up to EOF,
+    // so that `running` means the command runs. Poll in slices so a dead
     // init is noticed instead of waiting forever.
     let mut b = [0u8; 1];
+    let mut got = false;
     loop {
         let mut p = libc::pollfd {
             fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
@@ -63,9 +66,16 @@ pub fn start(root: &Path, id: &str) -> crate::Result<()> {
         unsafe { libc::poll(&mut p, 1, 100) };
         let n = unsafe { libc::read(p.fd, b.as_mut_ptr() as *mut libc::c_void, 1) };
         if n == 1 {
-            break;
+            got = true;
+            continue;
+        }
+        if n == 0 && got {
+            break; // the init exec'd (or died trying: its status shows it)
         }
         if !state::alive(&rec) {
+            if got {
+                break;
+            }
             return Err(ContainerError::Step {
                 step: "start",
                 id: id.into(),

@@ -60,7 +60,9 @@ pub fn run(ctx: Ctx) -> ! {
         }
     };
     unsafe { libc::write(w.as_raw_fd(), b"0".as_ptr() as *const libc::c_void, 1) };
-    drop(w);
+    // Kept open (close-on-exec): `start` reads until EOF, so it returns
+    // only once this process has exec'd (or died).
+    std::mem::forget(w);
     unsafe { libc::close(ctx.fifo) };
     if let Err(e) = sys::cloexec_from(3 + ctx.preserve_fds) {
         eprintln!("nsrun: close_range: {}", sys::errstr(&e));

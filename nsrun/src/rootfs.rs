@@ -301,14 +301,33 @@ fn mount_cgroup(rootfd: &OwnedFd, dest: &Path, opts: &Opts) -> Result<(), Rootfs
     let fd = resolve::ensure(rootfd, dest, Kind::Dir)?;
     let target = resolve::fd_path(&fd);
     if pure_v2 {
-        return sys::mount(
+        return match sys::mount(
             Some(Path::new("cgroup2")),
             &target,
             Some("cgroup2"),
             opts.flags,
             None,
-        )
-        .map_err(|e| step("mount cgroup2", dest, e));
+        ) {
+            // Without a cgroup namespace a user namespace may not mount
+            // cgroup2: bind the host's instead.
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                sys::mount(
+                    Some(Path::new("/sys/fs/cgroup")),
+                    &target,
+                    None,
+                    libc::MS_BIND | libc::MS_REC,
+                    None,
+                )
+                .map_err(|e| step("bind cgroup2", dest, e))?;
+                if opts.flags & libc::MS_RDONLY != 0 {
+                    let fd = resolve::ensure(rootfd, dest, Kind::Dir)?;
+                    remount_bind(&resolve::fd_path(&fd), libc::MS_RDONLY)
+                        .map_err(|e| step("remount cgroup2 read-only", dest, e))?;
+                }
+                Ok(())
+            }
+            r => r.map_err(|e| step("mount cgroup2", dest, e)),
+        };
     }
     sys::mount(
         Some(Path::new("tmpfs")),
@@ -321,14 +340,36 @@ fn mount_cgroup(rootfd: &OwnedFd, dest: &Path, opts: &Opts) -> Result<(), Rootfs
     for (name, fstype, data) in &hier {
         let sub = dest.join(name);
         let fd = resolve::ensure(rootfd, &sub, Kind::Dir)?;
-        sys::mount(
+        let target = resolve::fd_path(&fd);
+        match sys::mount(
             Some(Path::new(fstype)),
-            &resolve::fd_path(&fd),
+            &target,
             Some(fstype),
             opts.flags,
             Some(data),
-        )
-        .map_err(|e| step(format!("mount {fstype} {data}"), &sub, e))?;
+        ) {
+            Ok(()) => {}
+            // In a user namespace a cgroup v1 mount is refused: bind the
+            // host's hierarchy instead (as runc does).
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                let host = Path::new("/sys/fs/cgroup").join(name);
+                sys::mount(
+                    Some(&host),
+                    &target,
+                    None,
+                    libc::MS_BIND | libc::MS_REC,
+                    None,
+                )
+                .map_err(|e| step("bind cgroup hierarchy", &sub, e))?;
+                if opts.flags & libc::MS_RDONLY != 0 {
+                    // A fresh lookup: the old fd names the dir under the mount.
+                    let fd = resolve::ensure(rootfd, &sub, Kind::Dir)?;
+                    remount_bind(&resolve::fd_path(&fd), libc::MS_RDONLY)
+                        .map_err(|e| step("remount cgroup read-only", &sub, e))?;
+                }
+            }
+            Err(e) => return Err(step(format!("mount {fstype} {data}"), &sub, e)),
+        }
     }
     if opts.flags & libc::MS_RDONLY != 0 {
         let fd = resolve::ensure(rootfd, dest, Kind::Dir)?;

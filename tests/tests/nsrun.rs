@@ -656,17 +656,18 @@ fn capabilities_default_to_dockers_set() {
 #[test]
 fn no_stray_file_descriptors() {
     require_root!();
-    let mut b = Bundle::new(&[
-        "sh",
-        "-c",
-        "ls /proc/$$/fd | sort -n | tr '\\n' ' '; readlink /proc/$$/cwd",
-    ]);
+    // Checked from the host on the running init (a shell listing its own fds
+    // would see its pipeline's pipes).
+    let mut b = Bundle::new(&["sleep", "30"]);
     let id = b.id();
     let bundle = b.path().to_str().unwrap().to_string();
+    let outf = b.path().join("create.out");
     // An fd leaked into nsrun without CLOEXEC must not reach the container.
     let leak = std::fs::File::open("/etc/hostname").unwrap();
     let raw = leak.as_raw_fd();
-    let mut cmd = b.cmd(&["run", "--bundle", &bundle, &id]);
+    let mut cmd = b.cmd(&["create", "--bundle", &bundle, &id]);
+    cmd.stdout(std::fs::File::create(&outf).unwrap())
+        .stderr(Stdio::null());
     unsafe {
         cmd.pre_exec(move || {
             if libc::dup2(raw, 9) < 0 {
@@ -675,9 +676,27 @@ fn no_stray_file_descriptors() {
             Ok(())
         });
     }
-    let out = cmd.output().unwrap();
-    assert_exit_code(&out, 0);
-    assert_eq!(stdout(&out), "0 1 2 /\n");
+    assert!(cmd.status().unwrap().success());
+    let out = Output {
+        status: std::process::ExitStatus::default(),
+        stdout: std::fs::read(&outf).unwrap(),
+        stderr: Vec::new(),
+    };
+    let pid = pid_of(&out);
+    b.pids.push(pid);
+    assert_exit_code(&b.out(&["start", &id]), 0);
+    let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
+        .collect();
+    fds.sort();
+    assert_eq!(fds, vec![0, 1, 2]);
+    // The cwd is the container's root (paths of another mount namespace
+    // read relative to its root).
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(),
+        Path::new("/")
+    );
 }
 
 #[test]
@@ -686,29 +705,34 @@ fn preserve_fds_passes_only_the_fds_asked_for() {
     let mut b = Bundle::new(&[
         "sh",
         "-c",
-        "ls /proc/$$/fd | sort -n | tr '\\n' ' '; cat <&3",
+        "read a <&3; echo $a; read b <&4 2>/dev/null && echo leaked-4 || echo no-fd-4",
     ]);
     let id = b.id();
     let bundle = b.path().to_str().unwrap().to_string();
-    std::fs::write(b.path().join("given"), "through fd 3\n").unwrap();
-    let given = std::fs::File::open(b.path().join("given")).unwrap();
-    let raw = given.as_raw_fd();
+    std::fs::write(b.path().join("given3"), "through fd 3\n").unwrap();
+    std::fs::write(b.path().join("given4"), "through fd 4\n").unwrap();
+    let f3 = std::fs::File::open(b.path().join("given3")).unwrap();
+    let f4 = std::fs::File::open(b.path().join("given4")).unwrap();
+    let (r3, r4) = (f3.as_raw_fd(), f4.as_raw_fd());
     let mut cmd = b.cmd(&["run", "--preserve-fds", "1", "--bundle", &bundle, &id]);
     unsafe {
         cmd.pre_exec(move || {
-            // dup2 onto itself would keep CLOEXEC: clear it explicitly.
-            for fd in [3, 4] {
-                if fd != raw {
-                    libc::dup2(raw, fd);
-                }
-                libc::fcntl(fd, libc::F_SETFD, 0);
+            // Through high fds first, so neither dup2 clobbers the other's source.
+            let (h3, h4) = (
+                libc::fcntl(r3, libc::F_DUPFD, 100),
+                libc::fcntl(r4, libc::F_DUPFD, 100),
+            );
+            if h3 < 0 || h4 < 0 || libc::dup2(h3, 3) < 0 || libc::dup2(h4, 4) < 0 {
+                return Err(std::io::Error::last_os_error());
             }
+            libc::close(h3);
+            libc::close(h4);
             Ok(())
         });
     }
     let out = cmd.output().unwrap();
     assert_exit_code(&out, 0);
-    assert_eq!(stdout(&out), "0 1 2 3 through fd 3\n");
+    assert_eq!(stdout(&out), "through fd 3\nno-fd-4\n");
 }
 
 #[test]
@@ -983,4 +1007,102 @@ fn bad_input_is_one_line_and_leaves_nothing() {
     let sig = b.out(&["kill", &id, "NOTASIG"]);
     assert_exit_code(&sig, 2);
     assert_one_line_error(&sig);
+}
+
+/// A named netns (`ip netns add`) whose lo is up (a fresh one's is down),
+/// deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Netns {
+        let n = Netns(unique("nsrn"));
+        let st = Command::new("ip")
+            .args(["netns", "add", &n.0])
+            .status()
+            .unwrap();
+        assert!(st.success(), "ip netns add");
+        let st = Command::new("ip")
+            .args(["-n", &n.0, "link", "set", "lo", "up"])
+            .status()
+            .unwrap();
+        assert!(st.success(), "ip link set lo up");
+        n
+    }
+    fn path(&self) -> PathBuf {
+        Path::new("/run/netns").join(&self.0)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn a_namespace_path_is_joined() {
+    require_root!();
+    let ns = Netns::new();
+    let mut b = Bundle::new(&["ip", "-o", "link", "show", "lo"]);
+    let out = b.run();
+    assert_exit_code(&out, 0);
+    assert!(
+        !stdout(&out).contains(",UP"),
+        "a new netns has lo down: {}",
+        stdout(&out)
+    );
+    let p = ns.path();
+    b.set(|c| {
+        for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "network" {
+                n["path"] = json!(p);
+            }
+        }
+    });
+    let out = b.run();
+    assert_exit_code(&out, 0);
+    assert!(
+        stdout(&out).contains(",UP"),
+        "the joined netns has lo up: {}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_user_namespace_maps_root() {
+    require_root!();
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map /proc/self/gid_map | tr -s ' ' | sed 's/^ //'",
+    ]);
+    b.set(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    });
+    let out = b.run();
+    assert_exit_code(&out, 0);
+    assert_eq!(
+        stdout(&out),
+        "0\n0 200000 65536\n0 200000 65536\n",
+        "stderr: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn exec_with_a_pty() {
+    require_root!();
+    let mut b = Bundle::new(&["sleep", "30"]);
+    let (id, _) = b.start();
+    let out = e2e::pipe(
+        &mut b.cmd(&["exec", "-t", &id, "--", "sh"]),
+        "tty; exit 4\n",
+    );
+    assert_exit_code(&out, 4);
+    assert!(stdout(&out).contains("/dev/pts/0"), "{}", stdout(&out));
 }
