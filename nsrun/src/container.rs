@@ -100,7 +100,12 @@ pub fn state(root: &Path, id: &str) -> crate::Result<OciState> {
 }
 
 /// Sends `sig` (None: only checks it is alive) to a created or running init.
-pub fn kill(root: &Path, id: &str, sig: Option<nix::sys::signal::Signal>) -> crate::Result<()> {
+pub fn kill(
+    root: &Path,
+    id: &str,
+    sig: Option<nix::sys::signal::Signal>,
+    all: bool,
+) -> crate::Result<()> {
     crate::id::validate(id)?;
     let dir = Dir::new(root, id);
     let rec = dir.load()?;
@@ -128,6 +133,27 @@ pub fn kill(root: &Path, id: &str, sig: Option<nix::sys::signal::Signal>) -> cra
         .into());
     }
     let signo = sig.map_or(0, |s| s as libc::c_int);
+    if all {
+        // Every other process of the container's pid namespace first.
+        if let Ok(ns) = std::fs::read_link(format!("/proc/{}/ns/pid", rec.pid)) {
+            let own = std::fs::read_link("/proc/self/ns/pid").ok();
+            if own.as_ref() != Some(&ns) {
+                for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                    let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+                        continue;
+                    };
+                    if p != rec.pid
+                        && std::fs::read_link(format!("/proc/{p}/ns/pid"))
+                            .ok()
+                            .as_ref()
+                            == Some(&ns)
+                    {
+                        unsafe { libc::kill(p, signo) };
+                    }
+                }
+            }
+        }
+    }
     let r = unsafe {
         libc::syscall(
             libc::SYS_pidfd_send_signal,

@@ -122,6 +122,7 @@ fn setup(ctx: &Ctx) -> Result<(), String> {
             tty::set_winsize(slave.as_raw_fd(), b.height() as u16, b.width() as u16);
         }
         tty::attach_slave(&slave).map_err(|e| e.to_string())?;
+        tty::bind_console(&master).map_err(|e| e.to_string())?;
         if let Some(sock) = ctx.console {
             tty::send_fd(sock, b"/dev/ptmx", master.as_raw_fd())
                 .map_err(|e| format!("console socket: {e}"))?;

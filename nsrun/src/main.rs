@@ -63,7 +63,13 @@ enum Cmd {
     /// Print the OCI state of a container.
     State { id: String },
     /// Send a signal (name or number, default TERM) to the container's init.
-    Kill { id: String, signal: Option<String> },
+    Kill {
+        /// Signal every process of the container's pid namespace, not only the init.
+        #[arg(long, short = 'a')]
+        all: bool,
+        id: String,
+        signal: Option<String>,
+    },
     /// Remove a container's state (`--force` kills a running one).
     Delete {
         #[arg(long, short = 'f')]
@@ -140,9 +146,9 @@ fn run(cli: Cli) -> nsrun::Result<u8> {
         Cmd::State { id } => {
             print(serde_json::to_value(container::state(&root, &id)?).unwrap_or_default())
         }
-        Cmd::Kill { id, signal } => {
+        Cmd::Kill { all, id, signal } => {
             let sig = nsrun::signal::parse(signal.as_deref().unwrap_or("TERM"))?;
-            container::kill(&root, &id, sig)?;
+            container::kill(&root, &id, sig, all)?;
             print(serde_json::json!({ "id": id, "signal": sig.map_or(0, |s| s as i32) }));
         }
         Cmd::Delete { force, id } => {

@@ -49,6 +49,40 @@ pub fn open_pty() -> Result<(OwnedFd, OwnedFd), TtyError> {
     Ok((master, unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
+/// The slave's path (`/dev/pts/N`) from the master.
+pub fn slave_path(master: &OwnedFd) -> Result<std::path::PathBuf, TtyError> {
+    let mut n: libc::c_uint = 0;
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) } != 0 {
+        return Err(fail("TIOCGPTN"));
+    }
+    Ok(std::path::PathBuf::from(format!("/dev/pts/{n}")))
+}
+
+/// Bind-mounts the pty slave onto /dev/console (what runc does), when the
+/// container has a /dev to put it in.
+pub fn bind_console(master: &OwnedFd) -> Result<(), TtyError> {
+    let console = Path::new("/dev/console");
+    if !Path::new("/dev").is_dir() {
+        return Ok(());
+    }
+    if let Err(e) = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(console)
+    {
+        return Err(TtyError::Step {
+            step: "create /dev/console",
+            err: e.to_string(),
+        });
+    }
+    let slave = slave_path(master)?;
+    sys::mount(Some(&slave), console, None, libc::MS_BIND, None).map_err(|e| TtyError::Step {
+        step: "bind pty onto /dev/console",
+        err: sys::errstr(&e),
+    })
+}
+
 /// Makes `slave` the controlling terminal and stdio of this process (which
 /// must be a session leader).
 pub fn attach_slave(slave: &OwnedFd) -> Result<(), TtyError> {

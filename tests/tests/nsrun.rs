@@ -1106,3 +1106,21 @@ fn exec_with_a_pty() {
     assert_exit_code(&out, 4);
     assert!(stdout(&out).contains("/dev/pts/0"), "{}", stdout(&out));
 }
+
+#[test]
+fn kill_all_signals_every_process_of_the_container() {
+    require_root!();
+    // sh as PID 1 ignores TERM (no handler); its children do not.
+    let mut b = Bundle::new(&["sh", "-c", "sleep 30 & sleep 31 & wait; exit 9"]);
+    let (id, pid) = b.start();
+    assert_exit_code(&b.out(&["kill", &id, "TERM"]), 0);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        b.state(&id)["status"],
+        "running",
+        "PID 1 without a handler ignores TERM"
+    );
+    assert_exit_code(&b.out(&["kill", "--all", &id, "TERM"]), 0);
+    assert_eq!(b.reap(pid), 9);
+    assert_eq!(b.state(&id)["status"], "stopped");
+}
