@@ -348,19 +348,25 @@ pub fn stop_teardown(ctx: &Ctx, id: &str) -> Vec<Error> {
 /// Removes everything of a container: the stop teardown, its writable
 /// layer, and its record.
 pub fn remove_teardown(ctx: &Ctx, id: &str) -> Vec<Error> {
-    let mut errs = stop_teardown(ctx, id);
-    if errs.is_empty() {
-        for call in [
-            ctx.layerfs().args(["remove", id]),
-            ctx.ctrstate().args(["rm", "--force", id]),
-        ] {
-            if let Err(e) = call.output() {
-                errs.push(e);
-                break;
-            }
+    let errs = stop_teardown(ctx, id);
+    if !errs.is_empty() {
+        return errs;
+    }
+    remove_stopped(ctx, id)
+}
+
+/// The last of a container whose stop teardown is done: its writable layer,
+/// then its record (which `ctrstate rm` refuses while anything is mounted).
+pub fn remove_stopped(ctx: &Ctx, id: &str) -> Vec<Error> {
+    for call in [
+        ctx.layerfs().args(["remove", id]),
+        ctx.ctrstate().args(["rm", "--force", id]),
+    ] {
+        if let Err(e) = call.output() {
+            return vec![e];
         }
     }
-    errs
+    vec![]
 }
 
 /// The JSON patch that marks a container running.

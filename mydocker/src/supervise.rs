@@ -227,13 +227,15 @@ pub fn supervise(
 /// Records the exit and releases what the container held.
 pub fn finish(ctx: &Ctx, id: &str, cfg: &RunConfig, code: i32) {
     // The cgroup's OOM count says whether the kernel killed it (read before
-    // the cgroup goes).
-    let oom = ctx
-        .cgctl()
-        .args(["stats", &ctx.cgroup(id)])
-        .json()
-        .map(|s| s["memory"]["oomKillCount"].as_u64().unwrap_or(0) > 0)
-        .unwrap_or(false);
+    // the cgroup goes); only a container with a memory limit can hit its own.
+    let limited = !cfg.resources["memory"].is_null();
+    let oom = limited
+        && ctx
+            .cgctl()
+            .args(["stats", &ctx.cgroup(id)])
+            .json()
+            .map(|s| s["memory"]["oomKillCount"].as_u64().unwrap_or(0) > 0)
+            .unwrap_or(false);
     let errs = launch::stop_teardown(ctx, id);
     let patch = json!({
         "status": "exited",
@@ -248,8 +250,8 @@ pub fn finish(ctx: &Ctx, id: &str, cfg: &RunConfig, code: i32) {
         .args(["update", id])
         .stdin_json(&patch)
         .output();
-    if cfg.auto_remove {
-        let _ = launch::remove_teardown(ctx, id);
+    if cfg.auto_remove && errs.is_empty() {
+        let _ = launch::remove_stopped(ctx, id);
         launch::remove_anonymous_volumes(ctx, cfg);
     }
 }

@@ -109,6 +109,7 @@ impl Call {
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+        let started = std::time::Instant::now();
         let mut child = cmd
             .spawn()
             .map_err(|e| self.error(format!("cannot run {}: {e}", self.tool)))?;
@@ -120,8 +121,9 @@ impl Call {
             .wait_with_output()
             .map_err(|e| self.error(e.to_string()))?;
         let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if debug_enabled() && !stdout.is_empty() {
-            eprintln!("mydocker:   -> {stdout}");
+        if debug_enabled() {
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            eprintln!("mydocker:   -> ({ms:.1} ms) {stdout}");
         }
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
