@@ -81,6 +81,18 @@ pub fn merge_env(base: Vec<String>, extra: &[String]) -> Vec<String> {
     env
 }
 
+/// `--env-file`: K=V lines; blank lines and `#` comments skipped.
+pub fn read_env_file(path: &Path) -> Result<Vec<String>, ExecError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ExecError::Usage(format!("--env-file {}: {e}", path.display())))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect())
+}
+
 /// The v1/v2 mount point of each cgroup hierarchy line of /proc/PID/cgroup.
 fn cgroup_moves(pid: i32) -> Result<Vec<PathBuf>, ExecError> {
     let theirs = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))

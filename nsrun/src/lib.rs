@@ -5,7 +5,9 @@
 //!
 //! # CLI contract
 //!
-//! Global flag `--root DIR` (env `NSRUN_ROOT`, default `/run/mydocker/nsrun`)
+//! Global flag `--root DIR` (env `NSRUN_ROOT`, default `/run/mydocker/nsrun`;
+//! runc's `--log`, `--log-format`, `--debug`, `--systemd-cgroup` are accepted
+//! and ignored)
 //! is the state dir: one directory per container, `DIR/<id>/` holding
 //! `state.json` (id, pid, pidStartTime, bundle, rootfs, created, annotations),
 //! `config.json` (a copy of the config, used by `exec`) and, while the
@@ -18,20 +20,30 @@
 //!   keeps create's stdin/stdout/stderr (unless `process.terminal`, then the
 //!   pty slave; the master goes to `--console-socket` by SCM_RIGHTS) and is
 //!   reparented to the caller's subreaper.
-//! - `start ID`: releases a created init; prints `{"id":..,"status":"running"}`.
+//! - `start ID`: releases a created init and returns once it has exec'd the
+//!   command (or failed to: then the init exits 126/127, seen by its
+//!   subreaper); prints `{"id":..,"status":"running"}`. Only from `created`.
 //! - `state ID`: OCI state `{"ociVersion","id","status","pid","bundle","rootfs","created","annotations"}`,
 //!   status computed live: `created`, `running` or `stopped` (pid 0 when stopped).
-//! - `kill ID [SIGNAL]`: signal by name (`TERM`, `SIGTERM`) or number, default TERM.
+//! - `kill [--all] ID [SIGNAL]`: signal by name (`TERM`, `SIGTERM`) or number,
+//!   default TERM, to the init (`--all`: every process of its pid namespace);
+//!   prints `{"id","signal"}`. A stopped container is an error (exit 1).
 //! - `delete [--force] ID`: removes the state; a created container is killed;
 //!   a running one only with `--force` (SIGKILL, then waits for its death).
-//!   `delete --force` of an unknown id succeeds.
+//!   `delete --force` of an unknown id succeeds. Prints `{"id","deleted":true}`.
 //! - `run [create's flags] ID`: create + start + wait, nsrun stays the parent;
 //!   forwards SIGINT/SIGTERM/SIGHUP/SIGWINCH; exits with the container's status;
 //!   removes the state at the end.
-//! - `exec [-t] [-d] [-e K=V].. [--cwd D] [--user U[:G]] [--console-socket S] ID -- CMD..`:
+//! - `exec [-t] [-d] [-e K=V].. [--env-file F] [--cwd D] [--user U[:G]] [--console-socket S] [--preserve-fds N] ID -- CMD..`:
 //!   runs CMD in every namespace and cgroup of the container, with the config's
 //!   capabilities, rlimits and noNewPrivileges, env = the init's environ merged
-//!   with `-e`. `-d` prints `{"pid":N}` and returns.
+//!   with `-e` (the config's env while the container is still `created`).
+//!   `--user` takes numbers or names from the container's /etc/passwd and
+//!   /etc/group. `-t` copies between nsrun's stdio and a pty (raw mode when
+//!   stdin is a terminal); with `--console-socket` the master is sent there.
+//!   `-d` prints `{"pid":N}` (host pid) and returns: that process is then
+//!   reparented to the caller's subreaper, which must reap it (the init's
+//!   death waits until every process of its pid namespace is reaped).
 //! - `list`: JSON array of state objects.
 //!
 //! Exit codes: 0 ok; 1 the operation failed (`nsrun: <step>: <error>` on
@@ -57,7 +69,8 @@
 //! I exits 1). P sends `G` after writing id maps. After `R`, I opens the
 //! `exec.fifo` for writing through `/proc/self/fd` (the fd is an O_PATH fd
 //! opened before pivot_root), which blocks until `start` opens the read side;
-//! I writes one byte, `start` reads it and removes the fifo, I execs.
+//! I writes one byte and keeps the fd open (close-on-exec); `start` reads the
+//! byte, then waits for EOF (I exec'd or died) and removes the fifo.
 //!
 //! Rootfs setup in I, in order: `/` made `MS_REC|MS_PRIVATE` (nothing leaks to
 //! the host); rootfs bind-mounted onto itself; config mounts, each target

@@ -77,13 +77,7 @@ enum Cmd {
         id: String,
     },
     /// Create, start and wait for a container; exit with its status.
-    Run {
-        #[command(flatten)]
-        c: CreateArgs,
-        /// Accepted for runc compatibility (nsrun run always waits).
-        #[arg(long, short = 'd', hide = true)]
-        detach: bool,
-    },
+    Run(CreateArgs),
     /// Run a command in a running container.
     Exec {
         /// Allocate a pty.
@@ -92,9 +86,12 @@ enum Cmd {
         /// Do not wait: print {"pid":N} and return.
         #[arg(long, short = 'd')]
         detach: bool,
-        /// Extra environment K=V (repeatable).
+        /// Extra environment K=V (repeatable; K alone takes nsrun's own K).
         #[arg(long = "env", short = 'e')]
         env: Vec<String>,
+        /// A file of K=V lines (# comments), applied before -e.
+        #[arg(long = "env-file")]
+        env_file: Option<PathBuf>,
         #[arg(long)]
         cwd: Option<PathBuf>,
         /// uid[:gid] or name[:group] inside the container.
@@ -155,7 +152,7 @@ fn run(cli: Cli) -> nsrun::Result<u8> {
             container::delete(&root, &id, force)?;
             print(serde_json::json!({ "id": id, "deleted": true }));
         }
-        Cmd::Run { c, .. } => {
+        Cmd::Run(c) => {
             let made = create::create(&opts(&root, c, true))?;
             let status = container::start(&root, &made.dir.id)
                 .and_then(|()| Ok(nsrun::tty::supervise(made.pid, made.master.as_ref())?));
@@ -176,7 +173,8 @@ fn run(cli: Cli) -> nsrun::Result<u8> {
         Cmd::Exec {
             tty,
             detach,
-            env,
+            mut env,
+            env_file,
             cwd,
             user,
             console_socket,
@@ -184,6 +182,11 @@ fn run(cli: Cli) -> nsrun::Result<u8> {
             id,
             cmd,
         } => {
+            if let Some(f) = env_file {
+                let mut all = nsrun::exec::read_env_file(&f)?;
+                all.append(&mut env);
+                env = all;
+            }
             let o = exec::Opts {
                 root,
                 id,
