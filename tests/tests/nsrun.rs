@@ -1124,3 +1124,48 @@ fn kill_all_signals_every_process_of_the_container() {
     assert_eq!(b.reap(pid), 9);
     assert_eq!(b.state(&id)["status"], "stopped");
 }
+
+/// A pids cgroup (v1) made by the test, removed on drop (after the Bundle
+/// guard, declared later, has reaped every process in it).
+struct PidsCgroup(PathBuf);
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        let t = Instant::now();
+        while std::fs::remove_dir(&self.0).is_err()
+            && self.0.exists()
+            && t.elapsed() < Duration::from_secs(5)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn exec_joins_the_containers_cgroup() {
+    require_root!();
+    let base = Path::new("/sys/fs/cgroup/pids");
+    if !base.join("cgroup.procs").exists() {
+        eprintln!("SKIP exec_joins_the_containers_cgroup: no cgroup v1 pids hierarchy");
+        return;
+    }
+    let name = unique("nsrun-cg");
+    let cg = PidsCgroup(base.join(&name));
+    std::fs::create_dir(&cg.0).unwrap();
+    let mut b = Bundle::new(&["sleep", "30"]);
+    let id = b.id();
+    let out = b.create_out(&id, &[]);
+    assert_exit_code(&out, 0);
+    let pid = pid_of(&out);
+    // What mydocker does with cgctl between create and start.
+    std::fs::write(cg.0.join("cgroup.procs"), pid.to_string()).unwrap();
+    assert_exit_code(&b.out(&["start", &id]), 0);
+    let ex = b.exec(&id, &["grep", ":pids:", "/proc/self/cgroup"]);
+    assert_exit_code(&ex, 0);
+    assert_eq!(
+        stdout(&ex).trim().split(':').nth(2),
+        Some(format!("/{name}").as_str()),
+        "{}",
+        stdout(&ex)
+    );
+}
