@@ -305,3 +305,104 @@ pub fn validate(spec: &Spec) -> Result<Vec<String>, ConfigError> {
     }
     Ok(warnings)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(extra: impl FnOnce(&mut serde_json::Value)) -> Result<Vec<String>, ConfigError> {
+        let mut v = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "hostname": "h",
+            "process": {"cwd": "/", "user": {"uid": 0, "gid": 0}, "args": ["sh"], "env": ["PATH=/bin"]},
+            "linux": {"namespaces": [{"type": "mount"}, {"type": "uts"}, {"type": "pid"}]}
+        });
+        extra(&mut v);
+        let s: Spec = serde_json::from_value(v).map_err(|e| ConfigError::Parse {
+            path: "t".into(),
+            err: e.to_string(),
+        })?;
+        validate(&s)
+    }
+
+    #[test]
+    fn a_plain_config_is_valid() {
+        assert!(spec(|_| {}).unwrap().is_empty());
+    }
+
+    #[test]
+    fn cgroup_settings_only_warn() {
+        let w = spec(|v| v["linux"]["cgroupsPath"] = "/x".into()).unwrap();
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("cgroupsPath"));
+    }
+
+    #[test]
+    fn unsupported_fields_are_named() {
+        let e = spec(|v| {
+            v["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"})
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("linux.seccomp"), "{e}");
+        let e = spec(|v| v["process"]["apparmorProfile"] = "p".into()).unwrap_err();
+        assert!(e.to_string().contains("process.apparmorProfile"), "{e}");
+    }
+
+    #[test]
+    fn inconsistent_configs_are_rejected() {
+        let cases: Vec<(Box<dyn FnOnce(&mut serde_json::Value)>, &str)> = vec![
+            (
+                Box::new(|v| v["process"]["args"] = serde_json::json!([])),
+                "process.args",
+            ),
+            (
+                Box::new(|v| v["process"]["cwd"] = "rel".into()),
+                "process.cwd",
+            ),
+            (
+                Box::new(|v| v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}])),
+                "mount namespace",
+            ),
+            (
+                Box::new(|v| v["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}])),
+                "hostname",
+            ),
+            (
+                Box::new(|v| {
+                    v["linux"]["namespaces"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(serde_json::json!({"type": "pid"}))
+                }),
+                "twice",
+            ),
+            (
+                Box::new(|v| {
+                    v["linux"]["namespaces"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(serde_json::json!({"type": "user"}))
+                }),
+                "uidMappings",
+            ),
+            (
+                Box::new(|v| {
+                    v["mounts"] = serde_json::json!([{"destination": "rel", "type": "tmpfs"}])
+                }),
+                "not absolute",
+            ),
+        ];
+        for (f, needle) in cases {
+            let e = spec(f).unwrap_err();
+            assert!(e.to_string().contains(needle), "want {needle:?} in {e}");
+        }
+    }
+
+    #[test]
+    fn unknown_namespace_types_fail_to_parse() {
+        let e = spec(|v| v["linux"]["namespaces"] = serde_json::json!([{"type": "bogus"}]))
+            .unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+    }
+}
