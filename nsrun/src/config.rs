@@ -349,9 +349,11 @@ mod tests {
         assert!(e.to_string().contains("process.apparmorProfile"), "{e}");
     }
 
+    type Patch = Box<dyn FnOnce(&mut serde_json::Value)>;
+
     #[test]
     fn inconsistent_configs_are_rejected() {
-        let cases: Vec<(Box<dyn FnOnce(&mut serde_json::Value)>, &str)> = vec![
+        let cases: Vec<(Patch, &str)> = vec![
             (
                 Box::new(|v| v["process"]["args"] = serde_json::json!([])),
                 "process.args",
