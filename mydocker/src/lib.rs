@@ -22,6 +22,7 @@ pub mod launch;
 pub mod logfile;
 pub mod logs;
 pub mod network;
+pub mod pipeline;
 pub mod ps;
 pub mod records;
 pub mod resources;

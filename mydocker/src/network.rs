@@ -194,27 +194,7 @@ pub fn ensure(ctx: &Ctx, name: &str) -> Result<()> {
     if name != DEFAULT {
         return fail(format!("network {name} not found"));
     }
-    // The default install gets docker's names; any other root (tests, side
-    // by side installs) a bridge and subnet of its own, so roots never clash.
-    let (bridge, subnet) = if ctx.root == std::path::Path::new("/var/lib/mydocker") {
-        (
-            "mydocker0".to_string(),
-            pick_subnet(ctx, Some("172.17.0.0/16"))?,
-        )
-    } else {
-        let h = fnv(ctx.root.to_string_lossy().as_bytes());
-        (
-            format!("mdk{:08x}", h as u32),
-            pick_subnet(
-                ctx,
-                Some(&format!(
-                    "10.{}.{}.0/24",
-                    200 + (h >> 32) % 50,
-                    (h >> 40) % 256
-                )),
-            )?,
-        )
-    };
+    let (bridge, subnet) = default_params(ctx)?;
     match ctx
         .netbr()
         .args(["create", name, "--subnet", &subnet, "--bridge", &bridge])
@@ -233,6 +213,24 @@ pub fn ensure(ctx: &Ctx, name: &str) -> Result<()> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// The bridge and subnet of this root's default network. The default
+/// install gets docker's names; any other root (tests, side by side
+/// installs) a bridge and subnet of its own, so roots never clash.
+pub fn default_params(ctx: &Ctx) -> Result<(String, String)> {
+    if ctx.root == std::path::Path::new("/var/lib/mydocker") {
+        return Ok((
+            "mydocker0".to_string(),
+            pick_subnet(ctx, Some("172.17.0.0/16"))?,
+        ));
+    }
+    let h = fnv(ctx.root.to_string_lossy().as_bytes());
+    let first = format!("10.{}.{}.0/24", 200 + (h >> 32) % 50, (h >> 40) % 256);
+    Ok((
+        format!("mdk{:08x}", h as u32),
+        pick_subnet(ctx, Some(&first))?,
+    ))
 }
 
 fn fnv(data: &[u8]) -> u64 {

@@ -9,7 +9,6 @@ use crate::launch;
 use crate::records;
 use crate::runconfig::RunConfig;
 use crate::supervise::{self, Attached};
-use crate::tools::shell_quote;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -37,7 +36,7 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
         "config": serde_json::to_value(&cfg).unwrap(),
     });
     if a.print_pipeline {
-        print_pipeline(ctx, &record_in, &cfg);
+        crate::pipeline::print(ctx, &record_in, &cfg)?;
         return Ok(0);
     }
     let rec = ctx.ctrstate().arg("create").stdin_json(&record_in).json()?;
@@ -175,29 +174,4 @@ pub fn start(ctx: &Ctx, refs: &[String], attach: bool) -> Result<i32> {
         }
     }
     Ok(code)
-}
-
-/// `run --print-pipeline`: the run as a shell script of tool calls.
-fn print_pipeline(ctx: &Ctx, record_in: &Value, cfg: &RunConfig) {
-    let root = shell_quote(&ctx.root.to_string_lossy());
-    let nsroot = shell_quote(&ctx.nsrun_root().to_string_lossy());
-    let img = shell_quote(&cfg.image_id);
-    println!("#!/bin/sh\n# mydocker run, step by step (each line is a tool call you can run by hand)\nset -e");
-    println!("# 1 reserve the id and name");
-    println!("ID=$(echo {} | ctrstate --root {root} create | sed -n 's/.*\"id\": *\"\\([0-9a-f]*\\)\".*/\\1/p')", shell_quote(&record_in.to_string()));
-    println!("# 2 overlay rootfs from the image layers");
-    println!("layerfs --root {root} mount {img} \"$ID\"");
-    println!("# 7 the OCI config (written by mydocker from the image and flags), then create: init blocks until start");
-    println!("#   see {}/containers/$ID/config.json", ctx.root.display());
-    println!("nsrun --root {nsroot} create --bundle {root}/containers/\"$ID\" \"$ID\"");
-    println!("# 9 the init execs the command");
-    println!("nsrun --root {nsroot} start \"$ID\"");
-    println!("echo '{{\"status\":\"running\"}}' | ctrstate --root {root} update \"$ID\"");
-    println!("# 10 after exit: record it and release the container's resources");
-    println!(
-        "# echo '{{\"status\":\"exited\",\"exitCode\":N}}' | ctrstate --root {root} update \"$ID\""
-    );
-    println!(
-        "# nsrun --root {nsroot} delete --force \"$ID\"; layerfs --root {root} umount \"$ID\""
-    );
 }

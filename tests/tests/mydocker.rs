@@ -480,3 +480,54 @@ fn memory_limit_oom_kills_with_137_and_oomkilled() {
         125,
     );
 }
+
+#[test]
+fn print_pipeline_is_a_script_that_runs_the_container() {
+    require_root!();
+    let d = Docker::new();
+    let script = d.ok(&[
+        "run",
+        "--rm",
+        "--print-pipeline",
+        "-m",
+        "32m",
+        "busybox",
+        "echo",
+        "hello-from-the-script",
+    ]);
+    assert!(script.starts_with("#!/bin/sh"), "{script}");
+    for tool in ["ctrstate", "layerfs", "netbr", "cgctl", "nsrun"] {
+        assert!(
+            script.contains(&format!("{tool} --root")),
+            "no {tool} step: {script}"
+        );
+    }
+    assert!(
+        d.containers_dir_entries().is_empty(),
+        "printing the pipeline ran something"
+    );
+    let bin_dir = e2e::bin("mydocker").parent().unwrap().to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert_exit_code(&out, 0);
+    assert!(
+        stdout(&out).contains("hello-from-the-script"),
+        "{}",
+        stdout(&out)
+    );
+    // the script's own teardown left nothing for the guard to clean
+    assert!(
+        d.containers_dir_entries().is_empty(),
+        "{:?}",
+        d.containers_dir_entries()
+    );
+}
