@@ -531,3 +531,84 @@ fn print_pipeline_is_a_script_that_runs_the_container() {
         d.containers_dir_entries()
     );
 }
+
+#[test]
+fn a_killed_supervisor_leaves_nothing_rm_cannot_clean() {
+    require_root!();
+    let d = Docker::new();
+    let sup = |name: &str| -> i32 {
+        let id = d.inspect(name)["Id"].as_str().unwrap().to_string();
+        let state: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(d.root.path().join(format!("containers/{id}/state.json")))
+                .unwrap(),
+        )
+        .unwrap();
+        state["supervisorPid"].as_i64().unwrap() as i32
+    };
+    let kill9 = |pid: i32| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap()
+    };
+    // supervisor killed, container keeps running: ps still says Up, rm -f cleans
+    d.ok(&["run", "-d", "--name", "orphan", "busybox", "sleep", "1000"]);
+    kill9(sup("orphan"));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        d.ok(&["ps"]).contains("orphan"),
+        "a live container vanished from ps"
+    );
+    // supervisor killed, then the container dies: ps says it exited
+    d.ok(&["run", "-d", "--name", "orphan2", "busybox", "sleep", "1000"]);
+    let pid = d.inspect("orphan2")["State"]["Pid"].as_i64().unwrap() as i32;
+    kill9(sup("orphan2"));
+    kill9(pid);
+    let v = d.wait_status("orphan2", "exited");
+    assert_ne!(v["State"]["ExitCode"], 0);
+    assert!(!d.ok(&["ps"]).contains("orphan2"));
+    d.ok(&["rm", "-f", "orphan", "orphan2"]);
+    // the guard checks mounts and dirs; check cgroups and netns files here
+    for id in [&v["Id"]] {
+        let find = Command::new("find")
+            .args(["/sys/fs/cgroup", "-name", id.as_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(stdout(&find), "");
+    }
+    let netns = d.root.path().join("run/netns");
+    let left: Vec<_> = std::fs::read_dir(&netns)
+        .map(|r| r.filter_map(|e| e.ok()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "netns files left: {left:?}");
+}
+
+#[test]
+fn update_changes_the_limits_of_a_running_container() {
+    require_root!();
+    let d = Docker::new();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "upd",
+        "--network",
+        "none",
+        "-m",
+        "32m",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    d.ok(&["update", "-m", "64m", "upd"]);
+    let st: serde_json::Value =
+        serde_json::from_str(&d.ok(&["stats", "--no-stream", "--format", "json", "upd"])).unwrap();
+    assert!(
+        st["MemUsage"].as_str().unwrap().ends_with("/ 64MiB"),
+        "{st}"
+    );
+    let top = d.ok(&["top", "upd"]);
+    assert!(top.lines().any(|l| l.ends_with("sleep 100")), "{top}");
+    assert_exit_code(&d.run(&["update", "--cpus", "-1", "upd"]), 125);
+}
