@@ -240,6 +240,93 @@ pub fn exec(o: &Opts) -> crate::Result<Outcome> {
         proc_.cwd = c.clone();
     }
 
+    if o.detach {
+        return detach(o, &dir, &rec, proc_);
+    }
+    enter(o, &dir, &rec, proc_)
+}
+
+/// `-d`: a waiter process W does the rest and stays the parent of the exec'd
+/// process, reaping it. Otherwise it would be reparented to whatever is above
+/// nsrun, and a dying init waits until every process of its pid namespace
+/// has been reaped. W reports the pid (or the failure) and leaves the caller's
+/// stdio, so the caller sees EOF only when the exec'd process closes it.
+fn detach(o: &Opts, dir: &Dir, rec: &crate::state::Record, proc_: Proc) -> crate::Result<Outcome> {
+    let devnull = sys::open(Path::new("/dev/null"), libc::O_RDWR, 0)
+        .map_err(|e| io("open", Path::new("/dev/null"), e))?;
+    let (rd, wr) = pipe()?;
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let w = unsafe { libc::fork() };
+    if w < 0 {
+        return Err(ExecError::Setup(format!(
+            "fork: {}",
+            sys::errstr(&std::io::Error::last_os_error())
+        ))
+        .into());
+    }
+    if w == 0 {
+        drop(rd);
+        unsafe { libc::setsid() };
+        let res = enter(o, dir, rec, proc_);
+        let msg = match &res {
+            Ok(Outcome::Detached(p)) => format!("P{p}"),
+            Ok(Outcome::Exited(c)) => format!("X{c}"),
+            Err(e) => format!("E{}{e}", e.exit_code()),
+        };
+        unsafe {
+            libc::write(
+                wr.as_raw_fd(),
+                msg.as_ptr() as *const libc::c_void,
+                msg.len(),
+            )
+        };
+        drop(wr);
+        if let Ok(Outcome::Detached(p)) = res {
+            for n in 0..3 {
+                unsafe { libc::dup2(devnull.as_raw_fd(), n) };
+            }
+            unsafe { libc::waitpid(p, std::ptr::null_mut(), 0) };
+        }
+        unsafe { libc::_exit(0) };
+    }
+    drop(wr);
+    let mut report = String::new();
+    let _ = std::fs::File::from(rd).read_to_string(&mut report);
+    let (kind, rest) = report.split_at(report.len().min(1));
+    match kind {
+        "P" => Ok(Outcome::Detached(rest.parse().unwrap_or(0))),
+        "X" => Ok(Outcome::Exited(rest.parse().unwrap_or(1))),
+        "E" => {
+            let (code, msg) = rest.split_at(rest.len().min(1));
+            if code == "2" {
+                Err(ExecError::Usage(msg.to_string()).into())
+            } else {
+                Err(ExecError::Setup(msg.strip_prefix("nsrun: ").unwrap_or(msg).to_string()).into())
+            }
+        }
+        _ => Err(ExecError::Setup("exec: the detached waiter died".into()).into()),
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), ExecError> {
+    let mut pfd = [0; 2];
+    if unsafe { libc::pipe2(pfd.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(ExecError::Setup(format!(
+            "pipe: {}",
+            sys::errstr(&std::io::Error::last_os_error())
+        )));
+    }
+    Ok(unsafe { (OwnedFd::from_raw_fd(pfd[0]), OwnedFd::from_raw_fd(pfd[1])) })
+}
+
+/// Enters the container and runs the process: everything with side effects.
+fn enter(
+    o: &Opts,
+    dir: &Dir,
+    rec: &crate::state::Record,
+    mut proc_: Proc,
+) -> crate::Result<Outcome> {
+    let pid = rec.pid;
     let console = match &o.console_socket {
         Some(p) => Some(UnixStream::connect(p).map_err(|e| io("connect console socket", p, e))?),
         None => None,
@@ -267,9 +354,15 @@ pub fn exec(o: &Opts) -> crate::Result<Outcome> {
         }
         .into());
     }
+    // Opened now: the host's cgroupfs is out of reach once in the mount ns.
+    // The process is moved in before it runs anything; nsrun itself stays out.
+    let mut cg_files = Vec::new();
     for procs in cgroup_moves(pid)? {
-        std::fs::write(&procs, std::process::id().to_string())
-            .map_err(|e| io("join cgroup", &procs, e))?;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&procs)
+            .map_err(|e| io("open cgroup", &procs, e))?;
+        cg_files.push((procs, f));
     }
     // CVE-2019-5736: from here on nothing inside may open /proc/<us>/exe.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
@@ -298,15 +391,8 @@ pub fn exec(o: &Opts) -> crate::Result<Outcome> {
     }
     let pty = if o.tty { Some(tty::open_pty()?) } else { None };
 
-    let mut pfd = [0; 2];
-    if unsafe { libc::pipe2(pfd.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(ExecError::Setup(format!(
-            "pipe: {}",
-            sys::errstr(&std::io::Error::last_os_error())
-        ))
-        .into());
-    }
-    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(pfd[0]), OwnedFd::from_raw_fd(pfd[1])) };
+    let (rd, wr) = pipe()?;
+    let (go_r, go_w) = pipe()?;
     if !o.detach {
         tty::block_forwarded();
     }
@@ -321,14 +407,28 @@ pub fn exec(o: &Opts) -> crate::Result<Outcome> {
     }
     if child == 0 {
         drop(rd);
+        drop(go_w);
         child_main(
             &proc_,
             pty.as_ref().map(|p| &p.1),
             wr.as_raw_fd(),
+            go_r.as_raw_fd(),
             o.preserve_fds,
         );
     }
     drop(wr);
+    drop(go_r);
+    for (path, f) in &cg_files {
+        if let Err(e) = std::io::Write::write_all(&mut &*f, child.to_string().as_bytes()) {
+            unsafe {
+                libc::kill(child, libc::SIGKILL);
+                libc::waitpid(child, std::ptr::null_mut(), 0);
+            }
+            return Err(io("join cgroup", path, e).into());
+        }
+    }
+    unsafe { libc::write(go_w.as_raw_fd(), b"G".as_ptr() as *const libc::c_void, 1) };
+    drop(go_w);
     let master = pty.map(|(m, _s)| m);
     let mut report = Vec::new();
     let _ = std::fs::File::from(rd).read_to_end(&mut report);
@@ -358,7 +458,13 @@ pub fn exec(o: &Opts) -> crate::Result<Outcome> {
 
 /// The forked exec'd process. Setup failures are reported on `report` as
 /// code 1 + message; exec failures as 126/127 + message.
-fn child_main(p: &Proc, slave: Option<&OwnedFd>, report: libc::c_int, preserve_fds: u32) -> ! {
+fn child_main(
+    p: &Proc,
+    slave: Option<&OwnedFd>,
+    report: libc::c_int,
+    go: libc::c_int,
+    preserve_fds: u32,
+) -> ! {
     let fail = |code: u8, msg: String| -> ! {
         let mut m = vec![code];
         m.extend_from_slice(msg.as_bytes());
@@ -367,6 +473,11 @@ fn child_main(p: &Proc, slave: Option<&OwnedFd>, report: libc::c_int, preserve_f
             libc::_exit(code as libc::c_int);
         }
     };
+    // Wait until the parent has put us in the container's cgroups.
+    let mut b = [0u8; 1];
+    if unsafe { libc::read(go, b.as_mut_ptr() as *mut libc::c_void, 1) } != 1 {
+        unsafe { libc::_exit(1) };
+    }
     unsafe { libc::setsid() };
     if let Some(s) = slave {
         if let Err(e) = tty::attach_slave(s) {

@@ -570,11 +570,23 @@ fn exec_joins_the_namespaces_and_env() {
         stderr: Vec::new(),
     };
     let dpid = pid_of(&d);
-    // Its parent (nsrun exec) is gone: it is ours to reap, like the init.
-    b.pids.push(dpid);
+    // Its parent is nsrun's waiter (which reaps it), itself reparented to us
+    // (the subreaper) once `nsrun exec -d` returned.
+    let status = std::fs::read_to_string(format!("/proc/{dpid}/status")).unwrap();
+    let waiter: i32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(waiter, std::process::id() as i32);
+    b.pids.push(waiter);
     assert!(Path::new(&format!("/proc/{dpid}")).exists());
 
     assert_exit_code(&b.out(&["kill", &id, "KILL"]), 0);
+    // The init dies without us reaping anything: the waiter reaps its child.
+    wait_for("the init's death", || b.state(&id)["status"] == "stopped");
     b.reap(pid);
     let dead = b.exec(&id, &["true"]);
     assert_exit_code(&dead, 1);
