@@ -347,7 +347,7 @@ fn enter(
     let rootfd = sys::open(&root_path, libc::O_RDONLY | libc::O_DIRECTORY, 0)
         .map_err(|e| io("open container root", &root_path, e))?;
     // The pid must still be the container's init now that its files are open.
-    if dir.status(&rec) == Status::Stopped {
+    if dir.status(rec) == Status::Stopped {
         return Err(ExecError::NotRunning {
             id: o.id.clone(),
             status: "stopped",
