@@ -72,6 +72,15 @@ pub fn start(root: &Path, id: &str) -> crate::Result<()> {
         if n == 0 && got {
             break; // the init exec'd (or died trying: its status shows it)
         }
+        if n == 0 && !fifo.exists() {
+            // A concurrent `start` took the byte and removed the fifo.
+            return Err(ContainerError::WrongStatus {
+                id: id.into(),
+                status: "running".into(),
+                what: "already started",
+            }
+            .into());
+        }
         if !state::alive(&rec) {
             if got {
                 break;

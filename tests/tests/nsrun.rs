@@ -1181,3 +1181,28 @@ fn exec_joins_the_containers_cgroup() {
         stdout(&ex)
     );
 }
+
+#[test]
+fn concurrent_starts_release_the_init_once() {
+    require_root!();
+    let mut b = Bundle::new(&["sleep", "30"]);
+    let id = b.id();
+    let out = b.create_out(&id, &[]);
+    assert_exit_code(&out, 0);
+    let kids: Vec<_> = (0..2)
+        .map(|_| {
+            b.cmd(&["start", &id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut codes: Vec<i32> = kids
+        .into_iter()
+        .map(|mut k| k.wait().unwrap().code().unwrap())
+        .collect();
+    codes.sort();
+    assert_eq!(codes, vec![0, 1]);
+    assert_eq!(b.state(&id)["status"], "running");
+}
