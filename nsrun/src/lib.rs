@@ -41,9 +41,9 @@
 //!   `--user` takes numbers or names from the container's /etc/passwd and
 //!   /etc/group. `-t` copies between nsrun's stdio and a pty (raw mode when
 //!   stdin is a terminal); with `--console-socket` the master is sent there.
-//!   `-d` prints `{"pid":N}` (host pid) and returns: that process is then
-//!   reparented to the caller's subreaper, which must reap it (the init's
-//!   death waits until every process of its pid namespace is reaped).
+//!   `-d` prints `{"pid":N}` (host pid) and returns; a small nsrun waiter
+//!   process stays its parent and reaps it (the waiter itself is reparented
+//!   to the caller's subreaper or init when `exec -d` returns).
 //! - `list`: JSON array of state objects.
 //!
 //! Exit codes: 0 ok; 1 the operation failed (`nsrun: <step>: <error>` on
@@ -82,12 +82,19 @@
 //! capabilities, noNewPrivileges, cwd. I is non-dumpable until it execs, and
 //! every fd above stdio (and `--preserve-fds`) is close-on-exec at exec.
 //!
-//! `exec`: P opens /proc/PID/ns/* and /proc/PID/root, moves itself into the
-//! container's cgroups, turns non-dumpable (CVE-2019-5736: nothing inside can
-//! open /proc/P/exe), setns into each namespace (mount last), chroots into the
-//! container root, then forks the process, which finalizes like I and execs
-//! with every other fd closed (CVE-2024-21626) after checking its cwd is
-//! inside the container.
+//! `exec`: P opens /proc/PID/ns/*, /proc/PID/root and the cgroup.procs of
+//! each of the init's cgroups that differs from its own, turns non-dumpable
+//! (CVE-2019-5736: nothing inside can open /proc/P/exe), setns into each
+//! namespace (user first, mount last), chroots into the container root, then
+//! forks the process X. P writes X's pid into those cgroup.procs, then lets
+//! X go (a pipe): X finalizes like I and execs with every other fd closed
+//! (CVE-2024-21626) after checking its cwd is inside the container. X reports
+//! an exec failure (126/127) or setup failure on a close-on-exec pipe; EOF
+//! means the exec succeeded. P then waits for X (forwarding signals, copying
+//! the pty). With `-d`, P first forks a waiter W that does all of the above
+//! and stays X's parent (so X is always reaped: a dying init waits until every
+//! process of its pid namespace is reaped); W sends X's pid back to P, which
+//! prints it and exits.
 
 pub mod caps;
 pub mod config;
