@@ -189,9 +189,10 @@ fn wait_exit(ctx: &Ctx, rec: &Record, limit: Option<Duration>) -> Option<i32> {
         if matches!(cur.status, Status::Exited | Status::Dead) {
             return Some(cur.exit_code);
         }
-        let supervised = cur.supervisor_pid.is_some_and(|p| {
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(p as i32), None).is_ok()
-        });
+        // (a supervisor orphaned to a pid 1 that never reaps stays a zombie)
+        let supervised = cur
+            .supervisor_pid
+            .is_some_and(|p| ctrstate::procfs::stat(p).is_some_and(|st| st.state != 'Z'));
         if !supervised && !records::alive(cur.pid, cur.pid_start_time) {
             if cur.status == Status::Created && cur.pid == 0 {
                 // Never started: nothing to wait for.
