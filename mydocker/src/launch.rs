@@ -318,6 +318,12 @@ impl Drop for Undo<'_> {
 /// keeping its writable layer and record. Idempotent; errors are returned
 /// together so the caller can report them after trying every step.
 pub fn stop_teardown(ctx: &Ctx, id: &str) -> Vec<Error> {
+    release(ctx, id, "umount")
+}
+
+/// The stop teardown, ending with `layerfs umount` (keep the writable layer)
+/// or `layerfs remove` (drop it too).
+fn release(ctx: &Ctx, id: &str, rootfs_step: &str) -> Vec<Error> {
     let mut errs = vec![];
     if let Err(e) = ctx.nsrun().args(["delete", "--force", id]).output() {
         errs.push(e);
@@ -336,7 +342,7 @@ pub fn stop_teardown(ctx: &Ctx, id: &str) -> Vec<Error> {
     }
     for call in [
         ctx.cgctl().args(["delete", "--force", &ctx.cgroup(id)]),
-        ctx.layerfs().args(["umount", id]),
+        ctx.layerfs().args([rootfs_step, id]),
     ] {
         if let Err(e) = call.output() {
             errs.push(e);
@@ -345,28 +351,17 @@ pub fn stop_teardown(ctx: &Ctx, id: &str) -> Vec<Error> {
     errs
 }
 
-/// Removes everything of a container: the stop teardown, its writable
-/// layer, and its record.
+/// Removes everything of a container: what it holds, its writable layer
+/// (`layerfs remove` unmounts too), then its record.
 pub fn remove_teardown(ctx: &Ctx, id: &str) -> Vec<Error> {
-    let errs = stop_teardown(ctx, id);
+    let errs = release(ctx, id, "remove");
     if !errs.is_empty() {
         return errs;
     }
-    remove_stopped(ctx, id)
-}
-
-/// The last of a container whose stop teardown is done: its writable layer,
-/// then its record (which `ctrstate rm` refuses while anything is mounted).
-pub fn remove_stopped(ctx: &Ctx, id: &str) -> Vec<Error> {
-    for call in [
-        ctx.layerfs().args(["remove", id]),
-        ctx.ctrstate().args(["rm", "--force", id]),
-    ] {
-        if let Err(e) = call.output() {
-            return vec![e];
-        }
+    match ctx.ctrstate().args(["rm", "--force", id]).output() {
+        Ok(_) => vec![],
+        Err(e) => vec![e],
     }
-    vec![]
 }
 
 /// The JSON patch that marks a container running.

@@ -236,7 +236,21 @@ pub fn finish(ctx: &Ctx, id: &str, cfg: &RunConfig, code: i32) {
             .json()
             .map(|s| s["memory"]["oomKillCount"].as_u64().unwrap_or(0) > 0)
             .unwrap_or(false);
+    if cfg.auto_remove {
+        // --rm: straight to removal; the record outlives it only on failure.
+        let errs = launch::remove_teardown(ctx, id);
+        launch::remove_anonymous_volumes(ctx, cfg);
+        if errs.is_empty() {
+            return;
+        }
+        record_exit(ctx, id, code, oom, &errs);
+        return;
+    }
     let errs = launch::stop_teardown(ctx, id);
+    record_exit(ctx, id, code, oom, &errs);
+}
+
+fn record_exit(ctx: &Ctx, id: &str, code: i32, oom: bool, errs: &[crate::error::Error]) {
     let patch = json!({
         "status": "exited",
         "exitCode": code,
@@ -250,10 +264,6 @@ pub fn finish(ctx: &Ctx, id: &str, cfg: &RunConfig, code: i32) {
         .args(["update", id])
         .stdin_json(&patch)
         .output();
-    if cfg.auto_remove && errs.is_empty() {
-        let _ = launch::remove_stopped(ctx, id);
-        launch::remove_anonymous_volumes(ctx, cfg);
-    }
 }
 
 /// Reaps every exited child; returns the container's code if it was one.
