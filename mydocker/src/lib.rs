@@ -32,6 +32,7 @@ pub mod spec;
 pub mod stats;
 pub mod supervise;
 pub mod tools;
+pub mod trim;
 pub mod volumes;
 
 use cli::{Cli, Cmd};

@@ -143,6 +143,7 @@ fn detached_supervisor(ctx: &Ctx, id: &str, cfg: &RunConfig, report: OwnedFd) ->
         Ok(l) => {
             let _ = report.write_all(b"ok");
             drop(report);
+            crate::trim::trim_resident();
             supervise::supervise(ctx, id, cfg, l, sfd, None);
             0
         }
