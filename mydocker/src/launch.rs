@@ -50,6 +50,36 @@ pub fn launch(ctx: &Ctx, id: &str, cfg: &RunConfig) -> Result<Launched> {
 }
 
 fn launch_steps(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result<Launched> {
+    // 6: the cgroup with its limits, before any process exists. It needs
+    // nothing from steps 2-5, so it runs beside them.
+    let resources = if cfg.resources.is_null() {
+        json!({})
+    } else {
+        cfg.resources.clone()
+    };
+    let cgroup = ctx
+        .cgctl()
+        .arg("create")
+        .arg(ctx.cgroup(id))
+        .stdin_json(&resources);
+    undo.cgroup = true;
+    let cgroup = cgroup.spawn()?;
+    let prepared = prepare(ctx, id, cfg, undo);
+    // Waited for even when a step failed, so the undo never races it.
+    let cgroup = cgroup.finish();
+    let p = prepared?;
+    cgroup?;
+    start(ctx, id, cfg, undo, p)
+}
+
+/// What steps 2-5 made: the pieces of the container's config.
+struct Prepared {
+    config: serde_json::Value,
+    network: serde_json::Value,
+}
+
+/// Steps 2-5 and the config: rootfs, volumes, network, /etc files, user.
+fn prepare(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result<Prepared> {
     let dir = ctx.container_dir(id);
     // 2: the overlay rootfs.
     undo.mounted = true;
@@ -89,19 +119,6 @@ fn launch_steps(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result
     let host_network = network::parse_mode(&cfg.network) == network::Mode::Host;
     let files = spec::write_etc_files(&dir, &hostname, ip.as_deref())?;
     let ids = spec::resolve_user(&rootfs, &cfg.user)?;
-    // 6: the cgroup with its limits, before any process exists.
-    undo.cgroup = true;
-    let resources = if cfg.resources.is_null() {
-        json!({})
-    } else {
-        cfg.resources.clone()
-    };
-    ctx.cgctl()
-        .arg("create")
-        .arg(ctx.cgroup(id))
-        .stdin_json(&resources)
-        .output()?;
-    // 7: config.json, then nsrun create with the container's stdio.
     let config = spec::build(&spec::SpecInput {
         cfg,
         rootfs: &rootfs,
@@ -112,8 +129,15 @@ fn launch_steps(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result
         host_network,
         extra_mounts,
     });
+    Ok(Prepared { config, network })
+}
+
+/// Steps 7-9: config.json, `nsrun create` with the container's stdio, the
+/// cgroup attach, the record, `nsrun start`.
+fn start(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo, p: Prepared) -> Result<Launched> {
+    let dir = ctx.container_dir(id);
     let cfg_path = dir.join("config.json");
-    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&config).unwrap())
+    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&p.config).unwrap())
         .step(|| format!("write {}", cfg_path.display()))?;
 
     let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC).step(|| "pipe".into())?;
@@ -173,23 +197,27 @@ fn launch_steps(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result
             stderr: err_r,
         },
     };
-    // 8: the init is limited before it runs anything of the user's.
-    ctx.cgctl()
+    // 8: the init is limited before it runs anything of the user's. The
+    // record says running (with the pid) before the command runs too, so
+    // `ps` is right the moment run returns and a crash leaves a pid to check.
+    let attach = ctx
+        .cgctl()
         .arg("attach")
         .arg(ctx.cgroup(id))
-        .arg(pid.to_string())
-        .output()?;
-    // The record says running (with the pid) before the command runs, so
-    // `ps` is right the moment run returns and a crash leaves a pid to check.
-    ctx.ctrstate()
+        .arg(pid.to_string());
+    let record = ctx
+        .ctrstate()
         .args(["update", id])
         .stdin_json(&running_patch(
             pid,
-            &network,
+            &p.network,
             &cfg.ports,
             &volumes::docker_mounts(ctx, &cfg.mounts),
-        ))
-        .output()?;
+        ));
+    let (attach, record) = (attach.spawn()?, record.spawn());
+    let attached = attach.finish();
+    record?.finish()?;
+    attached?;
     // 9: the init execs the user's command.
     ctx.nsrun().arg("start").arg(id).output()?;
     Ok(Launched { pid, io })
@@ -324,10 +352,15 @@ pub fn stop_teardown(ctx: &Ctx, id: &str) -> Vec<Error> {
 /// The stop teardown, ending with `layerfs umount` (keep the writable layer)
 /// or `layerfs remove` (drop it too).
 fn release(ctx: &Ctx, id: &str, rootfs_step: &str) -> Vec<Error> {
+    // The container is dead: these undo steps are independent of each
+    // other, so they run side by side (the network's two run in order).
+    let calls = [
+        ctx.nsrun().args(["delete", "--force", id]),
+        ctx.cgctl().args(["delete", "--force", &ctx.cgroup(id)]),
+        ctx.layerfs().args([rootfs_step, id]),
+    ];
     let mut errs = vec![];
-    if let Err(e) = ctx.nsrun().args(["delete", "--force", id]).output() {
-        errs.push(e);
-    }
+    let running: Vec<_> = calls.iter().map(|c| c.spawn()).collect();
     // The network it was attached to is in its stored config.
     let net = crate::records::peek(ctx, id)
         .and_then(|r| {
@@ -340,11 +373,8 @@ fn release(ctx: &Ctx, id: &str, rootfs_step: &str) -> Vec<Error> {
     if let network::Mode::Named(name) = network::parse_mode(&net) {
         errs.extend(network::detach(ctx, id, &name));
     }
-    for call in [
-        ctx.cgctl().args(["delete", "--force", &ctx.cgroup(id)]),
-        ctx.layerfs().args([rootfs_step, id]),
-    ] {
-        if let Err(e) = call.output() {
+    for r in running {
+        if let Err(e) = r.and_then(|r| r.finish()) {
             errs.push(e);
         }
     }

@@ -98,6 +98,12 @@ impl Call {
 
     /// Runs the call to completion and returns its stdout.
     pub fn output(&self) -> Result<String> {
+        self.spawn()?.finish()
+    }
+
+    /// Starts the call; `Running::finish` waits for it. Independent steps
+    /// of the pipeline run side by side this way.
+    pub fn spawn(&self) -> Result<Running<'_>> {
         if debug_enabled() {
             eprintln!("mydocker: + {}", self.shell());
         }
@@ -117,28 +123,11 @@ impl Call {
             // A tool that fails early may not read its input: not our error.
             let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
         }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| self.error(e.to_string()))?;
-        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if debug_enabled() {
-            let ms = started.elapsed().as_secs_f64() * 1000.0;
-            eprintln!("mydocker:   -> ({ms:.1} ms) {stdout}");
-        }
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            let line = err
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("failed");
-            // Tools print "tool: message"; keep only the message.
-            let msg = line
-                .strip_prefix(&format!("{}: ", self.tool))
-                .unwrap_or(line);
-            return Err(self.error(msg.to_string()));
-        }
-        Ok(stdout)
+        Ok(Running {
+            call: self,
+            child,
+            started,
+        })
     }
 
     fn error(&self, msg: String) -> Error {
@@ -166,5 +155,43 @@ pub fn shell_quote(s: &str) -> String {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// A started tool call.
+pub struct Running<'a> {
+    call: &'a Call,
+    child: std::process::Child,
+    started: std::time::Instant,
+}
+
+impl Running<'_> {
+    /// Waits for the call; its stdout, or an error naming the tool, its step
+    /// and the last line it printed on stderr.
+    pub fn finish(self) -> Result<String> {
+        let call = self.call;
+        let out = self
+            .child
+            .wait_with_output()
+            .map_err(|e| call.error(e.to_string()))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if debug_enabled() {
+            let ms = self.started.elapsed().as_secs_f64() * 1000.0;
+            eprintln!("mydocker:   -> ({ms:.1} ms) {} {stdout}", call.tool);
+        }
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let line = err
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("failed");
+            // Tools print "tool: message"; keep only the message.
+            let msg = line
+                .strip_prefix(&format!("{}: ", call.tool))
+                .unwrap_or(line);
+            return Err(call.error(msg.to_string()));
+        }
+        Ok(stdout)
     }
 }
