@@ -172,7 +172,7 @@ fn settle(ctx: &Ctx, rec: &Record, guess: i32) -> Result<()> {
         return Ok(());
     }
     let _ = launch::stop_teardown(ctx, &rec.id);
-    let patch = json!({"status": "exited", "exitCode": guess, "finishedAt": ctrstate::time::now_rfc3339(), "pid": 0});
+    let patch = json!({"status": "exited", "network": null, "exitCode": guess, "finishedAt": ctrstate::time::now_rfc3339(), "pid": 0});
     ctx.ctrstate()
         .args(["update", &rec.id])
         .stdin_json(&patch)

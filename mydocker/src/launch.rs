@@ -361,18 +361,11 @@ fn release(ctx: &Ctx, id: &str, rootfs_step: &str) -> Vec<Error> {
     ];
     let mut errs = vec![];
     let running: Vec<_> = calls.iter().map(|c| c.spawn()).collect();
-    // The network it was attached to is in its stored config.
-    let net = crate::records::peek(ctx, id)
-        .and_then(|r| {
-            r.config
-                .get("network")
-                .and_then(|n| n.as_str())
-                .map(String::from)
-        })
+    // The networks it is attached to are in its record.
+    let settings = crate::records::peek(ctx, id)
+        .map(|r| r.network)
         .unwrap_or_default();
-    if let network::Mode::Named(name) = network::parse_mode(&net) {
-        errs.extend(network::detach(ctx, id, &name));
-    }
+    errs.extend(network::detach_all(ctx, id, &settings));
     for r in running {
         if let Err(e) = r.and_then(|r| r.finish()) {
             errs.push(e);

@@ -125,17 +125,7 @@ pub fn attach(ctx: &Ctx, id: &str, network: &str, ports: &[Port]) -> Result<Atta
             return Err(e);
         }
     };
-    let addr = res["ips"][0]["address"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let (ip, prefix) = addr.split_once('/').unwrap_or((&addr, ""));
-    let gateway = res["ips"][0]["gateway"].as_str().unwrap_or_default();
-    let mac = res["interfaces"]
-        .as_array()
-        .and_then(|i| i.iter().find(|x| x["sandbox"].is_string()))
-        .and_then(|x| x["mac"].as_str())
-        .unwrap_or("");
+    let (ip, entry) = endpoint(&res, "eth0");
     let mut port_map = serde_json::Map::new();
     for p in ports {
         port_map.insert(
@@ -144,9 +134,9 @@ pub fn attach(ctx: &Ctx, id: &str, network: &str, ports: &[Port]) -> Result<Atta
         );
     }
     let settings = json!({
-        "Networks": {network: {"IPAddress": ip, "IPPrefixLen": prefix.parse::<u32>().unwrap_or(0), "Gateway": gateway, "MacAddress": mac}},
-        "IPAddress": ip, "Gateway": gateway, "MacAddress": mac, "Ports": port_map,
+        "IPAddress": ip, "Gateway": entry["Gateway"], "MacAddress": entry["MacAddress"], "Ports": port_map,
         "SandboxKey": netns,
+        "Networks": {network: entry},
     });
     Ok(Attached {
         netns,
@@ -157,28 +147,62 @@ pub fn attach(ctx: &Ctx, id: &str, network: &str, ports: &[Port]) -> Result<Atta
 
 /// Undo of `attach`: CNI DEL and the netns file. Idempotent.
 pub fn detach(ctx: &Ctx, id: &str, network: &str) -> Vec<Error> {
-    let netns = ctx.run.join("netns").join(id);
+    let mut errs: Vec<Error> = disconnect(ctx, id, network, "eth0")
+        .err()
+        .into_iter()
+        .collect();
+    errs.extend(netns_del(ctx, id).err());
+    errs
+}
+
+/// Detaches a container from every network its record lists (the one it
+/// ran with and any `network connect`ed since), then drops its netns file.
+pub fn detach_all(ctx: &Ctx, id: &str, settings: &Value) -> Vec<Error> {
     let mut errs = vec![];
-    if let Err(e) = ctx
+    for (name, n) in settings["Networks"].as_object().into_iter().flatten() {
+        let ifname = n["IfName"].as_str().unwrap_or("eth0");
+        errs.extend(disconnect(ctx, id, name, ifname).err());
+    }
+    errs.extend(netns_del(ctx, id).err());
+    errs
+}
+
+/// CNI DEL of one interface; a network removed under us has nothing left to undo.
+fn disconnect(ctx: &Ctx, id: &str, network: &str, ifname: &str) -> Result<()> {
+    let netns = ctx.run.join("netns").join(id);
+    match ctx
         .netbr()
-        .args(["disconnect", network, id, "--netns"])
+        .args(["disconnect", network, id, "--ifname", ifname, "--netns"])
         .arg(&netns)
         .output()
     {
-        // A network removed under us has nothing left to undo.
-        if !e.to_string().contains("not found") {
-            errs.push(e);
-        }
+        Err(e) if !e.to_string().contains("not found") => Err(e),
+        _ => Ok(()),
     }
-    if let Err(e) = ctx
-        .netbr()
+}
+
+fn netns_del(ctx: &Ctx, id: &str) -> Result<()> {
+    ctx.netbr()
         .args(["netns", "del", id, "--dir"])
         .arg(ctx.run.join("netns"))
         .output()
-    {
-        errs.push(e);
-    }
-    errs
+        .map(|_| ())
+}
+
+/// docker's entry for one network in NetworkSettings.Networks, from a CNI result.
+fn endpoint(res: &Value, ifname: &str) -> (String, Value) {
+    let addr = res["ips"][0]["address"].as_str().unwrap_or_default();
+    let (ip, prefix) = addr.split_once('/').unwrap_or((addr, ""));
+    let gateway = res["ips"][0]["gateway"].as_str().unwrap_or_default();
+    let mac = res["interfaces"]
+        .as_array()
+        .and_then(|i| i.iter().find(|x| x["sandbox"].is_string()))
+        .and_then(|x| x["mac"].as_str())
+        .unwrap_or("");
+    (
+        ip.to_string(),
+        json!({"IPAddress": ip, "IPPrefixLen": prefix.parse::<u32>().unwrap_or(0), "Gateway": gateway, "MacAddress": mac, "IfName": ifname}),
+    )
 }
 
 /// Makes sure the named network exists; the default one is created on first use.
@@ -378,25 +402,51 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
                     rec.id
                 ));
             }
-            let n = rec.network["Networks"]
+            let nets = rec.network["Networks"]
                 .as_object()
-                .map(|m| m.len())
-                .unwrap_or(0);
-            ctx.netbr()
+                .cloned()
+                .unwrap_or_default();
+            if nets.contains_key(network) {
+                return fail(format!(
+                    "endpoint with name {} already exists in network {network}",
+                    rec.name
+                ));
+            }
+            // The first eth<N> no attached network uses.
+            let used: Vec<&str> = nets.values().filter_map(|n| n["IfName"].as_str()).collect();
+            let ifname = (0..)
+                .map(|n| format!("eth{n}"))
+                .find(|i| !used.contains(&i.as_str()))
+                .unwrap();
+            let res = ctx
+                .netbr()
                 .args(["connect", network, &rec.id, "--netns"])
                 .arg(&netns)
-                .args(["--ifname", &format!("eth{n}")])
-                .output()
+                .args(["--ifname", &ifname])
+                .json()
                 .map_err(plain)?;
+            let (_, entry) = endpoint(&res, &ifname);
+            let patch = json!({"network": {"Networks": {network: entry}}});
+            ctx.ctrstate()
+                .args(["update", &rec.id])
+                .stdin_json(&patch)
+                .output()?;
         }
         N::Disconnect { network, container } => {
             let rec = crate::records::get(ctx, container)?;
-            let netns = ctx.run.join("netns").join(&rec.id);
-            ctx.netbr()
-                .args(["disconnect", network, &rec.id, "--netns"])
-                .arg(&netns)
-                .output()
-                .map_err(plain)?;
+            let Some(entry) = rec.network["Networks"].get(network) else {
+                return fail(format!(
+                    "container {} is not connected to network {network}",
+                    rec.id
+                ));
+            };
+            let ifname = entry["IfName"].as_str().unwrap_or("eth0").to_string();
+            disconnect(ctx, &rec.id, network, &ifname).map_err(plain)?;
+            let patch = json!({"network": {"Networks": {network: null}}});
+            ctx.ctrstate()
+                .args(["update", &rec.id])
+                .stdin_json(&patch)
+                .output()?;
         }
     }
     Ok(0)

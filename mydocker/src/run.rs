@@ -167,6 +167,11 @@ pub fn start(ctx: &Ctx, refs: &[String], attach: bool) -> Result<i32> {
             .map_err(|e| Error::Daemon(format!("container {r}: bad stored config: {e}")))?;
         // Whatever a crashed supervisor left behind goes before we start again.
         let _ = launch::stop_teardown(ctx, &rec.id);
+        let _ = ctx
+            .ctrstate()
+            .args(["update", &rec.id])
+            .stdin_json(&json!({"network": null}))
+            .output();
         if attach {
             code = run_foreground(ctx, &rec.id, &cfg, cfg.open_stdin, false)?;
         } else {

@@ -7,23 +7,8 @@ use crate::runconfig::RunConfig;
 use serde_json::{json, Value};
 use std::path::Path;
 
-/// docker's default capability set.
-pub const DEFAULT_CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+/// docker's default capability set (nsrun's list: one source for both).
+pub use nsrun::caps::DOCKER_DEFAULT as DEFAULT_CAPS;
 
 const MASKED: [&str; 10] = [
     "/proc/asound",

@@ -253,6 +253,8 @@ pub fn finish(ctx: &Ctx, id: &str, cfg: &RunConfig, code: i32) {
 fn record_exit(ctx: &Ctx, id: &str, code: i32, oom: bool, errs: &[crate::error::Error]) {
     let patch = json!({
         "status": "exited",
+        // The stop teardown detached it from its networks (docker clears these too).
+        "network": null,
         "exitCode": code,
         "finishedAt": ctrstate::time::now_rfc3339(),
         "pid": 0,

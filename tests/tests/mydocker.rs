@@ -612,3 +612,66 @@ fn update_changes_the_limits_of_a_running_container() {
     assert!(top.lines().any(|l| l.ends_with("sleep 100")), "{top}");
     assert_exit_code(&d.run(&["update", "--cpus", "-1", "upd"]), 125);
 }
+
+#[test]
+fn logs_tail_and_timestamps() {
+    require_root!();
+    let d = Docker::new();
+    d.ok(&[
+        "run",
+        "--name",
+        "talker",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one; echo two; echo three >&2",
+    ]);
+    let out = d.run(&["logs", "talker"]);
+    assert_eq!(stdout(&out), "one\ntwo\n");
+    assert_eq!(stderr(&out), "three\n");
+    let out = d.run(&["logs", "--tail", "1", "talker"]);
+    assert_eq!(stdout(&out) + &stderr(&out), "three\n");
+    let ts = d.ok(&["logs", "-t", "--tail", "2", "talker"]);
+    let first = ts.lines().next().unwrap();
+    assert!(
+        first.starts_with("20") && first.contains('T') && first.ends_with("Z two"),
+        "{first}"
+    );
+    assert_exit_code(&d.run(&["logs", "--tail", "x", "talker"]), 1);
+    assert_exit_code(&d.run(&["logs", "nosuchcontainer"]), 1);
+}
+
+#[test]
+fn network_connect_adds_an_interface_to_a_running_container() {
+    require_root!();
+    let d = Docker::new();
+    let (a, b) = (e2e::unique("na"), e2e::unique("nb"));
+    d.ok(&["network", "create", "--subnet", &test_subnet(3), &a]);
+    d.ok(&["network", "create", "--subnet", &test_subnet(4), &b]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "multi",
+        "--network",
+        &a,
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    d.ok(&["network", "connect", &b, "multi"]);
+    let links = d.ok(&["exec", "multi", "ip", "-o", "-4", "addr"]);
+    assert!(links.contains("eth1"), "{links}");
+    let prefix_b = &test_subnet(4)[..test_subnet(4).len() - 4];
+    assert!(links.contains(prefix_b), "{links}");
+    d.ok(&["network", "disconnect", &b, "multi"]);
+    assert!(!d
+        .ok(&["exec", "multi", "ip", "-o", "-4", "addr"])
+        .contains("eth1"));
+    let inspect = d.ok(&["network", "inspect", &a]);
+    assert!(inspect.contains(&test_subnet(3)), "{inspect}");
+    d.ok(&["rm", "-f", "multi"]);
+    d.ok(&["network", "rm", &a, &b]);
+}
