@@ -5,7 +5,7 @@ use crate::mount::{self, MountError};
 use crate::pack::{self, PackError};
 use serde::Serialize;
 use std::fs::File;
-use std::io::{self, BufWriter};
+use std::io;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -32,9 +32,12 @@ pub struct Exported {
     pub size: u64,
 }
 
-/// Writes the merged rootfs of container `id` to `out` (atomically). A
-/// rootfs that is not mounted is mounted for the export and unmounted after.
-pub fn export(layout: &Layout, id: &str, out: &Path) -> Result<Exported, ExportError> {
+/// Writes the merged rootfs of container `id` to `out`: a temp file in the
+/// same dir renamed into place, so `out` is whole or absent. Like `docker
+/// export`, the data is not fsynced unless `sync` (then the file and its
+/// dir are). A rootfs that is not mounted is mounted for the export and
+/// unmounted after.
+pub fn export(layout: &Layout, id: &str, out: &Path, sync: bool) -> Result<Exported, ExportError> {
     mount::check_id(id)?;
     let dir = layout.container(id);
     let rec = mount::read_record(&dir).map_err(|_| ExportError::NoContainer(id.into()))?;
@@ -43,7 +46,7 @@ pub fn export(layout: &Layout, id: &str, out: &Path) -> Result<Exported, ExportE
     if !was_mounted {
         mount::mount_rootfs(layout, &rec.image, id)?;
     }
-    let res = write(&rootfs, out);
+    let res = write(&rootfs, out, sync);
     if !was_mounted {
         mount::umount_rootfs(layout, id)?;
     }
@@ -55,7 +58,7 @@ pub fn export(layout: &Layout, id: &str, out: &Path) -> Result<Exported, ExportE
     })
 }
 
-fn write(rootfs: &Path, out: &Path) -> Result<u64, ExportError> {
+fn write(rootfs: &Path, out: &Path, sync: bool) -> Result<u64, ExportError> {
     let io_err = |step, source| ExportError::Io {
         step,
         path: out.to_path_buf(),
@@ -72,13 +75,17 @@ fn write(rootfs: &Path, out: &Path) -> Result<u64, ExportError> {
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     let res = (|| {
         let f = File::create(&tmp).map_err(|e| io_err("create", e))?;
-        let w = pack::pack(rootfs, BufWriter::with_capacity(1 << 20, f), false)?;
-        let f = w
-            .into_inner()
-            .map_err(|e| io_err("write", e.into_error()))?;
-        f.sync_all().map_err(|e| io_err("fsync", e))?;
+        let f = pack::pack_file(rootfs, f, false)?;
+        if sync {
+            f.sync_all().map_err(|e| io_err("fsync", e))?;
+        }
         let size = f.metadata().map_err(|e| io_err("stat", e))?.len();
         std::fs::rename(&tmp, out).map_err(|e| io_err("rename", e))?;
+        if sync {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io_err("fsync dir of", e))?;
+        }
         Ok(size)
     })();
     if res.is_err() {

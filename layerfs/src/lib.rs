@@ -41,8 +41,10 @@
 //!   `{"id","tag"?,"layer"}`. The container may be mounted or not.
 //! - `import FILE [NAME:TAG] [--change-json PATCH]`: a flat rootfs tarball
 //!   (plain or gzip) as a one-layer image; prints `{"id","tag"?,"layer"}`.
-//! - `export ID -o FILE`: the merged rootfs as one tar (mounted for the
-//!   export when not mounted); prints `{"id","output","size"}`.
+//! - `export ID -o FILE [--sync]`: the merged rootfs as one tar (mounted
+//!   for the export when not mounted), written to a temp file renamed onto
+//!   FILE; not fsynced (as `docker export`) unless `--sync`; prints
+//!   `{"id","output","size"}`.
 //! - `history IMAGE`: `[{"created","createdBy","comment","emptyLayer","layer","size"}]`,
 //!   newest first.
 //! - `save IMAGE... -o FILE`: a `docker save` tarball (`manifest.json`,

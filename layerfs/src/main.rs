@@ -59,6 +59,9 @@ enum Cmd {
         id: String,
         #[arg(short, long)]
         output: PathBuf,
+        /// fsync the output (and its dir) before returning.
+        #[arg(long)]
+        sync: bool,
     },
     /// Write images as a `docker save` tarball.
     Save {
@@ -164,7 +167,7 @@ fn run(cli: Cli) -> Result<serde_json::Value, Error> {
             let change = change_json.map(|c| read_change(&c)).transpose()?;
             json(commit::import(&layout, &file, tag.as_deref(), change)?)
         }
-        Cmd::Export { id, output } => json(export::export(&layout, &id, &output)?),
+        Cmd::Export { id, output, sync } => json(export::export(&layout, &id, &output, sync)?),
         Cmd::Save { images, output } => json(save::save(&layout, &images, &output)?),
         Cmd::Volume(v) => match v {
             VolumeCmd::Create { name } => json(volume::create(&layout, name.as_deref())?),

@@ -1,12 +1,21 @@
 //! A directory tree into a tar stream: a container's upper dir as a layer
 //! (overlay whiteouts back to `.wh.` entries) or a flattened rootfs.
+//!
+//! The walk holds a dir fd per level and names entries relative to it
+//! (one path component per lookup, one stat per entry), takes entry types
+//! from readdir, and copies file contents without a trip through user
+//! space when the output is a file (`pack_file`: sendfile).
 
+use nix::dir::{Dir, Type};
+use nix::errno::Errno;
+use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
+use nix::sys::stat::{fstat, fstatat, FileStat, Mode};
 use std::collections::HashMap;
-use std::ffi::CString;
-use std::fs::{File, Metadata};
-use std::io::{self, Write};
+use std::ffi::{CStr, CString, OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,97 +35,387 @@ type Result<T> = std::result::Result<T, PackError>;
 /// overlay upper dir: 0/0 char devices become `.wh.NAME` and an opaque dir
 /// gets a `.wh..wh..opq` entry.
 pub fn pack<W: Write>(dir: &Path, out: W, upper: bool) -> Result<W> {
+    let sink = Stream {
+        w: out,
+        buf: vec![0; 256 * 1024],
+    };
+    Ok(run(dir, sink, upper)?.w)
+}
+
+/// `pack` into a file, written through a 1 MiB buffer with file contents
+/// sent by the kernel (sendfile) instead of read and written back. Does
+/// not fsync: that is the caller's choice.
+pub fn pack_file(dir: &Path, out: File, upper: bool) -> Result<File> {
+    let sink = FileSink {
+        f: out,
+        buf: Vec::with_capacity(BUF),
+        sendfile: true,
+    };
+    let mut s = run(dir, sink, upper)?;
+    s.flush().map_err(|e| io_err("write", dir, e))?;
+    Ok(s.f)
+}
+
+fn run<S: Sink>(dir: &Path, sink: S, upper: bool) -> Result<S> {
+    let root = open_dir(None, dir.as_os_str()).map_err(|e| io_err("open", dir, e.into()))?;
     let mut p = Packer {
-        b: tar::Builder::new(out),
+        b: tar::Builder::new(sink),
         upper,
         links: HashMap::new(),
     };
-    p.walk(dir, Path::new(""))?;
+    let mut path = dir.to_path_buf();
+    let mut rel = PathBuf::new();
+    p.walk(root, &mut path, &mut rel)?;
     p.b.into_inner()
         .map_err(|e| io_err("finish tar for", dir, e))
 }
 
-struct Packer<W: Write> {
-    b: tar::Builder<W>,
+/// Where the tar goes: a writer that can also take a file's content.
+trait Sink: Write {
+    /// Appends exactly `len` bytes of `f` from its current offset: zeros
+    /// stand in for bytes a shrinking file no longer has, bytes past `len`
+    /// of a growing one are left out (the header already says `len`).
+    fn file(&mut self, f: &File, len: u64) -> io::Result<()>;
+}
+
+/// Any writer: contents go through one reused buffer.
+struct Stream<W> {
+    w: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> Write for Stream<W> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.w.write(b)
+    }
+    fn write_all(&mut self, b: &[u8]) -> io::Result<()> {
+        self.w.write_all(b)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
+}
+
+impl<W: Write> Sink for Stream<W> {
+    fn file(&mut self, mut f: &File, len: u64) -> io::Result<()> {
+        let mut left = len;
+        while left > 0 {
+            let want = left.min(self.buf.len() as u64) as usize;
+            let n = match f.read(&mut self.buf[..want]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.w.write_all(&self.buf[..n])?;
+            left -= n as u64;
+        }
+        zeros(&mut self.w, left)
+    }
+}
+
+const BUF: usize = 1 << 20;
+/// Files up to this size are read into the buffer (one read); larger ones
+/// are sent by the kernel after a flush.
+const SMALL: u64 = 64 * 1024;
+
+/// A file written through a buffer, contents sent with sendfile.
+struct FileSink {
+    f: File,
+    buf: Vec<u8>,
+    /// Cleared when the kernel refuses sendfile for these files.
+    sendfile: bool,
+}
+
+impl FileSink {
+    fn drain(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.f.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Reads up to `len` bytes of `f` into the buffer's tail; the count.
+    fn read_in(&mut self, mut f: &File, len: u64) -> io::Result<u64> {
+        let start = self.buf.len();
+        let end = start + len as usize;
+        self.buf.resize(end, 0);
+        let mut at = start;
+        while at < end {
+            match f.read(&mut self.buf[at..end]) {
+                Ok(0) => break,
+                Ok(n) => at += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.buf.truncate(start);
+                    return Err(e);
+                }
+            }
+        }
+        self.buf.truncate(at);
+        Ok((at - start) as u64)
+    }
+}
+
+impl Write for FileSink {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        if self.buf.len() + b.len() > BUF {
+            self.drain()?;
+        }
+        if b.len() >= BUF {
+            return self.f.write(b);
+        }
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.drain()?;
+        self.f.flush()
+    }
+}
+
+impl Sink for FileSink {
+    fn file(&mut self, f: &File, len: u64) -> io::Result<()> {
+        let mut left = len;
+        if len <= SMALL || !self.sendfile {
+            while left > 0 {
+                if self.buf.len() as u64 + left.min(SMALL) > BUF as u64 {
+                    self.drain()?;
+                }
+                let n = self.read_in(f, left.min(BUF as u64 / 2))?;
+                if n == 0 {
+                    break;
+                }
+                left -= n;
+            }
+            return zeros(self, left);
+        }
+        self.drain()?;
+        while left > 0 {
+            let chunk = left.min(1 << 30) as usize;
+            // SAFETY: two valid fds; a null offset uses and moves f's position.
+            let n = unsafe {
+                libc::sendfile(
+                    self.f.as_raw_fd(),
+                    f.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    chunk,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    // Nothing was sent yet: read and write this one instead.
+                    Some(libc::EINVAL) | Some(libc::ENOSYS) if left == len => {
+                        self.sendfile = false;
+                        return self.file(f, len);
+                    }
+                    _ => return Err(e),
+                }
+            }
+            if n == 0 {
+                break;
+            }
+            left -= n as u64;
+        }
+        zeros(self, left)
+    }
+}
+
+fn zeros<W: Write + ?Sized>(w: &mut W, mut n: u64) -> io::Result<()> {
+    let z = [0u8; 4096];
+    while n > 0 {
+        let k = n.min(z.len() as u64) as usize;
+        w.write_all(&z[..k])?;
+        n -= k as u64;
+    }
+    Ok(())
+}
+
+struct Packer<S: Sink> {
+    b: tar::Builder<S>,
     upper: bool,
     /// (dev, ino) of files with several links -> the first path written.
     links: HashMap<(u64, u64), PathBuf>,
 }
 
-impl<W: Write> Packer<W> {
-    fn walk(&mut self, dir: &Path, rel: &Path) -> Result<()> {
-        let mut names: Vec<_> = std::fs::read_dir(dir)
-            .map_err(|e| io_err("read dir", dir, e))?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<io::Result<_>>()
-            .map_err(|e| io_err("read dir", dir, e))?;
-        names.sort();
-        for name in names {
-            let path = dir.join(&name);
-            let rel = rel.join(&name);
-            let m = std::fs::symlink_metadata(&path).map_err(|e| io_err("stat", &path, e))?;
-            let ft = m.file_type();
-            if self.upper && ft.is_char_device() && m.rdev() == 0 {
-                let wh = rel.with_file_name(format!(".wh.{}", name.to_string_lossy()));
-                self.empty_file(&wh)?;
-                continue;
+/// A file or dir opened for packing, or a name to stat (anything else).
+enum Opened {
+    Fd(OwnedFd, FileStat),
+    Other(FileStat),
+}
+
+impl<S: Sink> Packer<S> {
+    /// Packs the children of the dir open as `dirfd`, at `path` (for
+    /// messages and path-only calls) and `rel` in the tar. Both paths are
+    /// extended and restored per child.
+    fn walk(&mut self, dirfd: OwnedFd, path: &mut PathBuf, rel: &mut PathBuf) -> Result<()> {
+        let mut names: Vec<(OsString, Option<Type>)> = {
+            let mut d = Dir::openat(
+                dirfd.as_fd(),
+                ".",
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| io_err("read dir", path, e.into()))?;
+            let mut v = Vec::new();
+            for e in d.iter() {
+                let e = e.map_err(|e| io_err("read dir", path, e.into()))?;
+                let n = e.file_name().to_bytes();
+                if n == b"." || n == b".." {
+                    continue;
+                }
+                v.push((OsStr::from_bytes(n).to_os_string(), e.file_type()));
             }
-            let mut h = header(&m);
-            self.xattrs(&path)?;
-            if ft.is_dir() {
+            v
+        };
+        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (name, kind) in names {
+            path.push(&name);
+            rel.push(&name);
+            let res = self.entry(dirfd.as_fd(), &name, kind, path, rel);
+            path.pop();
+            rel.pop();
+            res?;
+        }
+        Ok(())
+    }
+
+    fn entry(
+        &mut self,
+        dirfd: BorrowedFd,
+        name: &OsStr,
+        kind: Option<Type>,
+        path: &mut PathBuf,
+        rel: &mut PathBuf,
+    ) -> Result<()> {
+        let opened = self.open(dirfd, name, kind, path)?;
+        let st = match &opened {
+            Opened::Fd(_, st) | Opened::Other(st) => *st,
+        };
+        let fmt = st.st_mode & libc::S_IFMT;
+        if self.upper && fmt == libc::S_IFCHR && st.st_rdev == 0 {
+            let wh = rel.with_file_name(format!(".wh.{}", name.to_string_lossy()));
+            return self.empty_file(&wh);
+        }
+        let mut h = header(&st);
+        match &opened {
+            Opened::Fd(fd, _) => self.xattrs(Xattrs::Fd(fd.as_fd()), path)?,
+            Opened::Other(_) => {
+                let p = CString::new(path.as_os_str().as_bytes())
+                    .map_err(|e| io_err("listxattr", path, io::Error::other(e)))?;
+                self.xattrs(Xattrs::Path(&p), path)?
+            }
+        }
+        let write_err = |e| io_err("write", path, e);
+        match (fmt, opened) {
+            (libc::S_IFDIR, Opened::Fd(fd, _)) => {
                 h.set_entry_type(tar::EntryType::Directory);
                 self.b
-                    .append_data(&mut h, &rel, io::empty())
-                    .map_err(|e| io_err("write", &path, e))?;
-                if self.upper && getxattr(&path, "trusted.overlay.opaque").as_deref() == Some(b"y")
+                    .append_data(&mut h, &*rel, io::empty())
+                    .map_err(write_err)?;
+                if self.upper
+                    && fgetxattr(fd.as_fd(), c"trusted.overlay.opaque").as_deref() == Some(b"y")
                 {
                     self.empty_file(&rel.join(".wh..wh..opq"))?;
                 }
-                self.walk(&path, &rel)?;
-            } else if ft.is_file() {
-                if m.nlink() > 1 {
-                    if let Some(first) = self.links.get(&(m.dev(), m.ino())) {
+                self.walk(fd, path, rel)?;
+            }
+            (libc::S_IFREG, Opened::Fd(fd, st)) => {
+                if st.st_nlink > 1 {
+                    let key = (st.st_dev, st.st_ino);
+                    if let Some(first) = self.links.get(&key) {
                         h.set_entry_type(tar::EntryType::Link);
                         let first = first.clone();
-                        self.b
-                            .append_link(&mut h, &rel, &first)
-                            .map_err(|e| io_err("write", &path, e))?;
-                        continue;
+                        return self.b.append_link(&mut h, &*rel, &first).map_err(write_err);
                     }
-                    self.links.insert((m.dev(), m.ino()), rel.clone());
+                    self.links.insert(key, rel.clone());
                 }
+                let len = st.st_size.max(0) as u64;
                 h.set_entry_type(tar::EntryType::Regular);
-                h.set_size(m.len());
-                let f = File::open(&path).map_err(|e| io_err("open", &path, e))?;
+                h.set_size(len);
+                // The header (and any long-name entry) alone: no data is
+                // copied from an empty reader, so no padding either.
                 self.b
-                    .append_data(&mut h, &rel, f)
-                    .map_err(|e| io_err("write", &path, e))?;
-            } else if ft.is_symlink() {
-                let target = std::fs::read_link(&path).map_err(|e| io_err("readlink", &path, e))?;
+                    .append_data(&mut h, &*rel, io::empty())
+                    .map_err(write_err)?;
+                let f = File::from(fd);
+                let s = self.b.get_mut();
+                s.file(&f, len).map_err(|e| io_err("copy", path, e))?;
+                pad(s, len).map_err(write_err)?;
+            }
+            (libc::S_IFLNK, _) => {
+                let target =
+                    readlinkat(dirfd, name).map_err(|e| io_err("readlink", path, e.into()))?;
                 h.set_entry_type(tar::EntryType::Symlink);
                 self.b
-                    .append_link(&mut h, &rel, &target)
-                    .map_err(|e| io_err("write", &path, e))?;
-            } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
-                let kind = if ft.is_fifo() {
-                    tar::EntryType::Fifo
-                } else if ft.is_char_device() {
-                    tar::EntryType::Char
-                } else {
-                    tar::EntryType::Block
+                    .append_link(&mut h, &*rel, &target)
+                    .map_err(write_err)?;
+            }
+            (libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO, _) => {
+                let kind = match fmt {
+                    libc::S_IFIFO => tar::EntryType::Fifo,
+                    libc::S_IFCHR => tar::EntryType::Char,
+                    _ => tar::EntryType::Block,
                 };
                 h.set_entry_type(kind);
-                if !ft.is_fifo() {
-                    let _ = h.set_device_major(libc::major(m.rdev()));
-                    let _ = h.set_device_minor(libc::minor(m.rdev()));
+                if fmt != libc::S_IFIFO {
+                    let _ = h.set_device_major(libc::major(st.st_rdev));
+                    let _ = h.set_device_minor(libc::minor(st.st_rdev));
                 }
                 self.b
-                    .append_data(&mut h, &rel, io::empty())
-                    .map_err(|e| io_err("write", &path, e))?;
+                    .append_data(&mut h, &*rel, io::empty())
+                    .map_err(write_err)?;
             }
             // Sockets are not content: skipped, as docker does.
+            _ => {}
         }
         Ok(())
+    }
+
+    /// Files and dirs are opened (their stat, xattrs and content come from
+    /// the fd); anything else is only stat'ed. Never follows a symlink.
+    fn open(
+        &self,
+        dirfd: BorrowedFd,
+        name: &OsStr,
+        kind: Option<Type>,
+        path: &Path,
+    ) -> Result<Opened> {
+        let flags = match kind {
+            Some(Type::File) => OFlag::O_RDONLY,
+            Some(Type::Directory) => OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+            _ => {
+                let st = fstatat(dirfd, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .map_err(|e| io_err("stat", path, e.into()))?;
+                match st.st_mode & libc::S_IFMT {
+                    libc::S_IFREG => OFlag::O_RDONLY,
+                    libc::S_IFDIR => OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+                    _ => return Ok(Opened::Other(st)),
+                }
+            }
+        };
+        // O_NONBLOCK: a fifo swapped in since readdir must not block the open.
+        let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+        match openat(dirfd, name, flags, Mode::empty()) {
+            Ok(fd) => {
+                let st = fstat(&fd).map_err(|e| io_err("stat", path, e.into()))?;
+                match st.st_mode & libc::S_IFMT {
+                    libc::S_IFREG | libc::S_IFDIR => Ok(Opened::Fd(fd, st)),
+                    _ => Ok(Opened::Other(st)),
+                }
+            }
+            // Replaced since readdir by a symlink (or not a dir any more):
+            // packed as whatever it is now.
+            Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => {
+                let st = fstatat(dirfd, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .map_err(|e| io_err("stat", path, e.into()))?;
+                Ok(Opened::Other(st))
+            }
+            Err(e) => Err(io_err("open", path, e.into())),
+        }
     }
 
     fn empty_file(&mut self, rel: &Path) -> Result<()> {
@@ -132,15 +431,19 @@ impl<W: Write> Packer<W> {
 
     /// PAX `SCHILY.xattr.*` records for the next entry (overlay's own
     /// `trusted.overlay.*` attributes are not content and stay behind).
-    fn xattrs(&mut self, path: &Path) -> Result<()> {
-        let names = listxattr(path).map_err(|e| io_err("listxattr", path, e))?;
+    fn xattrs(&mut self, at: Xattrs, path: &Path) -> Result<()> {
+        let names = listxattr(at).map_err(|e| io_err("listxattr", path, e))?;
+        if names.is_empty() {
+            return Ok(());
+        }
         let mut recs: Vec<(String, Vec<u8>)> = Vec::new();
-        for n in names {
-            if n.starts_with("trusted.overlay.") {
+        for n in names.split(|b| *b == 0).filter(|s| !s.is_empty()) {
+            if n.starts_with(b"trusted.overlay.") {
                 continue;
             }
-            if let Some(v) = getxattr(path, &n) {
-                recs.push((format!("SCHILY.xattr.{n}"), v));
+            let Ok(c) = CString::new(n) else { continue };
+            if let Some(v) = getxattr_at(at, &c) {
+                recs.push((format!("SCHILY.xattr.{}", String::from_utf8_lossy(n)), v));
             }
         }
         if !recs.is_empty() {
@@ -152,49 +455,76 @@ impl<W: Write> Packer<W> {
     }
 }
 
-fn header(m: &Metadata) -> tar::Header {
+/// Zeros after `len` bytes of content, up to the next 512-byte block.
+fn pad<W: Write>(w: &mut W, len: u64) -> io::Result<()> {
+    let rem = (512 - len % 512) % 512;
+    w.write_all(&[0u8; 512][..rem as usize])
+}
+
+fn header(st: &FileStat) -> tar::Header {
     let mut h = tar::Header::new_gnu();
-    h.set_mode(m.mode() & 0o7777);
-    h.set_uid(m.uid() as u64);
-    h.set_gid(m.gid() as u64);
-    h.set_mtime(m.mtime().max(0) as u64);
+    h.set_mode(st.st_mode & 0o7777);
+    h.set_uid(st.st_uid as u64);
+    h.set_gid(st.st_gid as u64);
+    h.set_mtime(st.st_mtime.max(0) as u64);
     h.set_size(0);
     h
 }
 
-fn listxattr(path: &Path) -> io::Result<Vec<String>> {
-    let p = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    let mut buf = vec![0u8; 4096];
+/// What xattr calls act on: an open fd, or a path (not followed).
+#[derive(Clone, Copy)]
+enum Xattrs<'a> {
+    Fd(BorrowedFd<'a>),
+    Path(&'a CStr),
+}
+
+/// The NUL-separated names of the xattrs of `at`; empty when the
+/// filesystem has none.
+fn listxattr(at: Xattrs) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 1024];
     loop {
-        // SAFETY: valid C path and buffer.
-        let n = unsafe { libc::llistxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        // SAFETY: valid fd or C path, and a buffer of the given length.
+        let n = unsafe {
+            match at {
+                Xattrs::Fd(fd) => {
+                    libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len())
+                }
+                Xattrs::Path(p) => libc::llistxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()),
+            }
+        };
         if n >= 0 {
             buf.truncate(n as usize);
-            break;
+            return Ok(buf);
         }
         let e = io::Error::last_os_error();
         match e.raw_os_error() {
-            Some(libc::ERANGE) => buf.resize(buf.len() * 4, 0),
+            Some(libc::ERANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
             Some(libc::ENOTSUP) => return Ok(vec![]),
             _ => return Err(e),
         }
     }
-    Ok(buf
-        .split(|b| *b == 0)
-        .filter(|s| !s.is_empty())
-        .map(|s| String::from_utf8_lossy(s).into_owned())
-        .collect())
 }
 
-/// One xattr of `path` (not following a symlink), None when absent.
-pub fn getxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-    let p = CString::new(path.as_os_str().as_bytes()).ok()?;
-    let n = CString::new(name).ok()?;
+fn getxattr_at(at: Xattrs, name: &CStr) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; 256];
     loop {
-        // SAFETY: valid C strings and buffer.
-        let r =
-            unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        // SAFETY: valid fd or C path, C name, and a buffer of the given length.
+        let r = unsafe {
+            match at {
+                Xattrs::Fd(fd) => libc::fgetxattr(
+                    fd.as_raw_fd(),
+                    name.as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                ),
+                Xattrs::Path(p) => libc::lgetxattr(
+                    p.as_ptr(),
+                    name.as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                ),
+            }
+        };
         if r >= 0 {
             buf.truncate(r as usize);
             return Some(buf);
@@ -204,6 +534,25 @@ pub fn getxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
             continue;
         }
         return None;
+    }
+}
+
+fn fgetxattr(fd: BorrowedFd, name: &CStr) -> Option<Vec<u8>> {
+    getxattr_at(Xattrs::Fd(fd), name)
+}
+
+/// One xattr of `path` (not following a symlink), None when absent.
+pub fn getxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let p = CString::new(path.as_os_str().as_bytes()).ok()?;
+    let n = CString::new(name).ok()?;
+    getxattr_at(Xattrs::Path(&p), &n)
+}
+
+fn open_dir(dirfd: Option<BorrowedFd>, name: &OsStr) -> nix::Result<OwnedFd> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    match dirfd {
+        Some(fd) => openat(fd, name, flags | OFlag::O_NOFOLLOW, Mode::empty()),
+        None => nix::fcntl::open(name, flags, Mode::empty()),
     }
 }
 

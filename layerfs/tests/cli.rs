@@ -878,6 +878,83 @@ fn export_then_import_round_trips_the_rootfs() {
 }
 
 #[test]
+fn export_keeps_metadata_long_names_and_large_files() {
+    e2e::require_root!();
+    let s = Store::new();
+    let tmp = TempDir::new("lfst");
+    let src = tmp.path().join("rich.tar");
+    let mut suid = Layer::header("bin/suid", tar::EntryType::Regular, 0o4755, 2);
+    suid.set_uid(1000);
+    suid.set_gid(1001);
+    suid.set_cksum();
+    let mut null = Layer::header("dev/null", tar::EntryType::Char, 0o666, 0);
+    null.set_device_major(1).unwrap();
+    null.set_device_minor(3).unwrap();
+    null.set_cksum();
+    // Past the 64 KiB that go through the buffer: sent by the kernel.
+    let big: Vec<u8> = (0..300_001u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    let long = format!("deep/{}/file", "n".repeat(120));
+    let l = Layer::new()
+        .dir("bin")
+        .custom(suid, b"#!")
+        .hardlink("bin/same", "bin/suid")
+        .symlink("bin/sh", "/bin/suid")
+        .dir("dev")
+        .custom(null, b"")
+        .pax(&[("SCHILY.xattr.user.test", b"v1")])
+        .file("x", b"x")
+        .file("big", &big)
+        .file(&long, b"long")
+        .bytes();
+    docker_save(&src, "rich:1", &[l], None, &["sh"]);
+    s.ok(&["load", "-i", src.to_str().unwrap()]);
+    let id = e2e::unique("cx");
+    s.ok(&["mount", "rich:1", &id]);
+    let out = tmp.path().join("out.tar");
+    let exported = s.ok(&["export", &id, "-o", out.to_str().unwrap(), "--sync"]);
+    let size = std::fs::metadata(&out).unwrap().len();
+    assert_eq!(exported["size"].as_u64(), Some(size));
+    assert_eq!(size % 512, 0, "a tar is whole blocks");
+    // No temp file left beside the output.
+    assert_eq!(names(tmp.path()), vec!["out.tar", "rich.tar"]);
+
+    let imp = s.ok(&["import", out.to_str().unwrap(), "back:1"]);
+    let d = s
+        .root()
+        .join("layers/sha256")
+        .join(&imp["layer"].as_str().unwrap()[7..]);
+    assert_eq!(std::fs::read(d.join("big")).unwrap(), big);
+    assert_eq!(std::fs::read(d.join(&long)).unwrap(), b"long");
+    let m = std::fs::metadata(d.join("bin/suid")).unwrap();
+    assert_eq!(
+        (m.uid(), m.gid(), m.permissions().mode() & 0o7777),
+        (1000, 1001, 0o4755)
+    );
+    assert_eq!(m.mtime(), 1_000_000);
+    assert_eq!(
+        std::fs::metadata(d.join("bin/same")).unwrap().ino(),
+        m.ino(),
+        "hardlink kept"
+    );
+    assert_eq!(
+        std::fs::read_link(d.join("bin/sh")).unwrap(),
+        Path::new("/bin/suid")
+    );
+    assert_eq!(
+        std::fs::metadata(d.join("dev/null")).unwrap().rdev(),
+        libc::makedev(1, 3)
+    );
+    assert_eq!(
+        getxattr(&d.join("x"), "user.test").as_deref(),
+        Some(&b"v1"[..])
+    );
+    // The same tree gives the same bytes.
+    let again = tmp.path().join("again.tar");
+    s.ok(&["export", &id, "-o", again.to_str().unwrap()]);
+    assert!(std::fs::read(&again).unwrap() == std::fs::read(&out).unwrap());
+}
+
+#[test]
 fn save_then_load_gives_the_same_ids() {
     e2e::require_root!();
     let s = Store::new();
