@@ -16,6 +16,13 @@
 //! removed. One `iptables-save` and at most one `iptables-restore --noflush`
 //! per operation, under flock on `/run/mydocker/iptables.lock` (fixed: the
 //! rules are machine-wide whatever `MYDOCKER_RUN` says).
+//!
+//! Lifetimes: the network's rules (MASQUERADE of the subnet and of
+//! localhost, the FORWARD accepts) are put in by the first ADD and stay until
+//! `netbr rm` ([`del_network`]); a container's rules (DNAT and hairpin per
+//! port mapping) live from its ADD to its DEL. [`crate::marks`] remembers what
+//! is in place, so an ADD or DEL without port mappings on a network whose
+//! rules are in runs no iptables command at all.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -391,7 +398,8 @@ fn plan_add(t: &Tables, net: &Net, id: &str, ip: Ipv4Addr, maps: &[Mapping]) -> 
     (nat, filter)
 }
 
-/// Installs the network's rules (if missing) and the container's (replacing old ones).
+/// Installs the network's rules (if missing) and the container's (replacing
+/// old ones).
 pub fn add(net: &Net, id: &str, ip: Ipv4Addr, maps: &[Mapping]) -> Result<()> {
     let _l = lock()?;
     let t = load()?;
@@ -405,38 +413,71 @@ pub fn add(net: &Net, id: &str, ip: Ipv4Addr, maps: &[Mapping]) -> Result<()> {
 
 /// Which rules to delete.
 pub enum Scope<'a> {
-    /// One container's rules; the network's too when `last` says so
-    /// (asked under the lock, so a concurrent ADD cannot slip between).
-    Container {
-        id: &'a str,
-        last: &'a mut dyn FnMut() -> bool,
+    /// One container's rules.
+    Container { id: &'a str },
+    /// Everything of the network: its rules and its containers'. With the
+    /// bridge and subnet known, only the rules of that bridge and subnet
+    /// (network names are per `--root`, so another root's network of the
+    /// same name keeps its rules); without, every rule carrying its name.
+    Network {
+        bridge: Option<&'a str>,
+        subnet: Option<&'a str>,
     },
-    /// Everything of the network.
-    Network,
 }
 
-fn plan_del(t: &Tables, net: &str, scope: &mut Scope) -> (Edit, Edit) {
+/// The container address a per-container rule points at: DNAT's
+/// `--to-destination IP:PORT` or the hairpin's `-s IP/32`.
+fn ctr_ip(rule: &str) -> Option<Ipv4Addr> {
+    let mut it = rule.split_whitespace();
+    while let Some(w) = it.next() {
+        match w {
+            "--to-destination" => return it.next()?.split(':').next()?.parse().ok(),
+            "-s" => {
+                if let Some(ip) = it.next().and_then(|a| a.strip_suffix("/32")) {
+                    return ip.parse().ok();
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn plan_del(t: &Tables, net: &str, scope: &Scope) -> (Edit, Edit) {
     let ntag = net_tag(net);
     let prefix = format!("{ntag}:");
     let mut edits = [Edit::default(), Edit::default()];
     let tabs = [&t.nat, &t.filter];
-    let mut is_ours: Box<dyn FnMut(&str) -> bool> = match scope {
-        Scope::Network => Box::new(|c: &str| c == ntag || c.starts_with(&prefix)),
-        Scope::Container { id, last } => {
-            let ctag = ctr_tag(net, id);
-            // Only ask about the network when it has rules at all.
-            let net_rules = tabs.iter().any(|tab| {
-                tab.rules
-                    .iter()
-                    .any(|r| comment_of(r) == Some(ntag.as_str()))
-            });
-            let drop_net = net_rules && last();
-            Box::new(move |c: &str| c == ctag || (drop_net && c == ntag))
+    let sub = match scope {
+        Scope::Network {
+            subnet: Some(s), ..
+        } => ipam::bitmap::Subnet::parse(s),
+        _ => None,
+    };
+    let is_ours = |r: &str| -> bool {
+        let Some(c) = comment_of(r) else {
+            return false;
+        };
+        match scope {
+            Scope::Container { id } => c == ctr_tag(net, id),
+            Scope::Network { bridge, subnet } => {
+                let net_rule = c == ntag;
+                let ctr_rule = c.starts_with(&prefix);
+                let (Some(bridge), Some(subnet), Some(sub)) = (bridge, subnet, sub) else {
+                    return net_rule || ctr_rule;
+                };
+                let padded = format!("{r} ");
+                (net_rule
+                    && (padded.contains(&format!(" -s {subnet} "))
+                        || padded.contains(&format!(" -o {bridge} "))
+                        || padded.contains(&format!(" -i {bridge} "))))
+                    || (ctr_rule && ctr_ip(r).is_some_and(|ip| sub.contains(ip)))
+            }
         }
     };
     for (tab, edit) in tabs.iter().zip(edits.iter_mut()) {
         for r in &tab.rules {
-            if comment_of(r).is_some_and(&mut is_ours) {
+            if is_ours(r) {
                 edit.remove(r);
             }
         }
@@ -447,16 +488,35 @@ fn plan_del(t: &Tables, net: &str, scope: &mut Scope) -> (Edit, Edit) {
     (nat, filter)
 }
 
-/// Deletes rules per `scope`; nothing to delete is success.
-pub fn del(net: &str, mut scope: Scope) -> Result<()> {
+/// Deletes rules per `scope`; returns whether there were any. Nothing to
+/// delete is success.
+fn del(net: &str, scope: Scope) -> Result<bool> {
     let _l = lock()?;
     let t = load()?;
-    let (nat, filter) = plan_del(&t, net, &mut scope);
+    let (nat, filter) = plan_del(&t, net, &scope);
     let b = batch(nat, filter);
     if b.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
-    restore(&b)
+    restore(&b)?;
+    Ok(true)
+}
+
+/// Deletes a container's rules (DEL).
+pub fn del_container(net: &str, id: &str) -> Result<()> {
+    del(net, Scope::Container { id }).map(|_| ())
+}
+
+/// Deletes the rules of a network, and of its containers, on `bridge` with
+/// `subnet` (`netbr rm`). Returns whether there were any.
+pub fn del_network(net: &str, bridge: &str, subnet: &str) -> Result<bool> {
+    del(
+        net,
+        Scope::Network {
+            bridge: Some(bridge),
+            subnet: Some(subnet),
+        },
+    )
 }
 
 /// The rules (nat and filter) carrying this network's or container's comment.
@@ -554,49 +614,72 @@ COMMIT\n*filter\n:FORWARD ACCEPT [0:0]\n";
     }
 
     #[test]
-    fn del_container_keeps_network_rules_unless_last() {
+    fn del_container_keeps_network_rules() {
         let t = parse_save(SAVE);
-        let mut no = || false;
-        let (nat, _) = plan_del(
-            &t,
-            "n",
-            &mut Scope::Container {
-                id: "c1",
-                last: &mut no,
-            },
-        );
+        let (nat, _) = plan_del(&t, "n", &Scope::Container { id: "c1" });
         let b = batch(nat, Edit::default());
         assert!(b.contains("-D MYDOCKER -p tcp"));
-        assert!(!b.contains("mydocker:n -j MASQUERADE"));
+        assert!(b.contains("-D MYDOCKER-POSTROUTING -s 10.5.0.2/32"));
+        assert!(!b.contains("mydocker:n -j MASQUERADE"), "{b}");
         assert!(b.contains("-X MYDOCKER\n") && !b.contains("-X MYDOCKER-POSTROUTING"));
+    }
 
-        let mut yes = || true;
-        let (nat, _) = plan_del(
-            &t,
-            "n",
-            &mut Scope::Container {
-                id: "c1",
-                last: &mut yes,
-            },
-        );
+    #[test]
+    fn del_network_takes_only_its_bridge_and_subnet() {
+        // Network "n" of another root: bridge br9, subnet 10.9.0.0/24, one container.
+        let other = "-A MYDOCKER-POSTROUTING -s 10.9.0.0/24 ! -d 10.9.0.0/24 -m comment --comment mydocker:n -j MASQUERADE\n\
+-A MYDOCKER -p tcp -m tcp --dport 9090 -m comment --comment mydocker:n:c9 -j DNAT --to-destination 10.9.0.2:80\n\
+COMMIT\n";
+        let t = parse_save(&SAVE.replace("COMMIT\n*filter", &format!("{other}*filter")));
+        let scope = Scope::Network {
+            bridge: Some("br0"),
+            subnet: Some("10.5.0.0/24"),
+        };
+        let (nat, _) = plan_del(&t, "n", &scope);
         let b = batch(nat, Edit::default());
-        assert!(b.contains("-D MYDOCKER-POSTROUTING -s 10.5.0.0/24"));
-        assert!(b.contains("-D POSTROUTING -m comment --comment mydocker -j MYDOCKER-POSTROUTING"));
-        assert!(b.contains("-X MYDOCKER-POSTROUTING"));
+        for gone in [
+            "-s 10.5.0.0/24 ! -d",
+            "-s 127.0.0.0/8 -o br0",
+            "--dport 8080",
+            "-s 10.5.0.2/32",
+        ] {
+            assert!(b.contains(gone), "{gone} not deleted:\n{b}");
+        }
+        assert!(
+            !b.contains("10.9.0."),
+            "the other network's rules stay:\n{b}"
+        );
+        assert!(!b.contains("-X "), "chains still in use stay:\n{b}");
+        // By name alone: everything tagged n.
+        let all = Scope::Network {
+            bridge: None,
+            subnet: None,
+        };
+        let (nat, _) = plan_del(&t, "n", &all);
+        let b = batch(nat, Edit::default());
+        assert!(
+            b.contains("10.9.0.2:80") && b.contains("-X MYDOCKER-POSTROUTING"),
+            "{b}"
+        );
+    }
+
+    #[test]
+    fn ctr_ip_reads_dnat_and_hairpin() {
+        assert_eq!(
+            ctr_ip("-A MYDOCKER -p tcp -m tcp --dport 1 -j DNAT --to-destination 10.1.2.3:80"),
+            "10.1.2.3".parse().ok()
+        );
+        assert_eq!(
+            ctr_ip("-A P -s 10.1.2.4/32 -d 10.1.2.4/32 -j MASQUERADE"),
+            "10.1.2.4".parse().ok()
+        );
+        assert_eq!(ctr_ip("-A P -s 10.1.2.0/24 -j MASQUERADE"), None);
     }
 
     #[test]
     fn del_of_nothing_is_empty() {
         let t = parse_save("*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n");
-        let mut yes = || true;
-        let (nat, filter) = plan_del(
-            &t,
-            "n",
-            &mut Scope::Container {
-                id: "x",
-                last: &mut yes,
-            },
-        );
+        let (nat, filter) = plan_del(&t, "n", &Scope::Container { id: "x" });
         assert!(batch(nat, filter).is_empty());
     }
 }

@@ -25,13 +25,19 @@
 //!   creates the veth pair with the host end `veth<8 hex of sha256(id:ifname)>`
 //!   on the bridge and the peer created directly in CNI_NETNS as CNI_IFNAME;
 //!   inside: the address, lo up, the ipam routes (default route via the
-//!   gateway); then the iptables rules (see [`iptables`]). Any failure after
+//!   gateway); then the iptables rules (see [`iptables`]): the network's
+//!   (MASQUERADE, FORWARD) on the first ADD of the bridge, the container's
+//!   DNAT/hairpin per port mapping. An ADD without port mappings on a network
+//!   whose rules are in place runs no iptables command: the bridge's alias
+//!   says they are (see [`marks`]). Any failure after
 //!   the address was allocated undoes the veth and the allocation. Prints a CNI
 //!   result: interfaces `[bridge, host veth, container if (sandbox = netns path)]`,
 //!   `ips` (interface 2), `routes`, `dns`.
 //! - DEL: deletes the host veth (its peer goes with it), runs ipam DEL, deletes
-//!   the container's rules, and the network's rules when the bridge has no
-//!   port left. Never deletes the bridge. Gone already is success.
+//!   the container's rules (no iptables command when its veth's alias says
+//!   it had none). The
+//!   network's rules and the bridge stay: they belong to the network and go
+//!   with `netbr rm NAME`. Gone already is success.
 //! - CHECK: bridge up, host veth on it, ipam CHECK, container if up with the
 //!   prevResult addresses, default route, one DNAT rule per port mapping.
 //! - VERSION: supported versions.
@@ -60,8 +66,13 @@
 //!   `{"name","subnet","gateway","bridge"}`.
 //! - `netbr rm NAME [--force]`: refuses while addresses are allocated (unless
 //!   `--force`: then the containers' rules go too); else deletes
-//!   the network's rules, the bridge, the ipam state and the conflist. Prints
-//!   `{"name","removed":true}` (`false` when there was nothing).
+//!   the network's rules (those of its bridge and subnet only: another
+//!   `--root` may have a network of the same name), the bridge, the ipam
+//!   state and the conflist. Prints `{"name","removed":true}` (`false` when
+//!   there was nothing). A network used only through raw CNI configs (no
+//!   conflist) has its rules removed too, found by the bridge alias naming
+//!   it (`mydocker-rules NAME SUBNET ..`, see [`marks`]), and the alias
+//!   cleared; its bridge and ipam state are the caller's to remove.
 //! - `netbr ls`: `[{"name","subnet","gateway","bridge"}]`.
 //! - `netbr inspect NAME`: the summary plus `allocations` `[{"ip","id","ifname"}]`
 //!   and `config` (the conflist).
@@ -75,6 +86,7 @@
 //! one line `netbr: message` on stderr.
 
 pub mod iptables;
+pub mod marks;
 pub mod netlink;
 pub mod netns;
 pub mod network;

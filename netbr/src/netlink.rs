@@ -53,6 +53,8 @@ pub struct Link {
     pub mtu: Option<u32>,
     pub mac: String,
     pub kind: Option<String>,
+    /// `IFLA_IFALIAS` (see [`crate::marks`]).
+    pub alias: Option<String>,
 }
 
 pub struct Netlink {
@@ -149,6 +151,7 @@ impl Netlink {
                 LinkAttribute::Controller(c) => l.master = Some(c),
                 LinkAttribute::Mtu(m) => l.mtu = Some(m),
                 LinkAttribute::Address(b) => l.mac = mac_string(&b),
+                LinkAttribute::IfAlias(a) => l.alias = Some(a).filter(|a| !a.is_empty()),
                 LinkAttribute::LinkInfo(infos) => {
                     for i in infos {
                         if let LinkInfo::Kind(k) = i {
@@ -275,6 +278,19 @@ impl Netlink {
         m.header.change_mask = LinkFlags::Up;
         self.request(
             &format!("set link {index} up"),
+            RouteNetlinkMessage::SetLink(m),
+            NLM_F_ACK,
+        )?;
+        Ok(())
+    }
+
+    /// Sets the link's alias; an empty one removes it.
+    pub fn set_alias(&mut self, index: u32, alias: &str) -> Result<()> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        m.attributes.push(LinkAttribute::IfAlias(alias.into()));
+        self.request(
+            &format!("set alias of link {index}"),
             RouteNetlinkMessage::SetLink(m),
             NLM_F_ACK,
         )?;

@@ -12,7 +12,8 @@ use ipam::bitmap::Subnet;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::iptables::{self, Scope};
+use crate::iptables;
+use crate::marks;
 use crate::netlink::{self, Netlink};
 use crate::plugin::{self, Env, PortMapping};
 
@@ -299,7 +300,20 @@ pub fn rm(root: &Path, name: &str, force: bool) -> Result<Value> {
     let _l = lock(root)?;
     let path = conf_path(root, name);
     if !path.exists() {
-        return Ok(json!({"name": name, "removed": false}));
+        // A network used through raw CNI configs: its rules, found by the
+        // bridge aliases naming it (crate::marks), are all there is to remove.
+        let mut nl = Netlink::open()?;
+        let mut removed = false;
+        for l in nl.links()? {
+            let Some((net, subnet)) = l.alias.as_deref().and_then(marks::parse_net) else {
+                continue;
+            };
+            if net == name {
+                removed |= iptables::del_network(name, &l.name, subnet)?;
+                nl.set_alias(l.index, "")?;
+            }
+        }
+        return Ok(json!({"name": name, "removed": removed}));
     }
     let info = read(&path)?;
     let n = allocations(&info)?.len();
@@ -309,7 +323,7 @@ pub fn rm(root: &Path, name: &str, force: bool) -> Result<Value> {
             n,
         });
     }
-    iptables::del(name, Scope::Network)?;
+    iptables::del_network(name, &info.bridge, &info.subnet)?;
     Netlink::open()?.del_link(&info.bridge)?;
     ipam::allocation::remove(&info.data_dir, name)?;
     std::fs::remove_file(&path).map_err(|err| Error::Io {

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::iptables::{self, Mapping, Net, Scope};
+use crate::iptables::{self, Mapping, Net};
+use crate::marks;
 use crate::netlink::{self, Netlink};
 use crate::netns;
 
@@ -455,9 +456,9 @@ fn add(call: &Call, env: &Env, stdin: &[u8]) -> Result<CniResult> {
     let links = add_links(call, &ns, &mut nl, &host);
     let ipam_res = wait_ipam(ipam_run);
     let res = match (links, ipam_res) {
-        (Ok(br), Ok(Some(ipam_res))) => {
-            add_addresses(call, &ns, &ns_path, &mut nl, &br, &ipam_res, &host)
-        }
+        (Ok((br, leftover)), Ok(Some(ipam_res))) => add_addresses(
+            call, &ns, &ns_path, &mut nl, &br, leftover, &ipam_res, &host,
+        ),
         (Ok(_), Ok(None)) => Err(bad(code::IPAM_EXEC, "ipam plugin printed no result")),
         // The allocation's error says most (exhausted, taken).
         (_, Err(e)) => Err(e),
@@ -471,17 +472,18 @@ fn add(call: &Call, env: &Env, stdin: &[u8]) -> Result<CniResult> {
     res
 }
 
-/// Bridge (ensured), and the veth pair: host end on the bridge, peer in the netns.
+/// Bridge (ensured), and the veth pair: host end on the bridge, peer in the
+/// netns. Also says whether a host veth of an earlier ADD was replaced.
 fn add_links(
     call: &Call,
     ns: &std::fs::File,
     nl: &mut Netlink,
     host: &str,
-) -> Result<netlink::Link> {
+) -> Result<(netlink::Link, bool)> {
     use std::os::fd::AsRawFd;
     let br = nl.ensure_bridge(&call.bridge, call.mtu)?;
     // A leftover of an earlier, interrupted ADD.
-    nl.del_link(host)?;
+    let leftover = nl.del_link(host)?;
     nl.add_veth(host, &call.ifname, ns.as_raw_fd(), br.index, call.mtu)?;
     if call.hairpin {
         let path = format!("/sys/class/net/{host}/brport/hairpin_mode");
@@ -490,15 +492,17 @@ fn add_links(
             err,
         })?;
     }
-    Ok(br)
+    Ok((br, leftover))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn add_addresses(
     call: &Call,
     ns: &std::fs::File,
     ns_path: &Path,
     nl: &mut Netlink,
     br: &netlink::Link,
+    leftover: bool,
     ipam_res: &CniResult,
     host: &str,
 ) -> Result<CniResult> {
@@ -546,17 +550,31 @@ fn add_addresses(
         );
         cnl.add_route(dst, dprefix, via, c.index)?;
     }
-    iptables::add(
-        &Net {
-            name: &call.name,
-            bridge: &call.bridge,
-            subnet,
-            masquerade: call.ip_masq,
-        },
-        &call.id,
-        ip,
-        &call.maps,
-    )?;
+    // The aliases say which rules are in place (see crate::marks): with the
+    // network's in and no port mappings, iptables is not run at all. A
+    // replaced leftover veth may have had rules: look then.
+    let sig = marks::net_sig(&call.name, &subnet, call.ip_masq);
+    let net_in = br.alias.as_deref() == Some(sig.as_str());
+    if !call.maps.is_empty() {
+        // Before the rules: a crash in between leaves a mark, never rules without one.
+        nl.set_alias(host_link.index, marks::PORTS)?;
+    }
+    if !net_in || !call.maps.is_empty() || leftover {
+        iptables::add(
+            &Net {
+                name: &call.name,
+                bridge: &call.bridge,
+                subnet,
+                masquerade: call.ip_masq,
+            },
+            &call.id,
+            ip,
+            &call.maps,
+        )?;
+        if !net_in {
+            nl.set_alias(br.index, &sig)?;
+        }
+    }
     let mut ips = ipam_res.ips.clone();
     for i in &mut ips {
         i.interface = Some(2);
@@ -587,46 +605,27 @@ fn add_addresses(
     })
 }
 
-/// Number of links enslaved to `bridge` (0 when the bridge is gone).
-/// Number of links enslaved to `bridge` other than `leaving` (0 when the
-/// bridge is gone).
-fn bridge_ports(nl: &mut Netlink, bridge: &str, leaving: &str) -> Result<usize> {
-    let Some(br) = nl.link(bridge)? else {
-        return Ok(0);
-    };
-    Ok(nl
-        .links()?
-        .iter()
-        .filter(|l| l.master == Some(br.index) && l.name != leaving)
-        .count())
-}
-
 fn del(call: &Call, env: &Env, stdin: &[u8]) -> Result<()> {
     let host = veth_name(&call.id, &call.ifname);
-    // Deleting a veth costs the kernel ~20 ms (RCU grace periods): do it on
-    // a thread while the rules go, then release the address once it is gone.
+    // Deleting a veth costs the kernel milliseconds (rcu_barrier): do it on
+    // a thread while the rules and the address go. The thread first says
+    // whether the veth is marked as having rules of its own.
+    let (tx, rx) = std::sync::mpsc::channel::<Option<bool>>();
     let h = host.clone();
-    let deleter =
-        std::thread::spawn(move || -> Result<bool> { Ok(Netlink::open()?.del_link(&h)?) });
-    let rules = (|| -> Result<()> {
+    let deleter = std::thread::spawn(move || -> Result<bool> {
         let mut nl = Netlink::open()?;
-        let mut nl_err = None;
-        let mut last = || match bridge_ports(&mut nl, &call.bridge, &host) {
-            Ok(n) => n == 0,
-            Err(e) => {
-                nl_err = Some(e);
-                false
-            }
-        };
-        iptables::del(
-            &call.name,
-            Scope::Container {
-                id: &call.id,
-                last: &mut last,
-            },
-        )?;
-        nl_err.map_or(Ok(()), Err)
-    })();
+        let marked = nl
+            .link(&h)?
+            .map(|l| l.alias.as_deref() == Some(marks::PORTS));
+        let _ = tx.send(marked);
+        Ok(nl.del_link(&h)?)
+    });
+    // The network's rules stay until `netbr rm`; only the container's go,
+    // and only when it has some (veth gone already: look them up).
+    let rules = match rx.recv() {
+        Ok(Some(false)) => Ok(()),
+        _ => iptables::del_container(&call.name, &call.id).map_err(Error::from),
+    };
     // Like the reference bridge plugin, the address is released before the
     // link is gone: the link is on its way out already.
     let released = if rules.is_ok() {

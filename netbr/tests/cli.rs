@@ -183,18 +183,53 @@ impl Fixture {
             .unwrap()
     }
 
+    /// After the DELs: the veths and the containers' rules are gone; the
+    /// network's rules stay (they go with `netbr rm`).
     fn assert_all_gone(&self, veths: &[String]) {
         for v in veths {
             assert!(!link_exists(v), "veth {v} left behind");
         }
         let save = iptables_save();
+        let ctag = format!("mydocker:{}:", self.name);
+        assert!(
+            !save.contains(&ctag),
+            "container rules of {} left behind:\n{save}",
+            self.name
+        );
+        assert!(
+            net_rules(&save, &self.name) > 0,
+            "the network's rules stay until rm:\n{save}"
+        );
+    }
+
+    /// `netbr rm` (with or without a conflist) leaves no rule and no marker.
+    fn rm_and_assert_clean(&self) -> Value {
+        let out = self.netbr(&["rm", &self.name]);
+        assert_exit_code(&out, 0);
+        let save = iptables_save();
         let tag = format!("mydocker:{}", self.name);
         assert!(
             !save.contains(&tag),
-            "rules of {} left behind:\n{save}",
+            "rules of {} left after rm:\n{save}",
             self.name
         );
+        assert!(
+            ifalias(&self.bridge).is_empty(),
+            "the alias of {} still claims rules after rm",
+            self.bridge
+        );
+        json(&out)
     }
+}
+
+/// Lines of iptables-save carrying the network's own comment.
+fn net_rules(save: &str, name: &str) -> usize {
+    let tag = format!("mydocker:{name}");
+    save.lines()
+        .filter(|l| {
+            l.contains(&format!("--comment {tag} ")) || l.contains(&format!("--comment \"{tag}\""))
+        })
+        .count()
 }
 
 impl Drop for Fixture {
@@ -257,6 +292,12 @@ fn two_netns_on_one_bridge_ping_each_other() {
         .to_string();
     assert!(ip_b.starts_with(&f.prefix));
     assert!(link_exists(&f.bridge));
+    // The bridge's alias records that the network's rules are in.
+    assert_eq!(
+        ifalias(&f.bridge),
+        format!("mydocker-rules {} {} true", f.name, f.subnet)
+    );
+    assert_eq!(ifalias(&veth_of(&ra)), "", "no port mappings, no mark");
 
     let out = f.ns_run(&a, &["busybox", "ping", "-c1", "-W2", &ip_b]);
     assert_exit_code(&out, 0);
@@ -285,9 +326,21 @@ fn two_netns_on_one_bridge_ping_each_other() {
     // The bridge belongs to the network: DEL leaves it; rm removes it.
     assert!(link_exists(&f.bridge));
     f.assert_all_gone(&veths);
-    let out = f.netbr(&["rm", &f.name]);
-    // rm of a network never created as a conflist is "nothing removed".
-    assert_exit_code(&out, 0);
+    // rm of a network never created as a conflist removes its rules.
+    assert_eq!(f.rm_and_assert_clean()["removed"], true);
+    assert_eq!(f.rm_and_assert_clean()["removed"], false);
+    // The bridge stayed, unmarked: the next ADD puts the rules back.
+    assert_exit_code(&f.cni("ADD", &f.id(0), &a, &conf), 0);
+    assert!(net_rules(&iptables_save(), &f.name) > 0);
+    assert_exit_code(&f.cni("DEL", &f.id(0), &a, &conf), 0);
+    f.rm_and_assert_clean();
+}
+
+fn ifalias(link: &str) -> String {
+    std::fs::read_to_string(format!("/sys/class/net/{link}/ifalias"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 #[test]
@@ -317,6 +370,7 @@ fn port_mapping_reachable_from_localhost_and_host_address() {
         .unwrap()
         .to_string();
 
+    assert_eq!(ifalias(&veth_of(&r)), "mydocker-ports");
     let dnat = Command::new("iptables")
         .args(["-w", "-t", "nat", "-S", "MYDOCKER"])
         .output()
@@ -394,9 +448,7 @@ fn port_mapping_reachable_from_localhost_and_host_address() {
             || !fetch("127.0.0.1").contains("hi")
     );
     f.assert_all_gone(&[veth_of(&r)]);
-    let out = f.netbr(&["rm", &f.name]);
-    assert_exit_code(&out, 0);
-    assert_eq!(json(&out)["removed"], true);
+    assert_eq!(f.rm_and_assert_clean()["removed"], true);
     assert!(!link_exists(&f.bridge), "rm deletes the bridge");
 }
 
@@ -432,6 +484,7 @@ fn check_then_del_twice_succeeds() {
         0,
     );
     f.assert_all_gone(&[veth_of(&r)]);
+    f.rm_and_assert_clean();
     let out = Command::new(cni_path().join("ipam"))
         .args(["ls", &f.name, "--data-dir"])
         .arg(f.root.path().join("ipam"))
@@ -648,4 +701,73 @@ fn concurrent_adds_and_dels_on_one_new_bridge() {
         assert_exit_code(&o, 0);
     }
     f.assert_all_gone(&veths);
+    f.rm_and_assert_clean();
+}
+
+#[test]
+fn rm_leaves_a_same_named_network_of_another_root_alone() {
+    require_root!("rm_leaves_a_same_named_network_of_another_root_alone");
+    let mut a = Fixture::new();
+    let mut b = Fixture::new();
+    b.name = a.name.clone();
+    if a.prefix == b.prefix {
+        return; // 1 in 30,000: the two random subnets collided
+    }
+    a.create();
+    b.create();
+    let port = 20000 + rand() % 40000;
+    let mut ips = vec![];
+    for (f, id, p) in [(&mut a, "ra", port), (&mut b, "rb", port + 1)] {
+        let ns = f.netns();
+        let id = format!("{}{id}", f.name);
+        let publish = format!(r#"[{{"hostPort":{p},"containerPort":80}}]"#);
+        let out = f.netbr(&[
+            "connect",
+            &f.name,
+            &id,
+            "--netns",
+            ns.to_str().unwrap(),
+            "--publish",
+            &publish,
+        ]);
+        assert_exit_code(&out, 0);
+        let r = json(&out);
+        ips.push(
+            r["ips"][0]["address"]
+                .as_str()
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let out = a.netbr(&["rm", "--force", &a.name]);
+    assert_exit_code(&out, 0);
+    let save = iptables_save();
+    assert!(
+        !save.contains(&format!("{}:80", ips[0])),
+        "a's DNAT gone:\n{save}"
+    );
+    assert!(
+        !save.contains(&format!("-s {} ", a.subnet)),
+        "a's masquerade gone:\n{save}"
+    );
+    assert!(
+        save.contains(&format!("{}:80", ips[1])),
+        "b's DNAT stays:\n{save}"
+    );
+    assert!(
+        save.contains(&format!("-s {} ", b.subnet)),
+        "b's masquerade stays:\n{save}"
+    );
+    assert!(
+        save.contains(&format!("-o {} ", b.bridge)),
+        "b's rules stay:\n{save}"
+    );
+    // b's own rm takes the rest (its container too, with --force).
+    let out = b.netbr(&["rm", "--force", &b.name]);
+    assert_exit_code(&out, 0);
+    let save = iptables_save();
+    assert!(!save.contains(&format!("mydocker:{}", b.name)), "{save}");
 }
