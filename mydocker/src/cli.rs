@@ -86,9 +86,6 @@ pub enum Cmd {
     /// Docker-style system information (`system df`).
     #[command(subcommand)]
     System(SystemCmd),
-    /// Internal: the detached supervisor of one container (not for users).
-    #[command(hide = true)]
-    Supervise(SuperviseArgs),
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -437,12 +434,6 @@ pub struct SaveArgs {
     pub output: std::path::PathBuf,
     #[arg(required = true)]
     pub images: Vec<String>,
-}
-
-#[derive(Args, Debug)]
-pub struct SuperviseArgs {
-    /// Container id.
-    pub id: String,
 }
 
 #[cfg(test)]

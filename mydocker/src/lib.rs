@@ -42,7 +42,7 @@ use context::Ctx;
 pub fn main_with(cli: Cli) -> u8 {
     let ctx = Ctx::new(&cli.root);
     // Crash recovery: a record claiming a process that is gone becomes exited.
-    if !matches!(cli.cmd, Cmd::Supervise(_) | Cmd::Load(_) | Cmd::Images(_)) {
+    if !matches!(cli.cmd, Cmd::Load(_) | Cmd::Images(_)) {
         records::reconcile(&ctx);
     }
     let is_run = matches!(cli.cmd, Cmd::Run(_));
@@ -77,7 +77,6 @@ pub fn main_with(cli: Cli) -> u8 {
         Cmd::Image(cli::ImageCmd::Ls(a)) => images::images(&ctx, a),
         Cmd::Image(cli::ImageCmd::Prune { all, .. }) => images::prune(&ctx, *all),
         Cmd::System(cli::SystemCmd::Df) => images::system_df(&ctx),
-        Cmd::Supervise(_) => Err(error::Error::Daemon("supervise is internal".into())),
     };
     match r {
         Ok(code) => code.clamp(0, 255) as u8,

@@ -15,7 +15,7 @@ use nix::sys::termios;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use serde_json::json;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 /// The signals the supervisor handles itself, through a signalfd.
 pub fn handled_signals() -> SigSet {
@@ -340,6 +340,3 @@ impl Drop for RawMode {
         let _ = termios::tcsetattr(stdin, termios::SetArg::TCSANOW, &self.saved);
     }
 }
-
-/// Keeps an fd alive without using it (a detached -i container's stdin).
-pub fn keep(_fd: Option<OwnedFd>) {}
