@@ -1,6 +1,6 @@
 //! The content-addressed layer store: `layers/sha256/<diff id hex>/`.
 
-use crate::digest::HashReader;
+use crate::digest;
 use crate::extract::{self, ExtractError};
 use crate::layout::Layout;
 use crate::split::{Recorder, Split};
@@ -104,7 +104,7 @@ impl Drop for TempLayer {
 /// uncompressed bytes on the way. With `expected` (a `sha256:` diff id) a
 /// mismatch stores nothing; without it the layer is stored under whatever
 /// digest it has. Returns whether it was newly stored.
-pub fn ensure<R: Read>(
+pub fn ensure<R: Read + Send>(
     layout: &Layout,
     reader: R,
     expected: Option<&str>,
@@ -114,7 +114,7 @@ pub fn ensure<R: Read>(
     let head = raw
         .fill_buf()
         .map_err(|e| io_err("read", Path::new(label), e))?;
-    let decoded: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
+    let decoded: Box<dyn Read + Send> = if head.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::bufread::MultiGzDecoder::new(raw))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         return Err(LayerError::Compression {
@@ -127,16 +127,35 @@ pub fn ensure<R: Read>(
     let tmp = TempLayer::new(layout)?;
     let split_path = tmp.split_path();
     let split = Split::create(&split_path).map_err(|e| io_err("create", &split_path, e))?;
-    let mut hashed = HashReader::new(Recorder::new(decoded, split.clone()));
-    extract::unpack(&mut hashed, tmp.path(), Some(split.clone())).map_err(|source| {
-        LayerError::Extract {
+    // Reading, decompressing and hashing run on a second thread, ahead of
+    // the extraction (which is mostly the kernel creating files).
+    let (diff_id, size) = std::thread::scope(|sc| {
+        let (ahead, hasher) = digest::read_ahead(sc, decoded);
+        let mut rec = Recorder::new(ahead, split.clone());
+        let unpacked = extract::unpack(&mut rec, tmp.path(), Some(split.clone()));
+        // The rest (a tar's trailing padding) counts toward the digest and
+        // belongs in the split record.
+        let drained = match &unpacked {
+            Ok(()) => io::copy(&mut rec, &mut io::sink()).map(|_| ()),
+            Err(_) => Ok(()),
+        };
+        // Dropping the reader stops a thread still reading ahead.
+        drop(rec);
+        let digest = hasher.join();
+        unpacked.map_err(|source| LayerError::Extract {
             layer: label.into(),
             source,
+        })?;
+        drained.map_err(|e| io_err("read", Path::new(label), e))?;
+        match digest {
+            Ok(Some(d)) => Ok(d),
+            _ => Err(io_err(
+                "read",
+                Path::new(label),
+                io::Error::other("the hashing thread stopped before the end"),
+            )),
         }
     })?;
-    let (diff_id, size) = hashed
-        .finish()
-        .map_err(|e| io_err("read", Path::new(label), e))?;
     split
         .borrow_mut()
         .finish()

@@ -176,7 +176,7 @@ impl Archive {
     }
 
     /// A reader over one member's bytes.
-    pub(crate) fn open_member(&self, path: &str) -> Result<Box<dyn Read + '_>> {
+    pub(crate) fn open_member(&self, path: &str) -> Result<Box<dyn Read + Send + '_>> {
         let m = self.member(path)?;
         if let Some(dir) = &self.dir {
             let p = dir.join(norm(Path::new(path)));
