@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::bitmap::{self, Pool, Range, Subnet};
 use crate::store::{self, Locked};
+use crate::update;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -161,15 +162,32 @@ pub fn allocate(req: &Request) -> Result<Allocated> {
     };
     Pool::new(req.subnet, gw).map_err(perr)?;
     let lock = Locked::acquire(&req.data_dir, &req.network, true)?.expect("created");
-    let mut pool = match lock.load()? {
-        Some(p) if p.subnet != req.subnet => {
-            return Err(Error::SubnetChanged {
-                network: req.network.clone(),
-                stored: p.subnet.to_string(),
-                asked: req.subnet.to_string(),
-                path: lock.path().into(),
-            })
+    let changed = |stored: Subnet| Error::SubnetChanged {
+        network: req.network.clone(),
+        stored: stored.to_string(),
+        asked: req.subnet.to_string(),
+        path: lock.path().into(),
+    };
+    // The hot path: a few bytes written in place (see crate::update).
+    if let Some(mut up) = update::open(&lock, &req.id, &req.ifname, requested)? {
+        if up.pool.subnet != req.subnet {
+            return Err(changed(up.pool.subnet));
         }
+        up.pool.gateway = gw;
+        let before = up.pool.owners.raw().len();
+        let off = up
+            .pool
+            .allocate(&req.network, range, &req.id, &req.ifname, requested)
+            .map_err(perr)?;
+        if up.pool.owners.raw().len() > before {
+            let rec = up.pool.owners.raw()[before..].to_vec();
+            up.append(&rec, off)?;
+        }
+        return Ok(allocated(&up.pool, req, off));
+    }
+    // No state yet, or a file to repair: load, allocate, save it whole.
+    let mut pool = match lock.load()? {
+        Some(p) if p.subnet != req.subnet => return Err(changed(p.subnet)),
         Some(p) => p,
         None => Pool::new(req.subnet, gw).map_err(perr)?,
     };
@@ -186,6 +204,15 @@ pub fn release(data_dir: &Path, network: &str, id: &str, ifname: &str) -> Result
     let Some(lock) = Locked::acquire(data_dir, network, false)? else {
         return Ok(vec![]);
     };
+    if let Some(mut up) = update::open(&lock, id, ifname, None)? {
+        let freed = up.release()?;
+        if up.wants_compaction() {
+            if let Some(pool) = lock.load()? {
+                lock.save(&pool)?;
+            }
+        }
+        return Ok(freed.into_iter().map(|o| up.pool.subnet.ip(o)).collect());
+    }
     let Some(mut pool) = lock.load()? else {
         return Ok(vec![]);
     };

@@ -4,12 +4,15 @@
 //!
 //! Record (little-endian): `offset u32, flags u8, ifnamelen u8, idlen u16,
 //! id, ifname`. Flag bit 0: the id was 64 lowercase hex digits (the usual
-//! container id) and is stored as its 32 bytes. Records are in allocation
-//! order; listings sort them by offset.
+//! container id) and is stored as its 32 bytes. Flag bit 1: released (a DEL
+//! marks the record in place; the next compaction drops it). Records are in
+//! allocation order; listings sort them by offset.
 
 use std::borrow::Cow;
 
 const HEX64: u8 = 1;
+/// The record was released in place.
+pub const FREED: u8 = 2;
 const HEAD: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +29,7 @@ pub struct Owners {
 }
 
 /// An id as stored: packed when it is 64 lowercase hex digits.
-fn encode_id(id: &str) -> (u8, Cow<'_, [u8]>) {
+pub(crate) fn encode_id(id: &str) -> (u8, Cow<'_, [u8]>) {
     let b = id.as_bytes();
     let hex = |c: u8| match c {
         b'0'..=b'9' => Some(c - b'0'),
@@ -54,15 +57,15 @@ fn decode_id(flags: u8, id: &[u8]) -> String {
 }
 
 /// One record, borrowed from the raw bytes.
-struct Rec<'a> {
-    offset: u32,
-    flags: u8,
-    id: &'a [u8],
-    ifname: &'a [u8],
-    len: usize,
+pub(crate) struct Rec<'a> {
+    pub offset: u32,
+    pub flags: u8,
+    pub id: &'a [u8],
+    pub ifname: &'a [u8],
+    pub len: usize,
 }
 
-fn rec_at(raw: &[u8], at: usize) -> Result<Rec<'_>, String> {
+pub(crate) fn rec_at(raw: &[u8], at: usize) -> Result<Rec<'_>, String> {
     let trunc = || format!("owner record truncated at byte {at}");
     let h = raw.get(at..at + HEAD).ok_or_else(trunc)?;
     let offset = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
@@ -83,15 +86,24 @@ fn rec_at(raw: &[u8], at: usize) -> Result<Rec<'_>, String> {
 }
 
 impl Owners {
-    /// Takes `count` records from `raw`, checking each with `valid(offset)`.
+    /// Takes `count` records from `raw`, checking each live one with
+    /// `valid(offset)`; released records are dropped. Bytes after the last
+    /// record (an append cut short) are ignored.
     pub fn from_raw(
-        raw: Vec<u8>,
+        mut raw: Vec<u8>,
         count: usize,
         valid: impl Fn(u32) -> bool,
     ) -> Result<Owners, String> {
         let mut at = 0;
+        let mut live = 0;
+        let mut dead = false;
         for _ in 0..count {
             let r = rec_at(&raw, at)?;
+            if r.flags & FREED != 0 {
+                dead = true;
+                at += r.len;
+                continue;
+            }
             if !valid(r.offset) {
                 return Err(format!(
                     "owner record at byte {at} holds offset {} not allocated",
@@ -108,12 +120,24 @@ impl Owners {
             {
                 return Err(format!("owner record at byte {at} is not UTF-8"));
             }
+            live += 1;
             at += r.len;
         }
-        if at != raw.len() {
-            return Err("trailing bytes after the owner records".into());
+        raw.truncate(at);
+        if dead {
+            // Keep only the live records: what a save writes back.
+            let mut kept = Vec::with_capacity(raw.len());
+            let mut at = 0;
+            while at < raw.len() {
+                let r = rec_at(&raw, at).expect("walked above");
+                if r.flags & FREED == 0 {
+                    kept.extend_from_slice(&raw[at..at + r.len]);
+                }
+                at += r.len;
+            }
+            raw = kept;
         }
-        Ok(Owners { raw, count })
+        Ok(Owners { raw, count: live })
     }
 
     pub fn raw(&self) -> &[u8] {
@@ -133,6 +157,17 @@ impl Owners {
             at += r.len;
             r
         })
+    }
+
+    /// Appends one record as it is stored (from another record list).
+    pub(crate) fn push_raw(&mut self, rec: &[u8]) {
+        self.raw.extend_from_slice(rec);
+        self.count += 1;
+    }
+
+    /// The offsets held, in record order.
+    pub fn offsets(&self) -> impl Iterator<Item = u32> + '_ {
+        self.recs().map(|r| r.offset)
     }
 
     /// Appends a record; `id` up to 65535 bytes, `ifname` up to 255.

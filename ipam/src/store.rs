@@ -1,8 +1,11 @@
-//! The on-disk state of one network: `<dataDir>/<network>`, written by
-//! atomic rename, and `<dataDir>/.<network>.lock`, held with flock(LOCK_EX)
-//! around every read-modify-write (a separate lock file, because the state
-//! file itself is replaced on every write; hidden, because network names
-//! never start with a dot and so can never collide with it).
+//! The on-disk state of one network: `<dataDir>/<network>`, and
+//! `<dataDir>/.<network>.lock`, held with flock(LOCK_EX) around every
+//! read-modify-write (a separate lock file, because the state file is
+//! sometimes replaced; hidden, because network names never start with a dot
+//! and so can never collide with it). ADD and DEL update the file in place
+//! ([`crate::update`]); the first write of a network, the repair of a file
+//! left half-written and the compaction of released records write it whole
+//! here, by atomic rename (temp file, fsync, rename).
 //!
 //! Format (all integers little-endian), compact so a /16 costs 8 KiB plus
 //! the owners actually present:
@@ -16,10 +19,15 @@
 //! last     u32      offset handed out last (next-fit cursor)
 //! nwords   u32      bitmap length in u64 words (= ceil(2^(32-prefix) / 64))
 //! words    nwords x u64, bit i of word w = offset 64w+i allocated
-//! nowners  u32
+//! nowners  u32      owner records, released ones included
 //! owners   nowners records, see [`crate::owners`]: 8 bytes + id + ifname
-//!          each, a 64-hex container id packed into 32 bytes
+//!          each, a 64-hex container id packed into 32 bytes; flag bit 1
+//!          marks a record released in place
 //! ```
+//!
+//! The owner records are the truth: loading rebuilds the bitmap from them
+//! and ignores bytes after the last record (see [`crate::update`] for why
+//! either can disagree after a crash).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -30,6 +38,38 @@ use crate::bitmap::{Pool, Subnet};
 use crate::owners::Owners;
 
 const MAGIC: &[u8; 8] = b"MDIPAM1\n";
+/// Byte offsets of the header fields written in place ([`crate::update`]).
+pub(crate) const GATEWAY_AT: usize = 16;
+pub(crate) const LAST_AT: usize = 20;
+pub(crate) const WORDS_AT: usize = 28;
+
+/// The fixed header.
+pub(crate) struct Head {
+    pub subnet: Subnet,
+    pub gateway: u32,
+    pub last: u32,
+    pub nwords: usize,
+}
+
+/// The header, checked to leave room for the bitmap and the record count.
+pub(crate) fn parse_head(b: &[u8]) -> std::result::Result<Head, String> {
+    let mut r = Reader { b, at: 0 };
+    if r.take(8)? != MAGIC {
+        return Err("bad magic".into());
+    }
+    let base = r.u32()?;
+    let prefix = r.take(4)?[0];
+    let gateway = r.u32()?;
+    let last = r.u32()?;
+    let nwords = r.u32()? as usize;
+    r.take(nwords.checked_mul(8).ok_or("bad bitmap length")? + 4)?;
+    Ok(Head {
+        subnet: Subnet { base, prefix },
+        gateway,
+        last,
+        nwords,
+    })
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -244,27 +284,26 @@ pub fn decode(mut buf: Vec<u8>) -> std::result::Result<Pool, String> {
         return Err("header does not match the subnet".into());
     }
     pool.last = last;
-    let words = r.take(nwords * 8)?;
-    for (w, c) in pool.words.iter_mut().zip(words.chunks_exact(8)) {
-        *w = u64::from_le_bytes(c.try_into().unwrap());
-    }
+    // The stored bitmap is rebuilt from the owners below.
+    r.take(nwords * 8)?;
     let n = r.u32()? as usize;
     // The owner records stay as they are, in the buffer they were read into.
     let at = r.at;
     buf.drain(..at);
     let rest = buf;
-    let owners = {
-        let p = &pool;
-        Owners::from_raw(rest, n, |off| off < subnet.size() && p.is_set(off))?
-    };
-    // Every set bit has an owner (reserved addresses are never set).
-    let set: usize = pool.words.iter().map(|w| w.count_ones() as usize).sum();
-    if set != owners.len() {
-        return Err(format!(
-            "{set} addresses allocated but {} owners",
-            owners.len()
-        ));
+    let owners = Owners::from_raw(rest, n, |off| off < subnet.size())?;
+    // The owners are the truth, the bitmap follows them: a process killed
+    // between the in-place writes of an ADD or a DEL leaves one bit behind,
+    // repaired here (and written back by the next save).
+    let mut words = vec![0u64; nwords];
+    for off in owners.offsets() {
+        let (w, b) = ((off / 64) as usize, 1u64 << (off % 64));
+        if words[w] & b != 0 {
+            return Err(format!("two owners of offset {off}"));
+        }
+        words[w] |= b;
     }
+    pool.words = words;
     pool.owners = owners;
     Ok(pool)
 }
@@ -290,10 +329,10 @@ mod tests {
         let mut bad = b.clone();
         bad[0] = b'X';
         assert!(decode(bad).is_err());
-        // A set bit without an owner is corruption too.
+        // A set bit without an owner (a DEL killed half-way) is repaired.
         let mut orphan = p.clone();
         orphan.words[0] |= 1 << 60;
-        assert!(decode(encode(&orphan)).is_err());
+        assert_eq!(decode(encode(&orphan)).unwrap(), p);
     }
 
     #[test]
