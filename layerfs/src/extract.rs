@@ -13,7 +13,8 @@ use crate::split::SharedSplit;
 use nix::errno::Errno;
 use nix::fcntl::{openat, openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{
-    fchmodat, fstatat, mkdirat, mknodat, utimensat, FchmodatFlags, Mode, SFlag, UtimensatFlags,
+    fchmodat, fstat, fstatat, mkdirat, mknodat, utimensat, FchmodatFlags, Mode, SFlag,
+    UtimensatFlags,
 };
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
@@ -51,7 +52,9 @@ const WHITEOUT: &str = ".wh.";
 /// With `split`, file contents are marked in the tar-split record.
 pub fn unpack<R: Read>(reader: R, dir: &Path, split: Option<SharedSplit>) -> Result<()> {
     let root = open_dir(None, dir.as_os_str()).map_err(|e| io_err("open", dir, e))?;
+    let owner = Owner::current(root.as_fd());
     let mut u = Unpacker {
+        owner,
         root,
         cache: None,
         retired: Vec::new(),
@@ -95,6 +98,62 @@ struct Unpacker {
     /// Dir mtimes are set last: creating children changes them.
     dir_times: Vec<(PathBuf, i64)>,
     buf: Vec<u8>,
+    /// Who owns what we create, and the umask it is created under: an
+    /// entry that creation already gives the right owner and mode gets no
+    /// chown/chmod (tar does both for every file; half the syscalls of a
+    /// small file).
+    owner: Owner,
+}
+
+/// The owner and mode a newly created file gets without chown/chmod.
+#[derive(Clone, Copy)]
+struct Owner {
+    uid: u32,
+    gid: u32,
+    umask: u32,
+    /// A setgid dir may be a parent: new files take its group, so the gid
+    /// is not known without a stat. Set once any dir has the bit.
+    setgid: bool,
+}
+
+impl Owner {
+    fn current(root: BorrowedFd) -> Owner {
+        // SAFETY: plain syscalls; the umask is set back at once (no other
+        // thread of ours creates files meanwhile).
+        let (uid, gid, umask) = unsafe {
+            let m = libc::umask(0o022);
+            libc::umask(m);
+            (libc::geteuid(), libc::getegid(), m as u32)
+        };
+        let setgid = fstat(root).map_or(true, |st| st.st_mode & libc::S_ISGID != 0);
+        Owner {
+            uid,
+            gid,
+            umask,
+            setgid,
+        }
+    }
+
+    /// True when a file created now already has `m`'s owner.
+    fn owns(&self, m: &Meta) -> bool {
+        !self.setgid && m.uid == self.uid && m.gid == self.gid
+    }
+
+    /// The mode to create a regular file with: its final permission bits
+    /// when no chmod is needed after, else 0600 until the chmod.
+    fn create_mode(&self, m: &Meta) -> u32 {
+        if self.needs_chmod(m) {
+            0o600
+        } else {
+            m.mode & 0o777
+        }
+    }
+
+    /// setuid/setgid/sticky bits (cleared by chown, filtered at creation)
+    /// and bits the umask would strip need an explicit chmod.
+    fn needs_chmod(&self, m: &Meta) -> bool {
+        m.mode & 0o7000 != 0 || m.mode & self.umask != 0 || !self.owns(m)
+    }
 }
 
 /// What an entry's header says, with PAX overrides applied.
@@ -124,6 +183,7 @@ impl Unpacker {
         let Some((base, parent)) = rel.split_last() else {
             // "./": the layer root itself.
             if kind.is_dir() {
+                self.owner.setgid |= meta.mode & libc::S_ISGID != 0;
                 self.set_meta(self.root.as_fd(), OsStr::new("."), &meta, &name, true)?;
                 return Ok(());
             }
@@ -138,6 +198,7 @@ impl Unpacker {
         use tar::EntryType as T;
         match kind {
             T::Regular | T::Continuous | T::GNUSparse => {
+                let mode = Mode::from_bits_truncate(self.owner.create_mode(&meta));
                 let fd = self.create(pfd, base, &name, "create", || {
                     openat(
                         pfd.as_fd(),
@@ -147,7 +208,7 @@ impl Unpacker {
                             | OFlag::O_EXCL
                             | OFlag::O_NOFOLLOW
                             | OFlag::O_CLOEXEC,
-                        Mode::from_bits_truncate(0o600),
+                        mode,
                     )
                 })?;
                 let mut f = File::from(fd);
@@ -198,6 +259,8 @@ impl Unpacker {
                 }
                 let dfd =
                     open_dir(Some(pfd.as_fd()), base).map_err(|e| io_err("open dir", &name, e))?;
+                // Files created under it from now on take its group.
+                self.owner.setgid |= meta.mode & libc::S_ISGID != 0;
                 self.set_meta(dfd.as_fd(), OsStr::new(""), &meta, &name, true)?;
                 self.dir_times.push((full, meta.mtime));
             }
@@ -489,15 +552,22 @@ impl Unpacker {
     ) -> Result<()> {
         // SAFETY: plain syscalls on a valid fd. chown before chmod: chown
         // clears setuid bits; xattrs after chown: it clears capabilities.
+        // A new file (not a dir: those may have been there) that creation
+        // already gave the right owner and mode skips chown and chmod.
+        let (chown, chmod) = if is_dir {
+            (true, true)
+        } else {
+            (!self.owner.owns(m), self.owner.needs_chmod(m))
+        };
         unsafe {
-            if libc::fchown(fd.as_raw_fd(), m.uid, m.gid) != 0 {
+            if chown && libc::fchown(fd.as_raw_fd(), m.uid, m.gid) != 0 {
                 return Err(ExtractError::Io {
                     step: "chown",
                     entry: name.into(),
                     source: io::Error::last_os_error(),
                 });
             }
-            if libc::fchmod(fd.as_raw_fd(), m.mode) != 0 {
+            if chmod && libc::fchmod(fd.as_raw_fd(), m.mode) != 0 {
                 return Err(ExtractError::Io {
                     step: "chmod",
                     entry: name.into(),
@@ -525,14 +595,16 @@ impl Unpacker {
 
     /// Owner, xattrs and mtime on a symlink or device, without following it.
     fn set_link_meta(&self, pfd: BorrowedFd, base: &OsStr, m: &Meta, name: &str) -> Result<()> {
-        fchownat(
-            pfd,
-            base,
-            Some(Uid::from_raw(m.uid)),
-            Some(Gid::from_raw(m.gid)),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| io_err("chown", name, e))?;
+        if !self.owner.owns(m) {
+            fchownat(
+                pfd,
+                base,
+                Some(Uid::from_raw(m.uid)),
+                Some(Gid::from_raw(m.gid)),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| io_err("chown", name, e))?;
+        }
         if !m.xattrs.is_empty() {
             let p =
                 CString::new(proc_path(pfd, base).into_os_string().into_vec()).map_err(|_| {

@@ -653,6 +653,47 @@ fn metadata_survives_extraction() {
     );
 }
 
+#[test]
+fn owners_and_modes_hold_without_chown_where_creation_gives_them() {
+    e2e::require_root!();
+    let s = Store::new();
+    let tmp = TempDir::new("lfst");
+    let tar = tmp.path().join("modes.tar");
+    let mut sgid = Layer::header("shared", tar::EntryType::Directory, 0o2775, 0);
+    sgid.set_gid(1234);
+    sgid.set_cksum();
+    let file = |path: &str, mode: u32| {
+        let mut h = Layer::header(path, tar::EntryType::Regular, mode, 1);
+        h.set_cksum();
+        h
+    };
+    let l = Layer::new()
+        .custom(file("ro", 0o444), b"r")
+        .custom(file("private", 0o600), b"p")
+        // Bits the umask (022) strips at creation: need a chmod.
+        .custom(file("open", 0o666), b"o")
+        .custom(sgid, b"")
+        // Root-owned in the tar, under a setgid dir of group 1234: created
+        // with group 1234, so it needs its chown.
+        .custom(file("shared/f", 0o644), b"f")
+        .symlink("shared/l", "f")
+        .bytes();
+    let diff = sha256_of(&l);
+    docker_save(&tar, "modes:1", &[l], None, &["sh"]);
+    s.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let d = s.root().join("layers/sha256").join(&diff[7..]);
+    let mode = |p: &str| std::fs::symlink_metadata(d.join(p)).unwrap().mode() & 0o7777;
+    assert_eq!(mode("ro"), 0o444);
+    assert_eq!(mode("private"), 0o600);
+    assert_eq!(mode("open"), 0o666);
+    assert_eq!(mode("shared"), 0o2775);
+    let m = std::fs::metadata(d.join("shared/f")).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 0, 0o644));
+    let l = std::fs::symlink_metadata(d.join("shared/l")).unwrap();
+    assert_eq!((l.uid(), l.gid()), (0, 0));
+    assert_eq!(std::fs::read(d.join("ro")).unwrap(), b"r");
+}
+
 fn getxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
     let p = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
     let n = std::ffi::CString::new(name).unwrap();
