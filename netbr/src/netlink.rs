@@ -259,6 +259,14 @@ impl Netlink {
             m.attributes.push(LinkAttribute::Mtu(mtu));
             p.attributes.push(LinkAttribute::Mtu(mtu));
         }
+        // One queue each way, which is what a veth ends up with anyway: told
+        // so, the kernel skips shrinking the real queue counts of the new
+        // pair, which waits for two expedited RCU grace periods (the bulk of
+        // a veth creation: synchronize_rcu_expedited < veth_init_queues).
+        for a in [&mut m, &mut p] {
+            a.attributes.push(LinkAttribute::NumTxQueues(1));
+            a.attributes.push(LinkAttribute::NumRxQueues(1));
+        }
         m.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Veth),
             LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))),
