@@ -3,7 +3,7 @@
 use crate::digest;
 use crate::extract::{self, ExtractError};
 use crate::layout::Layout;
-use crate::split::{Recorder, Split};
+use crate::split::{Recorder, SharedSplit, Split};
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -104,6 +104,14 @@ impl Drop for TempLayer {
 /// uncompressed bytes on the way. With `expected` (a `sha256:` diff id) a
 /// mismatch stores nothing; without it the layer is stored under whatever
 /// digest it has. Returns whether it was newly stored.
+///
+/// Crash story: the layer is extracted in `layers/tmp/<pid>-...` and
+/// renamed into `layers/sha256/` only once whole, after its meta (fsynced)
+/// and split record; the extracted files themselves are not fsynced (tar
+/// and docker do not either), so a crash can leave a layer whose recent
+/// files lost data: `save` notices (the rebuilt digest must match). A
+/// crash mid-extraction leaves a tmp entry the next load sweeps
+/// (`sweep_tmp`: its writer pid is gone).
 pub fn ensure<R: Read + Send>(
     layout: &Layout,
     reader: R,
@@ -116,11 +124,8 @@ pub fn ensure<R: Read + Send>(
         .map_err(|e| io_err("read", Path::new(label), e))?;
     let decoded: Box<dyn Read + Send> = if head.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::bufread::MultiGzDecoder::new(raw))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        return Err(LayerError::Compression {
-            layer: label.into(),
-            what: "zstd",
-        });
+    } else if head.starts_with(&ZSTD) {
+        return Err(zstd(label));
     } else {
         Box::new(raw)
     };
@@ -132,21 +137,11 @@ pub fn ensure<R: Read + Send>(
     let (diff_id, size) = std::thread::scope(|sc| {
         let (ahead, hasher) = digest::read_ahead(sc, decoded);
         let mut rec = Recorder::new(ahead, split.clone());
-        let unpacked = extract::unpack(&mut rec, tmp.path(), Some(split.clone()));
-        // The rest (a tar's trailing padding) counts toward the digest and
-        // belongs in the split record.
-        let drained = match &unpacked {
-            Ok(()) => io::copy(&mut rec, &mut io::sink()).map(|_| ()),
-            Err(_) => Ok(()),
-        };
+        let unpacked = unpack_all(&mut rec, &tmp, &split, label);
         // Dropping the reader stops a thread still reading ahead.
         drop(rec);
         let digest = hasher.join();
-        unpacked.map_err(|source| LayerError::Extract {
-            layer: label.into(),
-            source,
-        })?;
-        drained.map_err(|e| io_err("read", Path::new(label), e))?;
+        unpacked?;
         match digest {
             Ok(Some(d)) => Ok(d),
             _ => Err(io_err(
@@ -156,6 +151,49 @@ pub fn ensure<R: Read + Send>(
             )),
         }
     })?;
+    store(layout, tmp, &split, diff_id, size, expected, label)
+}
+
+const ZSTD: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+fn zstd(label: &str) -> LayerError {
+    LayerError::Compression {
+        layer: label.into(),
+        what: "zstd",
+    }
+}
+
+/// Extracts the tar read from `rec` into `tmp`, then reads the rest of
+/// the stream (a tar's trailing padding), which counts toward the digest
+/// and belongs in the split record.
+fn unpack_all<R: Read>(
+    rec: &mut Recorder<R>,
+    tmp: &TempLayer,
+    split: &SharedSplit,
+    label: &str,
+) -> Result<()> {
+    extract::unpack(&mut *rec, tmp.path(), Some(split.clone())).map_err(|source| {
+        LayerError::Extract {
+            layer: label.into(),
+            source,
+        }
+    })?;
+    io::copy(rec, &mut io::sink()).map_err(|e| io_err("read", Path::new(label), e))?;
+    Ok(())
+}
+
+/// Checks the digest, then moves the extracted layer and its records into
+/// the store (or leaves them when the layer is there already).
+fn store(
+    layout: &Layout,
+    tmp: TempLayer,
+    split: &SharedSplit,
+    diff_id: String,
+    size: u64,
+    expected: Option<&str>,
+    label: &str,
+) -> Result<(LayerInfo, bool)> {
+    let split_path = tmp.split_path();
     split
         .borrow_mut()
         .finish()
