@@ -33,7 +33,10 @@
 //!   the address was allocated undoes the veth and the allocation. Prints a CNI
 //!   result: interfaces `[bridge, host veth, container if (sandbox = netns path)]`,
 //!   `ips` (interface 2), `routes`, `dns`.
-//! - DEL: deletes the host veth (its peer goes with it), runs ipam DEL, deletes
+//! - DEL: deletes the host veth (its peer goes with it) and returns once it
+//!   is gone from the namespace, leaving the kernel's final teardown of the
+//!   device (an rcu_barrier, 15-40 ms) to a detached helper, `netbr link-del
+//!   INDEX` (see [`linkdel`]); runs ipam DEL, deletes
 //!   the container's rules (no iptables command when its veth's alias says
 //!   it had none). The
 //!   network's rules and the bridge stay: they belong to the network and go
@@ -82,10 +85,15 @@
 //! - `netbr disconnect NAME ID --netns PATH [--ifname eth0]`: CNI DEL; prints
 //!   `{"name","id","disconnected":true}`.
 //!
+//! - `netbr link-del INDEX` (hidden, DEL's helper): deletes link INDEX of
+//!   the current namespace; prints `{"index","deleted"}` (`false`: gone
+//!   already).
+//!
 //! Exit codes: 0 ok, 1 the operation failed, 2 bad usage or input. Errors:
 //! one line `netbr: message` on stderr.
 
 pub mod iptables;
+pub mod linkdel;
 pub mod marks;
 pub mod netlink;
 pub mod netns;

@@ -77,6 +77,9 @@ enum Cmd {
         #[arg(long, default_value = "eth0")]
         ifname: String,
     },
+    /// Internal (DEL's helper): delete link INDEX of this namespace.
+    #[command(hide = true)]
+    LinkDel { index: u32 },
 }
 
 #[derive(Subcommand)]
@@ -188,6 +191,10 @@ fn main() -> ExitCode {
             netns,
             ifname,
         } => network::disconnect(&root, &name, &id, &netns, &ifname),
+        Cmd::LinkDel { index } => netbr::netlink::Netlink::open()
+            .and_then(|mut nl| nl.del_link_index(index))
+            .map(|deleted| serde_json::json!({"index": index, "deleted": deleted}))
+            .map_err(network::Error::Netlink),
     };
     match res {
         Ok(v) => print(&v),

@@ -305,6 +305,38 @@ impl Netlink {
         Ok(())
     }
 
+    /// Deletes link `index`; already gone is success.
+    pub fn del_link_index(&mut self, index: u32) -> Result<bool> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        match self.request(
+            &format!("delete link {index}"),
+            RouteNetlinkMessage::DelLink(m),
+            NLM_F_ACK,
+        ) {
+            Ok(_) => Ok(true),
+            Err(e) if e.errno() == Some(libc::ENODEV) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A request that changes nothing but takes the RTNL lock, so it
+    /// returns only once whoever holds it (a deletion) is done with it.
+    /// Returns whether link `index` still exists.
+    pub fn sync_rtnl(&mut self, index: u32) -> Result<bool> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        match self.request(
+            &format!("touch link {index}"),
+            RouteNetlinkMessage::SetLink(m),
+            NLM_F_ACK,
+        ) {
+            Ok(_) => Ok(true),
+            Err(e) if e.errno() == Some(libc::ENODEV) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Deletes the link called `name`; already gone is success.
     pub fn del_link(&mut self, name: &str) -> Result<bool> {
         let mut m = LinkMessage::default();
@@ -431,5 +463,63 @@ impl Netlink {
                 _ => None,
             })
             .collect())
+    }
+}
+
+/// A socket that hears the kernel's link notifications (`RTNLGRP_LINK`).
+pub struct LinkEvents {
+    sock: Socket,
+}
+
+/// `RTM_DELLINK`.
+const RTM_DELLINK: u16 = 17;
+
+impl LinkEvents {
+    pub fn open() -> Result<LinkEvents> {
+        let mut sock = Socket::new(NETLINK_ROUTE).map_err(Error::Socket)?;
+        // Group 1 is RTMGRP_LINK.
+        sock.bind(&SocketAddr::new(0, 1)).map_err(Error::Socket)?;
+        sock.set_non_blocking(true).map_err(Error::Socket)?;
+        Ok(LinkEvents { sock })
+    }
+
+    pub fn fd(&self) -> RawFd {
+        use std::os::fd::AsRawFd;
+        self.sock.as_raw_fd()
+    }
+
+    /// Reads what is queued; true when it holds the `RTM_DELLINK` of link
+    /// `index` itself (family unspec; a bridge's port notices are AF_BRIDGE).
+    /// The headers are read raw: no attribute needs decoding.
+    pub fn saw_del(&mut self, index: u32) -> Result<bool> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut seen = false;
+        loop {
+            let n = match self.sock.recv(&mut &mut buf[..], 0) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(seen),
+                Err(err) => {
+                    return Err(Error::Request {
+                        step: "read link events".into(),
+                        err,
+                    })
+                }
+            };
+            let mut at = 0;
+            while at + 24 <= n {
+                let h = &buf[at..];
+                let len = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]) as usize;
+                let kind = u16::from_ne_bytes([h[4], h[5]]);
+                let family = h[16];
+                let idx = i32::from_ne_bytes([h[20], h[21], h[22], h[23]]);
+                if kind == RTM_DELLINK && family == 0 && idx as u32 == index {
+                    seen = true;
+                }
+                if len < 16 {
+                    break;
+                }
+                at += (len + 3) & !3;
+            }
+        }
     }
 }

@@ -11,6 +11,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::iptables::{self, Mapping, Net};
+use crate::linkdel;
 use crate::marks;
 use crate::netlink::{self, Netlink};
 use crate::netns;
@@ -607,23 +608,18 @@ fn add_addresses(
 
 fn del(call: &Call, env: &Env, stdin: &[u8]) -> Result<()> {
     let host = veth_name(&call.id, &call.ifname);
-    // Deleting a veth costs the kernel milliseconds (rcu_barrier): do it on
-    // a thread while the rules and the address go. The thread first says
-    // whether the veth is marked as having rules of its own.
-    let (tx, rx) = std::sync::mpsc::channel::<Option<bool>>();
-    let h = host.clone();
-    let deleter = std::thread::spawn(move || -> Result<bool> {
-        let mut nl = Netlink::open()?;
-        let marked = nl
-            .link(&h)?
-            .map(|l| l.alias.as_deref() == Some(marks::PORTS));
-        let _ = tx.send(marked);
-        Ok(nl.del_link(&h)?)
-    });
+    let mut nl = Netlink::open()?;
+    let link = nl.link(&host)?;
+    // The veth's alias says whether the container has rules of its own.
+    let marked = link
+        .as_ref()
+        .map(|l| l.alias.as_deref() == Some(marks::PORTS));
+    // The deletion runs while the rules and the address go (see linkdel).
+    let deletion = link.as_ref().map(|l| linkdel::start(l.index));
     // The network's rules stay until `netbr rm`; only the container's go,
     // and only when it has some (veth gone already: look them up).
-    let rules = match rx.recv() {
-        Ok(Some(false)) => Ok(()),
+    let rules = match marked {
+        Some(false) => Ok(()),
         _ => iptables::del_container(&call.name, &call.id).map_err(Error::from),
     };
     // Like the reference bridge plugin, the address is released before the
@@ -633,10 +629,9 @@ fn del(call: &Call, env: &Env, stdin: &[u8]) -> Result<()> {
     } else {
         Ok(())
     };
-    let deleted = deleter
-        .join()
-        .unwrap_or_else(|_| Err(Error::Check(format!("deleting {host} panicked"))));
-    deleted?;
+    if let Some(d) = deletion {
+        d.finish(&mut nl)?;
+    }
     rules?;
     released
 }

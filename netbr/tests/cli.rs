@@ -640,9 +640,16 @@ fn add_del_timing() {
     assert_exit_code(&f.cni("ADD", &f.id(0), &ns, &conf), 0);
     let ns2 = f.netns();
     let t = std::time::Instant::now();
-    assert_exit_code(&f.cni("ADD", &f.id(1), &ns2, &conf), 0);
+    let out = f.cni("ADD", &f.id(1), &ns2, &conf);
+    assert_exit_code(&out, 0);
     assert_exit_code(&f.cni("DEL", &f.id(1), &ns2, &conf), 0);
     eprintln!("ADD+DEL with a fresh netns: {:?}", t.elapsed());
+    // DEL returns once the veth is gone from every view (its kernel
+    // teardown may still run in the helper).
+    let veth = veth_of(&json(&out));
+    assert!(!link_exists(&veth), "{veth} still in /sys/class/net");
+    let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&links.stdout).contains(&format!(" {veth}@")));
     assert_exit_code(&f.cni("DEL", &f.id(0), &ns, &conf), 0);
     let _ = std::io::stderr().flush();
 }
@@ -770,4 +777,16 @@ fn rm_leaves_a_same_named_network_of_another_root_alone() {
     assert_exit_code(&out, 0);
     let save = iptables_save();
     assert!(!save.contains(&format!("mydocker:{}", b.name)), "{save}");
+}
+
+#[test]
+fn link_del_helper_of_a_missing_link_succeeds() {
+    require_root!("link_del_helper_of_a_missing_link_succeeds");
+    // ifindexes are allocated upwards from 1: this one is far from any in use.
+    let out = Command::new(BIN)
+        .args(["link-del", "2000000000"])
+        .output()
+        .unwrap();
+    assert_exit_code(&out, 0);
+    assert_eq!(json(&out)["deleted"], false);
 }
