@@ -4,7 +4,8 @@
 //! sets one bitmap bit, a DEL marks the owner's record released and clears
 //! its bit: a few `pwrite`s of the bytes that change, under the network's
 //! flock. Released records stay until a compaction (an atomic rewrite by
-//! [`crate::store::Locked::save`]) once they outnumber the live ones.
+//! [`crate::store::Locked::save`]) once there are 32 and more than half as
+//! many as live ones.
 //!
 //! Crash safety. The owner records are the truth and the bitmap follows
 //! them. An ADD writes, in order: the record after the last one, the record
@@ -248,9 +249,10 @@ impl Update {
         Ok(freed)
     }
 
-    /// Released records outnumber the live ones (and are worth a rewrite).
+    /// Released records are worth a rewrite: at least 32, and more than
+    /// half the live ones (so a /16 with 100 owners stays under 16 KiB).
     pub fn wants_compaction(&self) -> bool {
-        self.dead >= 64 && self.dead > self.live
+        self.dead >= 32 && 2 * self.dead > self.live
     }
 }
 
@@ -369,8 +371,8 @@ mod tests {
         for i in 0..70 {
             allocation::release(&d.0, "n", &format!("t{i}"), "eth0").unwrap();
         }
-        // Compacted once released records outnumbered live ones (>= 64):
-        // what is left is at most the few released after that.
+        // Compacted whenever 32 released records outnumbered half the live
+        // ones: what is left is the few released after the last time.
         let len = std::fs::metadata(d.0.join("n")).unwrap().len();
         assert!(len < small + 64 * 12, "{len} bytes vs {small}");
         let l = allocation::list(&d.0, "n").unwrap();
