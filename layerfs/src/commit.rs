@@ -12,7 +12,7 @@ use crate::reference::{self, ReferenceError};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::fs::File;
-use std::io::{self, BufWriter};
+use std::io;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -78,9 +78,7 @@ pub fn commit(
     let _lock = lock(layout)?;
     let mut index = Index::load(layout)?;
     let parent = index.resolve(&rec.image)?.clone();
-    let (info, new) = layer_from(layout, |w| {
-        pack::pack(&dir.join("upper"), w, true).map(|_| ())
-    })?;
+    let (info, new) = layer_from(layout, &dir.join("upper"))?;
     let mut config = parent.config.clone();
     let created_by = format!("layerfs commit {id}");
     extend(&mut config, &info.diff_id, &created_by, message, change);
@@ -141,11 +139,9 @@ pub fn import(
     })
 }
 
-/// Writes a layer tar produced by `write` to a temp file, then stores it.
-fn layer_from(
-    layout: &Layout,
-    write: impl FnOnce(&mut BufWriter<File>) -> std::result::Result<(), PackError>,
-) -> Result<(layer::LayerInfo, bool)> {
+/// Packs the upper dir `upper` into a layer tar in a temp file, then
+/// stores it.
+fn layer_from(layout: &Layout, upper: &Path) -> Result<(layer::LayerInfo, bool)> {
     let tmp = TempLayer::new(layout)?;
     let tar = tmp.path().join("layer.tar");
     let f = File::create(&tar).map_err(|source| CommitError::Io {
@@ -153,13 +149,7 @@ fn layer_from(
         path: tar.clone(),
         source,
     })?;
-    let mut w = BufWriter::with_capacity(1 << 20, f);
-    write(&mut w)?;
-    w.into_inner().map_err(|e| CommitError::Io {
-        step: "write",
-        path: tar.clone(),
-        source: e.into_error(),
-    })?;
+    drop(pack::pack_file(upper, f, true)?);
     let f = File::open(&tar).map_err(|source| CommitError::Io {
         step: "open",
         path: tar.clone(),
