@@ -46,10 +46,14 @@ pub fn pack<W: Write>(dir: &Path, out: W, upper: bool) -> Result<W> {
 /// sent by the kernel (sendfile) instead of read and written back. Does
 /// not fsync: that is the caller's choice.
 pub fn pack_file(dir: &Path, out: File, upper: bool) -> Result<File> {
+    pack_file_with(dir, out, upper, true)
+}
+
+fn pack_file_with(dir: &Path, out: File, upper: bool, sendfile: bool) -> Result<File> {
     let sink = FileSink {
         f: out,
         buf: Vec::with_capacity(BUF),
-        sendfile: true,
+        sendfile,
     };
     let mut s = run(dir, sink, upper)?;
     s.flush().map_err(|e| io_err("write", dir, e))?;
@@ -180,10 +184,11 @@ impl Sink for FileSink {
         let mut left = len;
         if len <= SMALL || !self.sendfile {
             while left > 0 {
-                if self.buf.len() as u64 + left.min(SMALL) > BUF as u64 {
+                let want = left.min(BUF as u64 / 2);
+                if self.buf.len() as u64 + want > BUF as u64 {
                     self.drain()?;
                 }
-                let n = self.read_in(f, left.min(BUF as u64 / 2))?;
+                let n = self.read_in(f, want)?;
                 if n == 0 {
                     break;
                 }
@@ -561,5 +566,47 @@ fn io_err(step: &'static str, path: &Path, source: io::Error) -> PackError {
         step,
         path: path.to_path_buf(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_and_stream_outputs_are_the_same_tar() {
+        let dir = std::env::temp_dir().join(format!("pack-test-{}", std::process::id()));
+        let src = dir.join("src");
+        std::fs::create_dir_all(src.join("d")).unwrap();
+        let big: Vec<u8> = (0..(3 * BUF as u32 + 777))
+            .map(|i| (i % 249) as u8)
+            .collect();
+        std::fs::write(src.join("d/big"), &big).unwrap();
+        std::fs::write(src.join("small"), b"small").unwrap();
+        std::os::unix::fs::symlink("small", src.join("link")).unwrap();
+        let streamed = pack(&src, Vec::new(), false).unwrap();
+        let mut outs = vec![];
+        for sendfile in [true, false] {
+            let p = dir.join(format!("out-{sendfile}"));
+            let f = File::create(&p).unwrap();
+            drop(pack_file_with(&src, f, false, sendfile).unwrap());
+            outs.push(std::fs::read(&p).unwrap());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(outs[0] == streamed, "sendfile output differs");
+        assert!(outs[1] == streamed, "buffered output differs");
+        let mut ar = tar::Archive::new(&streamed[..]);
+        let mut seen = vec![];
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().display().to_string();
+            if path == "d/big" {
+                let mut got = Vec::new();
+                e.read_to_end(&mut got).unwrap();
+                assert!(got == big);
+            }
+            seen.push(path);
+        }
+        assert_eq!(seen, vec!["d", "d/big", "link", "small"]);
     }
 }
