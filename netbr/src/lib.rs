@@ -33,14 +33,13 @@
 //!   the address was allocated undoes the veth and the allocation. Prints a CNI
 //!   result: interfaces `[bridge, host veth, container if (sandbox = netns path)]`,
 //!   `ips` (interface 2), `routes`, `dns`.
-//! - DEL: deletes the host veth (its peer goes with it) and returns once it
-//!   is gone from the namespace, leaving the kernel's final teardown of the
-//!   device (an rcu_barrier, 15-40 ms) to a detached helper, `netbr link-del
-//!   INDEX` (see [`linkdel`]); runs ipam DEL, deletes
-//!   the container's rules (no iptables command when its veth's alias says
-//!   it had none). The
-//!   network's rules and the bridge stay: they belong to the network and go
-//!   with `netbr rm NAME`. Gone already is success.
+//! - DEL: deletes the host veth (its peer goes with it), returning once it
+//!   is gone from the namespace while the kernel's final teardown of the
+//!   device (an rcu_barrier, 15-40 ms) finishes in a detached helper,
+//!   `netbr link-del INDEX` (see [`linkdel`]); runs ipam DEL; deletes the
+//!   container's rules (no iptables command when its veth's alias says it
+//!   had none). The network's rules and the bridge stay: they belong to the
+//!   network and go with `netbr rm NAME`. Gone already is success.
 //! - CHECK: bridge up, host veth on it, ipam CHECK, container if up with the
 //!   prevResult addresses, default route, one DNAT rule per port mapping.
 //! - VERSION: supported versions.
@@ -84,7 +83,6 @@
 //!   array, `--ip` becomes `CNI_ARGS=IP=..`); prints the CNI result.
 //! - `netbr disconnect NAME ID --netns PATH [--ifname eth0]`: CNI DEL; prints
 //!   `{"name","id","disconnected":true}`.
-//!
 //! - `netbr link-del INDEX` (hidden, DEL's helper): deletes link INDEX of
 //!   the current namespace; prints `{"index","deleted"}` (`false`: gone
 //!   already).
