@@ -205,13 +205,14 @@ impl Locked {
         })
     }
 
-    /// Removes the state file and the lock file (the network is gone).
+    /// Removes the state file, its index and the lock file (the network is gone).
     pub fn remove(self) -> Result<()> {
         let lock = self.path.with_file_name(format!(
             ".{}.lock",
             self.path.file_name().unwrap().to_string_lossy()
         ));
-        for p in [&self.path, &lock] {
+        let index = crate::update::index_path(&self.path);
+        for p in [&self.path, &index, &lock] {
             match std::fs::remove_file(p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
