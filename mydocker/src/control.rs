@@ -193,7 +193,7 @@ fn wait_exit(ctx: &Ctx, rec: &Record, limit: Option<Duration>) -> Option<i32> {
         let supervised = cur
             .supervisor_pid
             .is_some_and(|p| ctrstate::procfs::stat(p).is_some_and(|st| st.state != 'Z'));
-        if !supervised && !records::alive(cur.pid, cur.pid_start_time) {
+        if !supervised && (!records::alive(cur.pid, cur.pid_start_time) || zombie(cur.pid)) {
             if cur.status == Status::Created && cur.pid == 0 {
                 // Never started: nothing to wait for.
                 return Some(cur.exit_code);

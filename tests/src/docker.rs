@@ -80,11 +80,29 @@ impl Drop for Docker {
             .skip(1)
             .filter_map(|l| l.split_whitespace().last())
         {
-            let _ = self.run(&["network", "rm", n]);
+            let out = self.run(&["network", "rm", n]);
+            if !out.status.success() {
+                // Never leave a bridge or rules on the machine, even when a
+                // test failed half-way: force it through the tool below.
+                let _ = Command::new(bin("netbr"))
+                    .arg("--root")
+                    .arg(self.root.path())
+                    .args(["rm", "--force", n])
+                    .output();
+                assert!(std::thread::panicking(), "network rm {n}: {}", stderr(&out));
+            }
         }
         let root = self.root.path().to_string_lossy().to_string();
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let leaked: Vec<&str> = mounts.lines().filter(|l| l.contains(&root)).collect();
+        let leaked: Vec<String> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&root))
+            .map(String::from)
+            .collect();
+        for m in leaked.iter().rev() {
+            let _ = Command::new("umount").args(["-l", m]).status();
+        }
         if !std::thread::panicking() {
             assert!(leaked.is_empty(), "mounts left behind: {leaked:?}");
             assert!(
