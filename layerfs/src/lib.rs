@@ -101,6 +101,7 @@ pub mod load;
 pub mod mount;
 mod oci;
 pub mod pack;
+pub mod progress;
 pub mod reference;
 pub mod save;
 pub mod split;

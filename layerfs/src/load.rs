@@ -356,8 +356,9 @@ pub(crate) fn apply(layout: &Layout, ar: &Archive, plans: Vec<Plan>) -> Result<L
                     size += layer::size(layout, hex);
                     continue;
                 }
-                let (info, new) =
-                    layer::ensure(layout, ar.open_member(path)?, Some(diff_id), path)?;
+                let total = ar.member(path)?.size;
+                let reader = crate::progress::wrap(ar.open_member(path)?, total, &hex[..12]);
+                let (info, new) = layer::ensure(layout, reader, Some(diff_id), path)?;
                 if new {
                     added.push(hex.to_string());
                 }

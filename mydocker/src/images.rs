@@ -81,16 +81,14 @@ pub fn images(ctx: &Ctx, a: &ImagesArgs) -> Result<i32> {
 }
 
 pub fn load(ctx: &Ctx, a: &LoadArgs) -> Result<i32> {
-    let out = ctx
-        .layerfs()
-        .arg("load")
-        .arg("-i")
-        .arg(&a.input)
-        .json()
-        .map_err(|e| match e {
-            Error::Tool { msg, .. } => Error::Daemon(msg),
-            e => e,
-        })?;
+    let mut call = ctx.layerfs().arg("load").arg("-i").arg(&a.input);
+    if !a.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        call = call.stderr_through();
+    }
+    let out = call.json().map_err(|e| match e {
+        Error::Tool { msg, .. } => Error::Daemon(msg),
+        e => e,
+    })?;
     if !a.quiet {
         for t in out["loaded"].as_array().into_iter().flatten() {
             println!("Loaded image: {}", t.as_str().unwrap_or(""));

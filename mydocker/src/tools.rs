@@ -35,6 +35,8 @@ pub struct Call {
     tool: String,
     args: Vec<OsString>,
     stdin: Option<String>,
+    /// Let the tool write to our stderr (a progress line on the terminal).
+    stderr_through: bool,
 }
 
 impl Call {
@@ -43,6 +45,7 @@ impl Call {
             tool: tool.to_string(),
             args: vec!["--root".into(), root.into()],
             stdin: None,
+            stderr_through: false,
         }
     }
     /// A call without the `--root` flag (CNI plugins take their config instead).
@@ -51,6 +54,7 @@ impl Call {
             tool: tool.to_string(),
             args: vec![],
             stdin: None,
+            stderr_through: false,
         }
     }
     pub fn arg(mut self, a: impl Into<OsString>) -> Call {
@@ -59,6 +63,12 @@ impl Call {
     }
     pub fn args<I: IntoIterator<Item = S>, S: Into<OsString>>(mut self, a: I) -> Call {
         self.args.extend(a.into_iter().map(Into::into));
+        self
+    }
+    /// The tool's stderr goes to ours (for progress on a terminal); its
+    /// error line is then the user's to read, not part of our error.
+    pub fn stderr_through(mut self) -> Call {
+        self.stderr_through = true;
         self
     }
     pub fn stdin_json(mut self, v: &Value) -> Call {
@@ -114,7 +124,11 @@ impl Call {
             Stdio::null()
         })
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(if self.stderr_through {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        });
         let started = std::time::Instant::now();
         let mut child = cmd
             .spawn()
