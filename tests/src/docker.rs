@@ -68,6 +68,12 @@ impl Docker {
     }
 }
 
+impl Default for Docker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Drop for Docker {
     fn drop(&mut self) {
         let ids = self.run(&["ps", "-aq", "--no-trunc"]);

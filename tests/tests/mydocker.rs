@@ -568,9 +568,10 @@ fn a_killed_supervisor_leaves_nothing_rm_cannot_clean() {
     let v = d.wait_status("orphan2", "exited");
     assert_ne!(v["State"]["ExitCode"], 0);
     assert!(!d.ok(&["ps"]).contains("orphan2"));
+    let ids = [d.inspect("orphan")["Id"].clone(), v["Id"].clone()];
     d.ok(&["rm", "-f", "orphan", "orphan2"]);
     // the guard checks mounts and dirs; check cgroups and netns files here
-    for id in [&v["Id"]] {
+    for id in &ids {
         let find = Command::new("find")
             .args(["/sys/fs/cgroup", "-name", id.as_str().unwrap()])
             .output()
