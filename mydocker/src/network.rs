@@ -163,7 +163,14 @@ pub fn detach_all(ctx: &Ctx, id: &str, settings: &Value) -> Vec<Error> {
         let ifname = n["IfName"].as_str().unwrap_or("eth0");
         errs.extend(disconnect(ctx, id, name, ifname).err());
     }
-    errs.extend(netns_del(ctx, id).err());
+    // `--network none|host` made no netns file (an empty Networks says so);
+    // a record without settings (a crash before they were written) may have one.
+    let none = settings["Networks"]
+        .as_object()
+        .is_some_and(|n| n.is_empty());
+    if !none {
+        errs.extend(netns_del(ctx, id).err());
+    }
     errs
 }
 
