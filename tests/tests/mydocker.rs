@@ -206,6 +206,30 @@ fn interactive_tty_under_a_real_pty() {
     );
     let out = e2e::pipe(Command::new("sh").args(["-c", &inner]), "typed\n");
     assert_eq!(stdout(&out), "got-typed\n");
+    // exec -it into a running container gets a terminal of its own too
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ttyhost",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    let inner = format!(
+        "{} --root {} exec -it ttyhost sh -c 'tty; exit 6'",
+        bin("mydocker").display(),
+        d.root.path().display()
+    );
+    let out = Command::new("script")
+        .args(["-qefc", &inner, "/dev/null"])
+        .stdin(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains("/dev/pts/"), "{}", stdout(&out));
+    assert_eq!(out.status.code(), Some(6), "{}", stdout(&out));
 }
 
 #[test]
