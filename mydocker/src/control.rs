@@ -5,9 +5,9 @@
 use crate::cli::{KillArgs, RmArgs, StopArgs};
 use crate::context::Ctx;
 use crate::error::{fail, Error, Result};
-use crate::launch;
 use crate::records;
 use crate::runconfig::RunConfig;
+use crate::teardown;
 use ctrstate::record::{Record, Status};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -43,7 +43,7 @@ pub fn restart(ctx: &Ctx, a: &StopArgs) -> Result<i32> {
         stop_one(ctx, &rec, Duration::from_secs(a.time))?;
         let cfg: RunConfig = serde_json::from_value(serde_json::Value::Object(rec.config.clone()))
             .map_err(|e| Error::Daemon(format!("container {r}: bad stored config: {e}")))?;
-        let _ = launch::stop_teardown(ctx, &rec.id);
+        let _ = teardown::stop_teardown(ctx, &rec.id);
         crate::run::start_detached(ctx, &rec.id, &cfg)?;
         let _ = ctx
             .ctrstate()
@@ -75,7 +75,7 @@ pub fn rm(ctx: &Ctx, a: &RmArgs) -> Result<i32> {
             }
             stop_one(ctx, &rec, Duration::ZERO)?;
         }
-        let errs = launch::remove_teardown(ctx, &rec.id);
+        let errs = teardown::remove_teardown(ctx, &rec.id);
         if let Some(e) = errs.into_iter().next() {
             return Err(e);
         }
@@ -84,7 +84,7 @@ pub fn rm(ctx: &Ctx, a: &RmArgs) -> Result<i32> {
             let cfg: RunConfig =
                 serde_json::from_value(serde_json::Value::Object(rec.config.clone()))
                     .unwrap_or_default();
-            launch::remove_anonymous_volumes(ctx, &cfg);
+            teardown::remove_anonymous_volumes(ctx, &cfg);
         }
         println!("{r}");
         Ok(())
@@ -171,7 +171,7 @@ fn settle(ctx: &Ctx, rec: &Record, guess: i32) -> Result<()> {
     if wait_exit(ctx, rec, Some(Duration::from_secs(5))).is_some() {
         return Ok(());
     }
-    let _ = launch::stop_teardown(ctx, &rec.id);
+    let _ = teardown::stop_teardown(ctx, &rec.id);
     let patch = json!({"status": "exited", "network": null, "exitCode": guess, "finishedAt": ctrstate::time::now_rfc3339(), "pid": 0});
     ctx.ctrstate()
         .args(["update", &rec.id])

@@ -342,51 +342,6 @@ impl Drop for Undo<'_> {
     }
 }
 
-/// Releases what a stopped container holds (process state, rootfs mount),
-/// keeping its writable layer and record. Idempotent; errors are returned
-/// together so the caller can report them after trying every step.
-pub fn stop_teardown(ctx: &Ctx, id: &str) -> Vec<Error> {
-    release(ctx, id, "umount")
-}
-
-/// The stop teardown, ending with `layerfs umount` (keep the writable layer)
-/// or `layerfs remove` (drop it too).
-fn release(ctx: &Ctx, id: &str, rootfs_step: &str) -> Vec<Error> {
-    // The container is dead: these undo steps are independent of each
-    // other, so they run side by side (the network's two run in order).
-    let calls = [
-        ctx.nsrun().args(["delete", "--force", id]),
-        ctx.cgctl().args(["delete", "--force", &ctx.cgroup(id)]),
-        ctx.layerfs().args([rootfs_step, id]),
-    ];
-    let mut errs = vec![];
-    let running: Vec<_> = calls.iter().map(|c| c.spawn()).collect();
-    // The networks it is attached to are in its record.
-    let settings = crate::records::peek(ctx, id)
-        .map(|r| r.network)
-        .unwrap_or_default();
-    errs.extend(network::detach_all(ctx, id, &settings));
-    for r in running {
-        if let Err(e) = r.and_then(|r| r.finish()) {
-            errs.push(e);
-        }
-    }
-    errs
-}
-
-/// Removes everything of a container: what it holds, its writable layer
-/// (`layerfs remove` unmounts too), then its record.
-pub fn remove_teardown(ctx: &Ctx, id: &str) -> Vec<Error> {
-    let errs = release(ctx, id, "remove");
-    if !errs.is_empty() {
-        return errs;
-    }
-    match ctx.ctrstate().args(["rm", "--force", id]).output() {
-        Ok(_) => vec![],
-        Err(e) => vec![e],
-    }
-}
-
 /// The JSON patch that marks a container running.
 pub fn running_patch(
     pid: i32,
@@ -408,11 +363,4 @@ pub fn running_patch(
         "oomKilled": false,
         "error": null,
     })
-}
-
-/// Removes the volumes made for this container alone (`-v /path`).
-pub fn remove_anonymous_volumes(ctx: &Ctx, cfg: &RunConfig) {
-    for m in cfg.mounts.iter().filter(|m| m.anonymous) {
-        let _ = ctx.layerfs().args(["volume", "rm", &m.source]).output();
-    }
 }

@@ -31,6 +31,7 @@ pub mod runconfig;
 pub mod spec;
 pub mod stats;
 pub mod supervise;
+pub mod teardown;
 pub mod tools;
 pub mod trim;
 pub mod volumes;

@@ -9,6 +9,7 @@ use crate::launch;
 use crate::records;
 use crate::runconfig::RunConfig;
 use crate::supervise::{self, Attached};
+use crate::teardown;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -166,7 +167,7 @@ pub fn start(ctx: &Ctx, refs: &[String], attach: bool) -> Result<i32> {
         let cfg: RunConfig = serde_json::from_value(Value::Object(rec.config.clone()))
             .map_err(|e| Error::Daemon(format!("container {r}: bad stored config: {e}")))?;
         // Whatever a crashed supervisor left behind goes before we start again.
-        let _ = launch::stop_teardown(ctx, &rec.id);
+        let _ = teardown::stop_teardown(ctx, &rec.id);
         let _ = ctx
             .ctrstate()
             .args(["update", &rec.id])

@@ -5,9 +5,10 @@
 //! releases what it held (all of it with --rm).
 
 use crate::context::Ctx;
-use crate::launch::{self, Io, Launched};
+use crate::launch::{Io, Launched};
 use crate::logfile::{LineSplitter, Writer};
 use crate::runconfig::RunConfig;
+use crate::teardown;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -238,15 +239,15 @@ pub fn finish(ctx: &Ctx, id: &str, cfg: &RunConfig, code: i32) {
             .unwrap_or(false);
     if cfg.auto_remove {
         // --rm: straight to removal; the record outlives it only on failure.
-        let errs = launch::remove_teardown(ctx, id);
-        launch::remove_anonymous_volumes(ctx, cfg);
+        let errs = teardown::remove_teardown(ctx, id);
+        teardown::remove_anonymous_volumes(ctx, cfg);
         if errs.is_empty() {
             return;
         }
         record_exit(ctx, id, code, oom, &errs);
         return;
     }
-    let errs = launch::stop_teardown(ctx, id);
+    let errs = teardown::stop_teardown(ctx, id);
     record_exit(ctx, id, code, oom, &errs);
 }
 
