@@ -1,7 +1,8 @@
 //! mydocker: the docker command line over the tools. It validates the
-//! user's flags, then runs `ctrstate`, `layerfs`, `nsrun` (and later `cgctl`,
-//! `netbr`, `ipam`) as processes, the way a person could at a shell, and
-//! supervises each container as its parent (see `supervise`).
+//! user's flags, then runs `ctrstate`, `layerfs`, `netbr` (which runs
+//! `ipam`), `cgctl` and `nsrun` as processes, the way a person could at a
+//! shell (`launch` for the pipeline, `teardown` for its undo), and
+//! supervises each container as its parent (`supervise`).
 //!
 //! Exit codes are docker's: `run` exits 125 when mydocker itself fails
 //! (unknown image, taken name, bad flag), 126 when the command cannot be
