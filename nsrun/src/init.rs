@@ -94,6 +94,12 @@ fn setup(ctx: &Ctx) -> Result<(), String> {
             ));
         }
     }
+    let new_netns = crate::config::namespaces(ctx.spec)
+        .iter()
+        .any(|(t, p)| *t == oci_spec::runtime::LinuxNamespaceType::Network && p.is_none());
+    if new_netns {
+        loopback_up()?;
+    }
     rootfs::prepare(ctx.spec, &ctx.rootfs, ctx.userns).map_err(|e| e.to_string())?;
     rootfs::pivot(&ctx.rootfs).map_err(|e| e.to_string())?;
     rootfs::finish(ctx.spec).map_err(|e| e.to_string())?;
@@ -136,4 +142,32 @@ fn setup(ctx: &Ctx) -> Result<(), String> {
     ctx.proc_.switch_user().map_err(|e| e.to_string())?;
     ctx.proc_.enter_cwd().map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// A network namespace made for the container gets its loopback up, as
+/// docker's `--network none` has it: 127.0.0.1 works, nothing else exists.
+/// (A joined namespace is its maker's to set up.)
+fn loopback_up() -> Result<(), String> {
+    let err = |step: &str| format!("{step}: {}", sys::errstr(&std::io::Error::last_os_error()));
+    // SAFETY: plain socket and interface ioctls on a zeroed, NUL-terminated ifreq.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(err("loopback: socket"));
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        req.ifr_name[0] = b'l' as libc::c_char;
+        req.ifr_name[1] = b'o' as libc::c_char;
+        let mut res = Ok(());
+        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) < 0 {
+            res = Err(err("loopback: SIOCGIFFLAGS lo"));
+        } else {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            if libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) < 0 {
+                res = Err(err("loopback: SIOCSIFFLAGS lo up"));
+            }
+        }
+        libc::close(fd);
+        res
+    }
 }

@@ -72,6 +72,9 @@
 //! I writes one byte and keeps the fd open (close-on-exec); `start` reads the
 //! byte, then waits for EOF (I exec'd or died) and removes the fifo.
 //!
+//! A network namespace I was born with (not one joined by `path`) gets its
+//! loopback up first, as docker's `--network none` has it.
+//!
 //! Rootfs setup in I, in order: `/` made `MS_REC|MS_PRIVATE` (nothing leaks to
 //! the host); rootfs bind-mounted onto itself; config mounts, each target
 //! resolved inside the rootfs with `openat2(RESOLVE_IN_ROOT)` (missing parts

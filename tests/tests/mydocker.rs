@@ -407,7 +407,10 @@ fn network_none_and_host() {
         "link",
     ]);
     assert_eq!(out.lines().count(), 1, "{out}");
-    assert!(out.contains("lo"), "{out}");
+    assert!(
+        out.contains("lo") && out.contains(",UP"),
+        "lo is up with --network none: {out}"
+    );
     let host_links = stdout(&Command::new("ip").args(["-o", "link"]).output().unwrap())
         .lines()
         .count();

@@ -1038,6 +1038,12 @@ impl Netns {
             .status()
             .unwrap();
         assert!(st.success(), "ip link set lo up");
+        // A mark only this namespace has.
+        let st = Command::new("ip")
+            .args(["-n", &n.0, "addr", "add", "10.123.45.67/32", "dev", "lo"])
+            .status()
+            .unwrap();
+        assert!(st.success(), "ip addr add");
         n
     }
     fn path(&self) -> PathBuf {
@@ -1055,14 +1061,16 @@ impl Drop for Netns {
 fn a_namespace_path_is_joined() {
     require_root!();
     let ns = Netns::new();
-    let mut b = Bundle::new(&["ip", "-o", "link", "show", "lo"]);
+    let mut b = Bundle::new(&["ip", "addr", "show", "lo"]);
     let out = b.run();
     assert_exit_code(&out, 0);
+    // a new netns: nsrun brings its lo up (docker's --network none has it up)
     assert!(
-        !stdout(&out).contains(",UP"),
-        "a new netns has lo down: {}",
+        stdout(&out).contains(",UP") && stdout(&out).contains("127.0.0.1"),
+        "a new netns has lo up: {}",
         stdout(&out)
     );
+    assert!(!stdout(&out).contains("10.123.45.67"), "{}", stdout(&out));
     let p = ns.path();
     b.set(|c| {
         for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
@@ -1074,8 +1082,8 @@ fn a_namespace_path_is_joined() {
     let out = b.run();
     assert_exit_code(&out, 0);
     assert!(
-        stdout(&out).contains(",UP"),
-        "the joined netns has lo up: {}",
+        stdout(&out).contains("10.123.45.67"),
+        "the joined netns is the test's: {}",
         stdout(&out)
     );
 }
