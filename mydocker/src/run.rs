@@ -49,7 +49,7 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
                 Ok(0)
             }
             Err(e) => {
-                let _ = ctx.ctrstate().args(["rm", "--force", &id]).output();
+                forget(ctx, &id, &cfg);
                 Err(e)
             }
         }
@@ -80,7 +80,7 @@ pub fn run_foreground(
         )),
         Err(e) => {
             if remove_on_failure {
-                let _ = ctx.ctrstate().args(["rm", "--force", id]).output();
+                forget(ctx, id, cfg);
             } else {
                 let _ = ctx
                     .ctrstate()
@@ -91,6 +91,14 @@ pub fn run_foreground(
             Err(e)
         }
     }
+}
+
+/// Undo of a `run` whose launch failed (the launch undid its own steps):
+/// the anonymous volumes it made and the record.
+fn forget(ctx: &Ctx, id: &str, cfg: &RunConfig) {
+    // The record's dir lists the volumes it uses: it goes first.
+    let _ = ctx.ctrstate().args(["rm", "--force", id]).output();
+    teardown::remove_anonymous_volumes(ctx, cfg);
 }
 
 /// Forks a supervisor that launches the container and stays its parent;

@@ -120,6 +120,15 @@ impl Drop for Docker {
     }
 }
 
+/// Asserts no cgroup directory named for container `id` is left on any hierarchy.
+pub fn assert_no_cgroup(id: &str) {
+    let find = Command::new("find")
+        .args(["/sys/fs/cgroup", "-name", id])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&find), "", "cgroup left behind for {id}");
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
 }

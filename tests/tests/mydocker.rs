@@ -1,7 +1,7 @@
 //! End-to-end: the `mydocker` binary driven the way a user types it, as root,
 //! with a fresh store root per test.
 
-use e2e::docker::{stderr, stdout, Docker};
+use e2e::docker::{assert_no_cgroup, stderr, stdout, Docker};
 use e2e::{assert_exit_code, bin, require_root};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -497,11 +497,7 @@ fn memory_limit_oom_kills_with_137_and_oomkilled() {
     d.ok(&["unpause", "lim"]);
     let id = d.inspect("lim")["Id"].as_str().unwrap().to_string();
     d.ok(&["rm", "-f", "lim"]);
-    let find = Command::new("find")
-        .args(["/sys/fs/cgroup", "-name", &id])
-        .output()
-        .unwrap();
-    assert_eq!(stdout(&find), "", "cgroup left behind");
+    assert_no_cgroup(&id);
     assert_exit_code(
         &d.run(&["run", "--rm", "-m", "lots", "busybox", "true"]),
         125,
@@ -599,11 +595,7 @@ fn a_killed_supervisor_leaves_nothing_rm_cannot_clean() {
     d.ok(&["rm", "-f", "orphan", "orphan2"]);
     // the guard checks mounts and dirs; check cgroups and netns files here
     for id in &ids {
-        let find = Command::new("find")
-            .args(["/sys/fs/cgroup", "-name", id.as_str().unwrap()])
-            .output()
-            .unwrap();
-        assert_eq!(stdout(&find), "");
+        assert_no_cgroup(id.as_str().unwrap());
     }
     let netns = d.root.path().join("run/netns");
     let left: Vec<_> = std::fs::read_dir(&netns)
@@ -702,4 +694,51 @@ fn network_connect_adds_an_interface_to_a_running_container() {
     assert!(inspect.contains(&test_subnet(3)), "{inspect}");
     d.ok(&["rm", "-f", "multi"]);
     d.ok(&["network", "rm", &a, &b]);
+}
+
+#[test]
+fn a_failure_mid_pipeline_undoes_every_step_before_it() {
+    require_root!();
+    let d = Docker::new();
+    // The user is resolved after the rootfs, volume, network and cgroup
+    // steps: its failure must undo all of them and leave no record.
+    let out = d.run(&[
+        "run",
+        "--name",
+        "halfway",
+        "-v",
+        "/anon",
+        "-u",
+        "nosuchuser",
+        "busybox",
+        "true",
+    ]);
+    assert_exit_code(&out, 125);
+    assert!(stderr(&out).contains("nosuchuser"), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert!(
+        d.containers_dir_entries().is_empty(),
+        "{:?}",
+        d.containers_dir_entries()
+    );
+    assert_exit_code(&d.run(&["inspect", "halfway"]), 1);
+    assert_eq!(
+        d.ok(&["volume", "ls", "-q"]),
+        "",
+        "the anonymous volume outlived the failed run"
+    );
+    let netns = d.root.path().join("run/netns");
+    let left: Vec<_> = std::fs::read_dir(&netns)
+        .map(|r| r.filter_map(|e| e.ok()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "netns files left: {left:?}");
+    let cg = d.root.path().join("cgroups");
+    let records: Vec<_> = std::fs::read_dir(&cg)
+        .map(|r| {
+            r.filter_map(|e| e.ok())
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(records.is_empty(), "cgroup records left: {records:?}");
 }
