@@ -150,6 +150,8 @@ pub struct RunArgs {
     pub read_only: bool,
     #[command(flatten)]
     pub resources: crate::resources::ResourceArgs,
+    #[command(flatten)]
+    pub security: crate::security::SecurityArgs,
     /// Image to run.
     pub image: String,
     /// Command and arguments (default: the image's Cmd).

@@ -41,9 +41,15 @@ impl Ctx {
     pub fn cgctl(&self) -> Call {
         Call::new("cgctl", &self.root)
     }
-    /// The container's cgroup, as cgctl names it.
-    pub fn cgroup(&self, id: &str) -> String {
-        format!("mydocker/{id}")
+    /// The container's cgroup as nsrun made it and cgctl finds it (its
+    /// `linux.cgroupsPath`, from the record's settings).
+    pub fn cgroup(&self, rec: &ctrstate::record::Record) -> String {
+        let sec: crate::security::Security = rec
+            .config
+            .get("security")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        sec.cgroups_path(&rec.id)
     }
     pub fn nsrun(&self) -> Call {
         Call::new("nsrun", &self.nsrun_root())

@@ -68,9 +68,16 @@ pub fn to_docker(ctx: &Ctx, r: &Record) -> Value {
             "Image": r.image,
             "WorkingDir": cfg.working_dir,
         },
-        "HostConfig": {"AutoRemove": cfg.auto_remove},
+        "HostConfig": host_config(&cfg),
         "NetworkSettings": network_settings(r),
     })
+}
+
+fn host_config(cfg: &RunConfig) -> Value {
+    let mut h = cfg.security.host_config();
+    h["AutoRemove"] = json!(cfg.auto_remove);
+    h["ReadonlyRootfs"] = json!(cfg.read_only);
+    h
 }
 
 fn network_settings(r: &Record) -> Value {

@@ -50,25 +50,7 @@ pub fn launch(ctx: &Ctx, id: &str, cfg: &RunConfig) -> Result<Launched> {
 }
 
 fn launch_steps(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result<Launched> {
-    // 6: the cgroup with its limits, before any process exists. It needs
-    // nothing from steps 2-5, so it runs beside them.
-    let resources = if cfg.resources.is_null() {
-        json!({})
-    } else {
-        cfg.resources.clone()
-    };
-    let cgroup = ctx
-        .cgctl()
-        .arg("create")
-        .arg(ctx.cgroup(id))
-        .stdin_json(&resources);
-    undo.cgroup = true;
-    let cgroup = cgroup.spawn()?;
-    let prepared = prepare(ctx, id, cfg, undo);
-    // Waited for even when a step failed, so the undo never races it.
-    let cgroup = cgroup.finish();
-    let p = prepared?;
-    cgroup?;
+    let p = prepare(ctx, id, cfg, undo)?;
     start(ctx, id, cfg, undo, p)
 }
 
@@ -120,6 +102,7 @@ fn prepare(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result<Prep
     let files = spec::write_etc_files(&dir, &hostname, ip.as_deref())?;
     let ids = spec::resolve_user(&rootfs, &cfg.user)?;
     let config = spec::build(&spec::SpecInput {
+        id,
         cfg,
         rootfs: &rootfs,
         hostname: &hostname,
@@ -128,7 +111,7 @@ fn prepare(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result<Prep
         netns,
         host_network,
         extra_mounts,
-    });
+    })?;
     Ok(Prepared { config, network })
 }
 
@@ -197,15 +180,10 @@ fn start(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo, p: Prepared) -> 
             stderr: err_r,
         },
     };
-    // 8: the init is limited before it runs anything of the user's. The
-    // record says running (with the pid) before the command runs too, so
-    // `ps` is right the moment run returns and a crash leaves a pid to check.
-    let attach = ctx
-        .cgctl()
-        .arg("attach")
-        .arg(ctx.cgroup(id))
-        .arg(pid.to_string());
-    let record = ctx
+    // 8: nsrun put the init in its cgroup before it ran anything. The
+    // record says running (with the pid) before the command runs, so `ps`
+    // is right the moment run returns and a crash leaves a pid to check.
+    ctx
         .ctrstate()
         .args(["update", id])
         .stdin_json(&running_patch(
@@ -213,11 +191,8 @@ fn start(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo, p: Prepared) -> 
             &p.network,
             &cfg.ports,
             &volumes::docker_mounts(ctx, &cfg.mounts),
-        ));
-    let (attach, record) = (attach.spawn()?, record.spawn());
-    let attached = attach.finish();
-    record?.finish()?;
-    attached?;
+        ))
+        .output()?;
     // 9: the init execs the user's command.
     ctx.nsrun().arg("start").arg(id).output()?;
     Ok(Launched { pid, io })
@@ -297,7 +272,6 @@ struct Undo<'a> {
     id: String,
     mounted: bool,
     network: Option<String>,
-    cgroup: bool,
     created: bool,
 }
 
@@ -308,14 +282,12 @@ impl<'a> Undo<'a> {
             id: id.to_string(),
             mounted: false,
             network: None,
-            cgroup: false,
             created: false,
         }
     }
     fn disarm(&mut self) {
         self.mounted = false;
         self.network = None;
-        self.cgroup = false;
         self.created = false;
     }
 }
@@ -328,10 +300,6 @@ impl Drop for Undo<'_> {
                 .nsrun()
                 .args(["delete", "--force", &self.id])
                 .output();
-        }
-        if self.cgroup {
-            let name = self.ctx.cgroup(&self.id);
-            let _ = self.ctx.cgctl().args(["delete", "--force", &name]).output();
         }
         if let Some(n) = &self.network {
             let _ = network::detach(self.ctx, &self.id, n);

@@ -61,6 +61,7 @@ pub fn print(ctx: &Ctx, record_in: &Value, cfg: &RunConfig) -> Result<()> {
         mounts_note = "# (the mounts that step 3 prints belong in config.json's \"mounts\"; mydocker adds them)".into();
     }
     let config = spec::build(&spec::SpecInput {
+        id: ID,
         cfg,
         rootfs: &rootfs,
         hostname: &hostname,
@@ -69,7 +70,7 @@ pub fn print(ctx: &Ctx, record_in: &Value, cfg: &RunConfig) -> Result<()> {
         netns: netns.clone(),
         host_network: mode == Mode::Host,
         extra_mounts: vec![],
-    });
+    })?;
     let r = q(&ctx.root.to_string_lossy());
     let n = q(&ctx.nsrun_root().to_string_lossy());
     let nd = q(&netns_dir.to_string_lossy());
@@ -123,18 +124,8 @@ pub fn print(ctx: &Ctx, record_in: &Value, cfg: &RunConfig) -> Result<()> {
             q(&json!(cfg.ports).to_string())
         ));
     }
-    line("# 6 the cgroup with its limits".into());
-    let res = if cfg.resources.is_null() {
-        json!({})
-    } else {
-        cfg.resources.clone()
-    };
-    line(format!(
-        "echo {} | cgctl --root \"$R\" create \"mydocker/$ID\"",
-        q(&res.to_string())
-    ));
     line(
-        "# 7 the container's /etc files and its OCI config, then create: the init waits for start"
+        "# 6 the container's /etc files and its OCI config (limits, device rules, seccomp), then create: nsrun makes the cgroup, the init joins it and waits for start"
             .into(),
     );
     line("echo \"$H\" > \"$D/hostname\"".into());
@@ -146,21 +137,20 @@ pub fn print(ctx: &Ctx, record_in: &Value, cfg: &RunConfig) -> Result<()> {
     line(serde_json::to_string_pretty(&config).unwrap());
     line("CONFIG".into());
     line("nsrun --root \"$N\" create --bundle \"$D\" --pid-file \"$D/init.pid\" \"$ID\" > \"$D/stdout\"".into());
-    line("# 8 the init joins its cgroup before it runs anything".into());
-    line("cgctl --root \"$R\" attach \"mydocker/$ID\" \"$(cat \"$D/init.pid\")\"".into());
+    line("# 7 the record says running".into());
     line(
         "echo '{\"status\":\"running\"}' | ctrstate --root \"$R\" update \"$ID\" > /dev/null"
             .into(),
     );
-    line("# 9 the init execs the command; its output goes to $D/stdout".into());
+    line("# 8 the init execs the command; its output goes to $D/stdout".into());
     line("nsrun --root \"$N\" start \"$ID\"".into());
-    line("# 10 wait for it to stop (mydocker is its parent and reaps it; here we poll), then release it all".into());
+    line("# 9 wait for it to stop (mydocker is its parent and reaps it; here we poll), then release it all".into());
     line(
         "while nsrun --root \"$N\" state \"$ID\" | grep -q '\"running\"'; do sleep 0.05; done"
             .into(),
     );
     line("tail -n +2 \"$D/stdout\"".into());
-    line("nsrun --root \"$N\" delete --force \"$ID\"".into());
+    line("nsrun --root \"$N\" delete --force \"$ID\"  # also removes the cgroup".into());
     if let Mode::Named(net) = &mode {
         line(format!(
             "netbr --root \"$R\" disconnect {} \"$ID\" --netns {nd}/\"$ID\"",
@@ -168,7 +158,6 @@ pub fn print(ctx: &Ctx, record_in: &Value, cfg: &RunConfig) -> Result<()> {
         ));
         line(format!("netbr --root \"$R\" netns del \"$ID\" --dir {nd}"));
     }
-    line("cgctl --root \"$R\" delete --force \"mydocker/$ID\"".into());
     line("layerfs --root \"$R\" umount \"$ID\"".into());
     line("echo '{\"status\":\"exited\",\"pid\":0}' | ctrstate --root \"$R\" update \"$ID\" > /dev/null".into());
     if cfg.auto_remove {

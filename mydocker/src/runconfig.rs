@@ -20,7 +20,7 @@ pub struct RunConfig {
     pub tty: bool,
     pub open_stdin: bool,
     pub auto_remove: bool,
-    /// OCI `linux.resources` for cgctl.
+    /// OCI `linux.resources` (limits; nsrun applies them).
     pub resources: Value,
     /// `none`, `host`, or a network name.
     pub network: String,
@@ -28,6 +28,8 @@ pub struct RunConfig {
     /// Volumes, binds and tmpfs mounts.
     pub mounts: Vec<crate::volumes::MountSpec>,
     pub read_only: bool,
+    /// Capabilities, seccomp, devices, cgroup namespace and parent.
+    pub security: crate::security::Security,
 }
 
 impl RunConfig {
@@ -139,6 +141,7 @@ impl RunConfig {
                 m
             },
             read_only: a.read_only,
+            security: a.security.parse()?,
         })
     }
 }

@@ -116,6 +116,7 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<Ids> {
 
 /// Options of one container's config.json.
 pub struct SpecInput<'a> {
+    pub id: &'a str,
     pub cfg: &'a RunConfig,
     pub rootfs: &'a Path,
     pub hostname: &'a str,
@@ -130,8 +131,16 @@ pub struct SpecInput<'a> {
     pub extra_mounts: Vec<Value>,
 }
 
-pub fn build(i: &SpecInput) -> Value {
-    let caps: Vec<&str> = DEFAULT_CAPS.to_vec();
+pub fn build(i: &SpecInput) -> Result<Value> {
+    let sec = &i.cfg.security;
+    let caps = sec.caps();
+    let seccomp = sec.seccomp(&caps)?;
+    let (devices, device_rules) = sec.devices()?;
+    let mut resources = match &i.cfg.resources {
+        Value::Object(o) => Value::Object(o.clone()),
+        _ => json!({}),
+    };
+    resources["devices"] = Value::Array(device_rules);
     let mut env = i.cfg.env.clone();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.insert(
@@ -156,7 +165,11 @@ pub fn build(i: &SpecInput) -> Value {
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        if sec.privileged {
+            json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev"]})
+        } else {
+            json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]})
+        },
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
     ];
@@ -171,6 +184,9 @@ pub fn build(i: &SpecInput) -> Value {
         json!({"type": "uts"}),
         json!({"type": "mount"}),
     ];
+    if sec.private_cgroupns() {
+        namespaces.push(json!({"type": "cgroup"}));
+    }
     match (&i.netns, i.host_network) {
         (_, true) => {}
         (Some(p), false) => namespaces.push(json!({"type": "network", "path": p})),
@@ -181,7 +197,23 @@ pub fn build(i: &SpecInput) -> Value {
     } else {
         &i.cfg.working_dir
     };
-    json!({
+    let (masked, readonly): (&[&str], &[&str]) = if sec.privileged {
+        (&[], &[])
+    } else {
+        (&MASKED, &READONLY)
+    };
+    let mut linux = json!({
+        "cgroupsPath": sec.cgroups_path(i.id),
+        "resources": resources,
+        "devices": devices,
+        "namespaces": namespaces,
+        "maskedPaths": masked,
+        "readonlyPaths": readonly
+    });
+    if let Some(s) = seccomp {
+        linux["seccomp"] = s;
+    }
+    Ok(json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": i.cfg.tty,
@@ -190,17 +222,13 @@ pub fn build(i: &SpecInput) -> Value {
             "env": env,
             "cwd": cwd,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "noNewPrivileges": false
+            "noNewPrivileges": sec.no_new_privileges
         },
         "root": {"path": i.rootfs, "readonly": i.cfg.read_only},
         "hostname": i.hostname,
         "mounts": mounts,
-        "linux": {
-            "namespaces": namespaces,
-            "maskedPaths": MASKED,
-            "readonlyPaths": READONLY
-        }
-    })
+        "linux": linux
+    }))
 }
 
 /// Writes the container's /etc/hostname, /etc/hosts and /etc/resolv.conf into

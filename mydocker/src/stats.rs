@@ -96,7 +96,7 @@ fn sample(ctx: &Ctx, r: &Record) -> Option<Value> {
     if !matches!(r.status, Status::Running | Status::Paused) {
         return None;
     }
-    ctx.cgctl().args(["stats", &ctx.cgroup(&r.id)]).json().ok()
+    ctx.cgctl().args(["stats", &ctx.cgroup(r)]).json().ok()
 }
 
 fn host_memory() -> u64 {
@@ -145,7 +145,7 @@ pub fn pause(ctx: &Ctx, refs: &[String], freeze: bool) -> Result<i32> {
                 ));
             }
             ctx.cgctl()
-                .args([if freeze { "freeze" } else { "thaw" }, &ctx.cgroup(&rec.id)])
+                .args([if freeze { "freeze" } else { "thaw" }, &ctx.cgroup(&rec)])
                 .output()?;
             let status = if freeze { "paused" } else { "running" };
             ctx.ctrstate()
@@ -170,7 +170,7 @@ pub fn top(ctx: &Ctx, r: &str) -> Result<i32> {
     if !matches!(rec.status, Status::Running | Status::Paused) {
         return fail(format!("container {} is not running", rec.id));
     }
-    let pids = ctx.cgctl().args(["procs", &ctx.cgroup(&rec.id)]).json()?;
+    let pids = ctx.cgctl().args(["procs", &ctx.cgroup(&rec)]).json()?;
     println!("{:<8}{:<10}{:<10}CMD", "UID", "PID", "PPID");
     for p in pids
         .as_array()
@@ -221,7 +221,7 @@ pub fn update(ctx: &Ctx, a: &UpdateArgs) -> Result<i32> {
             }
             if matches!(rec.status, Status::Running | Status::Paused) {
                 ctx.cgctl()
-                    .args(["set", &ctx.cgroup(&rec.id)])
+                    .args(["set", &ctx.cgroup(&rec)])
                     .stdin_json(&merged)
                     .output()?;
             }

@@ -233,7 +233,7 @@ pub fn finish(ctx: &Ctx, id: &str, cfg: &RunConfig, code: i32) {
     let oom = limited
         && ctx
             .cgctl()
-            .args(["stats", &ctx.cgroup(id)])
+            .args(["stats", &cfg.security.cgroups_path(id)])
             .json()
             .map(|s| s["memory"]["oomKillCount"].as_u64().unwrap_or(0) > 0)
             .unwrap_or(false);

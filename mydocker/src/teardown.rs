@@ -1,5 +1,5 @@
 //! Undo of a container's pipeline once its process is gone: the stop
-//! teardown (process state, networks, cgroup, rootfs mount) and the removal
+//! teardown (process state and cgroup, networks, rootfs mount) and the removal
 //! (plus the writable layer and the record). Every step is idempotent.
 
 use crate::context::Ctx;
@@ -20,8 +20,8 @@ fn release(ctx: &Ctx, id: &str, rootfs_step: &str) -> Vec<Error> {
     // The container is dead: these undo steps are independent of each
     // other, so they run side by side (the network's two run in order).
     let calls = [
+        // also removes the cgroup, killing anything left in it
         ctx.nsrun().args(["delete", "--force", id]),
-        ctx.cgctl().args(["delete", "--force", &ctx.cgroup(id)]),
         ctx.layerfs().args([rootfs_step, id]),
     ];
     let mut errs = vec![];

@@ -39,8 +39,6 @@ pub struct Loaded {
     pub raw: Vec<u8>,
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
-    /// Non-fatal notes for stderr (ignored cgroup settings).
-    pub warnings: Vec<String>,
 }
 
 /// Reads `config` (a path, `-` for stdin, or `None` for `bundle/config.json`)
@@ -81,7 +79,7 @@ pub fn load(bundle: &Path, config: Option<&Path>) -> Result<Loaded, ConfigError>
         path: path.clone(),
         err: e.to_string(),
     })?;
-    let warnings = validate(&spec)?;
+    validate(&spec)?;
     let root = spec
         .root()
         .as_ref()
@@ -107,7 +105,6 @@ pub fn load(bundle: &Path, config: Option<&Path>) -> Result<Loaded, ConfigError>
         raw,
         bundle,
         rootfs,
-        warnings,
     })
 }
 
@@ -149,10 +146,8 @@ fn nonempty<T>(o: &Option<T>, empty: impl Fn(&T) -> bool) -> bool {
     o.as_ref().is_some_and(|v| !empty(v))
 }
 
-/// Checks what nsrun cannot honour; returns warnings for what it leaves to
-/// the caller (cgroups).
-pub fn validate(spec: &Spec) -> Result<Vec<String>, ConfigError> {
-    let mut warnings = Vec::new();
+/// Checks what nsrun cannot honour and what is inconsistent.
+pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
     if spec.hooks().is_some() {
         let h = serde_json::to_value(spec.hooks()).unwrap_or_default();
         if h.as_object().is_some_and(|o| {
@@ -236,12 +231,6 @@ pub fn validate(spec: &Spec) -> Result<Vec<String>, ConfigError> {
         crate::rootfs::propagation_flag(prop)
             .ok_or_else(|| invalid("linux.rootfsPropagation", format!("unknown {prop:?}")))?;
     }
-    if linux.resources().is_some() {
-        warnings.push("linux.resources is ignored: attach the init to a cgroup with cgctl between create and start".into());
-    }
-    if linux.cgroups_path().is_some() {
-        warnings.push("linux.cgroupsPath is ignored: attach the init to a cgroup with cgctl between create and start".into());
-    }
     let ns = namespaces(spec);
     let mut seen = Vec::new();
     for (t, path) in &ns {
@@ -303,14 +292,14 @@ pub fn validate(spec: &Spec) -> Result<Vec<String>, ConfigError> {
             ));
         }
     }
-    Ok(warnings)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn spec(extra: impl FnOnce(&mut serde_json::Value)) -> Result<Vec<String>, ConfigError> {
+    fn spec(extra: impl FnOnce(&mut serde_json::Value)) -> Result<(), ConfigError> {
         let mut v = serde_json::json!({
             "ociVersion": "1.0.2",
             "root": {"path": "rootfs"},
@@ -328,14 +317,7 @@ mod tests {
 
     #[test]
     fn a_plain_config_is_valid() {
-        assert!(spec(|_| {}).unwrap().is_empty());
-    }
-
-    #[test]
-    fn cgroup_settings_only_warn() {
-        let w = spec(|v| v["linux"]["cgroupsPath"] = "/x".into()).unwrap();
-        assert_eq!(w.len(), 1);
-        assert!(w[0].contains("cgroupsPath"));
+        spec(|_| {}).unwrap();
     }
 
     #[test]

@@ -143,22 +143,12 @@ pub fn kill(
     }
     let signo = sig.map_or(0, |s| s as libc::c_int);
     if all {
-        // Every other process of the container's pid namespace first.
-        if let Ok(ns) = std::fs::read_link(format!("/proc/{}/ns/pid", rec.pid)) {
-            let own = std::fs::read_link("/proc/self/ns/pid").ok();
-            if own.as_ref() != Some(&ns) {
-                for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-                    let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
-                        continue;
-                    };
-                    if p != rec.pid
-                        && std::fs::read_link(format!("/proc/{p}/ns/pid"))
-                            .ok()
-                            .as_ref()
-                            == Some(&ns)
-                    {
-                        unsafe { libc::kill(p, signo) };
-                    }
+        // Every other process of the container's cgroup first (not of its
+        // pid namespace: a pod may share that with other containers).
+        if let Some(cg) = crate::cgroup::load(&dir) {
+            for p in cg.procs().unwrap_or_default() {
+                if p != rec.pid {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), sig);
                 }
             }
         }
@@ -190,7 +180,8 @@ pub fn delete(root: &Path, id: &str, force: bool) -> crate::Result<()> {
     let dir = Dir::new(root, id);
     let rec = match dir.load() {
         Ok(r) => r,
-        Err(state::StateError::NotFound(_)) if force => return dir.remove().map_err(Into::into),
+        // A create that died half-way: its cgroup is recorded first.
+        Err(state::StateError::NotFound(_)) if force => return destroy(&dir),
         Err(state::StateError::NotFound(_)) if dir.exists() => {
             return Err(ContainerError::WrongStatus {
                 id: id.into(),
@@ -228,6 +219,13 @@ pub fn delete(root: &Path, id: &str, force: bool) -> crate::Result<()> {
             }
         }
     }
+    destroy(&dir)
+}
+
+/// Removes the cgroup (killing what the init left in it: daemons, exec'd
+/// processes) and then the state dir.
+pub fn destroy(dir: &Dir) -> crate::Result<()> {
+    crate::cgroup::remove(dir).map_err(crate::create::CreateError::from)?;
     dir.remove()?;
     Ok(())
 }

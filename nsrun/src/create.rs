@@ -5,7 +5,8 @@
 use crate::config::{self, Loaded};
 use crate::process::Proc;
 use crate::state::{Dir, Record};
-use crate::{init, sys, tty};
+use crate::sync::{Channel, Msg};
+use crate::{cgroup, init, sys, tty};
 use oci_spec::runtime::LinuxNamespaceType;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -25,6 +26,10 @@ pub enum CreateError {
     Init(String),
     #[error("process.terminal is true: --console-socket is required")]
     NeedConsole,
+    #[error(transparent)]
+    Cgroup(#[from] cgroup::CgroupError),
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
 }
 
 pub struct Opts {
@@ -58,11 +63,13 @@ impl Drop for Undo<'_> {
             return;
         }
         if let Some(pid) = self.pid {
+            // SAFETY: plain syscalls on our own child's pid.
             unsafe {
                 libc::kill(pid, libc::SIGKILL);
                 libc::waitpid(pid, std::ptr::null_mut(), 0);
             }
         }
+        let _ = cgroup::remove(self.dir);
         let _ = self.dir.remove();
     }
 }
@@ -81,8 +88,8 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
         raw,
         bundle,
         rootfs,
-        warnings,
     } = config::load(&o.bundle, o.config.as_deref())?;
+    let cgroup = cgroup::plan(&spec, &o.id)?;
     let proc_ = Proc::from_spec(spec.process().as_ref().expect("validated")).map_err(|e| {
         config::ConfigError::Invalid {
             field: "process".into(),
@@ -91,9 +98,6 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
     })?;
     if proc_.terminal && !o.run && o.console_socket.is_none() {
         return Err(CreateError::NeedConsole.into());
-    }
-    for w in &warnings {
-        eprintln!("nsrun: warning: {w}");
     }
     let console = match (&o.console_socket, proc_.terminal && !o.run) {
         (Some(p), true) => Some(UnixStream::connect(p).map_err(|e| CreateError::Io {
@@ -152,20 +156,19 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
         err: sys::errstr(&e),
     })?;
 
-    let mut sp = [0; 2];
-    if unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            sp.as_mut_ptr(),
-        )
-    } != 0
-    {
-        return Err(last_err("socketpair").into());
-    }
-    let (parent_sock, child_sock) =
-        unsafe { (OwnedFd::from_raw_fd(sp[0]), OwnedFd::from_raw_fd(sp[1])) };
+    // The cgroup exists, with its limits and device rules, before the init.
+    cgroup.make(&dir)?;
+    let (parent_sock, child_sock) = nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::SeqPacket,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| CreateError::Step {
+        step: "socketpair",
+        err: e.to_string(),
+    })?;
+    let parent = Channel::new(parent_sock);
 
     for (t, p, fd) in &joins {
         sys::setns(fd.as_raw_fd(), config::ns_flag(*t)).map_err(|e| CreateError::Io {
@@ -180,6 +183,10 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
             flags |= config::ns_flag(*t);
         }
     }
+    // A new cgroup namespace is made by the init itself once it is in its
+    // cgroup, so that the cgroup is the namespace's root.
+    let new_cgroupns = flags & libc::CLONE_NEWCGROUP != 0;
+    flags &= !libc::CLONE_NEWCGROUP;
     let userns = flags & libc::CLONE_NEWUSER != 0;
     if o.run {
         tty::block_forwarded();
@@ -201,12 +208,13 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
         return Err(last_err("clone").into());
     }
     if pid == 0 {
-        drop(parent_sock);
+        drop(parent);
         init::run(init::Ctx {
             spec: &spec,
             rootfs,
             proc_,
-            sync: child_sock.as_raw_fd(),
+            sync: Channel::new(child_sock),
+            new_cgroupns,
             fifo: fifo.as_raw_fd(),
             console: console.as_ref().map(|c| c.as_raw_fd()),
             master_to_parent: o.run,
@@ -221,31 +229,26 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
     drop(console);
     if userns {
         write_id_maps(pid, &spec)?;
-        let n = unsafe {
-            libc::send(
-                parent_sock.as_raw_fd(),
-                b"G".as_ptr() as *const libc::c_void,
-                1,
-                libc::MSG_NOSIGNAL,
-            )
-        };
-        if n != 1 {
-            return Err(last_err("send go to init").into());
-        }
     }
+    // In its cgroup before it does anything (its children are born there).
+    cgroup.cgroup.add_pid(pid).map_err(cgroup::CgroupError::from)?;
+    parent.send(&Msg::Go)?;
     let mut master = None;
     loop {
-        let (msg, fd) = tty::recv_msg(parent_sock.as_raw_fd())?;
-        match msg.first() {
-            Some(b'T') => master = fd,
-            Some(b'R') => break,
-            Some(b'E') => {
-                return Err(
-                    CreateError::Init(String::from_utf8_lossy(&msg[1..]).to_string()).into(),
-                )
+        match parent.recv("ready") {
+            Ok(Msg::Pty(fd)) => master = Some(fd),
+            Ok(Msg::Ready) => break,
+            Ok(Msg::Failed(msg)) => return Err(CreateError::Init(msg).into()),
+            Ok(other) => {
+                return Err(crate::sync::SyncError::Unexpected {
+                    expected: "ready",
+                    got: other.name().into(),
+                }
+                .into())
             }
-            _ => {
+            Err(crate::sync::SyncError::Closed { .. }) => {
                 let mut st = 0;
+                // SAFETY: reaps our own child.
                 unsafe { libc::waitpid(pid, &mut st, 0) };
                 undo.pid = None;
                 return Err(CreateError::Init(format!(
@@ -254,6 +257,7 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
                 ))
                 .into());
             }
+            Err(e) => return Err(e.into()),
         }
     }
     let start = sys::proc_stat(pid)

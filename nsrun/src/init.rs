@@ -3,6 +3,7 @@
 //! socket, blocks on the exec fifo until `start`, then execs.
 
 use crate::process::{self, Proc};
+use crate::sync::{Channel, Msg};
 use crate::{rootfs, sys, tty};
 use oci_spec::runtime::Spec;
 use std::os::fd::{AsRawFd, RawFd};
@@ -13,8 +14,10 @@ pub struct Ctx<'a> {
     pub spec: &'a Spec,
     pub rootfs: PathBuf,
     pub proc_: Proc,
-    /// The init's end of the SOCK_SEQPACKET sync socket.
-    pub sync: RawFd,
+    /// The init's end of the sync channel.
+    pub sync: Channel,
+    /// Unshare a cgroup namespace once in the cgroup.
+    pub new_cgroupns: bool,
     /// O_PATH fd of the exec fifo, opened before pivot_root.
     pub fifo: RawFd,
     /// A connected `--console-socket` for the pty master (create mode).
@@ -26,30 +29,18 @@ pub struct Ctx<'a> {
     pub preserve_fds: u32,
 }
 
-fn send(sync: RawFd, msg: &[u8]) {
-    unsafe {
-        libc::send(
-            sync,
-            msg.as_ptr() as *const libc::c_void,
-            msg.len(),
-            libc::MSG_NOSIGNAL,
-        )
-    };
-}
-
 /// Entry point of the cloned child. Never returns.
 pub fn run(ctx: Ctx) -> ! {
-    match setup(&ctx) {
-        Ok(()) => {}
-        Err(msg) => {
-            let mut m = b"E".to_vec();
-            m.extend_from_slice(msg.as_bytes());
-            send(ctx.sync, &m);
-            unsafe { libc::_exit(1) };
-        }
+    if let Err(msg) = setup(&ctx) {
+        let _ = ctx.sync.send(&Msg::Failed(msg));
+        // SAFETY: ends this forked child without running the parent's atexit/destructors.
+        unsafe { libc::_exit(1) };
     }
-    send(ctx.sync, b"R");
-    unsafe { libc::close(ctx.sync) };
+    if ctx.sync.send(&Msg::Ready).is_err() {
+        // SAFETY: as above; the parent is gone, nobody would start us.
+        unsafe { libc::_exit(1) };
+    }
+    drop(ctx.sync);
     // Blocks until `start` opens the read side.
     let path = format!("/proc/self/fd/{}", ctx.fifo);
     let w = match sys::open(Path::new(&path), libc::O_WRONLY, 0) {
@@ -81,18 +72,19 @@ fn setup(ctx: &Ctx) -> Result<(), String> {
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         libc::umask(0);
     }
+    // The parent writes our uid/gid maps and puts us in the cgroup first.
+    ctx.sync.wait_go().map_err(|e| e.to_string())?;
     if ctx.userns {
-        let mut b = [0u8; 1];
-        let n = unsafe { libc::recv(ctx.sync, b.as_mut_ptr() as *mut libc::c_void, 1, 0) };
-        if n != 1 || b[0] != b'G' {
-            return Err("wait for uid/gid maps: parent went away".into());
-        }
         if unsafe { libc::setresgid(0, 0, 0) } != 0 || unsafe { libc::setresuid(0, 0, 0) } != 0 {
             return Err(format!(
                 "become root in the user namespace: {}",
                 sys::errstr(&std::io::Error::last_os_error())
             ));
         }
+    }
+    if ctx.new_cgroupns {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| format!("unshare cgroup namespace: {e}"))?;
     }
     let new_netns = crate::config::namespaces(ctx.spec)
         .iter()
@@ -133,7 +125,9 @@ fn setup(ctx: &Ctx) -> Result<(), String> {
             tty::send_fd(sock, b"/dev/ptmx", master.as_raw_fd())
                 .map_err(|e| format!("console socket: {e}"))?;
         } else if ctx.master_to_parent {
-            tty::send_fd(ctx.sync, b"T", master.as_raw_fd()).map_err(|e| e.to_string())?;
+            ctx.sync
+                .send(&Msg::Pty(master.try_clone().map_err(|e| format!("dup pty master: {e}"))?))
+                .map_err(|e| e.to_string())?;
         }
     }
     if let Some(sock) = ctx.console {

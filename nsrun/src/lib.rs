@@ -100,6 +100,7 @@
 //! prints it and exits.
 
 pub mod caps;
+pub mod cgroup;
 pub mod config;
 pub mod container;
 pub mod create;
@@ -111,6 +112,7 @@ pub mod resolve;
 pub mod rootfs;
 pub mod signal;
 pub mod state;
+pub mod sync;
 pub mod sys;
 pub mod tty;
 

@@ -163,11 +163,11 @@ fn run(cli: Cli) -> nsrun::Result<u8> {
                         libc::kill(made.pid, libc::SIGKILL);
                         libc::waitpid(made.pid, std::ptr::null_mut(), 0);
                     }
-                    let _ = made.dir.remove();
+                    let _ = container::destroy(&made.dir);
                     return Err(e);
                 }
             };
-            made.dir.remove()?;
+            container::destroy(&made.dir)?;
             return Ok(status.clamp(0, 255) as u8);
         }
         Cmd::Exec {

@@ -80,6 +80,10 @@ impl Dir {
     pub fn config_file(&self) -> PathBuf {
         self.path.join("config.json")
     }
+    /// The container's cgroup directories (written before they are made).
+    pub fn cgroup_file(&self) -> PathBuf {
+        self.path.join("cgroup.json")
+    }
     pub fn fifo(&self) -> PathBuf {
         self.path.join("exec.fifo")
     }

@@ -1145,41 +1145,51 @@ fn kill_all_signals_every_process_of_the_container() {
     assert_eq!(b.state(&id)["status"], "stopped");
 }
 
-/// A pids cgroup (v1) made by the test, removed on drop (after the Bundle
-/// guard, declared later, has reaped every process in it).
-struct PidsCgroup(PathBuf);
-
-impl Drop for PidsCgroup {
-    fn drop(&mut self) {
-        let t = Instant::now();
-        while std::fs::remove_dir(&self.0).is_err()
-            && self.0.exists()
-            && t.elapsed() < Duration::from_secs(5)
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+/// The directory of cgroupsPath `path` in the v1 hierarchy of `ctrl`
+/// (relative: under this process's own cgroup there).
+fn v1_dir(ctrl: &str, path: &str) -> Option<PathBuf> {
+    let mount = Path::new("/sys/fs/cgroup").join(ctrl);
+    if !mount.join("cgroup.procs").exists() {
+        return None;
     }
+    if let Some(abs) = path.strip_prefix('/') {
+        return Some(mount.join(abs));
+    }
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let base = own
+        .lines()
+        .find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, c, p) = (f.next()?, f.next()?, f.next()?);
+            c.split(',').any(|x| x == ctrl).then(|| p.to_string())
+        })
+        .unwrap_or_else(|| "/".into());
+    Some(mount.join(base.trim_start_matches('/')).join(path))
+}
+
+fn read_trim(p: &Path) -> String {
+    std::fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .trim()
+        .to_string()
 }
 
 #[test]
 fn exec_joins_the_containers_cgroup() {
     require_root!();
-    let base = Path::new("/sys/fs/cgroup/pids");
-    if !base.join("cgroup.procs").exists() {
+    let name = unique("nsrun-cg");
+    let Some(dir) = v1_dir("pids", &format!("/{name}")) else {
         eprintln!("SKIP exec_joins_the_containers_cgroup: no cgroup v1 pids hierarchy");
         return;
-    }
-    let name = unique("nsrun-cg");
-    let cg = PidsCgroup(base.join(&name));
-    std::fs::create_dir(&cg.0).unwrap();
+    };
     let mut b = Bundle::new(&["sleep", "30"]);
-    let id = b.id();
-    let out = b.create_out(&id, &[]);
-    assert_exit_code(&out, 0);
-    let pid = pid_of(&out);
-    // What mydocker does with cgctl between create and start.
-    std::fs::write(cg.0.join("cgroup.procs"), pid.to_string()).unwrap();
-    assert_exit_code(&b.out(&["start", &id]), 0);
+    // absolute: relative to each hierarchy's mount point (runtime-spec)
+    b.set(|c| c["linux"]["cgroupsPath"] = json!(format!("/{name}")));
+    let (id, pid) = b.start();
+    assert!(dir.is_dir(), "{} missing", dir.display());
+    assert!(read_trim(&dir.join("cgroup.procs"))
+        .lines()
+        .any(|l| l == pid.to_string()));
     let ex = b.exec(&id, &["grep", ":pids:", "/proc/self/cgroup"]);
     assert_exit_code(&ex, 0);
     assert_eq!(
@@ -1188,6 +1198,89 @@ fn exec_joins_the_containers_cgroup() {
         "{}",
         stdout(&ex)
     );
+    assert_exit_code(&b.out(&["delete", "--force", &id]), 0);
+    assert!(!dir.exists(), "delete left {}", dir.display());
+}
+
+#[test]
+fn resources_from_the_config_are_applied_before_start_and_removed_by_delete() {
+    require_root!();
+    let rel = unique("nsrun-res");
+    let (Some(mem), Some(pids)) = (v1_dir("memory", &rel), v1_dir("pids", &rel)) else {
+        eprintln!("SKIP resources_from_the_config...: no cgroup v1 memory+pids (the VM phase covers v2)");
+        return;
+    };
+    let mut b = Bundle::new(&["sleep", "30"]);
+    b.set(|c| {
+        c["linux"]["cgroupsPath"] = json!(rel);
+        c["linux"]["resources"]["memory"] = json!({"limit": 33554432});
+        c["linux"]["resources"]["pids"] = json!({"limit": 20});
+    });
+    let id = b.id();
+    let out = b.create_out(&id, &[]);
+    assert_exit_code(&out, 0);
+    let pid = pid_of(&out);
+    // between create and start: made, limited, holding the init
+    assert_eq!(read_trim(&mem.join("memory.limit_in_bytes")), "33554432");
+    assert_eq!(read_trim(&pids.join("pids.max")), "20");
+    assert!(read_trim(&pids.join("cgroup.procs"))
+        .lines()
+        .any(|l| l == pid.to_string()));
+    // device rules: runc spec's deny-all plus the default devices
+    if let Some(dev) = v1_dir("devices", &rel) {
+        let list = read_trim(&dev.join("devices.list"));
+        assert!(list.contains("c 1:3 rwm"), "{list}");
+        assert!(!list.contains("a *:* rwm"), "{list}");
+    }
+    assert_exit_code(&b.out(&["start", &id]), 0);
+    assert_exit_code(&b.out(&["delete", "--force", &id]), 0);
+    assert!(!mem.exists() && !pids.exists(), "delete left the cgroup");
+}
+
+#[test]
+fn memory_and_pids_limits_are_enforced() {
+    require_root!();
+    let mut b = Bundle::new(&["tail", "/dev/zero"]);
+    b.set(|c| {
+        c["linux"]["resources"]["memory"] = json!({"limit": 16777216, "swap": 16777216})
+    });
+    assert_exit_code(&b.run(), 137);
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 1 & done; wait; echo done",
+    ]);
+    b.set(|c| c["linux"]["resources"]["pids"] = json!({"limit": 4}));
+    let out = b.run();
+    let err = stderr(&out);
+    assert!(
+        err.contains("fork") || err.contains("Resource temporarily unavailable"),
+        "more than 4 processes ran: {err}"
+    );
+}
+
+#[test]
+fn a_config_with_bad_resources_fails_create_and_leaves_nothing() {
+    require_root!();
+    let rel = unique("nsrun-bad");
+    let mut b = Bundle::new(&["true"]);
+    for bad in [
+        json!({"memory": {"limit": -5}}),
+        json!({"devices": [{"allow": true, "access": "rwx"}]}),
+        json!({"pids": {"limit": "many"}}),
+    ] {
+        b.set(|c| {
+            c["linux"]["cgroupsPath"] = json!(rel);
+            c["linux"]["resources"] = bad.clone();
+        });
+        let id = b.id();
+        let out = b.create_out(&id, &[]);
+        assert_exit_code(&out, 2);
+        assert_one_line_error(&out);
+        if let Some(d) = v1_dir("pids", &rel) {
+            assert!(!d.exists(), "{bad}: cgroup made");
+        }
+    }
 }
 
 #[test]

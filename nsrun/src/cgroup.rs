@@ -1,0 +1,139 @@
+//! The container's cgroup, through cgctl's library (the project's one cgroup
+//! implementation): `linux.cgroupsPath` resolved, `linux.resources` (limits
+//! and device rules) validated with the config, the directories made before
+//! the init exists, the init placed in them before it runs anything, and
+//! everything removed by `delete`.
+//!
+//! The directories are written to `<state dir>/cgroup.json` before they are
+//! made, so a `delete` after a crash at any point still finds them.
+
+use crate::config::ConfigError;
+use crate::state::Dir;
+use cgctl::hierarchy::Mode;
+use cgctl::runtime::Cgroup;
+use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType, Spec};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("cgroup: {0}")]
+    Cgctl(#[from] cgctl::Error),
+    #[error("cgroup: {step} {path}: {err}")]
+    Io {
+        step: &'static str,
+        path: PathBuf,
+        err: std::io::Error,
+    },
+}
+
+/// The container's cgroup before it is made: where, and with what.
+pub struct Plan {
+    pub cgroup: Cgroup,
+    pub resources: cgctl::resources::Resources,
+}
+
+/// What `cgroup.json` holds.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    paths: Vec<PathBuf>,
+    mode: Mode,
+}
+
+fn invalid(field: &str, why: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        why: why.to_string(),
+    }
+}
+
+/// Validates `linux.cgroupsPath` and `linux.resources` (pure: touches nothing).
+pub fn plan(spec: &Spec, id: &str) -> Result<Plan, ConfigError> {
+    let linux = spec.linux().as_ref();
+    let path = linux.and_then(|l| l.cgroups_path().as_ref());
+    let path = path.map(|p| p.to_string_lossy().to_string());
+    let cgroup = Cgroup::resolve(path.as_deref(), id)
+        .map_err(|e| invalid("linux.cgroupsPath", e))?;
+    let mut res = linux
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    // As runc: deny by default, then the config's rules, then the nodes of
+    // `linux.devices`, then the devices every container gets (null, zero,
+    // tty, pts, ... and mknod of any). A config that allows all still does.
+    let mut rules = vec![LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()
+        .map_err(|e| invalid("linux.resources.devices", e))?];
+    rules.extend(res.devices().clone().unwrap_or_default());
+    for d in linux.and_then(|l| l.devices().clone()).unwrap_or_default() {
+        let typ = match d.typ() {
+            LinuxDeviceType::B => LinuxDeviceType::B,
+            _ => LinuxDeviceType::C,
+        };
+        rules.push(
+            LinuxDeviceCgroupBuilder::default()
+                .allow(true)
+                .typ(typ)
+                .major(d.major())
+                .minor(d.minor())
+                .access("rwm")
+                .build()
+                .map_err(|e| invalid("linux.devices", e))?,
+        );
+    }
+    rules.extend(
+        cgctl::devices::docker_default()
+            .iter()
+            .filter(|r| r.allow)
+            .map(|r| r.to_oci()),
+    );
+    res.set_devices(Some(rules));
+    let resources =
+        cgctl::resources::from_oci(&res).map_err(|e| invalid("linux.resources", e))?;
+    Ok(Plan { cgroup, resources })
+}
+
+impl Plan {
+    /// Records the directories in the state dir, then makes them with the
+    /// limits and device rules (cgctl undoes its own half-made work).
+    pub fn make(&self, dir: &Dir) -> Result<(), CgroupError> {
+        save(dir, &self.cgroup)?;
+        self.cgroup.create(&self.resources)?;
+        Ok(())
+    }
+}
+
+fn save(dir: &Dir, cg: &Cgroup) -> Result<(), CgroupError> {
+    let p = dir.cgroup_file();
+    let data = serde_json::to_vec(&Saved {
+        paths: cg.paths.clone(),
+        mode: cg.mode,
+    })
+    .expect("cgroup paths serialize");
+    crate::sys::write_atomic(&p, &data).map_err(|err| CgroupError::Io {
+        step: "write",
+        path: p,
+        err,
+    })
+}
+
+/// The container's cgroup as recorded in its state dir (None: it has none,
+/// or the dir is gone).
+pub fn load(dir: &Dir) -> Option<Cgroup> {
+    let data = std::fs::read(dir.cgroup_file()).ok()?;
+    let s: Saved = serde_json::from_slice(&data).ok()?;
+    Some(Cgroup {
+        paths: s.paths,
+        mode: s.mode,
+    })
+}
+
+/// Kills what is left in the container's cgroup and removes it; nothing
+/// recorded or already gone is fine.
+pub fn remove(dir: &Dir) -> Result<Vec<i32>, CgroupError> {
+    match load(dir) {
+        Some(cg) => Ok(cg.delete()?),
+        None => Ok(Vec::new()),
+    }
+}
