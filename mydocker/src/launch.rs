@@ -125,7 +125,14 @@ fn start(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo, p: Prepared) -> 
 
     let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC).step(|| "pipe".into())?;
     let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).step(|| "pipe".into())?;
-    let mut create = ctx.nsrun().arg("create").arg("--bundle").arg(&dir);
+    let pid_file = dir.join("init.pid");
+    let mut create = ctx
+        .nsrun()
+        .arg("create")
+        .arg("--bundle")
+        .arg(&dir)
+        .arg("--pid-file")
+        .arg(&pid_file);
     let console = if cfg.tty {
         let sock = ctx.run.join(format!("console-{}.sock", &id[..12]));
         let _ = std::fs::remove_file(&sock);
@@ -165,9 +172,7 @@ fn start(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo, p: Prepared) -> 
             msg: last_line(&err_r),
         });
     }
-    // nsrun create's {"pid": N} is the first line on the container's stdout:
-    // the init is blocked until start, so nothing can come before it.
-    let pid = read_pid_line(&out_r)?;
+    let pid = read_pid_file(&pid_file)?;
     let io = match console {
         Some((l, sock)) => {
             let master = receive_pty(&l);
@@ -198,23 +203,15 @@ fn start(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo, p: Prepared) -> 
     Ok(Launched { pid, io })
 }
 
-fn read_pid_line(fd: &OwnedFd) -> Result<i32> {
-    let mut f = std::fs::File::from(fd.try_clone().step(|| "dup".into())?);
-    let mut line = Vec::new();
-    let mut b = [0u8; 1];
-    while f.read(&mut b).step(|| "read nsrun create output".into())? == 1 && b[0] != b'\n' {
-        line.push(b[0]);
-    }
-    let v: serde_json::Value = serde_json::from_slice(&line).map_err(|_| {
+fn read_pid_file(path: &std::path::Path) -> Result<i32> {
+    let text = std::fs::read_to_string(path).step(|| format!("read {}", path.display()))?;
+    text.trim().parse().map_err(|_| {
         Error::Daemon(format!(
-            "nsrun create: unexpected output {:?}",
-            String::from_utf8_lossy(&line)
+            "nsrun create: pid file {} holds {:?}",
+            path.display(),
+            text.trim()
         ))
-    })?;
-    v["pid"]
-        .as_i64()
-        .map(|p| p as i32)
-        .ok_or_else(|| Error::Daemon("nsrun create: no pid in output".into()))
+    })
 }
 
 /// What a failed tool wrote: its last line, read without blocking (the

@@ -149,7 +149,7 @@ pub fn print(ctx: &Ctx, record_in: &Value, cfg: &RunConfig) -> Result<()> {
         "while nsrun --root \"$N\" state \"$ID\" | grep -q '\"running\"'; do sleep 0.05; done"
             .into(),
     );
-    line("tail -n +2 \"$D/stdout\"".into());
+    line("cat \"$D/stdout\"".into());
     line("nsrun --root \"$N\" delete --force \"$ID\"  # also removes the cgroup".into());
     if let Mode::Named(net) = &mode {
         line(format!(

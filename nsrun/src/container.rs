@@ -120,6 +120,12 @@ pub fn kill(
     let rec = dir.load()?;
     let status = dir.status(&rec);
     if status == Status::Stopped {
+        if all {
+            // What the init left in its cgroup (a background child) still
+            // gets the signal; nothing left is not an error (as runc).
+            signal_cgroup(&dir, sig, None);
+            return Ok(());
+        }
         return Err(ContainerError::WrongStatus {
             id: id.into(),
             status: status_name(status),
@@ -145,13 +151,7 @@ pub fn kill(
     if all {
         // Every other process of the container's cgroup first (not of its
         // pid namespace: a pod may share that with other containers).
-        if let Some(cg) = crate::cgroup::load(&dir) {
-            for p in cg.procs().unwrap_or_default() {
-                if p != rec.pid {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), sig);
-                }
-            }
-        }
+        signal_cgroup(&dir, sig, Some(rec.pid));
     }
     let r = unsafe {
         libc::syscall(
@@ -171,6 +171,17 @@ pub fn kill(
         .into());
     }
     Ok(())
+}
+
+/// Signals every process of the container's cgroup but `except`.
+fn signal_cgroup(dir: &Dir, sig: Option<nix::sys::signal::Signal>, except: Option<i32>) {
+    if let Some(cg) = crate::cgroup::load(dir) {
+        for p in cg.procs().unwrap_or_default() {
+            if Some(p) != except {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), sig);
+            }
+        }
+    }
 }
 
 /// Removes a container's state. Created: killed first. Running: only with
@@ -193,13 +204,19 @@ pub fn delete(root: &Path, id: &str, force: bool) -> crate::Result<()> {
         Err(e) => return Err(e.into()),
     };
     let status = dir.status(&rec);
-    if status == Status::Running && !force {
+    if matches!(status, Status::Running | Status::Paused) && !force {
         return Err(ContainerError::WrongStatus {
             id: id.into(),
             status: status_name(status),
             what: "stop it or use --force",
         }
         .into());
+    }
+    if status == Status::Paused {
+        // A frozen process keeps SIGKILL pending until it is thawed.
+        if let Some(cg) = crate::cgroup::load(&dir) {
+            let _ = cgctl::freezer::set(&cg.paths, false);
+        }
     }
     if status != Status::Stopped {
         if let Ok(pidfd) = sys::pidfd_open(rec.pid) {

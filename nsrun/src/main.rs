@@ -10,6 +10,8 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(
     name = "nsrun",
+    version,
+    long_version = concat!(env!("CARGO_PKG_VERSION"), "\nspec: ", "1.0.2"),
     about = "OCI runtime: namespaces, pivot_root, mounts and the container process"
 )]
 struct Cli {
@@ -21,11 +23,13 @@ struct Cli {
         default_value = "/run/mydocker/nsrun"
     )]
     root: PathBuf,
-    /// Accepted for runc compatibility; ignored (diagnostics go to stderr).
-    #[arg(long, global = true, hide = true)]
+    /// Also write errors to this file (engines read it), one entry a line.
+    #[arg(long, global = true)]
     log: Option<PathBuf>,
-    #[arg(long = "log-format", global = true, hide = true)]
+    /// Format of the --log entries: text or json.
+    #[arg(long = "log-format", global = true)]
     log_format: Option<String>,
+    /// Accepted for runc compatibility.
     #[arg(long, global = true, hide = true)]
     debug: bool,
     #[arg(long = "systemd-cgroup", global = true, hide = true)]
@@ -51,7 +55,99 @@ struct CreateArgs {
     /// Pass fds 3..3+N on to the container process.
     #[arg(long = "preserve-fds", default_value_t = 0)]
     preserve_fds: u32,
+    /// Accepted for runc compatibility (no session keyring is made).
+    #[arg(long = "no-new-keyring", hide = true)]
+    no_new_keyring: bool,
     id: String,
+}
+
+#[derive(Args)]
+struct UpdateArgs {
+    /// linux.resources JSON from a file, `-` for stdin.
+    #[arg(long, short = 'r')]
+    resources: Option<PathBuf>,
+    /// Memory limit (bytes or 64m).
+    #[arg(long, short = 'm')]
+    memory: Option<String>,
+    #[arg(long = "memory-reservation")]
+    memory_reservation: Option<String>,
+    /// Memory plus swap.
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    #[arg(long = "cpu-shares")]
+    cpu_shares: Option<u64>,
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    cpu_quota: Option<i64>,
+    #[arg(long = "cpu-period")]
+    cpu_period: Option<u64>,
+    #[arg(long = "cpuset-cpus")]
+    cpuset_cpus: Option<String>,
+    #[arg(long = "cpuset-mems")]
+    cpuset_mems: Option<String>,
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
+    #[arg(long = "blkio-weight")]
+    blkio_weight: Option<u64>,
+    id: String,
+}
+
+impl UpdateArgs {
+    /// The resources to apply: the file's JSON with the flags over it.
+    fn resources(&self) -> nsrun::Result<serde_json::Value> {
+        use serde_json::json;
+        let bad = |why: String| nsrun::config::ConfigError::Invalid {
+            field: "--resources".into(),
+            why,
+        };
+        let mut v = match &self.resources {
+            None => json!({}),
+            Some(p) => {
+                let text = if p.as_os_str() == "-" {
+                    let mut s = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                        .map_err(|e| bad(e.to_string()))?;
+                    s
+                } else {
+                    std::fs::read_to_string(p).map_err(|e| bad(format!("{}: {e}", p.display())))?
+                };
+                serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?
+            }
+        };
+        let mut set = |path: [&str; 2], val: serde_json::Value| {
+            v[path[0]][path[1]] = val;
+        };
+        if let Some(m) = &self.memory {
+            set(["memory", "limit"], json!(m));
+        }
+        if let Some(m) = &self.memory_reservation {
+            set(["memory", "reservation"], json!(m));
+        }
+        if let Some(m) = &self.memory_swap {
+            set(["memory", "swap"], json!(m));
+        }
+        if let Some(n) = self.cpu_shares {
+            set(["cpu", "shares"], json!(n));
+        }
+        if let Some(n) = self.cpu_quota {
+            set(["cpu", "quota"], json!(n));
+        }
+        if let Some(n) = self.cpu_period {
+            set(["cpu", "period"], json!(n));
+        }
+        if let Some(c) = &self.cpuset_cpus {
+            set(["cpu", "cpus"], json!(c));
+        }
+        if let Some(c) = &self.cpuset_mems {
+            set(["cpu", "mems"], json!(c));
+        }
+        if let Some(n) = self.pids_limit {
+            set(["pids", "limit"], json!(n));
+        }
+        if let Some(n) = self.blkio_weight {
+            set(["blockIO", "weight"], json!(n));
+        }
+        Ok(v)
+    }
 }
 
 #[derive(Subcommand)]
@@ -107,9 +203,28 @@ enum Cmd {
     },
     /// List containers as a JSON array of states.
     List,
+    /// The processes of a container's cgroup.
+    Ps {
+        /// table (ps -ef lines of the container's processes) or json (pids).
+        #[arg(long, short = 'f', default_value = "table")]
+        format: String,
+        id: String,
+        /// Options for ps(1) in table format (default -ef).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Freeze every process of a container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// Change a container's cgroup limits.
+    Update(UpdateArgs),
+    /// What this runtime supports (OCI features JSON).
+    Features,
 }
 
 fn opts(root: &std::path::Path, c: CreateArgs, run: bool) -> create::Opts {
+    let _ = c.no_new_keyring; // containers share the session keyring (seccomp blocks keyctl)
     create::Opts {
         root: root.to_path_buf(),
         id: c.id,
@@ -132,26 +247,20 @@ fn print(v: serde_json::Value) {
 fn run(cli: Cli) -> nsrun::Result<u8> {
     let root = cli.root;
     match cli.cmd {
+        // As runc: create, start, kill and delete print nothing on success
+        // (create's stdout is the container's; the pid goes to --pid-file).
         Cmd::Create(c) => {
-            let made = create::create(&opts(&root, c, false))?;
-            print(serde_json::json!({ "pid": made.pid }));
+            create::create(&opts(&root, c, false))?;
         }
-        Cmd::Start { id } => {
-            container::start(&root, &id)?;
-            print(serde_json::json!({ "id": id, "status": "running" }));
-        }
+        Cmd::Start { id } => container::start(&root, &id)?,
         Cmd::State { id } => {
             print(serde_json::to_value(container::state(&root, &id)?).unwrap_or_default())
         }
         Cmd::Kill { all, id, signal } => {
             let sig = nsrun::signal::parse(signal.as_deref().unwrap_or("TERM"))?;
             container::kill(&root, &id, sig, all)?;
-            print(serde_json::json!({ "id": id, "signal": sig.map_or(0, |s| s as i32) }));
         }
-        Cmd::Delete { force, id } => {
-            container::delete(&root, &id, force)?;
-            print(serde_json::json!({ "id": id, "deleted": true }));
-        }
+        Cmd::Delete { force, id } => container::delete(&root, &id, force)?,
         Cmd::Run(c) => {
             let made = create::create(&opts(&root, c, true))?;
             let status = container::start(&root, &made.dir.id)
@@ -205,15 +314,81 @@ fn run(cli: Cli) -> nsrun::Result<u8> {
             }
         }
         Cmd::List => print(serde_json::to_value(container::list(&root)?).unwrap_or_default()),
+        Cmd::Ps {
+            format,
+            id,
+            ps_args,
+        } => {
+            let pids = nsrun::manage::pids(&root, &id)?;
+            match format.as_str() {
+                "json" => print(serde_json::json!(pids)),
+                "table" => ps_table(&pids, &ps_args)?,
+                f => {
+                    return Err(nsrun::config::ConfigError::Invalid {
+                        field: "--format".into(),
+                        why: format!("{f:?}: expected table or json"),
+                    }
+                    .into())
+                }
+            }
+        }
+        Cmd::Pause { id } => nsrun::manage::freeze(&root, &id, true)?,
+        Cmd::Resume { id } => nsrun::manage::freeze(&root, &id, false)?,
+        Cmd::Update(u) => {
+            let res = u.resources()?;
+            nsrun::manage::update(&root, &u.id, &res.to_string())?;
+        }
+        Cmd::Features => print(nsrun::features::features()),
     }
     Ok(0)
 }
 
+/// runc's `ps` table: ps(1)'s header and the lines of the container's pids.
+fn ps_table(pids: &[i32], args: &[String]) -> nsrun::Result<()> {
+    let args: Vec<String> = if args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        args.to_vec()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .map_err(|e| nsrun::container::ContainerError::Step {
+            step: "run ps",
+            id: String::new(),
+            err: e.to_string(),
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let col = header
+        .split_whitespace()
+        .position(|c| c == "PID")
+        .unwrap_or(1);
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "{header}");
+    for l in lines {
+        let pid = l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            let _ = writeln!(o, "{l}");
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let log = match nsrun::log::Log::new(cli.log.clone(), cli.log_format.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("nsrun: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
+            log.write("error", &e.to_string());
             eprintln!("nsrun: {e}");
             ExitCode::from(e.exit_code())
         }

@@ -44,6 +44,7 @@ pub enum Status {
     Creating,
     Created,
     Running,
+    Paused,
     Stopped,
 }
 
@@ -164,6 +165,8 @@ impl Dir {
         }
         if self.fifo().exists() {
             Status::Created
+        } else if crate::manage::is_paused(self) {
+            Status::Paused
         } else {
             Status::Running
         }

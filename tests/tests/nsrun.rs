@@ -106,7 +106,12 @@ impl Bundle {
             self.path().join(format!("{id}.out")),
             self.path().join(format!("{id}.err")),
         );
+        let pidfile = self.path().join(format!("{id}.pid"));
+        let pidfile = pidfile.to_str().unwrap().to_string();
         let mut args = vec!["create", "--bundle", &b];
+        if !extra.contains(&"--pid-file") {
+            args.extend(["--pid-file", &pidfile]);
+        }
         args.extend_from_slice(extra);
         args.push(id);
         let status = self
@@ -121,9 +126,17 @@ impl Bundle {
             stderr: std::fs::read(&e).unwrap(),
         };
         if status.success() {
-            self.pids.push(pid_of(&out));
+            let given = extra.iter().position(|a| *a == "--pid-file");
+            let file = given.map_or(PathBuf::from(&pidfile), |i| PathBuf::from(extra[i + 1]));
+            self.pids.push(read_pid(&file));
+            // as runc: create prints nothing; its stdout is the container's
+            assert_eq!(stdout(&out), "", "create wrote to the container's stdout");
         }
         out
+    }
+    /// The pid `create_out` wrote to `<bundle>/<id>.pid`.
+    fn pid(&self, id: &str) -> i32 {
+        read_pid(&self.path().join(format!("{id}.pid")))
     }
     /// A new id, remembered for cleanup.
     fn id(&mut self) -> String {
@@ -142,7 +155,7 @@ impl Bundle {
         let id = self.id();
         let out = self.create_out(&id, &[]);
         assert_exit_code(&out, 0);
-        let pid = pid_of(&out);
+        let pid = self.pid(&id);
         assert_exit_code(&self.out(&["start", &id]), 0);
         (id, pid)
     }
@@ -217,6 +230,14 @@ impl Drop for Bundle {
             );
         }
     }
+}
+
+fn read_pid(file: &Path) -> i32 {
+    std::fs::read_to_string(file)
+        .unwrap_or_else(|e| panic!("pid file {}: {e}", file.display()))
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 fn pid_of(out: &Output) -> i32 {
@@ -415,11 +436,7 @@ fn create_start_kill_delete_walk_the_oci_states() {
     let bundle = b.path().to_str().unwrap().to_string();
     let out = b.create_out(&id, &["--pid-file", pidfile.to_str().unwrap()]);
     assert_exit_code(&out, 0);
-    let pid = pid_of(&out);
-    assert_eq!(
-        std::fs::read_to_string(&pidfile).unwrap().trim(),
-        pid.to_string()
-    );
+    let pid = read_pid(&pidfile);
     let st = b.state(&id);
     assert_eq!(st["status"], "created");
     assert_eq!(st["pid"], pid);
@@ -476,7 +493,7 @@ fn delete_of_a_created_container_kills_its_init() {
     let id = b.id();
     let out = b.create_out(&id, &[]);
     assert_exit_code(&out, 0);
-    let pid = pid_of(&out);
+    let pid = b.pid(&id);
     assert_exit_code(&b.out(&["delete", &id]), 0);
     assert_eq!(b.reap(pid), 137);
 }
@@ -489,7 +506,7 @@ fn a_missing_command_shows_as_the_inits_exit_127() {
     let errfile = b.path().join(format!("{id}.err"));
     let out = b.create_out(&id, &[]);
     assert_exit_code(&out, 0);
-    let pid = pid_of(&out);
+    let pid = b.pid(&id);
     assert_exit_code(&b.out(&["start", &id]), 0);
     assert_eq!(b.reap(pid), 127);
     let err = std::fs::read_to_string(&errfile).unwrap();
@@ -677,7 +694,15 @@ fn no_stray_file_descriptors() {
     // An fd leaked into nsrun without CLOEXEC must not reach the container.
     let leak = std::fs::File::open("/etc/hostname").unwrap();
     let raw = leak.as_raw_fd();
-    let mut cmd = b.cmd(&["create", "--bundle", &bundle, &id]);
+    let pidfile = b.path().join("leak.pid");
+    let mut cmd = b.cmd(&[
+        "create",
+        "--bundle",
+        &bundle,
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        &id,
+    ]);
     cmd.stdout(std::fs::File::create(&outf).unwrap())
         .stderr(Stdio::null());
     unsafe {
@@ -689,12 +714,7 @@ fn no_stray_file_descriptors() {
         });
     }
     assert!(cmd.status().unwrap().success());
-    let out = Output {
-        status: std::process::ExitStatus::default(),
-        stdout: std::fs::read(&outf).unwrap(),
-        stderr: Vec::new(),
-    };
-    let pid = pid_of(&out);
+    let pid = read_pid(&pidfile);
     b.pids.push(pid);
     assert_exit_code(&b.out(&["start", &id]), 0);
     let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -846,6 +866,7 @@ fn terminal_master_goes_to_the_console_socket() {
     let mut b = Bundle::new(&["sh", "-c", "tty; echo hello-pty"]);
     b.set(|c| c["process"]["terminal"] = json!(true));
     let sock = b.path().join("console.sock");
+    let pidf = b.path().join("console.pid");
     let listener = UnixListener::bind(&sock).unwrap();
     let id = b.id();
     let bundle = b.path().to_str().unwrap().to_string();
@@ -856,6 +877,8 @@ fn terminal_master_goes_to_the_console_socket() {
             &bundle,
             "--console-socket",
             sock.to_str().unwrap(),
+            "--pid-file",
+            pidf.to_str().unwrap(),
             &id,
         ])
         .stdout(Stdio::piped())
@@ -865,7 +888,7 @@ fn terminal_master_goes_to_the_console_socket() {
     let master = recv_fd(conn.as_raw_fd());
     let out = create.wait_with_output().unwrap();
     assert_exit_code(&out, 0);
-    let pid = pid_of(&out);
+    let pid = read_pid(&pidf);
     b.pids.push(pid);
     assert_exit_code(&b.out(&["start", &id]), 0);
     let mut f = std::fs::File::from(master);
@@ -1008,7 +1031,7 @@ fn bad_input_is_one_line_and_leaves_nothing() {
     let id = b.id();
     let first = b.create_out(&id, &[]);
     assert_exit_code(&first, 0);
-    let pid = pid_of(&first);
+    let pid = b.pid(&id);
     let dup = b.create_out(&id, &[]);
     assert_exit_code(&dup, 1);
     assert_one_line_error(&dup);
@@ -1219,7 +1242,7 @@ fn resources_from_the_config_are_applied_before_start_and_removed_by_delete() {
     let id = b.id();
     let out = b.create_out(&id, &[]);
     assert_exit_code(&out, 0);
-    let pid = pid_of(&out);
+    let pid = b.pid(&id);
     // between create and start: made, limited, holding the init
     assert_eq!(read_trim(&mem.join("memory.limit_in_bytes")), "33554432");
     assert_eq!(read_trim(&pids.join("pids.max")), "20");
