@@ -317,7 +317,9 @@ pub fn query(cgroup: BorrowedFd) -> Result<Vec<u32>> {
                 return Ok(ids);
             }
             // more than fit: the kernel said how many there are
-            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && attr.prog_cnt as usize > ids.len() => {
+            Err(e)
+                if e.raw_os_error() == Some(libc::ENOSPC) && attr.prog_cnt as usize > ids.len() =>
+            {
                 ids = vec![0; attr.prog_cnt as usize];
             }
             Err(e) => return Err(BpfError::Query(e)),
@@ -528,7 +530,13 @@ mod tests {
         assert_eq!(program(&p), want);
         agrees(&p);
         assert!(run(&program(&p), DEV_BLOCK, Access::READ, 8, 3));
-        assert!(!run(&program(&p), DEV_BLOCK, Access::READ.union(Access::WRITE), 8, 3));
+        assert!(!run(
+            &program(&p),
+            DEV_BLOCK,
+            Access::READ.union(Access::WRITE),
+            8,
+            3
+        ));
     }
 
     #[test]
@@ -546,7 +554,13 @@ mod tests {
         want.extend(ret(1));
         assert_eq!(program(&p), want);
         agrees(&p);
-        assert!(!run(&program(&p), DEV_CHAR, Access::READ.union(Access::WRITE), 10, 200));
+        assert!(!run(
+            &program(&p),
+            DEV_CHAR,
+            Access::READ.union(Access::WRITE),
+            10,
+            200
+        ));
         assert!(run(&program(&p), DEV_CHAR, Access::READ, 10, 200));
     }
 
@@ -603,7 +617,9 @@ mod tests {
             }
         }
         // a program the verifier refuses (no exit) brings its words back
-        let e = load(&[insn(ALU32_MOV_K, R0, 0, 0, 1)]).unwrap_err().to_string();
+        let e = load(&[insn(ALU32_MOV_K, R0, 0, 0, 1)])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("verifier: "), "{e}");
     }
 }

@@ -140,7 +140,11 @@ impl Access {
 
 impl fmt::Display for Access {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (bit, c) in [(Access::READ, 'r'), (Access::WRITE, 'w'), (Access::MKNOD, 'm')] {
+        for (bit, c) in [
+            (Access::READ, 'r'),
+            (Access::WRITE, 'w'),
+            (Access::MKNOD, 'm'),
+        ] {
             if self.contains(bit) {
                 write!(f, "{c}")?;
             }
@@ -274,8 +278,8 @@ pub fn parse_rule(text: &str, allow: bool) -> Result<Rule> {
     let [kind, majmin, access] = words[..] else {
         return Err(invalid(field("format"), "want TYPE MAJOR:MINOR ACCESS"));
     };
-    let kind =
-        Kind::parse(kind).ok_or_else(|| invalid(field("type"), format!("{kind:?} is not a, b or c")))?;
+    let kind = Kind::parse(kind)
+        .ok_or_else(|| invalid(field("type"), format!("{kind:?} is not a, b or c")))?;
     let (major, minor) = majmin
         .split_once(':')
         .ok_or_else(|| invalid(field("major:minor"), format!("{majmin:?} has no ':'")))?;
@@ -415,7 +419,8 @@ impl Policy {
                 if r.allow != p.default_allow {
                     p.add(ex);
                 } else {
-                    p.remove(ex).map_err(|why| invalid(format!("rules[{i}] ({r})"), why))?;
+                    p.remove(ex)
+                        .map_err(|why| invalid(format!("rules[{i}] ({r})"), why))?;
                 }
             }
         }
@@ -454,7 +459,10 @@ impl Policy {
     /// The verdict for an access to a device node, as the kernel decides it
     /// (v1 and the generated BPF program alike).
     pub fn allows(&self, kind: Kind, major: u32, minor: u32, access: Access) -> bool {
-        let mut hit = self.exceptions.iter().filter(|e| e.matches(kind, major, minor));
+        let mut hit = self
+            .exceptions
+            .iter()
+            .filter(|e| e.matches(kind, major, minor));
         if self.default_allow {
             // denied when any deny exception touches any requested bit
             !hit.any(|e| e.access.intersects(access))
@@ -513,7 +521,11 @@ impl Policy {
         let mut writes = Vec::new();
         let mut old: &[Exception] = &current.exceptions;
         if !known || current.default_allow != self.default_allow {
-            let file = if self.default_allow { "devices.allow" } else { "devices.deny" };
+            let file = if self.default_allow {
+                "devices.allow"
+            } else {
+                "devices.deny"
+            };
             writes.push((file, "a".to_string()));
             old = &[];
         }
@@ -531,7 +543,14 @@ impl Policy {
         for e in &self.exceptions {
             let gained = e.access.minus(access_of(old, e));
             if !gained.is_empty() {
-                writes.push((grant, Exception { access: gained, ..*e }.line()));
+                writes.push((
+                    grant,
+                    Exception {
+                        access: gained,
+                        ..*e
+                    }
+                    .line(),
+                ));
             }
         }
         writes
@@ -621,7 +640,12 @@ mod tests {
             rules,
             vec![
                 Rule::deny(Kind::All, None, None, Access::RWM),
-                Rule::allow(Kind::Char, Some(1), Some(3), Access::READ.union(Access::WRITE)),
+                Rule::allow(
+                    Kind::Char,
+                    Some(1),
+                    Some(3),
+                    Access::READ.union(Access::WRITE)
+                ),
                 Rule::allow(Kind::Block, Some(7), None, Access::RWM),
                 Rule::allow(Kind::All, None, None, Access::RWM),
             ]
@@ -708,8 +732,18 @@ mod tests {
         assert_eq!(
             lines(&p),
             [
-                "c 1:5 rwm", "c 1:3 rwm", "c 1:9 rwm", "c 1:8 rwm", "c 5:0 rwm", "c 5:1 rwm",
-                "c *:* m", "b *:* m", "c 1:7 rwm", "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm",
+                "c 1:5 rwm",
+                "c 1:3 rwm",
+                "c 1:9 rwm",
+                "c 1:8 rwm",
+                "c 5:0 rwm",
+                "c 5:1 rwm",
+                "c *:* m",
+                "b *:* m",
+                "c 1:7 rwm",
+                "c 136:* rwm",
+                "c 5:2 rwm",
+                "c 10:200 rwm",
             ]
         );
         let rw = Access::READ.union(Access::WRITE);
@@ -737,17 +771,29 @@ mod tests {
         let p = Policy::from_rules(&[r("a *:* rwm", false), r("a 8:* r", true)]).unwrap();
         assert_eq!(lines(&p), ["c 8:* r", "b 8:* r"]);
         // denylist
-        let p = Policy::from_rules(&[r("a *:* rwm", true), r("b 8:* rw", false), r("b 8:* w", true)])
-            .unwrap();
+        let p = Policy::from_rules(&[
+            r("a *:* rwm", true),
+            r("b 8:* rw", false),
+            r("b 8:* w", true),
+        ])
+        .unwrap();
         assert!(p.default_allow);
         assert_eq!(lines(&p), ["b 8:* r"]);
         assert!(!p.allows(Kind::Block, 8, 1, Access::READ.union(Access::WRITE)));
         assert!(p.allows(Kind::Block, 8, 1, Access::WRITE));
         // an allow-all at the end wins over everything before
         let p = Policy::from_rules(&[r("c 1:3 r", true), r("a *:* rwm", true)]).unwrap();
-        assert_eq!(p, Policy { default_allow: true, exceptions: vec![] });
+        assert_eq!(
+            p,
+            Policy {
+                default_allow: true,
+                exceptions: vec![]
+            }
+        );
         // no rules: nothing allowed
-        assert!(!Policy::from_rules(&[]).unwrap().allows(Kind::Char, 1, 3, Access::READ));
+        assert!(!Policy::from_rules(&[])
+            .unwrap()
+            .allows(Kind::Char, 1, 3, Access::READ));
     }
 
     #[test]
@@ -758,7 +804,10 @@ mod tests {
             parse_rule("c 1:3 m", false).unwrap(),
         ];
         let e = err_text(Policy::from_rules(&rules));
-        assert!(e.starts_with("rules[2] (c 1:3 m): cannot deny part of"), "{e}");
+        assert!(
+            e.starts_with("rules[2] (c 1:3 m): cannot deny part of"),
+            "{e}"
+        );
         // no overlap in access: fine
         let rules = [rules[0], rules[1], parse_rule("c 1:3 r", false).unwrap()];
         assert!(Policy::from_rules(&rules).is_ok());
