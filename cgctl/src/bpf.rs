@@ -227,13 +227,12 @@ pub fn load(insns: &[Insn]) -> Result<OwnedFd> {
     };
     match attempt(None) {
         Ok(fd) => Ok(fd),
-        Err(first) => {
+        Err(_) => {
             let mut buf = vec![0u8; 64 * 1024];
             let source = match attempt(Some(&mut buf)) {
                 Ok(fd) => return Ok(fd),
                 Err(e) => e,
             };
-            let _ = first;
             let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
             let log = String::from_utf8_lossy(&buf[..end]);
             // the verifier's last lines say what it refused
