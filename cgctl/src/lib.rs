@@ -58,8 +58,10 @@
 //! input (flags, NAME, PID, resources JSON). Errors are one line
 //! `cgctl: ...` on stderr.
 
+pub mod bpf;
 mod cgfile;
 pub mod cgroup;
+pub mod devices;
 pub mod freezer;
 pub mod hierarchy;
 mod limits;
