@@ -66,12 +66,15 @@ mod limits;
 pub mod name;
 pub mod record;
 pub mod resources;
+pub mod runtime;
 pub mod stats;
 
 pub use cgroup::{Created, Deleted};
 pub use freezer::State;
 pub use hierarchy::{Host, Mode};
 pub use name::CgroupName;
+pub use resources::Resources;
+pub use runtime::Cgroup;
 pub use stats::Stats;
 
 use cgroup::CgroupError;
@@ -130,24 +133,35 @@ impl Cgctl {
         Ok(cgroup::create(&self.store, &name, &res)?)
     }
 
+    /// NAME's directories: recorded, or found by resolving NAME as a
+    /// cgroupsPath (a cgroup nsrun made).
+    fn paths(&self, name: &str) -> Result<Vec<PathBuf>> {
+        Ok(cgroup::find_or_fail(&self.store, name)?.0)
+    }
+
     pub fn set(&self, name: &str, resources_json: &str) -> Result<Created> {
-        let name = CgroupName::parse(name)?;
         let res = resources::parse(resources_json)?;
-        Ok(cgroup::set(&self.store, &name, &res)?)
+        let host = Host::detect()?;
+        cgroup::check(&host, &res)?;
+        let _lock = self.store.lock().map_err(CgroupError::from)?;
+        let (paths, mode, _) = cgroup::find_or_fail(&self.store, name)?;
+        limits::apply(&res, &paths).map_err(CgroupError::from)?;
+        Ok(Created {
+            name: name.to_string(),
+            paths,
+            mode,
+        })
     }
 
     pub fn attach(&self, name: &str, pid: &str) -> Result<Vec<PathBuf>> {
-        let name = CgroupName::parse(name)?;
+        let paths = self.paths(name)?;
         let pid = cgroup::parse_pid(pid)?;
-        Ok(cgroup::attach(&self.store, &name, pid)?)
+        cgroup::attach_to(&paths, pid)?;
+        Ok(paths)
     }
 
     pub fn procs(&self, name: &str) -> Result<Vec<i32>> {
-        Ok(cgroup::procs(&self.store, &CgroupName::parse(name)?)?)
-    }
-
-    fn paths(&self, name: &str) -> Result<Vec<PathBuf>> {
-        Ok(cgroup::load(&self.store, &CgroupName::parse(name)?)?.paths)
+        Ok(cgroup::procs_in(&self.paths(name)?)?)
     }
 
     pub fn freeze(&self, name: &str) -> Result<State> {
@@ -171,8 +185,22 @@ impl Cgctl {
         Ok(self.stats(name)?.memory.oom_kill_count > 0)
     }
 
+    /// Recorded: the record's directories and the record. Otherwise NAME's
+    /// directories as a cgroupsPath, if any exist. Unknown NAME succeeds.
     pub fn delete(&self, name: &str, force: bool) -> Result<Deleted> {
-        let name = CgroupName::parse(name)?;
-        Ok(cgroup::delete(&self.store, &name, force)?)
+        if let Ok(n) = CgroupName::parse(name) {
+            if let Some(d) = cgroup::delete_recorded(&self.store, &n, force)? {
+                return Ok(d);
+            }
+        }
+        let (removed, killed) = match cgroup::find(&self.store, name)? {
+            Some((paths, _, target)) => cgroup::remove(name, &paths, target.prunable(), force)?,
+            None => (Vec::new(), Vec::new()),
+        };
+        Ok(Deleted {
+            name: name.to_string(),
+            removed,
+            killed,
+        })
     }
 }
