@@ -55,19 +55,24 @@ impl Files for Real {
     }
 }
 
-/// Plans and applies `r` to the directories (v1 ones answer first).
+/// Plans and applies `r` to the directories (v1 ones answer first). Device
+/// rules go between the plan and the writes, so a refusal of either leaves
+/// every limit as it was.
 pub fn apply(r: &Resources, dirs: &[PathBuf]) -> Result<()> {
     let writes = plan(r, dirs, &Real)?;
+    apply_devices(dirs, &r.devices)?;
     for w in &writes {
         cgfile::write(&w.dir, &w.file, &w.value)?;
     }
-    apply_devices(dirs, &r.devices);
     Ok(())
 }
 
-/// Device rules. // wired to crate::devices at merge:
-/// `crate::devices::apply(dirs, &crate::devices::from_oci(devices)?)`.
-fn apply_devices(_dirs: &[PathBuf], _devices: &[LinuxDeviceCgroup]) {}
+// wired to crate::devices at merge: the body becomes
+// `crate::devices::apply(dirs, &crate::devices::from_oci(devices)?)`
+// (plus a `LimitsError::Devices(#[from] crate::devices::DevicesError)`).
+fn apply_devices(_dirs: &[PathBuf], _devices: &[LinuxDeviceCgroup]) -> Result<()> {
+    Ok(())
+}
 
 struct Planner<'a, F: Files> {
     dirs: &'a [PathBuf],
