@@ -1,5 +1,7 @@
-//! Creating, finding, attaching to and deleting a named cgroup across all of
-//! the host's hierarchies.
+//! Creating, finding, attaching to and deleting a cgroup across all of the
+//! host's hierarchies. One implementation serves both callers: the CLI's
+//! named, recorded cgroups (`create NAME` ... `delete NAME`) and the
+//! record-less `runtime::Cgroup` that nsrun uses for an OCI cgroupsPath.
 
 use crate::cgfile::{self, CgFileError};
 use crate::hierarchy::{is_v2_dir, HierarchyError, Host, Mode};
@@ -41,8 +43,9 @@ pub enum CgroupError {
         controllers: Vec<String>,
         source: std::io::Error,
     },
-    #[error("cgroup {name} not found (no record {path}; create it first)")]
-    NotFound { name: String, path: PathBuf },
+    /// `looked` says where: the record file, the directories.
+    #[error("cgroup {name} not found ({looked})")]
+    NotFound { name: String, looked: String },
     #[error("cgroup {name} still has processes {pids:?} (use delete --force to kill them)")]
     NotEmpty { name: String, pids: Vec<i32> },
     #[error("{step}: {path} still not done after {secs}s")]
@@ -78,10 +81,6 @@ pub struct Created {
     pub name: String,
     pub paths: Vec<PathBuf>,
     pub mode: Mode,
-    /// Settings this host cannot hold (e.g. `blockIO.weight` without a
-    /// weight file); absent when nothing was skipped.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub skipped: Vec<&'static str>,
 }
 
 /// What `delete` prints.
@@ -93,34 +92,114 @@ pub struct Deleted {
     pub killed: Vec<i32>,
 }
 
-/// v2 controllers cgctl distributes (hugetlb, rdma, misc: no limits set).
+/// v2 controllers always distributed; hugetlb and rdma only when asked for.
 const V2_WANTED: [&str; 5] = ["cpuset", "cpu", "io", "memory", "pids"];
 /// How long delete --force and freeze wait for the kernel.
 pub const WAIT: Duration = Duration::from_secs(5);
 
-pub fn load(store: &Store, name: &CgroupName) -> Result<Record> {
-    store.load(name)?.ok_or_else(|| CgroupError::NotFound {
-        name: name.to_string(),
-        path: store.path(name),
-    })
+/// Where a cgroup goes in every hierarchy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// Under the caller's own cgroup (`mydocker/<id>`, `nsrun/<id>`).
+    Relative(String),
+    /// From each hierarchy's mount point (an OCI `/a/b`), without the `/`.
+    Absolute(String),
 }
 
-/// One hierarchy's part of a new cgroup.
-struct Plan {
-    base: PathBuf,
-    /// v2: controllers to enable in subtree_control on the way down.
-    enable: Option<Vec<String>>,
-    /// hybrid's unified dir with nothing to control: skip it if not writable.
-    optional: bool,
+impl Target {
+    pub fn rel(&self) -> &str {
+        match self {
+            Target::Relative(r) | Target::Absolute(r) => r,
+        }
+    }
+    /// Parent components `delete` may remove when empty: those of a relative
+    /// path are ours by name (`nsrun` of `nsrun/<id>`); an absolute path's
+    /// parents may belong to anyone.
+    pub fn prunable(&self) -> usize {
+        match self {
+            Target::Relative(r) => r.split('/').count() - 1,
+            Target::Absolute(_) => 0,
+        }
+    }
+}
+
+/// One hierarchy's part of a cgroup: the directory its path starts from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leg {
+    pub base: PathBuf,
+    pub v2: bool,
+}
+
+/// The directory each hierarchy's part starts from. Reads only: on pure v2
+/// a relative path starts at the nearest ancestor of the caller's cgroup
+/// that holds no processes (the "no internal processes" rule: a cgroup with
+/// processes cannot enable controllers for children), or the root.
+pub fn layout(host: &Host, target: &Target) -> Result<Vec<Leg>> {
+    let abs = matches!(target, Target::Absolute(_));
+    let mut legs: Vec<Leg> = host
+        .v1
+        .iter()
+        .map(|h| Leg {
+            base: if abs {
+                h.mountpoint.clone()
+            } else {
+                h.base.clone()
+            },
+            v2: false,
+        })
+        .collect();
+    if let Some(u) = &host.unified {
+        let mut base = if abs {
+            u.mountpoint.clone()
+        } else {
+            u.base.clone()
+        };
+        if !abs && host.mode == Mode::V2 {
+            while base != u.mountpoint && !cgfile::procs(&base)?.is_empty() {
+                base = base.parent().unwrap_or(&u.mountpoint).to_path_buf();
+            }
+        }
+        legs.push(Leg { base, v2: true });
+    }
+    Ok(legs)
 }
 
 fn words(s: &str) -> Vec<String> {
     s.split_whitespace().map(String::from).collect()
 }
 
+/// The v2 controllers to enable for `res`: the usual ones plus hugetlb and
+/// rdma (and any a `unified` key names) when asked for; on hybrid only those
+/// no v1 hierarchy provides, and only those the kernel offers.
+pub fn v2_wanted(host: &Host, res: &Resources) -> Result<Vec<String>> {
+    let Some(u) = &host.unified else {
+        return Ok(Vec::new());
+    };
+    let avail = words(&cgfile::read(&u.mountpoint, "cgroup.controllers")?);
+    let mut want: Vec<&str> = V2_WANTED.to_vec();
+    if !res.hugepage_limits.is_empty() {
+        want.push("hugetlb");
+    }
+    if !res.rdma.is_empty() {
+        want.push("rdma");
+    }
+    want.extend(res.unified.keys().filter_map(|k| k.split('.').next()));
+    let mut out: Vec<String> = Vec::new();
+    for c in want {
+        if avail.iter().any(|a| a == c) && host.v1_with(c).is_none() && !out.iter().any(|o| o == c)
+        {
+            out.push(c.to_string());
+        }
+    }
+    Ok(out)
+}
+
 /// Turns on `wanted` (those available) in `dir`'s subtree_control; writes
 /// nothing when they are already on.
 fn enable(dir: &Path, wanted: &[String]) -> Result<()> {
+    if wanted.is_empty() {
+        return Ok(());
+    }
     let avail = words(&cgfile::read(dir, "cgroup.controllers")?);
     let have = words(&cgfile::read(dir, "cgroup.subtree_control")?);
     let missing: Vec<String> = wanted
@@ -141,51 +220,6 @@ fn enable(dir: &Path, wanted: &[String]) -> Result<()> {
         controllers: missing,
         source,
     })
-}
-
-fn plan(host: &Host) -> Result<Vec<Plan>> {
-    let mut plans: Vec<Plan> = host
-        .v1
-        .iter()
-        .map(|h| Plan {
-            base: h.base.clone(),
-            enable: None,
-            optional: false,
-        })
-        .collect();
-    if let Some(u) = &host.unified {
-        let avail = words(&cgfile::read(&u.mountpoint, "cgroup.controllers")?);
-        // on hybrid, only what no v1 hierarchy already provides
-        let wanted: Vec<String> = V2_WANTED
-            .iter()
-            .filter(|c| avail.iter().any(|a| a == *c) && host.v1_with(c).is_none())
-            .map(|c| c.to_string())
-            .collect();
-        let optional = host.mode == Mode::Hybrid && wanted.is_empty();
-        let mut base = u.base.clone();
-        if !optional {
-            // v2 "no internal processes": a non-root cgroup holding processes
-            // (the caller's own) cannot enable controllers for children
-            // (EBUSY), so nest under the nearest ancestor that can.
-            loop {
-                match enable(&base, &wanted) {
-                    Ok(()) => break,
-                    Err(CgroupError::Enable { source, .. })
-                        if source.raw_os_error() == Some(libc::EBUSY) && base != u.mountpoint =>
-                    {
-                        base = base.parent().unwrap_or(&u.mountpoint).to_path_buf();
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        plans.push(Plan {
-            base,
-            enable: (!optional).then_some(wanted),
-            optional,
-        });
-    }
-    Ok(plans)
 }
 
 /// The cpus and mems the caller's cpuset allows (for validation).
@@ -230,6 +264,12 @@ fn host_cpuset(host: &Host) -> (IdSet, IdSet) {
     )
 }
 
+/// The checks on `res` that need the host (cpuset ranges).
+pub fn check(host: &Host, res: &Resources) -> Result<()> {
+    let (cpus, mems) = host_cpuset(host);
+    Ok(res.check_cpuset(&cpus, &mems)?)
+}
+
 /// v1 cpuset: a new cgroup starts with empty cpus/mems and refuses tasks
 /// ("No space left on device") until they are filled from the parent.
 fn fill_cpuset(dir: &Path) -> Result<()> {
@@ -251,17 +291,28 @@ fn mkdir(path: &Path) -> std::io::Result<bool> {
     }
 }
 
-/// Makes base/NAME one level at a time; pushes what it made onto `made`.
-fn make_chain(p: &Plan, name: &CgroupName, made: &mut Vec<PathBuf>) -> Result<Option<PathBuf>> {
-    let comps: Vec<&str> = name.as_str().split('/').collect();
-    let mut dir = p.base.clone();
+/// Makes base/REL one level at a time, enabling `wanted` on the way down
+/// (v2); pushes what it made onto `made`. None: an optional leg that could
+/// not be made.
+fn make_chain(
+    leg: &Leg,
+    rel: &str,
+    wanted: &[String],
+    optional: bool,
+    made: &mut Vec<PathBuf>,
+) -> Result<Option<PathBuf>> {
+    let comps: Vec<&str> = rel.split('/').collect();
+    let mut dir = leg.base.clone();
+    if leg.v2 {
+        enable(&dir, wanted)?;
+    }
     for (i, c) in comps.iter().enumerate() {
         dir.push(c);
         match mkdir(&dir) {
             Ok(true) => made.push(dir.clone()),
             Ok(false) => {}
             Err(e)
-                if p.optional
+                if optional
                     && matches!(
                         e.raw_os_error(),
                         Some(libc::EACCES | libc::EPERM | libc::EROFS)
@@ -271,119 +322,52 @@ fn make_chain(p: &Plan, name: &CgroupName, made: &mut Vec<PathBuf>) -> Result<Op
             }
             Err(source) => return Err(CgroupError::Mkdir { path: dir, source }),
         }
-        if !is_v2_dir(&dir) && cgfile::exists(&dir, "cpuset.cpus") {
+        if !leg.v2 && cgfile::exists(&dir, "cpuset.cpus") {
             fill_cpuset(&dir)?;
         }
-        if let Some(wanted) = &p.enable {
-            if i + 1 < comps.len() {
-                enable(&dir, wanted)?;
-            }
+        if leg.v2 && i + 1 < comps.len() {
+            enable(&dir, wanted)?;
         }
     }
     Ok(Some(dir))
 }
 
-fn rmdir_quiet(dir: &Path) {
-    let _ = std::fs::remove_dir(dir);
+/// Removes what `make` made, deepest first.
+pub fn undo(made: &[PathBuf]) {
+    for d in made.iter().rev() {
+        let _ = std::fs::remove_dir(d);
+    }
 }
 
-/// `create NAME`: makes the cgroup in every hierarchy (or finds it) and
-/// applies `res`. Undoes what it made when a later step fails.
-pub fn create(store: &Store, name: &CgroupName, res: &Resources) -> Result<Created> {
-    let host = Host::detect()?;
-    let (cpus, mems) = host_cpuset(&host);
-    res.check_cpuset(&cpus, &mems)?;
-
-    let _lock = store.lock()?;
-    let old = store.load(name)?;
-    if let Some(rec) = &old {
-        if rec.paths.iter().all(|p| p.is_dir()) {
-            let skipped = limits::apply(res, &rec.paths)?;
-            return Ok(Created {
-                name: name.to_string(),
-                paths: rec.paths.clone(),
-                mode: rec.mode,
-                skipped,
-            });
-        }
-    }
-    let plans = plan(&host)?;
-    let leaf = |p: &Plan| p.base.join(name.rel());
-    let mut rec = Record {
-        name: name.to_string(),
-        mode: host.mode,
-        paths: plans.iter().map(leaf).collect(),
-    };
-    if let Some(o) = &old {
-        // a stale record (e.g. after a reboot): keep any dir still there
-        for p in &o.paths {
-            if p.is_dir() && !rec.paths.contains(p) {
-                rec.paths.push(p.clone());
-            }
-        }
-    }
-    // record first: a crash below leaves something `delete` can clean
-    store.save(&rec, name)?;
+/// Makes (or finds) the cgroup in every leg and applies `res`. On failure
+/// everything made here is removed again. Returns the directories (an
+/// optional hybrid v2 leg that could not be made is left out).
+pub fn make(host: &Host, legs: &[Leg], rel: &str, res: &Resources) -> Result<Vec<PathBuf>> {
+    let wanted = v2_wanted(host, res)?;
+    // on hybrid, a v2 directory with no controllers to hold is a courtesy
+    let optional = host.mode == Mode::Hybrid && wanted.is_empty();
     let mut made = Vec::new();
     let result = (|| {
         let mut paths = Vec::new();
-        for p in &plans {
-            // a concurrent delete (another --root) may remove a shared parent
-            // like `mydocker` between two of our mkdirs: start that chain again
+        for leg in legs {
+            // a concurrent delete may remove a shared parent like `mydocker`
+            // between two of our mkdirs: start that chain again
             let mut tries = 0;
             let dir = loop {
-                match make_chain(p, name, &mut made) {
+                match make_chain(leg, rel, &wanted, optional && leg.v2, &mut made) {
                     Err(e) if e.is_not_found() && tries < 10 => tries += 1,
                     r => break r?,
                 }
             };
-            if let Some(d) = dir {
-                paths.push(d);
-            }
+            paths.extend(dir);
         }
-        let skipped = limits::apply(res, &paths)?;
-        Ok((paths, skipped))
+        limits::apply(res, &paths)?;
+        Ok(paths)
     })();
-    match result {
-        Ok((paths, skipped)) => {
-            if paths != rec.paths {
-                rec.paths = paths;
-                store.save(&rec, name)?;
-            }
-            Ok(Created {
-                name: name.to_string(),
-                paths: rec.paths,
-                mode: rec.mode,
-                skipped,
-            })
-        }
-        Err(e) => {
-            for d in made.iter().rev() {
-                rmdir_quiet(d);
-            }
-            let _ = match &old {
-                Some(o) => store.save(o, name),
-                None => store.remove(name),
-            };
-            Err(e)
-        }
+    if result.is_err() {
+        undo(&made);
     }
-}
-
-/// `set NAME`: applies `res` to an existing cgroup.
-pub fn set(store: &Store, name: &CgroupName, res: &Resources) -> Result<Created> {
-    let host = Host::detect()?;
-    let (cpus, mems) = host_cpuset(&host);
-    res.check_cpuset(&cpus, &mems)?;
-    let _lock = store.lock()?;
-    let rec = load(store, name)?;
-    let skipped = limits::apply(res, &rec.paths)?;
-    Ok(Created {
-        name: name.to_string(),
-        paths: rec.paths,
-        mode: rec.mode,
-        skipped,
-    })
+    result
 }
 
 /// Parses a PID argument and checks the process exists.
@@ -402,18 +386,17 @@ pub fn parse_pid(s: &str) -> Result<i32> {
     Ok(pid)
 }
 
-/// `attach NAME PID`: moves the process into every directory. If one move
-/// fails, the process goes back where it was in the hierarchies already done.
-pub fn attach(store: &Store, name: &CgroupName, pid: i32) -> Result<Vec<PathBuf>> {
-    let rec = load(store, name)?;
+/// Moves the process into every directory. If one move fails, the process
+/// goes back where it was in the hierarchies already done.
+pub fn attach_to(paths: &[PathBuf], pid: i32) -> Result<()> {
     let before = std::fs::read_to_string("/proc/self/mountinfo")
         .ok()
         .zip(std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok())
         .and_then(|(mi, cg)| Host::from_texts(&mi, &cg).ok());
-    for (i, d) in rec.paths.iter().enumerate() {
+    for (i, d) in paths.iter().enumerate() {
         if let Err(e) = cgfile::write(d, "cgroup.procs", &pid.to_string()) {
             if let Some(h) = &before {
-                for done in &rec.paths[..i] {
+                for done in &paths[..i] {
                     let home =
                         h.v1.iter()
                             .map(|v| (&v.mountpoint, &v.base))
@@ -428,7 +411,7 @@ pub fn attach(store: &Store, name: &CgroupName, pid: i32) -> Result<Vec<PathBuf>
             return Err(e.into());
         }
     }
-    Ok(rec.paths)
+    Ok(())
 }
 
 /// Every pid in any of the directories, sorted, without duplicates.
@@ -442,12 +425,8 @@ pub fn procs_in(paths: &[PathBuf]) -> Result<Vec<i32>> {
     Ok(all)
 }
 
-pub fn procs(store: &Store, name: &CgroupName) -> Result<Vec<i32>> {
-    procs_in(&load(store, name)?.paths)
-}
-
 /// Kills everything in the directories and waits until they are empty.
-fn kill_all(paths: &[PathBuf]) -> Result<Vec<i32>> {
+pub fn kill_all(paths: &[PathBuf]) -> Result<Vec<i32>> {
     let mut killed = Vec::new();
     let deadline = Instant::now() + WAIT;
     loop {
@@ -507,22 +486,20 @@ fn rmdir(dir: &Path, deadline: Instant) -> Result<bool> {
     }
 }
 
-/// `delete [--force] NAME`: idempotent. Also removes the NAME's own parent
-/// components (`mydocker` of `mydocker/<id>`) once nothing else uses them.
-pub fn delete(store: &Store, name: &CgroupName, force: bool) -> Result<Deleted> {
-    let _lock = store.lock()?;
-    let Some(rec) = store.load(name)? else {
-        return Ok(Deleted {
-            name: name.to_string(),
-            removed: Vec::new(),
-            killed: Vec::new(),
-        });
-    };
-    let pids = procs_in(&rec.paths)?;
+/// Kills what is left (with `force`; else fails naming the pids), removes
+/// the directories and then up to `prune` parent components of each that
+/// are empty. Returns (removed, killed).
+pub fn remove(
+    name: &str,
+    paths: &[PathBuf],
+    prune: usize,
+    force: bool,
+) -> Result<(Vec<PathBuf>, Vec<i32>)> {
+    let pids = procs_in(paths)?;
     let killed = if pids.is_empty() {
         Vec::new()
     } else if force {
-        kill_all(&rec.paths)?
+        kill_all(paths)?
     } else {
         return Err(CgroupError::NotEmpty {
             name: name.to_string(),
@@ -531,12 +508,12 @@ pub fn delete(store: &Store, name: &CgroupName, force: bool) -> Result<Deleted> 
     };
     let deadline = Instant::now() + WAIT;
     let mut removed = Vec::new();
-    for d in rec.paths.iter().rev() {
+    for d in paths.iter().rev() {
         if rmdir(d, deadline)? {
             removed.push(d.clone());
         }
         let mut up = d.clone();
-        for _ in 1..name.depth() {
+        for _ in 0..prune {
             up.pop();
             match std::fs::remove_dir(&up) {
                 Ok(()) => removed.push(up.clone()),
@@ -544,12 +521,127 @@ pub fn delete(store: &Store, name: &CgroupName, force: bool) -> Result<Deleted> 
             }
         }
     }
+    Ok((removed, killed))
+}
+
+/// The directories `target` has on this host that exist now.
+pub fn existing(host: &Host, target: &Target) -> Result<Vec<PathBuf>> {
+    Ok(layout(host, target)?
+        .into_iter()
+        .map(|l| l.base.join(target.rel()))
+        .filter(|p| p.is_dir())
+        .collect())
+}
+
+/// A CLI NAME's directories: from its record, else (a cgroup cgctl did not
+/// record, e.g. one nsrun made) those of NAME read as a cgroupsPath that
+/// exist. None when neither.
+pub fn find(store: &Store, name: &str) -> crate::Result<Option<(Vec<PathBuf>, Mode, Target)>> {
+    if let Ok(n) = CgroupName::parse(name) {
+        if let Some(rec) = store.load(&n).map_err(CgroupError::from)? {
+            return Ok(Some((rec.paths, rec.mode, Target::Relative(n.to_string()))));
+        }
+    }
+    let target = crate::runtime::target(Some(name), "")?;
+    let host = Host::detect().map_err(CgroupError::from)?;
+    let dirs = existing(&host, &target)?;
+    Ok((!dirs.is_empty()).then_some((dirs, host.mode, target)))
+}
+
+/// `find`, or the not-found error naming the record and the directories.
+pub fn find_or_fail(store: &Store, name: &str) -> crate::Result<(Vec<PathBuf>, Mode, Target)> {
+    if let Some(f) = find(store, name)? {
+        return Ok(f);
+    }
+    let target = crate::runtime::target(Some(name), "")?;
+    let dirs: Vec<PathBuf> = Host::detect()
+        .ok()
+        .and_then(|h| layout(&h, &target).ok())
+        .map(|legs| legs.iter().map(|l| l.base.join(target.rel())).collect())
+        .unwrap_or_default();
+    let mut looked = match CgroupName::parse(name) {
+        Ok(n) => format!("no record {}, ", store.path(&n).display()),
+        Err(_) => String::new(),
+    };
+    looked += &format!("no directory {dirs:?}");
+    Err(CgroupError::NotFound {
+        name: name.to_string(),
+        looked,
+    }
+    .into())
+}
+
+/// `create NAME`: makes the cgroup in every hierarchy (or finds it) and
+/// applies `res`. Undoes what it made when a later step fails.
+pub fn create(store: &Store, name: &CgroupName, res: &Resources) -> Result<Created> {
+    let host = Host::detect()?;
+    check(&host, res)?;
+    let _lock = store.lock()?;
+    let old = store.load(name)?;
+    if let Some(rec) = &old {
+        if rec.paths.iter().all(|p| p.is_dir()) {
+            limits::apply(res, &rec.paths)?;
+            return Ok(Created {
+                name: name.to_string(),
+                paths: rec.paths.clone(),
+                mode: rec.mode,
+            });
+        }
+    }
+    let target = Target::Relative(name.to_string());
+    let legs = layout(&host, &target)?;
+    let mut rec = Record {
+        name: name.to_string(),
+        mode: host.mode,
+        paths: legs.iter().map(|l| l.base.join(name.rel())).collect(),
+    };
+    if let Some(o) = &old {
+        // a stale record (e.g. after a reboot): keep any dir still there
+        for p in &o.paths {
+            if p.is_dir() && !rec.paths.contains(p) {
+                rec.paths.push(p.clone());
+            }
+        }
+    }
+    // record first: a crash below leaves something `delete` can clean
+    store.save(&rec, name)?;
+    match make(&host, &legs, name.as_str(), res) {
+        Ok(paths) => {
+            if paths != rec.paths {
+                rec.paths = paths;
+                store.save(&rec, name)?;
+            }
+            Ok(Created {
+                name: name.to_string(),
+                paths: rec.paths,
+                mode: rec.mode,
+            })
+        }
+        Err(e) => {
+            let _ = match &old {
+                Some(o) => store.save(o, name),
+                None => store.remove(name),
+            };
+            Err(e)
+        }
+    }
+}
+
+/// `delete [--force] NAME` of a recorded cgroup: idempotent. Also removes
+/// NAME's own parent components (`mydocker` of `mydocker/<id>`) once nothing
+/// else uses them. None when there is no record.
+pub fn delete_recorded(store: &Store, name: &CgroupName, force: bool) -> Result<Option<Deleted>> {
+    let _lock = store.lock()?;
+    let Some(rec) = store.load(name)? else {
+        return Ok(None);
+    };
+    let (removed, killed) = remove(name.as_str(), &rec.paths, name.depth() - 1, force)?;
     store.remove(name)?;
-    Ok(Deleted {
+    Ok(Some(Deleted {
         name: name.to_string(),
         removed,
         killed,
-    })
+    }))
 }
 
 /// Directories whose control files answer for the whole cgroup: v1 first.

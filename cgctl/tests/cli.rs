@@ -212,11 +212,11 @@ fn create_applies_limits_and_reads_them_back() {
         "memory": {"limit": 67108864, "swap": "128m", "reservation": "16m"},
         "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
         "pids": {"limit": 20},
-        "blockIO": {"weight": 500},
         "unknownField": true
     }));
     let m = mode();
-    // block io weight where the host has a weight file, else reported skipped
+    // block io weight where the host has a weight file; else create refuses
+    // it naming the field, and makes nothing
     let weight = [
         "blkio.weight",
         "blkio.bfq.weight",
@@ -230,8 +230,10 @@ fn create_applies_limits_and_reads_them_back() {
             .find(|d| d.join(f).exists())
             .map(|d| d.join(f))
     });
+    let with_weight = cg.run(&["set", &cg.name], r#"{"blockIO":{"weight":500}}"#);
     match weight {
         Some(f) => {
+            assert_code(&with_weight, 0);
             let v = std::fs::read_to_string(&f).unwrap();
             // io.weight is on the 1..10000 scale: 1 + (500-10)*9999/990
             let want = if f.ends_with("io.weight") {
@@ -243,10 +245,25 @@ fn create_applies_limits_and_reads_them_back() {
                 v.lines().any(|l| l.split_whitespace().last() == Some(want)),
                 "{f:?}: {v}"
             );
-            assert!(out.get("skipped").is_none(), "{out}");
         }
-        None => assert_eq!(out["skipped"], json!(["blockIO.weight"])),
+        None => {
+            assert_code(&with_weight, 1);
+            let err = String::from_utf8_lossy(&with_weight.stderr);
+            assert!(
+                err.starts_with("cgctl: resources blockIO.weight: not supported on this host"),
+                "{err}"
+            );
+            let other = Cg::new();
+            let out = other.run(&["create", &other.name], r#"{"blockIO":{"weight":500}}"#);
+            assert_code(&out, 1);
+            assert!(!other.record().exists());
+            for p in cg.paths() {
+                let sibling = p.parent().unwrap().parent().unwrap().join(&other.name);
+                assert!(!sibling.exists(), "{sibling:?} left behind");
+            }
+        }
     }
+    assert!(out.get("skipped").is_none(), "{out}");
     assert_eq!(out["name"], cg.name);
     assert_eq!(out["mode"], m["mode"]);
     let paths = cg.paths();
@@ -741,4 +758,402 @@ fn concurrent_creates_and_deletes_share_a_parent_safely() {
             "{b}/{parent} left behind"
         );
     }
+}
+
+// ---- the runtime API (cgctl::Cgroup, as nsrun uses it) ----
+
+use cgctl::{resources, Cgroup};
+
+/// Deletes the cgroup when dropped (the test may have panicked), then removes
+/// the parent directories listed in `made_parents` if they are empty.
+struct RtGuard {
+    cg: Cgroup,
+    made_parents: Vec<PathBuf>,
+}
+
+impl Drop for RtGuard {
+    fn drop(&mut self) {
+        let _ = self.cg.delete();
+        for p in self.made_parents.iter().rev() {
+            let _ = std::fs::remove_dir(p);
+        }
+    }
+}
+
+fn res(v: Value) -> cgctl::Resources {
+    resources::parse(&v.to_string()).unwrap()
+}
+
+/// A whole block device the kernel can throttle: the disk holding `/`, else
+/// the first in /sys/block.
+fn block_dev() -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let parse = |s: &str| {
+        let (a, b) = s.trim().split_once(':')?;
+        Some((a.parse().ok()?, b.parse().ok()?))
+    };
+    let dev = std::fs::metadata("/").ok()?.dev();
+    let (ma, mi) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+    let sys = PathBuf::from(format!("/sys/dev/block/{ma}:{mi}"));
+    if sys.exists() {
+        let real = std::fs::canonicalize(&sys).ok()?;
+        // a partition: throttle its disk
+        let disk = if real.join("partition").exists() {
+            real.parent()?.to_path_buf()
+        } else {
+            real
+        };
+        if let Some(d) = std::fs::read_to_string(disk.join("dev"))
+            .ok()
+            .and_then(|s| parse(&s))
+        {
+            return Some(d);
+        }
+    }
+    std::fs::read_dir("/sys/block")
+        .ok()?
+        .flatten()
+        .find_map(|e| parse(&std::fs::read_to_string(e.path().join("dev")).ok()?))
+}
+
+fn read_in(paths: &[PathBuf], file: &str) -> String {
+    let d = paths
+        .iter()
+        .find(|d| d.join(file).exists())
+        .unwrap_or_else(|| panic!("no {file} in {paths:?}"));
+    std::fs::read_to_string(d.join(file)).unwrap()
+}
+
+/// hugetlb limits that need no change outside our own cgroups: a v1 hugetlb
+/// hierarchy, or v2 with hugetlb already delegated at our v2 base.
+fn hugetlb_usable() -> bool {
+    let m = mode();
+    let v1 = m["v1"].as_array().unwrap().iter().any(|h| {
+        h["controllers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "hugetlb")
+    });
+    let v2 = m["unified"]["base"].as_str().is_some_and(|b| {
+        std::fs::read_to_string(Path::new(b).join("cgroup.subtree_control"))
+            .is_ok_and(|s| s.split_whitespace().any(|c| c == "hugetlb"))
+    });
+    (v1 || v2 || m["mode"] == "v2")
+        && Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists()
+}
+
+/// Spawns `sleep 60` and returns it.
+fn sleeper() -> Child {
+    Command::new(BUSYBOX)
+        .args(["sleep", "60"])
+        .spawn()
+        .expect("spawn busybox sleep")
+}
+
+#[test]
+fn v1_runtime_relative_path_applies_v1_knobs_then_delete_kills() {
+    require!(is_root(), "needs root");
+    require!(mode()["mode"] != "v2", "needs cgroup v1 or hybrid");
+    let top = unique();
+    let path = format!("{top}/ctr");
+    let cg = Cgroup::resolve(Some(&path), "ignored").unwrap();
+    assert!(cg.paths.iter().all(|p| p.ends_with(&path) && !p.exists()));
+    let g = RtGuard {
+        cg: cg.clone(),
+        made_parents: Vec::new(),
+    };
+    let (ma, mi) = block_dev().expect("a block device");
+    let huge = hugetlb_usable();
+    let mut r = json!({
+        "memory": {"limit": "64m", "swappiness": 7, "disableOOMKiller": true},
+        "cpu": {"shares": 256, "realtimePeriod": 500000},
+        "pids": {"limit": 11},
+        "blockIO": {
+            "throttleReadBpsDevice": [{"major": ma, "minor": mi, "rate": 1048576}],
+            "throttleWriteIOPSDevice": [{"major": ma, "minor": mi, "rate": 300}]
+        }
+    });
+    if huge {
+        r["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 4194304}]);
+    } else {
+        eprintln!("SKIP hugetlb part: hugetlb is not delegated to our cgroup here");
+    }
+    g.cg.create(&res(r)).unwrap();
+    let p = &g.cg.paths;
+    assert!(p.iter().all(|d| d.is_dir()), "{p:?}");
+    assert_eq!(read_in(p, "memory.swappiness").trim(), "7");
+    assert!(read_in(p, "memory.oom_control")
+        .lines()
+        .any(|l| l == "oom_kill_disable 1"));
+    assert_eq!(read_in(p, "memory.limit_in_bytes").trim(), "67108864");
+    assert_eq!(read_in(p, "cpu.shares").trim(), "256");
+    assert_eq!(read_in(p, "cpu.rt_period_us").trim(), "500000");
+    assert_eq!(read_in(p, "pids.max").trim(), "11");
+    assert_eq!(
+        read_in(p, "blkio.throttle.read_bps_device").trim(),
+        format!("{ma}:{mi} 1048576")
+    );
+    assert_eq!(
+        read_in(p, "blkio.throttle.write_iops_device").trim(),
+        format!("{ma}:{mi} 300")
+    );
+    if huge {
+        let f = ["hugetlb.2MB.limit_in_bytes", "hugetlb.2MB.max"]
+            .into_iter()
+            .find(|f| p.iter().any(|d| d.join(f).exists()))
+            .expect("a hugetlb file");
+        assert_eq!(read_in(p, f).trim(), "4194304");
+    }
+
+    // update changes a knob; a knob the host lacks fails naming it, and
+    // changes nothing
+    g.cg.update(&res(json!({"memory": {"swappiness": 30}})))
+        .unwrap();
+    assert_eq!(read_in(p, "memory.swappiness").trim(), "30");
+    if !p.iter().any(|d| d.join("net_cls.classid").exists()) {
+        let e =
+            g.cg.update(&res(
+                json!({"pids": {"limit": 5}, "network": {"classID": 1}}),
+            ))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "resources network.classID: not supported on this host (no net_cls.classid)"
+        );
+        assert_eq!(read_in(p, "pids.max").trim(), "11");
+    }
+
+    let mut child = sleeper();
+    let pid = child.id() as i32;
+    g.cg.add_pid(pid).unwrap();
+    assert_eq!(g.cg.procs().unwrap(), vec![pid]);
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(own.contains(&path), "{own}");
+    let killed = g.cg.delete().unwrap();
+    assert_eq!(killed, vec![pid]);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(child.wait().unwrap().signal(), Some(9));
+    for d in p {
+        assert!(!d.exists(), "{d:?} left");
+        // the relative path's own parent component goes too
+        assert!(!d.parent().unwrap().exists(), "{:?} left", d.parent());
+    }
+    assert_eq!(g.cg.delete().unwrap(), Vec::<i32>::new(), "gone = Ok");
+}
+
+/// This process's deepest cgroup path (/proc/self/cgroup): in the
+/// hierarchies where we sit higher up, it is still below our own cgroup.
+fn own_deepest_cgroup() -> String {
+    std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.splitn(3, ':').nth(2).map(String::from))
+        .max_by_key(|p| p.len())
+        .unwrap()
+}
+
+#[test]
+fn runtime_absolute_path_under_our_cgroup_and_a_refused_knob_makes_nothing() {
+    require!(is_root(), "needs root");
+    let own = own_deepest_cgroup();
+    let abs = format!("{}/{}", own.trim_end_matches('/'), unique());
+    let cg = Cgroup::resolve(Some(&abs), "x").unwrap();
+    let m = mode();
+    let mounts: Vec<PathBuf> = m["v1"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| PathBuf::from(h["mountpoint"].as_str().unwrap()))
+        .chain(m["unified"]["mountpoint"].as_str().map(PathBuf::from))
+        .collect();
+    // absolute = from each mount point
+    for (p, mnt) in cg.paths.iter().zip(&mounts) {
+        assert_eq!(p, &mnt.join(abs.trim_start_matches('/')));
+    }
+    // ancestors missing now are ours to remove afterwards
+    let mut made_parents = Vec::new();
+    for p in &cg.paths {
+        let mut a: Vec<PathBuf> = p
+            .ancestors()
+            .skip(1)
+            .take_while(|a| !a.exists())
+            .map(Path::to_path_buf)
+            .collect();
+        a.reverse();
+        made_parents.extend(a);
+    }
+    let g = RtGuard {
+        cg: cg.clone(),
+        made_parents,
+    };
+    // a knob no directory can hold: refused, nothing left behind
+    let e =
+        g.cg.create(&res(
+            json!({"pids": {"limit": 4}, "memory": {"swappiness": 5}, "network": {"classID": 7}}),
+        ))
+        .err();
+    let lacks_net_cls = !mounts.iter().any(|m| m.join("net_cls.classid").exists());
+    if lacks_net_cls {
+        let e = e.expect("classID refused").to_string();
+        assert!(e.starts_with("resources "), "{e}");
+        assert!(e.contains("not supported on this host"), "{e}");
+        for p in &g.cg.paths {
+            assert!(!p.exists(), "{p:?} left behind");
+        }
+    }
+    g.cg.create(&res(json!({"pids": {"limit": 4}}))).unwrap();
+    assert_eq!(read_in(&g.cg.paths, "pids.max").trim(), "4");
+    let mut child = sleeper();
+    g.cg.add_pid(child.id() as i32).unwrap();
+    // a second resolve of the same path finds it (no record anywhere)
+    let again = Cgroup::resolve(Some(&abs), "other").unwrap();
+    assert_eq!(again.procs().unwrap(), vec![child.id() as i32]);
+    assert_eq!(again.stats().unwrap().pids.current, 1);
+    // the CLI reaches it by the absolute path too
+    let cli = Cg::named(&abs);
+    let st = cli.ok(&["stats", &abs], "");
+    assert_eq!(st["pids"]["limit"], 4, "{st}");
+    assert_eq!(again.delete().unwrap(), vec![child.id() as i32]);
+    let _ = child.wait();
+    for p in &g.cg.paths {
+        assert!(!p.exists(), "{p:?} left");
+        // an absolute path's parents are not ours: kept
+        assert!(p.parent().unwrap().exists());
+    }
+}
+
+#[test]
+fn cli_finds_a_cgroup_the_library_made_without_a_record() {
+    require!(is_root(), "needs root");
+    let name = format!("{}/ctr", unique());
+    let cg = Cgroup::resolve(Some(&name), "x").unwrap();
+    let g = RtGuard {
+        cg,
+        made_parents: Vec::new(),
+    };
+    g.cg.create(&res(
+        json!({"pids": {"limit": 7}, "memory": {"limit": "64m"}}),
+    ))
+    .unwrap();
+    let mut child = sleeper();
+    let pid = child.id() as i32;
+    g.cg.add_pid(pid).unwrap();
+
+    let cli = Cg::named(&name);
+    assert!(!cli.record().exists());
+    let st = cli.ok(&["stats", &name], "");
+    assert_eq!(st["pids"]["current"], 1, "{st}");
+    assert_eq!(st["pids"]["limit"], 7);
+    assert_eq!(st["memory"]["limit"], 64 << 20);
+    assert_eq!(cli.ok(&["procs", &name], ""), json!([pid]));
+    let set = cli.ok(&["set", &name], r#"{"pids":{"limit":9}}"#);
+    assert_eq!(
+        set["paths"].as_array().unwrap().len(),
+        g.cg.paths.iter().filter(|p| p.exists()).count()
+    );
+    assert_eq!(read_in(&g.cg.paths, "pids.max").trim(), "9");
+    assert_eq!(cli.ok(&["freeze", &name], "")["state"], "frozen");
+    assert_eq!(cli.ok(&["thaw", &name], "")["state"], "thawed");
+    // still no record made by any of these
+    assert!(!cli.record().exists());
+    // delete without --force names the pid; with it, kills and removes
+    assert_code(&cli.run(&["delete", &name], ""), 1);
+    let del = cli.ok(&["delete", "--force", &name], "");
+    assert_eq!(del["killed"], json!([pid]), "{del}");
+    let _ = child.wait();
+    for p in &g.cg.paths {
+        assert!(!p.exists() && !p.parent().unwrap().exists(), "{p:?} left");
+    }
+    // gone: the operations fail (1), delete succeeds
+    assert_code(&cli.run(&["stats", &name], ""), 1);
+    assert_code(&cli.run(&["stats", "/no/such/cgroup-xyz"], ""), 1);
+    cli.ok(&["delete", &name], "");
+    assert_code(&cli.run(&["stats", "a/../b"], ""), 2);
+}
+
+#[test]
+fn v2_runtime_writes_v2_files_and_refuses_v1_only_knobs() {
+    require!(is_root(), "needs root");
+    require!(is_v2(), "needs a pure cgroup v2 host (scripts/vm-test.sh)");
+    let name = format!("{}/ctr", unique());
+    let cg = Cgroup::resolve(Some(&name), "x").unwrap();
+    assert_eq!(cg.paths.len(), 1);
+    let g = RtGuard {
+        cg,
+        made_parents: Vec::new(),
+    };
+    // v1-only knobs: refused naming the field, nothing made
+    for (r, field) in [
+        (json!({"memory": {"swappiness": 10}}), "memory.swappiness"),
+        (
+            json!({"memory": {"disableOOMKiller": true}}),
+            "memory.disableOOMKiller",
+        ),
+        (
+            json!({"cpu": {"realtimeRuntime": 1000}}),
+            "cpu.realtimeRuntime",
+        ),
+        (json!({"network": {"classID": 1}}), "network.classID"),
+        (
+            json!({"unified": {"memory.nosuchknob": "1"}}),
+            "unified.\"memory.nosuchknob\"",
+        ),
+    ] {
+        let e = g.cg.create(&res(r)).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("resources {field}: not supported")),
+            "{e}"
+        );
+        assert!(!g.cg.paths[0].exists());
+        assert!(!g.cg.paths[0].parent().unwrap().exists());
+    }
+    let mut r = json!({
+        "memory": {"limit": "64m", "swap": "96m", "reservation": "1m"},
+        "cpu": {"shares": 1024, "quota": 20000, "period": 100000, "idle": 0},
+        "pids": {"limit": 9},
+        "hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}],
+        "unified": {"memory.high": "50331648"}
+    });
+    let dev = block_dev();
+    if let Some((ma, mi)) = dev {
+        r["blockIO"] = json!({
+            "throttleReadBpsDevice": [{"major": ma, "minor": mi, "rate": 1048576}],
+            "throttleWriteIOPSDevice": [{"major": ma, "minor": mi, "rate": 300}]
+        });
+    } else {
+        eprintln!("SKIP io.max part: no block device in this VM");
+    }
+    g.cg.create(&res(r)).unwrap();
+    let d = &g.cg.paths[0];
+    let rd = |f: &str| {
+        std::fs::read_to_string(d.join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(rd("memory.max"), "67108864");
+    assert_eq!(rd("memory.low"), "1048576");
+    if d.join("memory.swap.max").exists() {
+        assert_eq!(rd("memory.swap.max"), "33554432");
+    }
+    assert_eq!(rd("memory.high"), "50331648");
+    assert_eq!(rd("cpu.weight"), "39");
+    assert_eq!(rd("cpu.max"), "20000 100000");
+    assert_eq!(rd("cpu.idle"), "0");
+    assert_eq!(rd("pids.max"), "9");
+    assert_eq!(rd("hugetlb.2MB.max"), "2097152");
+    if let Some((ma, mi)) = dev {
+        let io = rd("io.max");
+        assert!(io.contains(&format!("{ma}:{mi} rbps=1048576")), "{io}");
+        assert!(io.contains("wiops=300"), "{io}");
+    }
+    let mut child = sleeper();
+    g.cg.add_pid(child.id() as i32).unwrap();
+    g.cg.freeze().unwrap();
+    assert!(rd("cgroup.events").lines().any(|l| l == "frozen 1"));
+    assert_eq!(g.cg.delete().unwrap(), vec![child.id() as i32]);
+    let _ = child.wait();
+    assert!(!d.exists() && !d.parent().unwrap().exists());
 }
