@@ -98,7 +98,8 @@ const V2_WANTED: [&str; 5] = ["cpuset", "cpu", "io", "memory", "pids"];
 pub const WAIT: Duration = Duration::from_secs(5);
 
 /// Where a cgroup goes in every hierarchy.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Target {
     /// Under the caller's own cgroup (`mydocker/<id>`, `nsrun/<id>`).
     Relative(String),
@@ -124,7 +125,7 @@ impl Target {
 }
 
 /// One hierarchy's part of a cgroup: the directory its path starts from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Leg {
     pub base: PathBuf,
     pub v2: bool,

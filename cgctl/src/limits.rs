@@ -19,6 +19,8 @@ pub enum LimitsError {
     File(#[from] CgFileError),
     #[error("resources {field}: not supported on this host (no {files})")]
     Unsupported { field: String, files: String },
+    #[error(transparent)]
+    Devices(#[from] crate::devices::DevicesError),
 }
 
 type Result<T> = std::result::Result<T, LimitsError>;
@@ -67,10 +69,13 @@ pub fn apply(r: &Resources, dirs: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-// wired to crate::devices at merge: the body becomes
-// `crate::devices::apply(dirs, &crate::devices::from_oci(devices)?)`
-// (plus a `LimitsError::Devices(#[from] crate::devices::DevicesError)`).
-fn apply_devices(_dirs: &[PathBuf], _devices: &[LinuxDeviceCgroup]) -> Result<()> {
+/// The device allowlist, when the resources have one (no rules: the
+/// cgroup's device access is left as it is).
+fn apply_devices(dirs: &[PathBuf], devices: &[LinuxDeviceCgroup]) -> Result<()> {
+    if devices.is_empty() {
+        return Ok(());
+    }
+    crate::devices::apply(dirs, &crate::devices::from_oci(devices)?)?;
     Ok(())
 }
 

@@ -17,6 +17,8 @@ pub enum ResourcesError {
         value: String,
         why: String,
     },
+    #[error("resources {0}")]
+    Devices(String),
 }
 
 type Result<T> = std::result::Result<T, ResourcesError>;
@@ -624,6 +626,11 @@ fn parse_value(v: &Value) -> Result<Resources> {
     if let Some(d) = root.get("devices").filter(|d| !d.is_null()) {
         r.devices =
             serde_json::from_value(d.clone()).map_err(|e| invalid("devices", d, e.to_string()))?;
+        // checked now, so a bad rule is refused before anything is made
+        let rules = crate::devices::from_oci(&r.devices)
+            .map_err(|e| ResourcesError::Devices(e.to_string()))?;
+        crate::devices::Policy::from_rules(&rules)
+            .map_err(|e| ResourcesError::Devices(e.to_string()))?;
     }
     Ok(r)
 }

@@ -23,6 +23,16 @@ pub struct Cgroup {
     target: Target,
 }
 
+/// What a runtime keeps to find the cgroup again from any process (the
+/// caller's own cgroup, which a relative path hangs from, may differ then).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Saved {
+    pub paths: Vec<PathBuf>,
+    pub mode: Mode,
+    legs: Vec<Leg>,
+    target: Target,
+}
+
 /// Why a cgroupsPath is refused (one line, naming the path).
 fn bad(path: &str, why: &'static str) -> crate::Error {
     NameError::Invalid {
@@ -105,6 +115,28 @@ impl Cgroup {
             host,
             legs,
             target,
+        })
+    }
+
+    /// What to keep to find this cgroup again (`from_saved`).
+    pub fn saved(&self) -> Saved {
+        Saved {
+            paths: self.paths.clone(),
+            mode: self.mode,
+            legs: self.legs.clone(),
+            target: self.target.clone(),
+        }
+    }
+
+    /// The cgroup `saved` described, wherever the caller sits now.
+    pub fn from_saved(s: Saved) -> Result<Cgroup> {
+        let host = Host::detect().map_err(CgroupError::from)?;
+        Ok(Cgroup {
+            paths: s.paths,
+            mode: s.mode,
+            host,
+            legs: s.legs,
+            target: s.target,
         })
     }
 

@@ -9,10 +9,8 @@
 
 use crate::config::ConfigError;
 use crate::state::Dir;
-use cgctl::hierarchy::Mode;
-use cgctl::runtime::Cgroup;
+use cgctl::runtime::{Cgroup, Saved};
 use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType, Spec};
-use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,13 +31,6 @@ pub struct Plan {
     pub resources: cgctl::resources::Resources,
 }
 
-/// What `cgroup.json` holds.
-#[derive(Serialize, Deserialize)]
-struct Saved {
-    paths: Vec<PathBuf>,
-    mode: Mode,
-}
-
 fn invalid(field: &str, why: impl std::fmt::Display) -> ConfigError {
     ConfigError::Invalid {
         field: field.into(),
@@ -52,8 +43,8 @@ pub fn plan(spec: &Spec, id: &str) -> Result<Plan, ConfigError> {
     let linux = spec.linux().as_ref();
     let path = linux.and_then(|l| l.cgroups_path().as_ref());
     let path = path.map(|p| p.to_string_lossy().to_string());
-    let cgroup = Cgroup::resolve(path.as_deref(), id)
-        .map_err(|e| invalid("linux.cgroupsPath", e))?;
+    let cgroup =
+        Cgroup::resolve(path.as_deref(), id).map_err(|e| invalid("linux.cgroupsPath", e))?;
     let mut res = linux
         .and_then(|l| l.resources().clone())
         .unwrap_or_default();
@@ -89,8 +80,7 @@ pub fn plan(spec: &Spec, id: &str) -> Result<Plan, ConfigError> {
             .map(|r| r.to_oci()),
     );
     res.set_devices(Some(rules));
-    let resources =
-        cgctl::resources::from_oci(&res).map_err(|e| invalid("linux.resources", e))?;
+    let resources = cgctl::resources::from_oci(&res).map_err(|e| invalid("linux.resources", e))?;
     Ok(Plan { cgroup, resources })
 }
 
@@ -106,11 +96,7 @@ impl Plan {
 
 fn save(dir: &Dir, cg: &Cgroup) -> Result<(), CgroupError> {
     let p = dir.cgroup_file();
-    let data = serde_json::to_vec(&Saved {
-        paths: cg.paths.clone(),
-        mode: cg.mode,
-    })
-    .expect("cgroup paths serialize");
+    let data = serde_json::to_vec(&cg.saved()).expect("cgroup paths serialize");
     crate::sys::write_atomic(&p, &data).map_err(|err| CgroupError::Io {
         step: "write",
         path: p,
@@ -123,10 +109,7 @@ fn save(dir: &Dir, cg: &Cgroup) -> Result<(), CgroupError> {
 pub fn load(dir: &Dir) -> Option<Cgroup> {
     let data = std::fs::read(dir.cgroup_file()).ok()?;
     let s: Saved = serde_json::from_slice(&data).ok()?;
-    Some(Cgroup {
-        paths: s.paths,
-        mode: s.mode,
-    })
+    Cgroup::from_saved(s).ok()
 }
 
 /// Kills what is left in the container's cgroup and removes it; nothing

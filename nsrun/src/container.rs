@@ -242,7 +242,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> crate::Result<()> {
 /// Removes the cgroup (killing what the init left in it: daemons, exec'd
 /// processes) and then the state dir.
 pub fn destroy(dir: &Dir) -> crate::Result<()> {
-    crate::cgroup::remove(dir).map_err(crate::create::CreateError::from)?;
+    crate::cgroup::remove(dir)?;
     dir.remove()?;
     Ok(())
 }

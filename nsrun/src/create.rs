@@ -8,7 +8,7 @@ use crate::state::{Dir, Record};
 use crate::sync::{Channel, Msg};
 use crate::{cgroup, init, sys, tty};
 use oci_spec::runtime::LinuxNamespaceType;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -26,10 +26,6 @@ pub enum CreateError {
     Init(String),
     #[error("process.terminal is true: --console-socket is required")]
     NeedConsole,
-    #[error(transparent)]
-    Cgroup(#[from] cgroup::CgroupError),
-    #[error(transparent)]
-    Sync(#[from] crate::sync::SyncError),
 }
 
 pub struct Opts {
@@ -231,7 +227,10 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
         write_id_maps(pid, &spec)?;
     }
     // In its cgroup before it does anything (its children are born there).
-    cgroup.cgroup.add_pid(pid).map_err(cgroup::CgroupError::from)?;
+    cgroup
+        .cgroup
+        .add_pid(pid)
+        .map_err(cgroup::CgroupError::from)?;
     parent.send(&Msg::Go)?;
     let mut master = None;
     loop {

@@ -126,7 +126,11 @@ fn setup(ctx: &Ctx) -> Result<(), String> {
                 .map_err(|e| format!("console socket: {e}"))?;
         } else if ctx.master_to_parent {
             ctx.sync
-                .send(&Msg::Pty(master.try_clone().map_err(|e| format!("dup pty master: {e}"))?))
+                .send(&Msg::Pty(
+                    master
+                        .try_clone()
+                        .map_err(|e| format!("dup pty master: {e}"))?,
+                ))
                 .map_err(|e| e.to_string())?;
         }
     }

@@ -138,6 +138,10 @@ pub enum Error {
     Exec(#[from] exec::ExecError),
     #[error(transparent)]
     Tty(#[from] tty::TtyError),
+    #[error(transparent)]
+    Cgroup(#[from] cgroup::CgroupError),
+    #[error(transparent)]
+    Sync(#[from] sync::SyncError),
 }
 
 impl Error {

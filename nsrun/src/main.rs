@@ -368,7 +368,10 @@ fn ps_table(pids: &[i32], args: &[String]) -> nsrun::Result<()> {
     let mut o = std::io::stdout().lock();
     let _ = writeln!(o, "{header}");
     for l in lines {
-        let pid = l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok());
+        let pid = l
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|p| pids.contains(&p)) {
             let _ = writeln!(o, "{l}");
         }

@@ -54,10 +54,7 @@ pub enum SyncError {
     #[error("sync: the other side went away (expected {expected})")]
     Closed { expected: &'static str },
     #[error("sync: expected {expected}, got {got}")]
-    Unexpected {
-        expected: &'static str,
-        got: String,
-    },
+    Unexpected { expected: &'static str, got: String },
 }
 
 /// One end of the channel.
