@@ -1,7 +1,10 @@
 use clap::Parser;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = match mydocker::cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -10,5 +13,87 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 125 } else { 0 });
         }
     };
+    let ctx = mydocker::context::Ctx::new(&cli.root);
+    if let Err(e) = secure_store(&ctx.root, &ctx.run) {
+        eprintln!("mydocker: warning: cannot make the store private: {e}");
+    }
     ExitCode::from(mydocker::main_with(cli))
+}
+
+/// `mydocker ps | head -1`: a reader that stops early is not an error. The
+/// print macros panic on a closed pipe (SIGPIPE is ignored, so the write
+/// fails with EPIPE); every command prints with them, so the exit is taken
+/// here, once, instead of in each listing.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let epipe = std::io::Error::from_raw_os_error(libc::EPIPE).to_string();
+        let msg = info.payload_as_str().unwrap_or("");
+        if (msg.starts_with("failed printing to stdout")
+            || msg.starts_with("failed printing to stderr"))
+            && msg.ends_with(&epipe)
+        {
+            std::process::exit(0);
+        }
+        default(info)
+    }));
+}
+
+/// The store is root's alone (docker keeps its root 0710, CVE-2021-41091):
+/// the root 0710; every dir in it and the runtime dir 0700; the files
+/// holding a container's config, environment, state and logs 0600. Made so
+/// when missing, tightened (never loosened) when they exist, so an old
+/// store is fixed on first use. A shared sticky dir given as a root is
+/// left alone.
+fn secure_store(root: &Path, run: &Path) -> std::io::Result<()> {
+    ensure_dir(root, 0o710)?;
+    ensure_dir(run, 0o700)?;
+    for e in std::fs::read_dir(root)?.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            ensure_dir(&e.path(), 0o700)?;
+        }
+    }
+    let secret = |name: &str| {
+        name == "config.json" || name == "state.json" || name.ends_with(".log")
+    };
+    for dir in [root.join("containers"), run.join("nsrun")] {
+        for c in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if !c.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            ensure_dir(&c.path(), 0o700)?;
+            for f in std::fs::read_dir(c.path())?.flatten() {
+                let name = f.file_name();
+                if f.file_type().is_ok_and(|t| t.is_file()) && secret(&name.to_string_lossy()) {
+                    tighten(&f.path(), 0o600)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes `dir` (missing parents as usual) with `mode`, or tightens it.
+fn ensure_dir(dir: &Path, mode: u32) -> std::io::Result<()> {
+    if !dir.exists() {
+        if let Some(p) = dir.parent() {
+            std::fs::create_dir_all(p)?;
+        }
+        match std::fs::DirBuilder::new().mode(mode).create(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+    }
+    tighten(dir, mode)
+}
+
+/// Takes from `path` every permission bit `mode` does not have.
+fn tighten(path: &Path, mode: u32) -> std::io::Result<()> {
+    let m = std::fs::symlink_metadata(path)?;
+    let have = m.permissions().mode() & 0o7777;
+    let want = have & (mode | 0o6000);
+    if m.file_type().is_symlink() || have & 0o1000 != 0 || want == have {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(want))
 }
