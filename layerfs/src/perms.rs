@@ -17,7 +17,8 @@ pub const DIR_MODE: u32 = 0o700;
 /// from an existing `dir` every permission bit that `mode` does not have.
 /// A shared sticky dir (`/tmp` given as a root by mistake) is left alone.
 pub fn ensure_dir(dir: &Path, mode: u32) -> io::Result<()> {
-    match std::fs::symlink_metadata(dir) {
+    // A root behind a symlink is the dir it names.
+    match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => {
             let have = m.permissions().mode() & 0o7777;
             let want = have & (mode | 0o7000);
@@ -72,7 +73,7 @@ mod tests {
         assert_eq!(mode(&root), 0o710);
         assert_eq!(mode(&root.join("layers")), 0o700);
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::set_permissions(&root.join("images"), std::fs::Permissions::from_mode(0o777))
+        std::fs::set_permissions(root.join("images"), std::fs::Permissions::from_mode(0o777))
             .unwrap();
         secure_store(&root).unwrap();
         assert_eq!(mode(&root), 0o710);

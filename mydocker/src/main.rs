@@ -53,9 +53,8 @@ fn secure_store(root: &Path, run: &Path) -> std::io::Result<()> {
             ensure_dir(&e.path(), 0o700)?;
         }
     }
-    let secret = |name: &str| {
-        name == "config.json" || name == "state.json" || name.ends_with(".log")
-    };
+    let secret =
+        |name: &str| name == "config.json" || name == "state.json" || name.ends_with(".log");
     for dir in [root.join("containers"), run.join("nsrun")] {
         for c in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             if !c.file_type().is_ok_and(|t| t.is_dir()) {
@@ -65,7 +64,7 @@ fn secure_store(root: &Path, run: &Path) -> std::io::Result<()> {
             for f in std::fs::read_dir(c.path())?.flatten() {
                 let name = f.file_name();
                 if f.file_type().is_ok_and(|t| t.is_file()) && secret(&name.to_string_lossy()) {
-                    tighten(&f.path(), 0o600)?;
+                    tighten(&f.path(), f.metadata()?, 0o600)?;
                 }
             }
         }
@@ -73,7 +72,8 @@ fn secure_store(root: &Path, run: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Makes `dir` (missing parents as usual) with `mode`, or tightens it.
+/// Makes `dir` (missing parents as usual) with `mode`, or tightens it (a
+/// dir behind a symlink: the dir it names).
 fn ensure_dir(dir: &Path, mode: u32) -> std::io::Result<()> {
     if !dir.exists() {
         if let Some(p) = dir.parent() {
@@ -84,15 +84,15 @@ fn ensure_dir(dir: &Path, mode: u32) -> std::io::Result<()> {
             _ => {}
         }
     }
-    tighten(dir, mode)
+    tighten(dir, std::fs::metadata(dir)?, mode)
 }
 
-/// Takes from `path` every permission bit `mode` does not have.
-fn tighten(path: &Path, mode: u32) -> std::io::Result<()> {
-    let m = std::fs::symlink_metadata(path)?;
+/// Takes from `path` (of metadata `m`) every permission bit `mode` does
+/// not have.
+fn tighten(path: &Path, m: std::fs::Metadata, mode: u32) -> std::io::Result<()> {
     let have = m.permissions().mode() & 0o7777;
     let want = have & (mode | 0o6000);
-    if m.file_type().is_symlink() || have & 0o1000 != 0 || want == have {
+    if have & 0o1000 != 0 || want == have {
         return Ok(());
     }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(want))
