@@ -13,6 +13,7 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 125 } else { 0 });
         }
     };
+    hide_env_values();
     let ctx = mydocker::context::Ctx::new(&cli.root);
     if let Err(e) = secure_store(&ctx.root, &ctx.run) {
         eprintln!("mydocker: warning: cannot make the store private: {e}");
@@ -37,6 +38,58 @@ fn quiet_on_closed_stdout() {
         }
         default(info)
     }));
+}
+
+/// `run -d -e KEY=VALUE` leaves a supervisor running with this command
+/// line, which every host user may read in `/proc/PID/cmdline`: once the
+/// flags are parsed, the values of `-e`/`--env` are starred out in place,
+/// in the memory the kernel shows (prctl(PR_SET_MM) would need
+/// CAP_SYS_RESOURCE). Nothing reads `std::env::args` after parsing.
+fn hide_env_values() {
+    let Some((start, end)) = args_area() else {
+        return;
+    };
+    // SAFETY: [start, end) is this process's own argv strings (the kernel's
+    // arg_start..arg_end), writable stack memory, and no Rust reference
+    // points into it: clap copied what it parsed. One thread runs here.
+    let area = unsafe { std::slice::from_raw_parts_mut(start as *mut u8, end - start) };
+    let mut value_next = false;
+    let mut at = 0;
+    while at < area.len() {
+        let len = area[at..]
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(area.len() - at);
+        let arg = &mut area[at..at + len];
+        // Where KEY=VALUE starts in this arg, if it is one.
+        let kv = if value_next {
+            Some(0)
+        } else if arg.starts_with(b"--env=") {
+            Some(6)
+        } else if arg.len() > 2 && arg.starts_with(b"-e") && arg[2] != b'-' {
+            Some(2)
+        } else {
+            None
+        };
+        value_next = arg == b"-e" || arg == b"--env";
+        if let Some(k) = kv {
+            if let Some(eq) = arg[k..].iter().position(|&b| b == b'=') {
+                arg[k + eq + 1..].fill(b'*');
+            }
+        }
+        at += len + 1;
+    }
+}
+
+/// arg_start and arg_end from /proc/self/stat (fields 48 and 49).
+fn args_area() -> Option<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which may hold spaces: field 3 first.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let start: usize = f.get(48 - 3)?.parse().ok()?;
+    let end: usize = f.get(49 - 3)?.parse().ok()?;
+    (start != 0 && end > start).then_some((start, end))
 }
 
 /// The store is root's alone (docker keeps its root 0710, CVE-2021-41091):
