@@ -89,17 +89,20 @@ impl Output {
         let replace = meta
             .as_ref()
             .is_none_or(|m| m.file_type().is_file() && m.nlink() == 1);
-        if !replace {
+        let through = || -> Result<Output> {
             let file = OpenOptions::new()
                 .write(true)
                 .create(true)
                 .truncate(true)
                 .open(p)
                 .map_err(|e| io_err("open", e))?;
-            return Ok(Output {
+            Ok(Output {
                 file,
                 how: How::Through(p.to_path_buf()),
-            });
+            })
+        };
+        if !replace {
+            return through();
         }
         let name = p.file_name().ok_or_else(|| {
             io_err(
@@ -117,12 +120,19 @@ impl Output {
             std::process::id()
         ));
         let _ = std::fs::remove_file(&tmp);
-        let file = OpenOptions::new()
+        let file = match OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o666)
             .open(&tmp)
-            .map_err(|e| io_err("create", e))?;
+        {
+            Ok(f) => f,
+            // A writable file in a dir we may not add to: written in place.
+            Err(e) if meta.is_some() && e.kind() == io::ErrorKind::PermissionDenied => {
+                return through();
+            }
+            Err(e) => return Err(io_err("create", e)),
+        };
         let out = Output {
             file,
             how: How::Replace {
