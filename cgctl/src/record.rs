@@ -62,7 +62,7 @@ impl Store {
 
     /// Serializes create/set/delete across processes sharing this root.
     pub fn lock(&self) -> Result<nix::fcntl::Flock<File>> {
-        std::fs::create_dir_all(&self.dir).map_err(io("create", &self.dir))?;
+        private_dir(&self.dir).map_err(io("create", &self.dir))?;
         let path = self.dir.join(".lock");
         let f = File::options()
             .create(true)
@@ -88,7 +88,7 @@ impl Store {
 
     /// Atomic: temp file in the same dir, fsync, rename, fsync the dir.
     pub fn save(&self, rec: &Record, name: &CgroupName) -> Result<()> {
-        std::fs::create_dir_all(&self.dir).map_err(io("create", &self.dir))?;
+        private_dir(&self.dir).map_err(io("create", &self.dir))?;
         let path = self.path(name);
         let tmp = self
             .dir
@@ -120,4 +120,14 @@ impl Store {
             _ => Ok(()),
         }
     }
+}
+
+/// A store dir only root may enter (0700; missing parents too): it holds
+/// what other host users must not read.
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }

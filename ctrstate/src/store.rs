@@ -138,7 +138,7 @@ impl Store {
     }
 
     fn lock(&self) -> Result<Lock> {
-        fs::create_dir_all(&self.dir).map_err(io_err("create", &self.dir))?;
+        private_dir(&self.dir).map_err(io_err("create", &self.dir))?;
         let path = self.dir.join(LOCK);
         let file = OpenOptions::new()
             .create(true)
@@ -508,6 +508,16 @@ fn write_synced(path: &Path, rec: &Record) -> Result<()> {
         .map_err(io_err("create", path))?;
     f.write_all(&buf).map_err(io_err("write", path))?;
     f.sync_all().map_err(io_err("fsync", path))
+}
+
+/// A store dir only root may enter (0700; missing parents too): it holds
+/// what other host users must not read.
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 #[cfg(test)]

@@ -10,8 +10,9 @@
 //!
 //! - `load [-i FILE]` (FILE `-` or absent: stdin) loads a `docker save`
 //!   tarball or an OCI image layout (`oci-layout`, `index.json`,
-//!   `blobs/sha256/`; layers plain or gzip), each as a tarball or as an
-//!   unpacked directory; tags come from `RepoTags`, or for OCI from the
+//!   `blobs/sha256/`; layers plain or gzip), each as a tarball (plain,
+//!   gzip, bzip2, xz or zstd, told by its magic) or as an unpacked
+//!   directory; tags come from `RepoTags`, or for OCI from the
 //!   `io.containerd.image.name` / `org.opencontainers.image.ref.name`
 //!   annotation. Prints `{"loaded":["name:tag"],"ids":["sha256:..."]}`.
 //!   Every layer's uncompressed digest is checked against the config's
@@ -40,14 +41,18 @@
 //!   `config`. PATCH is JSON text, `-` for stdin, or a file path. Prints
 //!   `{"id","tag"?,"layer"}`. The container may be mounted or not.
 //! - `import FILE [NAME:TAG] [--change-json PATCH]`: a flat rootfs tarball
-//!   (plain or gzip) as a one-layer image; prints `{"id","tag"?,"layer"}`.
-//! - `export ID -o FILE [--sync]`: the merged rootfs as one tar (mounted
-//!   for the export when not mounted), written to a temp file renamed onto
-//!   FILE; not fsynced (as `docker export`) unless `--sync`; prints
-//!   `{"id","output","size"}`.
+//!   (plain, gzip, bzip2, xz or zstd; FILE `-`: stdin) as a one-layer
+//!   image; prints `{"id","tag"?,"layer"}`.
+//! - `export ID [-o FILE] [--sync]`: the merged rootfs as one tar (mounted
+//!   for the export when not mounted); not fsynced (as `docker export`)
+//!   unless `--sync`; prints `{"id","output","size"}`. Outputs of `export`
+//!   and `save`: FILE absent or `-` is stdout (refused when a terminal;
+//!   then the tar is all that is printed); a new or regular FILE is
+//!   written to a temp file in its dir renamed onto it; any other FILE (a
+//!   symlink, a FIFO, a device) is opened and written through.
 //! - `history IMAGE`: `[{"created","createdBy","comment","emptyLayer","layer","size"}]`,
 //!   newest first.
-//! - `save IMAGE... -o FILE`: a `docker save` tarball (`manifest.json`,
+//! - `save IMAGE... [-o FILE]`: a `docker save` tarball (`manifest.json`,
 //!   `<config hex>.json`, `<diffid hex>/layer.tar`, `repositories`) whose
 //!   layer tars are rebuilt byte for byte from tar-split records kept at
 //!   load time, so loading it gives the same ids; prints `{"output","ids","size"}`.
@@ -69,6 +74,10 @@
 //! - `remove ID`: `{"id","removed":true}`; umount, then delete upper, work,
 //!   rootfs, layerfs.json and layerfs-volumes.json (the container dir and
 //!   the volumes stay). Gone already: success.
+//!
+//! The store root is made 0710 and its top dirs 0700 (existing ones are
+//! tightened) before any subcommand runs: see `perms`. Error messages never
+//! carry control bytes (`printable`). A closed stdout is not an error.
 //!
 //! Exit codes: 0 ok; 1 the operation failed (no such image, image in use,
 //! I/O, mount); 2 bad usage or bad input (flags, a malformed reference or
@@ -95,12 +104,15 @@ pub mod export;
 pub mod extract;
 pub mod image;
 pub mod index;
+pub mod input;
 pub mod layer;
 pub mod layout;
 pub mod load;
 pub mod mount;
 mod oci;
+pub mod output;
 pub mod pack;
+pub mod perms;
 pub mod progress;
 pub mod reference;
 pub mod save;
@@ -177,5 +189,43 @@ impl Error {
             ) => 2,
             _ => 1,
         }
+    }
+}
+
+/// `s` with control characters and undecodable bytes (U+FFFD) escaped, so
+/// an error quoting an archive's bytes stays one readable line.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| -> Box<dyn Iterator<Item = char>> {
+            if c.is_control() || c == char::REPLACEMENT_CHARACTER {
+                Box::new(c.escape_default())
+            } else {
+                Box::new(std::iter::once(c))
+            }
+        })
+        .collect()
+}
+
+/// Whether `e` comes from writing to a closed pipe (somewhere in its chain).
+pub fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::BrokenPipe {
+                return true;
+            }
+        }
+        cur = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn printable_escapes_binary() {
+        let s = super::printable("bad \u{1f}\u{8b}\u{fffd} x\ny");
+        assert!(!s.chars().any(|c| c.is_control() || c == '\u{fffd}'), "{s}");
+        assert!(s.starts_with("bad "), "{s}");
     }
 }

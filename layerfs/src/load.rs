@@ -89,13 +89,24 @@ impl Archive {
             path: path.into(),
             source,
         })?;
+        Archive::from_file(file, name)
+    }
+
+    /// A tarball already open (from its start), named `name` in messages.
+    pub(crate) fn from_file(file: File, name: String) -> Result<Archive> {
         let mut members = HashMap::new();
         let mut links = HashMap::new();
         {
             let mut ar = tar::Archive::new(&file);
+            // The tar reader's message may quote the bytes it choked on.
             let fmt = |e: io::Error| LoadError::Format {
                 file: name.clone(),
-                why: format!("not a tar archive: {e}"),
+                why: match crate::printable(&e.to_string()) {
+                    m if m == e.to_string() => {
+                        format!("not a tar archive (nor gzip, bzip2, xz or zstd): {m}")
+                    }
+                    _ => "not a tar archive (nor gzip, bzip2, xz or zstd)".to_string(),
+                },
             };
             for e in ar.entries_with_seek().map_err(fmt)? {
                 let e = e.map_err(fmt)?;
@@ -253,7 +264,10 @@ pub(crate) struct Plan {
 
 /// Loads a `docker save` tarball (or an OCI layout, see `oci`) at `path`.
 pub fn load(layout: &Layout, path: &Path) -> Result<Loaded> {
-    let ar = Archive::open(path)?;
+    load_archive(layout, Archive::open(path)?)
+}
+
+fn load_archive(layout: &Layout, ar: Archive) -> Result<Loaded> {
     let plans = if ar.has("manifest.json") {
         docker_plans(&ar)?
     } else if ar.has("oci-layout") {
@@ -407,38 +421,31 @@ pub(crate) fn apply(layout: &Layout, ar: &Archive, plans: Vec<Plan>) -> Result<L
     res
 }
 
-/// `load` from a path, or from stdin (`None` or `-`), which is spooled to
-/// a temp file first because the table of contents needs seeking.
+/// `load` from a path, or from stdin (`None` or `-`); a compressed
+/// archive or a pipe is spooled to a plain temp file first (see `input`),
+/// because the table of contents needs seeking.
 pub fn load_input(layout: &Layout, input: Option<&Path>) -> Result<Loaded> {
-    match input {
-        Some(p) if p != Path::new("-") => load(layout, p),
-        _ => {
-            let dir = layout.layers_tmp();
-            std::fs::create_dir_all(&dir).map_err(|source| LoadError::Io {
-                step: "mkdir",
-                path: dir.clone(),
-                source,
-            })?;
-            let tmp = dir.join(format!("stdin-{}.tar", std::process::id()));
-            struct Rm(PathBuf);
-            impl Drop for Rm {
-                fn drop(&mut self) {
-                    let _ = std::fs::remove_file(&self.0);
-                }
-            }
-            let _rm = Rm(tmp.clone());
-            let mut f = File::create(&tmp).map_err(|source| LoadError::Io {
-                step: "create",
-                path: tmp.clone(),
-                source,
-            })?;
-            io::copy(&mut io::stdin().lock(), &mut f).map_err(|source| LoadError::Io {
-                step: "read stdin into",
-                path: tmp.clone(),
-                source,
-            })?;
-            drop(f);
-            load(layout, &tmp)
-        }
+    if let Some(p) = input.filter(|p| p.is_dir()) {
+        return load(layout, p);
     }
+    let shown = input
+        .filter(|p| *p != Path::new("-"))
+        .unwrap_or(Path::new("stdin"));
+    let src = crate::input::open(input, &layout.layers_tmp(), false).map_err(|source| {
+        use io::ErrorKind as K;
+        match source.kind() {
+            // Corrupt or cut compressed data is bad input, not a failure.
+            K::InvalidData | K::InvalidInput | K::UnexpectedEof => LoadError::Format {
+                file: shown.display().to_string(),
+                why: crate::printable(&source.to_string()),
+            },
+            _ => LoadError::Io {
+                step: "read",
+                path: shown.into(),
+                source,
+            },
+        }
+    })?;
+    let ar = Archive::from_file(src.file, src.name)?;
+    load_archive(layout, ar)
 }

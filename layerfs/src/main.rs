@@ -2,6 +2,7 @@ use clap::{Parser, Subcommand};
 use layerfs::{commit, export, image, load, mount, save, volume, Error, Layout};
 use serde::Serialize;
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -48,6 +49,7 @@ enum Cmd {
     },
     /// Make a one-layer image from a flat rootfs tarball.
     Import {
+        /// The tarball; `-` reads stdin.
         file: PathBuf,
         tag: Option<String>,
         /// Config patch: JSON text, `-` for stdin, or a file.
@@ -57,8 +59,9 @@ enum Cmd {
     /// Write a container's merged rootfs as one tar.
     Export {
         id: String,
+        /// Where to write; `-` or absent: stdout.
         #[arg(short, long)]
-        output: PathBuf,
+        output: Option<PathBuf>,
         /// fsync the output (and its dir) before returning.
         #[arg(long)]
         sync: bool,
@@ -67,8 +70,9 @@ enum Cmd {
     Save {
         #[arg(required = true)]
         images: Vec<String>,
+        /// Where to write; `-` or absent: stdout.
         #[arg(short, long)]
-        output: PathBuf,
+        output: Option<PathBuf>,
     },
     /// Show an image's history, newest first.
     History { image: String },
@@ -112,6 +116,8 @@ enum VolumeCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
+        // The tar went to stdout: it is the whole output.
+        Ok(serde_json::Value::Null) => ExitCode::SUCCESS,
         Ok(v) => {
             let mut out = std::io::stdout().lock();
             let res = serde_json::to_writer(&mut out, &v)
@@ -125,8 +131,10 @@ fn main() -> ExitCode {
                 _ => ExitCode::SUCCESS,
             }
         }
+        // Whoever read our stdout stopped reading: not an error.
+        Err(e) if layerfs::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("layerfs: {e}");
+            eprintln!("layerfs: {}", layerfs::printable(&e.to_string()));
             ExitCode::from(e.exit_code())
         }
     }
@@ -138,6 +146,11 @@ fn json<T: Serialize>(v: T) -> serde_json::Value {
 
 fn run(cli: Cli) -> Result<serde_json::Value, Error> {
     let layout = Layout::new(&cli.root);
+    layerfs::perms::secure_store(layout.root()).map_err(|source| Error::Io {
+        step: "secure store root",
+        path: layout.root().into(),
+        source,
+    })?;
     Ok(match cli.cmd {
         Cmd::Load { input } => json(load::load_input(&layout, input.as_deref())?),
         Cmd::Images => json(image::list(&layout)?),
@@ -165,10 +178,35 @@ fn run(cli: Cli) -> Result<serde_json::Value, Error> {
             change_json,
         } => {
             let change = change_json.map(|c| read_change(&c)).transpose()?;
-            json(commit::import(&layout, &file, tag.as_deref(), change)?)
+            // A pipe, or a compression layer's own reader does not handle
+            // (only gzip), goes through a plain temp file first.
+            let src = layerfs::input::open(Some(&file), &layout.layers_tmp(), true).map_err(
+                |source| Error::Io {
+                    step: "read",
+                    path: if file == std::path::Path::new("-") {
+                        "stdin".into()
+                    } else {
+                        file.clone()
+                    },
+                    source,
+                },
+            )?;
+            // The history names the file as given; a spooled one has no name.
+            let path = if src.spooled || file == std::path::Path::new("-") {
+                PathBuf::from(format!("/proc/self/fd/{}", src.file.as_raw_fd()))
+            } else {
+                file.clone()
+            };
+            json(commit::import(&layout, &path, tag.as_deref(), change)?)
         }
-        Cmd::Export { id, output, sync } => json(export::export(&layout, &id, &output, sync)?),
-        Cmd::Save { images, output } => json(save::save(&layout, &images, &output)?),
+        Cmd::Export { id, output, sync } => {
+            let v = json(export::export(&layout, &id, output.as_deref(), sync)?);
+            to_stdout(output.as_deref(), v)
+        }
+        Cmd::Save { images, output } => {
+            let v = json(save::save(&layout, &images, output.as_deref())?);
+            to_stdout(output.as_deref(), v)
+        }
         Cmd::Volume(v) => match v {
             VolumeCmd::Create { name } => json(volume::create(&layout, name.as_deref())?),
             VolumeCmd::Ls => json(volume::list(&layout)?),
@@ -199,6 +237,14 @@ fn run(cli: Cli) -> Result<serde_json::Value, Error> {
             serde_json::json!({ "id": id, "removed": true })
         }
     })
+}
+
+/// `v`, or nothing when the output was stdout (the tar took it).
+fn to_stdout(output: Option<&std::path::Path>, v: serde_json::Value) -> serde_json::Value {
+    match output {
+        Some(p) if p != std::path::Path::new("-") => v,
+        _ => serde_json::Value::Null,
+    }
 }
 
 /// `--change-json`: JSON text, `-` for stdin, or a file holding it.

@@ -46,18 +46,24 @@ pub fn pack<W: Write>(dir: &Path, out: W, upper: bool) -> Result<W> {
 /// sent by the kernel (sendfile) instead of read and written back. Does
 /// not fsync: that is the caller's choice.
 pub fn pack_file(dir: &Path, out: File, upper: bool) -> Result<File> {
+    Ok(pack_file_with(dir, out, upper, true)?.0)
+}
+
+/// `pack_file`, also returning the bytes written (a pipe has no size to stat).
+pub fn pack_file_counted(dir: &Path, out: File, upper: bool) -> Result<(File, u64)> {
     pack_file_with(dir, out, upper, true)
 }
 
-fn pack_file_with(dir: &Path, out: File, upper: bool, sendfile: bool) -> Result<File> {
+fn pack_file_with(dir: &Path, out: File, upper: bool, sendfile: bool) -> Result<(File, u64)> {
     let sink = FileSink {
         f: out,
         buf: Vec::with_capacity(BUF),
         sendfile,
+        written: 0,
     };
     let mut s = run(dir, sink, upper)?;
     s.flush().map_err(|e| io_err("write", dir, e))?;
-    Ok(s.f)
+    Ok((s.f, s.written))
 }
 
 fn run<S: Sink>(dir: &Path, sink: S, upper: bool) -> Result<S> {
@@ -129,12 +135,15 @@ struct FileSink {
     buf: Vec<u8>,
     /// Cleared when the kernel refuses sendfile for these files.
     sendfile: bool,
+    /// Bytes written to `f` so far.
+    written: u64,
 }
 
 impl FileSink {
     fn drain(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
             self.f.write_all(&self.buf)?;
+            self.written += self.buf.len() as u64;
             self.buf.clear();
         }
         Ok(())
@@ -168,7 +177,9 @@ impl Write for FileSink {
             self.drain()?;
         }
         if b.len() >= BUF {
-            return self.f.write(b);
+            let n = self.f.write(b)?;
+            self.written += n as u64;
+            return Ok(n);
         }
         self.buf.extend_from_slice(b);
         Ok(b.len())
@@ -224,6 +235,7 @@ impl Sink for FileSink {
                 break;
             }
             left -= n as u64;
+            self.written += n as u64;
         }
         zeros(self, left)
     }

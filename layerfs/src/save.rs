@@ -5,6 +5,7 @@
 use crate::digest::HashReader;
 use crate::index::{ImageRecord, Index, IndexError};
 use crate::layout::Layout;
+use crate::output::{Output, OutputError};
 use crate::reference;
 use crate::split::{self, Segment};
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
@@ -20,6 +21,8 @@ use std::path::{Path, PathBuf};
 pub enum SaveError {
     #[error(transparent)]
     Index(#[from] IndexError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
     #[error("layer {layer}: cannot rebuild its tar: {why}")]
     Rebuild { layer: String, why: String },
     #[error("{step} {path}: {source}")]
@@ -40,8 +43,10 @@ pub struct Saved {
     pub size: u64,
 }
 
-/// Writes `images` (any reference form) to `out`, atomically.
-pub fn save(layout: &Layout, images: &[String], out: &Path) -> Result<Saved> {
+/// Writes `images` (any reference form) to `out` (see `output`: stdout
+/// when `None` or `-`; a new or regular file whole or not at all; any
+/// other path written through).
+pub fn save(layout: &Layout, images: &[String], out: Option<&Path>) -> Result<Saved> {
     let index = Index::load(layout)?;
     // Resolve everything before writing anything.
     let mut picked: Vec<(ImageRecord, Vec<String>)> = Vec::new();
@@ -63,85 +68,86 @@ pub fn save(layout: &Layout, images: &[String], out: &Path) -> Result<Saved> {
             None => picked.push((img, tags)),
         }
     }
+    let target = Output::open(out)?;
+    let shown = target.name();
     let io_err = |step, source| SaveError::Io {
         step,
-        path: out.to_path_buf(),
+        path: shown.clone(),
         source,
     };
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let res = (|| -> Result<u64> {
-        let f = File::create(&tmp).map_err(|e| io_err("create", e))?;
-        let mut b = tar::Builder::new(BufWriter::with_capacity(1 << 20, f));
-        let mut written = HashSet::new();
-        let mut manifest = Vec::new();
-        let mut repos: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-        for (img, tags) in &picked {
-            let hex = &img.id["sha256:".len()..];
-            let mut paths = Vec::new();
-            for l in img.layer_hexes() {
-                let p = format!("{l}/layer.tar");
-                if written.insert(l.to_string()) {
-                    layer_tar(layout, l, &p, &mut b)?;
-                }
-                paths.push(p);
+    let f = target.file().map_err(|e| io_err("dup", e))?;
+    let mut b = tar::Builder::new(BufWriter::with_capacity(1 << 20, Counted { w: f, n: 0 }));
+    let mut written = HashSet::new();
+    let mut manifest = Vec::new();
+    let mut repos: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for (img, tags) in &picked {
+        let hex = &img.id["sha256:".len()..];
+        let mut paths = Vec::new();
+        for l in img.layer_hexes() {
+            let p = format!("{l}/layer.tar");
+            if written.insert(l.to_string()) {
+                layer_tar(layout, l, &p, &mut b, &shown)?;
             }
-            let blob = layout.config_blob(hex);
-            let config = std::fs::read(&blob).map_err(|source| SaveError::Io {
-                step: "read",
-                path: blob,
-                source,
-            })?;
-            append(&mut b, &format!("{hex}.json"), &config).map_err(|e| io_err("write", e))?;
-            manifest
-                .push(json!({"Config": format!("{hex}.json"), "RepoTags": tags, "Layers": paths}));
-            for t in tags {
-                if let (Some((n, tag)), Some(top)) = (t.rsplit_once(':'), img.layer_hexes().last())
-                {
-                    repos
-                        .entry(n.into())
-                        .or_default()
-                        .insert(tag.into(), top.to_string());
-                }
+            paths.push(p);
+        }
+        let blob = layout.config_blob(hex);
+        let config = std::fs::read(&blob).map_err(|source| SaveError::Io {
+            step: "read",
+            path: blob,
+            source,
+        })?;
+        append(&mut b, &format!("{hex}.json"), &config).map_err(|e| io_err("write", e))?;
+        manifest.push(json!({"Config": format!("{hex}.json"), "RepoTags": tags, "Layers": paths}));
+        for t in tags {
+            if let (Some((n, tag)), Some(top)) = (t.rsplit_once(':'), img.layer_hexes().last()) {
+                repos
+                    .entry(n.into())
+                    .or_default()
+                    .insert(tag.into(), top.to_string());
             }
         }
-        append(
-            &mut b,
-            "manifest.json",
-            &serde_json::to_vec(&manifest).expect("json"),
-        )
-        .map_err(|e| io_err("write", e))?;
-        append(
-            &mut b,
-            "repositories",
-            &serde_json::to_vec(&repos).expect("json"),
-        )
-        .map_err(|e| io_err("write", e))?;
-        let w = b.into_inner().map_err(|e| io_err("write", e))?;
-        let f = w
-            .into_inner()
-            .map_err(|e| io_err("write", e.into_error()))?;
-        f.sync_all().map_err(|e| io_err("fsync", e))?;
-        let size = f.metadata().map_err(|e| io_err("stat", e))?.len();
-        std::fs::rename(&tmp, out).map_err(|e| io_err("rename", e))?;
-        Ok(size)
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
     }
-    let size = res?;
+    append(
+        &mut b,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).expect("json"),
+    )
+    .map_err(|e| io_err("write", e))?;
+    append(
+        &mut b,
+        "repositories",
+        &serde_json::to_vec(&repos).expect("json"),
+    )
+    .map_err(|e| io_err("write", e))?;
+    let w = b.into_inner().map_err(|e| io_err("write", e))?;
+    let size = w
+        .into_inner()
+        .map_err(|e| io_err("write", e.into_error()))?
+        .n;
+    // Dropping `target` on an error above removes a temp file.
+    target.finish(true)?;
     Ok(Saved {
-        output: std::path::absolute(out).unwrap_or(out.into()),
+        output: shown,
         ids: picked.iter().map(|(i, _)| i.id.clone()).collect(),
         size,
     })
+}
+
+/// A writer that counts what it writes (a pipe has no size to stat).
+struct Counted<W> {
+    w: W,
+    n: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        let k = self.w.write(b)?;
+        self.n += k as u64;
+        Ok(k)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
 }
 
 fn append<W: Write>(b: &mut tar::Builder<W>, path: &str, data: &[u8]) -> io::Result<()> {
@@ -158,6 +164,7 @@ fn layer_tar<W: Write>(
     hex: &str,
     path: &str,
     b: &mut tar::Builder<W>,
+    out: &Path,
 ) -> Result<()> {
     let rebuild = |why: String| SaveError::Rebuild {
         layer: format!("sha256:{hex}"),
@@ -185,7 +192,15 @@ fn layer_tar<W: Write>(
     h.set_mode(0o644);
     h.set_mtime(0);
     b.append_data(&mut h, path, &mut hashed)
-        .map_err(|e| rebuild(e.to_string()))?;
+        .map_err(|e| match hashed_err(&e) {
+            // The layer could not be read back: its content is the problem.
+            true => rebuild(e.to_string()),
+            false => SaveError::Io {
+                step: "write",
+                path: out.into(),
+                source: e,
+            },
+        })?;
     let (digest, n) = hashed.finish().map_err(|e| rebuild(e.to_string()))?;
     if n != size || digest != format!("sha256:{hex}") {
         return Err(rebuild(format!(
@@ -193,6 +208,12 @@ fn layer_tar<W: Write>(
         )));
     }
     Ok(())
+}
+
+/// Whether an error of `append_data` came from reading the layer (a
+/// `Rebuilt` error is `Other`) rather than from writing the output.
+fn hashed_err(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Other
 }
 
 /// The layer tar as a stream: raw segments from the record, file contents

@@ -277,9 +277,9 @@ pub struct ImagesArgs {
 
 #[derive(Args, Debug)]
 pub struct LoadArgs {
-    /// Read from a tar archive file.
+    /// Read from a tar archive file (plain or compressed), instead of STDIN.
     #[arg(short = 'i', long)]
-    pub input: PathBuf,
+    pub input: Option<PathBuf>,
     /// Suppress the load output.
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -414,9 +414,9 @@ pub struct CommitArgs {
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    /// Write to a file.
+    /// Write to a file, instead of STDOUT.
     #[arg(short = 'o', long)]
-    pub output: std::path::PathBuf,
+    pub output: Option<std::path::PathBuf>,
     pub container: String,
 }
 
@@ -425,15 +425,16 @@ pub struct ImportArgs {
     /// Dockerfile instructions to apply to the image.
     #[arg(short = 'c', long)]
     pub change: Vec<String>,
+    /// A tarball (plain or compressed), or `-` for STDIN.
     pub file: std::path::PathBuf,
     pub repository: Option<String>,
 }
 
 #[derive(Args, Debug)]
 pub struct SaveArgs {
-    /// Write to a file.
+    /// Write to a file, instead of STDOUT.
     #[arg(short = 'o', long)]
-    pub output: std::path::PathBuf,
+    pub output: Option<std::path::PathBuf>,
     #[arg(required = true)]
     pub images: Vec<String>,
 }

@@ -4,7 +4,11 @@ use crate::cli::{ImagesArgs, LoadArgs, RmiArgs};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::humanize;
+use crate::tools::Call;
 use serde_json::Value;
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::Stdio;
 
 pub fn images(ctx: &Ctx, a: &ImagesArgs) -> Result<i32> {
     let list = ctx.layerfs().arg("images").json()?;
@@ -81,20 +85,69 @@ pub fn images(ctx: &Ctx, a: &ImagesArgs) -> Result<i32> {
 }
 
 pub fn load(ctx: &Ctx, a: &LoadArgs) -> Result<i32> {
-    let mut call = ctx.layerfs().arg("load").arg("-i").arg(&a.input);
-    if !a.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        call = call.stderr_through();
+    let from_stdin = a.input.as_deref().is_none_or(|p| p == Path::new("-"));
+    if from_stdin && std::io::stdin().is_terminal() {
+        // docker's words: a terminal is never an archive.
+        eprintln!("requested load from stdin, but stdin is empty");
+        return Ok(1);
     }
-    let out = call.json().map_err(|e| match e {
-        Error::Tool { msg, .. } => Error::Daemon(msg),
-        e => e,
-    })?;
+    let call = ctx
+        .layerfs()
+        .arg("load")
+        .arg("-i")
+        .arg(a.input.as_deref().unwrap_or(Path::new("-")));
+    let progress = !a.quiet && std::io::stderr().is_terminal();
+    let out = stream(&call, from_stdin, false, progress)?;
+    let out: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
     if !a.quiet {
         for t in out["loaded"].as_array().into_iter().flatten() {
             println!("Loaded image: {}", t.as_str().unwrap_or(""));
         }
     }
     Ok(0)
+}
+
+/// docker refuses to write an archive to a terminal.
+const TERMINAL: &str = "cowardly refusing to save to a terminal. Use the -o flag or redirect";
+
+/// Runs a layerfs call that streams a tar through our own stdin or stdout
+/// (`load`, `import`, `save`, `export`); the tool's JSON when stdout is
+/// not handed over. With `stderr_through` the tool draws its progress on
+/// our terminal (and its error line is printed there too).
+fn stream(call: &Call, stdin: bool, stdout: bool, stderr_through: bool) -> Result<String> {
+    if crate::tools::debug_enabled() {
+        eprintln!("mydocker: + {}", call.shell());
+    }
+    let pick = |through: bool| {
+        if through {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        }
+    };
+    let out = call
+        .command()
+        .stdin(if stdin {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .stdout(pick(stdout))
+        .stderr(pick(stderr_through))
+        .output()
+        .map_err(|e| Error::Daemon(format!("cannot run layerfs: {e}")))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("failed");
+        return Err(Error::Daemon(
+            line.strip_prefix("layerfs: ").unwrap_or(line).to_string(),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 pub fn rmi(ctx: &Ctx, a: &RmiArgs) -> Result<i32> {
@@ -247,16 +300,26 @@ pub fn commit(ctx: &Ctx, a: &crate::cli::CommitArgs) -> Result<i32> {
 }
 
 pub fn export(ctx: &Ctx, a: &crate::cli::ExportArgs) -> Result<i32> {
+    let to_stdout = a.output.as_deref().is_none_or(|p| p == Path::new("-"));
+    if to_stdout && std::io::stdout().is_terminal() {
+        eprintln!("{TERMINAL}");
+        return Ok(1);
+    }
     let rec = crate::records::get(ctx, &a.container)?;
-    ctx.layerfs()
+    let call = ctx
+        .layerfs()
         .args(["export", &rec.id, "-o"])
-        .arg(&a.output)
-        .output()
-        .map_err(plain)?;
+        .arg(a.output.as_deref().unwrap_or(Path::new("-")));
+    stream(&call, false, to_stdout, false)?;
     Ok(0)
 }
 
 pub fn import(ctx: &Ctx, a: &crate::cli::ImportArgs) -> Result<i32> {
+    let from_stdin = a.file == Path::new("-");
+    if from_stdin && std::io::stdin().is_terminal() {
+        eprintln!("requested import from stdin, but stdin is a terminal");
+        return Ok(1);
+    }
     let patch = changes_patch(&a.change, &Value::Null)?;
     let mut call = ctx.layerfs().arg("import").arg(&a.file);
     if let Some(r) = &a.repository {
@@ -266,22 +329,26 @@ pub fn import(ctx: &Ctx, a: &crate::cli::ImportArgs) -> Result<i32> {
             format!("{r}:latest")
         });
     }
-    let v = call
-        .args(["--change-json", &patch.to_string()])
-        .json()
-        .map_err(plain)?;
+    let call = call.args(["--change-json", &patch.to_string()]);
+    let v: Value = serde_json::from_str(&stream(&call, from_stdin, false, false)?)
+        .map_err(|e| Error::Daemon(format!("layerfs import: bad JSON output: {e}")))?;
     println!("{}", v["id"].as_str().unwrap_or(""));
     Ok(0)
 }
 
 pub fn save(ctx: &Ctx, a: &crate::cli::SaveArgs) -> Result<i32> {
-    ctx.layerfs()
+    let to_stdout = a.output.as_deref().is_none_or(|p| p == Path::new("-"));
+    if to_stdout && std::io::stdout().is_terminal() {
+        eprintln!("{TERMINAL}");
+        return Ok(1);
+    }
+    let call = ctx
+        .layerfs()
         .arg("save")
         .args(&a.images)
         .arg("-o")
-        .arg(&a.output)
-        .output()
-        .map_err(plain)?;
+        .arg(a.output.as_deref().unwrap_or(Path::new("-")));
+    stream(&call, false, to_stdout, false)?;
     Ok(0)
 }
 

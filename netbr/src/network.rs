@@ -159,7 +159,7 @@ fn lock(root: &Path) -> Result<File> {
         path: d.clone(),
         err,
     };
-    std::fs::create_dir_all(&d).map_err(|e| io("create", e))?;
+    private_dir(&d).map_err(|e| io("create", e))?;
     let f = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -397,4 +397,14 @@ pub fn disconnect(root: &Path, name: &str, id: &str, netns: &Path, ifname: &str)
     let env = env_for("DEL", id, netns, ifname, None);
     plugin::run(&env, &plugin_conf(&info, &[]))?;
     Ok(json!({"name": name, "id": id, "disconnected": true}))
+}
+
+/// A store dir only root may enter (0700; missing parents too): it holds
+/// what other host users must not read.
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
