@@ -539,12 +539,7 @@ impl Drop for Mounted {
 
 #[test]
 fn rm_refuses_while_something_is_mounted_in_the_container_dir() {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!(
-            "SKIP rm_refuses_while_something_is_mounted_in_the_container_dir: needs root to mount"
-        );
-        return;
-    }
+    e2e::skip_unless!(e2e::is_root(), "needs root to mount");
     let t = TempDir::new("cst");
     let r = t.path();
     let rec = ok(r, &["create"], r#"{"image":"busybox","name":"mnt"}"#);

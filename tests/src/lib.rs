@@ -2,6 +2,7 @@
 //! default busybox image, unique names, and temp dirs that clean up.
 
 pub mod docker;
+pub mod skip;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -30,21 +31,12 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
-/// True when running as root; tests that need root print why they skip.
+/// True when running as root; tests that need root skip otherwise
+/// (`require_root!`, see [`skip`]).
 pub fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
 }
 
-/// Skips the calling test (with a reason on stderr) unless root.
-#[macro_export]
-macro_rules! require_root {
-    () => {
-        if !$crate::is_root() {
-            eprintln!("SKIP {}: needs root", module_path!());
-            return;
-        }
-    };
-}
 
 /// The default image as a `docker save` tarball: `$MYDOCKER_TEST_IMAGE`, or
 /// built once per test process by scripts/mkimage-busybox.sh.

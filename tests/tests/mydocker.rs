@@ -179,10 +179,10 @@ fn names_are_unique() {
 #[test]
 fn interactive_tty_under_a_real_pty() {
     require_root!();
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("SKIP interactive_tty_under_a_real_pty: util-linux `script` missing");
-        return;
-    }
+    e2e::skip_unless!(
+        Command::new("script").arg("--version").output().is_ok(),
+        "util-linux `script` missing"
+    );
     let d = Docker::new();
     let inner = format!(
         "{} --root {} run -it --rm busybox sh -c 'tty; [ -t 0 ] && echo stdin-is-a-tty; exit 5'",

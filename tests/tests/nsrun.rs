@@ -809,10 +809,10 @@ fn rlimits_lower_but_not_raise() {
         .find(|l| l.starts_with("CapEff"))
         .and_then(|l| u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok())
         .unwrap_or(0);
-    if eff & (1 << 24) != 0 {
-        eprintln!("SKIP rlimits_lower_but_not_raise (raise part): this host has CAP_SYS_RESOURCE");
-        return;
-    }
+    e2e::skip_unless!(
+        eff & (1 << 24) == 0,
+        "(raise part) this host has CAP_SYS_RESOURCE"
+    );
     let out = b.run();
     assert_exit_code(&out, 1);
     assert_one_line_error(&out);
@@ -1165,10 +1165,10 @@ impl Drop for PidsCgroup {
 fn exec_joins_the_containers_cgroup() {
     require_root!();
     let base = Path::new("/sys/fs/cgroup/pids");
-    if !base.join("cgroup.procs").exists() {
-        eprintln!("SKIP exec_joins_the_containers_cgroup: no cgroup v1 pids hierarchy");
-        return;
-    }
+    e2e::skip_unless!(
+        base.join("cgroup.procs").exists(),
+        "no cgroup v1 pids hierarchy"
+    );
     let name = unique("nsrun-cg");
     let cg = PidsCgroup(base.join(&name));
     std::fs::create_dir(&cg.0).unwrap();
