@@ -85,7 +85,6 @@
 //! `reconcile`, `container_dir(id)`; errors are `StoreError` with `exit_code()`. Also
 //! `pid_start_time(pid)` and `now_rfc3339()`.
 
-pub mod mountinfo;
 pub mod name;
 pub mod patch;
 pub mod procfs;

@@ -11,7 +11,6 @@ use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::mountinfo::{self, MountinfoError};
 use crate::name::{self, NameError};
 use crate::patch;
 use crate::procfs;
@@ -70,8 +69,11 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
-    #[error(transparent)]
-    Mountinfo(#[from] MountinfoError),
+    #[error("read {}: {source}", mountinfo::SELF)]
+    Mountinfo {
+        #[source]
+        source: io::Error,
+    },
     #[error(transparent)]
     Random(#[from] RandomError),
 }
@@ -416,7 +418,9 @@ impl Store {
         let dir = self.container_dir(&id);
         // mountinfo holds absolute, symlink-free paths.
         let canon = dir.canonicalize().map_err(io_err("resolve", &dir))?;
-        if let Some(mount) = mountinfo::mounts_under(&canon)?.into_iter().next() {
+        let mounts = mountinfo::mounts_under(&canon)
+            .map_err(|source| StoreError::Mountinfo { source })?;
+        if let Some(mount) = mounts.into_iter().next() {
             return Err(StoreError::Mounted { dir: canon, mount });
         }
         match fs::remove_dir_all(&canon) {
