@@ -29,9 +29,7 @@
 //! and ignores bytes after the last record (see [`crate::update`] for why
 //! either can disagree after a crash).
 
-use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use crate::bitmap::{Pool, Subnet};
@@ -113,7 +111,7 @@ pub fn state_path(data_dir: &Path, network: &str) -> PathBuf {
 
 /// An exclusive flock on `<dataDir>/.<network>.lock`, released on drop.
 pub struct Locked {
-    _lock: File,
+    _lock: atomicfile::Lock,
     path: PathBuf,
 }
 
@@ -131,30 +129,10 @@ impl Locked {
             return Ok(None);
         }
         let lock_path = data_dir.join(format!(".{network}.lock"));
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|err| Error::Lock {
-                path: lock_path.clone(),
-                err,
-            })?;
-        loop {
-            // SAFETY: flock on an fd we own.
-            let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
-            if rc == 0 {
-                break;
-            }
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(Error::Lock {
-                    path: lock_path,
-                    err,
-                });
-            }
-        }
+        let lock = atomicfile::lock(&lock_path).map_err(|err| Error::Lock {
+            path: lock_path,
+            err,
+        })?;
         Ok(Some(Locked {
             _lock: lock,
             path: state_path(data_dir, network),
@@ -184,22 +162,13 @@ impl Locked {
         })
     }
 
-    /// Writes the pool atomically: temp file in the same dir, fsync, rename.
+    /// Writes the pool atomically (`atomicfile`: temp file, fsync, rename).
     pub fn save(&self, pool: &Pool) -> Result<()> {
-        let tmp = self.path.with_file_name(format!(
-            ".{}.tmp",
-            self.path.file_name().unwrap().to_string_lossy()
-        ));
-        let werr = |err| Error::Write {
-            path: tmp.clone(),
-            err,
-        };
-        let mut f = File::create(&tmp).map_err(werr)?;
-        f.write_all(&encode_head(pool)).map_err(werr)?;
-        f.write_all(pool.owners.raw()).map_err(werr)?;
-        f.sync_all().map_err(werr)?;
-        drop(f);
-        std::fs::rename(&tmp, &self.path).map_err(|err| Error::Write {
+        atomicfile::write_with(&self.path, |f| {
+            f.write_all(&encode_head(pool))?;
+            f.write_all(pool.owners.raw())
+        })
+        .map_err(|err| Error::Write {
             path: self.path.clone(),
             err,
         })

@@ -254,7 +254,7 @@ fn undo_layer(layout: &Layout, diff_id: &str, new: bool) {
 }
 
 fn lock(layout: &Layout) -> Result<Lock> {
-    Lock::take(&layout.lock(), true).map_err(|source| CommitError::Io {
+    crate::atomic::take_lock(&layout.lock(), true).map_err(|source| CommitError::Io {
         step: "lock",
         path: layout.lock(),
         source,

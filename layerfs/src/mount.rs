@@ -1,7 +1,7 @@
 //! Container rootfs: an overlay of the image layers (lowerdirs, top first)
 //! with a per-container upper and work dir, at `containers/<ID>/rootfs`.
 
-use crate::atomic::{write_atomic, Lock};
+use crate::atomic::write_atomic;
 use crate::index::{Index, IndexError};
 use crate::layout::Layout;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -76,7 +76,7 @@ pub fn mount_rootfs(layout: &Layout, image: &str, id: &str) -> Result<Mounted> {
         return Err(MountError::BadRoot(layout.root().into()));
     }
     // Shared: rmi (exclusive) cannot delete the layers between resolve and mount.
-    let _lock = Lock::take(&layout.lock(), false).map_err(|e| io_err("lock", &layout.lock(), e))?;
+    let _lock = crate::atomic::take_lock(&layout.lock(), false).map_err(|e| io_err("lock", &layout.lock(), e))?;
     let index = Index::load(layout)?;
     let img = index.resolve(image)?.clone();
     for hex in img.layer_hexes() {

@@ -103,7 +103,7 @@ pub fn check_name(name: &str) -> Result<()> {
 
 fn lock(layout: &Layout) -> Result<Lock> {
     let p = layout.volumes().join(".lock");
-    Lock::take(&p, true).map_err(|source| VolumeError::Io {
+    crate::atomic::take_lock(&p, true).map_err(|source| VolumeError::Io {
         step: "lock",
         path: p,
         source,

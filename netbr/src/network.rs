@@ -2,10 +2,7 @@
 //! a CNI conflist whose single plugin is netbr with ipam. connect/disconnect
 //! run the same ADD/DEL code as the CNI plugin with that config.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use ipam::bitmap::Subnet;
@@ -152,40 +149,17 @@ fn all(root: &Path) -> Result<Vec<Info>> {
 }
 
 /// flock on `<root>/networks/.lock` so create/rm never race.
-fn lock(root: &Path) -> Result<File> {
+fn lock(root: &Path) -> Result<atomicfile::Lock> {
     let d = dir(root);
-    let io = |step, err| Error::Io {
-        step,
+    std::fs::create_dir_all(&d).map_err(|err| Error::Io {
+        step: "create",
         path: d.clone(),
         err,
-    };
-    std::fs::create_dir_all(&d).map_err(|e| io("create", e))?;
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(d.join(".lock"))
-        .map_err(|e| io("open lock in", e))?;
-    // SAFETY: flock on an fd we own.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(io("lock", std::io::Error::last_os_error()));
-    }
-    Ok(f)
-}
-
-fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    let werr = |err| Error::Io {
-        step: "write",
-        path: tmp.clone(),
-        err,
-    };
-    let mut f = File::create(&tmp).map_err(werr)?;
-    f.write_all(data).map_err(werr)?;
-    f.sync_all().map_err(werr)?;
-    std::fs::rename(&tmp, path).map_err(|err| Error::Io {
-        step: "rename",
-        path: path.into(),
+    })?;
+    let path = d.join(".lock");
+    atomicfile::lock(&path).map_err(|err| Error::Io {
+        step: "lock",
+        path,
         err,
     })
 }
@@ -264,12 +238,12 @@ pub fn create(
             "capabilities": {"portMappings": true, "ips": true},
         }],
     });
-    write_atomic(
-        &path,
-        serde_json::to_string_pretty(&conf)
-            .expect("json")
-            .as_bytes(),
-    )?;
+    let text = serde_json::to_string_pretty(&conf).expect("json");
+    atomicfile::write(&path, text.as_bytes()).map_err(|err| Error::Io {
+        step: "write",
+        path: path.clone(),
+        err,
+    })?;
     Ok(read(&path)?.summary())
 }
 
