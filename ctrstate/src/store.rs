@@ -12,7 +12,6 @@ use thiserror::Error;
 use crate::name::{self, NameError};
 use crate::patch;
 use crate::procfs;
-use crate::random::{self, RandomError};
 use crate::record::{is_full_id, Record, Status};
 use crate::time::{is_zero, now_rfc3339};
 
@@ -72,8 +71,8 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
-    #[error(transparent)]
-    Random(#[from] RandomError),
+    #[error("getrandom: {0}")]
+    Random(#[from] randid::Error),
 }
 
 impl StoreError {
@@ -252,7 +251,7 @@ impl Store {
                 let mut found = None;
                 for retry in 0..TRIES {
                     // Plain names first; docker appends a digit after collisions.
-                    let n = name::random(random::u64()?, if retry < 10 { 0 } else { retry });
+                    let n = name::random(randid::u64()?, if retry < 10 { 0 } else { retry });
                     if owner(&n).is_none() {
                         found = Some(n);
                         break;
@@ -262,7 +261,7 @@ impl Store {
             }
         };
         let id = loop {
-            let id = random::id()?;
+            let id = randid::id()?;
             // A prefix clash is harmless (docker resolves longer prefixes);
             // an exact one would be a 2^-256 event, but cheap to exclude.
             if !self.container_dir(&id).exists() {
