@@ -34,12 +34,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// CNI error codes (spec codes 1-7, ours from 100), also documented in lib.rs.
 pub mod code {
-    pub const INCOMPATIBLE_VERSION: u32 = 1;
-    pub const UNKNOWN_CONTAINER: u32 = 3;
-    pub const INVALID_ENV: u32 = 4;
-    pub const IO: u32 = 5;
-    pub const DECODE: u32 = 6;
-    pub const INVALID_CONFIG: u32 = 7;
+    pub use cni_plugin::code::*;
     pub const ADDRESS_UNAVAILABLE: u32 = 100;
     pub const EXHAUSTED: u32 = 101;
     pub const CORRUPT_STATE: u32 = 102;

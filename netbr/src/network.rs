@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 use crate::iptables;
 use crate::marks;
 use crate::netlink::{self, Netlink};
-use crate::plugin::{self, Env, PortMapping};
+use crate::plugin::{self, Netbr, PortMapping};
+use cni_plugin::Env;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -362,13 +363,14 @@ pub fn connect(
     };
     let info = get(root, name)?;
     let env = env_for("ADD", id, netns, ifname, ip);
-    Ok(plugin::run(&env, &plugin_conf(&info, &maps))?.unwrap_or(Value::Null))
+    let res = cni_plugin::dispatch(&Netbr, &env, &plugin_conf(&info, &maps))?;
+    Ok(res.unwrap_or(Value::Null))
 }
 
 /// CNI DEL of `id` from the network; gone already is success.
 pub fn disconnect(root: &Path, name: &str, id: &str, netns: &Path, ifname: &str) -> Result<Value> {
     let info = get(root, name)?;
     let env = env_for("DEL", id, netns, ifname, None);
-    plugin::run(&env, &plugin_conf(&info, &[]))?;
+    cni_plugin::dispatch(&Netbr, &env, &plugin_conf(&info, &[]))?;
     Ok(json!({"name": name, "id": id, "disconnected": true}))
 }

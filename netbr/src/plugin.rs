@@ -5,7 +5,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use ipam::cni::{CniError, CniResult, Interface, IpamConf, SUPPORTED_VERSIONS};
+use cni_plugin::{CniError, CniResult, Env, Interface, Plugin};
+use ipam::cni::IpamConf;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -21,11 +22,7 @@ pub const DEFAULT_BRIDGE: &str = "mydocker0";
 /// CNI error codes of netbr beyond the spec's 1-7 (ipam's own codes,
 /// 100-102, are passed through unchanged).
 pub mod code {
-    pub const INCOMPATIBLE_VERSION: u32 = 1;
-    pub const INVALID_ENV: u32 = 4;
-    pub const IO: u32 = 5;
-    pub const DECODE: u32 = 6;
-    pub const INVALID_CONFIG: u32 = 7;
+    pub use cni_plugin::code::*;
     pub const NETLINK: u32 = 110;
     pub const IPTABLES: u32 = 111;
     pub const IPAM_EXEC: u32 = 112;
@@ -66,6 +63,18 @@ impl Error {
             }
             Error::Check(_) => CniError::new(code::CHECK_FAILED, self.to_string(), ""),
         }
+    }
+}
+
+impl From<CniError> for Error {
+    fn from(e: CniError) -> Error {
+        Error::Cni(e)
+    }
+}
+
+impl From<Error> for CniError {
+    fn from(e: Error) -> CniError {
+        e.to_cni()
     }
 }
 
@@ -115,31 +124,6 @@ pub struct Conf {
     pub runtime_config: Option<RuntimeConfig>,
     #[serde(default)]
     pub prev_result: Option<CniResult>,
-}
-
-/// The CNI environment.
-#[derive(Debug, Clone, Default)]
-pub struct Env {
-    pub command: String,
-    pub container_id: Option<String>,
-    pub netns: Option<PathBuf>,
-    pub ifname: Option<String>,
-    pub args: Option<String>,
-    pub path: Option<String>,
-}
-
-impl Env {
-    pub fn from_process() -> Env {
-        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        Env {
-            command: get("CNI_COMMAND").unwrap_or_default(),
-            container_id: get("CNI_CONTAINERID"),
-            netns: get("CNI_NETNS").map(PathBuf::from),
-            ifname: get("CNI_IFNAME"),
-            args: get("CNI_ARGS"),
-            path: get("CNI_PATH"),
-        }
-    }
 }
 
 /// Interface names: 1-15 bytes, no '/', whitespace or ':'.
@@ -193,13 +177,7 @@ fn parse(stdin: &[u8], env: &Env) -> Result<Call> {
             e.to_string(),
         ))
     })?;
-    let version = conf.cni_version.clone().unwrap_or_else(|| "1.0.0".into());
-    if !SUPPORTED_VERSIONS.contains(&version.as_str()) {
-        return Err(bad(
-            code::INCOMPATIBLE_VERSION,
-            format!("unsupported cniVersion {version}"),
-        ));
-    }
+    let version = cni_plugin::negotiate(conf.cni_version.as_deref())?;
     let name = conf
         .name
         .clone()
@@ -708,34 +686,23 @@ fn check(call: &Call, env: &Env, stdin: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Runs one CNI command: `Ok(Some(json))` goes to stdout, `Ok(None)` prints nothing.
-pub fn run(env: &Env, stdin: &[u8]) -> Result<Option<Value>> {
-    match env.command.as_str() {
-        "VERSION" => Ok(Some(serde_json::json!({
-            "cniVersion": "1.1.0",
-            "supportedVersions": SUPPORTED_VERSIONS,
-        }))),
-        "ADD" => {
-            let call = parse(stdin, env)?;
-            let r = add(&call, env, stdin)?;
-            Ok(Some(serde_json::to_value(r).expect("serializable")))
-        }
-        "DEL" => {
-            let call = parse(stdin, env)?;
-            del(&call, env, stdin)?;
-            Ok(None)
-        }
-        "CHECK" => {
-            let call = parse(stdin, env)?;
-            check(&call, env, stdin)?;
-            Ok(None)
-        }
-        "GC" | "STATUS" => Ok(None),
-        "" => Err(bad(code::INVALID_ENV, "CNI_COMMAND is not set")),
-        other => Err(bad(
-            code::INVALID_ENV,
-            format!("unknown CNI_COMMAND {other:?}"),
-        )),
+/// The bridge plugin: ADD, DEL and CHECK with a validated config.
+pub struct Netbr;
+
+impl Plugin for Netbr {
+    type Error = Error;
+
+    fn add(&self, env: &Env, stdin: &[u8]) -> Result<Value> {
+        let r = add(&parse(stdin, env)?, env, stdin)?;
+        Ok(serde_json::to_value(r).expect("serializable"))
+    }
+
+    fn del(&self, env: &Env, stdin: &[u8]) -> Result<()> {
+        del(&parse(stdin, env)?, env, stdin)
+    }
+
+    fn check(&self, env: &Env, stdin: &[u8]) -> Result<()> {
+        check(&parse(stdin, env)?, env, stdin)
     }
 }
 
