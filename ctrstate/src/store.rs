@@ -396,8 +396,8 @@ impl Store {
         let dir = self.container_dir(&id);
         // mountinfo holds absolute, symlink-free paths.
         let canon = dir.canonicalize().map_err(io_err("resolve", &dir))?;
-        let mounts = mountinfo::mounts_under(&canon)
-            .map_err(|source| StoreError::Mountinfo { source })?;
+        let mounts =
+            mountinfo::mounts_under(&canon).map_err(|source| StoreError::Mountinfo { source })?;
         if let Some(mount) = mounts.into_iter().next() {
             return Err(StoreError::Mounted { dir: canon, mount });
         }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::allocation::{self, code, Request};
-use crate::bitmap::Subnet;
+use crate::bitmap::{parse_subnet, Subnet};
 
 impl From<allocation::Error> for CniError {
     fn from(e: allocation::Error) -> CniError {
@@ -153,10 +153,10 @@ fn parse_call(stdin: &[u8], env: &Env, need_subnet: bool) -> Result<Call, CniErr
         .clone()
         .ok_or_else(|| CniError::new(code::INVALID_ENV, "CNI_IFNAME is not set", ""))?;
     let subnet = match &ipam.subnet {
-        Some(s) => Subnet::parse(s)
+        Some(s) => parse_subnet(s)
             .ok_or_else(|| bad_config(format!("ipam.subnet: {s:?} is not an IPv4 CIDR")))?,
         None if need_subnet => return Err(bad_config("ipam.subnet is required")),
-        None => Subnet { base: 0, prefix: 0 },
+        None => Subnet::new(Ipv4Addr::UNSPECIFIED, 0).expect("/0 is a prefix"),
     };
     let req = Request {
         data_dir: ipam.data_dir.clone().unwrap_or_else(default_data_dir),

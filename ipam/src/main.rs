@@ -3,9 +3,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ipam::allocation::{self, Request};
-use ipam::bitmap::Subnet;
 use cni_plugin::{one_line, print_json};
+use ipam::allocation::{self, Request};
+use ipam::bitmap::parse_subnet;
 
 #[derive(Parser)]
 #[command(
@@ -80,7 +80,7 @@ fn main() -> ExitCode {
             id,
             ifname,
         } => {
-            let Some(subnet) = Subnet::parse(&subnet) else {
+            let Some(subnet) = parse_subnet(&subnet) else {
                 eprintln!("ipam: --subnet {subnet:?} is not an IPv4 CIDR");
                 return ExitCode::from(2);
             };

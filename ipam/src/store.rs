@@ -62,7 +62,7 @@ pub(crate) fn parse_head(b: &[u8]) -> std::result::Result<Head, String> {
     let nwords = r.u32()? as usize;
     r.take(nwords.checked_mul(8).ok_or("bad bitmap length")? + 4)?;
     Ok(Head {
-        subnet: Subnet { base, prefix },
+        subnet: subnet_of(base, prefix)?,
         gateway,
         last,
         nwords,
@@ -207,8 +207,8 @@ pub fn encode(p: &Pool) -> Vec<u8> {
 fn encode_head(p: &Pool) -> Vec<u8> {
     let mut b = Vec::with_capacity(36 + p.words.len() * 8);
     b.extend_from_slice(MAGIC);
-    b.extend_from_slice(&p.subnet.base.to_le_bytes());
-    b.extend_from_slice(&[p.subnet.prefix, 0, 0, 0]);
+    b.extend_from_slice(&u32::from(p.subnet.network()).to_le_bytes());
+    b.extend_from_slice(&[p.subnet.prefix(), 0, 0, 0]);
     b.extend_from_slice(&p.gateway.to_le_bytes());
     b.extend_from_slice(&p.last.to_le_bytes());
     b.extend_from_slice(&(p.words.len() as u32).to_le_bytes());
@@ -217,6 +217,14 @@ fn encode_head(p: &Pool) -> Vec<u8> {
     }
     b.extend_from_slice(&(p.owners.len() as u32).to_le_bytes());
     b
+}
+
+/// The stored subnet, which must be a network address and a prefix.
+fn subnet_of(base: u32, prefix: u8) -> std::result::Result<Subnet, String> {
+    Subnet::new(base.into(), prefix)
+        .ok()
+        .filter(|s| u32::from(s.network()) == base)
+        .ok_or_else(|| format!("bad subnet {}/{prefix}", std::net::Ipv4Addr::from(base)))
 }
 
 struct Reader<'a> {
@@ -248,7 +256,7 @@ pub fn decode(mut buf: Vec<u8>) -> std::result::Result<Pool, String> {
     let gateway = r.u32()?;
     let last = r.u32()?;
     let nwords = r.u32()? as usize;
-    let subnet = Subnet { base, prefix };
+    let subnet = subnet_of(base, prefix)?;
     let mut pool = Pool::new(subnet, gateway).map_err(|e| e.to_string())?;
     if nwords != pool.words.len() || gateway >= subnet.size() || last >= subnet.size() {
         return Err("header does not match the subnet".into());
@@ -285,7 +293,7 @@ mod tests {
 
     #[test]
     fn encode_decode_round_trip_and_size() {
-        let s = Subnet::parse("10.9.0.0/16").unwrap();
+        let s = crate::bitmap::parse_subnet("10.9.0.0/16").unwrap();
         let mut p = Pool::new(s, 1).unwrap();
         let r = Range::new(s, None, None).unwrap();
         for i in 0..5 {

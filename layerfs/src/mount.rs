@@ -76,7 +76,8 @@ pub fn mount_rootfs(layout: &Layout, image: &str, id: &str) -> Result<Mounted> {
         return Err(MountError::BadRoot(layout.root().into()));
     }
     // Shared: rmi (exclusive) cannot delete the layers between resolve and mount.
-    let _lock = crate::atomic::take_lock(&layout.lock(), false).map_err(|e| io_err("lock", &layout.lock(), e))?;
+    let _lock = crate::atomic::take_lock(&layout.lock(), false)
+        .map_err(|e| io_err("lock", &layout.lock(), e))?;
     let index = Index::load(layout)?;
     let img = index.resolve(image)?.clone();
     for hex in img.layer_hexes() {

@@ -434,7 +434,7 @@ fn plan_del(t: &Tables, net: &str, scope: &Scope) -> (Edit, Edit) {
     let sub = match scope {
         Scope::Network {
             subnet: Some(s), ..
-        } => ipam::bitmap::Subnet::parse(s),
+        } => ipam::bitmap::parse_subnet(s),
         _ => None,
     };
     let is_ours = |r: &str| -> bool {

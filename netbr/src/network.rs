@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use ipam::bitmap::Subnet;
+use ipam::bitmap::{self, host, offset, parse_subnet};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -174,15 +174,15 @@ pub fn create(
     bridge: Option<String>,
 ) -> Result<Value> {
     ipam::store::check_name(name).map_err(|e| usage(e.to_string()))?;
-    let sub = Subnet::parse(subnet)
+    let sub = parse_subnet(subnet)
         .ok_or_else(|| usage(format!("--subnet {subnet:?} is not an IPv4 CIDR")))?;
-    if !(ipam::bitmap::MIN_PREFIX..=ipam::bitmap::MAX_PREFIX).contains(&sub.prefix) {
+    if bitmap::check_prefix(sub).is_err() {
         return Err(usage(format!(
             "--subnet {subnet}: prefix must be /8 to /30"
         )));
     }
-    let gw = gateway.unwrap_or_else(|| sub.ip(1));
-    match sub.offset(gw) {
+    let gw = gateway.unwrap_or_else(|| host(sub, 1));
+    match offset(sub, gw) {
         Some(o) if o != 0 && o != sub.size() - 1 => {}
         _ => {
             return Err(usage(format!(
@@ -205,8 +205,8 @@ pub fn create(
                 path,
             });
         }
-        if let Some(os) = Subnet::parse(&other.subnet) {
-            if os.overlaps(&sub) {
+        if let Some(os) = parse_subnet(&other.subnet) {
+            if os.overlaps(sub) {
                 return Err(Error::Overlap {
                     subnet: sub.to_string(),
                     other: other.name,

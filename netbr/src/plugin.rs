@@ -405,9 +405,9 @@ fn write_sysctl(path: &str, value: &str) -> Result<()> {
 
 /// `ip/prefix` -> (ip, prefix, subnet string).
 fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8, String)> {
-    let sub = ipam::bitmap::Subnet::parse(s)?;
+    let sub = ipam::bitmap::parse_subnet(s)?;
     let ip: Ipv4Addr = s.split('/').next()?.parse().ok()?;
-    Some((ip, sub.prefix, sub.to_string()))
+    Some((ip, sub.prefix(), sub.to_string()))
 }
 
 fn ipam_address(res: &CniResult) -> Result<(Ipv4Addr, u8, String, Option<Ipv4Addr>)> {
@@ -515,19 +515,11 @@ fn add_addresses(
         }
     }
     for r in &ipam_res.routes {
-        let Some((dst, dprefix, _)) = parse_cidr(&r.dst) else {
+        let Some(dst) = ipam::bitmap::parse_subnet(&r.dst) else {
             continue;
         };
         let via = r.gw.as_deref().and_then(|g| g.parse().ok()).or(gw);
-        let dst = Ipv4Addr::from(
-            u32::from(dst)
-                & if dprefix == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - dprefix as u32)
-                },
-        );
-        cnl.add_route(dst, dprefix, via, c.index)?;
+        cnl.add_route(dst.network(), dst.prefix(), via, c.index)?;
     }
     // The aliases say which rules are in place (see crate::marks): with the
     // network's in and no port mappings, iptables is not run at all. A

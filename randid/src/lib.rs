@@ -27,7 +27,11 @@ mod tests {
         let a = super::id().unwrap();
         let b = super::id().unwrap();
         assert_eq!(a.len(), 64);
-        assert!(a.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)), "{a}");
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)),
+            "{a}"
+        );
         assert_ne!(a, b);
         assert_ne!(super::u64().unwrap(), super::u64().unwrap());
     }

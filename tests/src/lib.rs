@@ -37,7 +37,6 @@ pub fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
 }
 
-
 /// The default image as a `docker save` tarball: `$MYDOCKER_TEST_IMAGE`, or
 /// built once per test process by scripts/mkimage-busybox.sh.
 pub fn busybox_tar() -> PathBuf {
