@@ -373,7 +373,7 @@ mod tests {
     }
 
     #[test]
-    fn allocation_with_60000_taken_is_correct_and_fast() {
+    fn allocation_with_60000_taken_is_correct() {
         let s = parse_subnet("10.20.0.0/16").unwrap();
         let mut p = Pool::new(s, 1).unwrap();
         let r = Range::new(s, None, None).unwrap();
@@ -387,11 +387,9 @@ mod tests {
         // nothing after, then scan from the start.
         assert_eq!(p.release(&format!("{:064x}", 7), "eth0"), vec![9]);
         p.last = r.hi; // force the wrap path
-        let t = std::time::Instant::now();
+                       // Its speed is scripts/bench's (section 4: IPAM at 60,000 taken).
         let got = p.allocate("n", r, "new", "eth0", None).unwrap();
-        let took = t.elapsed();
         assert_eq!(got, 9);
-        eprintln!("allocation with 60000 taken: {took:?}");
         let got2 = p.allocate("n", r, "new2", "eth0", None).unwrap();
         assert_eq!(got2, 60_002);
         assert!(p.is_set(got2));

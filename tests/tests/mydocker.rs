@@ -577,8 +577,11 @@ fn a_killed_supervisor_leaves_nothing_rm_cannot_clean() {
     };
     // supervisor killed, container keeps running: ps still says Up, rm -f cleans
     d.ok(&["run", "-d", "--name", "orphan", "busybox", "sleep", "1000"]);
-    kill9(sup("orphan"));
-    std::thread::sleep(Duration::from_millis(100));
+    let s = sup("orphan");
+    kill9(s);
+    e2e::wait_for("the killed supervisor to be gone", 10, || {
+        !e2e::process_runs(s)
+    });
     assert!(
         d.ok(&["ps"]).contains("orphan"),
         "a live container vanished from ps"
