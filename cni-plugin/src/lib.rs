@@ -14,6 +14,9 @@
 //!   error code 4.
 //! - [`negotiate`]: a config's `cniVersion` (default [`DEFAULT_VERSION`])
 //!   must be one of [`SUPPORTED_VERSIONS`], else error code 1.
+//! - [`decode_config`]: the network config on stdin into the plugin's own
+//!   type (code 6 when it does not decode), its version negotiated and its
+//!   `name` required (code 7).
 //! - [`run`]: the whole CNI mode of a binary: stdin read (not for
 //!   VERSION), dispatch, the result JSON on stdout, or the error JSON
 //!   (`{"cniVersion","code","msg","details"}`) on stdout plus one line
@@ -216,6 +219,48 @@ pub fn negotiate(cni_version: Option<&str>) -> Result<String, CniError> {
     Ok(v.to_string())
 }
 
+/// A decoded network config with the fields every plugin checks.
+#[derive(Debug, Clone)]
+pub struct Config<T> {
+    /// The negotiated `cniVersion`.
+    pub version: String,
+    /// `name`, never empty.
+    pub name: String,
+    /// The whole config as the plugin's own type.
+    pub conf: T,
+}
+
+/// Decodes the network config `stdin` (see the crate doc for the codes).
+pub fn decode_config<T: serde::de::DeserializeOwned>(stdin: &[u8]) -> Result<Config<T>, CniError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Common {
+        #[serde(default)]
+        cni_version: Option<String>,
+        #[serde(default)]
+        name: Option<String>,
+    }
+    let undecodable = |e: serde_json::Error| {
+        CniError::new(
+            code::DECODE,
+            "cannot decode the network config",
+            e.to_string(),
+        )
+    };
+    let conf: T = serde_json::from_slice(stdin).map_err(undecodable)?;
+    let common: Common = serde_json::from_slice(stdin).map_err(undecodable)?;
+    let version = negotiate(common.cni_version.as_deref())?;
+    let name = common
+        .name
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| CniError::new(code::INVALID_CONFIG, "network config has no name", ""))?;
+    Ok(Config {
+        version,
+        name,
+        conf,
+    })
+}
+
 /// The answer to VERSION.
 pub fn version_result() -> Value {
     serde_json::json!({
@@ -352,6 +397,24 @@ mod tests {
         let e = negotiate(Some("9.9.9")).unwrap_err();
         assert_eq!((e.code, e.exit_code()), (1, 2));
         assert!(e.to_string().contains("supported: 0.3.0"), "{e}");
+    }
+
+    #[test]
+    fn configs_decode_with_version_and_name_checked() {
+        let c: Config<Value> = decode_config(br#"{"name":"n","x":1}"#).unwrap();
+        assert_eq!(
+            (c.version.as_str(), c.name.as_str()),
+            (DEFAULT_VERSION, "n")
+        );
+        assert_eq!(c.conf["x"], 1);
+        let code_of = |b: &[u8]| decode_config::<Value>(b).unwrap_err().code;
+        assert_eq!(code_of(b"{"), code::DECODE);
+        assert_eq!(
+            code_of(br#"{"cniVersion":"2.0.0","name":"n"}"#),
+            code::INCOMPATIBLE_VERSION
+        );
+        assert_eq!(code_of(br#"{"name":""}"#), code::INVALID_CONFIG);
+        assert_eq!(code_of(br#"{"name":7}"#), code::DECODE);
     }
 
     #[test]

@@ -42,10 +42,6 @@ pub struct IpamConf {
 #[serde(rename_all = "camelCase")]
 struct NetConf {
     #[serde(default)]
-    cni_version: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
     ipam: Option<IpamConf>,
     #[serde(default)]
     runtime_config: Option<RuntimeConfig>,
@@ -127,19 +123,11 @@ struct Call {
 }
 
 fn parse_call(stdin: &[u8], env: &Env, need_subnet: bool) -> Result<Call, CniError> {
-    let conf: NetConf = serde_json::from_slice(stdin).map_err(|e| {
-        CniError::new(
-            code::DECODE,
-            "cannot decode the network config",
-            e.to_string(),
-        )
-    })?;
-    let version = cni_plugin::negotiate(conf.cni_version.as_deref())?;
-    let name = conf
-        .name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| bad_config("network config has no name"))?;
+    let cni_plugin::Config {
+        version,
+        name,
+        conf,
+    } = cni_plugin::decode_config::<NetConf>(stdin)?;
     let ipam = conf
         .ipam
         .clone()

@@ -170,19 +170,11 @@ struct Call {
 }
 
 fn parse(stdin: &[u8], env: &Env) -> Result<Call> {
-    let conf: Conf = serde_json::from_slice(stdin).map_err(|e| {
-        Error::Cni(CniError::new(
-            code::DECODE,
-            "cannot decode the network config",
-            e.to_string(),
-        ))
-    })?;
-    let version = cni_plugin::negotiate(conf.cni_version.as_deref())?;
-    let name = conf
-        .name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| bad(code::INVALID_CONFIG, "network config has no name"))?;
+    let cni_plugin::Config {
+        version,
+        name,
+        conf,
+    } = cni_plugin::decode_config::<Conf>(stdin)?;
     ipam::store::check_name(&name).map_err(|e| bad(code::INVALID_CONFIG, e.to_string()))?;
     let bridge = conf.bridge.clone().unwrap_or_else(|| DEFAULT_BRIDGE.into());
     if !valid_ifname(&bridge) {
