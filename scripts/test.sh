@@ -9,5 +9,17 @@ scripts/deps.sh --vm
 cargo build --workspace --bins
 scripts/mkimage-busybox.sh build/busybox.tar >/dev/null
 export MYDOCKER_TEST_IMAGE=$PWD/build/busybox.tar
+# cargo counts a skipped test as passed: each skip appends a line here
+# (tests/src/skip.rs), listed at the very end, whatever the outcome.
+MYDOCKER_SKIP_LOG=$(mktemp -t mydocker-skipped.XXXXXX)
+export MYDOCKER_SKIP_LOG
+skip_summary() {
+    local n
+    n=$(sort -u "$MYDOCKER_SKIP_LOG" | grep -c . || true)
+    echo "$n tests skipped:"
+    sort -u "$MYDOCKER_SKIP_LOG" | sed 's/^/  /'
+    rm -f "$MYDOCKER_SKIP_LOG"
+}
+trap skip_summary EXIT
 cargo test --workspace --no-fail-fast
 if [ -x scripts/vm-test.sh ]; then scripts/vm-test.sh; fi

@@ -4,7 +4,8 @@
 //! pure cgroup v2 host (scripts/vm-test.sh runs this binary in a qemu VM
 //! booted with cgroup_no_v1=all). The others read back whichever files the
 //! host has, so they check the v1 paths here and the v2 paths in the VM.
-//! A test that cannot run prints `SKIP name: why`.
+//! A test that cannot run is recorded as skipped (`SKIP name: why`, see
+//! tests/src/skip.rs).
 
 use serde_json::{json, Value};
 use std::io::Write;
@@ -173,14 +174,14 @@ fn mode() -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+// The workspace's one skip mechanism (tests/src/skip.rs), by path until
+// cgctl's tests depend on the e2e crate.
+#[path = "../../tests/src/skip.rs"]
+mod skip;
+
 macro_rules! require {
     ($cond:expr, $why:expr) => {
-        if !$cond {
-            // libtest names each test's thread after the test
-            let t = std::thread::current();
-            eprintln!("SKIP {}: {}", t.name().unwrap_or(module_path!()), $why);
-            return;
-        }
+        crate::skip_unless!($cond, $why)
     };
 }
 

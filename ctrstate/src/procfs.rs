@@ -1,5 +1,8 @@
-//! Process identity from /proc: a pid plus its start time names one process,
-//! so a recycled pid is never mistaken for the container.
+//! Process identity from /proc (parsed by the `procfs` crate): a pid plus
+//! its start time names one process, so a recycled pid is never mistaken
+//! for the container.
+
+use procfs::FromRead;
 
 /// Field 22 of /proc/PID/stat (start time in clock ticks since boot), or
 /// `None` when no such process exists.
@@ -18,22 +21,22 @@ pub struct Stat {
 
 /// Reads and parses /proc/PID/stat; `None` when the process is gone.
 pub fn stat(pid: u32) -> Option<Stat> {
-    if pid == 0 {
-        return None;
-    }
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&s)
+    let pid = i32::try_from(pid).ok().filter(|&p| p > 0)?;
+    let s = procfs::process::Process::new(pid).ok()?.stat().ok()?;
+    Some(Stat {
+        state: s.state,
+        start_time: s.starttime,
+    })
 }
 
-/// Parses a stat line. The command name (field 2) may hold spaces and
-/// parentheses, so fields are counted from the last `)`.
+/// Parses a stat line (the command name, field 2, may hold spaces and
+/// parentheses).
 pub fn parse_stat(s: &str) -> Option<Stat> {
-    let rest = &s[s.rfind(')')? + 1..];
-    let mut f = rest.split_ascii_whitespace();
-    let state = f.next()?.chars().next()?;
-    // Fields 4..=21 lie between the state (3) and the start time (22).
-    let start_time = f.nth(18)?.parse().ok()?;
-    Some(Stat { state, start_time })
+    let s = procfs::process::Stat::from_read(s.as_bytes()).ok()?;
+    Some(Stat {
+        state: s.state,
+        start_time: s.starttime,
+    })
 }
 
 #[cfg(test)]
@@ -42,8 +45,7 @@ mod tests {
 
     #[test]
     fn parses_names_with_spaces_and_parens() {
-        let line =
-            "1234 (a b) c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        let line = "1234 (a b) c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
         assert_eq!(
             parse_stat(line),
             Some(Stat {
@@ -60,6 +62,8 @@ mod tests {
         let me = std::process::id();
         let t = pid_start_time(me).expect("own start time");
         assert_eq!(pid_start_time(me), Some(t));
+        assert!(stat(me).is_some_and(|s| s.state != 'Z'));
         assert_eq!(pid_start_time(0), None);
+        assert_eq!(pid_start_time(u32::MAX), None);
     }
 }

@@ -1,21 +1,17 @@
 //! The record store: one directory per container under `ROOT/containers`,
 //! `state.json` written by atomic rename, writers serialized by one flock.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{Flock, FlockArg};
 use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::mountinfo::{self, MountinfoError};
 use crate::name::{self, NameError};
 use crate::patch;
 use crate::procfs;
-use crate::random::{self, RandomError};
 use crate::record::{is_full_id, Record, Status};
 use crate::time::{is_zero, now_rfc3339};
 
@@ -70,10 +66,13 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
-    #[error(transparent)]
-    Mountinfo(#[from] MountinfoError),
-    #[error(transparent)]
-    Random(#[from] RandomError),
+    #[error("read {}: {source}", mountinfo::SELF)]
+    Mountinfo {
+        #[source]
+        source: io::Error,
+    },
+    #[error("getrandom: {0}")]
+    Random(#[from] randid::Error),
 }
 
 impl StoreError {
@@ -113,11 +112,6 @@ pub struct Store {
     dir: PathBuf,
 }
 
-/// Held while writing; dropping it releases the flock.
-struct Lock {
-    _flock: Flock<File>,
-}
-
 impl Store {
     /// A store rooted at `root` (records in `root/containers`). Touches
     /// nothing: directories are made by the first write.
@@ -137,23 +131,11 @@ impl Store {
         self.dir.join(id)
     }
 
-    fn lock(&self) -> Result<Lock> {
+    /// The writers' lock; dropping it releases the flock.
+    fn lock(&self) -> Result<atomicfile::Lock> {
         private_dir(&self.dir).map_err(io_err("create", &self.dir))?;
         let path = self.dir.join(LOCK);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io_err("open", &path))?;
-        let flock =
-            Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| StoreError::Io {
-                step: "flock",
-                path: path.clone(),
-                source: e.into(),
-            })?;
-        Ok(Lock { _flock: flock })
+        atomicfile::lock(&path).map_err(io_err("flock", &path))
     }
 
     /// Reads one record; `None` when it does not exist (or is being removed).
@@ -227,17 +209,15 @@ impl Store {
         }
     }
 
-    /// Writes `rec` over its `state.json`: temp file in the same directory,
-    /// fsync, rename.
+    /// Writes `rec` over `dir/state.json` atomically (pretty JSON).
     fn write(&self, dir: &Path, rec: &Record) -> Result<()> {
+        let mut buf = serde_json::to_vec_pretty(rec).map_err(|source| StoreError::BadInput {
+            what: "record",
+            source,
+        })?;
+        buf.push(b'\n');
         let path = dir.join(STATE);
-        let tmp = dir.join(format!(".{STATE}.tmp-{}", std::process::id()));
-        let res = write_synced(&tmp, rec)
-            .and_then(|()| fs::rename(&tmp, &path).map_err(io_err("rename", &path)));
-        if res.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        res
+        atomicfile::write(&path, &buf).map_err(io_err("write", &path))
     }
 
     /// Creates a record from `req`: `id`, `created` and `status` are
@@ -271,7 +251,7 @@ impl Store {
                 let mut found = None;
                 for retry in 0..TRIES {
                     // Plain names first; docker appends a digit after collisions.
-                    let n = name::random(random::u64()?, if retry < 10 { 0 } else { retry });
+                    let n = name::random(randid::u64()?, if retry < 10 { 0 } else { retry });
                     if owner(&n).is_none() {
                         found = Some(n);
                         break;
@@ -281,7 +261,7 @@ impl Store {
             }
         };
         let id = loop {
-            let id = random::id()?;
+            let id = randid::id()?;
             // A prefix clash is harmless (docker resolves longer prefixes);
             // an exact one would be a 2^-256 event, but cheap to exclude.
             if !self.container_dir(&id).exists() {
@@ -302,7 +282,7 @@ impl Store {
         let dest = self.container_dir(&id);
         let res = fs::create_dir(&tmp)
             .map_err(io_err("create", &tmp))
-            .and_then(|()| write_synced(&tmp.join(STATE), &rec))
+            .and_then(|()| self.write(&tmp, &rec))
             .and_then(|()| fs::rename(&tmp, &dest).map_err(io_err("rename", &dest)));
         if let Err(e) = res {
             let _ = fs::remove_dir_all(&tmp);
@@ -416,7 +396,9 @@ impl Store {
         let dir = self.container_dir(&id);
         // mountinfo holds absolute, symlink-free paths.
         let canon = dir.canonicalize().map_err(io_err("resolve", &dir))?;
-        if let Some(mount) = mountinfo::mounts_under(&canon)?.into_iter().next() {
+        let mounts =
+            mountinfo::mounts_under(&canon).map_err(|source| StoreError::Mountinfo { source })?;
+        if let Some(mount) = mounts.into_iter().next() {
             return Err(StoreError::Mounted { dir: canon, mount });
         }
         match fs::remove_dir_all(&canon) {
@@ -490,24 +472,6 @@ fn is_stale(r: &Record) -> bool {
         None => true,
         Some(st) => r.pid_start_time != 0 && st.start_time != r.pid_start_time,
     }
-}
-
-/// Writes `rec` as pretty JSON to a new file at `path` and fsyncs it.
-fn write_synced(path: &Path, rec: &Record) -> Result<()> {
-    let mut buf = serde_json::to_vec_pretty(rec).map_err(|source| StoreError::BadInput {
-        what: "record",
-        source,
-    })?;
-    buf.push(b'\n');
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .open(path)
-        .map_err(io_err("create", path))?;
-    f.write_all(&buf).map_err(io_err("write", path))?;
-    f.sync_all().map_err(io_err("fsync", path))
 }
 
 /// A store dir only root may enter (0700; missing parents too): it holds

@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use e2e::{assert_exit_code, pipe, TempDir};
 use serde_json::{json, Value};
@@ -354,7 +353,7 @@ fn fifty_concurrent_creates_without_names_yield_distinct_names() {
 }
 
 #[test]
-fn ls_is_newest_first_and_fast_with_100_records() {
+fn ls_is_newest_first_with_100_records() {
     let t = TempDir::new("cst");
     let r = t.path();
     for i in 0..100 {
@@ -364,20 +363,15 @@ fn ls_is_newest_first_and_fast_with_100_records() {
             &format!(r#"{{"image":"busybox","name":"n{i}"}}"#),
         );
     }
-    let start = Instant::now();
+    // How long ls and reconcile take is the benchmarks' to measure.
     let ls = ok(r, &["ls"], "");
-    let took = start.elapsed();
     let ls = ls.as_array().unwrap();
     assert_eq!(ls.len(), 100);
     assert_eq!(ls[0]["name"], "n99");
     assert_eq!(ls[99]["name"], "n0");
     let created: Vec<&str> = ls.iter().map(|x| x["created"].as_str().unwrap()).collect();
     assert!(created.windows(2).all(|w| w[0] >= w[1]));
-    // Generous for a loaded debug build; typically a few milliseconds.
-    assert!(took < Duration::from_millis(500), "ls took {took:?}");
-    let start = Instant::now();
     assert_eq!(ok(r, &["reconcile"], ""), json!([]));
-    assert!(start.elapsed() < Duration::from_millis(500));
 }
 
 #[test]
@@ -539,12 +533,7 @@ impl Drop for Mounted {
 
 #[test]
 fn rm_refuses_while_something_is_mounted_in_the_container_dir() {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!(
-            "SKIP rm_refuses_while_something_is_mounted_in_the_container_dir: needs root to mount"
-        );
-        return;
-    }
+    e2e::skip_unless!(e2e::is_root(), "needs root to mount");
     let t = TempDir::new("cst");
     let r = t.path();
     let rec = ok(r, &["create"], r#"{"image":"busybox","name":"mnt"}"#);

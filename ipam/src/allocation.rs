@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::bitmap::{self, Pool, Range, Subnet};
+use crate::bitmap::{self, host, offset, Pool, Range, Subnet};
 use crate::store::{self, Locked};
 use crate::update;
 
@@ -34,12 +34,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// CNI error codes (spec codes 1-7, ours from 100), also documented in lib.rs.
 pub mod code {
-    pub const INCOMPATIBLE_VERSION: u32 = 1;
-    pub const UNKNOWN_CONTAINER: u32 = 3;
-    pub const INVALID_ENV: u32 = 4;
-    pub const IO: u32 = 5;
-    pub const DECODE: u32 = 6;
-    pub const INVALID_CONFIG: u32 = 7;
+    pub use cni_plugin::code::*;
     pub const ADDRESS_UNAVAILABLE: u32 = 100;
     pub const EXHAUSTED: u32 = 101;
     pub const CORRUPT_STATE: u32 = 102;
@@ -119,8 +114,8 @@ pub struct Listing {
 
 fn gateway_offset(subnet: Subnet, gw: Option<Ipv4Addr>) -> Result<u32> {
     // host-local's default: the first host of the subnet.
-    let gw = gw.unwrap_or_else(|| subnet.ip(1));
-    match subnet.offset(gw) {
+    let gw = gw.unwrap_or_else(|| host(subnet, 1));
+    match offset(subnet, gw) {
         Some(o) if o != 0 && o < subnet.size() - 1 => Ok(o),
         _ => Err(Error::Gateway {
             gateway: gw,
@@ -130,13 +125,13 @@ fn gateway_offset(subnet: Subnet, gw: Option<Ipv4Addr>) -> Result<u32> {
 }
 
 fn allocated(pool: &Pool, req: &Request, off: u32) -> Allocated {
-    let ip = pool.subnet.ip(off);
+    let ip = host(pool.subnet, off);
     Allocated {
         network: req.network.clone(),
         ip,
-        prefix: pool.subnet.prefix,
-        address: format!("{ip}/{}", pool.subnet.prefix),
-        gateway: (pool.gateway != 0).then(|| pool.subnet.ip(pool.gateway)),
+        prefix: pool.subnet.prefix(),
+        address: format!("{ip}/{}", pool.subnet.prefix()),
+        gateway: (pool.gateway != 0).then(|| host(pool.subnet, pool.gateway)),
         id: req.id.clone(),
         ifname: req.ifname.clone(),
     }
@@ -149,10 +144,12 @@ pub fn allocate(req: &Request) -> Result<Allocated> {
         err,
     };
     store::check_name(&req.network)?;
+    // Before any size arithmetic: a /0 has 2^32 addresses, more than a u32.
+    bitmap::check_prefix(req.subnet).map_err(perr)?;
     let gw = gateway_offset(req.subnet, req.gateway)?;
     let range = Range::new(req.subnet, req.range_start, req.range_end).map_err(perr)?;
     let requested = match req.ip {
-        Some(ip) => Some(req.subnet.offset(ip).ok_or_else(|| {
+        Some(ip) => Some(offset(req.subnet, ip).ok_or_else(|| {
             perr(bitmap::Error::OutOfRange {
                 ip,
                 range: range.display(req.subnet),
@@ -211,7 +208,7 @@ pub fn release(data_dir: &Path, network: &str, id: &str, ifname: &str) -> Result
                 lock.save(&pool)?;
             }
         }
-        return Ok(freed.into_iter().map(|o| up.pool.subnet.ip(o)).collect());
+        return Ok(freed.into_iter().map(|o| host(up.pool.subnet, o)).collect());
     }
     let Some(mut pool) = lock.load()? else {
         return Ok(vec![]);
@@ -220,7 +217,7 @@ pub fn release(data_dir: &Path, network: &str, id: &str, ifname: &str) -> Result
     if !freed.is_empty() {
         lock.save(&pool)?;
     }
-    Ok(freed.into_iter().map(|o| pool.subnet.ip(o)).collect())
+    Ok(freed.into_iter().map(|o| host(pool.subnet, o)).collect())
 }
 
 /// The address `id`/`ifname` holds, as `(ip, prefix)`.
@@ -235,7 +232,7 @@ pub fn held(
     };
     Ok(lock.load()?.and_then(|p| {
         p.find(id, ifname)
-            .map(|o| (p.subnet.ip(o), p.subnet.prefix))
+            .map(|o| (host(p.subnet, o), p.subnet.prefix()))
     }))
 }
 
@@ -250,13 +247,13 @@ pub fn list(data_dir: &Path, network: &str) -> Result<Listing> {
     Ok(Listing {
         network: network.into(),
         subnet: pool.subnet.to_string(),
-        gateway: (pool.gateway != 0).then(|| pool.subnet.ip(pool.gateway)),
+        gateway: (pool.gateway != 0).then(|| host(pool.subnet, pool.gateway)),
         allocations: pool
             .owners
             .list()
             .into_iter()
             .map(|o| Entry {
-                ip: pool.subnet.ip(o.offset),
+                ip: host(pool.subnet, o.offset),
                 id: o.id,
                 ifname: o.ifname,
             })
@@ -273,4 +270,31 @@ pub fn remove(data_dir: &Path, network: &str) -> Result<()> {
         let _ = std::fs::remove_file(data_dir.join(format!(".{network}.lock")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_too_short_or_long_is_refused_before_anything() {
+        for cidr in ["0.0.0.0/0", "10.0.0.0/7", "10.0.0.0/31"] {
+            let data_dir = std::env::temp_dir().join(format!("ipam-prefix-{}", std::process::id()));
+            let req = Request {
+                data_dir: data_dir.clone(),
+                network: "n".into(),
+                subnet: bitmap::parse_subnet(cidr).unwrap(),
+                gateway: None,
+                range_start: None,
+                range_end: None,
+                id: "c".into(),
+                ifname: "eth0".into(),
+                ip: None,
+            };
+            let e = allocate(&req).unwrap_err();
+            assert!(e.to_string().contains("prefix must be"), "{cidr}: {e}");
+            assert!(e.is_usage(), "{cidr}");
+            assert!(!data_dir.exists(), "{cidr}: nothing written");
+        }
+    }
 }

@@ -1,12 +1,11 @@
-use std::io::{Read, Write};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use cni_plugin::{one_line, print_json};
 use ipam::allocation::{self, Request};
-use ipam::bitmap::Subnet;
-use ipam::cni::{self, CniError, Env};
+use ipam::bitmap::parse_subnet;
 
 #[derive(Parser)]
 #[command(
@@ -64,50 +63,9 @@ enum Cmd {
     Ls { network: String },
 }
 
-/// Errors are one line on stderr, whatever a tool we ran printed.
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn print(v: &serde_json::Value) -> ExitCode {
-    let mut out = std::io::stdout().lock();
-    match writeln!(out, "{v}").and_then(|_| out.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
-        // A closed pipe downstream is the reader's choice, not our failure.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ipam: write stdout: {e}");
-            ExitCode::from(1)
-        }
-    }
-}
-
-fn cni_main() -> ExitCode {
-    let env = Env::from_process();
-    let mut stdin = Vec::new();
-    let res = if env.command == "VERSION" {
-        cni::run(&env, b"")
-    } else {
-        match std::io::stdin().read_to_end(&mut stdin) {
-            Ok(_) => cni::run(&env, &stdin),
-            Err(e) => Err(CniError::new(5, "read stdin", e.to_string())),
-        }
-    };
-    match res {
-        Ok(Some(v)) => print(&v),
-        Ok(None) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ipam: {}", one_line(&e.to_string()));
-            let code = e.exit_code();
-            print(&serde_json::to_value(&e).expect("serializable"));
-            ExitCode::from(code)
-        }
-    }
-}
-
 fn main() -> ExitCode {
-    if std::env::var_os("CNI_COMMAND").is_some() && std::env::args_os().len() == 1 {
-        return cni_main();
+    if cni_plugin::is_plugin_call() {
+        return cni_plugin::run("ipam", &ipam::cni::Ipam);
     }
     let cli = Cli::parse();
     let data_dir = cli.data_dir.unwrap_or_else(|| cli.root.join("ipam"));
@@ -122,7 +80,7 @@ fn main() -> ExitCode {
             id,
             ifname,
         } => {
-            let Some(subnet) = Subnet::parse(&subnet) else {
+            let Some(subnet) = parse_subnet(&subnet) else {
                 eprintln!("ipam: --subnet {subnet:?} is not an IPv4 CIDR");
                 return ExitCode::from(2);
             };
@@ -149,7 +107,7 @@ fn main() -> ExitCode {
             .map(|l| serde_json::to_value(l).expect("serializable")),
     };
     match res {
-        Ok(v) => print(&v),
+        Ok(v) => print_json("ipam", &v),
         Err(e) => {
             eprintln!("ipam: {}", one_line(&e.to_string()));
             ExitCode::from(if e.is_usage() { 2 } else { 1 })

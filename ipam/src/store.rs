@@ -29,9 +29,7 @@
 //! and ignores bytes after the last record (see [`crate::update`] for why
 //! either can disagree after a crash).
 
-use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use crate::bitmap::{Pool, Subnet};
@@ -64,7 +62,7 @@ pub(crate) fn parse_head(b: &[u8]) -> std::result::Result<Head, String> {
     let nwords = r.u32()? as usize;
     r.take(nwords.checked_mul(8).ok_or("bad bitmap length")? + 4)?;
     Ok(Head {
-        subnet: Subnet { base, prefix },
+        subnet: subnet_of(base, prefix)?,
         gateway,
         last,
         nwords,
@@ -113,7 +111,7 @@ pub fn state_path(data_dir: &Path, network: &str) -> PathBuf {
 
 /// An exclusive flock on `<dataDir>/.<network>.lock`, released on drop.
 pub struct Locked {
-    _lock: File,
+    _lock: atomicfile::Lock,
     path: PathBuf,
 }
 
@@ -131,30 +129,10 @@ impl Locked {
             return Ok(None);
         }
         let lock_path = data_dir.join(format!(".{network}.lock"));
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|err| Error::Lock {
-                path: lock_path.clone(),
-                err,
-            })?;
-        loop {
-            // SAFETY: flock on an fd we own.
-            let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
-            if rc == 0 {
-                break;
-            }
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(Error::Lock {
-                    path: lock_path,
-                    err,
-                });
-            }
-        }
+        let lock = atomicfile::lock(&lock_path).map_err(|err| Error::Lock {
+            path: lock_path,
+            err,
+        })?;
         Ok(Some(Locked {
             _lock: lock,
             path: state_path(data_dir, network),
@@ -184,22 +162,13 @@ impl Locked {
         })
     }
 
-    /// Writes the pool atomically: temp file in the same dir, fsync, rename.
+    /// Writes the pool atomically (`atomicfile`: temp file, fsync, rename).
     pub fn save(&self, pool: &Pool) -> Result<()> {
-        let tmp = self.path.with_file_name(format!(
-            ".{}.tmp",
-            self.path.file_name().unwrap().to_string_lossy()
-        ));
-        let werr = |err| Error::Write {
-            path: tmp.clone(),
-            err,
-        };
-        let mut f = File::create(&tmp).map_err(werr)?;
-        f.write_all(&encode_head(pool)).map_err(werr)?;
-        f.write_all(pool.owners.raw()).map_err(werr)?;
-        f.sync_all().map_err(werr)?;
-        drop(f);
-        std::fs::rename(&tmp, &self.path).map_err(|err| Error::Write {
+        atomicfile::write_with(&self.path, |f| {
+            f.write_all(&encode_head(pool))?;
+            f.write_all(pool.owners.raw())
+        })
+        .map_err(|err| Error::Write {
             path: self.path.clone(),
             err,
         })
@@ -238,8 +207,8 @@ pub fn encode(p: &Pool) -> Vec<u8> {
 fn encode_head(p: &Pool) -> Vec<u8> {
     let mut b = Vec::with_capacity(36 + p.words.len() * 8);
     b.extend_from_slice(MAGIC);
-    b.extend_from_slice(&p.subnet.base.to_le_bytes());
-    b.extend_from_slice(&[p.subnet.prefix, 0, 0, 0]);
+    b.extend_from_slice(&u32::from(p.subnet.network()).to_le_bytes());
+    b.extend_from_slice(&[p.subnet.prefix(), 0, 0, 0]);
     b.extend_from_slice(&p.gateway.to_le_bytes());
     b.extend_from_slice(&p.last.to_le_bytes());
     b.extend_from_slice(&(p.words.len() as u32).to_le_bytes());
@@ -248,6 +217,14 @@ fn encode_head(p: &Pool) -> Vec<u8> {
     }
     b.extend_from_slice(&(p.owners.len() as u32).to_le_bytes());
     b
+}
+
+/// The stored subnet, which must be a network address and a prefix.
+fn subnet_of(base: u32, prefix: u8) -> std::result::Result<Subnet, String> {
+    Subnet::new(base.into(), prefix)
+        .ok()
+        .filter(|s| u32::from(s.network()) == base)
+        .ok_or_else(|| format!("bad subnet {}/{prefix}", std::net::Ipv4Addr::from(base)))
 }
 
 struct Reader<'a> {
@@ -279,7 +256,7 @@ pub fn decode(mut buf: Vec<u8>) -> std::result::Result<Pool, String> {
     let gateway = r.u32()?;
     let last = r.u32()?;
     let nwords = r.u32()? as usize;
-    let subnet = Subnet { base, prefix };
+    let subnet = subnet_of(base, prefix)?;
     let mut pool = Pool::new(subnet, gateway).map_err(|e| e.to_string())?;
     if nwords != pool.words.len() || gateway >= subnet.size() || last >= subnet.size() {
         return Err("header does not match the subnet".into());
@@ -326,7 +303,7 @@ mod tests {
 
     #[test]
     fn encode_decode_round_trip_and_size() {
-        let s = Subnet::parse("10.9.0.0/16").unwrap();
+        let s = crate::bitmap::parse_subnet("10.9.0.0/16").unwrap();
         let mut p = Pool::new(s, 1).unwrap();
         let r = Range::new(s, None, None).unwrap();
         for i in 0..5 {

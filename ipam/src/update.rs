@@ -401,7 +401,6 @@ impl Update {
 #[cfg(test)]
 mod tests {
     use crate::allocation::{self, Request};
-    use crate::bitmap::Subnet;
     use crate::owners::FREED;
     use std::os::unix::fs::MetadataExt;
     use std::path::{Path, PathBuf};
@@ -421,7 +420,7 @@ mod tests {
         Request {
             data_dir: d.into(),
             network: "n".into(),
-            subnet: Subnet::parse("10.7.0.0/16").unwrap(),
+            subnet: crate::bitmap::parse_subnet("10.7.0.0/16").unwrap(),
             gateway: None,
             range_start: None,
             range_end: None,

@@ -254,40 +254,17 @@ fn undo_layer(layout: &Layout, diff_id: &str, new: bool) {
 }
 
 fn lock(layout: &Layout) -> Result<Lock> {
-    Lock::take(&layout.lock(), true).map_err(|source| CommitError::Io {
+    crate::atomic::take_lock(&layout.lock(), true).map_err(|source| CommitError::Io {
         step: "lock",
         path: layout.lock(),
         source,
     })
 }
 
-/// Now as RFC 3339 UTC (`2024-01-02T03:04:05Z`), without a date crate.
+/// Now as RFC 3339 UTC to the second (`2024-01-02T03:04:05Z`), the form
+/// of image configs' `created`.
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    rfc3339(secs as i64)
-}
-
-fn rfc3339(secs: i64) -> String {
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 #[cfg(test)]
@@ -295,10 +272,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rfc3339_dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_704_164_645), "2024-01-02T03:04:05Z");
+    fn now_is_rfc3339_to_the_second() {
+        let t = now_rfc3339();
+        assert_eq!(t.len(), 20, "{t}");
+        assert!(t.ends_with('Z') && t.as_bytes()[10] == b'T', "{t}");
     }
 
     #[test]

@@ -202,7 +202,7 @@ pub fn history(layout: &Layout, image: &str) -> Result<Vec<HistoryRow>> {
 }
 
 fn lock(layout: &Layout) -> Result<Lock> {
-    Lock::take(&layout.lock(), true).map_err(|source| ImageError::Io {
+    crate::atomic::take_lock(&layout.lock(), true).map_err(|source| ImageError::Io {
         step: "lock",
         path: layout.lock(),
         source,

@@ -4,7 +4,6 @@
 //! data); then each needed layer is streamed from its offset straight into
 //! the extractor, hashed on the way.
 
-use crate::atomic::Lock;
 use crate::digest::sha256_of;
 use crate::index::{ImageRecord, Index, IndexError};
 use crate::layer::{self, LayerError};
@@ -349,7 +348,7 @@ pub(crate) fn plan(
 /// Stores the planned layers and images under the store lock; on failure
 /// removes the layers this call added.
 pub(crate) fn apply(layout: &Layout, ar: &Archive, plans: Vec<Plan>) -> Result<Loaded> {
-    let _lock = Lock::take(&layout.lock(), true).map_err(|source| LoadError::Io {
+    let _lock = crate::atomic::take_lock(&layout.lock(), true).map_err(|source| LoadError::Io {
         step: "lock",
         path: layout.lock(),
         source,

@@ -1,7 +1,7 @@
 //! Container rootfs: an overlay of the image layers (lowerdirs, top first)
 //! with a per-container upper and work dir, at `containers/<ID>/rootfs`.
 
-use crate::atomic::{write_atomic, Lock};
+use crate::atomic::write_atomic;
 use crate::index::{Index, IndexError};
 use crate::layout::Layout;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -76,7 +76,8 @@ pub fn mount_rootfs(layout: &Layout, image: &str, id: &str) -> Result<Mounted> {
         return Err(MountError::BadRoot(layout.root().into()));
     }
     // Shared: rmi (exclusive) cannot delete the layers between resolve and mount.
-    let _lock = Lock::take(&layout.lock(), false).map_err(|e| io_err("lock", &layout.lock(), e))?;
+    let _lock = crate::atomic::take_lock(&layout.lock(), false)
+        .map_err(|e| io_err("lock", &layout.lock(), e))?;
     let index = Index::load(layout)?;
     let img = index.resolve(image)?.clone();
     for hex in img.layer_hexes() {
@@ -316,37 +317,10 @@ pub fn records(layout: &Layout) -> Vec<(String, ContainerLayers)> {
     out
 }
 
-/// True when `path` is a mount point in this mount namespace.
+/// True when `path` is a mount point in this mount namespace (an unreadable
+/// mount table counts as not mounted, as a missing rootfs does).
 pub fn is_mounted(path: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    // mountinfo shows resolved paths: a root under a symlink must match too.
-    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let want = path.to_string_lossy();
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .any(|m| unescape(m) == want)
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    mountinfo::is_mount_point(path).unwrap_or(false)
 }
 
 fn io_err(step: &'static str, path: &Path, source: io::Error) -> MountError {
@@ -367,12 +341,5 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "a b", &"x".repeat(129)] {
             assert!(check_id(bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn mountinfo_escapes_decode() {
-        assert_eq!(unescape(r"/a\040b"), "/a b");
-        assert_eq!(unescape(r"/a\134"), r"/a\");
-        assert_eq!(unescape("/plain"), "/plain");
     }
 }

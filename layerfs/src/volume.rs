@@ -103,7 +103,7 @@ pub fn check_name(name: &str) -> Result<()> {
 
 fn lock(layout: &Layout) -> Result<Lock> {
     let p = layout.volumes().join(".lock");
-    Lock::take(&p, true).map_err(|source| VolumeError::Io {
+    crate::atomic::take_lock(&p, true).map_err(|source| VolumeError::Io {
         step: "lock",
         path: p,
         source,
@@ -147,18 +147,11 @@ fn ensure(layout: &Layout, name: Option<&str>) -> Result<(Volume, bool)> {
 }
 
 fn random_name() -> Result<String> {
-    let mut b = [0u8; 32];
-    let mut f = std::fs::File::open("/dev/urandom").map_err(|source| VolumeError::Io {
-        step: "open",
-        path: "/dev/urandom".into(),
-        source,
-    })?;
-    io::Read::read_exact(&mut f, &mut b).map_err(|source| VolumeError::Io {
-        step: "read",
-        path: "/dev/urandom".into(),
-        source,
-    })?;
-    Ok(crate::digest::hex(&b))
+    randid::id().map_err(|e| VolumeError::Io {
+        step: "getrandom",
+        path: "a volume name".into(),
+        source: e.into(),
+    })
 }
 
 fn read(layout: &Layout, name: &str) -> Result<Volume> {

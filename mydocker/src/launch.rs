@@ -12,7 +12,6 @@ use crate::volumes;
 use nix::fcntl::OFlag;
 use nix::unistd::pipe2;
 use serde_json::json;
-use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;

@@ -20,14 +20,10 @@ pub struct MountSpec {
     pub anonymous: bool,
 }
 
-/// A fresh name for an anonymous volume (docker's are 64 hex too).
-fn anonymous_name() -> String {
-    let mut b = [0u8; 32];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut b);
-    }
-    b.iter().map(|x| format!("{x:02x}")).collect()
+/// A fresh name for an anonymous volume (docker's are 64 hex too). No
+/// randomness is an error: a fixed name would be shared by every container.
+fn anonymous_name() -> Result<String> {
+    ctrstate::randid::id().or_else(|e| fail(format!("naming an anonymous volume: getrandom: {e}")))
 }
 
 fn check_target(t: &str, spec: &str) -> Result<()> {
@@ -67,7 +63,7 @@ pub fn parse_volume(spec: &str) -> Result<MountSpec> {
         }
     }
     let (kind, source, anonymous) = if src.is_empty() {
-        ("volume", anonymous_name(), true)
+        ("volume", anonymous_name()?, true)
     } else if src.starts_with('/') {
         ("bind", src.to_string(), false)
     } else if src.starts_with('.') {
@@ -117,7 +113,7 @@ pub fn parse_mount(spec: &str) -> Result<MountSpec> {
             ))
         }
         "volume" if m.source.is_empty() => {
-            m.source = anonymous_name();
+            m.source = anonymous_name()?;
             m.anonymous = true;
         }
         _ => {}

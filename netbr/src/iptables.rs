@@ -25,10 +25,8 @@
 //! rules are in runs no iptables command at all.
 
 use std::collections::HashSet;
-use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -75,7 +73,7 @@ pub fn ctr_tag(net: &str, id: &str) -> String {
 }
 
 /// Held while we read and edit the rules.
-pub struct Lock(#[allow(dead_code)] File);
+pub struct Lock(#[allow(dead_code)] atomicfile::Lock);
 
 /// The rules are one machine-wide resource, so the lock is at one fixed
 /// path whatever `MYDOCKER_RUN` says.
@@ -89,22 +87,7 @@ pub fn lock() -> Result<Lock> {
         err,
     };
     std::fs::create_dir_all(&dir).map_err(err)?;
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(err)?;
-    loop {
-        // SAFETY: flock on an fd we own.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(Lock(f));
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err(e));
-        }
-    }
+    atomicfile::lock(&path).map(Lock).map_err(err)
 }
 
 /// The rules of one table as iptables-save prints them.
@@ -451,7 +434,7 @@ fn plan_del(t: &Tables, net: &str, scope: &Scope) -> (Edit, Edit) {
     let sub = match scope {
         Scope::Network {
             subnet: Some(s), ..
-        } => ipam::bitmap::Subnet::parse(s),
+        } => ipam::bitmap::parse_subnet(s),
         _ => None,
     };
     let is_ours = |r: &str| -> bool {

@@ -1,10 +1,9 @@
-use std::io::{Read, Write};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ipam::cni::CniError;
+use cni_plugin::{one_line, print_json};
 use netbr::{netns, network, plugin};
 
 #[derive(Parser)]
@@ -99,50 +98,9 @@ enum NetnsCmd {
     },
 }
 
-/// Errors are one line on stderr, whatever a tool we ran printed.
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn print(v: &serde_json::Value) -> ExitCode {
-    let mut out = std::io::stdout().lock();
-    match writeln!(out, "{v}").and_then(|_| out.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
-        // A closed pipe downstream is the reader's choice, not our failure.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("netbr: write stdout: {e}");
-            ExitCode::from(1)
-        }
-    }
-}
-
-fn cni_main() -> ExitCode {
-    let env = plugin::Env::from_process();
-    let mut stdin = Vec::new();
-    let res = if env.command == "VERSION" {
-        plugin::run(&env, b"").map_err(|e| e.to_cni())
-    } else {
-        match std::io::stdin().read_to_end(&mut stdin) {
-            Ok(_) => plugin::run(&env, &stdin).map_err(|e| e.to_cni()),
-            Err(e) => Err(CniError::new(5, "read stdin", e.to_string())),
-        }
-    };
-    match res {
-        Ok(Some(v)) => print(&v),
-        Ok(None) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("netbr: {}", one_line(&e.to_string()));
-            let code = e.exit_code();
-            print(&serde_json::to_value(&e).expect("serializable"));
-            ExitCode::from(code)
-        }
-    }
-}
-
 fn main() -> ExitCode {
-    if std::env::var_os("CNI_COMMAND").is_some() && std::env::args_os().len() == 1 {
-        return cni_main();
+    if cni_plugin::is_plugin_call() {
+        return cni_plugin::run("netbr", &plugin::Netbr);
     }
     let cli = Cli::parse();
     let root = cli.root;
@@ -157,7 +115,7 @@ fn main() -> ExitCode {
                 }
             };
             match r {
-                Ok(p) => return print(&serde_json::json!({"path": p})),
+                Ok(p) => return print_json("netbr", &serde_json::json!({"path": p})),
                 Err(e) => {
                     eprintln!("netbr: {}", one_line(&e.to_string()));
                     return ExitCode::from(if matches!(e, netns::Error::Id { .. }) {
@@ -197,7 +155,7 @@ fn main() -> ExitCode {
             .map_err(network::Error::Netlink),
     };
     match res {
-        Ok(v) => print(&v),
+        Ok(v) => print_json("netbr", &v),
         Err(e) => {
             eprintln!("netbr: {}", one_line(&e.to_string()));
             ExitCode::from(if e.is_usage() { 2 } else { 1 })

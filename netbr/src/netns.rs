@@ -64,14 +64,6 @@ fn check_id(id: &str) -> Result<()> {
     }
 }
 
-fn is_mounted(path: &Path) -> bool {
-    let p = path.to_string_lossy();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(&p))
-}
-
 /// Creates `<dir>/<id>` holding a new network namespace. Already present
 /// (and mounted) is success: the same path is returned.
 pub fn add(dir: &Path, id: &str) -> Result<PathBuf> {
@@ -88,7 +80,7 @@ pub fn add(dir: &Path, id: &str) -> Result<PathBuf> {
         .canonicalize()
         .map_err(|e| io("resolve dir", e))?
         .join(id);
-    if path.exists() && is_mounted(&real) {
+    if path.exists() && mountinfo::is_mount_point(&real).unwrap_or(false) {
         return Ok(path);
     }
     File::create(&path).map_err(|e| io("create file", e))?;
@@ -176,4 +168,37 @@ pub fn netlink_in(ns: &File, path: &Path) -> Result<Netlink> {
     })
     .join()
     .map_err(|_| Error::Thread)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Removes the netns file and its dir even when the test fails.
+    struct Guard(PathBuf);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = del(&self.0, "ns1");
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn add_twice_in_a_dir_with_a_space_mounts_once() {
+        e2e::require_root!();
+        let dir = std::env::temp_dir().join(format!("netbr netns {}", std::process::id()));
+        let g = Guard(dir.clone());
+        let p = add(&dir, "ns1").unwrap();
+        assert_eq!(add(&dir, "ns1").unwrap(), p);
+        let real = p.canonicalize().unwrap();
+        let n = mountinfo::own()
+            .unwrap()
+            .iter()
+            .filter(|m| m.mount_point == real)
+            .count();
+        assert_eq!(n, 1, "the second add must find the first mount");
+        del(&dir, "ns1").unwrap();
+        assert!(!p.exists());
+        drop(g);
+    }
 }

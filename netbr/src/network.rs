@@ -2,20 +2,18 @@
 //! a CNI conflist whose single plugin is netbr with ipam. connect/disconnect
 //! run the same ADD/DEL code as the CNI plugin with that config.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use ipam::bitmap::Subnet;
+use ipam::bitmap::{self, host, offset, parse_subnet};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::iptables;
 use crate::marks;
 use crate::netlink::{self, Netlink};
-use crate::plugin::{self, Env, PortMapping};
+use crate::plugin::{self, Netbr, PortMapping};
+use cni_plugin::Env;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -152,40 +150,17 @@ fn all(root: &Path) -> Result<Vec<Info>> {
 }
 
 /// flock on `<root>/networks/.lock` so create/rm never race.
-fn lock(root: &Path) -> Result<File> {
+fn lock(root: &Path) -> Result<atomicfile::Lock> {
     let d = dir(root);
-    let io = |step, err| Error::Io {
-        step,
+    private_dir(&d).map_err(|err| Error::Io {
+        step: "create",
         path: d.clone(),
         err,
-    };
-    private_dir(&d).map_err(|e| io("create", e))?;
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(d.join(".lock"))
-        .map_err(|e| io("open lock in", e))?;
-    // SAFETY: flock on an fd we own.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(io("lock", std::io::Error::last_os_error()));
-    }
-    Ok(f)
-}
-
-fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    let werr = |err| Error::Io {
-        step: "write",
-        path: tmp.clone(),
-        err,
-    };
-    let mut f = File::create(&tmp).map_err(werr)?;
-    f.write_all(data).map_err(werr)?;
-    f.sync_all().map_err(werr)?;
-    std::fs::rename(&tmp, path).map_err(|err| Error::Io {
-        step: "rename",
-        path: path.into(),
+    })?;
+    let path = d.join(".lock");
+    atomicfile::lock(&path).map_err(|err| Error::Io {
+        step: "lock",
+        path,
         err,
     })
 }
@@ -199,15 +174,15 @@ pub fn create(
     bridge: Option<String>,
 ) -> Result<Value> {
     ipam::store::check_name(name).map_err(|e| usage(e.to_string()))?;
-    let sub = Subnet::parse(subnet)
+    let sub = parse_subnet(subnet)
         .ok_or_else(|| usage(format!("--subnet {subnet:?} is not an IPv4 CIDR")))?;
-    if !(ipam::bitmap::MIN_PREFIX..=ipam::bitmap::MAX_PREFIX).contains(&sub.prefix) {
+    if bitmap::check_prefix(sub).is_err() {
         return Err(usage(format!(
             "--subnet {subnet}: prefix must be /8 to /30"
         )));
     }
-    let gw = gateway.unwrap_or_else(|| sub.ip(1));
-    match sub.offset(gw) {
+    let gw = gateway.unwrap_or_else(|| host(sub, 1));
+    match offset(sub, gw) {
         Some(o) if o != 0 && o != sub.size() - 1 => {}
         _ => {
             return Err(usage(format!(
@@ -230,8 +205,8 @@ pub fn create(
                 path,
             });
         }
-        if let Some(os) = Subnet::parse(&other.subnet) {
-            if os.overlaps(&sub) {
+        if let Some(os) = parse_subnet(&other.subnet) {
+            if os.overlaps(sub) {
                 return Err(Error::Overlap {
                     subnet: sub.to_string(),
                     other: other.name,
@@ -264,12 +239,12 @@ pub fn create(
             "capabilities": {"portMappings": true, "ips": true},
         }],
     });
-    write_atomic(
-        &path,
-        serde_json::to_string_pretty(&conf)
-            .expect("json")
-            .as_bytes(),
-    )?;
+    let text = serde_json::to_string_pretty(&conf).expect("json");
+    atomicfile::write(&path, text.as_bytes()).map_err(|err| Error::Io {
+        step: "write",
+        path: path.clone(),
+        err,
+    })?;
     Ok(read(&path)?.summary())
 }
 
@@ -388,14 +363,15 @@ pub fn connect(
     };
     let info = get(root, name)?;
     let env = env_for("ADD", id, netns, ifname, ip);
-    Ok(plugin::run(&env, &plugin_conf(&info, &maps))?.unwrap_or(Value::Null))
+    let res = cni_plugin::dispatch(&Netbr, &env, &plugin_conf(&info, &maps))?;
+    Ok(res.unwrap_or(Value::Null))
 }
 
 /// CNI DEL of `id` from the network; gone already is success.
 pub fn disconnect(root: &Path, name: &str, id: &str, netns: &Path, ifname: &str) -> Result<Value> {
     let info = get(root, name)?;
     let env = env_for("DEL", id, netns, ifname, None);
-    plugin::run(&env, &plugin_conf(&info, &[]))?;
+    cni_plugin::dispatch(&Netbr, &env, &plugin_conf(&info, &[]))?;
     Ok(json!({"name": name, "id": id, "disconnected": true}))
 }
 

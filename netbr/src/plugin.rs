@@ -5,7 +5,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use ipam::cni::{CniError, CniResult, Interface, IpamConf, SUPPORTED_VERSIONS};
+use cni_plugin::{CniError, CniResult, Env, Interface, Plugin};
+use ipam::cni::IpamConf;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -21,11 +22,7 @@ pub const DEFAULT_BRIDGE: &str = "mydocker0";
 /// CNI error codes of netbr beyond the spec's 1-7 (ipam's own codes,
 /// 100-102, are passed through unchanged).
 pub mod code {
-    pub const INCOMPATIBLE_VERSION: u32 = 1;
-    pub const INVALID_ENV: u32 = 4;
-    pub const IO: u32 = 5;
-    pub const DECODE: u32 = 6;
-    pub const INVALID_CONFIG: u32 = 7;
+    pub use cni_plugin::code::*;
     pub const NETLINK: u32 = 110;
     pub const IPTABLES: u32 = 111;
     pub const IPAM_EXEC: u32 = 112;
@@ -66,6 +63,18 @@ impl Error {
             }
             Error::Check(_) => CniError::new(code::CHECK_FAILED, self.to_string(), ""),
         }
+    }
+}
+
+impl From<CniError> for Error {
+    fn from(e: CniError) -> Error {
+        Error::Cni(e)
+    }
+}
+
+impl From<Error> for CniError {
+    fn from(e: Error) -> CniError {
+        e.to_cni()
     }
 }
 
@@ -117,31 +126,6 @@ pub struct Conf {
     pub prev_result: Option<CniResult>,
 }
 
-/// The CNI environment.
-#[derive(Debug, Clone, Default)]
-pub struct Env {
-    pub command: String,
-    pub container_id: Option<String>,
-    pub netns: Option<PathBuf>,
-    pub ifname: Option<String>,
-    pub args: Option<String>,
-    pub path: Option<String>,
-}
-
-impl Env {
-    pub fn from_process() -> Env {
-        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        Env {
-            command: get("CNI_COMMAND").unwrap_or_default(),
-            container_id: get("CNI_CONTAINERID"),
-            netns: get("CNI_NETNS").map(PathBuf::from),
-            ifname: get("CNI_IFNAME"),
-            args: get("CNI_ARGS"),
-            path: get("CNI_PATH"),
-        }
-    }
-}
-
 /// Interface names: 1-15 bytes, no '/', whitespace or ':'.
 pub fn valid_ifname(n: &str) -> bool {
     !n.is_empty()
@@ -186,25 +170,11 @@ struct Call {
 }
 
 fn parse(stdin: &[u8], env: &Env) -> Result<Call> {
-    let conf: Conf = serde_json::from_slice(stdin).map_err(|e| {
-        Error::Cni(CniError::new(
-            code::DECODE,
-            "cannot decode the network config",
-            e.to_string(),
-        ))
-    })?;
-    let version = conf.cni_version.clone().unwrap_or_else(|| "1.0.0".into());
-    if !SUPPORTED_VERSIONS.contains(&version.as_str()) {
-        return Err(bad(
-            code::INCOMPATIBLE_VERSION,
-            format!("unsupported cniVersion {version}"),
-        ));
-    }
-    let name = conf
-        .name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| bad(code::INVALID_CONFIG, "network config has no name"))?;
+    let cni_plugin::Config {
+        version,
+        name,
+        conf,
+    } = cni_plugin::decode_config::<Conf>(stdin)?;
     ipam::store::check_name(&name).map_err(|e| bad(code::INVALID_CONFIG, e.to_string()))?;
     let bridge = conf.bridge.clone().unwrap_or_else(|| DEFAULT_BRIDGE.into());
     if !valid_ifname(&bridge) {
@@ -427,9 +397,9 @@ fn write_sysctl(path: &str, value: &str) -> Result<()> {
 
 /// `ip/prefix` -> (ip, prefix, subnet string).
 fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8, String)> {
-    let sub = ipam::bitmap::Subnet::parse(s)?;
+    let sub = ipam::bitmap::parse_subnet(s)?;
     let ip: Ipv4Addr = s.split('/').next()?.parse().ok()?;
-    Some((ip, sub.prefix, sub.to_string()))
+    Some((ip, sub.prefix(), sub.to_string()))
 }
 
 fn ipam_address(res: &CniResult) -> Result<(Ipv4Addr, u8, String, Option<Ipv4Addr>)> {
@@ -537,19 +507,11 @@ fn add_addresses(
         }
     }
     for r in &ipam_res.routes {
-        let Some((dst, dprefix, _)) = parse_cidr(&r.dst) else {
+        let Some(dst) = ipam::bitmap::parse_subnet(&r.dst) else {
             continue;
         };
         let via = r.gw.as_deref().and_then(|g| g.parse().ok()).or(gw);
-        let dst = Ipv4Addr::from(
-            u32::from(dst)
-                & if dprefix == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - dprefix as u32)
-                },
-        );
-        cnl.add_route(dst, dprefix, via, c.index)?;
+        cnl.add_route(dst.network(), dst.prefix(), via, c.index)?;
     }
     // The aliases say which rules are in place (see crate::marks): with the
     // network's in and no port mappings, iptables is not run at all. A
@@ -708,34 +670,23 @@ fn check(call: &Call, env: &Env, stdin: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Runs one CNI command: `Ok(Some(json))` goes to stdout, `Ok(None)` prints nothing.
-pub fn run(env: &Env, stdin: &[u8]) -> Result<Option<Value>> {
-    match env.command.as_str() {
-        "VERSION" => Ok(Some(serde_json::json!({
-            "cniVersion": "1.1.0",
-            "supportedVersions": SUPPORTED_VERSIONS,
-        }))),
-        "ADD" => {
-            let call = parse(stdin, env)?;
-            let r = add(&call, env, stdin)?;
-            Ok(Some(serde_json::to_value(r).expect("serializable")))
-        }
-        "DEL" => {
-            let call = parse(stdin, env)?;
-            del(&call, env, stdin)?;
-            Ok(None)
-        }
-        "CHECK" => {
-            let call = parse(stdin, env)?;
-            check(&call, env, stdin)?;
-            Ok(None)
-        }
-        "GC" | "STATUS" => Ok(None),
-        "" => Err(bad(code::INVALID_ENV, "CNI_COMMAND is not set")),
-        other => Err(bad(
-            code::INVALID_ENV,
-            format!("unknown CNI_COMMAND {other:?}"),
-        )),
+/// The bridge plugin: ADD, DEL and CHECK with a validated config.
+pub struct Netbr;
+
+impl Plugin for Netbr {
+    type Error = Error;
+
+    fn add(&self, env: &Env, stdin: &[u8]) -> Result<Value> {
+        let r = add(&parse(stdin, env)?, env, stdin)?;
+        Ok(serde_json::to_value(r).expect("serializable"))
+    }
+
+    fn del(&self, env: &Env, stdin: &[u8]) -> Result<()> {
+        del(&parse(stdin, env)?, env, stdin)
+    }
+
+    fn check(&self, env: &Env, stdin: &[u8]) -> Result<()> {
+        check(&parse(stdin, env)?, env, stdin)
     }
 }
 

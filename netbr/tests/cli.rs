@@ -15,15 +15,6 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_netbr");
 
-macro_rules! require_root {
-    ($name:expr) => {
-        if !e2e::is_root() {
-            eprintln!("SKIP {}: needs root", $name);
-            return;
-        }
-    };
-}
-
 /// The directory holding netbr and ipam (the CNI_PATH of these tests).
 /// `cargo test -p netbr` does not build ipam's binary: build it once.
 fn cni_path() -> PathBuf {
@@ -269,7 +260,7 @@ fn veth_of(result: &Value) -> String {
 
 #[test]
 fn two_netns_on_one_bridge_ping_each_other() {
-    require_root!("two_netns_on_one_bridge_ping_each_other");
+    e2e::require_root!();
     let mut f = Fixture::new();
     let (a, b) = (f.netns(), f.netns());
     let conf = f.conf(Value::Array(vec![]));
@@ -345,7 +336,7 @@ fn ifalias(link: &str) -> String {
 
 #[test]
 fn port_mapping_reachable_from_localhost_and_host_address() {
-    require_root!("port_mapping_reachable_from_localhost_and_host_address");
+    e2e::require_root!();
     let mut f = Fixture::new();
     f.create();
     let ns = f.netns();
@@ -454,7 +445,7 @@ fn port_mapping_reachable_from_localhost_and_host_address() {
 
 #[test]
 fn check_then_del_twice_succeeds() {
-    require_root!("check_then_del_twice_succeeds");
+    e2e::require_root!();
     let mut f = Fixture::new();
     let ns = f.netns();
     let port = 20000 + rand() % 40000;
@@ -496,7 +487,7 @@ fn check_then_del_twice_succeeds() {
 
 #[test]
 fn add_into_missing_netns_fails_cleanly() {
-    require_root!("add_into_missing_netns_fails_cleanly");
+    e2e::require_root!();
     let f = Fixture::new();
     let out = f.cni(
         "ADD",
@@ -540,7 +531,7 @@ fn bad_config_is_rejected_before_side_effects() {
 
 #[test]
 fn netns_add_and_del_are_idempotent() {
-    require_root!("netns_add_and_del_are_idempotent");
+    e2e::require_root!();
     let d = TempDir::new("nbns");
     let run = |sub: &str| {
         Command::new(BIN)
@@ -632,7 +623,7 @@ fn create_ls_inspect_and_overlap_refused() {
 
 #[test]
 fn add_del_timing() {
-    require_root!("add_del_timing");
+    e2e::require_root!();
     let mut f = Fixture::new();
     let ns = f.netns();
     let conf = f.conf(Value::Array(vec![]));
@@ -656,7 +647,7 @@ fn add_del_timing() {
 
 #[test]
 fn concurrent_adds_and_dels_on_one_new_bridge() {
-    require_root!("concurrent_adds_and_dels_on_one_new_bridge");
+    e2e::require_root!();
     let mut f = Fixture::new();
     let nss: Vec<PathBuf> = (0..4).map(|_| f.netns()).collect();
     let port0 = 20000 + rand() % 40000;
@@ -713,7 +704,7 @@ fn concurrent_adds_and_dels_on_one_new_bridge() {
 
 #[test]
 fn rm_leaves_a_same_named_network_of_another_root_alone() {
-    require_root!("rm_leaves_a_same_named_network_of_another_root_alone");
+    e2e::require_root!();
     let mut a = Fixture::new();
     let mut b = Fixture::new();
     b.name = a.name.clone();
@@ -781,7 +772,7 @@ fn rm_leaves_a_same_named_network_of_another_root_alone() {
 
 #[test]
 fn link_del_helper_of_a_missing_link_succeeds() {
-    require_root!("link_del_helper_of_a_missing_link_succeeds");
+    e2e::require_root!();
     // ifindexes are allocated upwards from 1: this one is far from any in use.
     let out = Command::new(BIN)
         .args(["link-del", "2000000000"])

@@ -2,6 +2,7 @@
 //! default busybox image, unique names, and temp dirs that clean up.
 
 pub mod docker;
+pub mod skip;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -30,20 +31,47 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
-/// True when running as root; tests that need root print why they skip.
+/// True when running as root; tests that need root skip otherwise
+/// (`require_root!`, see [`skip`]).
 pub fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
 }
 
-/// Skips the calling test (with a reason on stderr) unless root.
-#[macro_export]
-macro_rules! require_root {
-    () => {
-        if !$crate::is_root() {
-            eprintln!("SKIP {}: needs root", module_path!());
-            return;
-        }
+/// Polls `done` every 10 ms until it holds; fails the test naming `what`
+/// after `secs` seconds. Tests wait for a state this way, never by sleeping
+/// a guessed time.
+pub fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out after {secs}s waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// True while process `pid` runs: neither reaped nor a zombie.
+pub fn process_runs(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map(|s| {
+            !s.lines()
+                .any(|l| l.starts_with("State:") && l.contains("Z (zombie)"))
+        })
+        .unwrap_or(false)
+}
+
+/// True while signal `sig` is pending for process `pid` (SigPnd or ShdPnd
+/// of /proc/PID/status): once false, it was delivered or dropped.
+pub fn signal_pending(pid: i32, sig: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
     };
+    status
+        .lines()
+        .filter(|l| l.starts_with("SigPnd:") || l.starts_with("ShdPnd:"))
+        .filter_map(|l| u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok())
+        .any(|mask| mask & (1 << (sig - 1)) != 0)
 }
 
 /// The default image as a `docker save` tarball: `$MYDOCKER_TEST_IMAGE`, or

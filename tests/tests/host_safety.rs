@@ -35,10 +35,7 @@ fn have(tool: &str) -> bool {
 #[test]
 fn nobody_reaches_nothing_in_the_store() {
     require_root!();
-    if !have("setpriv") {
-        eprintln!("SKIP nobody_reaches_nothing_in_the_store: no setpriv");
-        return;
-    }
+    e2e::skip_unless!(have("setpriv"), "no setpriv");
     let d = Docker::new();
     let secret = format!("SECRET={}", unique("hush"));
     let id = d.ok(&[
@@ -308,7 +305,7 @@ fn load_reads_compressed_archives() {
         ("zstd", "zst"),
     ] {
         if !have(tool) {
-            eprintln!("SKIP load of a {tool} archive: no {tool}");
+            e2e::skip::record("e2e host_safety load of a compressed archive", &format!("no {tool}"));
             continue;
         }
         tried += 1;
@@ -374,10 +371,7 @@ fn load_reads_compressed_archives() {
 #[test]
 fn a_terminal_stdout_is_refused() {
     require_root!();
-    if !have("script") {
-        eprintln!("SKIP a_terminal_stdout_is_refused: no script(1)");
-        return;
-    }
+    e2e::skip_unless!(have("script"), "no script(1)");
     let d = Docker::new();
     d.ok(&[
         "run",

@@ -179,10 +179,10 @@ fn names_are_unique() {
 #[test]
 fn interactive_tty_under_a_real_pty() {
     require_root!();
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("SKIP interactive_tty_under_a_real_pty: util-linux `script` missing");
-        return;
-    }
+    e2e::skip_unless!(
+        Command::new("script").arg("--version").output().is_ok(),
+        "util-linux `script` missing"
+    );
     let d = Docker::new();
     let inner = format!(
         "{} --root {} run -it --rm busybox sh -c 'tty; [ -t 0 ] && echo stdin-is-a-tty; exit 5'",
@@ -577,8 +577,11 @@ fn a_killed_supervisor_leaves_nothing_rm_cannot_clean() {
     };
     // supervisor killed, container keeps running: ps still says Up, rm -f cleans
     d.ok(&["run", "-d", "--name", "orphan", "busybox", "sleep", "1000"]);
-    kill9(sup("orphan"));
-    std::thread::sleep(Duration::from_millis(100));
+    let s = sup("orphan");
+    kill9(s);
+    e2e::wait_for("the killed supervisor to be gone", 10, || {
+        !e2e::process_runs(s)
+    });
     assert!(
         d.ok(&["ps"]).contains("orphan"),
         "a live container vanished from ps"
