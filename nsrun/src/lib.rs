@@ -109,6 +109,7 @@ pub mod init;
 pub mod process;
 pub mod resolve;
 pub mod rootfs;
+pub mod seccomp;
 pub mod signal;
 pub mod state;
 pub mod sys;
