@@ -41,6 +41,8 @@ pub struct Loaded {
     pub rootfs: PathBuf,
     /// Non-fatal notes for stderr (ignored cgroup settings).
     pub warnings: Vec<String>,
+    /// `linux.seccomp` compiled (once, here in the parent).
+    pub seccomp: Option<crate::seccomp::Program>,
 }
 
 /// Reads `config` (a path, `-` for stdin, or `None` for `bundle/config.json`)
@@ -77,11 +79,16 @@ pub fn load(bundle: &Path, config: Option<&Path>) -> Result<Loaded, ConfigError>
             (p, v)
         }
     };
+    // Names a bad seccomp enum value by its field (the typed parse below
+    // would only give a line and column).
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&raw) {
+        crate::seccomp::check_json(&v["linux"]["seccomp"]).map_err(seccomp_invalid)?;
+    }
     let spec: Spec = serde_json::from_slice(&raw).map_err(|e| ConfigError::Parse {
         path: path.clone(),
         err: e.to_string(),
     })?;
-    let warnings = validate(&spec)?;
+    let (warnings, seccomp) = check(&spec)?;
     let root = spec
         .root()
         .as_ref()
@@ -108,7 +115,15 @@ pub fn load(bundle: &Path, config: Option<&Path>) -> Result<Loaded, ConfigError>
         bundle,
         rootfs,
         warnings,
+        seccomp,
     })
+}
+
+fn seccomp_invalid(e: crate::seccomp::SeccompError) -> ConfigError {
+    ConfigError::Invalid {
+        field: e.field,
+        why: e.why,
+    }
 }
 
 /// Parses a config from bytes without touching the filesystem (used by `exec`
@@ -152,6 +167,11 @@ fn nonempty<T>(o: &Option<T>, empty: impl Fn(&T) -> bool) -> bool {
 /// Checks what nsrun cannot honour; returns warnings for what it leaves to
 /// the caller (cgroups).
 pub fn validate(spec: &Spec) -> Result<Vec<String>, ConfigError> {
+    check(spec).map(|(w, _)| w)
+}
+
+/// `validate`, keeping the compiled seccomp program.
+fn check(spec: &Spec) -> Result<(Vec<String>, Option<crate::seccomp::Program>), ConfigError> {
     let mut warnings = Vec::new();
     if spec.hooks().is_some() {
         let h = serde_json::to_value(spec.hooks()).unwrap_or_default();
@@ -217,9 +237,12 @@ pub fn validate(spec: &Spec) -> Result<Vec<String>, ConfigError> {
         .linux()
         .as_ref()
         .ok_or_else(|| invalid("linux", "missing"))?;
-    if linux.seccomp().is_some() {
-        return Err(unsupported("linux.seccomp"));
-    }
+    let seccomp = linux
+        .seccomp()
+        .as_ref()
+        .map(crate::seccomp::compile)
+        .transpose()
+        .map_err(seccomp_invalid)?;
     if linux.intel_rdt().is_some() {
         return Err(unsupported("linux.intelRdt"));
     }
@@ -303,7 +326,7 @@ pub fn validate(spec: &Spec) -> Result<Vec<String>, ConfigError> {
             ));
         }
     }
-    Ok(warnings)
+    Ok((warnings, seccomp))
 }
 
 #[cfg(test)]
@@ -339,12 +362,23 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_fields_are_named() {
+    fn seccomp_is_compiled_and_its_errors_name_the_field() {
+        spec(|v| v["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"}))
+            .unwrap();
         let e = spec(|v| {
-            v["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"})
+            v["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO",
+                              "args": [{"index": 6, "value": 0, "op": "SCMP_CMP_EQ"}]}]})
         })
         .unwrap_err();
-        assert!(e.to_string().contains("linux.seccomp"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "config: linux.seccomp.syscalls[0].args[0].index: 6 is not a syscall argument (0-5)"
+        );
+    }
+
+    #[test]
+    fn unsupported_fields_are_named() {
         let e = spec(|v| v["process"]["apparmorProfile"] = "p".into()).unwrap_err();
         assert!(e.to_string().contains("process.apparmorProfile"), "{e}");
     }
