@@ -146,6 +146,14 @@ pub fn check_json(s: &Value) -> Result<(), SeccompError> {
     Ok(())
 }
 
+/// `check_json`, the typed parse and `compile` of a `linux.seccomp` JSON.
+pub fn compile_json(v: &Value) -> Result<Program, SeccompError> {
+    check_json(v)?;
+    let s: LinuxSeccomp =
+        serde_json::from_value(v.clone()).map_err(|e| bad("linux.seccomp", e.to_string()))?;
+    compile(&s)
+}
+
 /// libseccomp's architecture for an `SCMP_ARCH_*` name.
 fn arch(name: &str) -> Result<ScmpArch, String> {
     ScmpArch::from_str(name).map_err(|_| format!("unknown architecture {name:?}"))
