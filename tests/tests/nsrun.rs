@@ -982,8 +982,8 @@ fn bad_input_is_one_line_and_leaves_nothing() {
             .unwrap()
     });
 
-    b.set(|c| c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"}));
-    check(&mut b, 2, "linux.seccomp");
+    b.set(|c| c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_NOPE"}));
+    check(&mut b, 2, "linux.seccomp.defaultAction");
     b.set(|c| {
         c["linux"].as_object_mut().unwrap().remove("seccomp");
     });
