@@ -39,6 +39,7 @@ static const char *errname(int e) {
     case EDQUOT: return "EDQUOT";
     case ENOTSUP: return "ENOTSUP";
     case EMFILE: return "EMFILE";
+    case ENOKEY: return "ENOKEY";
     default: {
         static char buf[32];
         snprintf(buf, sizeof buf, "%d", e);
