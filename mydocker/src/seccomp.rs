@@ -42,8 +42,12 @@ pub fn from_file(path: &Path, caps: &[String]) -> Result<Value> {
         .or_else(|e| fail(format!("seccomp profile {}: {e}", path.display())))?;
     let v: Value = serde_json::from_str(&text)
         .or_else(|e| fail(format!("seccomp profile {}: {e}", path.display())))?;
-    translate(&v, caps, native_arch(), kernel_version())
-        .or_else(|(field, why)| fail(format!("seccomp profile {}: {field}: {why}", path.display())))
+    translate(&v, caps, native_arch(), kernel_version()).or_else(|(field, why)| {
+        fail(format!(
+            "seccomp profile {}: {field}: {why}",
+            path.display()
+        ))
+    })
 }
 
 /// libseccomp's name of the architecture mydocker was built for (moby's goToNative).
@@ -151,8 +155,14 @@ fn filter(v: &Value, field: &str) -> std::result::Result<Option<Filter>, Bad> {
                 Some(x) => return bad(format!("{field}.minKernel"), format!("not a string: {x}")),
             };
             Ok(Some(Filter {
-                arches: strings(o.get("arches").unwrap_or(&Value::Null), &format!("{field}.arches"))?,
-                caps: strings(o.get("caps").unwrap_or(&Value::Null), &format!("{field}.caps"))?,
+                arches: strings(
+                    o.get("arches").unwrap_or(&Value::Null),
+                    &format!("{field}.arches"),
+                )?,
+                caps: strings(
+                    o.get("caps").unwrap_or(&Value::Null),
+                    &format!("{field}.caps"),
+                )?,
                 min_kernel,
             }))
         }
@@ -190,12 +200,20 @@ pub fn translate(
     }
     let mut out = Map::new();
     out.insert("defaultAction".into(), default.into());
-    for key in ["defaultErrnoRet", "flags", "listenerPath", "listenerMetadata"] {
+    for key in [
+        "defaultErrnoRet",
+        "flags",
+        "listenerPath",
+        "listenerMetadata",
+    ] {
         if let Some(v) = p.get(key).filter(|v| !v.is_null()) {
             out.insert(key.into(), v.clone());
         }
     }
-    let architectures = strings(p.get("architectures").unwrap_or(&Value::Null), "architectures")?;
+    let architectures = strings(
+        p.get("architectures").unwrap_or(&Value::Null),
+        "architectures",
+    )?;
     let arch_map = match p.get("archMap") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(a)) => a.clone(),
@@ -235,7 +253,10 @@ pub fn translate(
         let Some(c) = call.as_object() else {
             return bad(field, "not an object");
         };
-        let mut names = strings(c.get("names").unwrap_or(&Value::Null), &format!("{field}.names"))?;
+        let mut names = strings(
+            c.get("names").unwrap_or(&Value::Null),
+            &format!("{field}.names"),
+        )?;
         match c.get("name") {
             None | Some(Value::Null) => {}
             Some(Value::String(n)) if !n.is_empty() => {
@@ -253,7 +274,10 @@ pub fn translate(
         let Some(action) = c.get("action").and_then(Value::as_str) else {
             return bad(format!("{field}.action"), "missing or not a string");
         };
-        if let Some(ex) = filter(c.get("excludes").unwrap_or(&Value::Null), &format!("{field}.excludes"))? {
+        if let Some(ex) = filter(
+            c.get("excludes").unwrap_or(&Value::Null),
+            &format!("{field}.excludes"),
+        )? {
             if ex.arches.iter().any(|a| a == arch)
                 || ex.caps.iter().any(has_cap)
                 || ex.min_kernel.is_some_and(|k| kernel >= k)
@@ -261,7 +285,10 @@ pub fn translate(
                 continue;
             }
         }
-        if let Some(inc) = filter(c.get("includes").unwrap_or(&Value::Null), &format!("{field}.includes"))? {
+        if let Some(inc) = filter(
+            c.get("includes").unwrap_or(&Value::Null),
+            &format!("{field}.includes"),
+        )? {
             if (!inc.arches.is_empty() && !inc.arches.iter().any(|a| a == arch))
                 || !inc.caps.iter().all(has_cap)
                 || inc.min_kernel.is_some_and(|k| kernel < k)
@@ -322,7 +349,10 @@ mod tests {
         let admin = translate(&p, &caps(&["CAP_SYS_ADMIN"]), "amd64", (6, 1)).unwrap();
         assert!(has_rule(&admin, "mount", "SCMP_ACT_ALLOW"));
         assert!(has_rule(&admin, "unshare", "SCMP_ACT_ALLOW"));
-        assert!(!has_rule(&admin, "clone3", "SCMP_ACT_ERRNO"), "excluded with CAP_SYS_ADMIN");
+        assert!(
+            !has_rule(&admin, "clone3", "SCMP_ACT_ERRNO"),
+            "excluded with CAP_SYS_ADMIN"
+        );
         assert!(
             !admin["syscalls"]
                 .as_array()
@@ -334,7 +364,10 @@ mod tests {
         // No docker-only field leaks into the OCI output.
         for r in admin["syscalls"].as_array().unwrap() {
             for k in r.as_object().unwrap().keys() {
-                assert!(["names", "action", "errnoRet", "args"].contains(&k.as_str()), "{k}");
+                assert!(
+                    ["names", "action", "errnoRet", "args"].contains(&k.as_str()),
+                    "{k}"
+                );
             }
         }
     }
@@ -361,7 +394,10 @@ mod tests {
         assert!(has_rule(&amd, "arch_prctl", "SCMP_ACT_ALLOW"));
         assert!(!has_rule(&amd, "set_tls", "SCMP_ACT_ALLOW"));
         let arm = translate(&p, &[], "arm64", (6, 1)).unwrap();
-        assert_eq!(arm["architectures"], json!(["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]));
+        assert_eq!(
+            arm["architectures"],
+            json!(["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"])
+        );
         assert!(has_rule(&arm, "set_tls", "SCMP_ACT_ALLOW"));
         assert!(!has_rule(&arm, "arch_prctl", "SCMP_ACT_ALLOW"));
         // s390x: the clone rule with index 1 instead of 0.
@@ -381,13 +417,12 @@ mod tests {
         let p = default_profile();
         let old = translate(&p, &[], "amd64", (4, 4)).unwrap();
         let new = translate(&p, &[], "amd64", (4, 8)).unwrap();
-        let ptrace = |v: &Value| {
-            v["syscalls"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|r| r["names"] == json!(["process_vm_readv", "process_vm_writev", "ptrace"]))
-        };
+        let ptrace =
+            |v: &Value| {
+                v["syscalls"].as_array().unwrap().iter().any(|r| {
+                    r["names"] == json!(["process_vm_readv", "process_vm_writev", "ptrace"])
+                })
+            };
         assert!(!ptrace(&old));
         assert!(ptrace(&new));
         assert_eq!(parse_kernel("6.1.0-18-amd64"), Some((6, 1)));
@@ -414,9 +449,18 @@ mod tests {
         let cases = [
             (json!([]), "(top level)"),
             (json!({"defaultAction": 3}), "defaultAction"),
-            (json!({"syscalls": [{"names": ["x"], "action": "A"}]}), "defaultAction"),
-            (json!({"defaultAction": "A", "syscalls": [{"names": "x", "action": "A"}]}), "syscalls[0].names"),
-            (json!({"defaultAction": "A", "syscalls": [{"names": ["x"]}]}), "syscalls[0].action"),
+            (
+                json!({"syscalls": [{"names": ["x"], "action": "A"}]}),
+                "defaultAction",
+            ),
+            (
+                json!({"defaultAction": "A", "syscalls": [{"names": "x", "action": "A"}]}),
+                "syscalls[0].names",
+            ),
+            (
+                json!({"defaultAction": "A", "syscalls": [{"names": ["x"]}]}),
+                "syscalls[0].action",
+            ),
             (
                 json!({"defaultAction": "A", "syscalls": [{"names": ["x"], "action": "A", "includes": {"caps": [1]}}]}),
                 "syscalls[0].includes.caps[0]",
@@ -434,16 +478,26 @@ mod tests {
             let (f, _) = translate(&p, &[], "amd64", (6, 1)).unwrap_err();
             assert_eq!(f, field, "{p}");
         }
-        assert_eq!(translate(&json!({}), &[], "amd64", (6, 1)).unwrap(), Value::Null);
+        assert_eq!(
+            translate(&json!({}), &[], "amd64", (6, 1)).unwrap(),
+            Value::Null
+        );
     }
 
     #[test]
     fn the_default_profile_compiles_for_nsrun() {
-        let caps: Vec<String> = nsrun::caps::DOCKER_DEFAULT.iter().map(|s| s.to_string()).collect();
+        let caps: Vec<String> = nsrun::caps::DOCKER_DEFAULT
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let v = docker_default(&caps).unwrap();
         let t = std::time::Instant::now();
         let p = nsrun::seccomp::compile_json(&v).unwrap();
-        eprintln!("docker's default profile: {} BPF instructions in {:?}", p.len(), t.elapsed());
+        eprintln!(
+            "docker's default profile: {} BPF instructions in {:?}",
+            p.len(),
+            t.elapsed()
+        );
         assert!(p.len() > 300, "{p:?}");
     }
 
@@ -452,9 +506,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mydocker-seccomp-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("p.json");
-        std::fs::write(&f, r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["x"]}]}"#).unwrap();
+        std::fs::write(
+            &f,
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["x"]}]}"#,
+        )
+        .unwrap();
         let e = from_file(&f, &[]).unwrap_err().to_string();
         let _ = std::fs::remove_dir_all(&dir);
-        assert!(e.contains("p.json") && e.contains("syscalls[0].action"), "{e}");
+        assert!(
+            e.contains("p.json") && e.contains("syscalls[0].action"),
+            "{e}"
+        );
     }
 }

@@ -253,7 +253,8 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
         match msg.first() {
             Some(b'T') => master = fd,
             Some(b'S') => {
-                let fd = fd.ok_or_else(|| CreateError::Init("seccomp message without an fd".into()))?;
+                let fd =
+                    fd.ok_or_else(|| CreateError::Init("seccomp message without an fd".into()))?;
                 to_listener(listener.as_ref(), fd, pid, &o.id, &bundle, &spec)?;
             }
             Some(b'R') => break,

@@ -343,9 +343,7 @@ fn enter(
     // the notify fd itself, with the container's state.
     let listener = match proc_.seccomp.as_ref().and_then(|p| p.listener.as_ref()) {
         Some(l) => {
-            let sock = l
-                .connect()
-                .map_err(|e| ExecError::Setup(e.to_string()))?;
+            let sock = l.connect().map_err(|e| ExecError::Setup(e.to_string()))?;
             let state = serde_json::to_value(dir.oci_state(rec)).unwrap_or_default();
             Some(Notify {
                 listener: l.clone(),
@@ -455,7 +453,13 @@ fn enter(
     // "G" + the child's host pid (for the seccomp listener's state).
     let mut go = b"G".to_vec();
     go.extend_from_slice(&child.to_ne_bytes());
-    unsafe { libc::write(go_w.as_raw_fd(), go.as_ptr() as *const libc::c_void, go.len()) };
+    unsafe {
+        libc::write(
+            go_w.as_raw_fd(),
+            go.as_ptr() as *const libc::c_void,
+            go.len(),
+        )
+    };
     drop(go_w);
     let master = pty.map(|(m, _s)| m);
     let mut report = Vec::new();

@@ -109,12 +109,10 @@ pub fn check_json(s: &Value) -> Result<(), SeccompError> {
     if s.is_null() {
         return Ok(());
     }
-    let name = |v: &Value, field: String, known: &[&str], what: &str| {
-        match v.as_str() {
-            Some(n) if known.contains(&n) => Ok(()),
-            Some(n) => Err(bad(field, format!("unknown {what} {n:?}"))),
-            None => Err(bad(field, format!("not a string: {v}"))),
-        }
+    let name = |v: &Value, field: String, known: &[&str], what: &str| match v.as_str() {
+        Some(n) if known.contains(&n) => Ok(()),
+        Some(n) => Err(bad(field, format!("unknown {what} {n:?}"))),
+        None => Err(bad(field, format!("not a string: {v}"))),
     };
     name(
         &s["defaultAction"],
@@ -122,7 +120,12 @@ pub fn check_json(s: &Value) -> Result<(), SeccompError> {
         &ACTIONS,
         "action",
     )?;
-    for (i, a) in s["architectures"].as_array().into_iter().flatten().enumerate() {
+    for (i, a) in s["architectures"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let field = format!("linux.seccomp.architectures[{i}]");
         let n = a
             .as_str()
@@ -132,7 +135,10 @@ pub fn check_json(s: &Value) -> Result<(), SeccompError> {
     for (i, f) in s["flags"].as_array().into_iter().flatten().enumerate() {
         let field = format!("linux.seccomp.flags[{i}]");
         if f.as_str() == Some("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV") {
-            return Err(bad(field, "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV is not supported by nsrun"));
+            return Err(bad(
+                field,
+                "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV is not supported by nsrun",
+            ));
         }
         name(f, field, &FLAGS, "flag")?;
     }
@@ -159,7 +165,11 @@ fn arch(name: &str) -> Result<ScmpArch, String> {
     ScmpArch::from_str(name).map_err(|_| format!("unknown architecture {name:?}"))
 }
 
-fn action(a: LinuxSeccompAction, errno_ret: Option<u32>, field: &str) -> Result<ScmpAction, SeccompError> {
+fn action(
+    a: LinuxSeccompAction,
+    errno_ret: Option<u32>,
+    field: &str,
+) -> Result<ScmpAction, SeccompError> {
     let ret = |what: &str| -> Result<u16, SeccompError> {
         match errno_ret {
             None => Ok(libc::EPERM as u16),
@@ -215,10 +225,13 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Program, SeccompError> {
             "SCMP_ACT_NOTIFY cannot be the default action (the init could not hand the fd over)",
         ));
     }
-    let lib = |field: &str, e: libseccomp::error::SeccompError| bad(field, format!("libseccomp: {e}"));
-    let mut ctx = ScmpFilterContext::new(default).map_err(|e| lib("linux.seccomp.defaultAction", e))?;
+    let lib =
+        |field: &str, e: libseccomp::error::SeccompError| bad(field, format!("libseccomp: {e}"));
+    let mut ctx =
+        ScmpFilterContext::new(default).map_err(|e| lib("linux.seccomp.defaultAction", e))?;
     // The exported program never sets no_new_privs; NNP is the config's call.
-    ctx.set_ctl_nnp(false).map_err(|e| lib("linux.seccomp", e))?;
+    ctx.set_ctl_nnp(false)
+        .map_err(|e| lib("linux.seccomp", e))?;
     for (i, a) in s.architectures().iter().flatten().enumerate() {
         let field = format!("linux.seccomp.architectures[{i}]");
         let a = arch(&json_name(a)).map_err(|why| bad(&field, why))?;
@@ -230,7 +243,12 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Program, SeccompError> {
             "SECCOMP_FILTER_FLAG_TSYNC" => FLAG_TSYNC,
             "SECCOMP_FILTER_FLAG_LOG" => FLAG_LOG,
             "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => FLAG_SPEC_ALLOW,
-            other => return Err(bad("linux.seccomp.flags", format!("unknown flag {other:?}"))),
+            other => {
+                return Err(bad(
+                    "linux.seccomp.flags",
+                    format!("unknown flag {other:?}"),
+                ))
+            }
         };
     }
     let mut notify = false;
@@ -249,7 +267,11 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Program, SeccompError> {
             }
             per_index[a.index()] += 1;
             let c = if a.op() == LinuxSeccompOperator::ScmpCmpMaskedEq {
-                ScmpArgCompare::new(a.index() as u32, op(a.op(), a.value()), a.value_two().unwrap_or(0))
+                ScmpArgCompare::new(
+                    a.index() as u32,
+                    op(a.op(), a.value()),
+                    a.value_two().unwrap_or(0),
+                )
             } else {
                 ScmpArgCompare::new(a.index() as u32, op(a.op(), 0), a.value())
             };
@@ -285,10 +307,12 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Program, SeccompError> {
                 ctx.add_rule(act, nr).map_err(|e| lib(&field, e))?;
             } else if per_index.iter().any(|n| *n > 1) {
                 for c in &conds {
-                    ctx.add_rule_conditional(act, nr, &[*c]).map_err(|e| lib(&field, e))?;
+                    ctx.add_rule_conditional(act, nr, &[*c])
+                        .map_err(|e| lib(&field, e))?;
                 }
             } else {
-                ctx.add_rule_conditional(act, nr, &conds).map_err(|e| lib(&field, e))?;
+                ctx.add_rule_conditional(act, nr, &conds)
+                    .map_err(|e| lib(&field, e))?;
             }
         }
     }
@@ -485,7 +509,8 @@ mod tests {
             f(&mut v);
             err(v)
         };
-        let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+        type Patch = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(Patch, &str)> = vec![
             (
                 Box::new(|v| v["syscalls"][0]["action"] = "SCMP_ACT_FOO".into()),
                 "linux.seccomp.syscalls[0].action: unknown action \"SCMP_ACT_FOO\"",
@@ -499,7 +524,9 @@ mod tests {
                 "linux.seccomp.syscalls[0].args[0].op: unknown operator",
             ),
             (
-                Box::new(|v| v["architectures"] = serde_json::json!(["SCMP_ARCH_X86", "SCMP_ARCH_VAX"])),
+                Box::new(|v| {
+                    v["architectures"] = serde_json::json!(["SCMP_ARCH_X86", "SCMP_ARCH_VAX"])
+                }),
                 "linux.seccomp.architectures[1]: unknown architecture \"SCMP_ARCH_VAX\"",
             ),
             (
@@ -558,7 +585,10 @@ mod tests {
 
     #[test]
     fn a_rule_equal_to_the_default_is_skipped() {
-        let plain = compile(&parse(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"}))).unwrap();
+        let plain = compile(&parse(
+            serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"}),
+        ))
+        .unwrap();
         let same = compile(&parse(serde_json::json!({
             "defaultAction": "SCMP_ACT_ALLOW",
             "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ALLOW"}]

@@ -42,7 +42,9 @@ fn compile(src: &Path, out: &Path) {
     let res = match res {
         Ok(r) => r,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            panic!("gcc not found: the probe needs gcc and libc6-dev (scripts/deps.sh installs them)")
+            panic!(
+                "gcc not found: the probe needs gcc and libc6-dev (scripts/deps.sh installs them)"
+            )
         }
         Err(e) => panic!("run gcc: {e}"),
     };

@@ -292,7 +292,10 @@ fn a_custom_profile_blocks_only_its_rules() {
     assert_eq!(r["getpid"], "ok");
     assert_ne!(r["unshare-user"], "errno EPERM", "not in the profile");
     assert_eq!(r["personality 8"], "errno EACCES", "the args rule matches");
-    assert_eq!(r["personality 0xffffffff"], "ok", "and only with that argument");
+    assert_eq!(
+        r["personality 0xffffffff"], "ok",
+        "and only with that argument"
+    );
 }
 
 #[test]
@@ -315,13 +318,38 @@ fn exec_gets_the_containers_filter() {
     }
 }
 
+/// Accepts one connection on the listener and receives one message and one
+/// fd from it, failing after 10 s (a runtime that never sends must not hang the test).
+fn accept_and_recv(l: &UnixListener) -> (Vec<u8>, OwnedFd) {
+    l.set_nonblocking(true).unwrap();
+    let t = Instant::now();
+    let conn = loop {
+        match l.accept() {
+            Ok((c, _)) => break c,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    t.elapsed() < Duration::from_secs(10),
+                    "no connection to the listener"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    conn.set_nonblocking(false).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    recv_with_fd(conn.as_raw_fd())
+}
+
 /// Receives one message and one fd from a connected stream socket.
 fn recv_with_fd(sock: RawFd) -> (Vec<u8>, OwnedFd) {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let mut buf = vec![0u8; 65536];
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
     let mut iov = [IoSliceMut::new(&mut buf)];
-    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), MsgFlags::empty()).unwrap();
+    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), MsgFlags::empty())
+        .expect("the state and fd within 10 s");
     let mut fd = None;
     for c in msg.cmsgs().unwrap() {
         if let ControlMessageOwned::ScmRights(fds) = c {
@@ -335,7 +363,7 @@ fn recv_with_fd(sock: RawFd) -> (Vec<u8>, OwnedFd) {
 #[test]
 fn notify_hands_the_fd_and_state_to_the_listener() {
     require_root!();
-    let mut b = Bundle::new(&["/probe", "getpid"], Value::Null);
+    let mut b = Bundle::new(&["sleep", "30"], Value::Null);
     let sock_path = b.path().join("listener.sock");
     let listener = UnixListener::bind(&sock_path).unwrap();
     b.set(|c| {
@@ -352,9 +380,7 @@ fn notify_hands_the_fd_and_state_to_the_listener() {
         let out = b.create(&id);
         assert_exit_code(&out, 0);
         let pid = pid_of(&out);
-        listener.set_nonblocking(false).unwrap();
-        let (conn, _) = listener.accept().unwrap();
-        let (msg, fd) = recv_with_fd(conn.as_raw_fd());
+        let (msg, fd) = accept_and_recv(&listener);
         let st: Value = serde_json::from_slice(&msg).unwrap();
         assert_eq!(st["fds"], json!(["seccompFd"]), "{st}");
         assert_eq!(st["pid"], pid, "{st}");
@@ -375,6 +401,20 @@ fn notify_hands_the_fd_and_state_to_the_listener() {
             !theirs.iter().any(|p| p.contains("seccomp")),
             "nnp={nnp}: {theirs:?}"
         );
+        // An exec'd process sends its own fd, with its host pid and the
+        // container's state.
+        assert_exit_code(&b.out(&["start", &id]), 0);
+        let ex = b.out(&["exec", "-d", &id, "--", "sleep", "1"]);
+        assert_exit_code(&ex, 0);
+        let (msg, fd) = accept_and_recv(&listener);
+        let st: Value = serde_json::from_slice(&msg).unwrap();
+        assert_eq!(st["pid"], pid_of(&ex), "{st}");
+        assert_eq!(st["metadata"], "probe-meta");
+        assert_eq!(st["state"]["id"], id.as_str());
+        assert_eq!(st["state"]["pid"], pid);
+        assert_eq!(st["state"]["status"], "running");
+        let what = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        assert_eq!(what.to_string_lossy(), "anon_inode:seccomp notify");
         assert_exit_code(&b.out(&["delete", "--force", &id]), 0);
     }
 }
