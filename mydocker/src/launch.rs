@@ -187,8 +187,7 @@ fn start(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo, p: Prepared) -> 
     // 8: nsrun put the init in its cgroup before it ran anything. The
     // record says running (with the pid) before the command runs, so `ps`
     // is right the moment run returns and a crash leaves a pid to check.
-    ctx
-        .ctrstate()
+    ctx.ctrstate()
         .args(["update", id])
         .stdin_json(&running_patch(
             pid,

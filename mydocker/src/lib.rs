@@ -29,6 +29,7 @@ pub mod records;
 pub mod resources;
 pub mod run;
 pub mod runconfig;
+pub mod seccomp;
 pub mod security;
 pub mod spec;
 pub mod stats;

@@ -101,7 +101,9 @@ fn parse_device(spec: &str) -> Result<DeviceMapping> {
         return fail(format!("invalid device mode: {perms}"));
     }
     if !host.starts_with('/') || !cont.starts_with('/') {
-        return fail(format!("invalid device specification: {spec} (paths must be absolute)"));
+        return fail(format!(
+            "invalid device specification: {spec} (paths must be absolute)"
+        ));
     }
     device_node(Path::new(host))?;
     Ok(DeviceMapping {
@@ -113,8 +115,12 @@ fn parse_device(spec: &str) -> Result<DeviceMapping> {
 
 /// A host device node: (type "c"|"b", major, minor, mode).
 fn device_node(path: &Path) -> Result<(&'static str, u64, u64, u32)> {
-    let m = std::fs::metadata(path)
-        .map_err(|e| crate::error::Error::Daemon(format!("error gathering device information while adding custom device {:?}: {e}", path.display().to_string())))?;
+    let m = std::fs::metadata(path).map_err(|e| {
+        crate::error::Error::Daemon(format!(
+            "error gathering device information while adding custom device {:?}: {e}",
+            path.display().to_string()
+        ))
+    })?;
     let ft = m.file_type();
     let typ = if ft.is_char_device() {
         "c"
@@ -124,7 +130,12 @@ fn device_node(path: &Path) -> Result<(&'static str, u64, u64, u32)> {
         return fail(format!("{} is not a device node", path.display()));
     };
     let rdev = m.rdev();
-    Ok((typ, libc::major(rdev) as u64, libc::minor(rdev) as u64, m.mode() & 0o7777))
+    Ok((
+        typ,
+        libc::major(rdev) as u64,
+        libc::minor(rdev) as u64,
+        m.mode() & 0o7777,
+    ))
 }
 
 impl SecurityArgs {
@@ -173,8 +184,9 @@ impl SecurityArgs {
             s.devices.push(parse_device(d)?);
         }
         for r in &self.device_cgroup_rule {
-            cgctl::devices::parse_rule(r, true)
-                .map_err(|e| crate::error::Error::Daemon(format!("invalid device cgroup rule {r:?}: {e}")))?;
+            cgctl::devices::parse_rule(r, true).map_err(|e| {
+                crate::error::Error::Daemon(format!("invalid device cgroup rule {r:?}: {e}"))
+            })?;
             s.device_cgroup_rules.push(r.clone());
         }
         if let Some(ns) = &self.cgroupns {
@@ -194,7 +206,10 @@ impl SecurityArgs {
 }
 
 fn default_caps() -> Vec<String> {
-    nsrun::caps::DOCKER_DEFAULT.iter().map(|s| s.to_string()).collect()
+    nsrun::caps::DOCKER_DEFAULT
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// The capabilities this process may hand on (its bounding set): what
@@ -250,10 +265,11 @@ impl Security {
         if self.privileged && self.seccomp_profile.is_none() || self.seccomp_unconfined {
             return Ok(None);
         }
-        match &self.seccomp_profile {
-            Some(text) => crate::seccomp::from_text(text, "seccomp profile", caps).map(Some),
-            None => crate::seccomp::docker_default(caps).map(Some),
-        }
+        let oci = match &self.seccomp_profile {
+            Some(text) => crate::seccomp::from_text(text, "(from run)", caps)?,
+            None => crate::seccomp::docker_default(caps)?,
+        };
+        Ok((!oci.is_null()).then_some(oci))
     }
 
     /// Whether the container gets a cgroup namespace of its own.
@@ -289,8 +305,10 @@ impl Security {
         };
         let mut add = |host: &Path, cont: &str, perms: &str| -> Result<()> {
             let (typ, major, minor, mode) = device_node(host)?;
-            nodes.push(json!({"path": cont, "type": typ, "major": major, "minor": minor,
-                "fileMode": mode, "uid": 0, "gid": 0}));
+            nodes.push(
+                json!({"path": cont, "type": typ, "major": major, "minor": minor,
+                "fileMode": mode, "uid": 0, "gid": 0}),
+            );
             rules.push(json!({"allow": true, "type": typ, "major": major, "minor": minor, "access": perms}));
             Ok(())
         };
@@ -300,11 +318,16 @@ impl Security {
             }
         }
         for d in &self.devices {
-            add(Path::new(&d.path_on_host), &d.path_in_container, &d.cgroup_permissions)?;
+            add(
+                Path::new(&d.path_on_host),
+                &d.path_in_container,
+                &d.cgroup_permissions,
+            )?;
         }
         for r in &self.device_cgroup_rules {
-            let rule = cgctl::devices::parse_rule(r, true)
-                .map_err(|e| crate::error::Error::Daemon(format!("invalid device cgroup rule {r:?}: {e}")))?;
+            let rule = cgctl::devices::parse_rule(r, true).map_err(|e| {
+                crate::error::Error::Daemon(format!("invalid device cgroup rule {r:?}: {e}"))
+            })?;
             rules.push(serde_json::to_value(rule.to_oci()).unwrap_or_default());
         }
         Ok((nodes, rules))

@@ -39,6 +39,8 @@ pub struct Loaded {
     pub raw: Vec<u8>,
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
+    /// `linux.seccomp` compiled (once, here in the parent).
+    pub seccomp: Option<crate::seccomp::Program>,
 }
 
 /// Reads `config` (a path, `-` for stdin, or `None` for `bundle/config.json`)
@@ -75,11 +77,16 @@ pub fn load(bundle: &Path, config: Option<&Path>) -> Result<Loaded, ConfigError>
             (p, v)
         }
     };
+    // Names a bad seccomp enum value by its field (the typed parse below
+    // would only give a line and column).
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&raw) {
+        crate::seccomp::check_json(&v["linux"]["seccomp"]).map_err(seccomp_invalid)?;
+    }
     let spec: Spec = serde_json::from_slice(&raw).map_err(|e| ConfigError::Parse {
         path: path.clone(),
         err: e.to_string(),
     })?;
-    validate(&spec)?;
+    let seccomp = check(&spec)?;
     let root = spec
         .root()
         .as_ref()
@@ -105,7 +112,15 @@ pub fn load(bundle: &Path, config: Option<&Path>) -> Result<Loaded, ConfigError>
         raw,
         bundle,
         rootfs,
+        seccomp,
     })
+}
+
+fn seccomp_invalid(e: crate::seccomp::SeccompError) -> ConfigError {
+    ConfigError::Invalid {
+        field: e.field,
+        why: e.why,
+    }
 }
 
 /// Parses a config from bytes without touching the filesystem (used by `exec`
@@ -148,6 +163,11 @@ fn nonempty<T>(o: &Option<T>, empty: impl Fn(&T) -> bool) -> bool {
 
 /// Checks what nsrun cannot honour and what is inconsistent.
 pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
+    check(spec).map(|_| ())
+}
+
+/// `validate`, keeping the compiled seccomp program.
+fn check(spec: &Spec) -> Result<Option<crate::seccomp::Program>, ConfigError> {
     if spec.hooks().is_some() {
         let h = serde_json::to_value(spec.hooks()).unwrap_or_default();
         if h.as_object().is_some_and(|o| {
@@ -212,9 +232,12 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
         .linux()
         .as_ref()
         .ok_or_else(|| invalid("linux", "missing"))?;
-    if linux.seccomp().is_some() {
-        return Err(unsupported("linux.seccomp"));
-    }
+    let seccomp = linux
+        .seccomp()
+        .as_ref()
+        .map(crate::seccomp::compile)
+        .transpose()
+        .map_err(seccomp_invalid)?;
     if linux.intel_rdt().is_some() {
         return Err(unsupported("linux.intelRdt"));
     }
@@ -292,7 +315,7 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
             ));
         }
     }
-    Ok(())
+    Ok(seccomp)
 }
 
 #[cfg(test)]
@@ -321,12 +344,23 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_fields_are_named() {
+    fn seccomp_is_compiled_and_its_errors_name_the_field() {
+        spec(|v| v["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"}))
+            .unwrap();
         let e = spec(|v| {
-            v["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"})
+            v["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO",
+                              "args": [{"index": 6, "value": 0, "op": "SCMP_CMP_EQ"}]}]})
         })
         .unwrap_err();
-        assert!(e.to_string().contains("linux.seccomp"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "config: linux.seccomp.syscalls[0].args[0].index: 6 is not a syscall argument (0-5)"
+        );
+    }
+
+    #[test]
+    fn unsupported_fields_are_named() {
         let e = spec(|v| v["process"]["apparmorProfile"] = "p".into()).unwrap_err();
         assert!(e.to_string().contains("process.apparmorProfile"), "{e}");
     }

@@ -8,7 +8,7 @@ use crate::state::{Dir, Record};
 use crate::sync::{Channel, Msg};
 use crate::{cgroup, init, sys, tty};
 use oci_spec::runtime::LinuxNamespaceType;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -84,14 +84,16 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
         raw,
         bundle,
         rootfs,
+        seccomp,
     } = config::load(&o.bundle, o.config.as_deref())?;
     let cgroup = cgroup::plan(&spec, &o.id)?;
-    let proc_ = Proc::from_spec(spec.process().as_ref().expect("validated")).map_err(|e| {
+    let mut proc_ = Proc::from_spec(spec.process().as_ref().expect("validated")).map_err(|e| {
         config::ConfigError::Invalid {
             field: "process".into(),
             why: e.to_string(),
         }
     })?;
+    proc_.seccomp = seccomp;
     if proc_.terminal && !o.run && o.console_socket.is_none() {
         return Err(CreateError::NeedConsole.into());
     }
@@ -102,6 +104,18 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
             err: e.to_string(),
         })?),
         _ => None,
+    };
+    // Connected now, before joining a mount namespace by path changes what
+    // the listener's path means.
+    let listener = match proc_.seccomp.as_ref().and_then(|p| p.listener.as_ref()) {
+        Some(l) => Some((
+            l.clone(),
+            l.connect().map_err(|e| CreateError::Step {
+                step: "seccomp listener",
+                err: e.to_string(),
+            })?,
+        )),
+        None => None,
     };
     let ns = config::namespaces(&spec);
     // Open every namespace to join before anything is made.
@@ -236,6 +250,9 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
     loop {
         match parent.recv("ready") {
             Ok(Msg::Pty(fd)) => master = Some(fd),
+            Ok(Msg::SeccompFd(fd)) => {
+                to_listener(listener.as_ref(), fd, pid, &o.id, &bundle, &spec)?
+            }
             Ok(Msg::Ready) => break,
             Ok(Msg::Failed(msg)) => return Err(CreateError::Init(msg).into()),
             Ok(other) => {
@@ -282,6 +299,34 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
     undo.armed = false;
     drop(undo);
     Ok(Created { pid, dir, master })
+}
+
+/// Hands the init's seccomp notify fd to `listenerPath` (runc's
+/// syncParentSeccomp): the container is `creating` until the init is ready.
+fn to_listener(
+    listener: Option<&(crate::seccomp::Listener, UnixStream)>,
+    fd: OwnedFd,
+    pid: i32,
+    id: &str,
+    bundle: &Path,
+    spec: &oci_spec::runtime::Spec,
+) -> Result<(), CreateError> {
+    let (l, sock) =
+        listener.ok_or_else(|| CreateError::Init("sent a seccomp fd without a listener".into()))?;
+    let state = serde_json::json!({
+        "ociVersion": spec.version(),
+        "id": id,
+        "status": "creating",
+        "pid": pid,
+        "bundle": bundle,
+        "annotations": spec.annotations().clone().unwrap_or_default(),
+    });
+    crate::seccomp::send_to_listener(sock, l, fd.as_fd(), pid, &state).map_err(|e| {
+        CreateError::Step {
+            step: "seccomp listener",
+            err: e.to_string(),
+        }
+    })
 }
 
 fn dir_path(spec: &oci_spec::runtime::Spec, bundle: &Path) -> PathBuf {

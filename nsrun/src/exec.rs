@@ -1,7 +1,7 @@
 //! `exec`: run a command in a running container's namespaces and cgroups,
 //! with the config's capabilities, rlimits and noNewPrivileges.
 
-use crate::process::{self, Proc};
+use crate::process::{self, Proc, SeccompAt};
 use crate::state::{Dir, Status};
 use crate::{config, sys, tty};
 use std::io::Read;
@@ -217,6 +217,14 @@ pub fn exec(o: &Opts) -> crate::Result<Outcome> {
             .ok_or_else(|| ExecError::Setup("config has no process".into()))?,
     )
     .map_err(|e| ExecError::Setup(e.to_string()))?;
+    // The same filter as the init's, from the config copy.
+    proc_.seccomp = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(crate::seccomp::compile)
+        .transpose()
+        .map_err(|e| ExecError::Setup(format!("config: {e}")))?;
     let pid = rec.pid;
     // A created init still runs nsrun: its environ is not the container's yet.
     let base: Vec<String> = if created {
@@ -331,6 +339,20 @@ fn enter(
         Some(p) => Some(UnixStream::connect(p).map_err(|e| io("connect console socket", p, e))?),
         None => None,
     };
+    // The seccomp listener too: its path is the host's. The child sends it
+    // the notify fd itself, with the container's state.
+    let listener = match proc_.seccomp.as_ref().and_then(|p| p.listener.as_ref()) {
+        Some(l) => {
+            let sock = l.connect().map_err(|e| ExecError::Setup(e.to_string()))?;
+            let state = serde_json::to_value(dir.oci_state(rec)).unwrap_or_default();
+            Some(Notify {
+                listener: l.clone(),
+                sock,
+                state,
+            })
+        }
+        None => None,
+    };
     let mut ns_fds = Vec::new();
     for (name, flag) in NS {
         let theirs = format!("/proc/{pid}/ns/{name}");
@@ -410,6 +432,7 @@ fn enter(
         drop(go_w);
         child_main(
             &proc_,
+            listener.as_ref(),
             pty.as_ref().map(|p| &p.1),
             wr.as_raw_fd(),
             go_r.as_raw_fd(),
@@ -427,7 +450,16 @@ fn enter(
             return Err(io("join cgroup", path, e).into());
         }
     }
-    unsafe { libc::write(go_w.as_raw_fd(), b"G".as_ptr() as *const libc::c_void, 1) };
+    // "G" + the child's host pid (for the seccomp listener's state).
+    let mut go = b"G".to_vec();
+    go.extend_from_slice(&child.to_ne_bytes());
+    unsafe {
+        libc::write(
+            go_w.as_raw_fd(),
+            go.as_ptr() as *const libc::c_void,
+            go.len(),
+        )
+    };
     drop(go_w);
     let master = pty.map(|(m, _s)| m);
     let mut report = Vec::new();
@@ -456,10 +488,18 @@ fn enter(
     Ok(Outcome::Exited(tty::supervise(child, copy)?))
 }
 
+/// Where an exec'd process's seccomp notify fd goes.
+struct Notify {
+    listener: crate::seccomp::Listener,
+    sock: UnixStream,
+    state: serde_json::Value,
+}
+
 /// The forked exec'd process. Setup failures are reported on `report` as
 /// code 1 + message; exec failures as 126/127 + message.
 fn child_main(
     p: &Proc,
+    notify: Option<&Notify>,
     slave: Option<&OwnedFd>,
     report: libc::c_int,
     go: libc::c_int,
@@ -474,10 +514,27 @@ fn child_main(
         }
     };
     // Wait until the parent has put us in the container's cgroups.
-    let mut b = [0u8; 1];
-    if unsafe { libc::read(go, b.as_mut_ptr() as *mut libc::c_void, 1) } != 1 {
+    let mut b = [0u8; 5];
+    if unsafe { libc::read(go, b.as_mut_ptr() as *mut libc::c_void, 5) } != 5 {
         unsafe { libc::_exit(1) };
     }
+    let host_pid = i32::from_ne_bytes([b[1], b[2], b[3], b[4]]);
+    // The filter goes on as in the init (process::SeccompAt); a notify fd
+    // goes straight to the listener, then is closed.
+    let hand_over = |fd: Option<OwnedFd>| {
+        if let (Some(fd), Some(n)) = (fd, notify) {
+            let r = crate::seccomp::send_to_listener(
+                &n.sock,
+                &n.listener,
+                std::os::fd::AsFd::as_fd(&fd),
+                host_pid,
+                &n.state,
+            );
+            if let Err(e) = r {
+                fail(1, e.to_string());
+            }
+        }
+    };
     unsafe { libc::setsid() };
     if let Some(s) = slave {
         if let Err(e) = tty::attach_slave(s) {
@@ -487,11 +544,19 @@ fn child_main(
     if let Err(e) = p.set_limits() {
         fail(1, e.to_string());
     }
+    match p.load_seccomp(SeccompAt::BeforeUserSwitch) {
+        Ok(fd) => hand_over(fd),
+        Err(e) => fail(1, e.to_string()),
+    }
     if let Err(e) = p.switch_user() {
         fail(1, e.to_string());
     }
     if let Err(e) = p.enter_cwd() {
         fail(1, e.to_string());
+    }
+    match p.load_seccomp(SeccompAt::BeforeReady) {
+        Ok(fd) => hand_over(fd),
+        Err(e) => fail(1, e.to_string()),
     }
     // CVE-2024-21626: no fd of nsrun's survives the exec.
     if let Err(e) = sys::cloexec_from(3 + preserve_fds) {

@@ -2,7 +2,7 @@
 //! process, reports ready (or the failed step) to its parent over the sync
 //! socket, blocks on the exec fifo until `start`, then execs.
 
-use crate::process::{self, Proc};
+use crate::process::{self, Proc, SeccompAt};
 use crate::sync::{Channel, Msg};
 use crate::{rootfs, sys, tty};
 use oci_spec::runtime::Spec;
@@ -137,9 +137,32 @@ fn setup(ctx: &Ctx) -> Result<(), String> {
     if let Some(sock) = ctx.console {
         unsafe { libc::close(sock) };
     }
+    // The seccomp filter goes on at one of three moments (process::SeccompAt);
+    // a notify fd goes to the parent (`S`+fd), which hands it to the listener.
+    let early = ctx
+        .proc_
+        .load_seccomp(SeccompAt::BeforeUserSwitch)
+        .map_err(|e| e.to_string())?;
+    send_notify_fd(&ctx.sync, early)?;
     ctx.proc_.switch_user().map_err(|e| e.to_string())?;
     ctx.proc_.enter_cwd().map_err(|e| e.to_string())?;
+    let late = ctx
+        .proc_
+        .load_seccomp(SeccompAt::BeforeReady)
+        .map_err(|e| e.to_string())?;
+    send_notify_fd(&ctx.sync, late)?;
     Ok(())
+}
+
+/// Hands a seccomp notify fd to the parent and closes ours: the container
+/// must not hold its own listener.
+fn send_notify_fd(sync: &Channel, fd: Option<std::os::fd::OwnedFd>) -> Result<(), String> {
+    match fd {
+        Some(fd) => sync
+            .send(&Msg::SeccompFd(fd))
+            .map_err(|e| format!("send seccomp notify fd to the parent: {e}")),
+        None => Ok(()),
+    }
 }
 
 /// A network namespace made for the container gets its loopback up, as

@@ -51,6 +51,13 @@
 //! a missing rootfs). `run` and `exec` exit with the container process's
 //! status: its exit code, 128+N when killed by signal N, 127 when the command
 //! is not found, 126 when it cannot be executed.
+//! `linux.seccomp` is honoured whole, as runc does: defaultAction,
+//! defaultErrnoRet, architectures, flags (TSYNC, LOG, SPEC_ALLOW), syscalls
+//! with errnoRet and args; a syscall name unknown here is skipped. With an
+//! SCMP_ACT_NOTIFY rule, `listenerPath` is required: the listener gets the
+//! notify fd (SCM_RIGHTS) with the runtime-spec's containerProcessState JSON
+//! (status `creating` for the init, the container's status for `exec`).
+//! A bad profile is a config error (exit 2) naming the field.
 //! `linux.resources` and `cgroupsPath` are not applied here (a warning on
 //! stderr): the caller attaches the init to a cgroup between create and start.
 //!
@@ -65,7 +72,7 @@
 //! tells I to go on.
 //!
 //! Sync: P and I share a SOCK_SEQPACKET socketpair. I sends `T`+fd (pty
-//! master, for `run` only), then `R` (ready) or `E<message>` (setup failed,
+//! master, for `run` only) and `S`+fd (seccomp notify fd), then `R` (ready) or `E<message>` (setup failed,
 //! I exits 1). P sends `G` after writing id maps. After `R`, I opens the
 //! `exec.fifo` for writing through `/proc/self/fd` (the fd is an O_PATH fd
 //! opened before pivot_root), which blocks until `start` opens the read side;
@@ -84,6 +91,18 @@
 //! hostname; then the process: rlimits, session and terminal, user and groups,
 //! capabilities, noNewPrivileges, cwd. I is non-dumpable until it execs, and
 //! every fd above stdio (and `--preserve-fds`) is close-on-exec at exec.
+//!
+//! Seccomp: P validates and compiles `linux.seccomp` with libseccomp once,
+//! before any side effect, into a BPF program; I (and `exec`'s X) load it
+//! with a bare seccomp(2), no libseccomp after the fork. When, as runc: with
+//! noNewPrivileges, as late as possible (right before execve), so a profile
+//! need not allow nsrun's own setup syscalls; without it, loading needs
+//! CAP_SYS_ADMIN, so before the user switch and capability drop. With a
+//! NOTIFY rule under noNewPrivileges, before `R`, since the fd must reach
+//! the listener: I sends `S`+fd on the sync socket (runc's
+//! syncParentSeccomp) and P, connected to `listenerPath` before it joins
+//! any namespace, passes it on; `exec`'s X sends it itself on a socket P
+//! connected before entering the container (P tells X its host pid).
 //!
 //! `exec`: P opens /proc/PID/ns/*, /proc/PID/root and the cgroup.procs of
 //! each of the init's cgroups that differs from its own, turns non-dumpable
@@ -113,6 +132,7 @@ pub mod manage;
 pub mod process;
 pub mod resolve;
 pub mod rootfs;
+pub mod seccomp;
 pub mod signal;
 pub mod state;
 pub mod sync;

@@ -3,9 +3,11 @@
 //! (127 not found, 126 not executable).
 
 use crate::caps::{self, CapSets};
+use crate::seccomp::Program;
 use crate::sys;
 use oci_spec::runtime::{PosixRlimitType, Process};
 use std::ffi::CString;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,23 @@ pub struct Proc {
     pub no_new_privs: bool,
     pub oom_score_adj: Option<i32>,
     pub terminal: bool,
+    /// The compiled `linux.seccomp` (set by the caller: it is in `linux`).
+    pub seccomp: Option<Program>,
+}
+
+/// When the process loads its seccomp filter. As runc: as late as possible,
+/// so the filter need not allow nsrun's own setup syscalls; but loading
+/// needs no_new_privs or CAP_SYS_ADMIN, so without noNewPrivileges it must
+/// happen before the user switch and capability drop take CAP_SYS_ADMIN away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeccompAt {
+    /// No noNewPrivileges: before `switch_user`.
+    BeforeUserSwitch,
+    /// noNewPrivileges and a notify fd to hand over: before reporting ready
+    /// (the sync socket to the parent closes then).
+    BeforeReady,
+    /// noNewPrivileges: right before execve.
+    BeforeExec,
 }
 
 const RLIMITS: [(&str, libc::c_int); 16] = [
@@ -109,7 +128,30 @@ impl Proc {
             no_new_privs: p.no_new_privileges().unwrap_or(false),
             oom_score_adj: p.oom_score_adj(),
             terminal: p.terminal().unwrap_or(false),
+            seccomp: None,
         })
+    }
+
+    /// When this process's filter is loaded (None: no filter).
+    pub fn seccomp_at(&self) -> Option<SeccompAt> {
+        let p = self.seccomp.as_ref()?;
+        Some(match (self.no_new_privs, p.notify) {
+            (false, _) => SeccompAt::BeforeUserSwitch,
+            (true, true) => SeccompAt::BeforeReady,
+            (true, false) => SeccompAt::BeforeExec,
+        })
+    }
+
+    /// Loads the seccomp filter if `at` is its moment; returns the notify fd
+    /// if it has one (the caller hands it to the listener, then closes it).
+    pub fn load_seccomp(&self, at: SeccompAt) -> Result<Option<OwnedFd>, ProcessError> {
+        match (&self.seccomp, self.seccomp_at()) {
+            (Some(p), Some(when)) if when == at => p.load().map_err(|e| ProcessError::Step {
+                step: "load seccomp filter".into(),
+                err: sys::errstr(&e),
+            }),
+            _ => Ok(None),
+        }
     }
 
     /// rlimits and the OOM score; lowering works, raising a hard limit needs
@@ -214,8 +256,10 @@ impl Proc {
             .to_string()
     }
 
-    /// Execs args[0] (searched in the env's PATH). Only returns on failure:
-    /// the exit code to use (127 not found, 126 cannot execute) and a message.
+    /// Execs args[0] (searched in the env's PATH), loading the seccomp filter
+    /// first if its moment is `BeforeExec`. Only returns on failure: the exit
+    /// code to use (127 not found, 126 cannot execute, 1 the filter could not
+    /// be loaded) and a message.
     pub fn exec(&self) -> (u8, String) {
         if let Some(m) = self.umask {
             unsafe { libc::umask(m as libc::mode_t) };
@@ -234,6 +278,9 @@ impl Proc {
         argp.push(std::ptr::null());
         let mut envpp: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
         envpp.push(std::ptr::null());
+        if let Err(e) = self.load_seccomp(SeccompAt::BeforeExec) {
+            return (1, e.to_string());
+        }
         let candidates: Vec<PathBuf> = if cmd.contains('/') {
             vec![PathBuf::from(cmd)]
         } else {

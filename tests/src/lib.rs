@@ -2,6 +2,7 @@
 //! default busybox image, unique names, and temp dirs that clean up.
 
 pub mod docker;
+pub mod probe;
 pub mod skip;
 
 use std::path::{Path, PathBuf};

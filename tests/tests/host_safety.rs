@@ -305,7 +305,10 @@ fn load_reads_compressed_archives() {
         ("zstd", "zst"),
     ] {
         if !have(tool) {
-            e2e::skip::record("e2e host_safety load of a compressed archive", &format!("no {tool}"));
+            e2e::skip::record(
+                "e2e host_safety load of a compressed archive",
+                &format!("no {tool}"),
+            );
             continue;
         }
         tried += 1;

@@ -1005,8 +1005,8 @@ fn bad_input_is_one_line_and_leaves_nothing() {
             .unwrap()
     });
 
-    b.set(|c| c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"}));
-    check(&mut b, 2, "linux.seccomp");
+    b.set(|c| c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_NOPE"}));
+    check(&mut b, 2, "linux.seccomp.defaultAction");
     b.set(|c| {
         c["linux"].as_object_mut().unwrap().remove("seccomp");
     });
@@ -1269,9 +1269,7 @@ fn resources_from_the_config_are_applied_before_start_and_removed_by_delete() {
 fn memory_and_pids_limits_are_enforced() {
     require_root!();
     let mut b = Bundle::new(&["tail", "/dev/zero"]);
-    b.set(|c| {
-        c["linux"]["resources"]["memory"] = json!({"limit": 16777216, "swap": 16777216})
-    });
+    b.set(|c| c["linux"]["resources"]["memory"] = json!({"limit": 16777216, "swap": 16777216}));
     assert_exit_code(&b.run(), 137);
     let mut b = Bundle::new(&[
         "sh",

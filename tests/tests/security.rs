@@ -61,15 +61,30 @@ fn a_default_container_has_docker_seccomp_and_device_rules() {
     assert_eq!(probe(&d, p.path(), &[], &["getpid"]), "ok");
     // mknod is allowed (docker's `m`), opening a node outside the list is not
     assert_eq!(
-        probe(&d, p.path(), &[], &["mknod-open", "b", "7", "0", "/tmp/loop"]),
+        probe(
+            &d,
+            p.path(),
+            &[],
+            &["mknod-open", "b", "7", "0", "/tmp/loop"]
+        ),
         "open errno EPERM"
     );
     assert_eq!(
-        probe(&d, p.path(), &[], &["mknod-open", "c", "10", "229", "/tmp/fuse"]),
+        probe(
+            &d,
+            p.path(),
+            &[],
+            &["mknod-open", "c", "10", "229", "/tmp/fuse"]
+        ),
         "open errno EPERM"
     );
     assert_eq!(
-        probe(&d, p.path(), &[], &["mknod-open", "c", "1", "3", "/tmp/null"]),
+        probe(
+            &d,
+            p.path(),
+            &[],
+            &["mknod-open", "c", "1", "3", "/tmp/null"]
+        ),
         "ok"
     );
     // docker's 14 capabilities: 0x00000000a80425fb
@@ -83,7 +98,12 @@ fn security_flags_change_what_docker_changes() {
     let p = probe_dir();
     let pp = p.path();
     assert_eq!(
-        probe(&d, pp, &["--security-opt", "seccomp=unconfined"], &["seccomp"]),
+        probe(
+            &d,
+            pp,
+            &["--security-opt", "seccomp=unconfined"],
+            &["seccomp"]
+        ),
         "0"
     );
     // a profile of our own: everything but mkdir
@@ -176,9 +196,15 @@ fn security_flags_change_what_docker_changes() {
     assert_eq!(h["Devices"][0]["CgroupPermissions"], "r");
     assert_eq!(h["Privileged"], false);
     assert_eq!(
-        d.ok(&["exec", "sec", "sh", "-c", "grep NoNewPrivs /proc/self/status"])
-            .split_whitespace()
-            .last(),
+        d.ok(&[
+            "exec",
+            "sec",
+            "sh",
+            "-c",
+            "grep NoNewPrivs /proc/self/status"
+        ])
+        .split_whitespace()
+        .last(),
         Some("1")
     );
     let id = v["Id"].as_str().unwrap().to_string();
@@ -203,11 +229,17 @@ fn bad_security_flags_fail_with_125_and_leave_nothing() {
         (vec!["--cap-add".into(), "NOT_A_CAP".into()], "NOT_A_CAP"),
         (vec!["--cap-drop".into(), "bogus".into()], "bogus"),
         (
-            vec!["--security-opt".into(), "seccomp=/nonexistent/p.json".into()],
+            vec![
+                "--security-opt".into(),
+                "seccomp=/nonexistent/p.json".into(),
+            ],
             "/nonexistent/p.json",
         ),
         (
-            vec!["--security-opt".into(), format!("seccomp={}", bad.display())],
+            vec![
+                "--security-opt".into(),
+                format!("seccomp={}", bad.display()),
+            ],
             "bad.json",
         ),
         (
