@@ -65,8 +65,53 @@ fn delete_force_of_an_unknown_id_succeeds() {
     let r = Root::new("delf");
     let o = r.run(&["delete", "--force", "nope"]);
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    // as runc: nothing on stdout
+    assert!(
+        o.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+#[test]
+fn an_error_goes_to_the_log_file_as_json() {
+    let r = Root::new("log");
+    let log = std::env::temp_dir().join(format!("nsrun-log-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let o = r.run(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "state",
+        "nope",
+    ]);
+    assert_eq!(code(&o), 1);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(v["level"], "error");
+    assert!(
+        v["msg"]
+            .as_str()
+            .unwrap()
+            .contains("\"nope\" does not exist"),
+        "{v}"
+    );
+    assert!(one_line_error(&o).contains("\"nope\" does not exist"));
+}
+
+#[test]
+fn features_and_version_answer() {
+    let r = Root::new("feat");
+    let o = r.run(&["features"]);
+    assert_eq!(code(&o), 0);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["deleted"], true);
+    assert_eq!(v["linux"]["seccomp"]["enabled"], true);
+    assert!(v["linux"]["namespaces"].as_array().unwrap().len() >= 7);
+    let o = r.run(&["--version"]);
+    assert_eq!(code(&o), 0);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("spec: 1.0.2"));
 }
 
 #[test]

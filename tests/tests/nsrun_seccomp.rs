@@ -4,30 +4,14 @@
 //! Each test has its own bundle and state root in a TempDir and a guard that
 //! force-deletes its containers, reaps their inits and checks nothing is left.
 
-use e2e::{assert_exit_code, require_root, unique, TempDir};
+use e2e::bundle::{pid_of, processes_in, stderr, stdout, Bundle};
+use e2e::{assert_exit_code, require_root};
 use serde_json::{json, Value};
 use std::io::IoSliceMut;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::Output;
 use std::time::{Duration, Instant};
-
-fn runc_spec() -> Value {
-    static SPEC: OnceLock<Value> = OnceLock::new();
-    SPEC.get_or_init(|| {
-        let d = TempDir::new("spec");
-        let st = Command::new("runc")
-            .arg("spec")
-            .current_dir(d.path())
-            .status()
-            .expect("run `runc spec`");
-        assert!(st.success(), "runc spec failed");
-        serde_json::from_slice(&std::fs::read(d.path().join("config.json")).unwrap()).unwrap()
-    })
-    .clone()
-}
 
 fn docker_caps() -> Vec<String> {
     mydocker::spec::DEFAULT_CAPS
@@ -41,152 +25,17 @@ fn docker_profile() -> Value {
     mydocker::seccomp::docker_default(&docker_caps()).unwrap()
 }
 
-fn subreaper() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| unsafe {
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    });
-}
-
-/// A bundle with the probe in its rootfs and docker's capabilities, cleaned up on drop.
-struct Bundle {
-    tmp: TempDir,
-    config: Value,
-    ids: Vec<String>,
-    pids: Vec<i32>,
-}
-
-impl Bundle {
-    fn new(args: &[&str], seccomp: Value) -> Bundle {
-        subreaper();
-        let tmp = TempDir::new("nss");
-        e2e::unpack_busybox(&tmp.path().join("rootfs"));
-        e2e::probe::install(&tmp.path().join("rootfs"));
-        let mut config = runc_spec();
-        config["process"]["args"] = json!(args);
-        config["process"]["terminal"] = json!(false);
+/// A bundle with the probe at /probe, docker's capabilities and `seccomp`.
+fn bundle(args: &[&str], seccomp: Value) -> Bundle {
+    let mut b = Bundle::new(args);
+    e2e::probe::install(&b.rootfs());
+    b.set(|c| {
         for set in ["bounding", "effective", "permitted"] {
-            config["process"]["capabilities"][set] = json!(docker_caps());
+            c["process"]["capabilities"][set] = json!(docker_caps());
         }
-        config["linux"]["seccomp"] = seccomp;
-        let b = Bundle {
-            tmp,
-            config,
-            ids: Vec::new(),
-            pids: Vec::new(),
-        };
-        b.write();
-        b
-    }
-    fn path(&self) -> &Path {
-        self.tmp.path()
-    }
-    fn root(&self) -> PathBuf {
-        self.tmp.path().join("state")
-    }
-    fn write(&self) {
-        std::fs::write(
-            self.path().join("config.json"),
-            serde_json::to_vec_pretty(&self.config).unwrap(),
-        )
-        .unwrap();
-    }
-    fn set(&mut self, f: impl FnOnce(&mut Value)) {
-        f(&mut self.config);
-        self.write();
-    }
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(e2e::bin("nsrun"));
-        c.arg("--root")
-            .arg(self.root())
-            .args(args)
-            .stdin(Stdio::null());
-        c
-    }
-    fn out(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-    fn id(&mut self) -> String {
-        let id = unique("sc");
-        self.ids.push(id.clone());
-        id
-    }
-    /// `run`: the container's output.
-    fn run(&mut self) -> Output {
-        let id = self.id();
-        let b = self.path().to_str().unwrap().to_string();
-        self.out(&["run", "--bundle", &b, &id])
-    }
-    /// `create` with stdio on files (the init keeps create's stdio).
-    fn create(&mut self, id: &str) -> Output {
-        let b = self.path().to_str().unwrap().to_string();
-        let (o, e) = (
-            self.path().join(format!("{id}.out")),
-            self.path().join(format!("{id}.err")),
-        );
-        let status = self
-            .cmd(&["create", "--bundle", &b, id])
-            .stdout(std::fs::File::create(&o).unwrap())
-            .stderr(std::fs::File::create(&e).unwrap())
-            .status()
-            .unwrap();
-        let out = Output {
-            status,
-            stdout: std::fs::read(&o).unwrap(),
-            stderr: std::fs::read(&e).unwrap(),
-        };
-        if status.success() {
-            self.pids.push(pid_of(&out));
-        }
-        out
-    }
-}
-
-impl Drop for Bundle {
-    fn drop(&mut self) {
-        for id in std::mem::take(&mut self.ids) {
-            let _ = self.out(&["delete", "--force", &id]);
-        }
-        for pid in self.pids.clone() {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        let t = Instant::now();
-        while !self.pids.is_empty() && t.elapsed() < Duration::from_secs(10) {
-            self.pids
-                .retain(|&p| unsafe { libc::waitpid(p, std::ptr::null_mut(), libc::WNOHANG) } == 0);
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if !std::thread::panicking() {
-            let left: Vec<_> = std::fs::read_dir(self.root())
-                .map(|r| r.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
-                .unwrap_or_default();
-            assert!(left.is_empty(), "state left behind: {left:?}");
-            assert!(processes_in(&self.path().join("rootfs")).is_empty());
-        }
-    }
-}
-
-fn pid_of(out: &Output) -> i32 {
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
-    v["pid"].as_i64().expect("pid in create output") as i32
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
-
-/// Processes whose root directory is `rootfs` (a container left running).
-fn processes_in(rootfs: &Path) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|p| std::fs::read_link(format!("/proc/{p}/root")).is_ok_and(|r| r == rootfs))
-        .collect()
+        c["linux"]["seccomp"] = seccomp;
+    });
+    b
 }
 
 /// A shell script that runs each probe line and prints `<probe args>: <result>`.
@@ -222,7 +71,7 @@ fn dockers_default_profile_blocks_what_docker_blocks() {
     let mut all = vec!["seccomp", "getpid", "mkdir /dev/d"];
     all.extend(BLOCKED);
     let script = format!("rm -rf /dev/d; {}", probes(&all));
-    let mut b = Bundle::new(&["sh", "-c", &script], docker_profile());
+    let mut b = bundle(&["sh", "-c", &script], docker_profile());
     // With noNewPrivileges (the filter loads right before execve) and
     // without (it loads before the capability drop): the same filter.
     for nnp in [true, false] {
@@ -246,7 +95,7 @@ fn the_default_errno_is_honoured() {
     profile["defaultErrnoRet"] = json!(libc::EDQUOT);
     let mut all = vec!["seccomp", "getpid"];
     all.extend(BLOCKED);
-    let mut b = Bundle::new(&["sh", "-c", &probes(&all)], profile);
+    let mut b = bundle(&["sh", "-c", &probes(&all)], profile);
     let out = b.run();
     assert_exit_code(&out, 0);
     let r = results(&out);
@@ -280,7 +129,7 @@ fn a_custom_profile_blocks_only_its_rules() {
         "personality 8",
         "personality 0xffffffff",
     ]);
-    let mut b = Bundle::new(&["sh", "-c", &script], profile);
+    let mut b = bundle(&["sh", "-c", &script], profile);
     let out = b.run();
     assert_exit_code(&out, 0);
     let r = results(&out);
@@ -298,9 +147,9 @@ fn a_custom_profile_blocks_only_its_rules() {
 #[test]
 fn exec_gets_the_containers_filter() {
     require_root!();
-    let mut b = Bundle::new(&["sleep", "30"], docker_profile());
+    let mut b = bundle(&["sleep", "30"], docker_profile());
     let id = b.id();
-    assert_exit_code(&b.create(&id), 0);
+    assert_exit_code(&b.create_out(&id, &[]), 0);
     assert_exit_code(&b.out(&["start", &id]), 0);
     for nnp in [true, false] {
         b.set(|c| c["process"]["noNewPrivileges"] = json!(nnp));
@@ -360,7 +209,7 @@ fn recv_with_fd(sock: RawFd) -> (Vec<u8>, OwnedFd) {
 #[test]
 fn notify_hands_the_fd_and_state_to_the_listener() {
     require_root!();
-    let mut b = Bundle::new(&["sleep", "30"], Value::Null);
+    let mut b = bundle(&["sleep", "30"], Value::Null);
     let sock_path = b.path().join("listener.sock");
     let listener = UnixListener::bind(&sock_path).unwrap();
     b.set(|c| {
@@ -374,9 +223,9 @@ fn notify_hands_the_fd_and_state_to_the_listener() {
     for nnp in [true, false] {
         b.set(|c| c["process"]["noNewPrivileges"] = json!(nnp));
         let id = b.id();
-        let out = b.create(&id);
+        let out = b.create_out(&id, &[]);
         assert_exit_code(&out, 0);
-        let pid = pid_of(&out);
+        let pid = b.pid(&id);
         let (msg, fd) = accept_and_recv(&listener);
         let st: Value = serde_json::from_slice(&msg).unwrap();
         assert_eq!(st["fds"], json!(["seccompFd"]), "{st}");
@@ -419,7 +268,7 @@ fn notify_hands_the_fd_and_state_to_the_listener() {
 #[test]
 fn bad_profiles_fail_create_with_one_line_and_leave_nothing() {
     require_root!();
-    let mut b = Bundle::new(&["true"], Value::Null);
+    let mut b = bundle(&["true"], Value::Null);
     let good = json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "architectures": ["SCMP_ARCH_X86"],
@@ -457,7 +306,7 @@ fn bad_profiles_fail_create_with_one_line_and_leave_nothing() {
         patch(&mut s);
         b.set(|c| c["linux"]["seccomp"] = s);
         let id = b.id();
-        let out = b.create(&id);
+        let out = b.create_out(&id, &[]);
         assert_exit_code(&out, 2);
         let lines: Vec<String> = stderr(&out)
             .lines()
