@@ -59,8 +59,8 @@ impl Host {
             move |source| HierarchyError::Read { path, source }
         };
         let mounts = mountinfo::own().map_err(read_err(mountinfo::SELF))?;
-        let cgroup = std::fs::read_to_string("/proc/self/cgroup")
-            .map_err(read_err("/proc/self/cgroup"))?;
+        let cgroup =
+            std::fs::read_to_string("/proc/self/cgroup").map_err(read_err("/proc/self/cgroup"))?;
         Host::from_mounts(&mounts, &cgroup)
     }
 
