@@ -155,14 +155,9 @@ fn wait_gone(rec: &Record, limit: Duration) -> bool {
     }
 }
 
+/// Dead but not reaped (state Z): as good as gone for a stop or kill.
 fn zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, r)| r.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
+    ctrstate::procfs::stat(pid).is_some_and(|s| s.state == 'Z')
 }
 
 /// After the process died: give its supervisor a moment to record the exit;
