@@ -201,3 +201,24 @@ fn wait_exit(ctx: &Ctx, rec: &Record, limit: Option<Duration>) -> Option<i32> {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exited_unreaped_child_is_a_zombie_until_reaped() {
+        assert!(!zombie(std::process::id()));
+        assert!(!zombie(0));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let until = Instant::now() + Duration::from_secs(10);
+        while !zombie(pid) {
+            assert!(Instant::now() < until, "pid {pid} never became a zombie");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.wait().unwrap();
+        // (reaped: gone, barring a recycled pid that is a zombie already)
+        assert!(!zombie(pid));
+    }
+}
