@@ -127,7 +127,7 @@ pub fn stop_one(ctx: &Ctx, rec: &Record, grace: Duration) -> Result<()> {
     }
     if rec.status == Status::Paused {
         // A frozen process cannot act on a signal: thaw it first.
-        let _ = ctx.cgctl().args(["thaw", &ctx.cgroup(&rec)]).output();
+        let _ = ctx.cgctl().args(["thaw", &ctx.cgroup(rec)]).output();
     }
     if !grace.is_zero() {
         let _ = ctx.nsrun().args(["kill", &rec.id, "TERM"]).output();
