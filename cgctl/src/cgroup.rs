@@ -390,10 +390,10 @@ pub fn parse_pid(s: &str) -> Result<i32> {
 /// Moves the process into every directory. If one move fails, the process
 /// goes back where it was in the hierarchies already done.
 pub fn attach_to(paths: &[PathBuf], pid: i32) -> Result<()> {
-    let before = std::fs::read_to_string("/proc/self/mountinfo")
+    let before = mountinfo::own()
         .ok()
         .zip(std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok())
-        .and_then(|(mi, cg)| Host::from_texts(&mi, &cg).ok());
+        .and_then(|(mi, cg)| Host::from_mounts(&mi, &cg).ok());
     for (i, d) in paths.iter().enumerate() {
         if let Err(e) = cgfile::write(d, "cgroup.procs", &pid.to_string()) {
             if let Some(h) = &before {

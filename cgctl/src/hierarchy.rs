@@ -54,18 +54,26 @@ pub struct Host {
 impl Host {
     /// Reads /proc/self/mountinfo and /proc/self/cgroup.
     pub fn detect() -> Result<Host, HierarchyError> {
-        let read = |p: &str| {
-            std::fs::read_to_string(p).map_err(|source| HierarchyError::Read {
-                path: p.into(),
-                source,
-            })
+        let read_err = |path: &str| {
+            let path = PathBuf::from(path);
+            move |source| HierarchyError::Read { path, source }
         };
-        Host::from_texts(&read("/proc/self/mountinfo")?, &read("/proc/self/cgroup")?)
+        let mounts = mountinfo::own().map_err(read_err(mountinfo::SELF))?;
+        let cgroup =
+            std::fs::read_to_string("/proc/self/cgroup").map_err(read_err("/proc/self/cgroup"))?;
+        Host::from_mounts(&mounts, &cgroup)
     }
 
-    /// The pure part of `detect`.
+    /// `from_mounts` over a mountinfo text (for tests and fixtures).
     pub fn from_texts(mountinfo: &str, self_cgroup: &str) -> Result<Host, HierarchyError> {
-        let mounts: Vec<Mount> = mountinfo.lines().filter_map(Mount::parse).collect();
+        Host::from_mounts(&mountinfo::parse(mountinfo), self_cgroup)
+    }
+
+    /// The pure part of `detect`: the mount table and a /proc/PID/cgroup text.
+    pub fn from_mounts(
+        mounts: &[mountinfo::Mount],
+        self_cgroup: &str,
+    ) -> Result<Host, HierarchyError> {
         let mut v1 = Vec::new();
         let mut unified = None;
         for line in self_cgroup.lines() {
@@ -75,10 +83,10 @@ impl Host {
             };
             let path = path.trim_end_matches(" (deleted)");
             if ctrls.is_empty() {
-                if let Some(m) = mounts.iter().find(|m| m.fstype == "cgroup2") {
+                if let Some(m) = mounts.iter().find(|m| m.fs_type == "cgroup2") {
                     unified = Some(V2 {
-                        mountpoint: m.mountpoint.clone(),
-                        base: m.dir_for(path),
+                        mountpoint: m.mount_point.clone(),
+                        base: dir_for(m, path),
                     });
                 }
                 continue;
@@ -93,16 +101,13 @@ impl Host {
                 continue;
             }
             let found = mounts.iter().find(|m| {
-                m.fstype == "cgroup"
-                    && controllers
-                        .iter()
-                        .all(|c| m.superopts.iter().any(|o| o == c))
+                m.fs_type == "cgroup" && controllers.iter().all(|c| m.has_super_option(c))
             });
             if let Some(m) = found {
                 v1.push(V1 {
                     controllers,
-                    mountpoint: m.mountpoint.clone(),
-                    base: m.dir_for(path),
+                    mountpoint: m.mount_point.clone(),
+                    base: dir_for(m, path),
                 });
             }
         }
@@ -125,72 +130,15 @@ impl Host {
     }
 }
 
-struct Mount {
-    root: String,
-    mountpoint: PathBuf,
-    fstype: String,
-    superopts: Vec<String>,
-}
-
-impl Mount {
-    fn parse(line: &str) -> Option<Mount> {
-        let (pre, post) = line.split_once(" - ")?;
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let mut post = post.split(' ');
-        let fstype = post.next()?.to_string();
-        if fstype != "cgroup" && fstype != "cgroup2" {
-            return None;
-        }
-        let _source = post.next()?;
-        let superopts = post
-            .next()
-            .unwrap_or("")
-            .split(',')
-            .map(String::from)
-            .collect();
-        Some(Mount {
-            root: unescape(pre.get(3)?),
-            mountpoint: PathBuf::from(unescape(pre.get(4)?)),
-            fstype,
-            superopts,
-        })
+/// The directory of cgroup `path` under mount `m`: the mount shows the
+/// hierarchy from its root down, so that prefix is dropped (a path outside
+/// the root, seen from another cgroup namespace, maps to the mount point).
+fn dir_for(m: &mountinfo::Mount, path: &str) -> PathBuf {
+    match Path::new(path).strip_prefix(&m.root) {
+        // join("") would add a trailing slash
+        Ok(rel) if !rel.as_os_str().is_empty() => m.mount_point.join(rel),
+        _ => m.mount_point.clone(),
     }
-
-    /// The directory of cgroup `path` under this mount: the mount shows the
-    /// hierarchy from `root` down, so that prefix is dropped.
-    fn dir_for(&self, path: &str) -> PathBuf {
-        let rel = if self.root == "/" {
-            path
-        } else {
-            path.strip_prefix(self.root.as_str()).unwrap_or("/")
-        };
-        let rel = rel.trim_start_matches('/');
-        if rel.is_empty() {
-            self.mountpoint.clone()
-        } else {
-            self.mountpoint.join(rel)
-        }
-    }
-}
-
-/// mountinfo escapes space, tab, newline and backslash as \ooo.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// True when `dir` is a cgroup v2 directory (only v2 has `cgroup.controllers`).
@@ -254,5 +202,17 @@ mod tests {
         let h = Host::from_texts(mi, "0::/docker/x/inner\n").unwrap();
         assert_eq!(h.unified.unwrap().base, Path::new("/sys/fs/my cg/inner"));
         assert!(Host::from_texts("", "0::/\n").is_err());
+    }
+
+    #[test]
+    fn a_cgroup_outside_the_mount_root_maps_to_the_mount_point() {
+        // "/docker/xy" shares a string prefix with the root "/docker/x" but
+        // is not beneath it: no stray "y" directory.
+        let mi = "30 23 0:26 /docker/x /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        for cg in ["0::/docker/xy\n", "0::/elsewhere\n", "0::/docker/x\n"] {
+            let h = Host::from_texts(mi, cg).unwrap();
+            let base = h.unified.unwrap().base;
+            assert_eq!(base.as_os_str(), "/sys/fs/cgroup", "{cg}");
+        }
     }
 }

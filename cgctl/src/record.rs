@@ -1,12 +1,11 @@
 //! The per-cgroup record `ROOT/cgroups/<NAME with / as %>.json`: which
 //! directories a cgroup has in each hierarchy, so any later call (from any
-//! process, in any cgroup) finds them. Written atomically, under a flock.
+//! process, in any cgroup) finds them. Written atomically, under a flock
+//! (both from `atomicfile`).
 
 use crate::hierarchy::Mode;
 use crate::name::CgroupName;
 use serde::{Deserialize, Serialize};
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -22,8 +21,6 @@ pub enum RecordError {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("lock {path}: {source}")]
-    Lock { path: PathBuf, source: nix::Error },
 }
 
 type Result<T> = std::result::Result<T, RecordError>;
@@ -61,17 +58,10 @@ impl Store {
     }
 
     /// Serializes create/set/delete across processes sharing this root.
-    pub fn lock(&self) -> Result<nix::fcntl::Flock<File>> {
+    pub fn lock(&self) -> Result<atomicfile::Lock> {
         private_dir(&self.dir).map_err(io("create", &self.dir))?;
         let path = self.dir.join(".lock");
-        let f = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io("open", &path))?;
-        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, source)| RecordError::Lock { path, source })
+        atomicfile::lock(&path).map_err(io("lock", &path))
     }
 
     /// The record, or None when the cgroup is unknown.
@@ -86,30 +76,12 @@ impl Store {
         }
     }
 
-    /// Atomic: temp file in the same dir, fsync, rename, fsync the dir.
+    /// Atomic (`atomicfile::write`): a reader sees the old record or the new.
     pub fn save(&self, rec: &Record, name: &CgroupName) -> Result<()> {
         private_dir(&self.dir).map_err(io("create", &self.dir))?;
         let path = self.path(name);
-        let tmp = self
-            .dir
-            .join(format!(".{}.tmp{}", name.file_stem(), std::process::id()));
         let body = serde_json::to_vec_pretty(rec).expect("record serializes");
-        let write = || -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&body)?;
-            f.sync_all()
-        };
-        if let Err(e) = write() {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io("write", &tmp)(e));
-        }
-        std::fs::rename(&tmp, &path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io("rename", &path)(e)
-        })?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io("fsync", &self.dir))
+        atomicfile::write(&path, &body).map_err(io("write", &path))
     }
 
     /// Removes the record; already gone is fine.

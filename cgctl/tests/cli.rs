@@ -4,7 +4,7 @@
 //! pure cgroup v2 host (scripts/vm-test.sh runs this binary in a qemu VM
 //! booted with cgroup_no_v1=all). The others read back whichever files the
 //! host has, so they check the v1 paths here and the v2 paths in the VM.
-//! A test that cannot run is recorded as skipped (`SKIP name: why`, see
+//! A test that cannot run is recorded as skipped (`e2e::skip_unless!`,
 //! tests/src/skip.rs).
 
 use serde_json::{json, Value};
@@ -22,10 +22,6 @@ fn cgctl_bin() -> PathBuf {
     std::env::var_os("CGCTL_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cgctl")))
-}
-
-fn is_root() -> bool {
-    nix::unistd::Uid::effective().is_root()
 }
 
 /// A unique cgroup NAME for this process and call.
@@ -174,27 +170,8 @@ fn mode() -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-// The workspace's one skip mechanism (tests/src/skip.rs), by path until
-// cgctl's tests depend on the e2e crate.
-#[path = "../../tests/src/skip.rs"]
-mod skip;
-
-macro_rules! require {
-    ($cond:expr, $why:expr) => {
-        crate::skip_unless!($cond, $why)
-    };
-}
-
 fn is_v2() -> bool {
     mode()["mode"] == "v2"
-}
-
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// utime+stime of a process in clock ticks.
@@ -207,7 +184,7 @@ fn cpu_ticks(pid: i32) -> u64 {
 
 #[test]
 fn create_applies_limits_and_reads_them_back() {
-    require!(is_root(), "needs root");
+    e2e::require_root!();
     let cg = Cg::named(&format!("{}/inner", unique()));
     let out = cg.create(json!({
         "memory": {"limit": 67108864, "swap": "128m", "reservation": "16m"},
@@ -318,7 +295,7 @@ fn create_applies_limits_and_reads_them_back() {
 
 #[test]
 fn cgroup_nests_under_the_callers_own_cgroup() {
-    require!(is_root(), "needs root");
+    e2e::require_root!();
     let cg = Cg::new();
     cg.create(json!({}));
     let m = mode();
@@ -366,7 +343,7 @@ impl CtrlLine for &str {
 
 #[test]
 fn attach_procs_and_stats() {
-    require!(is_root(), "needs root");
+    e2e::require_root!();
     let mut cg = Cg::new();
     cg.create(json!({"memory": {"limit": "64m"}, "pids": {"limit": 10}}));
     let pid = cg.spawn_attached("exec sleep 60");
@@ -391,12 +368,12 @@ fn attach_procs_and_stats() {
 
 #[test]
 fn freeze_stops_a_busy_process_and_thaw_resumes_it() {
-    require!(is_root(), "needs root");
+    e2e::require_root!();
     let mut cg = Cg::new();
     cg.create(json!({}));
     let pid = cg.spawn_attached("while :; do :; done");
     cg.release();
-    wait_until("the loop to burn cpu", 20, || cpu_ticks(pid) > 2);
+    e2e::wait_for("the loop to burn cpu", 20, || cpu_ticks(pid) > 2);
 
     let out = cg.ok(&["freeze", &cg.name], "");
     assert_eq!(out["state"], "frozen");
@@ -416,14 +393,14 @@ fn freeze_stops_a_busy_process_and_thaw_resumes_it() {
 
     let out = cg.ok(&["thaw", &cg.name], "");
     assert_eq!(out["state"], "thawed");
-    wait_until("the thawed loop to run again", 20, || cpu_ticks(pid) > t0);
+    e2e::wait_for("the thawed loop to run again", 20, || cpu_ticks(pid) > t0);
     let st = cg.ok(&["stats", &cg.name], "");
     assert!(st["cpu"]["usageNs"].as_u64().unwrap() > 0, "{st}");
 }
 
 #[test]
 fn pids_limit_refuses_forks() {
-    require!(is_root(), "needs root");
+    e2e::require_root!();
     let mut cg = Cg::new();
     cg.create(json!({"pids": {"limit": 5}}));
     // the shell forks until the 5th process is refused; busybox sh then
@@ -452,7 +429,7 @@ fn pids_limit_refuses_forks() {
 
 #[test]
 fn memory_limit_oom_kills_and_stats_count_it() {
-    require!(is_root(), "needs root");
+    e2e::require_root!();
     let mut cg = Cg::new();
     // swap = limit: no swap to escape into
     cg.create(json!({"memory": {"limit": "32m", "swap": "32m"}}));
@@ -480,7 +457,7 @@ fn memory_limit_oom_kills_and_stats_count_it() {
 
 #[test]
 fn delete_force_kills_a_live_process_and_delete_twice_succeeds() {
-    require!(is_root(), "needs root");
+    e2e::require_root!();
     let mut cg = Cg::new();
     cg.create(json!({}));
     let pid = cg.spawn_attached("exec sleep 60");
@@ -509,7 +486,7 @@ fn delete_force_kills_a_live_process_and_delete_twice_succeeds() {
 
 #[test]
 fn delete_force_kills_a_frozen_process() {
-    require!(is_root(), "needs root");
+    e2e::require_root!();
     let mut cg = Cg::new();
     cg.create(json!({}));
     cg.spawn_attached("exec sleep 60");
@@ -521,7 +498,7 @@ fn delete_force_kills_a_frozen_process() {
 
 #[test]
 fn invalid_values_are_refused_and_nothing_is_created() {
-    require!(is_root(), "needs root");
+    e2e::require_root!();
     let cg = Cg::new();
     let bases: Vec<PathBuf> = {
         let m = mode();
@@ -577,9 +554,9 @@ fn invalid_values_are_refused_and_nothing_is_created() {
 
 #[test]
 fn v1_cpuset_is_filled_from_the_parent_so_tasks_can_join() {
-    require!(is_root(), "needs root");
+    e2e::require_root!();
     let m = mode();
-    require!(m["mode"] != "v2", "needs cgroup v1 or hybrid");
+    e2e::skip_unless!(m["mode"] != "v2", "needs cgroup v1 or hybrid");
     let mut cg = Cg::named(&format!("{}/a/b", unique()));
     cg.create(json!({}));
     let leaf = cg.dir_with("cpuset.cpus");
@@ -607,8 +584,8 @@ fn v1_cpuset_is_filled_from_the_parent_so_tasks_can_join() {
 
 #[test]
 fn v1_hybrid_makes_the_unified_dir_too() {
-    require!(is_root(), "needs root");
-    require!(mode()["mode"] == "hybrid", "needs a hybrid host");
+    e2e::require_root!();
+    e2e::skip_unless!(mode()["mode"] == "hybrid", "needs a hybrid host");
     let cg = Cg::new();
     cg.create(json!({"memory": {"limit": "64m"}}));
     let v2: Vec<PathBuf> = cg
@@ -623,8 +600,8 @@ fn v1_hybrid_makes_the_unified_dir_too() {
 
 #[test]
 fn v2_controllers_enabled_on_the_way_down() {
-    require!(is_root(), "needs root");
-    require!(is_v2(), "needs a pure cgroup v2 host (scripts/vm-test.sh)");
+    e2e::require_root!();
+    e2e::skip_unless!(is_v2(), "needs a pure cgroup v2 host (scripts/vm-test.sh)");
     let cg = Cg::named(&format!("{}/leaf", unique()));
     cg.create(json!({"memory": {"limit": "64m", "swap": "96m"}, "cpu": {"shares": 1024}, "pids": {"limit": 9}}));
     let paths = cg.paths();
@@ -656,8 +633,8 @@ fn v2_controllers_enabled_on_the_way_down() {
 
 #[test]
 fn v2_freeze_uses_cgroup_freeze_and_delete_uses_cgroup_kill() {
-    require!(is_root(), "needs root");
-    require!(is_v2(), "needs a pure cgroup v2 host (scripts/vm-test.sh)");
+    e2e::require_root!();
+    e2e::skip_unless!(is_v2(), "needs a pure cgroup v2 host (scripts/vm-test.sh)");
     let mut cg = Cg::new();
     cg.create(json!({}));
     cg.spawn_attached("exec sleep 60");
@@ -675,8 +652,8 @@ fn v2_freeze_uses_cgroup_freeze_and_delete_uses_cgroup_kill() {
 
 #[test]
 fn v2_caller_cgroup_with_processes_nests_under_the_nearest_ancestor_that_can() {
-    require!(is_root(), "needs root");
-    require!(is_v2(), "needs a pure cgroup v2 host (scripts/vm-test.sh)");
+    e2e::require_root!();
+    e2e::skip_unless!(is_v2(), "needs a pure cgroup v2 host (scripts/vm-test.sh)");
     let m = mode();
     let mnt = PathBuf::from(m["unified"]["mountpoint"].as_str().unwrap());
     let caller = mnt.join(unique());
@@ -720,7 +697,7 @@ fn v2_caller_cgroup_with_processes_nests_under_the_nearest_ancestor_that_can() {
 
 #[test]
 fn concurrent_creates_and_deletes_share_a_parent_safely() {
-    require!(is_root(), "needs root");
+    e2e::require_root!();
     // distinct --roots, so only the kernel orders the mkdirs and rmdirs of
     // the shared parent component
     let parent = unique();
@@ -854,8 +831,8 @@ fn sleeper() -> Child {
 
 #[test]
 fn v1_runtime_relative_path_applies_v1_knobs_then_delete_kills() {
-    require!(is_root(), "needs root");
-    require!(mode()["mode"] != "v2", "needs cgroup v1 or hybrid");
+    e2e::require_root!();
+    e2e::skip_unless!(mode()["mode"] != "v2", "needs cgroup v1 or hybrid");
     let top = unique();
     let path = format!("{top}/ctr");
     let cg = Cgroup::resolve(Some(&path), "ignored").unwrap();
@@ -957,7 +934,7 @@ fn own_deepest_cgroup() -> String {
 
 #[test]
 fn runtime_absolute_path_under_our_cgroup_and_a_refused_knob_makes_nothing() {
-    require!(is_root(), "needs root");
+    e2e::require_root!();
     let own = own_deepest_cgroup();
     let abs = format!("{}/{}", own.trim_end_matches('/'), unique());
     let cg = Cgroup::resolve(Some(&abs), "x").unwrap();
@@ -1027,7 +1004,7 @@ fn runtime_absolute_path_under_our_cgroup_and_a_refused_knob_makes_nothing() {
 
 #[test]
 fn cli_finds_a_cgroup_the_library_made_without_a_record() {
-    require!(is_root(), "needs root");
+    e2e::require_root!();
     let name = format!("{}/ctr", unique());
     let cg = Cgroup::resolve(Some(&name), "x").unwrap();
     let g = RtGuard {
@@ -1076,8 +1053,8 @@ fn cli_finds_a_cgroup_the_library_made_without_a_record() {
 
 #[test]
 fn v2_runtime_writes_v2_files_and_refuses_v1_only_knobs() {
-    require!(is_root(), "needs root");
-    require!(is_v2(), "needs a pure cgroup v2 host (scripts/vm-test.sh)");
+    e2e::require_root!();
+    e2e::skip_unless!(is_v2(), "needs a pure cgroup v2 host (scripts/vm-test.sh)");
     let name = format!("{}/ctr", unique());
     let cg = Cgroup::resolve(Some(&name), "x").unwrap();
     assert_eq!(cg.paths.len(), 1);

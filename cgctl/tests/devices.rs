@@ -229,10 +229,9 @@ const NODES: [Node; 4] = [
 
 #[test]
 fn v1_docker_default_denies_block_devices() {
-    let base = match v1_base() {
-        Ok(b) => b,
-        Err(why) => return println!("SKIP v1_docker_default_denies_block_devices: {why}"),
-    };
+    let base = v1_base();
+    e2e::skip_unless!(base.is_ok(), base.as_ref().unwrap_err());
+    let base = base.unwrap();
     let cg = TestCg::under(&base);
     // a fresh v1 devices cgroup inherits its parent's allow-all
     assert_eq!(list(&cg.0), ["a *:* rwm"]);
@@ -250,10 +249,9 @@ fn v1_docker_default_denies_block_devices() {
 
 #[test]
 fn v1_update_takes_effect_without_a_reset() {
-    let base = match v1_base() {
-        Ok(b) => b,
-        Err(why) => return println!("SKIP v1_update_takes_effect_without_a_reset: {why}"),
-    };
+    let base = v1_base();
+    e2e::skip_unless!(base.is_ok(), base.as_ref().unwrap_err());
+    let base = base.unwrap();
     let cg = TestCg::under(&base);
     let dirs = [cg.0.clone()];
     devices::apply(&dirs, &docker_default()).unwrap();
@@ -282,10 +280,9 @@ fn v1_update_takes_effect_without_a_reset() {
 
 #[test]
 fn v1_refused_rules_change_nothing() {
-    let base = match v1_base() {
-        Ok(b) => b,
-        Err(why) => return println!("SKIP v1_refused_rules_change_nothing: {why}"),
-    };
+    let base = v1_base();
+    e2e::skip_unless!(base.is_ok(), base.as_ref().unwrap_err());
+    let base = base.unwrap();
     let cg = TestCg::under(&base);
     let mut rules = docker_default();
     // a hole in `c *:* m`: v1 cannot express it
@@ -312,10 +309,9 @@ fn ours(dir: &Path) -> (Vec<u32>, Vec<u32>) {
 
 #[test]
 fn v2_docker_default_attaches_a_filter() {
-    let base = match v2_base() {
-        Ok(b) => b,
-        Err(why) => return println!("SKIP v2_docker_default_attaches_a_filter: {why}"),
-    };
+    let base = v2_base();
+    e2e::skip_unless!(base.is_ok(), base.as_ref().unwrap_err());
+    let base = base.unwrap();
     let cg = TestCg::under(&base);
     let dirs = [cg.0.clone()];
     assert_eq!(ours(&cg.0), (vec![], vec![]));
@@ -333,10 +329,9 @@ fn v2_docker_default_attaches_a_filter() {
 
 #[test]
 fn v2_update_replaces_the_filter() {
-    let base = match v2_base() {
-        Ok(b) => b,
-        Err(why) => return println!("SKIP v2_update_replaces_the_filter: {why}"),
-    };
+    let base = v2_base();
+    e2e::skip_unless!(base.is_ok(), base.as_ref().unwrap_err());
+    let base = base.unwrap();
     let cg = TestCg::under(&base);
     let dirs = [cg.0.clone()];
     devices::apply(&dirs, &docker_default()).unwrap();

@@ -93,9 +93,6 @@ pub mod store;
 pub mod time;
 
 pub use procfs::pid_start_time;
-/// Random ids; re-exported because mydocker names anonymous volumes in the
-/// same format (until it depends on `randid` itself).
-pub use randid;
 pub use record::{is_full_id, Record, Status};
 pub use store::{Removed, Store, StoreError};
 pub use time::{now_rfc3339, ZERO_TIME};

@@ -127,7 +127,7 @@ pub fn stop_one(ctx: &Ctx, rec: &Record, grace: Duration) -> Result<()> {
     }
     if rec.status == Status::Paused {
         // A frozen process cannot act on a signal: thaw it first.
-        let _ = ctx.cgctl().args(["thaw", &ctx.cgroup(&rec)]).output();
+        let _ = ctx.cgctl().args(["thaw", &ctx.cgroup(rec)]).output();
     }
     if !grace.is_zero() {
         let _ = ctx.nsrun().args(["kill", &rec.id, "TERM"]).output();
@@ -155,14 +155,9 @@ fn wait_gone(rec: &Record, limit: Duration) -> bool {
     }
 }
 
+/// Dead but not reaped (state Z): as good as gone for a stop or kill.
 fn zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, r)| r.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
+    ctrstate::procfs::stat(pid).is_some_and(|s| s.state == 'Z')
 }
 
 /// After the process died: give its supervisor a moment to record the exit;
@@ -204,5 +199,26 @@ fn wait_exit(ctx: &Ctx, rec: &Record, limit: Option<Duration>) -> Option<i32> {
             return None;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exited_unreaped_child_is_a_zombie_until_reaped() {
+        assert!(!zombie(std::process::id()));
+        assert!(!zombie(0));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let until = Instant::now() + Duration::from_secs(10);
+        while !zombie(pid) {
+            assert!(Instant::now() < until, "pid {pid} never became a zombie");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.wait().unwrap();
+        // (reaped: gone, barring a recycled pid that is a zombie already)
+        assert!(!zombie(pid));
     }
 }

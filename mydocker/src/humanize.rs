@@ -2,38 +2,12 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Seconds since the epoch of an RFC 3339 UTC time (`2026-11-22T21:30:00.123Z`);
-/// None for docker's zero time or garbage.
+/// Seconds since the epoch of an RFC 3339 UTC time (`2026-11-22T21:30:00.123Z`),
+/// parsed by `humantime` as ctrstate's times are formatted; None for
+/// docker's zero time (before 1970) or garbage.
 pub fn parse_rfc3339(t: &str) -> Option<f64> {
-    let b = t.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[10] != b'T' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if y < 1970 {
-        return None;
-    }
-    let frac = t[19..].trim_end_matches('Z').trim_start_matches('.');
-    let frac: f64 = if frac.is_empty() {
-        0.0
-    } else {
-        format!("0.{frac}").parse().ok()?
-    };
-    let days = days_from_civil(y, m, d);
-    Some((days * 86_400 + hh * 3600 + mm * 60 + ss) as f64 + frac)
-}
-
-/// Howard Hinnant's days_from_civil.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let at = humantime::parse_rfc3339(t).ok()?;
+    at.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs_f64())
 }
 
 pub fn now() -> f64 {
@@ -120,6 +94,11 @@ mod tests {
         );
         assert_eq!(parse_rfc3339("0001-01-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("garbage"), None);
+        // ctrstate's own format, nanoseconds and all
+        let t = ctrstate::time::format(
+            UNIX_EPOCH + std::time::Duration::new(1_795_383_000, 250_000_000),
+        );
+        assert_eq!(parse_rfc3339(&t), Some(1_795_383_000.25));
     }
 
     #[test]

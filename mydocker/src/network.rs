@@ -4,6 +4,7 @@
 
 use crate::context::Ctx;
 use crate::error::{fail, Error, Result};
+use ipnetwork::Ipv4Network;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::net::Ipv4Addr;
@@ -273,7 +274,7 @@ fn fnv(data: &[u8]) -> u64 {
 /// A subnet that overlaps neither the host's routes nor this root's
 /// networks: `first` if free, else the first free of docker's pools.
 pub fn pick_subnet(ctx: &Ctx, first: Option<&str>) -> Result<String> {
-    let mut taken: Vec<(u32, u32)> = host_routes();
+    let mut taken: Vec<Ipv4Network> = host_routes();
     if let Ok(v) = ctx.netbr().arg("ls").json() {
         for n in v.as_array().into_iter().flatten() {
             if let Some(c) = n["subnet"].as_str().and_then(parse_cidr) {
@@ -281,20 +282,20 @@ pub fn pick_subnet(ctx: &Ctx, first: Option<&str>) -> Result<String> {
             }
         }
     }
-    let free = |c: (u32, u32)| !taken.iter().any(|&t| overlaps(c, t));
+    let free = |c: Ipv4Network| !taken.iter().any(|&t| c.overlaps(t));
     if let Some(c) = first.and_then(parse_cidr) {
         if free(c) {
             return Ok(first.unwrap().to_string());
         }
     }
     for second in 18..32u32 {
-        let c = (u32::from(Ipv4Addr::new(172, second as u8, 0, 0)), 16);
+        let c = net(Ipv4Addr::new(172, second as u8, 0, 0), 16);
         if free(c) {
             return Ok(format!("172.{second}.0.0/16"));
         }
     }
     for third in 0..=255u32 {
-        let c = (u32::from(Ipv4Addr::new(192, 168, third as u8, 0)), 24);
+        let c = net(Ipv4Addr::new(192, 168, third as u8, 0), 24);
         if free(c) {
             return Ok(format!("192.168.{third}.0/24"));
         }
@@ -302,30 +303,30 @@ pub fn pick_subnet(ctx: &Ctx, first: Option<&str>) -> Result<String> {
     fail("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")
 }
 
-fn parse_cidr(s: &str) -> Option<(u32, u32)> {
-    let (ip, len) = s.split_once('/')?;
-    Some((
-        u32::from(ip.parse::<Ipv4Addr>().ok()?),
-        len.parse().ok().filter(|&l| l <= 32)?,
-    ))
+fn parse_cidr(s: &str) -> Option<Ipv4Network> {
+    s.parse().ok()
 }
 
-fn overlaps(a: (u32, u32), b: (u32, u32)) -> bool {
-    let len = a.1.min(b.1);
-    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-    a.0 & mask == b.0 & mask
+/// A pool candidate; the prefixes are constants, always valid.
+fn net(ip: Ipv4Addr, prefix: u8) -> Ipv4Network {
+    Ipv4Network::new(ip, prefix).expect("prefix <= 32")
 }
 
 /// The host's IPv4 routes (except the default route), from /proc/net/route.
-fn host_routes() -> Vec<(u32, u32)> {
+fn host_routes() -> Vec<Ipv4Network> {
     let text = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
     text.lines()
         .skip(1)
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            let dst = u32::from_str_radix(f.get(1)?, 16).ok()?.swap_bytes();
-            let mask = u32::from_str_radix(f.get(7)?, 16).ok()?.swap_bytes();
-            (mask != 0).then_some((dst, mask.count_ones()))
+            // little-endian hex of the address and the mask
+            let field = |i: usize| {
+                Some(Ipv4Addr::from(
+                    u32::from_str_radix(f.get(i)?, 16).ok()?.swap_bytes(),
+                ))
+            };
+            let mask = field(7).filter(|m| !m.is_unspecified())?;
+            Ipv4Network::with_netmask(field(1)?, mask).ok()
         })
         .collect()
 }
@@ -508,7 +509,9 @@ mod tests {
         let a = parse_cidr("10.0.0.0/8").unwrap();
         let b = parse_cidr("10.200.3.0/24").unwrap();
         let c = parse_cidr("192.168.1.0/24").unwrap();
-        assert!(overlaps(a, b) && overlaps(b, a));
-        assert!(!overlaps(a, c));
+        assert!(a.overlaps(b) && b.overlaps(a));
+        assert!(!a.overlaps(c) && !c.overlaps(a));
+        assert!(parse_cidr("10.0.0.0/33").is_none());
+        assert!(parse_cidr("fd00::/64").is_none());
     }
 }

@@ -23,7 +23,7 @@ pub struct MountSpec {
 /// A fresh name for an anonymous volume (docker's are 64 hex too). No
 /// randomness is an error: a fixed name would be shared by every container.
 fn anonymous_name() -> Result<String> {
-    ctrstate::randid::id().or_else(|e| fail(format!("naming an anonymous volume: getrandom: {e}")))
+    randid::id().or_else(|e| fail(format!("naming an anonymous volume: getrandom: {e}")))
 }
 
 fn check_target(t: &str, spec: &str) -> Result<()> {
