@@ -519,11 +519,16 @@ fn print_pipeline_is_a_script_that_runs_the_container() {
         "hello-from-the-script",
     ]);
     assert!(script.starts_with("#!/bin/sh"), "{script}");
-    for tool in ["ctrstate", "layerfs", "netbr", "cgctl", "nsrun"] {
+    for tool in ["ctrstate", "layerfs", "netbr", "nsrun"] {
         assert!(
             script.contains(&format!("{tool} --root")),
             "no {tool} step: {script}"
         );
+    }
+    // nsrun makes the cgroup from the config: no cgctl step in a run
+    assert!(!script.contains("cgctl"), "{script}");
+    for field in ["\"cgroupsPath\"", "\"seccomp\"", "\"devices\"", "\"limit\": 33554432"] {
+        assert!(script.contains(field), "no {field} in the config: {script}");
     }
     assert!(
         d.containers_dir_entries().is_empty(),
