@@ -72,16 +72,22 @@ cmd+=" exit \$rc"
 # cgroup removal): the end-to-end tests that need no netfilter, run from the
 # host's userland (HOST_ROOT=1) so the tools and busybox are all there.
 mydocker_on_v2() {
-  local e2e
-  e2e=$(cargo test -p e2e --test mydocker --no-run --message-format=json 2>/dev/null |
-    grep '"reason":"compiler-artifact"' | grep -o '"executable":"[^"]*"' | cut -d'"' -f4 | head -n1)
-  [ -x "$e2e" ] || { echo "vm-test: SKIP: mydocker on v2: e2e test binary not built"; return 0; }
+  local e2e sec nsr
+  bin_of() {
+    cargo test -p e2e --test "$1" --no-run --message-format=json 2>/dev/null |
+      grep '"reason":"compiler-artifact"' | grep -o '"executable":"[^"]*"' | cut -d'"' -f4 | head -n1
+  }
+  e2e=$(bin_of mydocker); sec=$(bin_of security); nsr=$(bin_of nsrun)
+  [ -x "$e2e" ] && [ -x "$sec" ] && [ -x "$nsr" ] || { echo "vm-test: SKIP: mydocker on v2: e2e test binaries not built"; return 0; }
   local filter=${VM_TEST_MYDOCKER_FILTER:-"memory_limit_oom update_changes_the_limits"}
+  # nsrun's cgroups from the config and the security defaults (seccomp, the
+  # BPF device program, cgroup namespace) on pure v2 too
+  local nsr_filter=${VM_TEST_NSRUN_FILTER:-"resources memory_and_pids exec_joins_the_containers_cgroup"}
   local start2 rc2
   start2=$(date +%s)
-  HOST_ROOT=1 VM_TIMEOUT=${VM_TEST_TIMEOUT_MYDOCKER:-420} VM_QUIET=1 VM_CWD=$PWD \
+  HOST_ROOT=1 VM_TIMEOUT=${VM_TEST_TIMEOUT_MYDOCKER:-600} VM_QUIET=1 VM_CWD=$PWD \
     VM_ENV_VARS="MYDOCKER_TEST_IMAGE" MYDOCKER_TEST_IMAGE=$PWD/build/busybox.tar \
-    scripts/cgroup2-vm.sh "$share" "'$e2e' --test-threads=1 $filter" 2>&1 | tee "$log"
+    scripts/cgroup2-vm.sh "$share" "'$e2e' --test-threads=1 $filter && '$sec' --test-threads=1 && '$nsr' --test-threads=1 $nsr_filter" 2>&1 | tee "$log"
   rc2=${PIPESTATUS[0]}
   case $rc2 in
     124) echo "vm-test: SKIP: mydocker on v2: the VM timed out"; return 0 ;;

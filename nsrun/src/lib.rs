@@ -5,32 +5,41 @@
 //!
 //! # CLI contract
 //!
-//! Global flag `--root DIR` (env `NSRUN_ROOT`, default `/run/mydocker/nsrun`;
-//! runc's `--log`, `--log-format`, `--debug`, `--systemd-cgroup` are accepted
-//! and ignored)
-//! is the state dir: one directory per container, `DIR/<id>/` holding
+//! Global flags: `--root DIR` (env `NSRUN_ROOT`, default `/run/mydocker/nsrun`)
+//! is the state dir; `--log FILE` appends every error there too, one entry a
+//! line, `--log-format text|json` (json: `{"level","msg","time"}`, what
+//! containerd's shim reads); `--version`; runc's `--debug` and
+//! `--systemd-cgroup` are accepted (there is no systemd cgroup driver: a
+//! `slice:prefix:name` cgroupsPath is refused with a message).
+//! The state dir holds one directory per container, `DIR/<id>/` with
 //! `state.json` (id, pid, pidStartTime, bundle, rootfs, created, annotations),
-//! `config.json` (a copy of the config, used by `exec`) and, while the
-//! container is created but not started, the `exec.fifo` the init blocks on.
+//! `config.json` (a copy of the config, used by `exec`), `cgroup.json` (the
+//! container's cgroup directories, written before they are made) and, while
+//! the container is created but not started, the `exec.fifo` the init blocks on.
 //! Container ids match `[A-Za-z0-9][A-Za-z0-9_.-]{0,127}`.
 //!
 //! - `create [--bundle DIR] [--config FILE|-] [--pid-file F] [--console-socket S] [--preserve-fds N] ID`:
-//!   starts the init, blocked before exec, prints `{"pid":N}` (host pid of
-//!   the container's PID 1), writes the pid to `--pid-file`, exits. The init
+//!   makes the container's cgroup (below), starts the init in it, blocked
+//!   before exec, writes its host pid to `--pid-file`, exits; prints nothing
+//!   (as runc: its stdout is the container's). The init
 //!   keeps create's stdin/stdout/stderr (unless `process.terminal`, then the
 //!   pty slave; the master goes to `--console-socket` by SCM_RIGHTS) and is
 //!   reparented to the caller's subreaper.
 //! - `start ID`: releases a created init and returns once it has exec'd the
 //!   command (or failed to: then the init exits 126/127, seen by its
-//!   subreaper); prints `{"id":..,"status":"running"}`. Only from `created`.
+//!   subreaper); prints nothing. Only from `created`.
 //! - `state ID`: OCI state `{"ociVersion","id","status","pid","bundle","rootfs","created","annotations"}`,
-//!   status computed live: `created`, `running` or `stopped` (pid 0 when stopped).
+//!   status computed live: `created`, `running`, `paused` (cgroup frozen) or
+//!   `stopped` (pid 0 when stopped).
 //! - `kill [--all] ID [SIGNAL]`: signal by name (`TERM`, `SIGTERM`) or number,
-//!   default TERM, to the init (`--all`: every process of its pid namespace);
-//!   prints `{"id","signal"}`. A stopped container is an error (exit 1).
+//!   default TERM, to the init (`--all`: every process of its cgroup, not of
+//!   its pid namespace, which a pod may share); prints nothing. A stopped
+//!   container is an error (exit 1), except with `--all`, which signals what
+//!   is left in its cgroup, if anything, and succeeds.
 //! - `delete [--force] ID`: removes the state; a created container is killed;
 //!   a running one only with `--force` (SIGKILL, then waits for its death).
-//!   `delete --force` of an unknown id succeeds. Prints `{"id","deleted":true}`.
+//!   The cgroup goes too, killing what is left in it (a paused container is
+//!   thawed first). `delete --force` of an unknown id succeeds. Prints nothing.
 //! - `run [create's flags] ID`: create + start + wait, nsrun stays the parent;
 //!   forwards SIGINT/SIGTERM/SIGHUP/SIGWINCH; exits with the container's status;
 //!   removes the state at the end.
@@ -45,6 +54,16 @@
 //!   process stays its parent and reaps it (the waiter itself is reparented
 //!   to the caller's subreaper or init when `exec -d` returns).
 //! - `list`: JSON array of state objects.
+//! - `ps [--format table|json] ID [PS-ARGS..]`: the processes of the
+//!   container's cgroup: json = an array of host pids; table = `ps -ef` (or
+//!   PS-ARGS) lines of those pids under ps's header.
+//! - `pause ID` / `resume ID`: freeze / thaw the container's cgroup.
+//! - `update [--resources F|-] [-m|--memory ..] [--memory-reservation ..]
+//!   [--memory-swap ..] [--cpu-shares ..] [--cpu-quota ..] [--cpu-period ..]
+//!   [--cpuset-cpus ..] [--cpuset-mems ..] [--pids-limit ..] [--blkio-weight ..] ID`:
+//!   new `linux.resources` (the file's JSON, flags over it) for a live container.
+//! - `features`: the OCI features document (namespaces, capabilities,
+//!   cgroup, seccomp actions/operators/architectures, mount options).
 //!
 //! Exit codes: 0 ok; 1 the operation failed (`nsrun: <step>: <error>` on
 //! stderr); 2 bad usage or bad config (malformed JSON, an unsupported field,
@@ -58,8 +77,16 @@
 //! notify fd (SCM_RIGHTS) with the runtime-spec's containerProcessState JSON
 //! (status `creating` for the init, the container's status for `exec`).
 //! A bad profile is a config error (exit 2) naming the field.
-//! `linux.resources` and `cgroupsPath` are not applied here (a warning on
-//! stderr): the caller attaches the init to a cgroup between create and start.
+//!
+//! Cgroups through cgctl's library (the project's one cgroup implementation),
+//! on v1, v2 and hybrid hosts: `linux.cgroupsPath` absolute = from each
+//! hierarchy's mount point; relative = under nsrun's own cgroup (on pure v2,
+//! under the nearest ancestor that can delegate); empty = `nsrun/<id>`. Every
+//! `linux.resources` field this kernel has is applied (an unsupported knob is
+//! an error naming it); device rules as runc: deny all, the config's rules,
+//! the nodes of `linux.devices`, then the devices every container gets
+//! (v1 devices.allow/deny, v2 a BPF device program). The init is in its
+//! cgroup before it runs anything; `delete` removes the cgroup.
 //!
 //! # Design
 //!
@@ -68,12 +95,16 @@
 //! (setns) before the clone, so I is born in them (a pid namespace applies to
 //! children only, which is why P joins it rather than I). No intermediate
 //! process: I's parent is P, and when P exits I is reparented to the caller's
-//! subreaper. With a new user namespace P writes I's uid/gid maps, then
-//! tells I to go on.
+//! subreaper. P makes the cgroup before the clone; after it, P writes I's
+//! uid/gid maps (a new user namespace), puts I in the cgroup, then tells I
+//! to go on. A new cgroup namespace is not cloned but unshared by I after
+//! that, so its root is the container's own cgroup.
 //!
-//! Sync: P and I share a SOCK_SEQPACKET socketpair. I sends `T`+fd (pty
-//! master, for `run` only) and `S`+fd (seccomp notify fd), then `R` (ready) or `E<message>` (setup failed,
-//! I exits 1). P sends `G` after writing id maps. After `R`, I opens the
+//! Sync (sync.rs): P and I share a SOCK_SEQPACKET socketpair carrying typed
+//! messages; a message other than the one a step expects is an error naming
+//! both. P sends `Go` (maps written, cgroup joined); I sends `Pty`+fd (pty
+//! master, `run` only) and `SeccompFd`+fd, then `Ready` or `Failed(step)`
+//! (I exits 1). After `Ready`, I opens the
 //! `exec.fifo` for writing through `/proc/self/fd` (the fd is an O_PATH fd
 //! opened before pivot_root), which blocks until `start` opens the read side;
 //! I writes one byte and keeps the fd open (close-on-exec); `start` reads the
