@@ -170,6 +170,8 @@ pub fn build(i: &SpecInput) -> Result<Value> {
         } else {
             json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]})
         },
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+            "options": if sec.privileged { json!(["nosuid", "noexec", "nodev"]) } else { json!(["ro", "nosuid", "noexec", "nodev"]) }}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
     ];

@@ -262,40 +262,56 @@ fn remount_bind(target: &Path, flags: libc::c_ulong) -> std::io::Result<()> {
 }
 
 /// `type: cgroup`: a tmpfs with each host hierarchy mounted under it (on a
-/// cgroup v2 host, one cgroup2 mount), read-only when asked.
+/// cgroup v2 host, one cgroup2 mount), read-only when asked. In a cgroup
+/// namespace a fresh mount shows the container's cgroup as its root; without
+/// one (v1 `--cgroupns host`), each hierarchy is a bind of the container's own
+/// cgroup directory, as runc does, so the container sees its own limits at
+/// the top and nothing of the host's tree.
 fn mount_cgroup(rootfd: &OwnedFd, dest: &Path, opts: &Opts) -> Result<(), RootfsError> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| step("read mountinfo", Path::new("/proc/self/mountinfo"), e))?;
-    let mut hier = Vec::new();
+    let mounts =
+        mountinfo::own().map_err(|e| step("read mountinfo", Path::new(mountinfo::SELF), e))?;
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| step("read", Path::new("/proc/self/cgroup"), e))?;
+    // (name under /sys/fs/cgroup, fs type, mount data, own cgroup path there)
+    let mut hier: Vec<(String, String, String, String)> = Vec::new();
     let mut pure_v2 = false;
-    for line in info.lines() {
-        let f: Vec<&str> = line.split(' ').collect();
-        let Some(sep) = f.iter().position(|x| *x == "-") else {
-            continue;
-        };
-        let (mp, fstype, sopts) = (
-            f[4],
-            f.get(sep + 1).copied().unwrap_or(""),
-            f.get(sep + 3).copied().unwrap_or(""),
-        );
+    for m in &mounts {
+        let (mp, fstype) = (m.mount_point.to_string_lossy(), m.fs_type.as_str());
         if fstype != "cgroup" && fstype != "cgroup2" {
             continue;
         }
         if mp == "/sys/fs/cgroup" && fstype == "cgroup2" {
             pure_v2 = true;
         }
-        if let Some(name) = mp.strip_prefix("/sys/fs/cgroup/") {
-            let data: Vec<&str> = sopts
-                .split(',')
-                .filter(|o| *o != "rw" && *o != "ro")
-                .collect();
-            if !hier
-                .iter()
-                .any(|(n, _, _): &(String, String, String)| n == name)
-            {
-                hier.push((name.to_string(), fstype.to_string(), data.join(",")));
-            }
+        let Some(name) = mp.strip_prefix("/sys/fs/cgroup/") else {
+            continue;
+        };
+        if hier.iter().any(|h| h.0 == name) {
+            continue;
         }
+        let data: Vec<&str> = m
+            .super_options
+            .split(',')
+            .filter(|o| *o != "rw" && *o != "ro")
+            .collect();
+        // this hierarchy's line of /proc/self/cgroup: its controllers are
+        // among the mount's options (`name=systemd` for named ones)
+        let path = own
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.splitn(3, ':');
+                Some((f.next()?, f.next()?, f.next()?))
+            })
+            .find(|(_, ctrls, _)| {
+                if fstype == "cgroup2" {
+                    ctrls.is_empty()
+                } else {
+                    !ctrls.is_empty() && ctrls.split(',').all(|c| m.has_super_option(c))
+                }
+            })
+            .map(|(_, _, p)| p.to_string())
+            .unwrap_or_else(|| "/".into());
+        hier.push((name.to_string(), fstype.to_string(), data.join(","), path));
     }
     let flags = opts.flags & !libc::MS_RDONLY;
     let fd = resolve::ensure(rootfd, dest, Kind::Dir)?;
@@ -337,38 +353,48 @@ fn mount_cgroup(rootfd: &OwnedFd, dest: &Path, opts: &Opts) -> Result<(), Rootfs
         Some("mode=755"),
     )
     .map_err(|e| step("mount tmpfs for cgroup", dest, e))?;
-    for (name, fstype, data) in &hier {
+    for (name, fstype, data, own_path) in &hier {
         let sub = dest.join(name);
         let fd = resolve::ensure(rootfd, &sub, Kind::Dir)?;
         let target = resolve::fd_path(&fd);
-        match sys::mount(
-            Some(Path::new(fstype)),
-            &target,
-            Some(fstype),
-            opts.flags,
-            Some(data),
-        ) {
-            Ok(()) => {}
+        let host = Path::new("/sys/fs/cgroup").join(name);
+        let bind_from = if own_path != "/" {
+            // not the root of our view: no cgroup namespace, show our own cgroup
+            Some(host.join(own_path.trim_start_matches('/')))
+        } else {
+            None
+        };
+        let fresh = match &bind_from {
+            Some(_) => None,
+            None => Some(sys::mount(
+                Some(Path::new(fstype)),
+                &target,
+                Some(fstype),
+                opts.flags,
+                Some(data),
+            )),
+        };
+        let src = match fresh {
+            Some(Ok(())) => continue,
             // In a user namespace a cgroup v1 mount is refused: bind the
             // host's hierarchy instead (as runc does).
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                let host = Path::new("/sys/fs/cgroup").join(name);
-                sys::mount(
-                    Some(&host),
-                    &target,
-                    None,
-                    libc::MS_BIND | libc::MS_REC,
-                    None,
-                )
-                .map_err(|e| step("bind cgroup hierarchy", &sub, e))?;
-                if opts.flags & libc::MS_RDONLY != 0 {
-                    // A fresh lookup: the old fd names the dir under the mount.
-                    let fd = resolve::ensure(rootfd, &sub, Kind::Dir)?;
-                    remount_bind(&resolve::fd_path(&fd), libc::MS_RDONLY)
-                        .map_err(|e| step("remount cgroup read-only", &sub, e))?;
-                }
-            }
-            Err(e) => return Err(step(format!("mount {fstype} {data}"), &sub, e)),
+            Some(Err(e)) if e.raw_os_error() == Some(libc::EPERM) => host,
+            Some(Err(e)) => return Err(step(format!("mount {fstype} {data}"), &sub, e)),
+            None => bind_from.expect("set when not fresh"),
+        };
+        sys::mount(
+            Some(&src),
+            &target,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+        )
+        .map_err(|e| step("bind cgroup hierarchy", &sub, e))?;
+        if opts.flags & libc::MS_RDONLY != 0 {
+            // A fresh lookup: the old fd names the dir under the mount.
+            let fd = resolve::ensure(rootfd, &sub, Kind::Dir)?;
+            remount_bind(&resolve::fd_path(&fd), libc::MS_RDONLY)
+                .map_err(|e| step("remount cgroup read-only", &sub, e))?;
         }
     }
     if opts.flags & libc::MS_RDONLY != 0 {

@@ -527,7 +527,12 @@ fn print_pipeline_is_a_script_that_runs_the_container() {
     }
     // nsrun makes the cgroup from the config: no cgctl step in a run
     assert!(!script.contains("cgctl"), "{script}");
-    for field in ["\"cgroupsPath\"", "\"seccomp\"", "\"devices\"", "\"limit\": 33554432"] {
+    for field in [
+        "\"cgroupsPath\"",
+        "\"seccomp\"",
+        "\"devices\"",
+        "\"limit\": 33554432",
+    ] {
         assert!(script.contains(field), "no {field} in the config: {script}");
     }
     assert!(

@@ -314,5 +314,31 @@ fn cgroup_parent_and_namespace() {
     assert_eq!(d.inspect(&id)["HostConfig"]["CgroupnsMode"], "private");
     d.ok(&["rm", "-f", &id]);
     assert_no_cgroup(&id);
+    // /sys/fs/cgroup shows the container's own cgroup at its top, read-only,
+    // with a cgroup namespace and without one (v1: a bind of its own cgroup)
+    let read_pids_max =
+        "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max";
+    for ns in ["private", "host"] {
+        let out = d.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--pids-limit",
+            "57",
+            "--cgroupns",
+            ns,
+            "busybox",
+            "sh",
+            "-c",
+            &format!("{read_pids_max}; mkdir /sys/fs/cgroup/x 2>&1 || true"),
+        ]);
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some("57"), "cgroupns {ns}: {out}");
+        assert!(
+            out.contains("Read-only file system"),
+            "cgroupns {ns}: {out}"
+        );
+    }
     assert!(!dir.exists());
 }
