@@ -317,6 +317,28 @@ fn mount_cgroup(rootfd: &OwnedFd, dest: &Path, opts: &Opts) -> Result<(), Rootfs
     let fd = resolve::ensure(rootfd, dest, Kind::Dir)?;
     let target = resolve::fd_path(&fd);
     if pure_v2 {
+        let own_path = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .unwrap_or("/");
+        if own_path != "/" {
+            // no cgroup namespace: show our own cgroup, not the host's tree
+            let src = Path::new("/sys/fs/cgroup").join(own_path.trim_start_matches('/'));
+            sys::mount(
+                Some(&src),
+                &target,
+                None,
+                libc::MS_BIND | libc::MS_REC,
+                None,
+            )
+            .map_err(|e| step("bind cgroup2", dest, e))?;
+            if opts.flags & libc::MS_RDONLY != 0 {
+                let fd = resolve::ensure(rootfd, dest, Kind::Dir)?;
+                remount_bind(&resolve::fd_path(&fd), libc::MS_RDONLY)
+                    .map_err(|e| step("remount cgroup2 read-only", dest, e))?;
+            }
+            return Ok(());
+        }
         return match sys::mount(
             Some(Path::new("cgroup2")),
             &target,
