@@ -3,7 +3,7 @@
 #   scripts/deps.sh [--vm]   (--vm adds what the cgroup v2 VM tests need)
 set -euo pipefail
 # libseccomp-dev + pkg-config: nsrun links libseccomp; gcc + libc6-dev: the tests build a static probe.
-pkgs=(busybox-static iptables iproute2 runc util-linux libseccomp-dev pkg-config libc6-dev gcc)
+pkgs=(busybox-static iptables iproute2 runc util-linux libseccomp-dev pkg-config libc6-dev gcc podman)
 [ "${1:-}" = --vm ] && pkgs+=(qemu-system-x86 linux-image-amd64 cpio)  # not qemu-utils: bookworm-backports qemu-utils breaks qemu-system 7.2, apt replaces it
 missing=()
 for p in "${pkgs[@]}"; do

@@ -554,6 +554,18 @@ pub fn pivot(rootfs: &Path) -> Result<(), RootfsError> {
 /// Steps after pivot_root: masked and read-only paths, sysctls, read-only root.
 pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
     let linux = spec.linux().as_ref();
+    // Sysctls first: /proc/sys is among the read-only paths below.
+    for (k, v) in linux.and_then(|l| l.sysctl().clone()).unwrap_or_default() {
+        let path = Path::new("/proc/sys").join(k.replace('.', "/"));
+        if k.contains("..") || k.contains('/') {
+            return Err(RootfsError::Step {
+                step: "sysctl".into(),
+                path,
+                err: "bad key".into(),
+            });
+        }
+        std::fs::write(&path, v.as_bytes()).map_err(|e| step("sysctl", &path, e))?;
+    }
     for p in linux
         .and_then(|l| l.masked_paths().clone())
         .unwrap_or_default()
@@ -588,17 +600,6 @@ pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
             libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
         )
         .map_err(|e| step("remount read-only", p, e))?;
-    }
-    for (k, v) in linux.and_then(|l| l.sysctl().clone()).unwrap_or_default() {
-        let path = Path::new("/proc/sys").join(k.replace('.', "/"));
-        if k.contains("..") || k.contains('/') {
-            return Err(RootfsError::Step {
-                step: "sysctl".into(),
-                path,
-                err: "bad key".into(),
-            });
-        }
-        std::fs::write(&path, v.as_bytes()).map_err(|e| step("sysctl", &path, e))?;
     }
     if spec
         .root()

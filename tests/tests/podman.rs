@@ -1,0 +1,152 @@
+//! End-to-end: podman (with conmon) drives nsrun as its OCI runtime, side by
+//! side with runc on the same podman store: podman's own config.json (its
+//! seccomp profile, device rules, cgroupsPath and limits) is applied by
+//! nsrun alone, with the same results as runc. Each test has its own podman
+//! root, runroot and cgroup parent, all removed on drop.
+
+use e2e::docker::{stderr, stdout};
+use e2e::{assert_exit_code, require_root, unique, TempDir};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A private podman store (this host has no systemd: cgroupfs and a file
+/// events log; podman as root raises rlimits it may not, so they are given).
+struct Podman {
+    tmp: TempDir,
+    /// `--cgroup-parent` of every container: ours to remove.
+    parent: String,
+}
+
+impl Podman {
+    fn new() -> Option<Podman> {
+        if Command::new("podman").arg("--version").output().is_err() {
+            return None;
+        }
+        let p = Podman {
+            tmp: TempDir::new("pod"),
+            parent: format!("/{}", unique("mdpod")),
+        };
+        let out = p.cmd("runc").args(["load", "-i"]).arg(e2e::busybox_tar()).output().unwrap();
+        assert_exit_code(&out, 0);
+        Some(p)
+    }
+
+    fn cmd(&self, runtime: &str) -> Command {
+        let t = self.tmp.path();
+        let runtime = if runtime == "nsrun" {
+            e2e::bin("nsrun")
+        } else {
+            PathBuf::from(runtime)
+        };
+        let mut c = Command::new("podman");
+        c.arg("--root")
+            .arg(t.join("root"))
+            .arg("--runroot")
+            .arg(t.join("run"))
+            .arg("--tmpdir")
+            .arg(t.join("tmp"))
+            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"])
+            .arg("--runtime")
+            .arg(runtime)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// `podman run --rm` of `args` under `runtime` with the probe at /p.
+    fn run(&self, runtime: &str, flags: &[&str], args: &[&str]) -> Output {
+        let probe_dir = self.tmp.path().join("p");
+        if !probe_dir.join("probe").exists() {
+            std::fs::create_dir_all(&probe_dir).unwrap();
+            std::fs::copy(e2e::probe::build(), probe_dir.join("probe")).unwrap();
+        }
+        let mut c = self.cmd(runtime);
+        c.args(["run", "--rm", "--network", "none"])
+            .args(["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"])
+            .arg("--cgroup-parent")
+            .arg(&self.parent)
+            .arg("-v")
+            .arg(format!("{}:/p:ro", probe_dir.display()))
+            .args(flags)
+            .arg("busybox")
+            .args(args);
+        c.output().unwrap()
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.cmd("runc").args(["rm", "-af", "-t", "0"]).output();
+        let _ = self.cmd("runc").args(["system", "reset", "-f"]).output();
+        // what podman mounted under its store, then the cgroups it made
+        let root = self.tmp.path().to_string_lossy().to_string();
+        let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut ours: Vec<&str> = mi
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&root))
+            .collect();
+        ours.reverse();
+        for m in ours {
+            let _ = Command::new("umount").args(["-l", m]).status();
+        }
+        for h in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+            remove_tree(&h.path().join(self.parent.trim_start_matches('/')));
+        }
+    }
+}
+
+/// rmdir of a cgroup tree, leaves first (empty cgroups only).
+fn remove_tree(dir: &Path) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&e.path());
+            }
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+/// The same probe lines under runc and nsrun.
+fn same_as_runc(p: &Podman, flags: &[&str], script: &str) -> String {
+    let runc = p.run("runc", flags, &["sh", "-c", script]);
+    let ours = p.run("nsrun", flags, &["sh", "-c", script]);
+    assert_exit_code(&runc, 0);
+    assert_exit_code(&ours, 0);
+    assert_eq!(
+        stdout(&ours),
+        stdout(&runc),
+        "nsrun and runc differ under podman for {flags:?} {script:?}\nnsrun stderr: {}",
+        stderr(&ours)
+    );
+    stdout(&ours)
+}
+
+#[test]
+fn podman_runs_on_nsrun_with_its_seccomp_devices_and_limits() {
+    require_root!();
+    let p = Podman::new();
+    e2e::skip_unless!(p.is_some(), "podman is not installed (scripts/deps.sh installs it)");
+    let p = p.unwrap();
+    let out = p.run("nsrun", &[], &["echo", "hello from podman"]);
+    assert_exit_code(&out, 0);
+    // nothing of nsrun's own in the container's output
+    assert_eq!(stdout(&out), "hello from podman\n");
+    // podman's seccomp profile, its device rules (mknod of a loop device is
+    // refused: podman gives no CAP_MKNOD; with it, the open is refused by the
+    // cgroup), its pids default and a memory limit, exactly as runc
+    let lines = same_as_runc(
+        &p,
+        &["-m", "32m", "--cap-add", "MKNOD"],
+        "/p/probe seccomp; /p/probe mknod-open b 7 0 /tmp/l; /p/probe mknod-open c 1 3 /tmp/n; \
+         cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",
+    );
+    let l: Vec<&str> = lines.lines().collect();
+    assert_eq!(l, ["2", "open errno EPERM", "ok", "33554432"], "{lines}");
+    // the memory limit is enforced: the OOM killer's 137, as runc
+    let hog = |rt| p.run(rt, &["-m", "16m"], &["tail", "/dev/zero"]);
+    assert_exit_code(&hog("runc"), 137);
+    assert_exit_code(&hog("nsrun"), 137);
+    // exit codes come through
+    assert_exit_code(&p.run("nsrun", &[], &["sh", "-c", "exit 7"]), 7);
+}
