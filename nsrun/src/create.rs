@@ -140,7 +140,7 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
         pid: None,
         armed: true,
     };
-    sys::write_atomic(&dir.config_file(), &raw).map_err(|e| CreateError::Io {
+    atomicfile::write(&dir.config_file(), &raw).map_err(|e| CreateError::Io {
         step: "write config copy",
         path: dir.config_file(),
         err: e.to_string(),
@@ -181,7 +181,7 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
     let parent = Channel::new(parent_sock);
 
     for (t, p, fd) in &joins {
-        sys::setns(fd.as_raw_fd(), config::ns_flag(*t)).map_err(|e| CreateError::Io {
+        sys::setns(fd, config::ns_flag(*t)).map_err(|e| CreateError::Io {
             step: "setns",
             path: p.clone(),
             err: sys::errstr(&e),
@@ -290,7 +290,7 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
     };
     dir.save(&record)?;
     if let Some(pf) = &o.pid_file {
-        sys::write_atomic(pf, pid.to_string().as_bytes()).map_err(|e| CreateError::Io {
+        atomicfile::write(pf, pid.to_string().as_bytes()).map_err(|e| CreateError::Io {
             step: "write pid file",
             path: pf.clone(),
             err: e.to_string(),

@@ -98,7 +98,7 @@ fn cgroup_moves(pid: i32) -> Result<Vec<PathBuf>, ExecError> {
     let theirs = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
         .map_err(|e| io("read cgroups", Path::new("/proc/PID/cgroup"), e))?;
     let ours = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mounts = mountinfo::own().unwrap_or_default();
     let mut out = Vec::new();
     for line in theirs.lines() {
         if ours.lines().any(|l| l == line) {
@@ -107,27 +107,21 @@ fn cgroup_moves(pid: i32) -> Result<Vec<PathBuf>, ExecError> {
         let mut f = line.splitn(3, ':');
         let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
         let want: Vec<&str> = ctrls.split(',').filter(|c| !c.is_empty()).collect();
-        for m in info.lines() {
-            let p: Vec<&str> = m.split(' ').collect();
-            let Some(sep) = p.iter().position(|x| *x == "-") else {
-                continue;
-            };
-            let fstype = p.get(sep + 1).copied().unwrap_or("");
-            let sopts: Vec<&str> = p.get(sep + 3).copied().unwrap_or("").split(',').collect();
-            let hit = if want.is_empty() {
-                fstype == "cgroup2"
+        let hit = |m: &&mountinfo::Mount| {
+            let fs = if want.is_empty() {
+                m.fs_type == "cgroup2"
             } else {
-                fstype == "cgroup" && want.iter().all(|c| sopts.contains(c))
+                m.fs_type == "cgroup" && want.iter().all(|c| m.has_super_option(c))
             };
             // Only a mount of the hierarchy's root maps paths one to one.
-            if hit && p[3] == "/" {
-                out.push(
-                    Path::new(p[4])
-                        .join(path.trim_start_matches('/'))
-                        .join("cgroup.procs"),
-                );
-                break;
-            }
+            fs && m.root == Path::new("/")
+        };
+        if let Some(m) = mounts.iter().find(hit) {
+            out.push(
+                m.mount_point
+                    .join(path.trim_start_matches('/'))
+                    .join("cgroup.procs"),
+            );
         }
     }
     Ok(out)
@@ -389,7 +383,7 @@ fn enter(
     // CVE-2019-5736: from here on nothing inside may open /proc/<us>/exe.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     for (name, flag, fd) in &ns_fds {
-        sys::setns(fd.as_raw_fd(), *flag)
+        sys::setns(fd, *flag)
             .map_err(|e| io("setns", Path::new(&format!("/proc/{pid}/ns/{name}")), e))?;
     }
     drop(ns_fds);

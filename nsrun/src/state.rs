@@ -138,7 +138,7 @@ impl Dir {
     pub fn save(&self, r: &Record) -> Result<(), StateError> {
         let p = self.state_file();
         let data = serde_json::to_vec(r).expect("state serializes");
-        crate::sys::write_atomic(&p, &data).map_err(|err| StateError::Io {
+        atomicfile::write(&p, &data).map_err(|err| StateError::Io {
             step: "write state",
             path: p,
             err,
