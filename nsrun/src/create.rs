@@ -8,6 +8,7 @@ use crate::state::{Dir, Record};
 use crate::sync::{Channel, Msg};
 use crate::{cgroup, init, sys, tty};
 use oci_spec::runtime::LinuxNamespaceType;
+use nix::sys::stat::Mode;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -59,11 +60,7 @@ impl Drop for Undo<'_> {
             return;
         }
         if let Some(pid) = self.pid {
-            // SAFETY: plain syscalls on our own child's pid.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
+            tty::kill_and_reap(pid);
         }
         let _ = cgroup::remove(self.dir);
         let _ = self.dir.remove();
@@ -146,20 +143,14 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
         err: e.to_string(),
     })?;
     let fifo_path = dir.fifo();
-    let cfifo = sys::cpath(&fifo_path).map_err(|e| CreateError::Io {
-        step: "exec fifo",
-        path: fifo_path.clone(),
-        err: e.to_string(),
-    })?;
-    unsafe { libc::umask(0) };
-    if unsafe { libc::mkfifo(cfifo.as_ptr(), 0o622) } != 0 {
-        return Err(CreateError::Io {
+    nix::sys::stat::umask(Mode::empty());
+    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).map_err(|e| {
+        CreateError::Io {
             step: "mkfifo",
-            path: fifo_path,
-            err: sys::errstr(&std::io::Error::last_os_error()),
+            path: fifo_path.clone(),
+            err: e.to_string(),
         }
-        .into());
-    }
+    })?;
     let fifo = sys::open(&fifo_path, libc::O_PATH, 0).map_err(|e| CreateError::Io {
         step: "open exec fifo",
         path: fifo_path.clone(),
@@ -203,7 +194,11 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
     }
     let _ = std::io::Write::flush(&mut std::io::stdout());
     // A fork-like clone (no new stack): the child continues here with a copy
-    // of this (single-threaded) process.
+    // of this (single-threaded) process. nix's clone needs a new stack.
+    // SAFETY: without CLONE_VM or a stack the child gets its own copy of
+    // memory, as after fork; nsrun is single-threaded, so no lock is held
+    // by a thread that would not exist in the child, and init::run never
+    // returns.
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone,
@@ -263,13 +258,10 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
                 .into())
             }
             Err(crate::sync::SyncError::Closed { .. }) => {
-                let mut st = 0;
-                // SAFETY: reaps our own child.
-                unsafe { libc::waitpid(pid, &mut st, 0) };
+                let status = tty::reap(pid);
                 undo.pid = None;
                 return Err(CreateError::Init(format!(
-                    "died during setup (status {})",
-                    tty::exit_status(st)
+                    "died during setup (status {status})"
                 ))
                 .into());
             }
