@@ -1,6 +1,6 @@
 //! The few syscalls nsrun makes through small helpers: nix's safe wrappers
 //! with `io::Error` results (what the callers report), plus the raw calls
-//! nix has no wrapper for (close_range, pidfd_open, _exit).
+//! nix has no wrapper for (close_range, pidfd_open, pidfd_send_signal, _exit).
 
 use nix::fcntl::OFlag;
 use nix::mount::{MntFlags, MsFlags};
@@ -8,7 +8,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::stat::Mode;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -40,8 +40,14 @@ pub fn mount(
     data: Option<&str>,
 ) -> io::Result<()> {
     let data = data.filter(|d| !d.is_empty());
-    nix::mount::mount(source, target, fstype, MsFlags::from_bits_retain(flags), data)
-        .map_err(io::Error::from)
+    nix::mount::mount(
+        source,
+        target,
+        fstype,
+        MsFlags::from_bits_retain(flags),
+        data,
+    )
+    .map_err(io::Error::from)
 }
 
 pub fn umount2(target: &Path, flags: libc::c_int) -> io::Result<()> {
@@ -74,6 +80,22 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     let r = cvt_long(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
     // SAFETY: on success the return is a new fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// Sends `signo` (0: only check) to the process behind `pidfd`.
+pub fn pidfd_send_signal(pidfd: &OwnedFd, signo: libc::c_int) -> io::Result<()> {
+    // SAFETY: the fd is borrowed for the call; the info pointer is NULL,
+    // which the kernel reads as a plain kill().
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signo,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        )
+    };
+    cvt_long(r).map(drop)
 }
 
 /// Waits up to `ms` for the process behind `pidfd` to exit; true when it did.
