@@ -7,8 +7,8 @@ use crate::process::Proc;
 use crate::state::{Dir, Record};
 use crate::sync::{Channel, Msg};
 use crate::{cgroup, init, sys, tty};
-use oci_spec::runtime::LinuxNamespaceType;
 use nix::sys::stat::Mode;
+use oci_spec::runtime::LinuxNamespaceType;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -260,10 +260,9 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
             Err(crate::sync::SyncError::Closed { .. }) => {
                 let status = tty::reap(pid);
                 undo.pid = None;
-                return Err(CreateError::Init(format!(
-                    "died during setup (status {status})"
-                ))
-                .into());
+                return Err(
+                    CreateError::Init(format!("died during setup (status {status})")).into(),
+                );
             }
             Err(e) => return Err(e.into()),
         }

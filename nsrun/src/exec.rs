@@ -261,7 +261,9 @@ fn detach(o: &Opts, dir: &Dir, rec: &crate::state::Record, proc_: Proc) -> crate
     let _ = std::io::Write::flush(&mut std::io::stdout());
     // SAFETY: nsrun is single-threaded, so the child may allocate and take
     // locks freely; it ends with _exit, never returning into main.
-    if let ForkResult::Child = unsafe { fork() }.map_err(|e| ExecError::Setup(format!("fork: {e}")))? {
+    if let ForkResult::Child =
+        unsafe { fork() }.map_err(|e| ExecError::Setup(format!("fork: {e}")))?
+    {
         drop(rd);
         let _ = nix::unistd::setsid();
         let res = enter(o, dir, rec, proc_);

@@ -5,8 +5,8 @@
 use crate::process::{self, Proc, SeccompAt};
 use crate::sync::{Channel, Msg};
 use crate::{rootfs, sys, tty};
-use oci_spec::runtime::Spec;
 use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::Spec;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 

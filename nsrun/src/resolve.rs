@@ -66,7 +66,8 @@ pub fn ensure(root: &OwnedFd, path: &Path, kind: Kind) -> Result<OwnedFd, Resolv
                 };
                 let last = i + 1 == comps.len();
                 let r = if last && kind == Kind::File {
-                    let flags = OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+                    let flags =
+                        OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
                     // The new file is only made here; the fd closes at once.
                     nix::fcntl::openat(&cur, *name, flags, Mode::from_bits_retain(0o644)).map(drop)
                 } else {
