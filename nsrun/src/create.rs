@@ -267,8 +267,7 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
             Err(e) => return Err(e.into()),
         }
     }
-    let start = sys::proc_stat(pid)
-        .map(|s| s.1)
+    let start = ctrstate::pid_start_time(pid as u32)
         .ok_or_else(|| CreateError::Init("exited during setup".into()))?;
     let record = Record {
         id: o.id.clone(),
@@ -276,7 +275,7 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
         pid_start_time: start,
         bundle,
         rootfs: dir_path(&spec, &o.bundle),
-        created: sys::now_rfc3339(),
+        created: ctrstate::now_rfc3339(),
         annotations: spec.annotations().clone().unwrap_or_default(),
     };
     dir.save(&record)?;

@@ -111,40 +111,10 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// The process state letter and start time (field 22 of /proc/PID/stat, in
-/// clock ticks since boot); `None` when the pid does not exist.
-pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
-    let s = procfs::process::Process::new(pid).ok()?.stat().ok()?;
-    Some((s.state, s.starttime))
-}
-
-/// The current time as docker writes it: RFC 3339 UTC with nanoseconds.
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
-}
-
 /// A short description of an io::Error: the errno name and message.
 pub fn errstr(e: &io::Error) -> String {
     match e.raw_os_error() {
         Some(n) => nix::errno::Errno::from_raw(n).to_string(),
         None => e.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rfc3339_shape() {
-        let s = super::now_rfc3339();
-        assert_eq!(s.len(), 30, "{s}");
-        assert!(s.ends_with('Z') && s.as_bytes()[10] == b'T', "{s}");
-    }
-
-    #[test]
-    fn proc_stat_of_self() {
-        let (st, start) = super::proc_stat(std::process::id() as i32).unwrap();
-        assert!(st == 'R' || st == 'S', "{st}");
-        assert!(start > 0);
-        assert!(super::proc_stat(i32::MAX).is_none());
     }
 }
