@@ -13,12 +13,14 @@
 //!   the returned guard drops. The lock file is created `0600` if missing
 //!   and never removed by this crate (removing a lock file others may hold
 //!   open would let two writers in).
+//! - [`private_dir`]: a store's directory (and missing parents) created
+//!   `0700`, so only root reads the records.
 //!
 //! Errors are `std::io::Error`; callers name the path in their own errors.
 
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -54,6 +56,16 @@ pub fn write_with(path: &Path, fill: impl FnOnce(&mut File) -> io::Result<()>) -
     tmp.persist(path).map_err(|e| e.error)?;
     // The rename is durable once the directory is.
     File::open(dir)?.sync_all()
+}
+
+/// Creates a store directory only root may enter: `dir` and its missing
+/// parents `0700` (less the umask), as a store holds what other host users
+/// must not read. An existing directory is left as it is.
+pub fn private_dir(dir: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// Takes an exclusive flock on `path`, waiting for other holders.
@@ -129,6 +141,21 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"old");
         assert_eq!(names(d.path()), ["x"]);
         assert!(write(&d.path().join("missing/x"), b"").is_err());
+    }
+
+    #[test]
+    fn private_dir_makes_parents_0700_and_accepts_an_existing_one() {
+        let d = dir("p");
+        let p = d.path().join("a/b");
+        private_dir(&p).unwrap();
+        private_dir(&p).unwrap();
+        for q in [d.path().join("a"), p] {
+            let mode = std::fs::metadata(&q).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode & 0o077, 0, "{}: {mode:o}", q.display());
+        }
+        let file = d.path().join("f");
+        write(&file, b"").unwrap();
+        assert!(private_dir(&file).is_err());
     }
 
     #[test]

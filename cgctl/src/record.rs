@@ -59,7 +59,7 @@ impl Store {
 
     /// Serializes create/set/delete across processes sharing this root.
     pub fn lock(&self) -> Result<atomicfile::Lock> {
-        private_dir(&self.dir).map_err(io("create", &self.dir))?;
+        atomicfile::private_dir(&self.dir).map_err(io("create", &self.dir))?;
         let path = self.dir.join(".lock");
         atomicfile::lock(&path).map_err(io("lock", &path))
     }
@@ -78,7 +78,7 @@ impl Store {
 
     /// Atomic (`atomicfile::write`): a reader sees the old record or the new.
     pub fn save(&self, rec: &Record, name: &CgroupName) -> Result<()> {
-        private_dir(&self.dir).map_err(io("create", &self.dir))?;
+        atomicfile::private_dir(&self.dir).map_err(io("create", &self.dir))?;
         let path = self.path(name);
         let body = serde_json::to_vec_pretty(rec).expect("record serializes");
         atomicfile::write(&path, &body).map_err(io("write", &path))
@@ -92,14 +92,4 @@ impl Store {
             _ => Ok(()),
         }
     }
-}
-
-/// A store dir only root may enter (0700; missing parents too): it holds
-/// what other host users must not read.
-fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
 }

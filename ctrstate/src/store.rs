@@ -133,7 +133,7 @@ impl Store {
 
     /// The writers' lock; dropping it releases the flock.
     fn lock(&self) -> Result<atomicfile::Lock> {
-        private_dir(&self.dir).map_err(io_err("create", &self.dir))?;
+        atomicfile::private_dir(&self.dir).map_err(io_err("create", &self.dir))?;
         let path = self.dir.join(LOCK);
         atomicfile::lock(&path).map_err(io_err("flock", &path))
     }
@@ -472,16 +472,6 @@ fn is_stale(r: &Record) -> bool {
         None => true,
         Some(st) => r.pid_start_time != 0 && st.start_time != r.pid_start_time,
     }
-}
-
-/// A store dir only root may enter (0700; missing parents too): it holds
-/// what other host users must not read.
-fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
 }
 
 #[cfg(test)]

@@ -121,7 +121,7 @@ impl Locked {
     pub fn acquire(data_dir: &Path, network: &str, create: bool) -> Result<Option<Locked>> {
         check_name(network)?;
         if create {
-            private_dir(data_dir).map_err(|err| Error::DataDir {
+            atomicfile::private_dir(data_dir).map_err(|err| Error::DataDir {
                 path: data_dir.into(),
                 err,
             })?;
@@ -284,16 +284,6 @@ pub fn decode(mut buf: Vec<u8>) -> std::result::Result<Pool, String> {
     pool.words = words;
     pool.owners = owners;
     Ok(pool)
-}
-
-/// A store dir only root may enter (0700; missing parents too): it holds
-/// what other host users must not read.
-fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
 }
 
 #[cfg(test)]

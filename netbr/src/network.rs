@@ -152,7 +152,7 @@ fn all(root: &Path) -> Result<Vec<Info>> {
 /// flock on `<root>/networks/.lock` so create/rm never race.
 fn lock(root: &Path) -> Result<atomicfile::Lock> {
     let d = dir(root);
-    private_dir(&d).map_err(|err| Error::Io {
+    atomicfile::private_dir(&d).map_err(|err| Error::Io {
         step: "create",
         path: d.clone(),
         err,
@@ -373,14 +373,4 @@ pub fn disconnect(root: &Path, name: &str, id: &str, netns: &Path, ifname: &str)
     let env = env_for("DEL", id, netns, ifname, None);
     cni_plugin::dispatch(&Netbr, &env, &plugin_conf(&info, &[]))?;
     Ok(json!({"name": name, "id": id, "disconnected": true}))
-}
-
-/// A store dir only root may enter (0700; missing parents too): it holds
-/// what other host users must not read.
-fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
 }

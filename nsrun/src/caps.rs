@@ -162,9 +162,7 @@ fn err(step: &'static str) -> CapsError {
 /// CAP_SETPCAP, so it runs before the user switch).
 pub fn drop_bounding(bounding: u64) -> Result<(), CapsError> {
     for c in 0..=last_cap() {
-        if bounding & (1 << c) == 0
-            && unsafe { libc::prctl(libc::PR_CAPBSET_DROP, c as libc::c_ulong, 0, 0, 0) } != 0
-        {
+        if bounding & (1 << c) == 0 && prctl(libc::PR_CAPBSET_DROP, c as libc::c_ulong, 0) != 0 {
             let e = io::Error::last_os_error();
             // A capability the kernel does not know cannot be held anyway.
             if e.raw_os_error() != Some(libc::EINVAL) {
@@ -173,6 +171,13 @@ pub fn drop_bounding(bounding: u64) -> Result<(), CapsError> {
         }
     }
     Ok(())
+}
+
+/// prctl(2) with integer arguments, for the capability options nix has no
+/// wrapper for (CAPBSET_DROP, CAP_AMBIENT); -1 and errno on failure.
+fn prctl(option: libc::c_int, arg2: libc::c_ulong, arg3: libc::c_ulong) -> libc::c_int {
+    // SAFETY: these options take integers only; no memory is passed.
+    unsafe { libc::prctl(option, arg2, arg3, 0, 0) }
 }
 
 #[repr(C)]
@@ -210,30 +215,24 @@ pub fn apply(sets: &CapSets) -> Result<(), CapsError> {
             inheritable: (sets.inheritable >> 32) as u32,
         },
     ];
+    // SAFETY: capset reads the live header and the two data structs
+    // (version 3 takes two); nix has no capset.
     if unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) } != 0 {
         return Err(err("capset"));
     }
-    unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
+    prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+        0,
+    );
     let allowed = sets.ambient & sets.permitted & sets.inheritable;
     for c in 0..=last_cap() {
         if allowed & (1 << c) != 0
-            && unsafe {
-                libc::prctl(
-                    libc::PR_CAP_AMBIENT,
-                    libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
-                    c as libc::c_ulong,
-                    0,
-                    0,
-                )
-            } != 0
+            && prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                c as libc::c_ulong,
+            ) != 0
         {
             return Err(err("PR_CAP_AMBIENT_RAISE"));
         }

@@ -3,6 +3,8 @@
 
 use crate::state::{self, Dir, OciState, Status};
 use crate::sys;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use std::os::fd::AsFd;
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,13 +60,10 @@ pub fn start(root: &Path, id: &str) -> crate::Result<()> {
     let mut b = [0u8; 1];
     let mut got = false;
     loop {
-        let mut p = libc::pollfd {
-            fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        unsafe { libc::poll(&mut p, 1, 100) };
-        let n = unsafe { libc::read(p.fd, b.as_mut_ptr() as *mut libc::c_void, 1) };
+        let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(&mut p, PollTimeout::from(100u8));
+        // -1: nothing to read yet (EAGAIN) or an error; the checks below decide.
+        let n = nix::unistd::read(&fd, &mut b).map_or(-1, |n| n as isize);
         if n == 1 {
             got = true;
             continue;
@@ -153,24 +152,14 @@ pub fn kill(
         // pid namespace: a pod may share that with other containers).
         signal_cgroup(&dir, sig, Some(rec.pid));
     }
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            std::os::fd::AsRawFd::as_raw_fd(&pidfd),
-            signo,
-            0usize,
-            0u32,
-        )
-    };
-    if r != 0 {
-        return Err(ContainerError::Step {
+    sys::pidfd_send_signal(&pidfd, signo).map_err(|e| {
+        ContainerError::Step {
             step: "kill",
             id: id.into(),
-            err: sys::errstr(&std::io::Error::last_os_error()),
+            err: sys::errstr(&e),
         }
-        .into());
-    }
-    Ok(())
+        .into()
+    })
 }
 
 /// Signals every process of the container's cgroup but `except`.
@@ -221,10 +210,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> crate::Result<()> {
     if status != Status::Stopped {
         if let Ok(pidfd) = sys::pidfd_open(rec.pid) {
             if state::alive(&rec) {
-                let fd = std::os::fd::AsRawFd::as_raw_fd(&pidfd);
-                unsafe {
-                    libc::syscall(libc::SYS_pidfd_send_signal, fd, libc::SIGKILL, 0usize, 0u32)
-                };
+                let _ = sys::pidfd_send_signal(&pidfd, libc::SIGKILL);
                 if !sys::pidfd_wait(&pidfd, 10_000) {
                     return Err(ContainerError::Step {
                         step: "wait for death after SIGKILL",

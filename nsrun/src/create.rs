@@ -7,6 +7,7 @@ use crate::process::Proc;
 use crate::state::{Dir, Record};
 use crate::sync::{Channel, Msg};
 use crate::{cgroup, init, sys, tty};
+use nix::sys::stat::Mode;
 use oci_spec::runtime::LinuxNamespaceType;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -59,11 +60,7 @@ impl Drop for Undo<'_> {
             return;
         }
         if let Some(pid) = self.pid {
-            // SAFETY: plain syscalls on our own child's pid.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
+            tty::kill_and_reap(pid);
         }
         let _ = cgroup::remove(self.dir);
         let _ = self.dir.remove();
@@ -140,26 +137,20 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
         pid: None,
         armed: true,
     };
-    sys::write_atomic(&dir.config_file(), &raw).map_err(|e| CreateError::Io {
+    atomicfile::write(&dir.config_file(), &raw).map_err(|e| CreateError::Io {
         step: "write config copy",
         path: dir.config_file(),
         err: e.to_string(),
     })?;
     let fifo_path = dir.fifo();
-    let cfifo = sys::cpath(&fifo_path).map_err(|e| CreateError::Io {
-        step: "exec fifo",
-        path: fifo_path.clone(),
-        err: e.to_string(),
-    })?;
-    unsafe { libc::umask(0) };
-    if unsafe { libc::mkfifo(cfifo.as_ptr(), 0o622) } != 0 {
-        return Err(CreateError::Io {
+    nix::sys::stat::umask(Mode::empty());
+    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).map_err(|e| {
+        CreateError::Io {
             step: "mkfifo",
-            path: fifo_path,
-            err: sys::errstr(&std::io::Error::last_os_error()),
+            path: fifo_path.clone(),
+            err: e.to_string(),
         }
-        .into());
-    }
+    })?;
     let fifo = sys::open(&fifo_path, libc::O_PATH, 0).map_err(|e| CreateError::Io {
         step: "open exec fifo",
         path: fifo_path.clone(),
@@ -181,7 +172,7 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
     let parent = Channel::new(parent_sock);
 
     for (t, p, fd) in &joins {
-        sys::setns(fd.as_raw_fd(), config::ns_flag(*t)).map_err(|e| CreateError::Io {
+        sys::setns(fd, config::ns_flag(*t)).map_err(|e| CreateError::Io {
             step: "setns",
             path: p.clone(),
             err: sys::errstr(&e),
@@ -203,7 +194,11 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
     }
     let _ = std::io::Write::flush(&mut std::io::stdout());
     // A fork-like clone (no new stack): the child continues here with a copy
-    // of this (single-threaded) process.
+    // of this (single-threaded) process. nix's clone needs a new stack.
+    // SAFETY: without CLONE_VM or a stack the child gets its own copy of
+    // memory, as after fork; nsrun is single-threaded, so no lock is held
+    // by a thread that would not exist in the child, and init::run never
+    // returns.
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone,
@@ -263,21 +258,16 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
                 .into())
             }
             Err(crate::sync::SyncError::Closed { .. }) => {
-                let mut st = 0;
-                // SAFETY: reaps our own child.
-                unsafe { libc::waitpid(pid, &mut st, 0) };
+                let status = tty::reap(pid);
                 undo.pid = None;
-                return Err(CreateError::Init(format!(
-                    "died during setup (status {})",
-                    tty::exit_status(st)
-                ))
-                .into());
+                return Err(
+                    CreateError::Init(format!("died during setup (status {status})")).into(),
+                );
             }
             Err(e) => return Err(e.into()),
         }
     }
-    let start = sys::proc_stat(pid)
-        .map(|s| s.1)
+    let start = ctrstate::pid_start_time(pid as u32)
         .ok_or_else(|| CreateError::Init("exited during setup".into()))?;
     let record = Record {
         id: o.id.clone(),
@@ -285,12 +275,12 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
         pid_start_time: start,
         bundle,
         rootfs: dir_path(&spec, &o.bundle),
-        created: sys::now_rfc3339(),
+        created: ctrstate::now_rfc3339(),
         annotations: spec.annotations().clone().unwrap_or_default(),
     };
     dir.save(&record)?;
     if let Some(pf) = &o.pid_file {
-        sys::write_atomic(pf, pid.to_string().as_bytes()).map_err(|e| CreateError::Io {
+        atomicfile::write(pf, pid.to_string().as_bytes()).map_err(|e| CreateError::Io {
             step: "write pid file",
             path: pf.clone(),
             err: e.to_string(),

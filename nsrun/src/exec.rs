@@ -4,8 +4,9 @@
 use crate::process::{self, Proc, SeccompAt};
 use crate::state::{Dir, Status};
 use crate::{config, sys, tty};
+use nix::unistd::{fork, ForkResult};
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -98,7 +99,7 @@ fn cgroup_moves(pid: i32) -> Result<Vec<PathBuf>, ExecError> {
     let theirs = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
         .map_err(|e| io("read cgroups", Path::new("/proc/PID/cgroup"), e))?;
     let ours = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mounts = mountinfo::own().unwrap_or_default();
     let mut out = Vec::new();
     for line in theirs.lines() {
         if ours.lines().any(|l| l == line) {
@@ -107,27 +108,21 @@ fn cgroup_moves(pid: i32) -> Result<Vec<PathBuf>, ExecError> {
         let mut f = line.splitn(3, ':');
         let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
         let want: Vec<&str> = ctrls.split(',').filter(|c| !c.is_empty()).collect();
-        for m in info.lines() {
-            let p: Vec<&str> = m.split(' ').collect();
-            let Some(sep) = p.iter().position(|x| *x == "-") else {
-                continue;
-            };
-            let fstype = p.get(sep + 1).copied().unwrap_or("");
-            let sopts: Vec<&str> = p.get(sep + 3).copied().unwrap_or("").split(',').collect();
-            let hit = if want.is_empty() {
-                fstype == "cgroup2"
+        let hit = |m: &&mountinfo::Mount| {
+            let fs = if want.is_empty() {
+                m.fs_type == "cgroup2"
             } else {
-                fstype == "cgroup" && want.iter().all(|c| sopts.contains(c))
+                m.fs_type == "cgroup" && want.iter().all(|c| m.has_super_option(c))
             };
             // Only a mount of the hierarchy's root maps paths one to one.
-            if hit && p[3] == "/" {
-                out.push(
-                    Path::new(p[4])
-                        .join(path.trim_start_matches('/'))
-                        .join("cgroup.procs"),
-                );
-                break;
-            }
+            fs && m.root == Path::new("/")
+        };
+        if let Some(m) = mounts.iter().find(hit) {
+            out.push(
+                m.mount_point
+                    .join(path.trim_start_matches('/'))
+                    .join("cgroup.procs"),
+            );
         }
     }
     Ok(out)
@@ -264,38 +259,28 @@ fn detach(o: &Opts, dir: &Dir, rec: &crate::state::Record, proc_: Proc) -> crate
         .map_err(|e| io("open", Path::new("/dev/null"), e))?;
     let (rd, wr) = pipe()?;
     let _ = std::io::Write::flush(&mut std::io::stdout());
-    let w = unsafe { libc::fork() };
-    if w < 0 {
-        return Err(ExecError::Setup(format!(
-            "fork: {}",
-            sys::errstr(&std::io::Error::last_os_error())
-        ))
-        .into());
-    }
-    if w == 0 {
+    // SAFETY: nsrun is single-threaded, so the child may allocate and take
+    // locks freely; it ends with _exit, never returning into main.
+    if let ForkResult::Child =
+        unsafe { fork() }.map_err(|e| ExecError::Setup(format!("fork: {e}")))?
+    {
         drop(rd);
-        unsafe { libc::setsid() };
+        let _ = nix::unistd::setsid();
         let res = enter(o, dir, rec, proc_);
         let msg = match &res {
             Ok(Outcome::Detached(p)) => format!("P{p}"),
             Ok(Outcome::Exited(c)) => format!("X{c}"),
             Err(e) => format!("E{}{e}", e.exit_code()),
         };
-        unsafe {
-            libc::write(
-                wr.as_raw_fd(),
-                msg.as_ptr() as *const libc::c_void,
-                msg.len(),
-            )
-        };
+        let _ = nix::unistd::write(&wr, msg.as_bytes());
         drop(wr);
         if let Ok(Outcome::Detached(p)) = res {
-            for n in 0..3 {
-                unsafe { libc::dup2(devnull.as_raw_fd(), n) };
-            }
-            unsafe { libc::waitpid(p, std::ptr::null_mut(), 0) };
+            let _ = nix::unistd::dup2_stdin(&devnull);
+            let _ = nix::unistd::dup2_stdout(&devnull);
+            let _ = nix::unistd::dup2_stderr(&devnull);
+            tty::reap(p);
         }
-        unsafe { libc::_exit(0) };
+        sys::exit_now(0);
     }
     drop(wr);
     let mut report = String::new();
@@ -317,14 +302,8 @@ fn detach(o: &Opts, dir: &Dir, rec: &crate::state::Record, proc_: Proc) -> crate
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), ExecError> {
-    let mut pfd = [0; 2];
-    if unsafe { libc::pipe2(pfd.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(ExecError::Setup(format!(
-            "pipe: {}",
-            sys::errstr(&std::io::Error::last_os_error())
-        )));
-    }
-    Ok(unsafe { (OwnedFd::from_raw_fd(pfd[0]), OwnedFd::from_raw_fd(pfd[1])) })
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| ExecError::Setup(format!("pipe: {e}")))
 }
 
 /// Enters the container and runs the process: everything with side effects.
@@ -387,21 +366,14 @@ fn enter(
         cg_files.push((procs, f));
     }
     // CVE-2019-5736: from here on nothing inside may open /proc/<us>/exe.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    let _ = nix::sys::prctl::set_dumpable(false);
     for (name, flag, fd) in &ns_fds {
-        sys::setns(fd.as_raw_fd(), *flag)
+        sys::setns(fd, *flag)
             .map_err(|e| io("setns", Path::new(&format!("/proc/{pid}/ns/{name}")), e))?;
     }
     drop(ns_fds);
-    if unsafe { libc::fchdir(rootfd.as_raw_fd()) } != 0
-        || unsafe { libc::chroot(c".".as_ptr()) } != 0
-    {
-        return Err(io(
-            "chroot into container root",
-            &root_path,
-            std::io::Error::last_os_error(),
-        )
-        .into());
+    if let Err(e) = nix::unistd::fchdir(&rootfd).and_then(|()| nix::unistd::chroot(".")) {
+        return Err(io("chroot into container root", &root_path, e.into()).into());
     }
     drop(rootfd);
     std::env::set_current_dir("/").map_err(|e| io("chdir", Path::new("/"), e))?;
@@ -419,54 +391,41 @@ fn enter(
         tty::block_forwarded();
     }
     let _ = std::io::Write::flush(&mut std::io::stdout());
-    let child = unsafe { libc::fork() };
-    if child < 0 {
-        return Err(ExecError::Setup(format!(
-            "fork: {}",
-            sys::errstr(&std::io::Error::last_os_error())
-        ))
-        .into());
-    }
-    if child == 0 {
-        drop(rd);
-        drop(go_w);
-        child_main(
-            &proc_,
-            listener.as_ref(),
-            pty.as_ref().map(|p| &p.1),
-            wr.as_raw_fd(),
-            go_r.as_raw_fd(),
-            o.preserve_fds,
-        );
-    }
+    // SAFETY: nsrun is single-threaded, so the child may allocate and take
+    // locks freely; child_main ends with exec or _exit, never returning.
+    let child = match unsafe { fork() }.map_err(|e| ExecError::Setup(format!("fork: {e}")))? {
+        ForkResult::Parent { child } => child.as_raw(),
+        ForkResult::Child => {
+            drop(rd);
+            drop(go_w);
+            child_main(
+                &proc_,
+                listener.as_ref(),
+                pty.as_ref().map(|p| &p.1),
+                wr.as_fd(),
+                go_r.as_fd(),
+                o.preserve_fds,
+            );
+        }
+    };
     drop(wr);
     drop(go_r);
     for (path, f) in &cg_files {
         if let Err(e) = std::io::Write::write_all(&mut &*f, child.to_string().as_bytes()) {
-            unsafe {
-                libc::kill(child, libc::SIGKILL);
-                libc::waitpid(child, std::ptr::null_mut(), 0);
-            }
+            tty::kill_and_reap(child);
             return Err(io("join cgroup", path, e).into());
         }
     }
     // "G" + the child's host pid (for the seccomp listener's state).
     let mut go = b"G".to_vec();
     go.extend_from_slice(&child.to_ne_bytes());
-    unsafe {
-        libc::write(
-            go_w.as_raw_fd(),
-            go.as_ptr() as *const libc::c_void,
-            go.len(),
-        )
-    };
+    let _ = nix::unistd::write(&go_w, &go);
     drop(go_w);
     let master = pty.map(|(m, _s)| m);
     let mut report = Vec::new();
     let _ = std::fs::File::from(rd).read_to_end(&mut report);
     if let Some((&code, msg)) = report.split_first() {
-        let mut st = 0;
-        unsafe { libc::waitpid(child, &mut st, 0) };
+        tty::reap(child);
         let msg = String::from_utf8_lossy(msg).to_string();
         if code == 1 {
             return Err(ExecError::Setup(msg).into());
@@ -501,22 +460,20 @@ fn child_main(
     p: &Proc,
     notify: Option<&Notify>,
     slave: Option<&OwnedFd>,
-    report: libc::c_int,
-    go: libc::c_int,
+    report: BorrowedFd,
+    go: BorrowedFd,
     preserve_fds: u32,
 ) -> ! {
     let fail = |code: u8, msg: String| -> ! {
         let mut m = vec![code];
         m.extend_from_slice(msg.as_bytes());
-        unsafe {
-            libc::write(report, m.as_ptr() as *const libc::c_void, m.len());
-            libc::_exit(code as libc::c_int);
-        }
+        let _ = nix::unistd::write(report, &m);
+        sys::exit_now(code as i32);
     };
     // Wait until the parent has put us in the container's cgroups.
     let mut b = [0u8; 5];
-    if unsafe { libc::read(go, b.as_mut_ptr() as *mut libc::c_void, 5) } != 5 {
-        unsafe { libc::_exit(1) };
+    if nix::unistd::read(go, &mut b) != Ok(5) {
+        sys::exit_now(1);
     }
     let host_pid = i32::from_ne_bytes([b[1], b[2], b[3], b[4]]);
     // The filter goes on as in the init (process::SeccompAt); a notify fd
@@ -535,7 +492,7 @@ fn child_main(
             }
         }
     };
-    unsafe { libc::setsid() };
+    let _ = nix::unistd::setsid();
     if let Some(s) = slave {
         if let Err(e) = tty::attach_slave(s) {
             fail(1, e.to_string());

@@ -5,6 +5,7 @@
 use crate::process::{self, Proc, SeccompAt};
 use crate::sync::{Channel, Msg};
 use crate::{rootfs, sys, tty};
+use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::Spec;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -33,12 +34,11 @@ pub struct Ctx<'a> {
 pub fn run(ctx: Ctx) -> ! {
     if let Err(msg) = setup(&ctx) {
         let _ = ctx.sync.send(&Msg::Failed(msg));
-        // SAFETY: ends this forked child without running the parent's atexit/destructors.
-        unsafe { libc::_exit(1) };
+        sys::exit_now(1);
     }
     if ctx.sync.send(&Msg::Ready).is_err() {
-        // SAFETY: as above; the parent is gone, nobody would start us.
-        unsafe { libc::_exit(1) };
+        // The parent is gone: nobody would start us.
+        sys::exit_now(1);
     }
     drop(ctx.sync);
     // Blocks until `start` opens the read side.
@@ -47,40 +47,36 @@ pub fn run(ctx: Ctx) -> ! {
         Ok(w) => w,
         Err(e) => {
             eprintln!("nsrun: open exec fifo {path}: {}", sys::errstr(&e));
-            unsafe { libc::_exit(1) };
+            sys::exit_now(1);
         }
     };
-    unsafe { libc::write(w.as_raw_fd(), b"0".as_ptr() as *const libc::c_void, 1) };
+    let _ = nix::unistd::write(&w, b"0");
     // Kept open (close-on-exec): `start` reads until EOF, so it returns
     // only once this process has exec'd (or died).
     std::mem::forget(w);
-    unsafe { libc::close(ctx.fifo) };
+    let _ = nix::unistd::close(ctx.fifo);
     if let Err(e) = sys::cloexec_from(3 + ctx.preserve_fds) {
         eprintln!("nsrun: close_range: {}", sys::errstr(&e));
-        unsafe { libc::_exit(1) };
+        sys::exit_now(1);
     }
     process::reset_signals();
     let (code, msg) = ctx.proc_.exec();
     eprintln!("nsrun: {msg}");
-    unsafe { libc::_exit(code as libc::c_int) };
+    sys::exit_now(code as i32);
 }
 
 fn setup(ctx: &Ctx) -> Result<(), String> {
     // Nothing in the container may open /proc/1/exe (the nsrun binary)
     // while this process still runs it; exec of the user's command resets it.
-    unsafe {
-        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
-        libc::umask(0);
-    }
+    let _ = nix::sys::prctl::set_dumpable(false);
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     // The parent writes our uid/gid maps and puts us in the cgroup first.
     ctx.sync.wait_go().map_err(|e| e.to_string())?;
     if ctx.userns {
-        if unsafe { libc::setresgid(0, 0, 0) } != 0 || unsafe { libc::setresuid(0, 0, 0) } != 0 {
-            return Err(format!(
-                "become root in the user namespace: {}",
-                sys::errstr(&std::io::Error::last_os_error())
-            ));
-        }
+        let root = (Gid::from_raw(0), Uid::from_raw(0));
+        nix::unistd::setresgid(root.0, root.0, root.0)
+            .and_then(|()| nix::unistd::setresuid(root.1, root.1, root.1))
+            .map_err(|e| format!("become root in the user namespace: {e}"))?;
     }
     if ctx.new_cgroupns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
@@ -100,6 +96,8 @@ fn setup(ctx: &Ctx) -> Result<(), String> {
     }
     if let Some(d) = ctx.spec.domainname().as_ref().filter(|d| !d.is_empty()) {
         let c = sys::cstring(d).map_err(|e| e.to_string())?;
+        // SAFETY: the pointer is a live NUL-terminated string of d.len()
+        // bytes (nix has no setdomainname).
         if unsafe { libc::setdomainname(c.as_ptr(), d.len()) } != 0 {
             return Err(format!(
                 "setdomainname {d:?}: {}",
@@ -108,16 +106,11 @@ fn setup(ctx: &Ctx) -> Result<(), String> {
         }
     }
     ctx.proc_.set_limits().map_err(|e| e.to_string())?;
-    if unsafe { libc::setsid() } < 0 {
-        return Err(format!(
-            "setsid: {}",
-            sys::errstr(&std::io::Error::last_os_error())
-        ));
-    }
+    nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
     if ctx.proc_.terminal {
         let (master, slave) = tty::open_pty().map_err(|e| e.to_string())?;
         if let Some(b) = ctx.spec.process().as_ref().and_then(|p| p.console_size()) {
-            tty::set_winsize(slave.as_raw_fd(), b.height() as u16, b.width() as u16);
+            tty::set_winsize(&slave, b.height() as u16, b.width() as u16);
         }
         tty::attach_slave(&slave).map_err(|e| e.to_string())?;
         tty::bind_console(&master).map_err(|e| e.to_string())?;
@@ -135,7 +128,7 @@ fn setup(ctx: &Ctx) -> Result<(), String> {
         }
     }
     if let Some(sock) = ctx.console {
-        unsafe { libc::close(sock) };
+        let _ = nix::unistd::close(sock);
     }
     // The seccomp filter goes on at one of three moments (process::SeccompAt);
     // a notify fd goes to the parent (`S`+fd), which hands it to the listener.
@@ -169,26 +162,31 @@ fn send_notify_fd(sync: &Channel, fd: Option<std::os::fd::OwnedFd>) -> Result<()
 /// docker's `--network none` has it: 127.0.0.1 works, nothing else exists.
 /// (A joined namespace is its maker's to set up.)
 fn loopback_up() -> Result<(), String> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
     let err = |step: &str| format!("{step}: {}", sys::errstr(&std::io::Error::last_os_error()));
-    // SAFETY: plain socket and interface ioctls on a zeroed, NUL-terminated ifreq.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(err("loopback: socket"));
-        }
-        let mut req: libc::ifreq = std::mem::zeroed();
-        req.ifr_name[0] = b'l' as libc::c_char;
-        req.ifr_name[1] = b'o' as libc::c_char;
-        let mut res = Ok(());
-        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) < 0 {
-            res = Err(err("loopback: SIOCGIFFLAGS lo"));
-        } else {
-            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-            if libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) < 0 {
-                res = Err(err("loopback: SIOCSIFFLAGS lo up"));
-            }
-        }
-        libc::close(fd);
-        res
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| format!("loopback: socket: {e}"))?;
+    let fd = sock.as_raw_fd();
+    // SAFETY: ifreq is plain data, valid zeroed; the name "lo" is
+    // NUL-terminated by the zeroes after it.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    req.ifr_name[0] = b'l' as libc::c_char;
+    req.ifr_name[1] = b'o' as libc::c_char;
+    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of the live
+    // ifreq; the fd is our socket.
+    if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(err("loopback: SIOCGIFFLAGS lo"));
     }
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads the live ifreq.
+    if unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(err("loopback: SIOCSIFFLAGS lo up"));
+    }
+    Ok(())
 }

@@ -23,7 +23,7 @@ impl Log {
 
     /// One entry: `{"level","msg","time"}` as JSON, or logrus's text line.
     pub fn entry(&self, level: &str, msg: &str) -> String {
-        let time = crate::sys::now_rfc3339();
+        let time = ctrstate::now_rfc3339();
         if self.json {
             serde_json::json!({"level": level, "msg": msg, "time": time}).to_string()
         } else {

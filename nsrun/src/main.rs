@@ -268,10 +268,7 @@ fn run(cli: Cli) -> nsrun::Result<u8> {
             let status = match status {
                 Ok(s) => s,
                 Err(e) => {
-                    unsafe {
-                        libc::kill(made.pid, libc::SIGKILL);
-                        libc::waitpid(made.pid, std::ptr::null_mut(), 0);
-                    }
+                    nsrun::tty::kill_and_reap(made.pid);
                     let _ = container::destroy(&made.dir);
                     return Err(e);
                 }

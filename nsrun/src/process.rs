@@ -5,6 +5,9 @@
 use crate::caps::{self, CapSets};
 use crate::seccomp::Program;
 use crate::sys;
+use nix::errno::Errno;
+use nix::sys::stat::Mode;
+use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::{PosixRlimitType, Process};
 use std::ffi::CString;
 use std::os::fd::OwnedFd;
@@ -18,10 +21,11 @@ pub enum ProcessError {
     Caps(#[from] caps::CapsError),
 }
 
-fn fail(step: impl Into<String>) -> ProcessError {
-    ProcessError::Step {
-        step: step.into(),
-        err: sys::errstr(&std::io::Error::last_os_error()),
+fn fail(step: impl Into<String>) -> impl FnOnce(Errno) -> ProcessError {
+    let step = step.into();
+    move |e| ProcessError::Step {
+        step,
+        err: e.to_string(),
     }
 }
 
@@ -170,12 +174,15 @@ impl Proc {
                 rlim_cur: r.soft,
                 rlim_max: r.hard,
             };
+            // SAFETY: setrlimit reads the live rlimit; nix's wrapper takes
+            // its own enum, not the resource number the config names.
             if unsafe { libc::setrlimit(r.resource as _, &lim) } != 0 {
                 let e = std::io::Error::last_os_error();
                 let mut old = libc::rlimit {
                     rlim_cur: 0,
                     rlim_max: 0,
                 };
+                // SAFETY: getrlimit writes one rlimit to the live local.
                 unsafe { libc::getrlimit(r.resource as _, &mut old) };
                 let why = if e.raw_os_error() == Some(libc::EPERM) && r.hard > old.rlim_max {
                     format!(
@@ -200,30 +207,20 @@ impl Proc {
     /// then the other capability sets and noNewPrivileges.
     pub fn switch_user(&self) -> Result<(), ProcessError> {
         caps::drop_bounding(self.caps.bounding)?;
-        if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } != 0 {
-            return Err(fail("PR_SET_KEEPCAPS"));
-        }
-        let groups: Vec<libc::gid_t> = self.groups.clone();
-        if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } != 0 {
-            let e = std::io::Error::last_os_error();
+        nix::sys::prctl::set_keepcaps(true).map_err(fail("PR_SET_KEEPCAPS"))?;
+        let groups: Vec<Gid> = self.groups.iter().map(|&g| Gid::from_raw(g)).collect();
+        match nix::unistd::setgroups(&groups) {
             // In a user namespace with setgroups denied, no extra groups is fine.
-            if !(groups.is_empty() && e.raw_os_error() == Some(libc::EPERM)) {
-                return Err(ProcessError::Step {
-                    step: format!("setgroups {:?}", self.groups),
-                    err: sys::errstr(&e),
-                });
-            }
+            Err(Errno::EPERM) if groups.is_empty() => {}
+            r => r.map_err(fail(format!("setgroups {:?}", self.groups)))?,
         }
-        if unsafe { libc::setresgid(self.gid, self.gid, self.gid) } != 0 {
-            return Err(fail(format!("setresgid {}", self.gid)));
-        }
-        if unsafe { libc::setresuid(self.uid, self.uid, self.uid) } != 0 {
-            return Err(fail(format!("setresuid {}", self.uid)));
-        }
-        unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
+        let (gid, uid) = (Gid::from_raw(self.gid), Uid::from_raw(self.uid));
+        nix::unistd::setresgid(gid, gid, gid).map_err(fail(format!("setresgid {gid}")))?;
+        nix::unistd::setresuid(uid, uid, uid).map_err(fail(format!("setresuid {uid}")))?;
+        let _ = nix::sys::prctl::set_keepcaps(false);
         caps::apply(&self.caps)?;
-        if self.no_new_privs && unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-            return Err(fail("PR_SET_NO_NEW_PRIVS"));
+        if self.no_new_privs {
+            nix::sys::prctl::set_no_new_privs().map_err(fail("PR_SET_NO_NEW_PRIVS"))?;
         }
         Ok(())
     }
@@ -235,9 +232,8 @@ impl Proc {
             step: format!("chdir to cwd {}", self.cwd.display()),
             err: sys::errstr(&e),
         })?;
-        let mut buf = vec![0u8; 4096];
-        let p = unsafe { libc::getcwd(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
-        if p.is_null() || buf[0] != b'/' {
+        // glibc fails with ENOENT where the kernel says "(unreachable)".
+        if !nix::unistd::getcwd().is_ok_and(|p| p.is_absolute()) {
             return Err(ProcessError::Step {
                 step: "check cwd".into(),
                 err: "current directory is outside the container root".into(),
@@ -261,11 +257,8 @@ impl Proc {
     /// code to use (127 not found, 126 cannot execute, 1 the filter could not
     /// be loaded) and a message.
     pub fn exec(&self) -> (u8, String) {
-        if let Some(m) = self.umask {
-            unsafe { libc::umask(m as libc::mode_t) };
-        } else {
-            unsafe { libc::umask(0o022) };
-        }
+        let m = self.umask.map_or(0o022, |m| m as libc::mode_t);
+        nix::sys::stat::umask(Mode::from_bits_truncate(m));
         let cmd = &self.args[0];
         let to_c = |s: &String| CString::new(s.as_bytes()).ok();
         let (Some(argv), Some(envp)) = (
@@ -274,10 +267,6 @@ impl Proc {
         ) else {
             return (126, format!("exec {cmd:?}: argument or env contains NUL"));
         };
-        let mut argp: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-        argp.push(std::ptr::null());
-        let mut envpp: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
-        envpp.push(std::ptr::null());
         if let Err(e) = self.load_seccomp(SeccompAt::BeforeExec) {
             return (1, e.to_string());
         }
@@ -292,8 +281,8 @@ impl Proc {
         let mut first_err: Option<std::io::Error> = None;
         for c in candidates {
             let Ok(cp) = sys::cpath(&c) else { continue };
-            unsafe { libc::execve(cp.as_ptr(), argp.as_ptr(), envpp.as_ptr()) };
-            let e = std::io::Error::last_os_error();
+            let Err(e) = nix::unistd::execve(&cp, &argv, &envp);
+            let e = std::io::Error::from(e);
             let notfound = matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR));
             if !notfound && first_err.is_none() {
                 first_err = Some(e);
@@ -321,10 +310,9 @@ impl Proc {
 /// Resets what the process must not inherit from nsrun: the blocked signal
 /// mask (run/exec block signals to forward them) and Rust's ignored SIGPIPE.
 pub fn reset_signals() {
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    // SAFETY: SIG_DFL installs no handler of ours, so nothing can run in
+    // signal context.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }

@@ -3,7 +3,9 @@
 //! outside the rootfs: every lookup is `openat2(rootfd, .., RESOLVE_IN_ROOT)`,
 //! and every creation happens relative to an fd already resolved inside.
 
-use crate::sys::{self, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
+use crate::sys;
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::Mode;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
@@ -36,12 +38,10 @@ fn lookup(root: &OwnedFd, p: &Path) -> io::Result<OwnedFd> {
     } else {
         p
     };
-    sys::openat2(
-        root.as_raw_fd(),
-        rel,
-        libc::O_PATH,
-        RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-    )
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    openat2(root, rel, how).map_err(io::Error::from)
 }
 
 /// Opens `path` (absolute or relative, taken inside `root`) as an O_PATH fd,
@@ -64,26 +64,17 @@ pub fn ensure(root: &OwnedFd, path: &Path, kind: Kind) -> Result<OwnedFd, Resolv
                 let Component::Normal(name) = c else {
                     return Err(fail(path, "lookup", e));
                 };
-                let cname = sys::cpath(Path::new(name)).map_err(|e| fail(path, "name", e))?;
                 let last = i + 1 == comps.len();
                 let r = if last && kind == Kind::File {
-                    let fd = unsafe {
-                        libc::openat(
-                            cur.as_raw_fd(),
-                            cname.as_ptr(),
-                            libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                            0o644,
-                        )
-                    };
-                    if fd >= 0 {
-                        unsafe { libc::close(fd) };
-                    }
-                    fd
+                    let flags =
+                        OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+                    // The new file is only made here; the fd closes at once.
+                    nix::fcntl::openat(&cur, *name, flags, Mode::from_bits_retain(0o644)).map(drop)
                 } else {
-                    unsafe { libc::mkdirat(cur.as_raw_fd(), cname.as_ptr(), 0o755) }
+                    nix::sys::stat::mkdirat(&cur, *name, Mode::from_bits_retain(0o755))
                 };
-                if r < 0 {
-                    let e = io::Error::last_os_error();
+                if let Err(e) = r {
+                    let e = io::Error::from(e);
                     // EEXIST here is a dangling symlink: its target resolves
                     // (inside the root) to something missing.
                     let step = if e.raw_os_error() == Some(libc::EEXIST) {

@@ -4,8 +4,10 @@
 
 use crate::resolve::{self, Kind};
 use crate::sys;
+use nix::errno::Errno;
+use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
 use oci_spec::runtime::{Mount, Spec};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -241,10 +243,9 @@ fn mount_one(rootfd: &OwnedFd, m: &Mount, userns: bool) -> Result<(), RootfsErro
 /// Remounts a bind mount with `flags` (ro, nosuid...), keeping the flags the
 /// kernel locks on it (an unprivileged remount may not clear them).
 fn remount_bind(target: &Path, flags: libc::c_ulong) -> std::io::Result<()> {
-    let c = sys::cpath(target)?;
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    sys::cvt(unsafe { libc::statvfs(c.as_ptr(), &mut st) })?;
-    let keep = st.f_flag
+    let st = nix::sys::statvfs::statvfs(target)?;
+    // FsFlags' bits are statvfs's f_flag, which equal the MS_* mount flags.
+    let keep = st.flags().bits()
         & (libc::ST_NOSUID
             | libc::ST_NODEV
             | libc::ST_NOEXEC
@@ -455,7 +456,6 @@ fn make_device(
         0,
     )
     .map_err(|e| step("open device dir", parent, e))?;
-    let cname = sys::cpath(Path::new(name)).map_err(|e| step("device name", path, e))?;
     if userns {
         // No mknod in a user namespace: bind the host's node instead.
         let fd = resolve::ensure(rootfd, path, Kind::File)?;
@@ -469,21 +469,13 @@ fn make_device(
         )
         .map_err(|e| step("bind device", path, e));
     }
-    let r = unsafe {
-        libc::mknodat(
-            dirfd.as_raw_fd(),
-            cname.as_ptr(),
-            mode,
-            libc::makedev(major, minor),
-        )
-    };
-    if r != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EEXIST) {
-            return Err(step("mknod", path, e));
-        }
+    let kind = SFlag::from_bits_truncate(mode & libc::S_IFMT);
+    let perm = Mode::from_bits_truncate(mode & !libc::S_IFMT);
+    let dev = makedev(major.into(), minor.into());
+    match mknodat(&dirfd, name, kind, perm, dev) {
+        Ok(()) | Err(Errno::EEXIST) => Ok(()),
+        Err(e) => Err(step("mknod", path, e.into())),
     }
-    Ok(())
 }
 
 /// null, zero, full, random, urandom, tty and the /dev links.
@@ -520,13 +512,9 @@ fn default_devices(rootfd: &OwnedFd, userns: bool) -> Result<(), RootfsError> {
         ("ptmx", "pts/ptmx"),
         ("core", "/proc/kcore"),
     ] {
-        let n = sys::cstring(name).map_err(|e| step("symlink", Path::new(name), e))?;
-        let t = sys::cstring(target).map_err(|e| step("symlink", Path::new(target), e))?;
-        if unsafe { libc::symlinkat(t.as_ptr(), devfd.as_raw_fd(), n.as_ptr()) } != 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EEXIST) {
-                return Err(step("symlink", &Path::new("/dev").join(name), e));
-            }
+        match nix::unistd::symlinkat(target, &devfd, name) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(step("symlink", &Path::new("/dev").join(name), e.into())),
         }
     }
     Ok(())
@@ -535,7 +523,7 @@ fn default_devices(rootfd: &OwnedFd, userns: bool) -> Result<(), RootfsError> {
 /// pivot_root into `rootfs` and detach the old root.
 pub fn pivot(rootfs: &Path) -> Result<(), RootfsError> {
     std::env::set_current_dir(rootfs).map_err(|e| step("chdir", rootfs, e))?;
-    sys::pivot_root(Path::new("."), Path::new(".")).map_err(|e| step("pivot_root", rootfs, e))?;
+    nix::unistd::pivot_root(".", ".").map_err(|e| step("pivot_root", rootfs, e.into()))?;
     // The old root now sits under ".": keep its unmount from propagating anywhere.
     sys::mount(
         None,

@@ -340,11 +340,9 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Program, SeccompError> {
 
 /// The filter as kernel BPF: libseccomp 2.5 exports only to an fd.
 fn export(ctx: &ScmpFilterContext) -> std::io::Result<Vec<libc::sock_filter>> {
-    let fd = unsafe { libc::memfd_create(c"nsrun-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    let fd = memfd_create(c"nsrun-seccomp", MFdFlags::MFD_CLOEXEC)?;
+    let mut f = std::fs::File::from(fd);
     ctx.export_bpf(&f).map_err(std::io::Error::other)?;
     f.rewind()?;
     let mut bytes = Vec::new();
@@ -395,6 +393,8 @@ impl Program {
             len: self.filter.len() as u16,
             filter: self.filter.as_ptr() as *mut libc::sock_filter,
         };
+        // SAFETY: prog points at the live filter (len checked on export) for
+        // the call; the kernel copies it. nix has no seccomp wrapper.
         let r = unsafe {
             libc::syscall(
                 libc::SYS_seccomp,
@@ -408,6 +408,7 @@ impl Program {
         }
         Ok(self
             .notify
+            // SAFETY: with NEW_LISTENER the return is a new fd nothing else owns.
             .then(|| unsafe { OwnedFd::from_raw_fd(r as libc::c_int) }))
     }
 }

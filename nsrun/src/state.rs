@@ -138,7 +138,7 @@ impl Dir {
     pub fn save(&self, r: &Record) -> Result<(), StateError> {
         let p = self.state_file();
         let data = serde_json::to_vec(r).expect("state serializes");
-        crate::sys::write_atomic(&p, &data).map_err(|err| StateError::Io {
+        atomicfile::write(&p, &data).map_err(|err| StateError::Io {
             step: "write state",
             path: p,
             err,
@@ -189,7 +189,7 @@ impl Dir {
 
 /// True when the recorded pid is the same process and not a zombie.
 pub fn alive(r: &Record) -> bool {
-    matches!(crate::sys::proc_stat(r.pid), Some((st, start)) if start == r.pid_start_time && st != 'Z' && st != 'X')
+    matches!(ctrstate::procfs::stat(r.pid as u32), Some(s) if s.start_time == r.pid_start_time && s.state != 'Z' && s.state != 'X')
 }
 
 /// Every container in `root` (ids whose state is unreadable are skipped; a
