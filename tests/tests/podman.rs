@@ -26,7 +26,12 @@ impl Podman {
             tmp: TempDir::new("pod"),
             parent: format!("/{}", unique("mdpod")),
         };
-        let out = p.cmd("runc").args(["load", "-i"]).arg(e2e::busybox_tar()).output().unwrap();
+        let out = p
+            .cmd("runc")
+            .args(["load", "-i"])
+            .arg(e2e::busybox_tar())
+            .output()
+            .unwrap();
         assert_exit_code(&out, 0);
         Some(p)
     }
@@ -61,7 +66,12 @@ impl Podman {
         }
         let mut c = self.cmd(runtime);
         c.args(["run", "--rm", "--network", "none"])
-            .args(["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"])
+            .args([
+                "--ulimit",
+                "nofile=1024:1024",
+                "--ulimit",
+                "nproc=1024:1024",
+            ])
             .arg("--cgroup-parent")
             .arg(&self.parent)
             .arg("-v")
@@ -89,7 +99,11 @@ impl Drop for Podman {
         for m in ours {
             let _ = Command::new("umount").args(["-l", m]).status();
         }
-        for h in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+        for h in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             remove_tree(&h.path().join(self.parent.trim_start_matches('/')));
         }
     }
@@ -126,7 +140,10 @@ fn same_as_runc(p: &Podman, flags: &[&str], script: &str) -> String {
 fn podman_runs_on_nsrun_with_its_seccomp_devices_and_limits() {
     require_root!();
     let p = Podman::new();
-    e2e::skip_unless!(p.is_some(), "podman is not installed (scripts/deps.sh installs it)");
+    e2e::skip_unless!(
+        p.is_some(),
+        "podman is not installed (scripts/deps.sh installs it)"
+    );
     let p = p.unwrap();
     let out = p.run("nsrun", &[], &["echo", "hello from podman"]);
     assert_exit_code(&out, 0);
