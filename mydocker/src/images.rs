@@ -137,15 +137,10 @@ fn stream(call: &Call, stdin: bool, stdout: bool, stderr_through: bool) -> Resul
         .output()
         .map_err(|e| Error::Daemon(format!("cannot run layerfs: {e}")))?;
     if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let line = err
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("failed");
-        return Err(Error::Daemon(
-            line.strip_prefix("layerfs: ").unwrap_or(line).to_string(),
-        ));
+        return Err(Error::Daemon(crate::tools::tool_error(
+            "layerfs",
+            &out.stderr,
+        )));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }

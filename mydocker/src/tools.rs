@@ -194,18 +194,22 @@ impl Running<'_> {
             eprintln!("mydocker:   -> ({ms:.1} ms) {} {stdout}", call.tool);
         }
         if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            let line = err
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("failed");
-            // Tools print "tool: message"; keep only the message.
-            let msg = line
-                .strip_prefix(&format!("{}: ", call.tool))
-                .unwrap_or(line);
-            return Err(call.error(msg.to_string()));
+            return Err(call.error(tool_error(&call.tool, &out.stderr)));
         }
         Ok(stdout)
     }
+}
+
+/// A failed tool's message: its last non-empty stderr line without the
+/// `tool: ` prefix every tool prints ("failed" when it printed nothing).
+pub fn tool_error(tool: &str, stderr: &[u8]) -> String {
+    let err = String::from_utf8_lossy(stderr);
+    let line = err
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("failed");
+    line.strip_prefix(&format!("{tool}: "))
+        .unwrap_or(line)
+        .to_string()
 }

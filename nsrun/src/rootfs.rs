@@ -322,51 +322,39 @@ fn mount_cgroup(rootfd: &OwnedFd, dest: &Path, opts: &Opts) -> Result<(), Rootfs
             .lines()
             .find_map(|l| l.strip_prefix("0::"))
             .unwrap_or("/");
-        if own_path != "/" {
+        let host = Path::new("/sys/fs/cgroup");
+        let src = if own_path != "/" {
             // no cgroup namespace: show our own cgroup, not the host's tree
-            let src = Path::new("/sys/fs/cgroup").join(own_path.trim_start_matches('/'));
-            sys::mount(
-                Some(&src),
+            host.join(own_path.trim_start_matches('/'))
+        } else {
+            match sys::mount(
+                Some(Path::new("cgroup2")),
                 &target,
+                Some("cgroup2"),
+                opts.flags,
                 None,
-                libc::MS_BIND | libc::MS_REC,
-                None,
-            )
-            .map_err(|e| step("bind cgroup2", dest, e))?;
-            if opts.flags & libc::MS_RDONLY != 0 {
-                let fd = resolve::ensure(rootfd, dest, Kind::Dir)?;
-                remount_bind(&resolve::fd_path(&fd), libc::MS_RDONLY)
-                    .map_err(|e| step("remount cgroup2 read-only", dest, e))?;
+            ) {
+                Ok(()) => return Ok(()),
+                // Without a cgroup namespace a user namespace may not mount
+                // cgroup2: bind the host's instead.
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => host.to_path_buf(),
+                Err(e) => return Err(step("mount cgroup2", dest, e)),
             }
-            return Ok(());
-        }
-        return match sys::mount(
-            Some(Path::new("cgroup2")),
-            &target,
-            Some("cgroup2"),
-            opts.flags,
-            None,
-        ) {
-            // Without a cgroup namespace a user namespace may not mount
-            // cgroup2: bind the host's instead.
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                sys::mount(
-                    Some(Path::new("/sys/fs/cgroup")),
-                    &target,
-                    None,
-                    libc::MS_BIND | libc::MS_REC,
-                    None,
-                )
-                .map_err(|e| step("bind cgroup2", dest, e))?;
-                if opts.flags & libc::MS_RDONLY != 0 {
-                    let fd = resolve::ensure(rootfd, dest, Kind::Dir)?;
-                    remount_bind(&resolve::fd_path(&fd), libc::MS_RDONLY)
-                        .map_err(|e| step("remount cgroup2 read-only", dest, e))?;
-                }
-                Ok(())
-            }
-            r => r.map_err(|e| step("mount cgroup2", dest, e)),
         };
+        sys::mount(
+            Some(&src),
+            &target,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+        )
+        .map_err(|e| step("bind cgroup2", dest, e))?;
+        if opts.flags & libc::MS_RDONLY != 0 {
+            let fd = resolve::ensure(rootfd, dest, Kind::Dir)?;
+            remount_bind(&resolve::fd_path(&fd), libc::MS_RDONLY)
+                .map_err(|e| step("remount cgroup2 read-only", dest, e))?;
+        }
+        return Ok(());
     }
     sys::mount(
         Some(Path::new("tmpfs")),
