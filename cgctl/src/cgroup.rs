@@ -62,6 +62,7 @@ pub type Result<T> = std::result::Result<T, CgroupError>;
 
 impl CgroupError {
     /// ENOENT from a mkdir or a control file: a directory vanished under us.
+    /// (ENODEV: the files of a cgroup directory removed meanwhile.)
     fn is_not_found(&self) -> bool {
         let io = match self {
             CgroupError::Mkdir { source, .. } | CgroupError::Enable { source, .. } => source,
@@ -70,7 +71,7 @@ impl CgroupError {
             ) => source,
             _ => return false,
         };
-        io.kind() == std::io::ErrorKind::NotFound
+        io.kind() == std::io::ErrorKind::NotFound || io.raw_os_error() == Some(libc::ENODEV)
     }
 }
 
