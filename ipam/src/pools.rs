@@ -42,9 +42,9 @@ impl Error {
                 v6::Error::Store(store::Error::Name { .. }) => code::INVALID_CONFIG,
                 v6::Error::Store(_) => code::IO,
                 v6::Error::Exhausted { .. } => code::EXHAUSTED,
-                v6::Error::Taken { .. } | v6::Error::Reserved { .. } | v6::Error::OutOfRange { .. } => {
-                    code::ADDRESS_UNAVAILABLE
-                }
+                v6::Error::Taken { .. }
+                | v6::Error::Reserved { .. }
+                | v6::Error::OutOfRange { .. } => code::ADDRESS_UNAVAILABLE,
                 v6::Error::Prefix { .. }
                 | v6::Error::Outside { .. }
                 | v6::Error::BadRange { .. }
@@ -86,7 +86,8 @@ impl Range {
         end: Option<&str>,
         gateway: Option<&str>,
     ) -> Result<Range> {
-        let bad = |what: &str, v: &str| Error::Config(format!("{field}.{what}: {v:?} is not valid"));
+        let bad =
+            |what: &str, v: &str| Error::Config(format!("{field}.{what}: {v:?} is not valid"));
         fn ip<T: std::str::FromStr>(
             v: Option<&str>,
             what: &str,
@@ -174,14 +175,10 @@ impl Sets {
 
     /// The pool file of a range's subnet.
     pub fn pool(&self, r: &Range) -> String {
-        let first_v4 = self
-            .sets
-            .iter()
-            .flatten()
-            .find_map(|r| match r {
-                Range::V4 { subnet, .. } => Some(*subnet),
-                _ => None,
-            });
+        let first_v4 = self.sets.iter().flatten().find_map(|r| match r {
+            Range::V4 { subnet, .. } => Some(*subnet),
+            _ => None,
+        });
         match r {
             Range::V4 { subnet, .. } if Some(*subnet) == first_v4 => self.network.clone(),
             _ => store::pool_name(&self.network, &r.cidr()),
@@ -332,9 +329,7 @@ pub fn pools_of(data_dir: &Path, network: &str) -> Result<Vec<String>> {
     let mut out: Vec<String> = rd
         .flatten()
         .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| {
-            (n == network || n.starts_with(&prefix)) && store::check_pool_name(n).is_ok()
-        })
+        .filter(|n| (n == network || n.starts_with(&prefix)) && store::check_pool_name(n).is_ok())
         .collect();
     out.sort();
     Ok(out)
@@ -405,7 +400,11 @@ pub fn list(data_dir: &Path, network: &str) -> Result<Vec<Entry>> {
 pub fn gc(data_dir: &Path, network: &str, valid: &[(String, String)]) -> Result<Vec<Entry>> {
     let stale: Vec<Entry> = list(data_dir, network)?
         .into_iter()
-        .filter(|e| !valid.iter().any(|(id, ifn)| *id == e.id && *ifn == e.ifname))
+        .filter(|e| {
+            !valid
+                .iter()
+                .any(|(id, ifn)| *id == e.id && *ifn == e.ifname)
+        })
         .collect();
     for e in &stale {
         release(data_dir, network, &e.id, &e.ifname)?;

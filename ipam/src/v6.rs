@@ -284,12 +284,7 @@ pub fn allocate(req: &Request6) -> Result<Allocated6> {
         None => None,
         Some(ip) => match req.subnet.offset(ip) {
             Some(o) if (lo..=hi).contains(&o) => Some(o),
-            _ => {
-                return Err(Error::OutOfRange {
-                    ip,
-                    range: range(),
-                })
-            }
+            _ => return Err(Error::OutOfRange { ip, range: range() }),
         },
     };
     let file = File6::lock(&req.data_dir, &req.pool, true)?.expect("created");
@@ -527,10 +522,7 @@ mod tests {
         // Retried ADD: same address.
         assert_eq!(allocate(&req(&d, "c")).unwrap(), c);
         // Released addresses are not reused before the cursor wraps.
-        assert_eq!(
-            release(&d, "n+fd00::_64", "a", "eth0").unwrap(),
-            vec![a.ip]
-        );
+        assert_eq!(release(&d, "n+fd00::_64", "a", "eth0").unwrap(), vec![a.ip]);
         assert_eq!(
             allocate(&req(&d, "e")).unwrap().ip,
             "fd00::5".parse::<Ipv6Addr>().unwrap()

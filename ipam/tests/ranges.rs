@@ -99,7 +99,10 @@ fn several_ranges_in_a_set_are_tried_in_order() {
         .map(|id| {
             let o = cni("ADD", id, None, &c);
             assert_exit_code(&o, 0);
-            out_json(&o)["ips"][0]["address"].as_str().unwrap().to_string()
+            out_json(&o)["ips"][0]["address"]
+                .as_str()
+                .unwrap()
+                .to_string()
         })
         .collect();
     assert_eq!(ips, ["10.90.0.2/30", "10.91.0.100/24", "10.91.0.101/24"]);
@@ -128,7 +131,10 @@ fn gc_releases_attachments_not_listed_and_status_answers() {
     assert_exit_code(&cni("CHECK", "keep", None, &c), 0);
     assert_exit_code(&cni("CHECK", "stale", None, &c), 1);
     let r = out_json(&cni("ADD", "again", Some("IP=10.89.0.3,fd89::3"), &c));
-    assert_eq!(r["ips"][1]["address"], "fd89::3/64", "stale's addresses are free");
+    assert_eq!(
+        r["ips"][1]["address"], "fd89::3/64",
+        "stale's addresses are free"
+    );
 
     let mut st = Command::new(BIN);
     st.env("CNI_COMMAND", "STATUS");
