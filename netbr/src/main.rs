@@ -68,6 +68,9 @@ enum Cmd {
         /// An IPv6 address (dual-stack networks).
         #[arg(long)]
         ip6: Option<Ipv6Addr>,
+        /// The container interface's MAC address.
+        #[arg(long)]
+        mac: Option<String>,
         /// Port mappings: '[{"hostPort":8080,"containerPort":80,"protocol":"tcp","hostIP":""}]'.
         #[arg(long)]
         publish: Option<String>,
@@ -147,6 +150,7 @@ fn main() -> ExitCode {
             ifname,
             ip,
             ip6,
+            mac,
             publish,
         } => {
             let ips: Vec<IpAddr> = ip
@@ -154,7 +158,16 @@ fn main() -> ExitCode {
                 .into_iter()
                 .chain(ip6.map(IpAddr::V6))
                 .collect();
-            network::connect(&root, &name, &id, &netns, &ifname, &ips, publish.as_deref())
+            network::connect(
+                &root,
+                &name,
+                &id,
+                &netns,
+                &ifname,
+                &ips,
+                mac.as_deref(),
+                publish.as_deref(),
+            )
         }
         Cmd::Disconnect {
             name,

@@ -305,6 +305,19 @@ impl Netlink {
         Ok(())
     }
 
+    /// Sets the link's hardware address (while it is down).
+    pub fn set_mac(&mut self, index: u32, mac: &[u8; 6]) -> Result<()> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        m.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        self.request(
+            &format!("set address of link {index}"),
+            RouteNetlinkMessage::SetLink(m),
+            NLM_F_ACK,
+        )?;
+        Ok(())
+    }
+
     /// Deletes link `index`; already gone is success.
     pub fn del_link_index(&mut self, index: u32) -> Result<bool> {
         let mut m = LinkMessage::default();

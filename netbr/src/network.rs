@@ -475,6 +475,7 @@ pub fn connect(
     netns: &Path,
     ifname: &str,
     ips: &[IpAddr],
+    mac: Option<&str>,
     publish: Option<&str>,
 ) -> Result<Value> {
     let maps: Vec<PortMapping> = match publish {
@@ -486,7 +487,14 @@ pub fn connect(
         None => vec![],
     };
     let info = get(root, name)?;
-    let env = env_for("ADD", id, netns, ifname, ips);
+    let mut env = env_for("ADD", id, netns, ifname, ips);
+    if let Some(m) = mac {
+        let mac = format!("MAC={m}");
+        env.args = Some(match env.args {
+            Some(a) => format!("{a};{mac}"),
+            None => mac,
+        });
+    }
     let res = cni_plugin::dispatch(&Netbr, &env, &plugin_conf(&info, &maps))?;
     Ok(res.unwrap_or(Value::Null))
 }

@@ -98,6 +98,23 @@ pub struct PortMapping {
 pub struct RuntimeConfig {
     #[serde(default)]
     pub port_mappings: Vec<PortMapping>,
+    /// The `mac` capability.
+    #[serde(default)]
+    pub mac: Option<String>,
+}
+
+/// `aa:bb:cc:dd:ee:ff`, unicast, as bytes.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let v: Vec<u8> = s
+        .split(':')
+        .map(|p| {
+            (p.len() == 2)
+                .then(|| u8::from_str_radix(p, 16).ok())
+                .flatten()
+        })
+        .collect::<Option<_>>()?;
+    let m: [u8; 6] = v.try_into().ok()?;
+    (m[0] & 1 == 0).then_some(m)
 }
 
 /// The plugin's network config (unknown fields tolerated).
@@ -167,6 +184,8 @@ struct Call {
     /// go with the network's last DEL.
     managed: bool,
     maps: Vec<Mapping>,
+    /// The container interface's MAC (`runtimeConfig.mac` or CNI_ARGS `MAC=`).
+    mac: Option<[u8; 6]>,
     id: String,
     ifname: String,
     netns: Option<PathBuf>,
@@ -271,6 +290,23 @@ fn parse(stdin: &[u8], env: &Env) -> Result<Call> {
             format!("CNI_IFNAME {ifname:?} is not a valid interface name"),
         ));
     }
+    let mac_str = conf
+        .runtime_config
+        .as_ref()
+        .and_then(|r| r.mac.clone())
+        .or(match &env.args {
+            Some(a) => cni_plugin::parse_args(a)?.get("MAC").cloned(),
+            None => None,
+        });
+    let mac = match mac_str {
+        None => None,
+        Some(m) => Some(parse_mac(&m).ok_or_else(|| {
+            bad(
+                code::INVALID_CONFIG,
+                format!("mac {m:?} is not a unicast MAC address"),
+            )
+        })?),
+    };
     let data_dir = conf
         .ipam
         .as_ref()
@@ -281,6 +317,7 @@ fn parse(stdin: &[u8], env: &Env) -> Result<Call> {
         .is_some_and(|root| root.join("networks").join(format!("{name}.json")).exists());
     Ok(Call {
         version,
+        mac,
         managed,
         name,
         bridge,
@@ -567,6 +604,9 @@ fn add_addresses(
             ns_path.display()
         ))
     })?;
+    if let Some(mac) = &call.mac {
+        cnl.set_mac(c.index, mac)?;
+    }
     for a in &addrs {
         cnl.add_addr(c.index, a.ip, a.prefix)?;
     }
@@ -651,7 +691,15 @@ fn add_addresses(
             },
             Interface {
                 name: call.ifname.clone(),
-                mac: c.mac,
+                mac: call
+                    .mac
+                    .map(|m| {
+                        m.iter()
+                            .map(|b| format!("{b:02x}"))
+                            .collect::<Vec<_>>()
+                            .join(":")
+                    })
+                    .unwrap_or(c.mac),
                 sandbox: ns_path.display().to_string(),
                 ..Default::default()
             },
