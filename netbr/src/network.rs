@@ -468,6 +468,7 @@ fn env_for(command: &str, id: &str, netns: &Path, ifname: &str, ips: &[IpAddr]) 
 }
 
 /// CNI ADD of `id` (namespace file `netns`) to the network; prints the CNI result.
+#[allow(clippy::too_many_arguments)]
 pub fn connect(
     root: &Path,
     name: &str,
