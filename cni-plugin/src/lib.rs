@@ -10,8 +10,8 @@
 //!   `CNI_ARGS` (`K=V;K2=V2`).
 //! - [`dispatch`]: ADD, DEL and CHECK go to the [`Plugin`]; VERSION is
 //!   answered here (`{"cniVersion":"1.1.0","supportedVersions":[..]}`,
-//!   stdin unread); GC and STATUS succeed with no output; anything else is
-//!   error code 4.
+//!   stdin unread); GC and STATUS (CNI 1.1) go to the plugin too, whose
+//!   default is success with no output; anything else is error code 4.
 //! - [`negotiate`]: a config's `cniVersion` (default [`DEFAULT_VERSION`])
 //!   must be one of [`SUPPORTED_VERSIONS`], else error code 1.
 //! - [`decode_config`]: the network config on stdin into the plugin's own
@@ -53,6 +53,8 @@ pub mod code {
     pub const DECODE: u32 = 6;
     pub const INVALID_CONFIG: u32 = 7;
     pub const TRY_AGAIN_LATER: u32 = 11;
+    /// STATUS: the plugin cannot serve ADD now (CNI 1.1).
+    pub const NOT_AVAILABLE: u32 = 50;
 }
 
 /// A CNI error: `{"cniVersion","code","msg","details"}` on stdout.
@@ -280,6 +282,15 @@ pub trait Plugin {
     fn del(&self, env: &Env, stdin: &[u8]) -> Result<(), Self::Error>;
     /// CHECK: success when what ADD made is in place.
     fn check(&self, env: &Env, stdin: &[u8]) -> Result<(), Self::Error>;
+    /// GC (CNI 1.1): release what is not in the config's
+    /// `cni.dev/valid-attachments`. By default there is nothing to collect.
+    fn gc(&self, _env: &Env, _stdin: &[u8]) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    /// STATUS (CNI 1.1): success when ADD can be served.
+    fn status(&self, _env: &Env, _stdin: &[u8]) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }
 
 /// Runs `env.command`: `Ok(Some(json))` is printed, `Ok(None)` prints nothing.
@@ -289,12 +300,13 @@ pub fn dispatch<P: Plugin>(p: &P, env: &Env, stdin: &[u8]) -> Result<Option<Valu
         "ADD" => p.add(env, stdin).map(Some),
         "DEL" => p.del(env, stdin).map(|()| None),
         "CHECK" => p.check(env, stdin).map(|()| None),
-        "GC" | "STATUS" => Ok(None),
+        "GC" => p.gc(env, stdin).map(|()| None),
+        "STATUS" => p.status(env, stdin).map(|()| None),
         "" => Err(CniError::new(code::INVALID_ENV, "CNI_COMMAND is not set", "").into()),
         other => Err(CniError::new(
             code::INVALID_ENV,
             format!("unknown CNI_COMMAND {other:?}"),
-            "expected ADD, DEL, CHECK or VERSION",
+            "expected ADD, DEL, CHECK, GC, STATUS or VERSION",
         )
         .into()),
     }

@@ -143,7 +143,7 @@ pub fn allocate(req: &Request) -> Result<Allocated> {
         network: req.network.clone(),
         err,
     };
-    store::check_name(&req.network)?;
+    store::check_pool_name(&req.network)?;
     // Before any size arithmetic: a /0 has 2^32 addresses, more than a u32.
     bitmap::check_prefix(req.subnet).map_err(perr)?;
     let gw = gateway_offset(req.subnet, req.gateway)?;
@@ -266,7 +266,7 @@ pub fn remove(data_dir: &Path, network: &str) -> Result<()> {
     if let Some(lock) = Locked::acquire(data_dir, network, false)? {
         lock.remove()?;
     } else {
-        store::check_name(network)?;
+        store::check_pool_name(network)?;
         let _ = std::fs::remove_file(data_dir.join(format!(".{network}.lock")));
     }
     Ok(())

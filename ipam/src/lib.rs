@@ -13,20 +13,38 @@
 //!  "dataDir":"/var/lib/mydocker/ipam","routes":[{"dst":"0.0.0.0/0"}]}}
 //! ```
 //!
+//! - `ranges` (host-local's): a list of range sets, each a list of ranges
+//!   `{"subnet","rangeStart","rangeEnd","gateway"}`, IPv4 or IPv6 (one
+//!   family per set). ADD hands out one address per set, trying its ranges
+//!   in order (the next when one is exhausted); `subnet` & co. at the top
+//!   are one more set, first. Podman's default conflist
+//!   (`"ranges":[[{"subnet":"10.88.0.0/16","gateway":"10.88.0.1"}],[{"subnet":"fd00::/64"}]]`)
+//!   gets one address per family. `routes` defaults to a default route per
+//!   family handed out.
+//! - IPv6 pools (prefixes /8 to /126): offset 0 (the subnet-router anycast)
+//!   and the gateway (default `::1`) are never handed out; the state is a
+//!   next-fit cursor plus the sparse set of taken offsets ([`v6`]), so a /64
+//!   costs bytes per owner, not a bitmap, and an allocation is O(1)
+//!   expected.
 //! - `gateway` defaults to the first host; `rangeStart`/`rangeEnd` default to
 //!   the whole subnet. Network, broadcast and gateway are never handed out.
 //!   Prefixes /8 to /30. `dataDir` defaults to `$MYDOCKER_ROOT/ipam`
 //!   (`/var/lib/mydocker/ipam`). `routes` defaults to `[{"dst":"0.0.0.0/0"}]`.
 //! - ADD: next-fit allocation after the address handed out last (like
 //!   host-local). A requested address (`CNI_ARGS` `IP=a.b.c.d`, the `ips`
-//!   capability `runtimeConfig.ips`, or `args.cni.ips`) is honoured or
-//!   refused. ADD again for the same container id + ifname returns the address
+//!   capability `runtimeConfig.ips`, or `args.cni.ips`; `IP=` may list one
+//!   per family, comma-separated) is honoured or refused, and must fall in
+//!   some range (else code 100). A failed set releases what the ADD took. ADD again for the same container id + ifname returns the address
 //!   it already holds. Prints `{"cniVersion":..,"ips":[{"address":"10.22.0.2/16",
 //!   "gateway":"10.22.0.1"}],"routes":[{"dst":"0.0.0.0/0"}],"dns":{}}`.
 //! - DEL: releases what container id + ifname holds; nothing held, or no state
 //!   at all, is success. Prints nothing.
 //! - CHECK: succeeds (prints nothing) when container id + ifname holds an
 //!   address, else error code 3.
+//! - GC (CNI 1.1): releases every owner in every pool of the network that is
+//!   not in the config's `cni.dev/valid-attachments` (`[{"containerID","ifname"}]`).
+//! - STATUS (CNI 1.1): success when the data dir can be made and written,
+//!   else code 50.
 //! - VERSION: `{"cniVersion":"1.1.0","supportedVersions":[...]}`.
 //!
 //! Errors are `{"cniVersion","code","msg","details"}` on stdout. Codes: 1
@@ -54,6 +72,11 @@
 //!
 //! # State
 //!
+//! Pools ([`pools`]): the network's first IPv4 subnet is `<dataDir>/<name>`;
+//! any other subnet `<dataDir>/<name>+<cidr, / as _>` (IPv4: the format
+//! below; IPv6: [`v6`]'s). DEL, GC and `netbr rm` walk every pool file of
+//! the network, config or not.
+//!
 //! One file per network, `<dataDir>/<name>`, a compact binary bitmap plus the
 //! owners of allocated addresses (format in [`store`]), under flock on
 //! `<dataDir>/.<name>.lock`. ADD and DEL update it in place, a few bytes
@@ -73,5 +96,7 @@ pub mod bitmap;
 pub mod cni;
 pub mod index;
 pub mod owners;
+pub mod pools;
 pub mod store;
 pub mod update;
+pub mod v6;

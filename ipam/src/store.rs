@@ -104,6 +104,33 @@ pub fn check_name(name: &str) -> Result<()> {
     }
 }
 
+/// The state file of a pool other than a network's first IPv4 one:
+/// `<network>+<cidr>`, `/` written `_` (`net1+fd00::_64`). `+` is not in
+/// network names, so no network's file can be another's pool.
+pub fn pool_name(network: &str, cidr: &str) -> String {
+    format!("{network}+{}", cidr.replace('/', "_"))
+}
+
+/// A network name, or a [`pool_name`] of one.
+pub fn check_pool_name(pool: &str) -> Result<()> {
+    match pool.split_once('+') {
+        None => check_name(pool),
+        Some((net, cidr)) => {
+            check_name(net)?;
+            let ok = !cidr.is_empty()
+                && cidr.len() <= 50
+                && cidr
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':' || b == b'_');
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::Name { name: pool.into() })
+            }
+        }
+    }
+}
+
 /// The state file of `network` under `data_dir`.
 pub fn state_path(data_dir: &Path, network: &str) -> PathBuf {
     data_dir.join(network)
@@ -119,7 +146,7 @@ impl Locked {
     /// Takes the lock, creating the data dir if `create` (a reader of a
     /// network that never existed needs no dir).
     pub fn acquire(data_dir: &Path, network: &str, create: bool) -> Result<Option<Locked>> {
-        check_name(network)?;
+        check_pool_name(network)?;
         if create {
             atomicfile::private_dir(data_dir).map_err(|err| Error::DataDir {
                 path: data_dir.into(),

@@ -152,6 +152,8 @@ pub struct RunArgs {
     pub resources: crate::resources::ResourceArgs,
     #[command(flatten)]
     pub security: crate::security::SecurityArgs,
+    #[command(flatten)]
+    pub net: crate::netargs::NetArgs,
     /// Image to run.
     pub image: String,
     /// Command and arguments (default: the image's Cmd).
@@ -321,12 +323,15 @@ pub enum NetworkCmd {
         /// Driver (only `bridge`).
         #[arg(short = 'd', long, default_value = "bridge")]
         driver: String,
-        /// Subnet in CIDR form (picked when absent).
+        /// Subnet in CIDR form, IPv4 and/or IPv6 (picked when absent).
         #[arg(long)]
-        subnet: Option<String>,
-        /// Gateway address (default: the subnet's first).
+        subnet: Vec<String>,
+        /// Gateway address per subnet (default: the subnet's first).
         #[arg(long)]
-        gateway: Option<String>,
+        gateway: Vec<String>,
+        /// Enable IPv6 (dual stack; a ULA /64 unless an IPv6 --subnet is given).
+        #[arg(long)]
+        ipv6: bool,
         name: String,
     },
     /// List networks.

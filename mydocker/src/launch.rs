@@ -84,11 +84,11 @@ fn prepare(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result<Prep
     // from the image).
     let extra_mounts = crate::volumes::resolve(ctx, id, &cfg.mounts)?;
     // 4, 5: the network namespace and its interface (CNI ADD).
-    let (netns, ip, network) = match network::parse_mode(&cfg.network) {
+    let (netns, _ip, network) = match network::parse_mode(&cfg.network) {
         network::Mode::Named(name) => {
             network::ensure(ctx, &name)?;
             undo.network = Some(name.clone());
-            let a = network::attach(ctx, id, &name, &cfg.ports)?;
+            let a = network::attach(ctx, id, &name, cfg)?;
             (Some(a.netns), a.ip, a.settings)
         }
         _ => (
@@ -98,7 +98,7 @@ fn prepare(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result<Prep
         ),
     };
     let host_network = network::parse_mode(&cfg.network) == network::Mode::Host;
-    let files = spec::write_etc_files(&dir, &hostname, ip.as_deref())?;
+    let files = spec::write_etc_files(ctx, &dir, id, &hostname, cfg, &network)?;
     let ids = spec::resolve_user(&rootfs, &cfg.user)?;
     let config = spec::build(&spec::SpecInput {
         id,

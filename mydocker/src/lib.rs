@@ -22,6 +22,8 @@ pub mod inspect;
 pub mod launch;
 pub mod logfile;
 pub mod logs;
+pub mod names;
+pub mod netargs;
 pub mod network;
 pub mod pipeline;
 pub mod ps;

@@ -24,6 +24,19 @@ pub struct Port {
 }
 
 pub fn parse_publish(spec: &str) -> Result<Port> {
+    let mut v = parse_publish_range(spec)?;
+    if v.len() != 1 {
+        return Err(Error::Daemon(format!(
+            "invalid port specification: \"{spec}\""
+        )));
+    }
+    Ok(v.remove(0))
+}
+
+/// `-p` with port ranges: `[IP:][HOST[-HOST2]:]CONTAINER[-CONTAINER2][/PROTO]`,
+/// one mapping per port (equal lengths, or no host ports: each a free one).
+/// An IPv6 host address is bracketed: `[::1]:8080:80`.
+pub fn parse_publish_range(spec: &str) -> Result<Vec<Port>> {
     let bad = || Error::Daemon(format!("invalid port specification: \"{spec}\""));
     let (addr, proto) = match spec.rsplit_once('/') {
         Some((a, p)) => (a, p.to_ascii_lowercase()),
@@ -32,29 +45,52 @@ pub fn parse_publish(spec: &str) -> Result<Port> {
     if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
         return Err(bad());
     }
-    let parts: Vec<&str> = addr.split(':').collect();
-    let (ip, host, ctr) = match parts.as_slice() {
-        [c] => ("", "", *c),
-        [h, c] => ("", *h, *c),
-        [i, h, c] => (*i, *h, *c),
-        _ => return Err(bad()),
+    let (ip, rest) = match addr.strip_prefix('[') {
+        Some(r) => r.split_once("]:").ok_or_else(bad)?,
+        None => match addr.matches(':').count() {
+            2 => addr.split_once(':').unwrap(),
+            0 | 1 => ("", addr),
+            _ => return Err(bad()),
+        },
     };
-    if !ip.is_empty() && ip.parse::<Ipv4Addr>().is_err() {
+    if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
         return Err(bad());
     }
-    let port = |s: &str| s.parse::<u16>().ok().filter(|&p| p > 0);
-    let container_port = port(ctr).ok_or_else(bad)?;
-    let host_port = if host.is_empty() {
-        free_port(&proto)?
-    } else {
-        port(host).ok_or_else(bad)?
+    let (host, ctr) = rest.split_once(':').unwrap_or(("", rest));
+    let range = |s: &str| -> Result<(u16, u16)> {
+        let p = |x: &str| x.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(bad);
+        match s.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (p(a)?, p(b)?);
+                if a > b {
+                    return Err(bad());
+                }
+                Ok((a, b))
+            }
+            None => p(s).map(|a| (a, a)),
+        }
     };
-    Ok(Port {
-        host_port,
-        container_port,
-        protocol: proto,
-        host_ip: ip.to_string(),
-    })
+    let (c0, c1) = range(ctr)?;
+    let hosts: Vec<u16> = if host.is_empty() {
+        (c0..=c1)
+            .map(|_| free_port(&proto))
+            .collect::<Result<_>>()?
+    } else {
+        let (h0, h1) = range(host)?;
+        if h1 - h0 != c1 - c0 {
+            return Err(bad());
+        }
+        (h0..=h1).collect()
+    };
+    Ok((c0..=c1)
+        .zip(hosts)
+        .map(|(c, h)| Port {
+            host_port: h,
+            container_port: c,
+            protocol: proto.clone(),
+            host_ip: ip.to_string(),
+        })
+        .collect())
 }
 
 /// An ephemeral port the kernel says is free now (docker picks one too).
@@ -95,27 +131,40 @@ pub struct Attached {
     pub settings: Value,
 }
 
-/// Steps 4 and 5: a netns file, then CNI ADD into the network.
-pub fn attach(ctx: &Ctx, id: &str, network: &str, ports: &[Port]) -> Result<Attached> {
+/// Steps 4 and 5: a netns file, then CNI ADD into the network (with the
+/// container's `--ip`, `--ip6`, `--mac-address` and `-p`).
+pub fn attach(
+    ctx: &Ctx,
+    id: &str,
+    network: &str,
+    cfg: &crate::runconfig::RunConfig,
+) -> Result<Attached> {
+    let ports = &cfg.ports;
     let out = ctx
         .netbr()
         .args(["netns", "add", id, "--dir"])
         .arg(ctx.run.join("netns"))
         .json()?;
     let netns = out["path"].as_str().unwrap_or_default().to_string();
-    let res = ctx
-        .netbr()
-        .args([
-            "connect",
-            network,
-            id,
-            "--netns",
-            &netns,
-            "--publish",
-            &serde_json::to_string(ports).unwrap(),
-        ])
-        .json();
-    let res = match res {
+    let mut call = ctx.netbr().args([
+        "connect",
+        network,
+        id,
+        "--netns",
+        &netns,
+        "--publish",
+        &serde_json::to_string(ports).unwrap(),
+    ]);
+    if let Some(ip) = cfg.net.ip {
+        call = call.args(["--ip", &ip.to_string()]);
+    }
+    if let Some(ip) = cfg.net.ip6 {
+        call = call.args(["--ip6", &ip.to_string()]);
+    }
+    if let Some(mac) = &cfg.net.mac {
+        call = call.args(["--mac", mac]);
+    }
+    let res = match call.json() {
         Ok(r) => r,
         Err(e) => {
             let _ = ctx
@@ -126,7 +175,8 @@ pub fn attach(ctx: &Ctx, id: &str, network: &str, ports: &[Port]) -> Result<Atta
             return Err(e);
         }
     };
-    let (ip, entry) = endpoint(&res, "eth0");
+    let (ip, mut entry) = endpoint(&res, "eth0");
+    entry["Aliases"] = json!(cfg.net.aliases);
     let mut port_map = serde_json::Map::new();
     for p in ports {
         port_map.insert(
@@ -135,7 +185,9 @@ pub fn attach(ctx: &Ctx, id: &str, network: &str, ports: &[Port]) -> Result<Atta
         );
     }
     let settings = json!({
-        "IPAddress": ip, "Gateway": entry["Gateway"], "MacAddress": entry["MacAddress"], "Ports": port_map,
+        "IPAddress": ip, "Gateway": entry["Gateway"], "MacAddress": entry["MacAddress"],
+        "GlobalIPv6Address": entry["GlobalIPv6Address"], "GlobalIPv6PrefixLen": entry["GlobalIPv6PrefixLen"],
+        "IPv6Gateway": entry["IPv6Gateway"], "Ports": port_map,
         "SandboxKey": netns,
         "Networks": {network: entry},
     });
@@ -148,10 +200,11 @@ pub fn attach(ctx: &Ctx, id: &str, network: &str, ports: &[Port]) -> Result<Atta
 
 /// Undo of `attach`: CNI DEL and the netns file. Idempotent.
 pub fn detach(ctx: &Ctx, id: &str, network: &str) -> Vec<Error> {
-    let mut errs: Vec<Error> = disconnect(ctx, id, network, "eth0")
+    let mut errs: Vec<Error> = crate::names::leave(ctx, network, id)
         .err()
         .into_iter()
         .collect();
+    errs.extend(disconnect(ctx, id, network, "eth0").err());
     errs.extend(netns_del(ctx, id).err());
     errs
 }
@@ -161,6 +214,7 @@ pub fn detach(ctx: &Ctx, id: &str, network: &str) -> Vec<Error> {
 pub fn detach_all(ctx: &Ctx, id: &str, settings: &Value) -> Vec<Error> {
     let mut errs = vec![];
     for (name, n) in settings["Networks"].as_object().into_iter().flatten() {
+        errs.extend(crate::names::leave(ctx, name, id).err());
         let ifname = n["IfName"].as_str().unwrap_or("eth0");
         errs.extend(disconnect(ctx, id, name, ifname).err());
     }
@@ -197,19 +251,39 @@ fn netns_del(ctx: &Ctx, id: &str) -> Result<()> {
         .map(|_| ())
 }
 
-/// docker's entry for one network in NetworkSettings.Networks, from a CNI result.
+/// docker's entry for one network in NetworkSettings.Networks, from a CNI
+/// result: the first IPv4 and the first IPv6 address with their gateways.
 fn endpoint(res: &Value, ifname: &str) -> (String, Value) {
-    let addr = res["ips"][0]["address"].as_str().unwrap_or_default();
-    let (ip, prefix) = addr.split_once('/').unwrap_or((addr, ""));
-    let gateway = res["ips"][0]["gateway"].as_str().unwrap_or_default();
+    let ips: Vec<&Value> = res["ips"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let of = |v6: bool| {
+        ips.iter()
+            .find(|i| i["address"].as_str().is_some_and(|a| a.contains(':') == v6))
+            .map(|i| {
+                let a = i["address"].as_str().unwrap_or_default();
+                let (ip, prefix) = a.split_once('/').unwrap_or((a, ""));
+                (
+                    ip.to_string(),
+                    prefix.parse::<u32>().unwrap_or(0),
+                    i["gateway"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .unwrap_or_default()
+    };
+    let (ip, prefix, gateway) = of(false);
+    let (ip6, prefix6, gateway6) = of(true);
     let mac = res["interfaces"]
         .as_array()
         .and_then(|i| i.iter().find(|x| x["sandbox"].is_string()))
         .and_then(|x| x["mac"].as_str())
         .unwrap_or("");
     (
-        ip.to_string(),
-        json!({"IPAddress": ip, "IPPrefixLen": prefix.parse::<u32>().unwrap_or(0), "Gateway": gateway, "MacAddress": mac, "IfName": ifname}),
+        ip.clone(),
+        json!({"IPAddress": ip, "IPPrefixLen": prefix, "Gateway": gateway,
+               "GlobalIPv6Address": ip6, "GlobalIPv6PrefixLen": prefix6, "IPv6Gateway": gateway6,
+               "MacAddress": mac, "IfName": ifname}),
     )
 }
 
@@ -339,6 +413,7 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
             driver,
             subnet,
             gateway,
+            ipv6,
             name,
         } => {
             if driver != "bridge" {
@@ -346,12 +421,22 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
                     "plugin \"{driver}\" not found: only the bridge driver is supported"
                 ));
             }
-            let subnet = match subnet {
-                Some(s) => s.clone(),
-                None => pick_subnet(ctx, None)?,
-            };
-            let mut call = ctx.netbr().args(["create", name, "--subnet", &subnet]);
-            if let Some(g) = gateway {
+            let mut subnets = subnet.clone();
+            let has6 = subnets.iter().any(|s| s.contains(':'));
+            if has6 && !ipv6 {
+                return fail("an IPv6 subnet needs --ipv6");
+            }
+            if !subnets.iter().any(|s| !s.contains(':')) {
+                subnets.insert(0, pick_subnet(ctx, None)?);
+            }
+            if *ipv6 && !has6 {
+                subnets.push(pick_subnet6(ctx, name)?);
+            }
+            let mut call = ctx.netbr().args(["create", name]);
+            for s in &subnets {
+                call = call.args(["--subnet", s]);
+            }
+            for g in gateway {
                 call = call.args(["--gateway", g]);
             }
             call.output().map_err(plain)?;
@@ -376,9 +461,19 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
             let mut out = vec![];
             for n in names {
                 let v = ctx.netbr().args(["inspect", n]).json().map_err(plain)?;
+                let subnets: Vec<&str> = v["subnets"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let config: Vec<Value> = subnets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| json!({"Subnet": s, "Gateway": v["gateways"][i]}))
+                    .collect();
                 out.push(json!({
                     "Name": n, "Driver": "bridge",
-                    "IPAM": {"Config": [{"Subnet": v["subnet"], "Gateway": v["gateway"]}]},
+                    "EnableIPv6": subnets.iter().any(|s| s.contains(':')),
+                    "IPAM": {"Driver": "default", "Config": config},
                     "Options": {"com.docker.network.bridge.name": v["bridge"]},
                     "Containers": v["allocations"],
                 }));
@@ -434,6 +529,11 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
                 .json()
                 .map_err(plain)?;
             let (_, entry) = endpoint(&res, &ifname);
+            crate::names::join(
+                ctx,
+                network,
+                &name_endpoint(&rec.id, &rec.name, &[], &entry, ctx),
+            )?;
             let patch = json!({"network": {"Networks": {network: entry}}});
             ctx.ctrstate()
                 .args(["update", &rec.id])
@@ -449,6 +549,7 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
                 ));
             };
             let ifname = entry["IfName"].as_str().unwrap_or("eth0").to_string();
+            crate::names::leave(ctx, network, &rec.id)?;
             disconnect(ctx, &rec.id, network, &ifname).map_err(plain)?;
             let patch = json!({"network": {"Networks": {network: null}}});
             ctx.ctrstate()
@@ -458,6 +559,91 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// The names endpoint of a container on a network: its name, aliases and
+/// short id at the addresses of `entry` (an entry of NetworkSettings.Networks).
+pub fn name_endpoint(
+    id: &str,
+    name: &str,
+    aliases: &[String],
+    entry: &Value,
+    ctx: &Ctx,
+) -> crate::names::Endpoint {
+    let mut names = vec![name.to_string()];
+    names.extend(aliases.iter().cloned());
+    names.push(id[..12.min(id.len())].to_string());
+    names.dedup();
+    let ips = ["IPAddress", "GlobalIPv6Address"]
+        .iter()
+        .filter_map(|k| {
+            entry[*k]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+        })
+        .collect();
+    crate::names::Endpoint {
+        id: id.to_string(),
+        names,
+        ips,
+        hosts: ctx.container_dir(id).join("hosts"),
+    }
+}
+
+/// A ULA /64 for a network's IPv6 (docker picks from its pools too): from a
+/// hash of the root and the name, clear of the host's IPv6 routes and this
+/// root's networks.
+fn pick_subnet6(ctx: &Ctx, name: &str) -> Result<String> {
+    let mut taken: Vec<String> = std::fs::read_to_string("/proc/net/ipv6_route")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let hex = f.first()?;
+            let len = u8::from_str_radix(f.get(1)?, 16).ok()?;
+            let v = u128::from_str_radix(hex, 16).ok()?;
+            (len > 0).then(|| format!("{}/{len}", std::net::Ipv6Addr::from(v)))
+        })
+        .collect();
+    if let Ok(v) = ctx.netbr().arg("ls").json() {
+        for n in v.as_array().into_iter().flatten() {
+            for s in n["subnets"].as_array().into_iter().flatten() {
+                taken.extend(s.as_str().map(String::from));
+            }
+        }
+    }
+    let h = fnv(format!("{}\0{name}", ctx.root.display()).as_bytes());
+    for i in 0..64u64 {
+        let x = h.wrapping_add(i.wrapping_mul(0x9e3779b97f4a7c15));
+        let cand = format!(
+            "fd{:02x}:{:x}:{:x}::/64",
+            x & 0xff,
+            (x >> 8) & 0xffff,
+            (x >> 24) & 0xffff
+        );
+        let c = ipam_overlap_key(&cand);
+        if !taken.iter().any(|t| overlaps6(c, ipam_overlap_key(t))) {
+            return Ok(cand);
+        }
+    }
+    fail("could not find an available IPv6 /64 among fd00::/8")
+}
+
+fn ipam_overlap_key(s: &str) -> Option<(u128, u8)> {
+    let (ip, len) = s.split_once('/')?;
+    let len: u8 = len.parse().ok()?;
+    let v = u128::from(ip.parse::<std::net::Ipv6Addr>().ok()?);
+    Some((v, len))
+}
+
+fn overlaps6(a: Option<(u128, u8)>, b: Option<(u128, u8)>) -> bool {
+    let (Some((a, la)), Some((b, lb))) = (a, b) else {
+        return false;
+    };
+    let p = la.min(lb);
+    let mask = if p == 0 { 0 } else { u128::MAX << (128 - p) };
+    a & mask == b & mask
 }
 
 /// A tool's error as the user should read it (without the tool's step).

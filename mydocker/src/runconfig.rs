@@ -25,6 +25,8 @@ pub struct RunConfig {
     /// `none`, `host`, or a network name.
     pub network: String,
     pub ports: Vec<crate::network::Port>,
+    /// Addresses, aliases, DNS and hosts options (`--ip`, `--dns`, ...).
+    pub net: crate::netargs::NetOpts,
     /// Volumes, binds and tmpfs mounts.
     pub mounts: Vec<crate::volumes::MountSpec>,
     pub read_only: bool,
@@ -117,11 +119,8 @@ impl RunConfig {
             open_stdin: a.interactive,
             auto_remove: a.rm,
             resources: a.resources.to_oci()?,
-            ports: a
-                .publish
-                .iter()
-                .map(|p| crate::network::parse_publish(p))
-                .collect::<Result<_>>()?,
+            ports: crate::netargs::ports(&a.publish, a.net.publish_all, image_cfg)?,
+            net: crate::netargs::NetOpts::from_args(&a.net)?,
             network: a.network.clone(),
             mounts: {
                 let mut m = vec![];

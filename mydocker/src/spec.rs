@@ -233,26 +233,86 @@ pub fn build(i: &SpecInput) -> Result<Value> {
     }))
 }
 
-/// Writes the container's /etc/hostname, /etc/hosts and /etc/resolv.conf into
-/// its dir and returns them as (source, target) bind mounts.
+/// The container's /etc/hostname, /etc/hosts and /etc/resolv.conf, files
+/// in its dir bind-mounted into it, as docker writes them: the hosts file
+/// holds the defaults, `--add-host` entries (`host-gateway`: the gateway of
+/// its network, the host's address there), its own addresses with its
+/// hostname (and `hostname.domainname`), then, on user-defined networks,
+/// the other containers' names ([`crate::names`], which also registers
+/// this one). Returns them as (source, target) bind mounts. resolv.conf: `--dns` or the host's resolvers (loopback ones
+/// dropped), `--dns-search` and `--dns-option` replacing the host's.
 pub fn write_etc_files(
+    ctx: &crate::context::Ctx,
     dir: &Path,
+    id: &str,
     hostname: &str,
-    ip: Option<&str>,
+    cfg: &RunConfig,
+    network: &Value,
 ) -> Result<Vec<(String, String)>> {
     use crate::error::IoContext;
-    let hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n{}\t{}\n",
-        ip.unwrap_or("127.0.1.1"),
-        hostname
+    let n = &cfg.net;
+    let mut hosts = String::from(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
     );
+    let gateway = network["Gateway"].as_str().filter(|g| !g.is_empty());
+    for (name, addr) in &n.extra_hosts {
+        let addr = if addr == "host-gateway" {
+            gateway.unwrap_or("127.0.0.1")
+        } else {
+            addr
+        };
+        hosts.push_str(&format!("{addr}\t{name}\n"));
+    }
+    let names = if n.domainname.is_empty() {
+        hostname.to_string()
+    } else {
+        format!("{hostname}.{} {hostname}", n.domainname)
+    };
+    let own: Vec<&str> = ["IPAddress", "GlobalIPv6Address"]
+        .iter()
+        .filter_map(|k| network[*k].as_str().filter(|s| !s.is_empty()))
+        .collect();
+    if own.is_empty() {
+        hosts.push_str(&format!("127.0.1.1\t{names}\n"));
+    }
+    for ip in &own {
+        hosts.push_str(&format!("{ip}\t{names}\n"));
+    }
     // The host's resolvers, minus loopback ones, which mean nothing inside.
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let mut resolv: String = host_resolv
-        .lines()
-        .filter(|l| !(l.starts_with("nameserver 127.") || l.starts_with("nameserver ::1")))
-        .map(|l| format!("{l}\n"))
+    let mut resolv = String::new();
+    for l in host_resolv.lines() {
+        let key = l.split_whitespace().next().unwrap_or("");
+        let replaced = match key {
+            "nameserver" => {
+                !n.dns.is_empty()
+                    || l.starts_with("nameserver 127.")
+                    || l.starts_with("nameserver ::1")
+            }
+            "search" | "domain" => !n.dns_search.is_empty(),
+            "options" => !n.dns_options.is_empty(),
+            _ => false,
+        };
+        if !replaced {
+            resolv.push_str(l);
+            resolv.push('\n');
+        }
+    }
+    for d in &n.dns {
+        resolv.push_str(&format!("nameserver {d}\n"));
+    }
+    let search: Vec<&str> = n
+        .dns_search
+        .iter()
+        .map(String::as_str)
+        .filter(|s| *s != ".")
         .collect();
+    if !search.is_empty() {
+        resolv.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    if !n.dns_options.is_empty() {
+        resolv.push_str(&format!("options {}\n", n.dns_options.join(" ")));
+    }
     if !resolv.contains("nameserver") {
         resolv.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
     }
@@ -265,6 +325,16 @@ pub fn write_etc_files(
         let p = dir.join(name);
         std::fs::write(&p, body).step(|| format!("write {}", p.display()))?;
         out.push((p.to_string_lossy().to_string(), format!("/etc/{name}")));
+    }
+    // On user-defined networks: register, and fill every hosts file there.
+    let name = crate::records::peek(ctx, id)
+        .map(|r| r.name)
+        .unwrap_or_default();
+    for (net, entry) in network["Networks"].as_object().into_iter().flatten() {
+        if crate::names::named(net) {
+            let ep = crate::network::name_endpoint(id, &name, &n.aliases, entry, ctx);
+            crate::names::join(ctx, net, &ep)?;
+        }
     }
     Ok(out)
 }

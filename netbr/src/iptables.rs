@@ -9,6 +9,13 @@
 //!   published port (hairpin).
 //! - filter `MYDOCKER-FORWARD`: ACCEPT in and out of the bridge; jumped to from FORWARD.
 //!
+//! IPv6 rules are the same in ip6tables's tables (same chains, `[ip]:port`
+//! DNAT, `/128` hairpin), minus the loopback MASQUERADE: IPv6 never routes
+//! `::1` out of the host, so a port published on `::1` is not reachable
+//! (docker answers it with its userland proxy; we have none). A mapping
+//! without a host address gets a rule in each family the container has an
+//! address of.
+//!
 //! Every rule carries `-m comment --comment mydocker:<network>` (per
 //! network) or `mydocker:<network>:<container>` (per container); jumps carry
 //! `mydocker`. Deletion removes exactly the lines with the right comment, as
@@ -26,7 +33,7 @@
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -46,13 +53,58 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// The rule set of one address family: `iptables` or `ip6tables`, which
+/// hold the same chains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fam {
+    V4,
+    V6,
+}
+
+impl Fam {
+    pub fn of(ip: IpAddr) -> Fam {
+        if ip.is_ipv4() {
+            Fam::V4
+        } else {
+            Fam::V6
+        }
+    }
+    fn save_cmd(self) -> &'static str {
+        match self {
+            Fam::V4 => "iptables-save",
+            Fam::V6 => "ip6tables-save",
+        }
+    }
+    fn restore_cmd(self) -> &'static str {
+        match self {
+            Fam::V4 => "iptables-restore",
+            Fam::V6 => "ip6tables-restore",
+        }
+    }
+    fn host_len(self) -> u8 {
+        match self {
+            Fam::V4 => 32,
+            Fam::V6 => 128,
+        }
+    }
+}
+
 /// One port mapping, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mapping {
     pub host_port: u16,
     pub container_port: u16,
     pub protocol: String,
-    pub host_ip: Option<Ipv4Addr>,
+    /// None: every local address of both families (docker publishes on
+    /// 0.0.0.0 and ::).
+    pub host_ip: Option<IpAddr>,
+}
+
+impl Mapping {
+    /// Whether the mapping has a rule in family `fam`.
+    pub fn in_fam(&self, fam: Fam) -> bool {
+        self.host_ip.is_none_or(|h| Fam::of(h) == fam)
+    }
 }
 
 /// The network-level facts the rules need.
@@ -60,8 +112,9 @@ pub struct Mapping {
 pub struct Net<'a> {
     pub name: &'a str,
     pub bridge: &'a str,
-    /// `a.b.c.d/n`, host bits clear.
-    pub subnet: String,
+    /// `a.b.c.d/n` or `fd00::/64`, host bits clear: the network's subnets
+    /// of the family the rules are for.
+    pub subnets: Vec<String>,
     pub masquerade: bool,
 }
 
@@ -131,26 +184,27 @@ pub fn parse_save(text: &str) -> Tables {
     t
 }
 
-fn load() -> Result<Tables> {
-    let out = Command::new("iptables-save")
+fn load(fam: Fam) -> Result<Tables> {
+    let out = Command::new(fam.save_cmd())
         .stdin(Stdio::null())
         .output()
         .map_err(|err| Error::Spawn {
-            cmd: "iptables-save".into(),
+            cmd: fam.save_cmd().into(),
             err,
         })?;
     if !out.status.success() {
         return Err(Error::Failed {
-            cmd: "iptables-save".into(),
+            cmd: fam.save_cmd().into(),
             stderr: String::from_utf8_lossy(&out.stderr).trim().into(),
         });
     }
     Ok(parse_save(&String::from_utf8_lossy(&out.stdout)))
 }
 
-fn restore(batch: &str) -> Result<()> {
-    let cmd = "iptables-restore -w --noflush";
-    let mut child = Command::new("iptables-restore")
+fn restore(fam: Fam, batch: &str) -> Result<()> {
+    let cmd = format!("{} -w --noflush", fam.restore_cmd());
+    let cmd = cmd.as_str();
+    let mut child = Command::new(fam.restore_cmd())
         .args(["-w", "--noflush"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -267,7 +321,14 @@ fn batch(nat: Edit, filter: Edit) -> String {
 
 /// The rules ADD wants for a network and container, given what exists.
 /// Returns the nat and filter edits. Pure, for tests.
-fn plan_add(t: &Tables, net: &Net, id: &str, ip: Ipv4Addr, maps: &[Mapping]) -> (Edit, Edit) {
+fn plan_add(t: &Tables, net: &Net, id: &str, ip: IpAddr, maps: &[Mapping]) -> (Edit, Edit) {
+    let fam = Fam::of(ip);
+    let hl = fam.host_len();
+    // ip6tables-save prints IPv6 destinations as [addr]:port.
+    let to = match ip {
+        IpAddr::V4(v) => v.to_string(),
+        IpAddr::V6(v) => format!("[{v}]"),
+    };
     let (ntag, ctag) = (net_tag(net.name), ctr_tag(net.name, id));
     let mut nat = Edit::default();
     let mut filter = Edit::default();
@@ -283,28 +344,33 @@ fn plan_add(t: &Tables, net: &Net, id: &str, ip: Ipv4Addr, maps: &[Mapping]) -> 
             chain_of(r) == Some(chain) && comment_of(r) == Some(ntag.as_str()) && r.contains(needle)
         })
     };
-    if net.masquerade && !has(&t.nat, POST_CHAIN, &format!("-s {} ", net.subnet)) {
-        nat_adds.push(format!(
-            "-A {POST_CHAIN} -s {s} ! -d {s} -m comment --comment \"{ntag}\" -j MASQUERADE",
-            s = net.subnet
-        ));
+    for s in &net.subnets {
+        if net.masquerade && !has(&t.nat, POST_CHAIN, &format!("-s {s} ")) {
+            nat_adds.push(format!(
+                "-A {POST_CHAIN} -s {s} ! -d {s} -m comment --comment \"{ntag}\" -j MASQUERADE"
+            ));
+        }
     }
-    if !has(&t.nat, POST_CHAIN, &format!("-o {} ", net.bridge)) {
+    // DNAT of loopback to the bridge: IPv4 only (IPv6 never routes ::1 out).
+    if fam == Fam::V4 && !has(&t.nat, POST_CHAIN, &format!("-o {} ", net.bridge)) {
         nat_adds.push(format!(
             "-A {POST_CHAIN} -s 127.0.0.0/8 -o {} -m comment --comment \"{ntag}\" -j MASQUERADE",
             net.bridge
         ));
     }
-    for m in maps {
-        let dst = m.host_ip.map(|h| format!("-d {h}/32 ")).unwrap_or_default();
+    for m in maps.iter().filter(|m| m.in_fam(fam)) {
+        let dst = m
+            .host_ip
+            .map(|h| format!("-d {h}/{hl} "))
+            .unwrap_or_default();
         nat_adds.push(format!(
-            "-A {DNAT_CHAIN} {dst}-p {p} -m {p} --dport {hp} -m comment --comment \"{ctag}\" -j DNAT --to-destination {ip}:{cp}",
+            "-A {DNAT_CHAIN} {dst}-p {p} -m {p} --dport {hp} -m comment --comment \"{ctag}\" -j DNAT --to-destination {to}:{cp}",
             p = m.protocol,
             hp = m.host_port,
             cp = m.container_port
         ));
         nat_adds.push(format!(
-            "-A {POST_CHAIN} -s {ip}/32 -d {ip}/32 -p {p} -m {p} --dport {cp} -m comment --comment \"{ctag}\" -j MASQUERADE",
+            "-A {POST_CHAIN} -s {ip}/{hl} -d {ip}/{hl} -p {p} -m {p} --dport {cp} -m comment --comment \"{ctag}\" -j MASQUERADE",
             p = m.protocol,
             cp = m.container_port
         ));
@@ -383,15 +449,16 @@ fn plan_add(t: &Tables, net: &Net, id: &str, ip: Ipv4Addr, maps: &[Mapping]) -> 
 
 /// Installs the network's rules (if missing) and the container's (replacing
 /// old ones).
-pub fn add(net: &Net, id: &str, ip: Ipv4Addr, maps: &[Mapping]) -> Result<()> {
+pub fn add(net: &Net, id: &str, ip: IpAddr, maps: &[Mapping]) -> Result<()> {
+    let fam = Fam::of(ip);
     let _l = lock()?;
-    let t = load()?;
+    let t = load(fam)?;
     let (nat, filter) = plan_add(&t, net, id, ip, maps);
     let b = batch(nat, filter);
     if b.is_empty() {
         return Ok(());
     }
-    restore(&b)
+    restore(fam, &b)
 }
 
 /// Which rules to delete.
@@ -404,19 +471,28 @@ pub enum Scope<'a> {
     /// same name keeps its rules); without, every rule carrying its name.
     Network {
         bridge: Option<&'a str>,
-        subnet: Option<&'a str>,
+        /// The network's subnets of the family (empty: by name only).
+        subnets: &'a [String],
     },
 }
 
 /// The container address a per-container rule points at: DNAT's
-/// `--to-destination IP:PORT` or the hairpin's `-s IP/32`.
-fn ctr_ip(rule: &str) -> Option<Ipv4Addr> {
+/// `--to-destination IP:PORT` (`[IP]:PORT` for IPv6) or the hairpin's
+/// `-s IP/32` (`/128`).
+fn ctr_ip(rule: &str) -> Option<IpAddr> {
     let mut it = rule.split_whitespace();
     while let Some(w) = it.next() {
         match w {
-            "--to-destination" => return it.next()?.split(':').next()?.parse().ok(),
+            "--to-destination" => {
+                let d = it.next()?;
+                if let Some(v6) = d.strip_prefix('[') {
+                    return v6.split(']').next()?.parse().ok();
+                }
+                return d.split(':').next()?.parse().ok();
+            }
             "-s" => {
-                if let Some(ip) = it.next().and_then(|a| a.strip_suffix("/32")) {
+                let a = it.next()?;
+                if let Some(ip) = a.strip_suffix("/32").or_else(|| a.strip_suffix("/128")) {
                     return ip.parse().ok();
                 }
             }
@@ -426,35 +502,40 @@ fn ctr_ip(rule: &str) -> Option<Ipv4Addr> {
     None
 }
 
+/// Whether `ip` is in the CIDR `subnet` (either family).
+fn in_subnet(subnet: &str, ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v) => ipam::bitmap::parse_subnet(subnet).is_some_and(|s| s.contains(v)),
+        IpAddr::V6(v) => ipam::v6::Subnet6::parse(subnet).is_some_and(|s| s.offset(v).is_some()),
+    }
+}
+
 fn plan_del(t: &Tables, net: &str, scope: &Scope) -> (Edit, Edit) {
     let ntag = net_tag(net);
     let prefix = format!("{ntag}:");
     let mut edits = [Edit::default(), Edit::default()];
     let tabs = [&t.nat, &t.filter];
-    let sub = match scope {
-        Scope::Network {
-            subnet: Some(s), ..
-        } => ipam::bitmap::parse_subnet(s),
-        _ => None,
-    };
     let is_ours = |r: &str| -> bool {
         let Some(c) = comment_of(r) else {
             return false;
         };
         match scope {
             Scope::Container { id } => c == ctr_tag(net, id),
-            Scope::Network { bridge, subnet } => {
+            Scope::Network { bridge, subnets } => {
                 let net_rule = c == ntag;
                 let ctr_rule = c.starts_with(&prefix);
-                let (Some(bridge), Some(subnet), Some(sub)) = (bridge, subnet, sub) else {
+                let Some(bridge) = bridge.filter(|_| !subnets.is_empty()) else {
                     return net_rule || ctr_rule;
                 };
                 let padded = format!("{r} ");
                 (net_rule
-                    && (padded.contains(&format!(" -s {subnet} "))
+                    && (subnets
+                        .iter()
+                        .any(|s| padded.contains(&format!(" -s {s} ")))
                         || padded.contains(&format!(" -o {bridge} "))
                         || padded.contains(&format!(" -i {bridge} "))))
-                    || (ctr_rule && ctr_ip(r).is_some_and(|ip| sub.contains(ip)))
+                    || (ctr_rule
+                        && ctr_ip(r).is_some_and(|ip| subnets.iter().any(|s| in_subnet(s, ip))))
             }
         }
     };
@@ -473,38 +554,63 @@ fn plan_del(t: &Tables, net: &str, scope: &Scope) -> (Edit, Edit) {
 
 /// Deletes rules per `scope`; returns whether there were any. Nothing to
 /// delete is success.
-fn del(net: &str, scope: Scope) -> Result<bool> {
+fn del(fam: Fam, net: &str, scope: Scope) -> Result<bool> {
     let _l = lock()?;
-    let t = load()?;
+    let t = match load(fam) {
+        Ok(t) => t,
+        // A host without ip6tables has no IPv6 rules of ours either.
+        Err(Error::Spawn { err, .. })
+            if fam == Fam::V6 && err.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return Ok(false)
+        }
+        Err(e) => return Err(e),
+    };
     let (nat, filter) = plan_del(&t, net, &scope);
     let b = batch(nat, filter);
     if b.is_empty() {
         return Ok(false);
     }
-    restore(&b)?;
+    restore(fam, &b)?;
     Ok(true)
 }
 
-/// Deletes a container's rules (DEL).
-pub fn del_container(net: &str, id: &str) -> Result<()> {
-    del(net, Scope::Container { id }).map(|_| ())
+/// Deletes a container's rules (DEL) in family `fam`.
+pub fn del_container(fam: Fam, net: &str, id: &str) -> Result<()> {
+    del(fam, net, Scope::Container { id }).map(|_| ())
 }
 
 /// Deletes the rules of a network, and of its containers, on `bridge` with
-/// `subnet` (`netbr rm`). Returns whether there were any.
-pub fn del_network(net: &str, bridge: &str, subnet: &str) -> Result<bool> {
-    del(
+/// `subnets` (`netbr rm`, or the last DEL of a network netbr did not
+/// create), in both families. Returns whether there were any.
+pub fn del_network(net: &str, bridge: &str, subnets: &[String]) -> Result<bool> {
+    let (v6, v4): (Vec<String>, Vec<String>) =
+        subnets.iter().cloned().partition(|s| s.contains(':'));
+    let mut any = del(
+        Fam::V4,
         net,
         Scope::Network {
             bridge: Some(bridge),
-            subnet: Some(subnet),
+            subnets: &v4,
         },
-    )
+    )?;
+    if !v6.is_empty() {
+        any |= del(
+            Fam::V6,
+            net,
+            Scope::Network {
+                bridge: Some(bridge),
+                subnets: &v6,
+            },
+        )?;
+    }
+    Ok(any)
 }
 
-/// The rules (nat and filter) carrying this network's or container's comment.
-pub fn rules_of(net: &str, id: Option<&str>) -> Result<Vec<String>> {
-    let t = load()?;
+/// The rules (nat and filter) of family `fam` carrying this network's or
+/// container's comment.
+pub fn rules_of(fam: Fam, net: &str, id: Option<&str>) -> Result<Vec<String>> {
+    let t = load(fam)?;
     let want = |c: &str| match id {
         Some(id) => c == ctr_tag(net, id),
         None => c == net_tag(net) || c.starts_with(&format!("{}:", net_tag(net))),
@@ -536,7 +642,7 @@ COMMIT\n*filter\n:FORWARD ACCEPT [0:0]\n";
         Net {
             name: "n",
             bridge: "br0",
-            subnet: "10.5.0.0/24".into(),
+            subnets: vec!["10.5.0.0/24".into()],
             masquerade: true,
         }
     }
@@ -566,6 +672,21 @@ COMMIT\n*filter\n:FORWARD ACCEPT [0:0]\n";
             host_ip: None,
         }];
         let (nat, filter) = plan_add(&t, &net(), "c1", "10.5.0.2".parse().unwrap(), &maps);
+        let b6 = {
+            let n6 = Net {
+                subnets: vec!["fd05::/64".into()],
+                ..net()
+            };
+            let (nat, filter) = plan_add(&t, &n6, "c1", "fd05::2".parse().unwrap(), &maps);
+            batch(nat, filter)
+        };
+        assert!(
+            b6.contains("-j DNAT --to-destination [fd05::2]:80")
+                && b6.contains("-s fd05::2/128 -d fd05::2/128")
+                && b6.contains("-s fd05::/64 ! -d fd05::/64")
+                && !b6.contains("127.0.0.0/8"),
+            "{b6}"
+        );
         let b = batch(nat, filter);
         for want in [
             ":MYDOCKER - [0:0]",
@@ -614,9 +735,10 @@ COMMIT\n*filter\n:FORWARD ACCEPT [0:0]\n";
 -A MYDOCKER -p tcp -m tcp --dport 9090 -m comment --comment mydocker:n:c9 -j DNAT --to-destination 10.9.0.2:80\n\
 COMMIT\n";
         let t = parse_save(&SAVE.replace("COMMIT\n*filter", &format!("{other}*filter")));
+        let subnets = ["10.5.0.0/24".to_string()];
         let scope = Scope::Network {
             bridge: Some("br0"),
-            subnet: Some("10.5.0.0/24"),
+            subnets: &subnets,
         };
         let (nat, _) = plan_del(&t, "n", &scope);
         let b = batch(nat, Edit::default());
@@ -636,7 +758,7 @@ COMMIT\n";
         // By name alone: everything tagged n.
         let all = Scope::Network {
             bridge: None,
-            subnet: None,
+            subnets: &[],
         };
         let (nat, _) = plan_del(&t, "n", &all);
         let b = batch(nat, Edit::default());
@@ -657,6 +779,14 @@ COMMIT\n";
             "10.1.2.4".parse().ok()
         );
         assert_eq!(ctr_ip("-A P -s 10.1.2.0/24 -j MASQUERADE"), None);
+        assert_eq!(
+            ctr_ip("-A MYDOCKER -j DNAT --to-destination [fd00::5]:80"),
+            "fd00::5".parse().ok()
+        );
+        assert_eq!(
+            ctr_ip("-A P -s fd00::5/128 -d fd00::5/128 -j MASQUERADE"),
+            "fd00::5".parse().ok()
+        );
     }
 
     #[test]

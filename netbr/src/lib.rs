@@ -38,11 +38,21 @@
 //!   device (an rcu_barrier, 15-40 ms) finishes in a detached helper,
 //!   `netbr link-del INDEX` (see [`linkdel`]); runs ipam DEL; deletes the
 //!   container's rules (no iptables command when its veth's alias says it
-//!   had none). The network's rules and the bridge stay: they belong to the
-//!   network and go with `netbr rm NAME`. Gone already is success.
+//!   had none). For a network `netbr create` made (its conflist is
+//!   `<dataDir>/../networks/NAME.json`) the network's rules and the bridge
+//!   stay: they go with `netbr rm NAME`. For any other network (plugin mode:
+//!   podman, a raw conflist) the DEL that leaves the bridge without ports
+//!   also removes the network's rules (both families) and clears the
+//!   bridge's alias; the bridge stays, as with the reference plugin. Gone
+//!   already is success.
 //! - CHECK: bridge up, host veth on it, ipam CHECK, container if up with the
 //!   prevResult addresses, default route, one DNAT rule per port mapping.
-//! - VERSION: supported versions.
+//! - GC (CNI 1.1): runs the ipam plugin's GC (addresses of attachments not
+//!   in `cni.dev/valid-attachments` released), deletes the rules of
+//!   containers not listed, and in plugin mode the network's rules when the
+//!   bridge has no port left.
+//! - STATUS (CNI 1.1): the ipam plugin's STATUS.
+//! - VERSION: supported versions (up to 1.1.0).
 //!
 //! Errors are CNI error JSON on stdout (`{"cniVersion","code","msg","details"}`)
 //! and one line on stderr. Codes: 1 version, 4 invalid env, 5 I/O (netns,
@@ -59,10 +69,12 @@
 //!   namespace; prints `{"path": ".."}`. Existing is success.
 //! - `netbr netns del ID [--dir D]`: unmounts and removes it; prints
 //!   `{"path": ".."}`; gone already is success.
-//! - `netbr create NAME --subnet CIDR [--gateway IP] [--bridge BR]`: writes
-//!   `<root>/networks/NAME.json`, a conflist with one netbr plugin
-//!   (`isGateway`, `ipMasq`, `hairpinMode` true; ipam `{type: ipam, subnet,
-//!   gateway, dataDir: <root>/ipam}`). Bridge default `br-<12 hex of
+//! - `netbr create NAME --subnet CIDR [--subnet CIDR6] [--gateway IP]...
+//!   [--bridge BR]`: writes `<root>/networks/NAME.json`, a conflist with one
+//!   netbr plugin (`isGateway`, `ipMasq`, `hairpinMode` true; ipam `{type:
+//!   ipam, subnet, gateway, dataDir: <root>/ipam}`, or with an IPv6 subnet
+//!   (dual stack: one of each family) `{type: ipam, ranges: [[v4], [v6]],
+//!   dataDir}`; gateways matched by family, default the first host). Bridge default `br-<12 hex of
 //!   sha256(NAME)>`; created on the first connect. Refuses an existing name,
 //!   an overlapping subnet or a bridge in use (exit 1 / 2). Prints
 //!   `{"name","subnet","gateway","bridge"}`.
@@ -75,12 +87,13 @@
 //!   conflist) has its rules removed too, found by the bridge alias naming
 //!   it (`mydocker-rules NAME SUBNET ..`, see [`marks`]), and the alias
 //!   cleared; its bridge and ipam state are the caller's to remove.
-//! - `netbr ls`: `[{"name","subnet","gateway","bridge"}]`.
+//! - `netbr ls`: `[{"name","subnet","gateway","subnets","gateways","bridge"}]`
+//!   (`subnet`/`gateway`: the IPv4 ones when there are).
 //! - `netbr inspect NAME`: the summary plus `allocations` `[{"ip","id","ifname"}]`
 //!   and `config` (the conflist).
-//! - `netbr connect NAME ID --netns PATH [--ifname eth0] [--ip IP] [--publish JSON]`:
+//! - `netbr connect NAME ID --netns PATH [--ifname eth0] [--ip IP] [--ip6 IP6] [--publish JSON]`:
 //!   CNI ADD with the network's config (`--publish` is the portMappings
-//!   array, `--ip` becomes `CNI_ARGS=IP=..`); prints the CNI result.
+//!   array, `--ip`/`--ip6` become `CNI_ARGS=IP=a,b`); prints the CNI result.
 //! - `netbr disconnect NAME ID --netns PATH [--ifname eth0]`: CNI DEL; prints
 //!   `{"name","id","disconnected":true}`.
 //! - `netbr link-del INDEX` (hidden, DEL's helper): deletes link INDEX of

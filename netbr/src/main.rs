@@ -1,4 +1,4 @@
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -34,10 +34,12 @@ enum Cmd {
     /// Define a network (a CNI conflist under <root>/networks).
     Create {
         name: String,
+        /// One IPv4 and/or one IPv6 subnet (dual stack: both).
+        #[arg(long, required = true)]
+        subnet: Vec<String>,
+        /// A gateway per family (default: the first host of its subnet).
         #[arg(long)]
-        subnet: String,
-        #[arg(long)]
-        gateway: Option<Ipv4Addr>,
+        gateway: Vec<IpAddr>,
         /// Bridge name (default br-<12 hex of sha256(name)>).
         #[arg(long)]
         bridge: Option<String>,
@@ -63,6 +65,12 @@ enum Cmd {
         ifname: String,
         #[arg(long)]
         ip: Option<Ipv4Addr>,
+        /// An IPv6 address (dual-stack networks).
+        #[arg(long)]
+        ip6: Option<Ipv6Addr>,
+        /// The container interface's MAC address.
+        #[arg(long)]
+        mac: Option<String>,
         /// Port mappings: '[{"hostPort":8080,"containerPort":80,"protocol":"tcp","hostIP":""}]'.
         #[arg(long)]
         publish: Option<String>,
@@ -131,7 +139,7 @@ fn main() -> ExitCode {
             subnet,
             gateway,
             bridge,
-        } => network::create(&root, &name, &subnet, gateway, bridge),
+        } => network::create(&root, &name, &subnet, &gateway, bridge),
         Cmd::Rm { name, force } => network::rm(&root, &name, force),
         Cmd::Ls => network::ls(&root),
         Cmd::Inspect { name } => network::inspect(&root, &name),
@@ -141,8 +149,26 @@ fn main() -> ExitCode {
             netns,
             ifname,
             ip,
+            ip6,
+            mac,
             publish,
-        } => network::connect(&root, &name, &id, &netns, &ifname, ip, publish.as_deref()),
+        } => {
+            let ips: Vec<IpAddr> = ip
+                .map(IpAddr::V4)
+                .into_iter()
+                .chain(ip6.map(IpAddr::V6))
+                .collect();
+            network::connect(
+                &root,
+                &name,
+                &id,
+                &netns,
+                &ifname,
+                &ips,
+                mac.as_deref(),
+                publish.as_deref(),
+            )
+        }
         Cmd::Disconnect {
             name,
             id,

@@ -10,8 +10,8 @@
 //!   before leaves no alias, and the next ADD installs them again,
 //!   idempotently); it dies with the bridge, so a bridge deleted and made
 //!   again never claims rules it does not have.
-//! - A host veth's alias `mydocker-ports`: the container has rules of its
-//!   own (port mappings). Set before they go in; it dies with the veth, which
+//! - A host veth's alias `mydocker-ports` (`mydocker-ports6`: in ip6tables
+//!   too): the container has rules of its own (port mappings). Set before they go in; it dies with the veth, which
 //!   DEL deletes. A DEL that finds the veth gone already looks the rules up.
 //!
 //! Rules removed behind netbr's back (`iptables -F`) while the bridge stays
@@ -20,15 +20,18 @@
 
 /// The alias of a container's host veth that has per-container rules.
 pub const PORTS: &str = "mydocker-ports";
+/// The same, with rules in ip6tables too (the container has an IPv6 address).
+pub const PORTS6: &str = "mydocker-ports6";
 
 const NET: &str = "mydocker-rules";
 
-/// The bridge alias saying the network's rules are in place.
+/// The bridge alias saying the network's rules are in place; `subnet` is
+/// every subnet of the network, comma-separated.
 pub fn net_sig(network: &str, subnet: &str, masquerade: bool) -> String {
     format!("{NET} {network} {subnet} {masquerade}")
 }
 
-/// (network, subnet) of a bridge alias written by [`net_sig`].
+/// (network, subnets comma-separated) of a bridge alias written by [`net_sig`].
 pub fn parse_net(alias: &str) -> Option<(&str, &str)> {
     let mut it = alias.split(' ');
     if it.next()? != NET {

@@ -11,7 +11,7 @@ use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
     NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
@@ -305,6 +305,19 @@ impl Netlink {
         Ok(())
     }
 
+    /// Sets the link's hardware address (while it is down).
+    pub fn set_mac(&mut self, index: u32, mac: &[u8; 6]) -> Result<()> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        m.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        self.request(
+            &format!("set address of link {index}"),
+            RouteNetlinkMessage::SetLink(m),
+            NLM_F_ACK,
+        )?;
+        Ok(())
+    }
+
     /// Deletes link `index`; already gone is success.
     pub fn del_link_index(&mut self, index: u32) -> Result<bool> {
         let mut m = LinkMessage::default();
@@ -352,22 +365,34 @@ impl Netlink {
         }
     }
 
-    /// Adds `ip/prefix` to the link; already present is success.
-    pub fn add_addr(&mut self, index: u32, ip: Ipv4Addr, prefix: u8) -> Result<()> {
+    /// Adds `ip/prefix` to the link; already present is success. IPv6
+    /// addresses skip duplicate address detection (`IFA_F_NODAD`): the
+    /// allocator made them unique, and DAD would leave them unusable
+    /// (tentative) for a second or two after the container starts.
+    pub fn add_addr(&mut self, index: u32, ip: IpAddr, prefix: u8) -> Result<()> {
         let mut m = AddressMessage::default();
-        m.header.family = AddressFamily::Inet;
         m.header.prefix_len = prefix;
         m.header.index = index;
-        m.attributes.push(AddressAttribute::Local(IpAddr::V4(ip)));
-        m.attributes.push(AddressAttribute::Address(IpAddr::V4(ip)));
-        if prefix < 31 {
-            let host = if prefix == 0 {
-                u32::MAX
-            } else {
-                u32::MAX >> prefix
-            };
-            let bcast = Ipv4Addr::from(u32::from(ip) | host);
-            m.attributes.push(AddressAttribute::Broadcast(bcast));
+        m.attributes.push(AddressAttribute::Local(ip));
+        m.attributes.push(AddressAttribute::Address(ip));
+        match ip {
+            IpAddr::V4(v4) => {
+                m.header.family = AddressFamily::Inet;
+                if prefix < 31 {
+                    let host = if prefix == 0 {
+                        u32::MAX
+                    } else {
+                        u32::MAX >> prefix
+                    };
+                    let bcast = Ipv4Addr::from(u32::from(v4) | host);
+                    m.attributes.push(AddressAttribute::Broadcast(bcast));
+                }
+            }
+            IpAddr::V6(_) => {
+                m.header.family = AddressFamily::Inet6;
+                m.attributes
+                    .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            }
         }
         match self.request(
             &format!("add address {ip}/{prefix} to link {index}"),
@@ -379,10 +404,9 @@ impl Netlink {
         }
     }
 
-    /// IPv4 addresses of a link as `(ip, prefix)`.
-    pub fn addrs(&mut self, index: u32) -> Result<Vec<(Ipv4Addr, u8)>> {
-        let mut q = AddressMessage::default();
-        q.header.family = AddressFamily::Inet;
+    /// Addresses of a link (both families) as `(ip, prefix)`.
+    pub fn addrs(&mut self, index: u32) -> Result<Vec<(IpAddr, u8)>> {
+        let q = AddressMessage::default();
         let v = self.request(
             "dump addresses",
             RouteNetlinkMessage::GetAddress(q),
@@ -391,26 +415,37 @@ impl Netlink {
         Ok(v.into_iter()
             .filter_map(|r| match r {
                 RouteNetlinkMessage::NewAddress(a) if a.header.index == index => {
-                    a.attributes.iter().find_map(|x| match x {
-                        AddressAttribute::Local(IpAddr::V4(ip)) => Some((*ip, a.header.prefix_len)),
+                    // IPv6 addresses carry IFA_ADDRESS only; IPv4 IFA_LOCAL too.
+                    let local = a.attributes.iter().find_map(|x| match x {
+                        AddressAttribute::Local(ip) => Some(*ip),
                         _ => None,
-                    })
+                    });
+                    let addr = a.attributes.iter().find_map(|x| match x {
+                        AddressAttribute::Address(ip) => Some(*ip),
+                        _ => None,
+                    });
+                    local.or(addr).map(|ip| (ip, a.header.prefix_len))
                 }
                 _ => None,
             })
             .collect())
     }
 
-    /// Adds a route to `dst/prefix` via `gw` out of `oif`; already present is success.
+    /// Adds a route to `dst/prefix` via `gw` out of `oif`; already present is
+    /// success. `dst` and `gw` are of one family.
     pub fn add_route(
         &mut self,
-        dst: Ipv4Addr,
+        dst: IpAddr,
         prefix: u8,
-        gw: Option<Ipv4Addr>,
+        gw: Option<IpAddr>,
         oif: u32,
     ) -> Result<()> {
         let mut m = RouteMessage::default();
-        m.header.address_family = AddressFamily::Inet;
+        m.header.address_family = if dst.is_ipv4() {
+            AddressFamily::Inet
+        } else {
+            AddressFamily::Inet6
+        };
         m.header.destination_prefix_length = prefix;
         m.header.table = RouteHeader::RT_TABLE_MAIN;
         m.header.protocol = RouteProtocol::Boot;
@@ -422,11 +457,11 @@ impl Netlink {
         m.header.kind = RouteType::Unicast;
         if prefix > 0 {
             m.attributes
-                .push(RouteAttribute::Destination(RouteAddress::Inet(dst)));
+                .push(RouteAttribute::Destination(RouteAddress::from(dst)));
         }
         if let Some(gw) = gw {
             m.attributes
-                .push(RouteAttribute::Gateway(RouteAddress::Inet(gw)));
+                .push(RouteAttribute::Gateway(RouteAddress::from(gw)));
         }
         m.attributes.push(RouteAttribute::Oif(oif));
         match self.request(
@@ -439,30 +474,41 @@ impl Netlink {
         }
     }
 
-    /// IPv4 routes of the main table as `(dst, prefix, gateway)`.
-    pub fn routes(&mut self) -> Result<Vec<(Ipv4Addr, u8, Option<Ipv4Addr>)>> {
-        let mut q = RouteMessage::default();
-        q.header.address_family = AddressFamily::Inet;
-        let v = self.request("dump routes", RouteNetlinkMessage::GetRoute(q), NLM_F_DUMP)?;
-        Ok(v.into_iter()
-            .filter_map(|r| match r {
+    /// Routes of the main table (both families) as `(dst, prefix, gateway)`.
+    pub fn routes(&mut self) -> Result<Vec<(IpAddr, u8, Option<IpAddr>)>> {
+        let mut out = Vec::new();
+        for fam in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut q = RouteMessage::default();
+            q.header.address_family = fam;
+            let v = self.request("dump routes", RouteNetlinkMessage::GetRoute(q), NLM_F_DUMP)?;
+            out.extend(v.into_iter().filter_map(|r| match r {
                 RouteNetlinkMessage::NewRoute(m)
                     if m.header.table == RouteHeader::RT_TABLE_MAIN =>
                 {
-                    let mut dst = Ipv4Addr::UNSPECIFIED;
+                    let mut dst: IpAddr = if m.header.address_family == AddressFamily::Inet6 {
+                        std::net::Ipv6Addr::UNSPECIFIED.into()
+                    } else {
+                        Ipv4Addr::UNSPECIFIED.into()
+                    };
                     let mut gw = None;
+                    let ip = |a: &RouteAddress| match a {
+                        RouteAddress::Inet(v) => Some(IpAddr::V4(*v)),
+                        RouteAddress::Inet6(v) => Some(IpAddr::V6(*v)),
+                        _ => None,
+                    };
                     for a in &m.attributes {
                         match a {
-                            RouteAttribute::Destination(RouteAddress::Inet(d)) => dst = *d,
-                            RouteAttribute::Gateway(RouteAddress::Inet(g)) => gw = Some(*g),
+                            RouteAttribute::Destination(d) => dst = ip(d).unwrap_or(dst),
+                            RouteAttribute::Gateway(g) => gw = ip(g),
                             _ => {}
                         }
                     }
                     Some((dst, m.header.destination_prefix_length, gw))
                 }
                 _ => None,
-            })
-            .collect())
+            }));
+        }
+        Ok(out)
     }
 }
 

@@ -2,10 +2,11 @@
 //! a CNI conflist whose single plugin is netbr with ipam. connect/disconnect
 //! run the same ADD/DEL code as the CNI plugin with that config.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use ipam::bitmap::{self, host, offset, parse_subnet};
+use ipam::v6::Subnet6;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -41,6 +42,8 @@ pub enum Error {
     BadConf { path: PathBuf, why: String },
     #[error(transparent)]
     Ipam(#[from] ipam::allocation::Error),
+    #[error(transparent)]
+    Pools(#[from] ipam::pools::Error),
     #[error(transparent)]
     Netlink(#[from] netlink::Error),
     #[error(transparent)]
@@ -85,8 +88,12 @@ pub fn default_bridge(name: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Info {
     pub name: String,
+    /// The first subnet (IPv4 when there is one) and its gateway.
     pub subnet: String,
     pub gateway: Option<String>,
+    /// Every subnet, and the gateway of each (in the same order).
+    pub subnets: Vec<String>,
+    pub gateways: Vec<Option<String>>,
     pub bridge: String,
     pub data_dir: PathBuf,
     pub conflist: Value,
@@ -94,7 +101,8 @@ pub struct Info {
 
 impl Info {
     fn summary(&self) -> Value {
-        json!({"name": self.name, "subnet": self.subnet, "gateway": self.gateway, "bridge": self.bridge})
+        json!({"name": self.name, "subnet": self.subnet, "gateway": self.gateway,
+               "subnets": self.subnets, "gateways": self.gateways, "bridge": self.bridge})
     }
 }
 
@@ -113,10 +121,35 @@ fn read(path: &Path) -> Result<Info> {
         .pointer("/plugins/0")
         .ok_or_else(|| bad("no plugins[0]"))?;
     let s = |ptr: &str| p.pointer(ptr).and_then(Value::as_str).map(String::from);
+    // `subnet` (one range) and `ranges` (range sets), as ipam reads them.
+    let mut ranges: Vec<(String, Option<String>)> = Vec::new();
+    if let Some(sub) = s("/ipam/subnet") {
+        ranges.push((sub, s("/ipam/gateway")));
+    }
+    for r in p
+        .pointer("/ipam/ranges")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_array)
+        .flatten()
+    {
+        if let Some(sub) = r["subnet"].as_str() {
+            ranges.push((sub.into(), r["gateway"].as_str().map(String::from)));
+        }
+    }
+    let first = ranges
+        .iter()
+        .find(|r| !r.0.contains(':'))
+        .or(ranges.first())
+        .cloned()
+        .ok_or_else(|| bad("no ipam.subnet or ipam.ranges"))?;
     Ok(Info {
         name: v["name"].as_str().ok_or_else(|| bad("no name"))?.into(),
-        subnet: s("/ipam/subnet").ok_or_else(|| bad("no ipam.subnet"))?,
-        gateway: s("/ipam/gateway"),
+        subnet: first.0,
+        gateway: first.1,
+        subnets: ranges.iter().map(|r| r.0.clone()).collect(),
+        gateways: ranges.iter().map(|r| r.1.clone()).collect(),
         bridge: s("/bridge").unwrap_or_else(|| plugin::DEFAULT_BRIDGE.into()),
         data_dir: s("/ipam/dataDir")
             .map(PathBuf::from)
@@ -165,31 +198,115 @@ fn lock(root: &Path) -> Result<atomicfile::Lock> {
     })
 }
 
+/// One subnet of a network being created, checked.
+enum NewSubnet {
+    V4(bitmap::Subnet, Ipv4Addr),
+    V6(Subnet6, Ipv6Addr),
+}
+
+impl NewSubnet {
+    fn cidr(&self) -> String {
+        match self {
+            NewSubnet::V4(s, _) => s.to_string(),
+            NewSubnet::V6(s, _) => s.to_string(),
+        }
+    }
+    fn gateway(&self) -> String {
+        match self {
+            NewSubnet::V4(_, g) => g.to_string(),
+            NewSubnet::V6(_, g) => g.to_string(),
+        }
+    }
+    fn overlaps(&self, other: &str) -> bool {
+        match self {
+            NewSubnet::V4(s, _) => parse_subnet(other).is_some_and(|o| o.overlaps(*s)),
+            NewSubnet::V6(s, _) => Subnet6::parse(other).is_some_and(|o| o.overlaps(s)),
+        }
+    }
+}
+
+/// Checks `--subnet`s (one IPv4 at most, one IPv6 at most) and their
+/// `--gateway`s (matched by family).
+fn new_subnets(subnets: &[String], gateways: &[IpAddr]) -> Result<Vec<NewSubnet>> {
+    if subnets.is_empty() {
+        return Err(usage("--subnet is required"));
+    }
+    let mut out: Vec<NewSubnet> = Vec::new();
+    for subnet in subnets {
+        let n = if let Some(sub) = parse_subnet(subnet) {
+            if bitmap::check_prefix(sub).is_err() {
+                return Err(usage(format!(
+                    "--subnet {subnet}: prefix must be /8 to /30"
+                )));
+            }
+            let gw = gateways
+                .iter()
+                .find_map(|g| match g {
+                    IpAddr::V4(g) => Some(*g),
+                    _ => None,
+                })
+                .unwrap_or_else(|| host(sub, 1));
+            match offset(sub, gw) {
+                Some(o) if o != 0 && o != sub.size() - 1 => {}
+                _ => {
+                    return Err(usage(format!(
+                        "--gateway {gw} is not a host address of {sub}"
+                    )))
+                }
+            }
+            NewSubnet::V4(sub, gw)
+        } else if let Some(sub) = Subnet6::parse(subnet) {
+            if sub.check_prefix().is_err() {
+                return Err(usage(format!(
+                    "--subnet {subnet}: IPv6 prefix must be /{} to /{}",
+                    ipam::v6::MIN_PREFIX,
+                    ipam::v6::MAX_PREFIX
+                )));
+            }
+            let gw = gateways
+                .iter()
+                .find_map(|g| match g {
+                    IpAddr::V6(g) => Some(*g),
+                    _ => None,
+                })
+                .unwrap_or_else(|| sub.host(1));
+            match sub.offset(gw) {
+                Some(o) if o != 0 => {}
+                _ => {
+                    return Err(usage(format!(
+                        "--gateway {gw} is not a host address of {sub}"
+                    )))
+                }
+            }
+            NewSubnet::V6(sub, gw)
+        } else {
+            return Err(usage(format!("--subnet {subnet:?} is not a CIDR")));
+        };
+        let same = out
+            .iter()
+            .any(|o| matches!(o, NewSubnet::V4(..)) == matches!(n, NewSubnet::V4(..)));
+        if same {
+            return Err(usage(format!(
+                "--subnet {subnet}: one subnet per address family"
+            )));
+        }
+        out.push(n);
+    }
+    // IPv4 first: its pool keeps the network's own file name.
+    out.sort_by_key(|n| matches!(n, NewSubnet::V6(..)));
+    Ok(out)
+}
+
 /// Writes a new network's conflist. The bridge appears on the first connect.
 pub fn create(
     root: &Path,
     name: &str,
-    subnet: &str,
-    gateway: Option<Ipv4Addr>,
+    subnets: &[String],
+    gateways: &[IpAddr],
     bridge: Option<String>,
 ) -> Result<Value> {
     ipam::store::check_name(name).map_err(|e| usage(e.to_string()))?;
-    let sub = parse_subnet(subnet)
-        .ok_or_else(|| usage(format!("--subnet {subnet:?} is not an IPv4 CIDR")))?;
-    if bitmap::check_prefix(sub).is_err() {
-        return Err(usage(format!(
-            "--subnet {subnet}: prefix must be /8 to /30"
-        )));
-    }
-    let gw = gateway.unwrap_or_else(|| host(sub, 1));
-    match offset(sub, gw) {
-        Some(o) if o != 0 && o != sub.size() - 1 => {}
-        _ => {
-            return Err(usage(format!(
-                "--gateway {gw} is not a host address of {sub}"
-            )))
-        }
-    }
+    let subs = new_subnets(subnets, gateways)?;
     let bridge = bridge.unwrap_or_else(|| default_bridge(name));
     if !plugin::valid_ifname(&bridge) {
         return Err(usage(format!(
@@ -205,12 +322,12 @@ pub fn create(
                 path,
             });
         }
-        if let Some(os) = parse_subnet(&other.subnet) {
-            if os.overlaps(sub) {
+        for os in &other.subnets {
+            if let Some(s) = subs.iter().find(|s| s.overlaps(os)) {
                 return Err(Error::Overlap {
-                    subnet: sub.to_string(),
+                    subnet: s.cidr(),
                     other: other.name,
-                    other_subnet: other.subnet,
+                    other_subnet: os.clone(),
                 });
             }
         }
@@ -221,6 +338,20 @@ pub fn create(
             )));
         }
     }
+    // One IPv4 subnet keeps the single-range shape; IPv6 makes range sets.
+    let ipam = match subs.as_slice() {
+        [NewSubnet::V4(..)] => json!({
+            "type": "ipam",
+            "subnet": subs[0].cidr(),
+            "gateway": subs[0].gateway(),
+            "dataDir": root.join("ipam"),
+        }),
+        _ => json!({
+            "type": "ipam",
+            "ranges": subs.iter().map(|s| json!([{"subnet": s.cidr(), "gateway": s.gateway()}])).collect::<Vec<_>>(),
+            "dataDir": root.join("ipam"),
+        }),
+    };
     let conf = json!({
         "cniVersion": "1.0.0",
         "name": name,
@@ -230,12 +361,7 @@ pub fn create(
             "isGateway": true,
             "ipMasq": true,
             "hairpinMode": true,
-            "ipam": {
-                "type": "ipam",
-                "subnet": sub.to_string(),
-                "gateway": gw.to_string(),
-                "dataDir": root.join("ipam"),
-            },
+            "ipam": ipam,
             "capabilities": {"portMappings": true, "ips": true},
         }],
     });
@@ -260,12 +386,8 @@ fn get(root: &Path, name: &str) -> Result<Info> {
     read(&path)
 }
 
-fn allocations(info: &Info) -> Result<Vec<ipam::allocation::Entry>> {
-    match ipam::allocation::list(&info.data_dir, &info.name) {
-        Ok(l) => Ok(l.allocations),
-        Err(ipam::allocation::Error::NotFound { .. }) => Ok(vec![]),
-        Err(e) => Err(e.into()),
-    }
+fn allocations(info: &Info) -> Result<Vec<ipam::pools::Entry>> {
+    Ok(ipam::pools::list(&info.data_dir, &info.name)?)
 }
 
 /// Deletes the network: rules, bridge, ipam state, conflist. Gone already is
@@ -284,7 +406,8 @@ pub fn rm(root: &Path, name: &str, force: bool) -> Result<Value> {
                 continue;
             };
             if net == name {
-                removed |= iptables::del_network(name, &l.name, subnet)?;
+                let subnets: Vec<String> = subnet.split(',').map(String::from).collect();
+                removed |= iptables::del_network(name, &l.name, &subnets)?;
                 nl.set_alias(l.index, "")?;
             }
         }
@@ -298,9 +421,9 @@ pub fn rm(root: &Path, name: &str, force: bool) -> Result<Value> {
             n,
         });
     }
-    iptables::del_network(name, &info.bridge, &info.subnet)?;
+    iptables::del_network(name, &info.bridge, &info.subnets)?;
     Netlink::open()?.del_link(&info.bridge)?;
-    ipam::allocation::remove(&info.data_dir, name)?;
+    ipam::pools::remove(&info.data_dir, name)?;
     std::fs::remove_file(&path).map_err(|err| Error::Io {
         step: "remove",
         path,
@@ -332,25 +455,28 @@ fn plugin_conf(info: &Info, maps: &[PortMapping]) -> Vec<u8> {
     serde_json::to_vec(&p).expect("json")
 }
 
-fn env_for(command: &str, id: &str, netns: &Path, ifname: &str, ip: Option<Ipv4Addr>) -> Env {
+fn env_for(command: &str, id: &str, netns: &Path, ifname: &str, ips: &[IpAddr]) -> Env {
+    let ips: Vec<String> = ips.iter().map(|i| i.to_string()).collect();
     Env {
         command: command.into(),
         container_id: Some(id.into()),
         netns: Some(netns.into()),
         ifname: Some(ifname.into()),
-        args: ip.map(|ip| format!("IP={ip}")),
+        args: (!ips.is_empty()).then(|| format!("IP={}", ips.join(","))),
         path: std::env::var("CNI_PATH").ok().filter(|p| !p.is_empty()),
     }
 }
 
 /// CNI ADD of `id` (namespace file `netns`) to the network; prints the CNI result.
+#[allow(clippy::too_many_arguments)]
 pub fn connect(
     root: &Path,
     name: &str,
     id: &str,
     netns: &Path,
     ifname: &str,
-    ip: Option<Ipv4Addr>,
+    ips: &[IpAddr],
+    mac: Option<&str>,
     publish: Option<&str>,
 ) -> Result<Value> {
     let maps: Vec<PortMapping> = match publish {
@@ -362,7 +488,14 @@ pub fn connect(
         None => vec![],
     };
     let info = get(root, name)?;
-    let env = env_for("ADD", id, netns, ifname, ip);
+    let mut env = env_for("ADD", id, netns, ifname, ips);
+    if let Some(m) = mac {
+        let mac = format!("MAC={m}");
+        env.args = Some(match env.args {
+            Some(a) => format!("{a};{mac}"),
+            None => mac,
+        });
+    }
     let res = cni_plugin::dispatch(&Netbr, &env, &plugin_conf(&info, &maps))?;
     Ok(res.unwrap_or(Value::Null))
 }
@@ -370,7 +503,7 @@ pub fn connect(
 /// CNI DEL of `id` from the network; gone already is success.
 pub fn disconnect(root: &Path, name: &str, id: &str, netns: &Path, ifname: &str) -> Result<Value> {
     let info = get(root, name)?;
-    let env = env_for("DEL", id, netns, ifname, None);
+    let env = env_for("DEL", id, netns, ifname, &[]);
     cni_plugin::dispatch(&Netbr, &env, &plugin_conf(&info, &[]))?;
     Ok(json!({"name": name, "id": id, "disconnected": true}))
 }

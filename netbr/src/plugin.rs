@@ -1,7 +1,7 @@
 //! The CNI main plugin: ADD, DEL, CHECK, VERSION for `"type": "netbr"`.
 
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::iptables::{self, Mapping, Net};
+use crate::iptables::{self, Fam, Mapping, Net};
 use crate::linkdel;
 use crate::marks;
 use crate::netlink::{self, Netlink};
@@ -98,6 +98,23 @@ pub struct PortMapping {
 pub struct RuntimeConfig {
     #[serde(default)]
     pub port_mappings: Vec<PortMapping>,
+    /// The `mac` capability.
+    #[serde(default)]
+    pub mac: Option<String>,
+}
+
+/// `aa:bb:cc:dd:ee:ff`, unicast, as bytes.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let v: Vec<u8> = s
+        .split(':')
+        .map(|p| {
+            (p.len() == 2)
+                .then(|| u8::from_str_radix(p, 16).ok())
+                .flatten()
+        })
+        .collect::<Option<_>>()?;
+    let m: [u8; 6] = v.try_into().ok()?;
+    (m[0] & 1 == 0).then_some(m)
 }
 
 /// The plugin's network config (unknown fields tolerated).
@@ -162,7 +179,13 @@ struct Call {
     mtu: Option<u32>,
     hairpin: bool,
     ipam_kind: String,
+    /// Whether `netbr create` made this network (its conflist sits beside
+    /// the ipam data dir): its rules then live until `netbr rm`, else they
+    /// go with the network's last DEL.
+    managed: bool,
     maps: Vec<Mapping>,
+    /// The container interface's MAC (`runtimeConfig.mac` or CNI_ARGS `MAC=`).
+    mac: Option<[u8; 6]>,
     id: String,
     ifname: String,
     netns: Option<PathBuf>,
@@ -231,12 +254,12 @@ fn parse(stdin: &[u8], env: &Env) -> Result<Call> {
                 )
             })
         };
-        let host_ip = match pm.host_ip.as_str() {
-            "" | "0.0.0.0" => None,
-            s => Some(s.parse::<Ipv4Addr>().map_err(|_| {
+        let host_ip = match pm.host_ip.trim_matches(|c| c == '[' || c == ']') {
+            "" | "0.0.0.0" | "::" => None,
+            s => Some(s.parse::<IpAddr>().map_err(|_| {
                 bad(
                     code::INVALID_CONFIG,
-                    format!("port mapping hostIP {s:?} is not an IPv4 address"),
+                    format!("port mapping hostIP {s:?} is not an IP address"),
                 )
             })?),
         };
@@ -267,8 +290,35 @@ fn parse(stdin: &[u8], env: &Env) -> Result<Call> {
             format!("CNI_IFNAME {ifname:?} is not a valid interface name"),
         ));
     }
+    let mac_str = conf
+        .runtime_config
+        .as_ref()
+        .and_then(|r| r.mac.clone())
+        .or(match &env.args {
+            Some(a) => cni_plugin::parse_args(a)?.get("MAC").cloned(),
+            None => None,
+        });
+    let mac = match mac_str {
+        None => None,
+        Some(m) => Some(parse_mac(&m).ok_or_else(|| {
+            bad(
+                code::INVALID_CONFIG,
+                format!("mac {m:?} is not a unicast MAC address"),
+            )
+        })?),
+    };
+    let data_dir = conf
+        .ipam
+        .as_ref()
+        .and_then(|i| i.data_dir.clone())
+        .unwrap_or_else(ipam::cni::default_data_dir);
+    let managed = data_dir
+        .parent()
+        .is_some_and(|root| root.join("networks").join(format!("{name}.json")).exists());
     Ok(Call {
         version,
+        mac,
+        managed,
         name,
         bridge,
         is_gateway: conf.is_gateway.unwrap_or(true),
@@ -395,22 +445,61 @@ fn write_sysctl(path: &str, value: &str) -> Result<()> {
     })
 }
 
-/// `ip/prefix` -> (ip, prefix, subnet string).
-fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8, String)> {
-    let sub = ipam::bitmap::parse_subnet(s)?;
-    let ip: Ipv4Addr = s.split('/').next()?.parse().ok()?;
-    Some((ip, sub.prefix(), sub.to_string()))
+/// `ip/prefix` -> (ip, prefix, subnet string), either family.
+fn parse_cidr(s: &str) -> Option<(IpAddr, u8, String)> {
+    let ip: IpAddr = s.split('/').next()?.parse().ok()?;
+    match ip {
+        IpAddr::V4(_) => {
+            let sub = ipam::bitmap::parse_subnet(s)?;
+            Some((ip, sub.prefix(), sub.to_string()))
+        }
+        IpAddr::V6(_) => {
+            let sub = ipam::v6::Subnet6::parse(s)?;
+            Some((ip, sub.prefix, sub.to_string()))
+        }
+    }
 }
 
-fn ipam_address(res: &CniResult) -> Result<(Ipv4Addr, u8, String, Option<Ipv4Addr>)> {
-    let ipc = res
+/// One address of an ipam result: ip, prefix, subnet, gateway.
+struct Addr {
+    ip: IpAddr,
+    prefix: u8,
+    subnet: String,
+    gw: Option<IpAddr>,
+}
+
+fn ipam_addresses(res: &CniResult) -> Result<Vec<Addr>> {
+    let v: Vec<Addr> = res
         .ips
         .iter()
-        .find(|i| parse_cidr(&i.address).is_some())
-        .ok_or_else(|| bad(code::IPAM_EXEC, "ipam result holds no IPv4 address"))?;
-    let (ip, prefix, subnet) = parse_cidr(&ipc.address).expect("checked");
-    let gw = ipc.gateway.as_deref().and_then(|g| g.parse().ok());
-    Ok((ip, prefix, subnet, gw))
+        .filter_map(|i| {
+            let (ip, prefix, subnet) = parse_cidr(&i.address)?;
+            let gw = i
+                .gateway
+                .as_deref()
+                .and_then(|g| g.parse::<IpAddr>().ok())
+                .filter(|g| g.is_ipv4() == ip.is_ipv4());
+            Some(Addr {
+                ip,
+                prefix,
+                subnet,
+                gw,
+            })
+        })
+        .collect();
+    if v.is_empty() {
+        return Err(bad(code::IPAM_EXEC, "ipam result holds no IP address"));
+    }
+    Ok(v)
+}
+
+/// A route's destination as (network, prefix), either family.
+fn parse_dst(s: &str) -> Option<(IpAddr, u8)> {
+    if let Some(d) = ipam::bitmap::parse_subnet(s) {
+        return Some((d.network().into(), d.prefix()));
+    }
+    let d = ipam::v6::Subnet6::parse(s)?;
+    Some((d.host(0).into(), d.prefix))
 }
 
 fn add(call: &Call, env: &Env, stdin: &[u8]) -> Result<CniResult> {
@@ -477,19 +566,35 @@ fn add_addresses(
     ipam_res: &CniResult,
     host: &str,
 ) -> Result<CniResult> {
-    let (ip, prefix, subnet, gw) = ipam_address(ipam_res)?;
-    if call.is_gateway {
-        if let Some(gw) = gw {
-            nl.add_addr(br.index, gw, prefix)?;
-        }
-        // DNAT of 127.0.0.1 to the bridge needs localnet routing there.
+    let addrs = ipam_addresses(ipam_res)?;
+    let has4 = addrs.iter().any(|a| a.ip.is_ipv4());
+    let has6 = addrs.iter().any(|a| a.ip.is_ipv6());
+    if has6 {
+        // As docker with IPv6: the bridge speaks it, the host routes it.
         write_sysctl(
-            &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", call.bridge),
-            "1",
+            &format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", call.bridge),
+            "0",
         )?;
+        write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")?;
     }
-    // Left on afterwards: other networks may rely on it.
-    write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
+    if call.is_gateway {
+        for a in &addrs {
+            if let Some(gw) = a.gw {
+                nl.add_addr(br.index, gw, a.prefix)?;
+            }
+        }
+        if has4 {
+            // DNAT of 127.0.0.1 to the bridge needs localnet routing there.
+            write_sysctl(
+                &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", call.bridge),
+                "1",
+            )?;
+        }
+    }
+    if has4 {
+        // Left on afterwards: other networks may rely on it.
+        write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
+    }
     let host_link = nl.link(host)?.unwrap_or_default();
     let mut cnl = netns::netlink_in(ns, ns_path)?;
     let c = cnl.link(&call.ifname)?.ok_or_else(|| {
@@ -499,7 +604,12 @@ fn add_addresses(
             ns_path.display()
         ))
     })?;
-    cnl.add_addr(c.index, ip, prefix)?;
+    if let Some(mac) = &call.mac {
+        cnl.set_mac(c.index, mac)?;
+    }
+    for a in &addrs {
+        cnl.add_addr(c.index, a.ip, a.prefix)?;
+    }
     cnl.set_up(c.index)?;
     if let Some(lo) = cnl.link("lo")? {
         if !lo.up {
@@ -507,33 +617,57 @@ fn add_addresses(
         }
     }
     for r in &ipam_res.routes {
-        let Some(dst) = ipam::bitmap::parse_subnet(&r.dst) else {
+        let Some((dst, prefix)) = parse_dst(&r.dst) else {
             continue;
         };
-        let via = r.gw.as_deref().and_then(|g| g.parse().ok()).or(gw);
-        cnl.add_route(dst.network(), dst.prefix(), via, c.index)?;
+        let fam_gw = addrs
+            .iter()
+            .find(|a| a.ip.is_ipv4() == dst.is_ipv4())
+            .and_then(|a| a.gw);
+        // A route of a family the container has no address of cannot go in.
+        if !addrs.iter().any(|a| a.ip.is_ipv4() == dst.is_ipv4()) {
+            continue;
+        }
+        let via =
+            r.gw.as_deref()
+                .and_then(|g| g.parse::<IpAddr>().ok())
+                .or(fam_gw);
+        cnl.add_route(dst, prefix, via, c.index)?;
     }
     // The aliases say which rules are in place (see crate::marks): with the
     // network's in and no port mappings, iptables is not run at all. A
     // replaced leftover veth may have had rules: look then.
-    let sig = marks::net_sig(&call.name, &subnet, call.ip_masq);
+    let subnets: Vec<String> = addrs.iter().map(|a| a.subnet.clone()).collect();
+    let sig = marks::net_sig(&call.name, &subnets.join(","), call.ip_masq);
     let net_in = br.alias.as_deref() == Some(sig.as_str());
     if !call.maps.is_empty() {
         // Before the rules: a crash in between leaves a mark, never rules without one.
-        nl.set_alias(host_link.index, marks::PORTS)?;
+        let mark = if has6 { marks::PORTS6 } else { marks::PORTS };
+        nl.set_alias(host_link.index, mark)?;
     }
     if !net_in || !call.maps.is_empty() || leftover {
-        iptables::add(
-            &Net {
-                name: &call.name,
-                bridge: &call.bridge,
-                subnet,
-                masquerade: call.ip_masq,
-            },
-            &call.id,
-            ip,
-            &call.maps,
-        )?;
+        // One call per family: the network's subnets of it, the
+        // container's first address of it as the DNAT target.
+        for fam in [Fam::V4, Fam::V6] {
+            let Some(first) = addrs.iter().find(|a| Fam::of(a.ip) == fam) else {
+                continue;
+            };
+            iptables::add(
+                &Net {
+                    name: &call.name,
+                    bridge: &call.bridge,
+                    subnets: addrs
+                        .iter()
+                        .filter(|a| Fam::of(a.ip) == fam)
+                        .map(|a| a.subnet.clone())
+                        .collect(),
+                    masquerade: call.ip_masq,
+                },
+                &call.id,
+                first.ip,
+                &call.maps,
+            )?;
+        }
         if !net_in {
             nl.set_alias(br.index, &sig)?;
         }
@@ -557,7 +691,15 @@ fn add_addresses(
             },
             Interface {
                 name: call.ifname.clone(),
-                mac: c.mac,
+                mac: call
+                    .mac
+                    .map(|m| {
+                        m.iter()
+                            .map(|b| format!("{b:02x}"))
+                            .collect::<Vec<_>>()
+                            .join(":")
+                    })
+                    .unwrap_or(c.mac),
                 sandbox: ns_path.display().to_string(),
                 ..Default::default()
             },
@@ -572,18 +714,23 @@ fn del(call: &Call, env: &Env, stdin: &[u8]) -> Result<()> {
     let host = veth_name(&call.id, &call.ifname);
     let mut nl = Netlink::open()?;
     let link = nl.link(&host)?;
-    // The veth's alias says whether the container has rules of its own.
-    let marked = link
-        .as_ref()
-        .map(|l| l.alias.as_deref() == Some(marks::PORTS));
+    // The veth's alias says whether the container has rules of its own,
+    // and in which families.
+    let fams: &[Fam] = match link.as_ref().map(|l| l.alias.as_deref()) {
+        Some(Some(marks::PORTS)) => &[Fam::V4],
+        Some(Some(marks::PORTS6)) => &[Fam::V4, Fam::V6],
+        Some(_) => &[],
+        // Veth gone already: look the rules up.
+        None => &[Fam::V4, Fam::V6],
+    };
     // The deletion runs while the rules and the address go (see linkdel).
     let deletion = link.as_ref().map(|l| linkdel::start(l.index));
-    // The network's rules stay until `netbr rm`; only the container's go,
-    // and only when it has some (veth gone already: look them up).
-    let rules = match marked {
-        Some(false) => Ok(()),
-        _ => iptables::del_container(&call.name, &call.id).map_err(Error::from),
-    };
+    // The network's rules stay (until `netbr rm`, or this network's last
+    // DEL when netbr did not create it); only the container's go here.
+    let rules = fams
+        .iter()
+        .try_for_each(|f| iptables::del_container(*f, &call.name, &call.id))
+        .map_err(Error::from);
     // Like the reference bridge plugin, the address is released before the
     // link is gone: the link is on its way out already.
     let released = if rules.is_ok() {
@@ -595,7 +742,31 @@ fn del(call: &Call, env: &Env, stdin: &[u8]) -> Result<()> {
         d.finish(&mut nl)?;
     }
     rules?;
-    released
+    released?;
+    if !call.managed {
+        drop_rules_if_unused(&mut nl, &call.name, &call.bridge)?;
+    }
+    Ok(())
+}
+
+/// A network netbr did not create has no `netbr rm`: when its bridge has
+/// no port left (the last DEL, or a GC), its rules go, found by the bridge's
+/// alias (see [`crate::marks`]), and the alias is cleared so the next ADD
+/// puts them back. The bridge itself stays, as the reference plugin leaves it.
+fn drop_rules_if_unused(nl: &mut Netlink, name: &str, bridge: &str) -> Result<()> {
+    let Some(br) = nl.link(bridge)? else {
+        return Ok(());
+    };
+    let Some((net, subnets)) = br.alias.as_deref().and_then(marks::parse_net) else {
+        return Ok(());
+    };
+    if net != name || nl.links()?.iter().any(|l| l.master == Some(br.index)) {
+        return Ok(());
+    }
+    let subnets: Vec<String> = subnets.split(',').map(String::from).collect();
+    iptables::del_network(name, bridge, &subnets)?;
+    nl.set_alias(br.index, "")?;
+    Ok(())
 }
 
 fn check(call: &Call, env: &Env, stdin: &[u8]) -> Result<()> {
@@ -637,7 +808,13 @@ fn check(call: &Call, env: &Env, stdin: &[u8]) -> Result<()> {
             ns_path.display()
         )));
     }
-    let have = cnl.addrs(c.index)?;
+    let link_local =
+        |ip: &IpAddr| matches!(ip, IpAddr::V6(v) if (v.segments()[0] & 0xffc0) == 0xfe80);
+    let have: Vec<(IpAddr, u8)> = cnl
+        .addrs(c.index)?
+        .into_iter()
+        .filter(|(ip, _)| !link_local(ip))
+        .collect();
     if let Some(prev) = &call.prev {
         for ipc in &prev.ips {
             if let Some((ip, prefix, _)) = parse_cidr(&ipc.address) {
@@ -650,21 +827,32 @@ fn check(call: &Call, env: &Env, stdin: &[u8]) -> Result<()> {
             }
         }
     } else if have.is_empty() {
-        return Err(Error::Check(format!("{} has no IPv4 address", call.ifname)));
+        return Err(Error::Check(format!("{} has no IP address", call.ifname)));
     }
-    if call.is_gateway && !cnl.routes()?.iter().any(|r| r.1 == 0) {
-        return Err(Error::Check(format!(
-            "no default route in {}",
-            ns_path.display()
-        )));
+    let fams: Vec<Fam> = [Fam::V4, Fam::V6]
+        .into_iter()
+        .filter(|f| have.iter().any(|(ip, _)| Fam::of(*ip) == *f))
+        .collect();
+    let routes = cnl.routes()?;
+    for f in &fams {
+        if call.is_gateway && !routes.iter().any(|r| r.1 == 0 && Fam::of(r.0) == *f) {
+            return Err(Error::Check(format!(
+                "no {f:?} default route in {}",
+                ns_path.display()
+            )));
+        }
     }
-    let rules = iptables::rules_of(&call.name, Some(&call.id))?;
-    let dnat = rules.iter().filter(|r| r.contains(" -j DNAT ")).count();
-    if dnat != call.maps.len() {
+    let mut dnat = 0;
+    let mut want = 0;
+    for f in &fams {
+        let rules = iptables::rules_of(*f, &call.name, Some(&call.id))?;
+        dnat += rules.iter().filter(|r| r.contains(" -j DNAT ")).count();
+        want += call.maps.iter().filter(|m| m.in_fam(*f)).count();
+    }
+    if dnat != want {
         return Err(Error::Check(format!(
-            "{dnat} DNAT rules for {} but {} port mappings",
+            "{dnat} DNAT rules for {} but {want} wanted for its port mappings",
             call.id,
-            call.maps.len()
         )));
     }
     Ok(())
@@ -687,6 +875,63 @@ impl Plugin for Netbr {
 
     fn check(&self, env: &Env, stdin: &[u8]) -> Result<()> {
         check(&parse(stdin, env)?, env, stdin)
+    }
+
+    /// GC: the ipam plugin releases the addresses of attachments not in
+    /// `cni.dev/valid-attachments`; their containers' rules go here; a
+    /// network netbr did not create loses its rules when no port is left.
+    fn gc(&self, env: &Env, stdin: &[u8]) -> Result<()> {
+        let call = parse(stdin, &gc_env(env))?;
+        exec_ipam(&call, env, "GC", stdin)?;
+        #[derive(Deserialize)]
+        struct Valid {
+            #[serde(default, rename = "cni.dev/valid-attachments")]
+            valid: Vec<Value>,
+        }
+        let valid: Vec<String> = serde_json::from_slice::<Valid>(stdin)
+            .map(|v| v.valid)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|a| a["containerID"].as_str().map(String::from))
+            .collect();
+        let prefix = format!("{}:", iptables::net_tag(&call.name));
+        for fam in [Fam::V4, Fam::V6] {
+            let rules = match iptables::rules_of(fam, &call.name, None) {
+                Ok(r) => r,
+                Err(_) if fam == Fam::V6 => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let mut stale: Vec<&str> = rules
+                .iter()
+                .filter_map(|r| iptables::comment_of(r)?.strip_prefix(&prefix))
+                .filter(|id| !valid.iter().any(|v| v == id))
+                .collect();
+            stale.sort();
+            stale.dedup();
+            for id in stale {
+                iptables::del_container(fam, &call.name, id)?;
+            }
+        }
+        if !call.managed {
+            drop_rules_if_unused(&mut Netlink::open()?, &call.name, &call.bridge)?;
+        }
+        Ok(())
+    }
+
+    /// STATUS: what the ipam plugin says.
+    fn status(&self, env: &Env, stdin: &[u8]) -> Result<()> {
+        let call = parse(stdin, &gc_env(env))?;
+        exec_ipam(&call, env, "STATUS", stdin).map(|_| ())
+    }
+}
+
+/// GC and STATUS come without a container: stand-ins that pass validation
+/// and that the ipam plugin ignores for those commands.
+fn gc_env(env: &Env) -> Env {
+    Env {
+        container_id: Some("gc".into()),
+        ifname: Some("eth0".into()),
+        ..env.clone()
     }
 }
 
