@@ -98,6 +98,7 @@
 //! ```
 
 pub mod atomic;
+pub mod beneath;
 pub mod commit;
 pub mod digest;
 pub mod export;
