@@ -58,7 +58,11 @@ pub fn open(root: BorrowedFd, path: &OsStr, flags: OFlag) -> nix::Result<OwnedFd
         return Err(Errno::ENOENT);
     };
     let dir = open_dir(root, dirs)?;
-    openat2(dir.as_fd(), last.as_os_str(), how(flags | OFlag::O_NOFOLLOW))
+    openat2(
+        dir.as_fd(),
+        last.as_os_str(),
+        how(flags | OFlag::O_NOFOLLOW),
+    )
 }
 
 /// The first components of `comps` that fit in one call, joined by `/`,
@@ -88,7 +92,8 @@ mod tests {
     fn deep_paths_open_in_chunks_and_never_through_symlinks() {
         let d = std::env::temp_dir().join(format!("beneath-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
-        let root = nix::fcntl::open(&d, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        let root =
+            nix::fcntl::open(&d, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
         // 3000 levels of a 2-byte name: 9000 bytes of path, > PATH_MAX.
         let comps: Vec<OsString> = (0..3000).map(|_| OsString::from("dd")).collect();
         let mut cur = root.try_clone().unwrap();
@@ -107,7 +112,11 @@ mod tests {
         .unwrap();
         drop(f);
         open_dir(root.as_fd(), &comps).unwrap();
-        let mut file = comps.iter().map(|c| c.to_str().unwrap()).collect::<Vec<_>>().join("/");
+        let mut file = comps
+            .iter()
+            .map(|c| c.to_str().unwrap())
+            .collect::<Vec<_>>()
+            .join("/");
         file.push_str("/f");
         open(root.as_fd(), OsStr::new(&file), OFlag::O_RDONLY).unwrap();
         let mut through = comps.clone();

@@ -434,7 +434,9 @@ impl Unpacker {
             Some(fd) => fd,
             None => match crate::beneath::open_dir(self.root.as_fd(), comps) {
                 Ok(fd) => fd,
-                Err(Errno::ELOOP) | Err(Errno::EXDEV) => return Err(self.unsafe_parent(comps, name)),
+                Err(Errno::ELOOP) | Err(Errno::EXDEV) => {
+                    return Err(self.unsafe_parent(comps, name))
+                }
                 Err(Errno::ENOTDIR) => {
                     let rel: PathBuf = comps.iter().collect();
                     return Err(ExtractError::Unsafe {
@@ -689,7 +691,9 @@ impl Unpacker {
         let mut last: Option<(PathBuf, OwnedFd)> = None;
         for (path, mtime) in std::mem::take(&mut self.dir_times) {
             let comps = |p: &Path| -> Vec<OsString> {
-                p.components().map(|c| c.as_os_str().to_os_string()).collect()
+                p.components()
+                    .map(|c| c.as_os_str().to_os_string())
+                    .collect()
             };
             let opened = match &last {
                 Some((lp, lfd)) if path.starts_with(lp) => {

@@ -341,8 +341,8 @@ impl<S: Sink> Packer<S> {
                 // than PATH_MAX, and cannot be redirected above it.
                 let mut p = format!("/proc/self/fd/{}/", dirfd.as_raw_fd()).into_bytes();
                 p.extend_from_slice(name.as_bytes());
-                let p = CString::new(p)
-                    .map_err(|e| io_err("listxattr", path, io::Error::other(e)))?;
+                let p =
+                    CString::new(p).map_err(|e| io_err("listxattr", path, io::Error::other(e)))?;
                 self.xattrs(Xattrs::Path(&p), path)?
             }
         }
@@ -529,11 +529,14 @@ fn frame(fd: OwnedFd, name: OsString, path: &Path) -> Result<Frame> {
 fn reopen<'a>(stack: &'a mut [Frame], path: &Path) -> Result<BorrowedFd<'a>> {
     let top = stack.len() - 1;
     if stack[top].fd.is_none() {
-        let kept = (0..top).rev().find(|&i| stack[i].fd.is_some()).expect("root kept");
+        let kept = (0..top)
+            .rev()
+            .find(|&i| stack[i].fd.is_some())
+            .expect("root kept");
         let comps: Vec<OsString> = stack[kept + 1..].iter().map(|f| f.name.clone()).collect();
         let base = stack[kept].fd.as_ref().expect("kept").as_fd();
-        let fd = crate::beneath::open_dir(base, &comps)
-            .map_err(|e| io_err("reopen", path, e.into()))?;
+        let fd =
+            crate::beneath::open_dir(base, &comps).map_err(|e| io_err("reopen", path, e.into()))?;
         let st = fstat(&fd).map_err(|e| io_err("stat", path, e.into()))?;
         if (st.st_dev, st.st_ino) != stack[top].id {
             return Err(io_err(

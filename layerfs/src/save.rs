@@ -2,20 +2,20 @@
 //! tars are rebuilt byte for byte from their tar-split records, so `load`
 //! reads back the same image ids and diff ids.
 
+use crate::beneath;
 use crate::digest::HashReader;
 use crate::index::{ImageRecord, Index, IndexError};
 use crate::layout::Layout;
 use crate::output::{Output, OutputError};
 use crate::reference;
 use crate::split::{self, Segment};
-use crate::beneath;
 use nix::fcntl::OFlag;
-use std::os::fd::AsFd;
 use serde::Serialize;
 use serde_json::json;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
