@@ -321,7 +321,7 @@ impl<S: Sink> Packer<S> {
         dirfd: BorrowedFd,
         name: &OsStr,
         kind: Option<Type>,
-        path: &mut PathBuf,
+        path: &Path,
         rel: &mut PathBuf,
     ) -> Result<Option<OwnedFd>> {
         let opened = self.open(dirfd, name, kind, path)?;
