@@ -52,13 +52,27 @@ enum Cmd {
     Mode,
 }
 
+/// The most bytes of resources JSON read from stdin (a config is
+/// kilobytes; more is refused, exit 2, before anything is done).
+const MAX_STDIN: u64 = 1 << 20;
+
 fn stdin() -> Result<String, cgctl::Error> {
-    let mut s = String::new();
-    std::io::stdin().read_to_string(&mut s).map_err(|e| {
+    let bad = |e: std::io::Error| {
         cgctl::Error::Resources(cgctl::resources::ResourcesError::Json(
             serde_json::Error::io(e),
         ))
-    })?;
+    };
+    let mut s = String::new();
+    std::io::stdin()
+        .take(MAX_STDIN + 1)
+        .read_to_string(&mut s)
+        .map_err(bad)?;
+    if s.len() as u64 > MAX_STDIN {
+        return Err(bad(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {MAX_STDIN} bytes"),
+        )));
+    }
     Ok(s)
 }
 

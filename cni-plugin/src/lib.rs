@@ -17,8 +17,15 @@
 //! - [`decode_config`]: the network config on stdin into the plugin's own
 //!   type (code 6 when it does not decode), its version negotiated and its
 //!   `name` required (code 7).
+//! - [`Env::validate`] (run by [`dispatch`] for ADD, DEL and CHECK, before
+//!   the plugin sees anything): `CNI_CONTAINERID` is 1-256 bytes of
+//!   `[A-Za-z0-9_.-]` starting alphanumeric, `CNI_IFNAME` 1-15 bytes, not
+//!   `.`/`..`, without `/`, `:` or white space (as libcni checks them),
+//!   else code 4 naming the variable; the config's `name` is 1-256 bytes
+//!   of the container id's alphabet, else code 7.
 //! - [`run`]: the whole CNI mode of a binary: stdin read (not for
-//!   VERSION), dispatch, the result JSON on stdout, or the error JSON
+//!   VERSION; more than [`MAX_STDIN`] bytes is code 6 and nothing is
+//!   done), dispatch, the result JSON on stdout, or the error JSON
 //!   (`{"cniVersion","code","msg","details"}`) on stdout plus one line
 //!   `TOOL: msg` on stderr; exit 0, 2 for bad input (codes 1, 2, 4, 6, 7),
 //!   else 1.
@@ -40,6 +47,11 @@ use serde_json::Value;
 pub const SUPPORTED_VERSIONS: &[&str] = &["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 /// What a config without `cniVersion` is taken to be, and errors carry.
 pub const DEFAULT_VERSION: &str = "1.0.0";
+/// The most bytes of stdin a call reads: a config is kilobytes.
+pub const MAX_STDIN: u64 = 1 << 20;
+/// The longest container id or network name taken.
+pub const MAX_ID: usize = 256;
+
 /// What VERSION reports as the plugin's own.
 pub const LATEST_VERSION: &str = "1.1.0";
 
@@ -185,6 +197,70 @@ impl Env {
     }
 }
 
+impl Env {
+    /// Checks the ids a plugin stores or names things by (see the crate
+    /// doc): code 4 naming the variable.
+    pub fn validate(&self) -> Result<(), CniError> {
+        let bad = |var: &str, why: &str, v: &str| {
+            CniError::new(code::INVALID_ENV, format!("invalid {var}: {why}"), shown(v))
+        };
+        if let Some(id) = &self.container_id {
+            if let Err(why) = check_id(id) {
+                return Err(bad("CNI_CONTAINERID", why, id));
+            }
+        }
+        if let Some(i) = &self.ifname {
+            if let Err(why) = check_ifname(i) {
+                return Err(bad("CNI_IFNAME", why, i));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A container id or network name: 1-[`MAX_ID`] bytes of `[A-Za-z0-9_.-]`,
+/// the first alphanumeric (libcni's rule, with a length bound).
+pub fn check_id(s: &str) -> Result<(), &'static str> {
+    let b = s.as_bytes();
+    if b.is_empty() {
+        return Err("empty");
+    }
+    if b.len() > MAX_ID {
+        return Err("longer than 256 bytes");
+    }
+    if !b[0].is_ascii_alphanumeric()
+        || !b
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+    {
+        return Err("only [A-Za-z0-9_.-] allowed, starting alphanumeric");
+    }
+    Ok(())
+}
+
+/// An interface name the kernel takes: 1-15 bytes, not `.` or `..`, no
+/// `/`, `:` or white space.
+pub fn check_ifname(s: &str) -> Result<(), &'static str> {
+    if s.is_empty() || s.len() > 15 {
+        return Err("must be 1-15 bytes");
+    }
+    if s == "."
+        || s == ".."
+        || s.bytes()
+            .any(|c| c == b'/' || c == b':' || c.is_ascii_whitespace() || c.is_ascii_control())
+    {
+        return Err("not a valid interface name");
+    }
+    Ok(())
+}
+
+/// A value as shown in an error: its start only, control bytes escaped.
+fn shown(v: &str) -> String {
+    let head: String = v.chars().take(64).collect();
+    let more = if head.len() < v.len() { "..." } else { "" };
+    format!("{:?}{more} ({} bytes)", head, v.len())
+}
+
 /// True when this process was started as a CNI plugin: `CNI_COMMAND` set
 /// and no command-line arguments.
 pub fn is_plugin_call() -> bool {
@@ -256,6 +332,13 @@ pub fn decode_config<T: serde::de::DeserializeOwned>(stdin: &[u8]) -> Result<Con
         .name
         .filter(|n| !n.is_empty())
         .ok_or_else(|| CniError::new(code::INVALID_CONFIG, "network config has no name", ""))?;
+    check_id(&name).map_err(|why| {
+        CniError::new(
+            code::INVALID_CONFIG,
+            format!("invalid network name: {why}"),
+            shown(&name),
+        )
+    })?;
     Ok(Config {
         version,
         name,
@@ -295,6 +378,9 @@ pub trait Plugin {
 
 /// Runs `env.command`: `Ok(Some(json))` is printed, `Ok(None)` prints nothing.
 pub fn dispatch<P: Plugin>(p: &P, env: &Env, stdin: &[u8]) -> Result<Option<Value>, P::Error> {
+    if matches!(env.command.as_str(), "ADD" | "DEL" | "CHECK") {
+        env.validate()?;
+    }
     match env.command.as_str() {
         "VERSION" => Ok(Some(version_result())),
         "ADD" => p.add(env, stdin).map(Some),
@@ -323,7 +409,12 @@ where
     let res = if env.command == "VERSION" {
         dispatch(p, &env, b"").map_err(CniError::from)
     } else {
-        match std::io::stdin().read_to_end(&mut stdin) {
+        match std::io::stdin().take(MAX_STDIN + 1).read_to_end(&mut stdin) {
+            Ok(n) if n as u64 > MAX_STDIN => Err(CniError::new(
+                code::DECODE,
+                "network config on stdin is too large",
+                format!("more than {MAX_STDIN} bytes"),
+            )),
             Ok(_) => dispatch(p, &env, &stdin).map_err(CniError::from),
             Err(e) => Err(CniError::new(code::IO, "read stdin", e.to_string())),
         }
@@ -427,6 +518,34 @@ mod tests {
         );
         assert_eq!(code_of(br#"{"name":""}"#), code::INVALID_CONFIG);
         assert_eq!(code_of(br#"{"name":7}"#), code::DECODE);
+    }
+
+    #[test]
+    fn bad_ids_are_refused_before_the_plugin_runs() {
+        let mut e = env("ADD");
+        e.container_id = Some("x".repeat(64 * 1024));
+        let err = dispatch(&Fake, &e, b"{}").unwrap_err();
+        assert_eq!(err.code, code::INVALID_ENV);
+        assert!(err.msg.contains("CNI_CONTAINERID"), "{err}");
+        assert!(err.details.len() < 200, "details carry the whole id");
+        for bad in ["", "-lead", "a/b", "a b", "a\nb", "é"] {
+            assert!(check_id(bad).is_err(), "{bad:?}");
+        }
+        for good in ["a", "0abc", "a.b-c_d", &"f".repeat(256)] {
+            assert!(check_id(good).is_ok(), "{good:?}");
+        }
+        let mut e = env("DEL");
+        e.ifname = Some("eth0:1".into());
+        assert!(dispatch(&Fake, &e, b"{}")
+            .unwrap_err()
+            .msg
+            .contains("CNI_IFNAME"));
+        e.ifname = Some("a-sixteen-bytes!".into());
+        assert!(dispatch(&Fake, &e, b"{}").is_err());
+        e.ifname = Some("eth0".into());
+        assert!(dispatch(&Fake, &e, b"{}").is_ok());
+        let err = decode_config::<Value>(br#"{"cniVersion":"1.0.0","name":"../x"}"#).unwrap_err();
+        assert_eq!(err.code, code::INVALID_CONFIG);
     }
 
     #[test]

@@ -68,7 +68,11 @@
 //!   through a mount. Prints `{"removed":true,"id":ID,"name":NAME}`; with
 //!   `--force` an unknown REF prints `{"removed":false}` and exits 0. A
 //!   directory without `state.json` can be removed by its full id.
-//! - `ctrstate reconcile` - every record in `created`/`running`/`paused`
+//! - `ctrstate reconcile` - first, an abandoned launch: a `created` record
+//!   with a `supervisorPid` or a non-zero `pid` whose supervisor is gone (or
+//!   was never recorded) keeps `created` (and its `pid`, for the caller to
+//!   kill and then clear), loses `supervisorPid` and gets `error` "the launch
+//!   was interrupted: ...". Then every record in `created`/`running`/`paused`
 //!   with a non-zero `pid` whose process is gone, or whose start time differs
 //!   from a non-zero `pidStartTime` (a reused pid), becomes `exited` with
 //!   `pid` 0, `pidStartTime` 0. If `finishedAt` was unset it becomes now,

@@ -80,15 +80,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// The most bytes of a record or patch read from stdin (a record is
+/// kilobytes; more is refused, exit 2, before anything is written).
+const MAX_STDIN: u64 = 1 << 20;
+
 fn stdin() -> Result<String, StoreError> {
     let mut s = String::new();
     io::stdin()
+        .take(MAX_STDIN + 1)
         .read_to_string(&mut s)
         .map_err(|source| StoreError::Io {
             step: "read",
             path: PathBuf::from("stdin"),
             source,
         })?;
+    if s.len() as u64 > MAX_STDIN {
+        return Err(StoreError::BadInput {
+            what: "stdin",
+            source: serde_json::Error::io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("larger than {MAX_STDIN} bytes"),
+            )),
+        });
+    }
     Ok(s)
 }
 

@@ -7,13 +7,24 @@ use thiserror::Error;
 pub enum NameError {
     #[error("invalid container name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-]+ are allowed")]
     Invalid { name: String },
+    #[error("invalid container name {name:?}...: longer than {MAX_NAME} bytes")]
+    TooLong { name: String },
 }
+
+/// The longest name taken (docker sets none; a name is shown in every
+/// listing and error, so it is kept to a line).
+pub const MAX_NAME: usize = 255;
 
 /// Validates a user-given name and returns it in canonical form. A single
 /// leading `/` is dropped, as docker does (its API shows names as `/web`).
 pub fn validate(name: &str) -> Result<String, NameError> {
     let n = name.strip_prefix('/').unwrap_or(name);
     let b = n.as_bytes();
+    if b.len() > MAX_NAME {
+        return Err(NameError::TooLong {
+            name: n.chars().take(32).collect(),
+        });
+    }
     let ok = b.len() >= 2
         && b[0].is_ascii_alphanumeric()
         && b[1..]

@@ -414,16 +414,18 @@ impl Store {
         })
     }
 
-    /// Marks `exited` every record that claims a process (created, running,
-    /// paused with a non-zero pid) whose process is gone or whose start time
-    /// differs (the pid was reused). Returns the changed records.
+    /// Settles every record whose process or launch is gone (see
+    /// `Fix`): an abandoned launch stays `created` with its supervisor
+    /// cleared and an error (its pid kept, for the caller to kill and
+    /// clear), a vanished process becomes `exited`. Returns the changed
+    /// records.
     pub fn reconcile(&self) -> Result<Vec<Record>> {
         // The common case changes nothing: decide without the lock, so the
         // check at the start of every mydocker command never waits on writers.
         let stale: Vec<String> = self
             .load_all()?
             .into_iter()
-            .filter(is_stale)
+            .filter(|r| fix(r).is_some())
             .map(|r| r.id)
             .collect();
         if stale.is_empty() {
@@ -436,17 +438,23 @@ impl Store {
             let Some(mut r) = self.read(&id)? else {
                 continue;
             };
-            if !is_stale(&r) {
-                continue;
+            match fix(&r) {
+                None => continue,
+                Some(Fix::Abandoned) => {
+                    r.supervisor_pid = None;
+                    r.error = Some(ABANDONED_ERROR.to_string());
+                }
+                Some(Fix::Vanished) => {
+                    if is_zero(&r.finished_at) {
+                        r.exit_code = VANISHED_EXIT_CODE;
+                        r.error = Some(VANISHED_ERROR.to_string());
+                        r.finished_at = now_rfc3339();
+                    }
+                    r.status = Status::Exited;
+                    r.pid = 0;
+                    r.pid_start_time = 0;
+                }
             }
-            if is_zero(&r.finished_at) {
-                r.exit_code = VANISHED_EXIT_CODE;
-                r.error = Some(VANISHED_ERROR.to_string());
-                r.finished_at = now_rfc3339();
-            }
-            r.status = Status::Exited;
-            r.pid = 0;
-            r.pid_start_time = 0;
             self.write(&self.container_dir(&id), &r)?;
             changed.push(r);
         }
@@ -454,23 +462,46 @@ impl Store {
     }
 }
 
-/// True when the record claims a process that no longer exists. A zombie
-/// still counts as alive: its parent (the supervisor) will reap it and record
-/// the real exit code. A start time of 0 means unknown: existence only.
-/// A record whose supervisor is alive is the supervisor's to settle.
-fn is_stale(r: &Record) -> bool {
-    if !r.status.claims_process() || r.pid == 0 {
-        return false;
-    }
-    // A live supervisor records the real exit itself, moments after reaping.
-    if r.supervisor_pid
+/// What `reconcile` does to a record.
+#[derive(Debug, PartialEq)]
+enum Fix {
+    /// `created`, its launch begun (a supervisor recorded, or an init's
+    /// pid) and its supervisor gone: the command never ran (or ran
+    /// unrecorded, with nobody left to watch it). It stays `created`.
+    Abandoned,
+    /// Claims a process that no longer exists: `exited`.
+    Vanished,
+}
+
+/// The error an abandoned launch's record gets.
+pub const ABANDONED_ERROR: &str =
+    "the launch was interrupted: its supervisor died before the container started";
+
+fn supervisor_alive(r: &Record) -> bool {
+    r.supervisor_pid
         .is_some_and(|s| procfs::stat(s).is_some_and(|st| st.state != 'Z'))
-    {
-        return false;
+}
+
+/// A zombie still counts as alive: its parent (the supervisor) will reap
+/// it and record the real exit code. A start time of 0 means unknown:
+/// existence only. A record whose supervisor is alive is the supervisor's
+/// to settle.
+fn fix(r: &Record) -> Option<Fix> {
+    if supervisor_alive(r) {
+        return None;
+    }
+    if r.status == Status::Created && (r.supervisor_pid.is_some() || r.pid != 0) {
+        return Some(Fix::Abandoned);
+    }
+    if !r.status.claims_process() || r.pid == 0 {
+        return None;
     }
     match procfs::stat(r.pid) {
-        None => true,
-        Some(st) => r.pid_start_time != 0 && st.start_time != r.pid_start_time,
+        None => Some(Fix::Vanished),
+        Some(st) if r.pid_start_time != 0 && st.start_time != r.pid_start_time => {
+            Some(Fix::Vanished)
+        }
+        Some(_) => None,
     }
 }
 

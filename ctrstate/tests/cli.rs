@@ -565,3 +565,57 @@ fn rm_refuses_while_something_is_mounted_in_the_container_dir() {
     ok(r, &["rm", "mnt"], "");
     assert!(!dir.exists());
 }
+
+#[test]
+fn reconcile_marks_a_launch_whose_supervisor_died_abandoned_and_keeps_its_pid() {
+    let t = TempDir::new("csa");
+    let r = t.path();
+    let mut sup = sleeper();
+    let sup_pid = sup.0.id();
+    sup.0.kill().unwrap();
+    sup.0.wait().unwrap();
+    let init = sleeper();
+    let init_pid = init.0.id();
+    let live_sup = sleeper();
+    for (name, sup) in [("gone", sup_pid), ("busy", live_sup.0.id())] {
+        ok(
+            r,
+            &["create"],
+            &format!(r#"{{"image":"busybox","name":"{name}"}}"#),
+        );
+        ok(
+            r,
+            &["update", name],
+            &format!(
+                r#"{{"pid":{init_pid},"pidStartTime":{},"supervisorPid":{sup}}}"#,
+                start_time(init_pid)
+            ),
+        );
+    }
+    let changed = ok(r, &["reconcile"], "");
+    let names: Vec<&str> = changed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["gone"]);
+    let g = ok(r, &["get", "gone"], "");
+    assert_eq!(g["status"], "created");
+    assert_eq!(g["pid"], init_pid, "kept for the caller to kill");
+    assert!(g.get("supervisorPid").is_none());
+    assert!(
+        g["error"].as_str().unwrap().contains("supervisor died"),
+        "{g}"
+    );
+    // A live supervisor's launch is its own.
+    assert_eq!(
+        ok(r, &["get", "busy"], "")["supervisorPid"],
+        live_sup.0.id()
+    );
+    // Once the caller cleared the pid, nothing is left to do.
+    ok(r, &["update", "gone"], r#"{"pid":0,"pidStartTime":0}"#);
+    assert_eq!(ok(r, &["reconcile"], ""), json!([]));
+    drop(init);
+    drop(live_sup);
+}

@@ -11,7 +11,7 @@
 
 use crate::split::SharedSplit;
 use nix::errno::Errno;
-use nix::fcntl::{openat, openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::sys::stat::{
     fchmodat, fstat, fstatat, mkdirat, mknodat, utimensat, FchmodatFlags, Mode, SFlag,
     UtimensatFlags,
@@ -418,29 +418,34 @@ impl Unpacker {
         if comps.is_empty() {
             return Ok(Dir(self.root.as_raw_fd()));
         }
+        let mut deeper = None;
         if let Some((p, fd)) = &self.cache {
             if p == comps {
                 return Ok(Dir(fd.as_raw_fd()));
             }
-        }
-        let rel: PathBuf = comps.iter().collect();
-        let how = OpenHow::new()
-            .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
-            .resolve(
-                ResolveFlag::RESOLVE_NO_SYMLINKS
-                    | ResolveFlag::RESOLVE_BENEATH
-                    | ResolveFlag::RESOLVE_NO_MAGICLINKS,
-            );
-        let fd = match openat2(self.root.as_fd(), rel.as_os_str(), how) {
-            Ok(fd) => fd,
-            Err(Errno::ELOOP) => return Err(self.unsafe_parent(comps, name)),
-            Err(Errno::ENOTDIR) => {
-                return Err(ExtractError::Unsafe {
-                    entry: name.into(),
-                    why: format!("parent {} is not a directory", rel.display()),
-                })
+            // A tar lists a dir's subdirs right after it: going one level
+            // deeper walks on from the cached dir, so a deep chain costs a
+            // lookup per level, not one per level per entry.
+            if comps.len() > p.len() && comps.len() - p.len() <= 4 && comps.starts_with(p) {
+                deeper = Some(self.walk_from(fd.as_fd(), &comps[p.len()..], comps, name)?);
             }
-            Err(_) => self.walk(comps, name)?,
+        }
+        let fd = match deeper {
+            Some(fd) => fd,
+            None => match crate::beneath::open_dir(self.root.as_fd(), comps) {
+                Ok(fd) => fd,
+                Err(Errno::ELOOP) | Err(Errno::EXDEV) => {
+                    return Err(self.unsafe_parent(comps, name))
+                }
+                Err(Errno::ENOTDIR) => {
+                    let rel: PathBuf = comps.iter().collect();
+                    return Err(ExtractError::Unsafe {
+                        entry: name.into(),
+                        why: format!("parent {} is not a directory", rel.display()),
+                    });
+                }
+                Err(_) => self.walk(comps, name)?,
+            },
         };
         let dir = Dir(fd.as_raw_fd());
         self.retire_cache();
@@ -477,12 +482,23 @@ impl Unpacker {
     /// Component-by-component walk creating missing dirs (openat2's ENOENT
     /// path, or a kernel without openat2).
     fn walk(&self, comps: &[OsString], name: &str) -> Result<OwnedFd> {
-        let mut cur = self.root.try_clone().map_err(|e| ExtractError::Io {
+        self.walk_from(self.root.as_fd(), comps, comps, name)
+    }
+
+    /// `walk` of `rest` (the end of `comps`) from the dir `from`.
+    fn walk_from(
+        &self,
+        from: BorrowedFd,
+        rest: &[OsString],
+        comps: &[OsString],
+        name: &str,
+    ) -> Result<OwnedFd> {
+        let mut cur = from.try_clone_to_owned().map_err(|e| ExtractError::Io {
             step: "dup",
             entry: name.into(),
             source: e,
         })?;
-        for c in comps {
+        for c in rest {
             let next = match open_dir(Some(cur.as_fd()), c) {
                 Ok(fd) => fd,
                 Err(Errno::ENOENT) => {
@@ -669,15 +685,28 @@ impl Unpacker {
     }
 
     fn finish(&mut self) {
-        // Deepest first is not needed: setting a dir's times does not touch its parent.
-        for (path, mtime) in self.dir_times.drain(..) {
-            let how = OpenHow::new()
-                .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
-                .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_BENEATH);
+        // Deepest first is not needed: setting a dir's times does not touch
+        // its parent. Tar order puts a dir before its subdirs: each one is
+        // opened from the previous when below it (a deep chain stays linear).
+        let mut last: Option<(PathBuf, OwnedFd)> = None;
+        for (path, mtime) in std::mem::take(&mut self.dir_times) {
+            let comps = |p: &Path| -> Vec<OsString> {
+                p.components()
+                    .map(|c| c.as_os_str().to_os_string())
+                    .collect()
+            };
+            let opened = match &last {
+                Some((lp, lfd)) if path.starts_with(lp) => {
+                    let rest = path.strip_prefix(lp).map(comps).unwrap_or_default();
+                    crate::beneath::open_dir(lfd.as_fd(), &rest)
+                }
+                _ => crate::beneath::open_dir(self.root.as_fd(), &comps(&path)),
+            };
             // A later entry may have replaced the dir: then there is nothing to set.
-            if let Ok(fd) = openat2(self.root.as_fd(), path.as_os_str(), how) {
+            if let Ok(fd) = opened {
                 let t = TimeSpec::new(mtime, 0);
-                let _ = nix::sys::stat::futimens(fd, &t, &t);
+                let _ = nix::sys::stat::futimens(&fd, &t, &t);
+                last = Some((path, fd));
             }
         }
     }

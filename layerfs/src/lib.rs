@@ -48,8 +48,11 @@
 //!   unless `--sync`; prints `{"id","output","size"}`. Outputs of `export`
 //!   and `save`: FILE absent or `-` is stdout (refused when a terminal;
 //!   then the tar is all that is printed); a new or regular FILE is
-//!   written to a temp file in its dir renamed onto it; any other FILE (a
-//!   symlink, a FIFO, a device) is opened and written through.
+//!   written to an unnamed temp file in its dir (`O_TMPFILE`) linked and
+//!   renamed onto it at the end, so a failure or a kill leaves no temp
+//!   file; any other FILE (a symlink, a FIFO, a device) is opened and
+//!   written through. Trees of any depth are walked (iteratively, paths
+//!   past PATH_MAX opened in chunks below the root).
 //! - `history IMAGE`: `[{"created","createdBy","comment","emptyLayer","layer","size"}]`,
 //!   newest first.
 //! - `save IMAGE... [-o FILE]`: a `docker save` tarball (`manifest.json`,
@@ -98,6 +101,7 @@
 //! ```
 
 pub mod atomic;
+pub mod beneath;
 pub mod commit;
 pub mod digest;
 pub mod export;

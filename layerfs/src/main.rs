@@ -217,12 +217,7 @@ fn run(cli: Cli) -> Result<serde_json::Value, Error> {
             }
             VolumeCmd::Prune => serde_json::json!({ "removed": volume::prune(&layout)? }),
             VolumeCmd::Resolve { id } => {
-                let specs =
-                    std::io::read_to_string(std::io::stdin()).map_err(|source| Error::Io {
-                        step: "read",
-                        path: "stdin".into(),
-                        source,
-                    })?;
+                let specs = small_stdin()?.map_err(volume::VolumeError::BadJson)?;
                 json(volume::resolve(&layout, &id, &specs)?)
             }
         },
@@ -247,14 +242,33 @@ fn to_stdout(output: Option<&std::path::Path>, v: serde_json::Value) -> serde_js
     }
 }
 
-/// `--change-json`: JSON text, `-` for stdin, or a file holding it.
-fn read_change(arg: &str) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
-    let text = if arg == "-" {
-        std::io::read_to_string(std::io::stdin()).map_err(|source| Error::Io {
+/// The most bytes of a JSON document read from stdin (a mount list or a
+/// config patch is kilobytes).
+const MAX_STDIN: u64 = 1 << 20;
+
+/// Stdin as text: Err(why) when larger than `MAX_STDIN` (bad input, told
+/// before anything is done); a read error is an I/O error.
+fn small_stdin() -> Result<Result<String, String>, Error> {
+    use std::io::Read;
+    let mut s = String::new();
+    std::io::stdin()
+        .take(MAX_STDIN + 1)
+        .read_to_string(&mut s)
+        .map_err(|source| Error::Io {
             step: "read",
             path: "stdin".into(),
             source,
-        })?
+        })?;
+    if s.len() as u64 > MAX_STDIN {
+        return Ok(Err(format!("stdin: larger than {MAX_STDIN} bytes")));
+    }
+    Ok(Ok(s))
+}
+
+/// `--change-json`: JSON text, `-` for stdin, or a file holding it.
+fn read_change(arg: &str) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+    let text = if arg == "-" {
+        small_stdin()?.map_err(commit::CommitError::BadChange)?
     } else if std::path::Path::new(arg).is_file() {
         std::fs::read_to_string(arg).map_err(|source| Error::Io {
             step: "read",

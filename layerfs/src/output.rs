@@ -1,15 +1,17 @@
 //! Where `save` and `export` write: stdout, or a path written through what
 //! it is, as docker does.
 //!
-//! A new path or a plain regular file gets a temp file in the same dir,
-//! renamed into place when complete (a failure leaves the old file). Any
-//! other path (a symlink, a FIFO, a device, `/dev/stdout`) is opened and
+//! A new path or a plain regular file gets an unnamed temp file in the same
+//! dir (`O_TMPFILE`), linked and renamed into place when complete: a
+//! failure, or a kill at any moment, leaves the old file and no temp file
+//! (a filesystem without `O_TMPFILE` gets a named temp file, removed on
+//! failure). Any other path (a symlink, a FIFO, a device, `/dev/stdout`) is opened and
 //! truncated: renaming over it would replace the link or the node itself
 //! instead of writing to what it names.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -37,10 +39,13 @@ enum How {
     Stdout,
     /// Opened and truncated in place.
     Through(PathBuf),
-    /// A temp file renamed onto `dest` by `finish`, removed if dropped before.
+    /// A temp file renamed onto `dest` by `finish`: unnamed until then
+    /// (`tmp` is the name it gets), or, without O_TMPFILE, created as
+    /// `tmp` and removed if dropped before.
     Replace {
         tmp: PathBuf,
         dest: PathBuf,
+        unnamed: bool,
     },
 }
 
@@ -120,24 +125,37 @@ impl Output {
             std::process::id()
         ));
         let _ = std::fs::remove_file(&tmp);
-        let file = match OpenOptions::new()
+        let unnamed = OpenOptions::new()
             .write(true)
-            .create_new(true)
             .mode(0o666)
-            .open(&tmp)
-        {
-            Ok(f) => f,
-            // A writable file in a dir we may not add to: written in place.
+            .custom_flags(libc::O_TMPFILE)
+            .open(dir);
+        let (file, unnamed) = match unnamed {
+            Ok(f) => (f, true),
             Err(e) if meta.is_some() && e.kind() == io::ErrorKind::PermissionDenied => {
                 return through();
             }
-            Err(e) => return Err(io_err("create", e)),
+            // EOPNOTSUPP / EISDIR: no O_TMPFILE on this filesystem.
+            Err(_) => match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o666)
+                .open(&tmp)
+            {
+                Ok(f) => (f, false),
+                // A writable file in a dir we may not add to: written in place.
+                Err(e) if meta.is_some() && e.kind() == io::ErrorKind::PermissionDenied => {
+                    return through();
+                }
+                Err(e) => return Err(io_err("create", e)),
+            },
         };
         let out = Output {
             file,
             how: How::Replace {
                 tmp,
                 dest: p.to_path_buf(),
+                unnamed,
             },
         };
         // The replaced file keeps its permission bits.
@@ -192,9 +210,34 @@ impl Output {
                 }
             }
         }
-        if let How::Replace { tmp, dest } = &how {
+        if let How::Replace { tmp, dest, unnamed } = &how {
+            if *unnamed {
+                let _ = std::fs::remove_file(tmp);
+                let fd = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+                if let Err(e) = nix::unistd::linkat(
+                    nix::fcntl::AT_FDCWD,
+                    fd.as_str(),
+                    nix::fcntl::AT_FDCWD,
+                    tmp.as_path(),
+                    nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+                ) {
+                    self.how = how;
+                    return Err(io_err("link", e.into()));
+                }
+                // Named now: a failure below removes it (Drop).
+                self.how = How::Replace {
+                    tmp: tmp.clone(),
+                    dest: dest.clone(),
+                    unnamed: false,
+                };
+            }
             if let Err(e) = std::fs::rename(tmp, dest) {
-                self.how = how;
+                // Named by now: Drop removes it.
+                self.how = How::Replace {
+                    tmp: tmp.clone(),
+                    dest: dest.clone(),
+                    unnamed: false,
+                };
                 return Err(io_err("rename", e));
             }
             if sync {
@@ -213,7 +256,12 @@ impl Output {
 
 impl Drop for Output {
     fn drop(&mut self) {
-        if let How::Replace { tmp, .. } = &self.how {
+        if let How::Replace {
+            tmp,
+            unnamed: false,
+            ..
+        } = &self.how
+        {
             let _ = std::fs::remove_file(tmp);
         }
     }

@@ -264,38 +264,54 @@ enum Opened {
     Other(FileStat),
 }
 
+/// One dir of the walk: its children not packed yet. Its fd is kept for
+/// the first `KEEP` levels and every `KEEP`th below; any other is closed
+/// when the walk goes deeper and reopened from the nearest kept one
+/// (`beneath::open_dir`) when it comes back, so a tree of any depth needs
+/// neither a deep stack nor an fd per level.
+struct Frame {
+    fd: Option<OwnedFd>,
+    /// This dir's name in its parent (empty for the root).
+    name: OsString,
+    /// (dev, ino): a reopened dir must be the one the walk left.
+    id: (u64, u64),
+    names: std::vec::IntoIter<(OsString, Option<Type>)>,
+}
+
+const KEEP: usize = 64;
+
 impl<S: Sink> Packer<S> {
-    /// Packs the children of the dir open as `dirfd`, at `path` (for
-    /// messages and path-only calls) and `rel` in the tar. Both paths are
-    /// extended and restored per child.
-    fn walk(&mut self, dirfd: OwnedFd, path: &mut PathBuf, rel: &mut PathBuf) -> Result<()> {
-        let mut names: Vec<(OsString, Option<Type>)> = {
-            let mut d = Dir::openat(
-                dirfd.as_fd(),
-                ".",
-                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| io_err("read dir", path, e.into()))?;
-            let mut v = Vec::new();
-            for e in d.iter() {
-                let e = e.map_err(|e| io_err("read dir", path, e.into()))?;
-                let n = e.file_name().to_bytes();
-                if n == b"." || n == b".." {
-                    continue;
+    /// Packs the tree below the dir open as `root`, at `path` (for
+    /// messages) and `rel` (empty) in the tar: an iterative depth-first
+    /// walk, entries sorted by name.
+    fn walk(&mut self, root: OwnedFd, path: &mut PathBuf, rel: &mut PathBuf) -> Result<()> {
+        let mut stack = vec![frame(root, OsString::new(), path)?];
+        while let Some(top) = stack.last_mut() {
+            let Some((name, kind)) = top.names.next() else {
+                if stack.pop().is_some() && !stack.is_empty() {
+                    path.pop();
+                    rel.pop();
                 }
-                v.push((OsStr::from_bytes(n).to_os_string(), e.file_type()));
-            }
-            v
-        };
-        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (name, kind) in names {
+                continue;
+            };
+            let dirfd = reopen(&mut stack, path)?;
             path.push(&name);
             rel.push(&name);
-            let res = self.entry(dirfd.as_fd(), &name, kind, path, rel);
-            path.pop();
-            rel.pop();
-            res?;
+            match self.entry(dirfd.as_fd(), &name, kind, path, rel) {
+                Ok(Some(child)) => {
+                    let depth = stack.len();
+                    if depth > KEEP && depth % KEEP != 0 {
+                        // `depth` is the index of the parent frame.
+                        stack[depth - 1].fd = None;
+                    }
+                    stack.push(frame(child, name, path)?);
+                }
+                Ok(None) => {
+                    path.pop();
+                    rel.pop();
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
@@ -305,9 +321,9 @@ impl<S: Sink> Packer<S> {
         dirfd: BorrowedFd,
         name: &OsStr,
         kind: Option<Type>,
-        path: &mut PathBuf,
+        path: &Path,
         rel: &mut PathBuf,
-    ) -> Result<()> {
+    ) -> Result<Option<OwnedFd>> {
         let opened = self.open(dirfd, name, kind, path)?;
         let st = match &opened {
             Opened::Fd(_, st) | Opened::Other(st) => *st,
@@ -315,14 +331,18 @@ impl<S: Sink> Packer<S> {
         let fmt = st.st_mode & libc::S_IFMT;
         if self.upper && fmt == libc::S_IFCHR && st.st_rdev == 0 {
             let wh = rel.with_file_name(format!(".wh.{}", name.to_string_lossy()));
-            return self.empty_file(&wh);
+            return self.empty_file(&wh).map(|_| None);
         }
         let mut h = header(&st);
         match &opened {
             Opened::Fd(fd, _) => self.xattrs(Xattrs::Fd(fd.as_fd()), path)?,
             Opened::Other(_) => {
-                let p = CString::new(path.as_os_str().as_bytes())
-                    .map_err(|e| io_err("listxattr", path, io::Error::other(e)))?;
+                // Through the parent's fd: the full path may be longer
+                // than PATH_MAX, and cannot be redirected above it.
+                let mut p = format!("/proc/self/fd/{}/", dirfd.as_raw_fd()).into_bytes();
+                p.extend_from_slice(name.as_bytes());
+                let p =
+                    CString::new(p).map_err(|e| io_err("listxattr", path, io::Error::other(e)))?;
                 self.xattrs(Xattrs::Path(&p), path)?
             }
         }
@@ -338,7 +358,7 @@ impl<S: Sink> Packer<S> {
                 {
                     self.empty_file(&rel.join(".wh..wh..opq"))?;
                 }
-                self.walk(fd, path, rel)?;
+                return Ok(Some(fd));
             }
             (libc::S_IFREG, Opened::Fd(fd, st)) => {
                 if st.st_nlink > 1 {
@@ -346,7 +366,11 @@ impl<S: Sink> Packer<S> {
                     if let Some(first) = self.links.get(&key) {
                         h.set_entry_type(tar::EntryType::Link);
                         let first = first.clone();
-                        return self.b.append_link(&mut h, &*rel, &first).map_err(write_err);
+                        return self
+                            .b
+                            .append_link(&mut h, &*rel, &first)
+                            .map(|_| None)
+                            .map_err(write_err);
                     }
                     self.links.insert(key, rel.clone());
                 }
@@ -389,7 +413,7 @@ impl<S: Sink> Packer<S> {
             // Sockets are not content: skipped, as docker does.
             _ => {}
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Files and dirs are opened (their stat, xattrs and content come from
@@ -470,6 +494,60 @@ impl<S: Sink> Packer<S> {
         }
         Ok(())
     }
+}
+
+/// A frame for the dir open as `fd`: its children, sorted by name.
+fn frame(fd: OwnedFd, name: OsString, path: &Path) -> Result<Frame> {
+    let st = fstat(&fd).map_err(|e| io_err("stat", path, e.into()))?;
+    let mut names: Vec<(OsString, Option<Type>)> = Vec::new();
+    let mut d = Dir::openat(
+        fd.as_fd(),
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err("read dir", path, e.into()))?;
+    for e in d.iter() {
+        let e = e.map_err(|e| io_err("read dir", path, e.into()))?;
+        let n = e.file_name().to_bytes();
+        if n == b"." || n == b".." {
+            continue;
+        }
+        names.push((OsStr::from_bytes(n).to_os_string(), e.file_type()));
+    }
+    names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(Frame {
+        fd: Some(fd),
+        name,
+        id: (st.st_dev, st.st_ino),
+        names: names.into_iter(),
+    })
+}
+
+/// The top frame's dir fd, reopened below the nearest frame that kept one
+/// when it was closed; a dir renamed or replaced meanwhile is an error.
+fn reopen<'a>(stack: &'a mut [Frame], path: &Path) -> Result<BorrowedFd<'a>> {
+    let top = stack.len() - 1;
+    if stack[top].fd.is_none() {
+        let kept = (0..top)
+            .rev()
+            .find(|&i| stack[i].fd.is_some())
+            .expect("root kept");
+        let comps: Vec<OsString> = stack[kept + 1..].iter().map(|f| f.name.clone()).collect();
+        let base = stack[kept].fd.as_ref().expect("kept").as_fd();
+        let fd =
+            crate::beneath::open_dir(base, &comps).map_err(|e| io_err("reopen", path, e.into()))?;
+        let st = fstat(&fd).map_err(|e| io_err("stat", path, e.into()))?;
+        if (st.st_dev, st.st_ino) != stack[top].id {
+            return Err(io_err(
+                "reopen",
+                path,
+                io::Error::other("directory replaced during the walk"),
+            ));
+        }
+        stack[top].fd = Some(fd);
+    }
+    Ok(stack[top].fd.as_ref().expect("just set").as_fd())
 }
 
 /// Zeros after `len` bytes of content, up to the next 512-byte block.

@@ -2,18 +2,20 @@
 //! tars are rebuilt byte for byte from their tar-split records, so `load`
 //! reads back the same image ids and diff ids.
 
+use crate::beneath;
 use crate::digest::HashReader;
 use crate::index::{ImageRecord, Index, IndexError};
 use crate::layout::Layout;
 use crate::output::{Output, OutputError};
 use crate::reference;
 use crate::split::{self, Segment};
-use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::OFlag;
 use serde::Serialize;
 use serde_json::json;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -239,11 +241,8 @@ impl Read for Rebuilt {
                 None => return Ok(0),
                 Some(Segment::Raw(b)) => self.cur = Some(Box::new(io::Cursor::new(b))),
                 Some(Segment::File { path, len }) => {
-                    let how = OpenHow::new()
-                        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
-                        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_BENEATH);
                     let p = std::ffi::OsStr::from_bytes(&path);
-                    let fd = openat2(&self.root, p, how).map_err(|e| {
+                    let fd = beneath::open(self.root.as_fd(), p, OFlag::O_RDONLY).map_err(|e| {
                         let msg = format!("{}: {e}", Path::new(p).display());
                         self.err = Some(msg.clone());
                         io::Error::other(msg)

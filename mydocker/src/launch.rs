@@ -2,6 +2,33 @@
 //! files, config.json, `nsrun create` with the container's stdio, `nsrun
 //! start`. Every step has its undo; a failure undoes the steps before it.
 //! The caller must be the subreaper that will wait for the container.
+//!
+//! # Crash consistency: what is written first
+//!
+//! A SIGKILL of any process of the launch (this supervisor, the CLI, a
+//! tool) at any moment leaves a record from which the next command (its
+//! reconcile pass, `records::reconcile`) or `rm -f` finds and releases
+//! everything taken, because each step is recorded before it acts:
+//!
+//! 1. `ctrstate update`: `status` created, `supervisorPid` = this process,
+//!    `network` = the networks about to be joined (`{"Networks":{NAME:{}}}`,
+//!    or `{}` for none/host). From here a dead supervisor marks the launch
+//!    abandoned, and the teardown knows which CNI DELs and netns file to
+//!    undo, whatever of the attach happened.
+//! 2. `layerfs mount`, volumes, `netbr netns add` + `connect`: each undone
+//!    by id alone (`layerfs umount/remove ID`, CNI DEL of ID, `netns del
+//!    ID`), all idempotent; anonymous volume names are in the record's
+//!    config before the launch starts.
+//! 3. `nsrun create`: nsrun records its state and `cgroup.json` before it
+//!    makes the cgroup; `nsrun delete --force ID` kills and removes what
+//!    exists of it. The init blocks on its exec fifo.
+//! 4. `ctrstate update`: `pid`, `pidStartTime`, the network settings,
+//!    ports, mounts; `status` still created.
+//! 5. `nsrun start`: the command runs.
+//! 6. `ctrstate update`: `status` running, `startedAt`. So no record says
+//!    running before its command runs. A kill between 5 and 6 leaves a
+//!    `created` record with a live pid and a dead supervisor: abandoned
+//!    (nobody would ever collect its exit); the reconcile pass kills it.
 
 use crate::context::Ctx;
 use crate::error::{Error, IoContext, Result};
@@ -62,6 +89,22 @@ struct Prepared {
 /// Steps 2-5 and the config: rootfs, volumes, network, /etc files, user.
 fn prepare(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result<Prepared> {
     let dir = ctx.container_dir(id);
+    // 1 (see the module doc): the launch and its networks, before any of them.
+    let networks = match network::parse_mode(&cfg.network) {
+        network::Mode::Named(name) => json!({ name: {} }),
+        _ => json!({}),
+    };
+    ctx.ctrstate()
+        .args(["update", id])
+        .stdin_json(&json!({
+            "status": "created",
+            "pid": 0,
+            "pidStartTime": 0,
+            "supervisorPid": std::process::id(),
+            "network": {"Networks": networks},
+            "error": null,
+        }))
+        .output()?;
     // 2: the overlay rootfs.
     undo.mounted = true;
     let out = ctx
@@ -185,19 +228,26 @@ fn start(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo, p: Prepared) -> 
         },
     };
     // 8: nsrun put the init in its cgroup before it ran anything. The
-    // record says running (with the pid) before the command runs, so `ps`
-    // is right the moment run returns and a crash leaves a pid to check.
+    // record gets the pid (still created) before the command runs, so a
+    // crash from here leaves a pid to kill.
     ctx.ctrstate()
         .args(["update", id])
-        .stdin_json(&running_patch(
+        .stdin_json(&created_patch(
             pid,
             &p.network,
             &cfg.ports,
             &volumes::docker_mounts(ctx, &cfg.mounts),
         ))
         .output()?;
-    // 9: the init execs the user's command.
+    // 9: the init execs the user's command; then, and only then, running.
     ctx.nsrun().arg("start").arg(id).output()?;
+    ctx.ctrstate()
+        .args(["update", id])
+        .stdin_json(&json!({
+            "status": "running",
+            "startedAt": ctrstate::time::now_rfc3339(),
+        }))
+        .output()?;
     Ok(Launched { pid, io })
 }
 
@@ -305,8 +355,9 @@ impl Drop for Undo<'_> {
     }
 }
 
-/// The JSON patch that marks a container running.
-pub fn running_patch(
+/// The JSON patch that records a created container's init (its status
+/// stays created until `nsrun start` has run).
+pub fn created_patch(
     pid: i32,
     network: &serde_json::Value,
     ports: &[network::Port],
@@ -316,11 +367,10 @@ pub fn running_patch(
         "mounts": mounts,
         "network": network,
         "ports": ports,
-        "status": "running",
+        "status": "created",
         "pid": pid,
         "pidStartTime": ctrstate::procfs::pid_start_time(pid as u32).unwrap_or(0),
         "supervisorPid": std::process::id(),
-        "startedAt": ctrstate::time::now_rfc3339(),
         "finishedAt": ctrstate::time::ZERO_TIME,
         "exitCode": 0,
         "oomKilled": false,

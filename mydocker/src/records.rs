@@ -22,9 +22,57 @@ pub fn list(ctx: &Ctx) -> Result<Vec<Record>> {
     serde_json::from_value(v).map_err(|e| Error::Daemon(format!("ctrstate ls: bad records: {e}")))
 }
 
-/// Marks records whose process is gone as exited (a supervisor killed with -9).
+/// Crash recovery, at the start of every command: `ctrstate reconcile`
+/// settles records whose supervisor or process is gone (see launch.rs's
+/// module doc for why that is enough); each changed one then gets the
+/// stop teardown its dead supervisor never ran (nsrun state and cgroup,
+/// networks, netns file, rootfs mount), and an abandoned launch's init
+/// (still blocked on its exec fifo, or running unwatched) is killed and
+/// its pid cleared. Every step is idempotent: a crash here is redone by
+/// the next command.
 pub fn reconcile(ctx: &Ctx) {
-    let _ = ctx.ctrstate().arg("reconcile").output();
+    let Ok(out) = ctx.ctrstate().arg("reconcile").json() else {
+        return;
+    };
+    let Ok(changed) = serde_json::from_value::<Vec<Record>>(out) else {
+        return;
+    };
+    for r in changed {
+        let abandoned = r.status == ctrstate::record::Status::Created;
+        if abandoned && alive(r.pid, r.pid_start_time) {
+            kill(r.pid, r.pid_start_time);
+        }
+        let _ = crate::teardown::stop_teardown(ctx, &r.id);
+        if abandoned {
+            let _ = ctx
+                .ctrstate()
+                .args(["update", &r.id])
+                .stdin_json(&serde_json::json!({"pid": 0, "pidStartTime": 0}))
+                .output();
+        }
+    }
+}
+
+/// SIGKILL to `pid` if it is still the process that started at
+/// `start_time`, through a pidfd so that a pid reused in between is never hit.
+fn kill(pid: u32, start_time: u64) {
+    // SAFETY: plain syscalls on integers we own; the fd is closed below.
+    unsafe {
+        let fd = libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) as i32;
+        if fd < 0 {
+            return;
+        }
+        if alive(pid, start_time) {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd,
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            );
+        }
+        libc::close(fd);
+    }
 }
 
 /// True while `pid` is alive and is still the process that started at `start_time`.

@@ -82,15 +82,27 @@ pub fn run_foreground(
             if remove_on_failure {
                 forget(ctx, id, cfg);
             } else {
-                let _ = ctx
-                    .ctrstate()
-                    .args(["update", id])
-                    .stdin_json(&json!({"error": e.to_string()}))
-                    .output();
+                failed_start(ctx, id, &e);
             }
             Err(e)
         }
     }
+}
+
+/// The record of a `start` whose launch failed (and undid its steps): not
+/// running, and why.
+fn failed_start(ctx: &Ctx, id: &str, e: &Error) {
+    let _ = ctx
+        .ctrstate()
+        .args(["update", id])
+        .stdin_json(&json!({
+            "status": "exited",
+            "pid": 0,
+            "pidStartTime": 0,
+            "supervisorPid": null,
+            "error": e.to_string(),
+        }))
+        .output();
 }
 
 /// Undo of a `run` whose launch failed (the launch undid its own steps):
@@ -157,6 +169,8 @@ fn detached_supervisor(ctx: &Ctx, id: &str, cfg: &RunConfig, report: OwnedFd) ->
             0
         }
         Err(e) => {
+            // Before the report: a `run` removes the record once told.
+            failed_start(ctx, id, &e);
             let _ = report.write_all(e.to_string().as_bytes());
             1
         }

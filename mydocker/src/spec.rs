@@ -40,16 +40,12 @@ pub struct Ids {
 }
 
 /// Resolves docker's `-u name|uid[:group|gid]` against the image's
-/// /etc/passwd and /etc/group (files that are symlinks are not followed: an
-/// image must not make us read the host's).
+/// /etc/passwd and /etc/group, opened with `openat2(RESOLVE_IN_ROOT)`:
+/// symlinks (an `/etc` that links to an absolute path too) resolve inside
+/// the rootfs, never to the host's files. Anything but a regular file
+/// reads as empty; at most `MAX_DB` bytes are read.
 pub fn resolve_user(rootfs: &Path, user: &str) -> Result<Ids> {
-    let read = |p: &str| -> String {
-        let path = rootfs.join(p);
-        match std::fs::symlink_metadata(&path) {
-            Ok(m) if m.file_type().is_file() => std::fs::read_to_string(&path).unwrap_or_default(),
-            _ => String::new(),
-        }
-    };
+    let read = |p: &str| -> String { read_in_root(rootfs, p).unwrap_or_default() };
     if user.is_empty() {
         return Ok(Ids {
             uid: 0,
@@ -112,6 +108,36 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<Ids> {
         gid,
         additional,
     })
+}
+
+/// The most of /etc/passwd or /etc/group read (an image cannot make us
+/// read without end).
+const MAX_DB: u64 = 16 << 20;
+
+/// The regular file `rel` under `rootfs`, every component resolved inside
+/// it; None when missing, not a regular file or unreadable.
+fn read_in_root(rootfs: &Path, rel: &str) -> Option<String> {
+    use nix::fcntl::{open, openat2, OFlag, OpenHow, ResolveFlag};
+    use nix::sys::stat::Mode;
+    use std::io::Read;
+    let root = open(
+        rootfs,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    // O_NONBLOCK: a FIFO planted as /etc/passwd must not block the open.
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = openat2(&root, rel, how).ok()?;
+    let f = std::fs::File::from(fd);
+    if !f.metadata().ok()?.file_type().is_file() {
+        return None;
+    }
+    let mut buf = Vec::new();
+    f.take(MAX_DB).read_to_end(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf).into_owned())
 }
 
 /// Options of one container's config.json.
@@ -384,5 +410,36 @@ mod tests {
         assert!(resolve_user(&d, "nobody").is_err());
         assert!(resolve_user(&d, "web:nogroup").is_err());
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn users_never_resolve_from_the_host() {
+        let base = std::env::temp_dir().join(format!("spec-host-{}", std::process::id()));
+        let host = base.join("host-etc");
+        let root = base.join("rootfs");
+        std::fs::create_dir_all(&host).unwrap();
+        std::fs::create_dir_all(root.join("usr/lib")).unwrap();
+        std::fs::write(host.join("passwd"), "hostonly:x:4242:4242::/:/bin/sh\n").unwrap();
+        std::fs::write(host.join("group"), "hostgrp:x:4343:hostonly\n").unwrap();
+        // /etc -> an absolute host path: resolved inside the rootfs, where
+        // it does not exist.
+        std::os::unix::fs::symlink(&host, root.join("etc")).unwrap();
+        assert!(resolve_user(&root, "hostonly").is_err());
+        assert!(resolve_user(&root, "0:hostgrp").is_err());
+        // A relative escape through `..` stays inside too.
+        std::fs::remove_file(root.join("etc")).unwrap();
+        std::os::unix::fs::symlink(
+            "../../../../../../../../..".to_string() + host.to_str().unwrap(),
+            root.join("etc"),
+        )
+        .unwrap();
+        assert!(resolve_user(&root, "hostonly").is_err());
+        // A link that stays inside is followed, as docker does.
+        std::fs::remove_file(root.join("etc")).unwrap();
+        std::fs::write(root.join("usr/lib/passwd"), "app:x:7:8::/:/bin/sh\n").unwrap();
+        std::fs::create_dir(root.join("etc")).unwrap();
+        std::os::unix::fs::symlink("/usr/lib/passwd", root.join("etc/passwd")).unwrap();
+        assert_eq!(resolve_user(&root, "app").unwrap().uid, 7);
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }
