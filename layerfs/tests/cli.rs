@@ -70,10 +70,10 @@ fn stderr(out: &Output) -> String {
 }
 
 fn mount_count(path: &Path) -> usize {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let p = path.to_string_lossy();
-    info.lines()
-        .filter(|l| l.split(' ').nth(4) == Some(&*p))
+    mountinfo::own()
+        .unwrap()
+        .iter()
+        .filter(|m| m.mount_point == path)
         .count()
 }
 

@@ -254,12 +254,7 @@ pub fn stderr(out: &Output) -> String {
 
 /// No mount of the host mount namespace lies under `dir`.
 pub fn assert_no_mounts(dir: &Path) {
-    let prefix = dir.to_string_lossy().to_string();
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let leaked: Vec<&str> = mi
-        .lines()
-        .filter(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&prefix)))
-        .collect();
+    let leaked = mountinfo::mounts_under(dir).unwrap();
     assert!(leaked.is_empty(), "mounts leaked to the host: {leaked:?}");
 }
 

@@ -98,16 +98,9 @@ impl Drop for Docker {
                 assert!(std::thread::panicking(), "network rm {n}: {}", stderr(&out));
             }
         }
-        let root = self.root.path().to_string_lossy().to_string();
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let leaked: Vec<String> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&root))
-            .map(String::from)
-            .collect();
+        let leaked = mountinfo::mounts_under(self.root.path()).unwrap();
         for m in leaked.iter().rev() {
-            let _ = Command::new("umount").args(["-l", m]).status();
+            let _ = Command::new("umount").arg("-l").arg(m).status();
         }
         if !std::thread::panicking() {
             assert!(leaked.is_empty(), "mounts left behind: {leaked:?}");

@@ -117,13 +117,8 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let prefix = self.0.to_string_lossy().to_string();
-        let leaked: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&prefix))
-            .collect();
+        let leaked = mountinfo::mounts_under(&self.0).unwrap_or_default();
         if leaked.is_empty() {
             let _ = std::fs::remove_dir_all(&self.0);
         } else {
