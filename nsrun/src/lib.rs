@@ -43,16 +43,20 @@
 //! - `run [create's flags] ID`: create + start + wait, nsrun stays the parent;
 //!   forwards SIGINT/SIGTERM/SIGHUP/SIGWINCH; exits with the container's status;
 //!   removes the state at the end.
-//! - `exec [-t] [-d] [-e K=V].. [--env-file F] [--cwd D] [--user U[:G]] [--console-socket S] [--preserve-fds N] ID -- CMD..`:
+//! - `exec [-t] [-d] [--process F] [--pid-file P] [-e K=V].. [--env-file F] [--cwd D] [--user U[:G]] [--cap C].. [--no-new-privs] [--ignore-paused] [--console-socket S] [--preserve-fds N] ID [--] CMD..`:
 //!   runs CMD in every namespace and cgroup of the container, with the config's
-//!   capabilities, rlimits and noNewPrivileges, env = the init's environ merged
-//!   with `-e` (the config's env while the container is still `created`).
+//!   capabilities (plus `--cap`), rlimits and noNewPrivileges, env = the init's
+//!   environ merged with `-e` (the config's env while the container is still
+//!   `created`). `--process F` (runc's, what conmon and containerd's shim
+//!   pass) gives the whole process as an OCI `process` object instead: its
+//!   args, env, cwd, user, capabilities, rlimits and terminal as written.
 //!   `--user` takes numbers or names from the container's /etc/passwd and
-//!   /etc/group. `-t` copies between nsrun's stdio and a pty (raw mode when
-//!   stdin is a terminal); with `--console-socket` the master is sent there.
-//!   `-d` prints `{"pid":N}` (host pid) and returns; a small nsrun waiter
-//!   process stays its parent and reaps it (the waiter itself is reparented
-//!   to the caller's subreaper or init when `exec -d` returns).
+//!   /etc/group. A paused container is refused unless `--ignore-paused`.
+//!   `-t` copies between nsrun's stdio and a pty (raw mode when stdin is a
+//!   terminal); with `--console-socket` the master is sent there (`-t -d`
+//!   needs it). `--pid-file` gets the host pid once the command has exec'd.
+//!   `-d` prints nothing and returns then, leaving no waiter (as runc): the
+//!   process is reparented to the caller's subreaper, which reaps it.
 //! - `list`: JSON array of state objects.
 //! - `ps [--format table|json] ID [PS-ARGS..]`: the processes of the
 //!   container's cgroup: json = an array of host pids; table = `ps -ef` (or
@@ -144,10 +148,10 @@
 //! (CVE-2024-21626) after checking its cwd is inside the container. X reports
 //! an exec failure (126/127) or setup failure on a close-on-exec pipe; EOF
 //! means the exec succeeded. P then waits for X (forwarding signals, copying
-//! the pty). With `-d`, P first forks a waiter W that does all of the above
-//! and stays X's parent (so X is always reaped: a dying init waits until every
-//! process of its pid namespace is reaped); W sends X's pid back to P, which
-//! prints it and exits.
+//! the pty). With `-d`, P writes the pid file (through a descriptor of its
+//! directory opened before the chroot) and exits: X's new parent is the
+//! caller's subreaper, which must reap it (a dying init waits until every
+//! process of its pid namespace is reaped).
 
 pub mod caps;
 pub mod cgroup;

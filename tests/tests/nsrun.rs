@@ -4,7 +4,7 @@
 //! their inits (this process is their subreaper) and checks that nothing is
 //! left: no state, no mount under the temp dir.
 
-use e2e::bundle::{assert_no_mounts, pid_of, read_pid, runc_spec, stderr, stdout, Bundle};
+use e2e::bundle::{assert_no_mounts, read_pid, runc_spec, stderr, stdout, Bundle};
 use e2e::{assert_exit_code, require_root, unique};
 use serde_json::{json, Value};
 use std::io::Read;
@@ -269,7 +269,7 @@ fn a_missing_command_shows_as_the_inits_exit_127() {
 #[test]
 fn exec_joins_the_namespaces_and_env() {
     require_root!();
-    let mut b = Bundle::new(&["sleep", "30"]);
+    let mut b = Bundle::new(&["sleep", "600"]);
     b.set(|c| {
         c["process"]["env"]
             .as_array_mut()
@@ -323,38 +323,52 @@ fn exec_joins_the_namespaces_and_env() {
     assert_exit_code(&nf, 127);
     assert_one_line_error(&nf);
 
-    // Detached: the process keeps exec's stdout, so read it from a file.
-    let dout = b.path().join("detached.out");
-    let st = b
-        .cmd(&["exec", "-d", &id, "--", "sleep", "30"])
-        .stdout(std::fs::File::create(&dout).unwrap())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let d = Output {
-        status: st,
-        stdout: std::fs::read(&dout).unwrap(),
-        stderr: Vec::new(),
-    };
-    let dpid = pid_of(&d);
-    // Its parent is nsrun's waiter (which reaps it), itself reparented to us
-    // (the subreaper) once `nsrun exec -d` returned.
+    // Detached (as runc): nothing on stdout, the pid in --pid-file, and no
+    // waiter: once `exec -d` returns, the process is ours (the subreaper).
+    let pf = b.path().join("detached.pid");
+    let d = b.out(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pf.to_str().unwrap(),
+        &id,
+        "--",
+        "sleep",
+        "30",
+    ]);
+    assert_exit_code(&d, 0);
+    assert_eq!(stdout(&d), "");
+    let dpid = read_pid(&pf);
+    b.pids.push(dpid);
     let status = std::fs::read_to_string(format!("/proc/{dpid}/status")).unwrap();
-    let waiter: i32 = status
+    let parent: i32 = status
         .lines()
         .find_map(|l| l.strip_prefix("PPid:"))
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    assert_ne!(waiter, std::process::id() as i32);
-    b.pids.push(waiter);
-    assert!(Path::new(&format!("/proc/{dpid}")).exists());
+    assert_eq!(parent, std::process::id() as i32);
+    // runc's form: the process as an OCI process object, exit code through
+    let proc_file = b.path().join("process.json");
+    std::fs::write(
+        &proc_file,
+        serde_json::json!({"args": ["sh", "-c", "echo $X; exit 5"], "env": ["X=from-file"],
+            "cwd": "/tmp", "user": {"uid": 0, "gid": 0}})
+        .to_string(),
+    )
+    .unwrap();
+    let pr = b.out(&["exec", "--process", proc_file.to_str().unwrap(), &id]);
+    assert_exit_code(&pr, 5);
+    assert_eq!(stdout(&pr), "from-file\n");
+    // runc's command form without `--`
+    let bare = b.out(&["exec", "-e", "Y=2", &id, "sh", "-c", "echo $Y"]);
+    assert_eq!(stdout(&bare), "2\n");
 
     assert_exit_code(&b.out(&["kill", &id, "KILL"]), 0);
-    // The init dies without us reaping anything: the waiter reaps its child.
-    wait_for("the init's death", || b.state(&id)["status"] == "stopped");
-    b.reap(pid);
+    // The init dies once we reap the detached process too (reap polls it).
+    assert_eq!(b.reap(pid), 137);
+    assert_eq!(b.state(&id)["status"], "stopped");
     let dead = b.exec(&id, &["true"]);
     assert_exit_code(&dead, 1);
     assert!(stderr(&dead).contains("stopped"), "{}", stderr(&dead));
