@@ -302,7 +302,7 @@ fn check(spec: &Spec) -> Result<Option<crate::seccomp::Program>, ConfigError> {
             ));
         }
         for o in m.options().iter().flatten() {
-            if matches!(o.as_str(), "idmap" | "ridmap" | "tmpcopyup" | "rro" | "rrw") {
+            if matches!(o.as_str(), "idmap" | "ridmap") {
                 return Err(unsupported(&format!("mounts option {o:?}")));
             }
         }

@@ -13,7 +13,8 @@ pub fn features() -> Value {
             "sync", "async", "dirsync", "remount", "mand", "nomand",
             "atime", "noatime", "diratime", "nodiratime", "relatime", "norelatime",
             "strictatime", "nostrictatime", "bind", "rbind", "private", "rprivate",
-            "shared", "rshared", "slave", "rslave", "unbindable", "runbindable"
+            "shared", "rshared", "slave", "rslave", "unbindable", "runbindable",
+            "tmpcopyup", "rro", "rrw"
         ],
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
