@@ -27,6 +27,9 @@ pub enum CreateError {
     Init(String),
     #[error("process.terminal is true: --console-socket is required")]
     NeedConsole,
+    /// args[0] is missing (127) or not executable (126) in the container.
+    #[error("container init: {msg}")]
+    NoCommand { code: u8, msg: String },
 }
 
 pub struct Opts {
@@ -250,6 +253,9 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
             }
             Ok(Msg::Ready) => break,
             Ok(Msg::Failed(msg)) => return Err(CreateError::Init(msg).into()),
+            Ok(Msg::NoCommand(code, msg)) => {
+                return Err(CreateError::NoCommand { code, msg }.into())
+            }
             Ok(other) => {
                 return Err(crate::sync::SyncError::Unexpected {
                     expected: "ready",

@@ -36,6 +36,11 @@ pub fn run(ctx: Ctx) -> ! {
         let _ = ctx.sync.send(&Msg::Failed(msg));
         sys::exit_now(1);
     }
+    // As runc: a command that is not there fails `create`, with a message.
+    if let Err((code, msg)) = ctx.proc_.lookup() {
+        let _ = ctx.sync.send(&Msg::NoCommand(code, msg));
+        sys::exit_now(code as i32);
+    }
     if ctx.sync.send(&Msg::Ready).is_err() {
         // The parent is gone: nobody would start us.
         sys::exit_now(1);

@@ -200,12 +200,14 @@ pub enum Error {
 }
 
 impl Error {
-    /// 2 for bad input (id, signal, config), 1 for everything else.
+    /// 2 for bad input (id, signal, config), 127/126 for a command that is
+    /// missing / not executable, 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Id(_) | Error::Signal(_) | Error::Config(_) => 2,
             Error::Exec(exec::ExecError::Usage(_)) => 2,
             Error::Create(create::CreateError::NeedConsole) => 2,
+            Error::Create(create::CreateError::NoCommand { code, .. }) => *code,
             _ => 1,
         }
     }

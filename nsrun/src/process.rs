@@ -252,6 +252,44 @@ impl Proc {
             .to_string()
     }
 
+    /// Checks that args[0] exists and is executable, as the process (after
+    /// its cwd and user): runc's LookPath before `create` returns. Errors
+    /// are (127, not found) or (126, not executable), with runc's wording.
+    pub fn lookup(&self) -> Result<(), (u8, String)> {
+        use nix::unistd::{access, AccessFlags};
+        let cmd = &self.args[0];
+        let runnable = |p: &Path| -> Result<(), Errno> {
+            let md = std::fs::metadata(p)
+                .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)))?;
+            if md.is_dir() {
+                return Err(Errno::EISDIR);
+            }
+            access(p, AccessFlags::X_OK)
+        };
+        if cmd.contains('/') {
+            return runnable(Path::new(cmd)).map_err(|e| match e {
+                Errno::ENOENT | Errno::ENOTDIR => (
+                    127,
+                    format!("exec: {cmd:?}: stat {cmd}: no such file or directory"),
+                ),
+                Errno::EISDIR => (126, format!("exec: {cmd:?}: is a directory")),
+                e => (126, format!("exec: {cmd:?}: {}", e.desc().to_lowercase())),
+            });
+        }
+        let found = self
+            .path_var()
+            .split(':')
+            .any(|d| runnable(&Path::new(if d.is_empty() { "." } else { d }).join(cmd)).is_ok());
+        if found {
+            Ok(())
+        } else {
+            Err((
+                127,
+                format!("exec: {cmd:?}: executable file not found in $PATH"),
+            ))
+        }
+    }
+
     /// Execs args[0] (searched in the env's PATH), loading the seccomp filter
     /// first if its moment is `BeforeExec`. Only returns on failure: the exit
     /// code to use (127 not found, 126 cannot execute, 1 the filter could not

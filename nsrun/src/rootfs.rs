@@ -327,7 +327,11 @@ fn set_recursive_ro(target: &Path, ro: bool, dest: &Path) -> Result<(), RootfsEr
     sys::mount_setattr(target, true, set, clear).map_err(|e| {
         let opt = if ro { "rro" } else { "rrw" };
         if e.raw_os_error() == Some(libc::ENOSYS) {
-            step(format!("mount option {opt} (needs mount_setattr, Linux 5.12)"), dest, e)
+            step(
+                format!("mount option {opt} (needs mount_setattr, Linux 5.12)"),
+                dest,
+                e,
+            )
         } else {
             step(format!("mount option {opt}: mount_setattr"), dest, e)
         }

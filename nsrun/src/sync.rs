@@ -20,6 +20,9 @@ pub enum Msg {
     Ready,
     /// init -> parent: the setup step that failed; the init exits 1.
     Failed(String),
+    /// init -> parent: args[0] cannot be run (127 not found, 126 not
+    /// executable) and why; the init exits with that code.
+    NoCommand(u8, String),
 }
 
 impl Msg {
@@ -30,6 +33,7 @@ impl Msg {
             Msg::SeccompFd(_) => b'S',
             Msg::Ready => b'R',
             Msg::Failed(_) => b'E',
+            Msg::NoCommand(..) => b'C',
         }
     }
 
@@ -41,6 +45,7 @@ impl Msg {
             Msg::SeccompFd(_) => "seccomp fd",
             Msg::Ready => "ready",
             Msg::Failed(_) => "failed",
+            Msg::NoCommand(..) => "no command",
         }
     }
 }
@@ -86,6 +91,11 @@ impl Channel {
                 b.extend_from_slice(text.as_bytes());
                 self.send_bytes(&b).map_err(fail)
             }
+            Msg::NoCommand(code, text) => {
+                let mut b = vec![msg.tag(), *code];
+                b.extend_from_slice(text.as_bytes());
+                self.send_bytes(&b).map_err(fail)
+            }
             Msg::Go | Msg::Ready => self.send_bytes(&[msg.tag()]).map_err(fail),
         }
     }
@@ -105,6 +115,10 @@ impl Channel {
             (Some(b'G'), None) => Ok(Msg::Go),
             (Some(b'R'), None) => Ok(Msg::Ready),
             (Some(b'E'), None) => Ok(Msg::Failed(String::from_utf8_lossy(&b[1..]).into())),
+            (Some(b'C'), None) if b.len() >= 2 => Ok(Msg::NoCommand(
+                b[1],
+                String::from_utf8_lossy(&b[2..]).into(),
+            )),
             (Some(b'T'), Some(fd)) => Ok(Msg::Pty(fd)),
             (Some(b'S'), Some(fd)) => Ok(Msg::SeccompFd(fd)),
             (Some(t), fd) => Err(unexpected(format!(

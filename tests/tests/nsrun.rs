@@ -125,7 +125,8 @@ fn exit_codes_propagate() {
     let out = b.run();
     assert_exit_code(&out, 127);
     assert!(
-        stderr(&out).contains("exec \"/no/such/cmd\": No such file or directory"),
+        stderr(&out)
+            .contains("exec: \"/no/such/cmd\": stat /no/such/cmd: no such file or directory"),
         "{}",
         stderr(&out)
     );
@@ -249,20 +250,29 @@ fn delete_of_a_created_container_kills_its_init() {
 }
 
 #[test]
-fn a_missing_command_shows_as_the_inits_exit_127() {
+fn a_missing_command_fails_create_with_its_message() {
     require_root!();
+    // As runc: args[0] is looked up in the container before create returns.
     let mut b = Bundle::new(&["no-such-command"]);
     let id = b.id();
-    let errfile = b.path().join(format!("{id}.err"));
     let out = b.create_out(&id, &[]);
-    assert_exit_code(&out, 0);
-    let pid = b.pid(&id);
-    assert_exit_code(&b.out(&["start", &id]), 0);
-    assert_eq!(b.reap(pid), 127);
-    let err = std::fs::read_to_string(&errfile).unwrap();
+    assert_exit_code(&out, 127);
+    assert_one_line_error(&out);
     assert!(
-        err.contains("exec \"no-such-command\": No such file or directory"),
-        "{err}"
+        stderr(&out).contains("exec: \"no-such-command\": executable file not found in $PATH"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(b.out(&["state", &id]).status.code(), Some(1));
+    // not executable: 126
+    b.set(|c| c["process"]["args"] = json!(["/etc/passwd"]));
+    let id = b.id();
+    let out = b.create_out(&id, &[]);
+    assert_exit_code(&out, 126);
+    assert!(
+        stderr(&out).contains("exec: \"/etc/passwd\": permission denied"),
+        "{}",
+        stderr(&out)
     );
 }
 
