@@ -229,12 +229,6 @@ fn check(spec: &Spec) -> Result<Option<crate::seccomp::Program>, ConfigError> {
     if nonempty(p.selinux_label(), |s| s.is_empty()) {
         return Err(unsupported("process.selinuxLabel"));
     }
-    if p.io_priority().is_some() {
-        return Err(unsupported("process.ioPriority"));
-    }
-    if p.scheduler().is_some() {
-        return Err(unsupported("process.scheduler"));
-    }
     if p.exec_cpu_affinity().is_some() {
         return Err(unsupported("process.execCPUAffinity"));
     }
@@ -265,9 +259,8 @@ fn check(spec: &Spec) -> Result<Option<crate::seccomp::Program>, ConfigError> {
     if linux.intel_rdt().is_some() {
         return Err(unsupported("linux.intelRdt"));
     }
-    if linux.personality().is_some() {
-        return Err(unsupported("linux.personality"));
-    }
+    crate::sched::Sched::from_spec(p, linux.personality().as_ref())
+        .map_err(|(field, why)| invalid(field, why))?;
     if nonempty(linux.mount_label(), |s| s.is_empty()) {
         return Err(unsupported("linux.mountLabel"));
     }

@@ -94,6 +94,13 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
         }
     })?;
     proc_.seccomp = seccomp;
+    // The execution domain is the container's, set by its init only.
+    proc_.sched.persona = crate::sched::Sched::from_spec(
+        spec.process().as_ref().expect("validated"),
+        spec.linux().as_ref().and_then(|l| l.personality().as_ref()),
+    )
+    .ok()
+    .and_then(|s| s.persona);
     if proc_.terminal && !o.run && o.console_socket.is_none() {
         return Err(CreateError::NeedConsole.into());
     }

@@ -167,6 +167,7 @@ pub mod manage;
 pub mod process;
 pub mod resolve;
 pub mod rootfs;
+pub mod sched;
 pub mod seccomp;
 pub mod signal;
 pub mod state;

@@ -55,6 +55,9 @@ pub struct Proc {
     pub terminal: bool,
     /// The compiled `linux.seccomp` (set by the caller: it is in `linux`).
     pub seccomp: Option<Program>,
+    /// ioPriority and scheduler (and, set by the caller for the init,
+    /// `linux.personality`).
+    pub sched: crate::sched::Sched,
 }
 
 /// When the process loads its seccomp filter. As runc: as late as possible,
@@ -133,6 +136,12 @@ impl Proc {
             oom_score_adj: p.oom_score_adj(),
             terminal: p.terminal().unwrap_or(false),
             seccomp: None,
+            sched: crate::sched::Sched::from_spec(p, None).map_err(|(field, err)| {
+                ProcessError::Step {
+                    step: field.into(),
+                    err,
+                }
+            })?,
         })
     }
 
@@ -161,6 +170,10 @@ impl Proc {
     /// rlimits and the OOM score; lowering works, raising a hard limit needs
     /// CAP_SYS_RESOURCE, which this says.
     pub fn set_limits(&self) -> Result<(), ProcessError> {
+        self.sched.apply().map_err(|err| ProcessError::Step {
+            step: "scheduling".into(),
+            err,
+        })?;
         if let Some(adj) = self.oom_score_adj {
             std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
                 ProcessError::Step {
