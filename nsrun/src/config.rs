@@ -191,15 +191,7 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
 
 /// `validate`, keeping the compiled seccomp program.
 fn check(spec: &Spec) -> Result<Option<crate::seccomp::Program>, ConfigError> {
-    if spec.hooks().is_some() {
-        let h = serde_json::to_value(spec.hooks()).unwrap_or_default();
-        if h.as_object().is_some_and(|o| {
-            o.values()
-                .any(|v| v.as_array().is_some_and(|a| !a.is_empty()))
-        }) {
-            return Err(unsupported("hooks"));
-        }
-    }
+    crate::hooks::validate(spec).map_err(|(field, why)| invalid(&field, why))?;
     check_version(spec.version())?;
     if spec.solaris().is_some() || spec.windows().is_some() || spec.vm().is_some() {
         return Err(unsupported("solaris/windows/vm"));

@@ -202,6 +202,14 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
     if o.run {
         tty::block_forwarded();
     }
+    let hook_state = serde_json::json!({
+        "ociVersion": crate::state::OCI_VERSION,
+        "id": o.id,
+        "status": "creating",
+        "pid": 0,
+        "bundle": bundle,
+        "annotations": spec.annotations().clone().unwrap_or_default(),
+    });
     let _ = std::io::Write::flush(&mut std::io::stdout());
     // A fork-like clone (no new stack): the child continues here with a copy
     // of this (single-threaded) process. nix's clone needs a new stack.
@@ -235,6 +243,7 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
             master_to_parent: o.run,
             userns,
             preserve_fds: o.preserve_fds,
+            hook_state: hook_state.clone(),
         });
     }
     let pid = pid as i32;
@@ -259,6 +268,18 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
                 to_listener(listener.as_ref(), fd, pid, &o.id, &bundle, &spec)?
             }
             Ok(Msg::Ready) => break,
+            Ok(Msg::Hooks) => {
+                let mut st = hook_state.clone();
+                st["pid"] = pid.into();
+                for stage in [
+                    crate::hooks::Stage::Prestart,
+                    crate::hooks::Stage::CreateRuntime,
+                ] {
+                    crate::hooks::run(&spec, stage, &st)
+                        .map_err(|err| CreateError::Step { step: "hooks", err })?;
+                }
+                parent.send(&Msg::Go)?;
+            }
             Ok(Msg::Failed(msg)) => return Err(CreateError::Init(msg).into()),
             Ok(Msg::NoCommand(code, msg)) => {
                 return Err(CreateError::NoCommand { code, msg }.into())

@@ -192,7 +192,7 @@ fn read_process(path: &Path) -> Result<oci_spec::runtime::Process, ExecError> {
     let raw = std::fs::read(path).map_err(|e| bad(sys::errstr(&e)))?;
     let p: oci_spec::runtime::Process =
         serde_json::from_slice(&raw).map_err(|e| bad(e.to_string()))?;
-    if p.args().as_ref().map_or(true, |a| a.is_empty()) {
+    if p.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(bad("args: empty".into()));
     }
     if !p.cwd().is_absolute() {

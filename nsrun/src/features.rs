@@ -7,7 +7,7 @@ pub fn features() -> Value {
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": crate::state::OCI_VERSION,
-        "hooks": [],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": [
             "ro", "rw", "suid", "nosuid", "dev", "nodev", "exec", "noexec",
             "sync", "async", "dirsync", "remount", "mand", "nomand",

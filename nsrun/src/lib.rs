@@ -160,6 +160,7 @@ pub mod container;
 pub mod create;
 pub mod exec;
 pub mod features;
+pub mod hooks;
 pub mod id;
 pub mod init;
 pub mod log;

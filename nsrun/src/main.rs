@@ -406,6 +406,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let (file, format) = (cli.log.clone(), cli.log_format.clone());
+    if let Ok(l) = nsrun::log::Log::new(file, format.as_deref()) {
+        nsrun::log::install(l);
+    }
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -16,6 +16,9 @@ pub enum Msg {
     Pty(OwnedFd),
     /// init -> parent: the seccomp notify fd for the listener.
     SeccompFd(OwnedFd),
+    /// init -> parent: mounts made; run the prestart and createRuntime
+    /// hooks, then send `Go` again.
+    Hooks,
     /// init -> parent: set up, blocked on the exec fifo.
     Ready,
     /// init -> parent: the setup step that failed; the init exits 1.
@@ -32,6 +35,7 @@ impl Msg {
             Msg::Pty(_) => b'T',
             Msg::SeccompFd(_) => b'S',
             Msg::Ready => b'R',
+            Msg::Hooks => b'H',
             Msg::Failed(_) => b'E',
             Msg::NoCommand(..) => b'C',
         }
@@ -44,6 +48,7 @@ impl Msg {
             Msg::Pty(_) => "pty",
             Msg::SeccompFd(_) => "seccomp fd",
             Msg::Ready => "ready",
+            Msg::Hooks => "hooks",
             Msg::Failed(_) => "failed",
             Msg::NoCommand(..) => "no command",
         }
@@ -96,7 +101,7 @@ impl Channel {
                 b.extend_from_slice(text.as_bytes());
                 self.send_bytes(&b).map_err(fail)
             }
-            Msg::Go | Msg::Ready => self.send_bytes(&[msg.tag()]).map_err(fail),
+            Msg::Go | Msg::Ready | Msg::Hooks => self.send_bytes(&[msg.tag()]).map_err(fail),
         }
     }
 
@@ -114,6 +119,7 @@ impl Channel {
             (None, _) => Err(SyncError::Closed { expected }),
             (Some(b'G'), None) => Ok(Msg::Go),
             (Some(b'R'), None) => Ok(Msg::Ready),
+            (Some(b'H'), None) => Ok(Msg::Hooks),
             (Some(b'E'), None) => Ok(Msg::Failed(String::from_utf8_lossy(&b[1..]).into())),
             (Some(b'C'), None) if b.len() >= 2 => Ok(Msg::NoCommand(
                 b[1],

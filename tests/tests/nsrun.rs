@@ -1107,3 +1107,137 @@ fn concurrent_starts_release_the_init_once() {
     assert_eq!(codes, vec![0, 1]);
     assert_eq!(b.state(&id)["status"], "running");
 }
+
+#[test]
+fn hooks_run_in_order_with_the_state_and_their_failures_follow_the_spec() {
+    require_root!();
+    let mut b = Bundle::new(&["sh", "-c", "cat /started"]);
+    let log = b.path().join("hooks.log");
+    let log_s = log.to_str().unwrap().to_string();
+    // each hook appends "<stage> <state JSON>" to a host file; startContainer
+    // runs inside the container (its path and file are the container's)
+    let hook = |stage: &str| {
+        json!({"path": "/bin/sh", "args": ["sh", "-c", format!("read s; echo \"{stage} $s\" >> {log_s}")],
+               "env": ["X=1"]})
+    };
+    b.set(|c| {
+        c["root"]["readonly"] = json!(false);
+        c["hooks"] = json!({
+            "prestart": [hook("prestart")],
+            "createRuntime": [hook("createRuntime")],
+            "createContainer": [hook("createContainer")],
+            "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "read s; echo \"$s\" > /started"]}],
+            "poststart": [hook("poststart"), {"path": "/bin/false"}],
+            "poststop": [hook("poststop")],
+        });
+    });
+    let out = b.run();
+    assert_exit_code(&out, 0);
+    // startContainer ran in the container before the command, status created
+    let started: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(started["status"], "created");
+    // a failed poststart hook is a warning only
+    assert!(
+        stderr(&out).contains("warning: poststart hook #1 /bin/false"),
+        "{}",
+        stderr(&out)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let stages: Vec<(&str, Value)> = text
+        .lines()
+        .map(|l| {
+            let (s, j) = l.split_once(' ').unwrap();
+            (s, serde_json::from_str(j).unwrap())
+        })
+        .collect();
+    let names: Vec<&str> = stages.iter().map(|s| s.0).collect();
+    assert_eq!(
+        names,
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "poststart",
+            "poststop"
+        ],
+        "{text}"
+    );
+    assert_eq!(stages[0].1["status"], "creating");
+    assert_eq!(stages[0].1["bundle"], b.path().to_str().unwrap());
+    assert!(stages[0].1["pid"].as_i64().unwrap() > 1);
+    assert_eq!(stages[0].1["pid"], started["pid"]);
+    assert_eq!(stages[4].1["status"], "stopped");
+
+    // a failing createRuntime hook fails create with its message, and one
+    // past its timeout is killed: nothing is left either way
+    for (h, want) in [
+        (
+            json!({"path": "/bin/sh", "args": ["sh", "-c", "echo no way >&2; exit 3"]}),
+            "no way",
+        ),
+        (
+            json!({"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}),
+            "timed out after 1s",
+        ),
+    ] {
+        b.set(|c| c["hooks"] = json!({"createRuntime": [h]}));
+        let id = b.id();
+        let out = b.create_out(&id, &[]);
+        assert_exit_code(&out, 1);
+        assert_one_line_error(&out);
+        assert!(stderr(&out).contains(want), "{}", stderr(&out));
+        assert_eq!(b.out(&["state", &id]).status.code(), Some(1));
+    }
+    // a relative hook path is a config error
+    b.set(|c| c["hooks"] = json!({"poststop": [{"path": "rel"}]}));
+    let id = b.id();
+    let out = b.create_out(&id, &[]);
+    assert_exit_code(&out, 2);
+    assert!(
+        stderr(&out).contains("hooks.poststop[0]"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn scheduling_personality_tmpcopyup_rro_and_the_oci_version() {
+    require_root!();
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "uname -m; grep -E '^policy' /proc/self/sched | tr -d ' '; ionice -p $$; \
+         cat /proc/self/oom_score_adj; ls /etc | grep -c passwd; \
+         touch /etc/x && echo etc-rw; touch /mnt/sub/y 2>/dev/null || echo sub-ro",
+    ]);
+    let sub = b.path().join("sub");
+    std::fs::create_dir_all(sub.join("inner")).unwrap();
+    b.set(|c| {
+        c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 6});
+        c["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 5});
+        c["process"]["oomScoreAdj"] = json!(300);
+        c["linux"]["personality"] = json!({"domain": "LINUX32"});
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.push(
+            json!({"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+                           "options": ["tmpcopyup", "nosuid"]}),
+        );
+        mounts.push(
+            json!({"destination": "/mnt/sub", "type": "bind", "source": sub,
+                           "options": ["rbind", "rro"]}),
+        );
+    });
+    let out = b.run();
+    assert_exit_code(&out, 0);
+    assert_eq!(
+        stdout(&out),
+        "i686\npolicy:3\nbest-effort: prio 6\n300\n1\netc-rw\nsub-ro\n",
+        "{}",
+        stderr(&out)
+    );
+    b.set(|c| c["ociVersion"] = json!("2.0.0"));
+    let id = b.id();
+    let out = b.create_out(&id, &[]);
+    assert_exit_code(&out, 2);
+    assert!(stderr(&out).contains("ociVersion"), "{}", stderr(&out));
+}
