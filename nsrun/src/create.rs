@@ -40,6 +40,8 @@ pub struct Opts {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// `--systemd-cgroup`: cgroupsPath is `slice:prefix:name`.
+    pub systemd_cgroup: bool,
     /// `run`: nsrun stays the parent and takes the pty master itself.
     pub run: bool,
 }
@@ -80,12 +82,23 @@ fn last_err(step: &'static str) -> CreateError {
 pub fn create(o: &Opts) -> crate::Result<Created> {
     crate::id::validate(&o.id)?;
     let Loaded {
-        spec,
+        mut spec,
         raw,
         bundle,
         rootfs,
         seccomp,
     } = config::load(&o.bundle, o.config.as_deref())?;
+    if o.systemd_cgroup {
+        if let Some(l) = spec.linux_mut() {
+            // Without a path, runc's default unit: system.slice:nsrun:<id>.
+            let p = l
+                .cgroups_path()
+                .as_ref()
+                .map(|p| p.to_string_lossy().to_string())
+                .unwrap_or_else(|| format!(":nsrun:{}", o.id));
+            l.set_cgroups_path(Some(cgroup::systemd_path(&p)?.into()));
+        }
+    }
     let cgroup = cgroup::plan(&spec, &o.id)?;
     let mut proc_ = Proc::from_spec(spec.process().as_ref().expect("validated")).map_err(|e| {
         config::ConfigError::Invalid {

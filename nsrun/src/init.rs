@@ -132,6 +132,7 @@ fn setup(ctx: &Ctx, host_pid: i32) -> Result<(), String> {
         &state_of(&ctx.hook_state, "creating", host_pid),
     )?;
     rootfs::pivot(&ctx.rootfs).map_err(|e| e.to_string())?;
+    rootfs::root_propagation(ctx.spec).map_err(|e| e.to_string())?;
     rootfs::finish(ctx.spec).map_err(|e| e.to_string())?;
     if let Some(h) = ctx.spec.hostname().as_ref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).map_err(|e| format!("sethostname {h:?}: {e}"))?;

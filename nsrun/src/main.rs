@@ -248,7 +248,7 @@ enum Cmd {
     Features,
 }
 
-fn opts(root: &std::path::Path, c: CreateArgs, run: bool) -> create::Opts {
+fn opts(root: &std::path::Path, c: CreateArgs, run: bool, systemd: bool) -> create::Opts {
     let _ = c.no_new_keyring; // containers share the session keyring (seccomp blocks keyctl)
     create::Opts {
         root: root.to_path_buf(),
@@ -258,6 +258,7 @@ fn opts(root: &std::path::Path, c: CreateArgs, run: bool) -> create::Opts {
         pid_file: c.pid_file,
         console_socket: c.console_socket,
         preserve_fds: c.preserve_fds,
+        systemd_cgroup: systemd,
         run,
     }
 }
@@ -271,11 +272,12 @@ fn print(v: serde_json::Value) {
 
 fn run(cli: Cli) -> nsrun::Result<u8> {
     let root = cli.root;
+    let systemd = cli.systemd_cgroup;
     match cli.cmd {
         // As runc: create, start, kill and delete print nothing on success
         // (create's stdout is the container's; the pid goes to --pid-file).
         Cmd::Create(c) => {
-            create::create(&opts(&root, c, false))?;
+            create::create(&opts(&root, c, false, systemd))?;
         }
         Cmd::Start { id } => container::start(&root, &id)?,
         Cmd::State { id } => {
@@ -287,7 +289,7 @@ fn run(cli: Cli) -> nsrun::Result<u8> {
         }
         Cmd::Delete { force, id } => container::delete(&root, &id, force)?,
         Cmd::Run(c) => {
-            let made = create::create(&opts(&root, c, true))?;
+            let made = create::create(&opts(&root, c, true, systemd))?;
             let status = container::start(&root, &made.dir.id)
                 .and_then(|()| Ok(nsrun::tty::supervise(made.pid, made.master.as_ref())?));
             let status = match status {

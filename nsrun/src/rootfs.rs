@@ -140,15 +140,6 @@ pub fn prepare(spec: &Spec, rootfs: &Path, userns: bool) -> Result<(), RootfsErr
         None,
     )
     .map_err(|e| step("bind rootfs onto itself", rootfs, e))?;
-    if let Some(p) = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.rootfs_propagation().clone())
-    {
-        let f = propagation_flag(&p).unwrap_or(libc::MS_PRIVATE | libc::MS_REC);
-        sys::mount(None, rootfs, None, f, None)
-            .map_err(|e| step("rootfsPropagation", rootfs, e))?;
-    }
     let rootfd = sys::open(rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)
         .map_err(|e| step("open rootfs", rootfs, e))?;
     let mut dev_is_tmpfs = false;
@@ -652,6 +643,22 @@ fn default_devices(rootfd: &OwnedFd, userns: bool) -> Result<(), RootfsError> {
         }
     }
     Ok(())
+}
+
+/// `linux.rootfsPropagation`, applied to the new `/` after pivot_root (as
+/// runc): pivot_root refuses a shared new root (EINVAL), and before it the
+/// flag would be applied to a mount the host may share.
+pub fn root_propagation(spec: &Spec) -> Result<(), RootfsError> {
+    let Some(p) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().clone())
+    else {
+        return Ok(());
+    };
+    let f = propagation_flag(&p).unwrap_or(libc::MS_PRIVATE | libc::MS_REC);
+    sys::mount(None, Path::new("/"), None, f, None)
+        .map_err(|e| step(format!("rootfsPropagation {p}"), Path::new("/"), e))
 }
 
 /// pivot_root into `rootfs` and detach the old root.
