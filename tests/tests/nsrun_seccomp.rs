@@ -274,6 +274,9 @@ fn notify_hands_the_fd_and_state_to_the_listener() {
         assert_eq!(st["state"]["status"], "running");
         let what = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
         assert_eq!(what.to_string_lossy(), "anon_inode:seccomp notify");
+        // ours to reap (a dying init waits for every process of its pid
+        // namespace to be reaped)
+        assert_eq!(b.reap(xpid), 0);
         assert_exit_code(&b.out(&["delete", "--force", &id]), 0);
     }
 }
