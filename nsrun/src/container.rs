@@ -162,7 +162,13 @@ pub fn kill(
         // pid namespace: a pod may share that with other containers).
         signal_cgroup(&dir, sig, Some(rec.pid));
     }
-    sys::pidfd_send_signal(&pidfd, signo).map_err(|e| {
+    match sys::pidfd_send_signal(&pidfd, signo) {
+        // With --all the init may have exited on its own meanwhile (a shell
+        // whose child was just killed): everything was signalled, as runc.
+        Err(e) if all && e.raw_os_error() == Some(libc::ESRCH) => return Ok(()),
+        r => r,
+    }
+    .map_err(|e| {
         ContainerError::Step {
             step: "kill",
             id: id.into(),
