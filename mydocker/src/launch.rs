@@ -208,10 +208,17 @@ fn start(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo, p: Prepared) -> 
             msg: e.to_string(),
         })?;
     if !status.success() {
-        return Err(Error::Tool {
-            tool: "nsrun".into(),
-            step: "create".into(),
-            msg: last_line(&err_r),
+        let msg = last_line(&err_r);
+        // nsrun looks the command up in the container before create returns
+        // (as runc): docker's 127 (not found) and 126 (cannot invoke).
+        return Err(match status.code() {
+            Some(127) => Error::NotFound(msg),
+            Some(126) => Error::CannotInvoke(msg),
+            _ => Error::Tool {
+                tool: "nsrun".into(),
+                step: "create".into(),
+                msg,
+            },
         });
     }
     let pid = read_pid_file(&pid_file)?;

@@ -38,6 +38,61 @@ fn invalid(field: &str, why: impl std::fmt::Display) -> ConfigError {
     }
 }
 
+/// `--systemd-cgroup`'s `slice:prefix:name` cgroupsPath as the cgroupfs path
+/// systemd would give it (what crun does without systemd): the slice
+/// expanded (`a-b.slice` -> `/a.slice/a-b.slice`, default `system.slice`),
+/// then `prefix-name.scope` (a name that is itself a `.slice` is used as is).
+/// A host run by systemd is refused: its manager owns that tree.
+pub fn systemd_path(p: &str) -> Result<String, ConfigError> {
+    let field = "linux.cgroupsPath";
+    let parts: Vec<&str> = p.split(':').collect();
+    let [slice, prefix, name] = parts[..] else {
+        return Err(invalid(
+            field,
+            format!("{p:?}: --systemd-cgroup wants slice:prefix:name"),
+        ));
+    };
+    if name.is_empty() || [slice, prefix, name].iter().any(|s| s.contains('/')) {
+        return Err(invalid(field, format!("{p:?}: bad slice:prefix:name")));
+    }
+    if std::path::Path::new("/run/systemd/system").exists() {
+        return Err(invalid(
+            field,
+            "--systemd-cgroup: this host runs systemd, and nsrun has no systemd cgroup driver (run without --systemd-cgroup)",
+        ));
+    }
+    let slice = if slice.is_empty() {
+        "system.slice"
+    } else {
+        slice
+    };
+    let Some(stem) = slice.strip_suffix(".slice") else {
+        return Err(invalid(field, format!("{p:?}: {slice:?} is not a .slice")));
+    };
+    let mut path = String::new();
+    if slice != "-.slice" {
+        let mut acc = String::new();
+        for part in stem.split('-') {
+            if part.is_empty() {
+                return Err(invalid(field, format!("{p:?}: bad slice name {slice:?}")));
+            }
+            if !acc.is_empty() {
+                acc.push('-');
+            }
+            acc.push_str(part);
+            path.push_str(&format!("/{acc}.slice"));
+        }
+    }
+    let unit = if name.ends_with(".slice") {
+        name.to_string()
+    } else if prefix.is_empty() {
+        format!("{name}.scope")
+    } else {
+        format!("{prefix}-{name}.scope")
+    };
+    Ok(format!("{path}/{unit}"))
+}
+
 /// Validates `linux.cgroupsPath` and `linux.resources` (pure: touches nothing).
 pub fn plan(spec: &Spec, id: &str) -> Result<Plan, ConfigError> {
     let linux = spec.linux().as_ref();
@@ -118,5 +173,27 @@ pub fn remove(dir: &Dir) -> Result<Vec<i32>, CgroupError> {
     match load(dir) {
         Some(cg) => Ok(cg.delete()?),
         None => Ok(Vec::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::systemd_path;
+
+    #[test]
+    fn systemd_paths_map_like_crun() {
+        if std::path::Path::new("/run/systemd/system").exists() {
+            return; // refused on a systemd host, by design
+        }
+        assert_eq!(
+            systemd_path("machine-libpod.slice:libpod:abc").unwrap(),
+            "/machine.slice/machine-libpod.slice/libpod-abc.scope"
+        );
+        assert_eq!(systemd_path(":cri:x").unwrap(), "/system.slice/cri-x.scope");
+        assert_eq!(systemd_path("-.slice::x").unwrap(), "/x.scope");
+        assert!(systemd_path("/a/b")
+            .unwrap_err()
+            .to_string()
+            .contains("slice:prefix:name"));
     }
 }

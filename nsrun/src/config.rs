@@ -161,6 +161,29 @@ fn nonempty<T>(o: &Option<T>, empty: impl Fn(&T) -> bool) -> bool {
     o.as_ref().is_some_and(|v| !empty(v))
 }
 
+/// `ociVersion`: a semver of major version 1 (what this runtime speaks).
+fn check_version(v: &str) -> Result<(), ConfigError> {
+    let core = v.split(['-', '+']).next().unwrap_or_default();
+    let parts: Vec<&str> = core.split('.').collect();
+    let numeric = parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if !numeric {
+        return Err(invalid(
+            "ociVersion",
+            format!("{v:?} is not a semantic version"),
+        ));
+    }
+    if parts[0] != "1" {
+        return Err(invalid(
+            "ociVersion",
+            format!("{v:?}: nsrun speaks runtime-spec 1.x"),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks what nsrun cannot honour and what is inconsistent.
 pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
     check(spec).map(|_| ())
@@ -168,15 +191,8 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
 
 /// `validate`, keeping the compiled seccomp program.
 fn check(spec: &Spec) -> Result<Option<crate::seccomp::Program>, ConfigError> {
-    if spec.hooks().is_some() {
-        let h = serde_json::to_value(spec.hooks()).unwrap_or_default();
-        if h.as_object().is_some_and(|o| {
-            o.values()
-                .any(|v| v.as_array().is_some_and(|a| !a.is_empty()))
-        }) {
-            return Err(unsupported("hooks"));
-        }
-    }
+    crate::hooks::validate(spec).map_err(|(field, why)| invalid(&field, why))?;
+    check_version(spec.version())?;
     if spec.solaris().is_some() || spec.windows().is_some() || spec.vm().is_some() {
         return Err(unsupported("solaris/windows/vm"));
     }
@@ -204,12 +220,6 @@ fn check(spec: &Spec) -> Result<Option<crate::seccomp::Program>, ConfigError> {
     }
     if nonempty(p.selinux_label(), |s| s.is_empty()) {
         return Err(unsupported("process.selinuxLabel"));
-    }
-    if p.io_priority().is_some() {
-        return Err(unsupported("process.ioPriority"));
-    }
-    if p.scheduler().is_some() {
-        return Err(unsupported("process.scheduler"));
     }
     if p.exec_cpu_affinity().is_some() {
         return Err(unsupported("process.execCPUAffinity"));
@@ -241,9 +251,8 @@ fn check(spec: &Spec) -> Result<Option<crate::seccomp::Program>, ConfigError> {
     if linux.intel_rdt().is_some() {
         return Err(unsupported("linux.intelRdt"));
     }
-    if linux.personality().is_some() {
-        return Err(unsupported("linux.personality"));
-    }
+    crate::sched::Sched::from_spec(p, linux.personality().as_ref())
+        .map_err(|(field, why)| invalid(field, why))?;
     if nonempty(linux.mount_label(), |s| s.is_empty()) {
         return Err(unsupported("linux.mountLabel"));
     }
@@ -282,8 +291,13 @@ fn check(spec: &Spec) -> Result<Option<crate::seccomp::Program>, ConfigError> {
     if !ns.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount) {
         return Err(invalid("linux.namespaces", "a mount namespace is required"));
     }
-    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
-        return Err(invalid("hostname", "needs a new uts namespace"));
+    // As runc: a uts namespace of the container's own, new or joined by path.
+    let uts = ns.iter().any(|(t, _)| *t == LinuxNamespaceType::Uts);
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !uts {
+        return Err(invalid("hostname", "needs a uts namespace"));
+    }
+    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !uts {
+        return Err(invalid("domainname", "needs a uts namespace"));
     }
     let userns = has(LinuxNamespaceType::User);
     let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
@@ -302,7 +316,7 @@ fn check(spec: &Spec) -> Result<Option<crate::seccomp::Program>, ConfigError> {
             ));
         }
         for o in m.options().iter().flatten() {
-            if matches!(o.as_str(), "idmap" | "ridmap" | "tmpcopyup" | "rro" | "rrw") {
+            if matches!(o.as_str(), "idmap" | "ridmap") {
                 return Err(unsupported(&format!("mounts option {o:?}")));
             }
         }
@@ -410,6 +424,8 @@ mod tests {
                 }),
                 "not absolute",
             ),
+            (Box::new(|v| v["ociVersion"] = "2.0.0".into()), "ociVersion"),
+            (Box::new(|v| v["ociVersion"] = "1.0".into()), "ociVersion"),
         ];
         for (f, needle) in cases {
             let e = spec(f).unwrap_err();

@@ -97,7 +97,17 @@ pub fn start(root: &Path, id: &str) -> crate::Result<()> {
         id: id.into(),
         err: e.to_string(),
     })?;
+    if let Some(spec) = spec_of(&dir) {
+        let st = serde_json::to_value(dir.oci_state(&rec)).unwrap_or_default();
+        crate::hooks::run_warn(&spec, crate::hooks::Stage::Poststart, &st);
+    }
     Ok(())
+}
+
+/// The container's config copy, for its hooks (None: unreadable).
+fn spec_of(dir: &Dir) -> Option<oci_spec::runtime::Spec> {
+    let raw = std::fs::read(dir.config_file()).ok()?;
+    crate::config::parse(&raw).ok()
 }
 
 pub fn state(root: &Path, id: &str) -> crate::Result<OciState> {
@@ -152,7 +162,13 @@ pub fn kill(
         // pid namespace: a pod may share that with other containers).
         signal_cgroup(&dir, sig, Some(rec.pid));
     }
-    sys::pidfd_send_signal(&pidfd, signo).map_err(|e| {
+    match sys::pidfd_send_signal(&pidfd, signo) {
+        // With --all the init may have exited on its own meanwhile (a shell
+        // whose child was just killed): everything was signalled, as runc.
+        Err(e) if all && e.raw_os_error() == Some(libc::ESRCH) => return Ok(()),
+        r => r,
+    }
+    .map_err(|e| {
         ContainerError::Step {
             step: "kill",
             id: id.into(),
@@ -227,9 +243,21 @@ pub fn delete(root: &Path, id: &str, force: bool) -> crate::Result<()> {
 
 /// Removes the cgroup (killing what the init left in it: daemons, exec'd
 /// processes) and then the state dir.
+/// Then the poststop hooks, with the last state (status stopped).
 pub fn destroy(dir: &Dir) -> crate::Result<()> {
+    let hooks = spec_of(dir)
+        .filter(|s| !crate::hooks::of(s, crate::hooks::Stage::Poststop).is_empty())
+        .and_then(|s| {
+            let rec = dir.load().ok()?;
+            let mut st = serde_json::to_value(dir.oci_state(&rec)).ok()?;
+            st["status"] = "stopped".into();
+            Some((s, st))
+        });
     crate::cgroup::remove(dir)?;
     dir.remove()?;
+    if let Some((spec, st)) = hooks {
+        crate::hooks::run_warn(&spec, crate::hooks::Stage::Poststop, &st);
+    }
     Ok(())
 }
 

@@ -27,6 +27,9 @@ pub enum CreateError {
     Init(String),
     #[error("process.terminal is true: --console-socket is required")]
     NeedConsole,
+    /// args[0] is missing (127) or not executable (126) in the container.
+    #[error("container init: {msg}")]
+    NoCommand { code: u8, msg: String },
 }
 
 pub struct Opts {
@@ -37,6 +40,8 @@ pub struct Opts {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// `--systemd-cgroup`: cgroupsPath is `slice:prefix:name`.
+    pub systemd_cgroup: bool,
     /// `run`: nsrun stays the parent and takes the pty master itself.
     pub run: bool,
 }
@@ -77,12 +82,23 @@ fn last_err(step: &'static str) -> CreateError {
 pub fn create(o: &Opts) -> crate::Result<Created> {
     crate::id::validate(&o.id)?;
     let Loaded {
-        spec,
+        mut spec,
         raw,
         bundle,
         rootfs,
         seccomp,
     } = config::load(&o.bundle, o.config.as_deref())?;
+    if o.systemd_cgroup {
+        if let Some(l) = spec.linux_mut() {
+            // Without a path, runc's default unit: system.slice:nsrun:<id>.
+            let p = l
+                .cgroups_path()
+                .as_ref()
+                .map(|p| p.to_string_lossy().to_string())
+                .unwrap_or_else(|| format!(":nsrun:{}", o.id));
+            l.set_cgroups_path(Some(cgroup::systemd_path(&p)?.into()));
+        }
+    }
     let cgroup = cgroup::plan(&spec, &o.id)?;
     let mut proc_ = Proc::from_spec(spec.process().as_ref().expect("validated")).map_err(|e| {
         config::ConfigError::Invalid {
@@ -91,6 +107,13 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
         }
     })?;
     proc_.seccomp = seccomp;
+    // The execution domain is the container's, set by its init only.
+    proc_.sched.persona = crate::sched::Sched::from_spec(
+        spec.process().as_ref().expect("validated"),
+        spec.linux().as_ref().and_then(|l| l.personality().as_ref()),
+    )
+    .ok()
+    .and_then(|s| s.persona);
     if proc_.terminal && !o.run && o.console_socket.is_none() {
         return Err(CreateError::NeedConsole.into());
     }
@@ -192,6 +215,14 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
     if o.run {
         tty::block_forwarded();
     }
+    let hook_state = serde_json::json!({
+        "ociVersion": crate::state::OCI_VERSION,
+        "id": o.id,
+        "status": "creating",
+        "pid": 0,
+        "bundle": bundle,
+        "annotations": spec.annotations().clone().unwrap_or_default(),
+    });
     let _ = std::io::Write::flush(&mut std::io::stdout());
     // A fork-like clone (no new stack): the child continues here with a copy
     // of this (single-threaded) process. nix's clone needs a new stack.
@@ -225,6 +256,7 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
             master_to_parent: o.run,
             userns,
             preserve_fds: o.preserve_fds,
+            hook_state: hook_state.clone(),
         });
     }
     let pid = pid as i32;
@@ -249,7 +281,22 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
                 to_listener(listener.as_ref(), fd, pid, &o.id, &bundle, &spec)?
             }
             Ok(Msg::Ready) => break,
+            Ok(Msg::Hooks) => {
+                let mut st = hook_state.clone();
+                st["pid"] = pid.into();
+                for stage in [
+                    crate::hooks::Stage::Prestart,
+                    crate::hooks::Stage::CreateRuntime,
+                ] {
+                    crate::hooks::run(&spec, stage, &st)
+                        .map_err(|err| CreateError::Step { step: "hooks", err })?;
+                }
+                parent.send(&Msg::Go)?;
+            }
             Ok(Msg::Failed(msg)) => return Err(CreateError::Init(msg).into()),
+            Ok(Msg::NoCommand(code, msg)) => {
+                return Err(CreateError::NoCommand { code, msg }.into())
+            }
             Ok(other) => {
                 return Err(crate::sync::SyncError::Unexpected {
                     expected: "ready",

@@ -37,6 +37,18 @@ pub struct Opts {
     pub detach: bool,
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// runc's `--process F`: the whole process (an OCI `process` object);
+    /// `args`, `env`, `cwd`, `user` and `-t` are then ignored but a
+    /// terminal the file asks for.
+    pub process: Option<PathBuf>,
+    /// Where the host pid of the process goes once it has exec'd.
+    pub pid_file: Option<PathBuf>,
+    /// `--cap`: added to the bounding, effective and permitted sets (and
+    /// ambient when inheritable has it), as runc.
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+    /// Exec into a paused (frozen) container; without it that is an error.
+    pub ignore_paused: bool,
 }
 
 pub enum Outcome {
@@ -174,16 +186,93 @@ pub fn parse_user(spec: &str) -> Result<(u32, u32), ExecError> {
     Ok((uid, gid))
 }
 
+/// The `--process` file: an OCI process object, checked like the config's.
+fn read_process(path: &Path) -> Result<oci_spec::runtime::Process, ExecError> {
+    let bad = |why: String| ExecError::Usage(format!("--process {}: {why}", path.display()));
+    let raw = std::fs::read(path).map_err(|e| bad(sys::errstr(&e)))?;
+    let p: oci_spec::runtime::Process =
+        serde_json::from_slice(&raw).map_err(|e| bad(e.to_string()))?;
+    if p.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(bad("args: empty".into()));
+    }
+    if !p.cwd().is_absolute() {
+        return Err(bad(format!("cwd {}: not absolute", p.cwd().display())));
+    }
+    Ok(p)
+}
+
+/// A pid file written through a descriptor of its directory, opened before
+/// nsrun enters the container (its path is the host's, out of reach then).
+struct PidFile {
+    dir: OwnedFd,
+    name: std::ffi::OsString,
+    path: PathBuf,
+}
+
+impl PidFile {
+    fn open(path: &Path) -> Result<PidFile, ExecError> {
+        let parent = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let name = path
+            .file_name()
+            .ok_or_else(|| {
+                ExecError::Usage(format!("--pid-file {}: no file name", path.display()))
+            })?
+            .to_os_string();
+        let dir = sys::open(parent, libc::O_PATH | libc::O_DIRECTORY, 0)
+            .map_err(|e| io("open pid file directory", parent, e))?;
+        Ok(PidFile {
+            dir,
+            name,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Write then rename, so a reader never sees a partial pid.
+    fn write(&self, pid: i32) -> Result<(), ExecError> {
+        use nix::fcntl::{openat, renameat, OFlag};
+        use nix::sys::stat::Mode;
+        let mut tmp = std::ffi::OsString::from(".");
+        tmp.push(&self.name);
+        tmp.push(format!(".{}.tmp", std::process::id()));
+        let fail = |e: nix::Error| io("write pid file", &self.path, e.into());
+        let fd = openat(
+            &self.dir,
+            tmp.as_os_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        )
+        .map_err(fail)?;
+        nix::unistd::write(&fd, pid.to_string().as_bytes()).map_err(fail)?;
+        drop(fd);
+        renameat(&self.dir, tmp.as_os_str(), &self.dir, self.name.as_os_str()).map_err(fail)
+    }
+}
+
 pub fn exec(o: &Opts) -> crate::Result<Outcome> {
     crate::id::validate(&o.id)?;
-    if o.args.is_empty() {
+    let from_file = o.process.as_deref().map(read_process).transpose()?;
+    if from_file.is_none() && o.args.is_empty() {
         return Err(
             ExecError::Usage("exec: no command given (nsrun exec ID -- CMD...)".into()).into(),
         );
     }
-    if o.console_socket.is_some() && !o.tty {
+    let tty = o.tty
+        || from_file
+            .as_ref()
+            .is_some_and(|p| p.terminal().unwrap_or(false));
+    if o.console_socket.is_some() && !tty {
         return Err(ExecError::Usage("exec: --console-socket needs -t".into()).into());
     }
+    if tty && o.detach && o.console_socket.is_none() {
+        return Err(ExecError::Usage(
+            "exec: -t with -d needs --console-socket (nothing would hold the terminal)".into(),
+        )
+        .into());
+    }
+    let pid_file = o.pid_file.as_deref().map(PidFile::open).transpose()?;
     let dir = Dir::new(&o.root, &o.id);
     let rec = dir.load()?;
     let created = match dir.status(&rec) {
@@ -201,17 +290,29 @@ pub fn exec(o: &Opts) -> crate::Result<Outcome> {
             }
             .into())
         }
+        Status::Paused if !o.ignore_paused => {
+            return Err(ExecError::NotRunning {
+                id: o.id.clone(),
+                status: "paused (--ignore-paused to exec anyway)",
+            }
+            .into())
+        }
         s => s == Status::Created,
     };
     let raw = std::fs::read(dir.config_file())
         .map_err(|e| io("read config copy", &dir.config_file(), e))?;
     let spec = config::parse(&raw)?;
-    let mut proc_ = Proc::from_spec(
-        spec.process()
+    let base_process = match &from_file {
+        Some(p) => p,
+        None => spec
+            .process()
             .as_ref()
             .ok_or_else(|| ExecError::Setup("config has no process".into()))?,
-    )
-    .map_err(|e| ExecError::Setup(e.to_string()))?;
+    };
+    let mut proc_ = Proc::from_spec(base_process).map_err(|e| match &o.process {
+        Some(f) => ExecError::Usage(format!("--process {}: {e}", f.display())),
+        None => ExecError::Setup(e.to_string()),
+    })?;
     // The same filter as the init's, from the config copy.
     proc_.seccomp = spec
         .linux()
@@ -220,6 +321,22 @@ pub fn exec(o: &Opts) -> crate::Result<Outcome> {
         .map(crate::seccomp::compile)
         .transpose()
         .map_err(|e| ExecError::Setup(format!("config: {e}")))?;
+    proc_.terminal = tty;
+    proc_.no_new_privs |= o.no_new_privs;
+    for c in &o.caps {
+        let bit =
+            1u64 << crate::caps::number(c).map_err(|e| ExecError::Usage(format!("--cap: {e}")))?;
+        proc_.caps.bounding |= bit;
+        proc_.caps.effective |= bit;
+        proc_.caps.permitted |= bit;
+        if proc_.caps.inheritable & bit != 0 {
+            proc_.caps.ambient |= bit;
+        }
+    }
+    if from_file.is_some() {
+        // The engine's process object is whole: env, cwd and user as given.
+        return enter(o, &dir, &rec, proc_, pid_file.as_ref());
+    }
     let pid = rec.pid;
     // A created init still runs nsrun: its environ is not the container's yet.
     let base: Vec<String> = if created {
@@ -235,70 +352,13 @@ pub fn exec(o: &Opts) -> crate::Result<Outcome> {
     };
     proc_.env = merge_env(base, &o.env);
     proc_.args = o.args.clone();
-    proc_.terminal = o.tty;
     if let Some(c) = &o.cwd {
         if !c.is_absolute() {
             return Err(ExecError::Usage(format!("--cwd {}: not absolute", c.display())).into());
         }
         proc_.cwd = c.clone();
     }
-
-    if o.detach {
-        return detach(o, &dir, &rec, proc_);
-    }
-    enter(o, &dir, &rec, proc_)
-}
-
-/// `-d`: a waiter process W does the rest and stays the parent of the exec'd
-/// process, reaping it. Otherwise it would be reparented to whatever is above
-/// nsrun, and a dying init waits until every process of its pid namespace
-/// has been reaped. W reports the pid (or the failure) and leaves the caller's
-/// stdio, so the caller sees EOF only when the exec'd process closes it.
-fn detach(o: &Opts, dir: &Dir, rec: &crate::state::Record, proc_: Proc) -> crate::Result<Outcome> {
-    let devnull = sys::open(Path::new("/dev/null"), libc::O_RDWR, 0)
-        .map_err(|e| io("open", Path::new("/dev/null"), e))?;
-    let (rd, wr) = pipe()?;
-    let _ = std::io::Write::flush(&mut std::io::stdout());
-    // SAFETY: nsrun is single-threaded, so the child may allocate and take
-    // locks freely; it ends with _exit, never returning into main.
-    if let ForkResult::Child =
-        unsafe { fork() }.map_err(|e| ExecError::Setup(format!("fork: {e}")))?
-    {
-        drop(rd);
-        let _ = nix::unistd::setsid();
-        let res = enter(o, dir, rec, proc_);
-        let msg = match &res {
-            Ok(Outcome::Detached(p)) => format!("P{p}"),
-            Ok(Outcome::Exited(c)) => format!("X{c}"),
-            Err(e) => format!("E{}{e}", e.exit_code()),
-        };
-        let _ = nix::unistd::write(&wr, msg.as_bytes());
-        drop(wr);
-        if let Ok(Outcome::Detached(p)) = res {
-            let _ = nix::unistd::dup2_stdin(&devnull);
-            let _ = nix::unistd::dup2_stdout(&devnull);
-            let _ = nix::unistd::dup2_stderr(&devnull);
-            tty::reap(p);
-        }
-        sys::exit_now(0);
-    }
-    drop(wr);
-    let mut report = String::new();
-    let _ = std::fs::File::from(rd).read_to_string(&mut report);
-    let (kind, rest) = report.split_at(report.len().min(1));
-    match kind {
-        "P" => Ok(Outcome::Detached(rest.parse().unwrap_or(0))),
-        "X" => Ok(Outcome::Exited(rest.parse().unwrap_or(1))),
-        "E" => {
-            let (code, msg) = rest.split_at(rest.len().min(1));
-            if code == "2" {
-                Err(ExecError::Usage(msg.to_string()).into())
-            } else {
-                Err(ExecError::Setup(msg.strip_prefix("nsrun: ").unwrap_or(msg).to_string()).into())
-            }
-        }
-        _ => Err(ExecError::Setup("exec: the detached waiter died".into()).into()),
-    }
+    enter(o, &dir, &rec, proc_, pid_file.as_ref())
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), ExecError> {
@@ -307,11 +367,16 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), ExecError> {
 }
 
 /// Enters the container and runs the process: everything with side effects.
+/// With `-d`, nsrun returns once the process has exec'd and leaves no waiter
+/// (as runc): the process is nsrun's child until nsrun exits, then the
+/// caller's subreaper's (conmon, containerd's shim), which reaps it and sees
+/// its exit status. Without `-d`, nsrun waits and exits with that status.
 fn enter(
     o: &Opts,
     dir: &Dir,
     rec: &crate::state::Record,
     mut proc_: Proc,
+    pid_file: Option<&PidFile>,
 ) -> crate::Result<Outcome> {
     let pid = rec.pid;
     let console = match &o.console_socket {
@@ -377,13 +442,17 @@ fn enter(
     }
     drop(rootfd);
     std::env::set_current_dir("/").map_err(|e| io("chdir", Path::new("/"), e))?;
-    if let Some(u) = &o.user {
+    if let Some(u) = o.user.as_ref().filter(|_| o.process.is_none()) {
         let (uid, gid) = parse_user(u)?;
         proc_.uid = uid;
         proc_.gid = gid;
         proc_.groups.clear();
     }
-    let pty = if o.tty { Some(tty::open_pty()?) } else { None };
+    let pty = if proc_.terminal {
+        Some(tty::open_pty()?)
+    } else {
+        None
+    };
 
     let (rd, wr) = pipe()?;
     let (go_r, go_w) = pipe()?;
@@ -435,6 +504,14 @@ fn enter(
     }
     if let (Some(sock), Some(m)) = (&console, &master) {
         tty::send_fd(sock.as_raw_fd(), b"/dev/ptmx", m.as_raw_fd())?;
+    }
+    if let Some(pf) = pid_file {
+        if let Err(e) = pf.write(child) {
+            if o.detach {
+                tty::kill_and_reap(child);
+            }
+            return Err(e.into());
+        }
     }
     if o.detach {
         return Ok(Outcome::Detached(child));

@@ -7,13 +7,14 @@ pub fn features() -> Value {
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": crate::state::OCI_VERSION,
-        "hooks": [],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": [
             "ro", "rw", "suid", "nosuid", "dev", "nodev", "exec", "noexec",
             "sync", "async", "dirsync", "remount", "mand", "nomand",
             "atime", "noatime", "diratime", "nodiratime", "relatime", "norelatime",
             "strictatime", "nostrictatime", "bind", "rbind", "private", "rprivate",
-            "shared", "rshared", "slave", "rslave", "unbindable", "runbindable"
+            "shared", "rshared", "slave", "rslave", "unbindable", "runbindable",
+            "tmpcopyup", "rro", "rrw"
         ],
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],

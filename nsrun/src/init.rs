@@ -28,13 +28,33 @@ pub struct Ctx<'a> {
     pub master_to_parent: bool,
     pub userns: bool,
     pub preserve_fds: u32,
+    /// The state given to hooks (status and pid are filled in).
+    pub hook_state: serde_json::Value,
+}
+
+/// The hook state with `status` and the init's host pid.
+fn state_of(base: &serde_json::Value, status: &str, pid: i32) -> serde_json::Value {
+    let mut s = base.clone();
+    s["status"] = status.into();
+    s["pid"] = pid.into();
+    s
 }
 
 /// Entry point of the cloned child. Never returns.
 pub fn run(ctx: Ctx) -> ! {
-    if let Err(msg) = setup(&ctx) {
+    // Our host pid, while /proc is still the host's (hooks get it).
+    let host_pid: i32 = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str()?.parse().ok())
+        .unwrap_or(0);
+    if let Err(msg) = setup(&ctx, host_pid) {
         let _ = ctx.sync.send(&Msg::Failed(msg));
         sys::exit_now(1);
+    }
+    // As runc: a command that is not there fails `create`, with a message.
+    if let Err((code, msg)) = ctx.proc_.lookup() {
+        let _ = ctx.sync.send(&Msg::NoCommand(code, msg));
+        sys::exit_now(code as i32);
     }
     if ctx.sync.send(&Msg::Ready).is_err() {
         // The parent is gone: nobody would start us.
@@ -55,6 +75,15 @@ pub fn run(ctx: Ctx) -> ! {
     // only once this process has exec'd (or died).
     std::mem::forget(w);
     let _ = nix::unistd::close(ctx.fifo);
+    let start_hooks = crate::hooks::Stage::StartContainer;
+    if let Err(e) = crate::hooks::run(
+        ctx.spec,
+        start_hooks,
+        &state_of(&ctx.hook_state, "created", host_pid),
+    ) {
+        eprintln!("nsrun: {e}");
+        sys::exit_now(1);
+    }
     if let Err(e) = sys::cloexec_from(3 + ctx.preserve_fds) {
         eprintln!("nsrun: close_range: {}", sys::errstr(&e));
         sys::exit_now(1);
@@ -65,7 +94,7 @@ pub fn run(ctx: Ctx) -> ! {
     sys::exit_now(code as i32);
 }
 
-fn setup(ctx: &Ctx) -> Result<(), String> {
+fn setup(ctx: &Ctx, host_pid: i32) -> Result<(), String> {
     // Nothing in the container may open /proc/1/exe (the nsrun binary)
     // while this process still runs it; exec of the user's command resets it.
     let _ = nix::sys::prctl::set_dumpable(false);
@@ -89,7 +118,21 @@ fn setup(ctx: &Ctx) -> Result<(), String> {
         loopback_up()?;
     }
     rootfs::prepare(ctx.spec, &ctx.rootfs, ctx.userns).map_err(|e| e.to_string())?;
+    // Hooks see the mounts made and the old root still there (as runc).
+    use crate::hooks::{self, Stage};
+    if !hooks::of(ctx.spec, Stage::Prestart).is_empty()
+        || !hooks::of(ctx.spec, Stage::CreateRuntime).is_empty()
+    {
+        ctx.sync.send(&Msg::Hooks).map_err(|e| e.to_string())?;
+        ctx.sync.wait_go().map_err(|e| e.to_string())?;
+    }
+    hooks::run(
+        ctx.spec,
+        Stage::CreateContainer,
+        &state_of(&ctx.hook_state, "creating", host_pid),
+    )?;
     rootfs::pivot(&ctx.rootfs).map_err(|e| e.to_string())?;
+    rootfs::root_propagation(ctx.spec).map_err(|e| e.to_string())?;
     rootfs::finish(ctx.spec).map_err(|e| e.to_string())?;
     if let Some(h) = ctx.spec.hostname().as_ref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).map_err(|e| format!("sethostname {h:?}: {e}"))?;

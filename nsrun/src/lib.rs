@@ -8,9 +8,11 @@
 //! Global flags: `--root DIR` (env `NSRUN_ROOT`, default `/run/mydocker/nsrun`)
 //! is the state dir; `--log FILE` appends every error there too, one entry a
 //! line, `--log-format text|json` (json: `{"level","msg","time"}`, what
-//! containerd's shim reads); `--version`; runc's `--debug` and
-//! `--systemd-cgroup` are accepted (there is no systemd cgroup driver: a
-//! `slice:prefix:name` cgroupsPath is refused with a message).
+//! containerd's shim reads); `--version`; runc's `--debug` is accepted;
+//! `--systemd-cgroup` takes a `slice:prefix:name` cgroupsPath and, there
+//! being no systemd cgroup driver, maps it onto cgroupfs as crun does
+//! without systemd (`a-b.slice:p:n` -> `/a.slice/a-b.slice/p-n.scope`, the
+//! slice defaults to `system.slice`; refused on a host run by systemd).
 //! The state dir holds one directory per container, `DIR/<id>/` with
 //! `state.json` (id, pid, pidStartTime, bundle, rootfs, created, annotations),
 //! `config.json` (a copy of the config, used by `exec`), `cgroup.json` (the
@@ -21,7 +23,10 @@
 //! - `create [--bundle DIR] [--config FILE|-] [--pid-file F] [--console-socket S] [--preserve-fds N] ID`:
 //!   makes the container's cgroup (below), starts the init in it, blocked
 //!   before exec, writes its host pid to `--pid-file`, exits; prints nothing
-//!   (as runc: its stdout is the container's). The init
+//!   (as runc: its stdout is the container's). As runc, args[0] is looked up
+//!   in the container (its PATH, cwd and user) before create returns: a
+//!   missing command fails create with exit 127 (`exec: "x": executable file
+//!   not found in $PATH`), one that cannot be executed with 126. The init
 //!   keeps create's stdin/stdout/stderr (unless `process.terminal`, then the
 //!   pty slave; the master goes to `--console-socket` by SCM_RIGHTS) and is
 //!   reparented to the caller's subreaper.
@@ -43,16 +48,20 @@
 //! - `run [create's flags] ID`: create + start + wait, nsrun stays the parent;
 //!   forwards SIGINT/SIGTERM/SIGHUP/SIGWINCH; exits with the container's status;
 //!   removes the state at the end.
-//! - `exec [-t] [-d] [-e K=V].. [--env-file F] [--cwd D] [--user U[:G]] [--console-socket S] [--preserve-fds N] ID -- CMD..`:
+//! - `exec [-t] [-d] [--process F] [--pid-file P] [-e K=V].. [--env-file F] [--cwd D] [--user U[:G]] [--cap C].. [--no-new-privs] [--ignore-paused] [--console-socket S] [--preserve-fds N] ID [--] CMD..`:
 //!   runs CMD in every namespace and cgroup of the container, with the config's
-//!   capabilities, rlimits and noNewPrivileges, env = the init's environ merged
-//!   with `-e` (the config's env while the container is still `created`).
+//!   capabilities (plus `--cap`), rlimits and noNewPrivileges, env = the init's
+//!   environ merged with `-e` (the config's env while the container is still
+//!   `created`). `--process F` (runc's, what conmon and containerd's shim
+//!   pass) gives the whole process as an OCI `process` object instead: its
+//!   args, env, cwd, user, capabilities, rlimits and terminal as written.
 //!   `--user` takes numbers or names from the container's /etc/passwd and
-//!   /etc/group. `-t` copies between nsrun's stdio and a pty (raw mode when
-//!   stdin is a terminal); with `--console-socket` the master is sent there.
-//!   `-d` prints `{"pid":N}` (host pid) and returns; a small nsrun waiter
-//!   process stays its parent and reaps it (the waiter itself is reparented
-//!   to the caller's subreaper or init when `exec -d` returns).
+//!   /etc/group. A paused container is refused unless `--ignore-paused`.
+//!   `-t` copies between nsrun's stdio and a pty (raw mode when stdin is a
+//!   terminal); with `--console-socket` the master is sent there (`-t -d`
+//!   needs it). `--pid-file` gets the host pid once the command has exec'd.
+//!   `-d` prints nothing and returns then, leaving no waiter (as runc): the
+//!   process is reparented to the caller's subreaper, which reaps it.
 //! - `list`: JSON array of state objects.
 //! - `ps [--format table|json] ID [PS-ARGS..]`: the processes of the
 //!   container's cgroup: json = an array of host pids; table = `ps -ef` (or
@@ -67,9 +76,24 @@
 //!
 //! Exit codes: 0 ok; 1 the operation failed (`nsrun: <step>: <error>` on
 //! stderr); 2 bad usage or bad config (malformed JSON, an unsupported field,
-//! a missing rootfs). `run` and `exec` exit with the container process's
+//! a missing rootfs, an `ociVersion` other than 1.x); `create` and `run`
+//! 127/126 when the command is missing / not executable. `run` and `exec` exit with the container process's
 //! status: its exit code, 128+N when killed by signal N, 127 when the command
 //! is not found, 126 when it cannot be executed.
+//! Hooks (hooks.rs), as the runtime-spec has them: prestart and
+//! createRuntime run by create's parent once the init's mounts are made,
+//! before pivot_root; createContainer by the init then, in the container's
+//! namespaces; startContainer by the init after `start`, before exec;
+//! poststart after `start`, poststop after the state is removed. Each gets
+//! the state JSON on stdin and only its own env; a `timeout` kills it. A
+//! failure of the first four fails create (or ends the init); of the last
+//! two, it is a warning (the `--log` file, else stderr).
+//! Also honoured: mount options `tmpcopyup` (tmpfs) and `rro`/`rrw`
+//! (mount_setattr, Linux 5.12), a tmpfs taking the mode of the directory it
+//! covers; `linux.rootfsPropagation` applied to `/` after pivot_root;
+//! `process.ioPriority`, `process.scheduler`, `process.oomScoreAdj`,
+//! `linux.personality` (domain only); hostname/domainname in a uts
+//! namespace joined by path.
 //! `linux.seccomp` is honoured whole, as runc does: defaultAction,
 //! defaultErrnoRet, architectures, flags (TSYNC, LOG, SPEC_ALLOW), syscalls
 //! with errnoRet and args; a syscall name unknown here is skipped. With an
@@ -104,7 +128,8 @@
 //! messages; a message other than the one a step expects is an error naming
 //! both. P sends `Go` (maps written, cgroup joined); I sends `Pty`+fd (pty
 //! master, `run` only) and `SeccompFd`+fd, then `Ready` or `Failed(step)`
-//! (I exits 1). After `Ready`, I opens the
+//! (I exits 1) or `NoCommand(127|126, why)` (args[0] not runnable). After
+//! `Ready`, I opens the
 //! `exec.fifo` for writing through `/proc/self/fd` (the fd is an O_PATH fd
 //! opened before pivot_root), which blocks until `start` opens the read side;
 //! I writes one byte and keeps the fd open (close-on-exec); `start` reads the
@@ -117,8 +142,10 @@
 //! the host); rootfs bind-mounted onto itself; config mounts, each target
 //! resolved inside the rootfs with `openat2(RESOLVE_IN_ROOT)` (missing parts
 //! created inside it) and mounted through `/proc/self/fd/N`; device nodes and
-//! `/dev` links when `/dev` is a tmpfs; `pivot_root(".", ".")` then the old
-//! root detached; masked paths, read-only paths, sysctls, read-only root; the
+//! `/dev` links when `/dev` is a tmpfs; the prestart/createRuntime hooks
+//! (a `Hooks` message: the parent runs them, then sends `Go` again) and
+//! createContainer; `pivot_root(".", ".")` then the old root detached and
+//! rootfsPropagation; masked paths, read-only paths, sysctls, read-only root; the
 //! hostname; then the process: rlimits, session and terminal, user and groups,
 //! capabilities, noNewPrivileges, cwd. I is non-dumpable until it execs, and
 //! every fd above stdio (and `--preserve-fds`) is close-on-exec at exec.
@@ -144,10 +171,10 @@
 //! (CVE-2024-21626) after checking its cwd is inside the container. X reports
 //! an exec failure (126/127) or setup failure on a close-on-exec pipe; EOF
 //! means the exec succeeded. P then waits for X (forwarding signals, copying
-//! the pty). With `-d`, P first forks a waiter W that does all of the above
-//! and stays X's parent (so X is always reaped: a dying init waits until every
-//! process of its pid namespace is reaped); W sends X's pid back to P, which
-//! prints it and exits.
+//! the pty). With `-d`, P writes the pid file (through a descriptor of its
+//! directory opened before the chroot) and exits: X's new parent is the
+//! caller's subreaper, which must reap it (a dying init waits until every
+//! process of its pid namespace is reaped).
 
 pub mod caps;
 pub mod cgroup;
@@ -156,6 +183,7 @@ pub mod container;
 pub mod create;
 pub mod exec;
 pub mod features;
+pub mod hooks;
 pub mod id;
 pub mod init;
 pub mod log;
@@ -163,6 +191,7 @@ pub mod manage;
 pub mod process;
 pub mod resolve;
 pub mod rootfs;
+pub mod sched;
 pub mod seccomp;
 pub mod signal;
 pub mod state;
@@ -196,12 +225,14 @@ pub enum Error {
 }
 
 impl Error {
-    /// 2 for bad input (id, signal, config), 1 for everything else.
+    /// 2 for bad input (id, signal, config), 127/126 for a command that is
+    /// missing / not executable, 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Id(_) | Error::Signal(_) | Error::Config(_) => 2,
             Error::Exec(exec::ExecError::Usage(_)) => 2,
             Error::Create(create::CreateError::NeedConsole) => 2,
+            Error::Create(create::CreateError::NoCommand { code, .. }) => *code,
             _ => 1,
         }
     }

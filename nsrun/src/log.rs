@@ -46,6 +46,22 @@ impl Log {
     }
 }
 
+static GLOBAL: std::sync::OnceLock<Log> = std::sync::OnceLock::new();
+
+/// Makes `log` the one `warn` writes to (main does, once).
+pub fn install(log: Log) {
+    let _ = GLOBAL.set(log);
+}
+
+/// A warning (a failed poststart/poststop hook): to the `--log` file when
+/// there is one, else to stderr; never to stdout.
+pub fn warn(msg: &str) {
+    match GLOBAL.get() {
+        Some(l) if l.file.is_some() => l.write("warning", msg),
+        _ => eprintln!("nsrun: warning: {msg}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

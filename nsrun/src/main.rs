@@ -62,6 +62,56 @@ struct CreateArgs {
 }
 
 #[derive(Args)]
+struct ExecArgs {
+    /// Allocate a pty.
+    #[arg(long, short = 't')]
+    tty: bool,
+    /// Return once the process runs (its pid to --pid-file); the caller's
+    /// subreaper reaps it.
+    #[arg(long, short = 'd')]
+    detach: bool,
+    /// The process as an OCI `process` JSON object (runc's; engines use it).
+    #[arg(long, short = 'p')]
+    process: Option<PathBuf>,
+    /// File to write the process's host pid to.
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// Extra environment K=V (repeatable; K alone takes nsrun's own K).
+    #[arg(long = "env", short = 'e')]
+    env: Vec<String>,
+    /// A file of K=V lines (# comments), applied before -e.
+    #[arg(long = "env-file")]
+    env_file: Option<PathBuf>,
+    #[arg(long)]
+    cwd: Option<PathBuf>,
+    /// uid[:gid] or name[:group] inside the container.
+    #[arg(long, short = 'u')]
+    user: Option<String>,
+    /// A capability to add (repeatable).
+    #[arg(long = "cap", short = 'c')]
+    cap: Vec<String>,
+    /// Set no_new_privs for the process.
+    #[arg(long = "no-new-privs")]
+    no_new_privs: bool,
+    /// Exec into a paused container.
+    #[arg(long = "ignore-paused")]
+    ignore_paused: bool,
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u32,
+    /// Accepted for runc compatibility (no AppArmor, no SELinux here).
+    #[arg(long = "apparmor", hide = true)]
+    apparmor: Option<String>,
+    #[arg(long = "process-label", hide = true)]
+    process_label: Option<String>,
+    id: String,
+    /// The command (after the id, or after `--`); not with --process.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    cmd: Vec<String>,
+}
+
+#[derive(Args)]
 struct UpdateArgs {
     /// linux.resources JSON from a file, `-` for stdin.
     #[arg(long, short = 'r')]
@@ -175,32 +225,7 @@ enum Cmd {
     /// Create, start and wait for a container; exit with its status.
     Run(CreateArgs),
     /// Run a command in a running container.
-    Exec {
-        /// Allocate a pty.
-        #[arg(long, short = 't')]
-        tty: bool,
-        /// Do not wait: print {"pid":N} and return.
-        #[arg(long, short = 'd')]
-        detach: bool,
-        /// Extra environment K=V (repeatable; K alone takes nsrun's own K).
-        #[arg(long = "env", short = 'e')]
-        env: Vec<String>,
-        /// A file of K=V lines (# comments), applied before -e.
-        #[arg(long = "env-file")]
-        env_file: Option<PathBuf>,
-        #[arg(long)]
-        cwd: Option<PathBuf>,
-        /// uid[:gid] or name[:group] inside the container.
-        #[arg(long, short = 'u')]
-        user: Option<String>,
-        #[arg(long = "console-socket")]
-        console_socket: Option<PathBuf>,
-        #[arg(long = "preserve-fds", default_value_t = 0)]
-        preserve_fds: u32,
-        id: String,
-        #[arg(last = true, required = true)]
-        cmd: Vec<String>,
-    },
+    Exec(ExecArgs),
     /// List containers as a JSON array of states.
     List,
     /// The processes of a container's cgroup.
@@ -223,7 +248,7 @@ enum Cmd {
     Features,
 }
 
-fn opts(root: &std::path::Path, c: CreateArgs, run: bool) -> create::Opts {
+fn opts(root: &std::path::Path, c: CreateArgs, run: bool, systemd: bool) -> create::Opts {
     let _ = c.no_new_keyring; // containers share the session keyring (seccomp blocks keyctl)
     create::Opts {
         root: root.to_path_buf(),
@@ -233,6 +258,7 @@ fn opts(root: &std::path::Path, c: CreateArgs, run: bool) -> create::Opts {
         pid_file: c.pid_file,
         console_socket: c.console_socket,
         preserve_fds: c.preserve_fds,
+        systemd_cgroup: systemd,
         run,
     }
 }
@@ -246,11 +272,12 @@ fn print(v: serde_json::Value) {
 
 fn run(cli: Cli) -> nsrun::Result<u8> {
     let root = cli.root;
+    let systemd = cli.systemd_cgroup;
     match cli.cmd {
         // As runc: create, start, kill and delete print nothing on success
         // (create's stdout is the container's; the pid goes to --pid-file).
         Cmd::Create(c) => {
-            create::create(&opts(&root, c, false))?;
+            create::create(&opts(&root, c, false, systemd))?;
         }
         Cmd::Start { id } => container::start(&root, &id)?,
         Cmd::State { id } => {
@@ -262,7 +289,7 @@ fn run(cli: Cli) -> nsrun::Result<u8> {
         }
         Cmd::Delete { force, id } => container::delete(&root, &id, force)?,
         Cmd::Run(c) => {
-            let made = create::create(&opts(&root, c, true))?;
+            let made = create::create(&opts(&root, c, true, systemd))?;
             let status = container::start(&root, &made.dir.id)
                 .and_then(|()| Ok(nsrun::tty::supervise(made.pid, made.master.as_ref())?));
             let status = match status {
@@ -276,38 +303,34 @@ fn run(cli: Cli) -> nsrun::Result<u8> {
             container::destroy(&made.dir)?;
             return Ok(status.clamp(0, 255) as u8);
         }
-        Cmd::Exec {
-            tty,
-            detach,
-            mut env,
-            env_file,
-            cwd,
-            user,
-            console_socket,
-            preserve_fds,
-            id,
-            cmd,
-        } => {
-            if let Some(f) = env_file {
+        Cmd::Exec(x) => {
+            let mut env = x.env;
+            if let Some(f) = x.env_file {
                 let mut all = nsrun::exec::read_env_file(&f)?;
                 all.append(&mut env);
                 env = all;
             }
+            let _ = (x.apparmor, x.process_label);
             let o = exec::Opts {
                 root,
-                id,
-                args: cmd,
+                id: x.id,
+                args: x.cmd,
                 env,
-                cwd,
-                user,
-                tty,
-                detach,
-                console_socket,
-                preserve_fds,
+                cwd: x.cwd,
+                user: x.user,
+                tty: x.tty,
+                detach: x.detach,
+                console_socket: x.console_socket,
+                preserve_fds: x.preserve_fds,
+                process: x.process,
+                pid_file: x.pid_file,
+                caps: x.cap,
+                no_new_privs: x.no_new_privs,
+                ignore_paused: x.ignore_paused,
             };
-            match exec::exec(&o)? {
-                exec::Outcome::Detached(pid) => print(serde_json::json!({ "pid": pid })),
-                exec::Outcome::Exited(code) => return Ok(code.clamp(0, 255) as u8),
+            // As runc, -d prints nothing: the pid goes to --pid-file.
+            if let exec::Outcome::Exited(code) = exec::exec(&o)? {
+                return Ok(code.clamp(0, 255) as u8);
             }
         }
         Cmd::List => print(serde_json::to_value(container::list(&root)?).unwrap_or_default()),
@@ -385,6 +408,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let (file, format) = (cli.log.clone(), cli.log_format.clone());
+    if let Ok(l) = nsrun::log::Log::new(file, format.as_deref()) {
+        nsrun::log::install(l);
+    }
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

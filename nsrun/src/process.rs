@@ -55,6 +55,9 @@ pub struct Proc {
     pub terminal: bool,
     /// The compiled `linux.seccomp` (set by the caller: it is in `linux`).
     pub seccomp: Option<Program>,
+    /// ioPriority and scheduler (and, set by the caller for the init,
+    /// `linux.personality`).
+    pub sched: crate::sched::Sched,
 }
 
 /// When the process loads its seccomp filter. As runc: as late as possible,
@@ -133,6 +136,12 @@ impl Proc {
             oom_score_adj: p.oom_score_adj(),
             terminal: p.terminal().unwrap_or(false),
             seccomp: None,
+            sched: crate::sched::Sched::from_spec(p, None).map_err(|(field, err)| {
+                ProcessError::Step {
+                    step: field.into(),
+                    err,
+                }
+            })?,
         })
     }
 
@@ -161,6 +170,10 @@ impl Proc {
     /// rlimits and the OOM score; lowering works, raising a hard limit needs
     /// CAP_SYS_RESOURCE, which this says.
     pub fn set_limits(&self) -> Result<(), ProcessError> {
+        self.sched.apply().map_err(|err| ProcessError::Step {
+            step: "scheduling".into(),
+            err,
+        })?;
         if let Some(adj) = self.oom_score_adj {
             std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
                 ProcessError::Step {
@@ -250,6 +263,44 @@ impl Proc {
             .find_map(|e| e.strip_prefix("PATH="))
             .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
             .to_string()
+    }
+
+    /// Checks that args[0] exists and is executable, as the process (after
+    /// its cwd and user): runc's LookPath before `create` returns. Errors
+    /// are (127, not found) or (126, not executable), with runc's wording.
+    pub fn lookup(&self) -> Result<(), (u8, String)> {
+        use nix::unistd::{access, AccessFlags};
+        let cmd = &self.args[0];
+        let runnable = |p: &Path| -> Result<(), Errno> {
+            let md = std::fs::metadata(p)
+                .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)))?;
+            if md.is_dir() {
+                return Err(Errno::EISDIR);
+            }
+            access(p, AccessFlags::X_OK)
+        };
+        if cmd.contains('/') {
+            return runnable(Path::new(cmd)).map_err(|e| match e {
+                Errno::ENOENT | Errno::ENOTDIR => (
+                    127,
+                    format!("exec: {cmd:?}: stat {cmd}: no such file or directory"),
+                ),
+                Errno::EISDIR => (126, format!("exec: {cmd:?}: is a directory")),
+                e => (126, format!("exec: {cmd:?}: {}", e.desc().to_lowercase())),
+            });
+        }
+        let found = self
+            .path_var()
+            .split(':')
+            .any(|d| runnable(&Path::new(if d.is_empty() { "." } else { d }).join(cmd)).is_ok());
+        if found {
+            Ok(())
+        } else {
+            Err((
+                127,
+                format!("exec: {cmd:?}: executable file not found in $PATH"),
+            ))
+        }
     }
 
     /// Execs args[0] (searched in the env's PATH), loading the seccomp filter

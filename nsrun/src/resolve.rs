@@ -44,6 +44,11 @@ fn lookup(root: &OwnedFd, p: &Path) -> io::Result<OwnedFd> {
     openat2(root, rel, how).map_err(io::Error::from)
 }
 
+/// Opens `path` inside `root` as an O_PATH fd if it exists (creating nothing).
+pub fn find(root: &OwnedFd, path: &Path) -> Option<OwnedFd> {
+    lookup(root, path).ok()
+}
+
 /// Opens `path` (absolute or relative, taken inside `root`) as an O_PATH fd,
 /// creating missing directories, and the last component as `kind`.
 pub fn ensure(root: &OwnedFd, path: &Path, kind: Kind) -> Result<OwnedFd, ResolveError> {

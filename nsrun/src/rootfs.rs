@@ -52,6 +52,11 @@ pub struct Opts {
     pub propagation: libc::c_ulong,
     pub data: String,
     pub bind: bool,
+    /// `tmpcopyup`: the tmpfs starts with a copy of what it covers.
+    pub tmpcopyup: bool,
+    /// `rro` / `rrw`: read-only (or writable) recursively, every submount
+    /// too, by mount_setattr.
+    pub recursive_ro: Option<bool>,
 }
 
 pub fn parse_options(opts: &[String]) -> Opts {
@@ -89,6 +94,18 @@ pub fn parse_options(opts: &[String]) -> Opts {
                 (libc::MS_BIND | libc::MS_REC, 0)
             }
             "defaults" => (0, 0),
+            "tmpcopyup" => {
+                o.tmpcopyup = true;
+                (0, 0)
+            }
+            "rro" => {
+                o.recursive_ro = Some(true);
+                (0, 0)
+            }
+            "rrw" => {
+                o.recursive_ro = Some(false);
+                (0, 0)
+            }
             p => {
                 if let Some(f) = propagation_flag(p) {
                     o.propagation |= f;
@@ -123,15 +140,6 @@ pub fn prepare(spec: &Spec, rootfs: &Path, userns: bool) -> Result<(), RootfsErr
         None,
     )
     .map_err(|e| step("bind rootfs onto itself", rootfs, e))?;
-    if let Some(p) = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.rootfs_propagation().clone())
-    {
-        let f = propagation_flag(&p).unwrap_or(libc::MS_PRIVATE | libc::MS_REC);
-        sys::mount(None, rootfs, None, f, None)
-            .map_err(|e| step("rootfsPropagation", rootfs, e))?;
-    }
     let rootfd = sys::open(rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)
         .map_err(|e| step("open rootfs", rootfs, e))?;
     let mut dev_is_tmpfs = false;
@@ -219,8 +227,23 @@ fn mount_one(rootfd: &OwnedFd, m: &Mount, userns: bool) -> Result<(), RootfsErro
             sys::mount(None, &resolve::fd_path(&fd), None, opts.propagation, None)
                 .map_err(|e| step("mount propagation", dest, e))?;
         }
+        if let Some(ro) = opts.recursive_ro {
+            let fd = resolve::ensure(rootfd, dest, kind)?;
+            set_recursive_ro(&resolve::fd_path(&fd), ro, dest)?;
+        }
         return Ok(());
     }
+    // As runc: a tmpfs root takes the mode of the directory it covers, if
+    // there was one (a `mode=` of the config's, later in the data, wins).
+    let covered_mode = match (typ.as_str(), resolve::find(rootfd, dest)) {
+        ("tmpfs", Some(fd)) => {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(resolve::fd_path(&fd))
+                .ok()
+                .map(|md| md.permissions().mode() & 0o7777)
+        }
+        _ => None,
+    };
     let fd = resolve::ensure(rootfd, dest, Kind::Dir)?;
     let target = resolve::fd_path(&fd);
     let src = m.source().clone().unwrap_or_else(|| PathBuf::from(&typ));
@@ -230,12 +253,110 @@ fn mount_one(rootfd: &OwnedFd, m: &Mount, userns: bool) -> Result<(), RootfsErro
         // namespace; runc falls back the same way.
         data.clear();
     }
-    sys::mount(Some(&src), &target, Some(&typ), opts.flags, Some(&data))
+    if let Some(mode) = covered_mode {
+        let mode = format!("mode={mode:04o}");
+        data = if data.is_empty() {
+            mode
+        } else {
+            format!("{mode},{data}")
+        };
+    }
+    if opts.tmpcopyup && typ != "tmpfs" {
+        return Err(RootfsError::Step {
+            step: "mount option tmpcopyup".into(),
+            path: dest.clone(),
+            err: format!("only for tmpfs, not {typ}"),
+        });
+    }
+    // tmpcopyup: a descriptor of the directory about to be covered still
+    // reaches its contents once the tmpfs is on top (runc copies through a
+    // temporary mount; this needs none). Written before a read-only remount.
+    let covered = if opts.tmpcopyup {
+        Some(
+            sys::open(&target, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+                .map_err(|e| step("open tmpcopyup source", dest, e))?,
+        )
+    } else {
+        None
+    };
+    let first = if covered.is_some() {
+        opts.flags & !libc::MS_RDONLY
+    } else {
+        opts.flags
+    };
+    sys::mount(Some(&src), &target, Some(&typ), first, Some(&data))
         .map_err(|e| step(format!("mount {typ}"), dest, e))?;
+    if let Some(old) = covered {
+        let fd = resolve::ensure(rootfd, dest, Kind::Dir)?;
+        let new = resolve::fd_path(&fd);
+        copy_tree(&resolve::fd_path(&old), &new).map_err(|e| step("tmpcopyup", dest, e))?;
+        if opts.flags & libc::MS_RDONLY != 0 {
+            sys::mount(None, &new, None, libc::MS_REMOUNT | opts.flags, Some(&data))
+                .map_err(|e| step("remount read-only", dest, e))?;
+        }
+    }
     if opts.propagation != 0 {
         let fd = resolve::ensure(rootfd, dest, Kind::Dir)?;
         sys::mount(None, &resolve::fd_path(&fd), None, opts.propagation, None)
             .map_err(|e| step("mount propagation", dest, e))?;
+    }
+    if let Some(ro) = opts.recursive_ro {
+        let fd = resolve::ensure(rootfd, dest, Kind::Dir)?;
+        set_recursive_ro(&resolve::fd_path(&fd), ro, dest)?;
+    }
+    Ok(())
+}
+
+/// `rro`/`rrw` through mount_setattr(AT_RECURSIVE); a kernel without it
+/// (before 5.12) is an error naming the option, as runc.
+fn set_recursive_ro(target: &Path, ro: bool, dest: &Path) -> Result<(), RootfsError> {
+    let (set, clear) = if ro {
+        (sys::MOUNT_ATTR_RDONLY, 0)
+    } else {
+        (0, sys::MOUNT_ATTR_RDONLY)
+    };
+    sys::mount_setattr(target, true, set, clear).map_err(|e| {
+        let opt = if ro { "rro" } else { "rrw" };
+        if e.raw_os_error() == Some(libc::ENOSYS) {
+            step(
+                format!("mount option {opt} (needs mount_setattr, Linux 5.12)"),
+                dest,
+                e,
+            )
+        } else {
+            step(format!("mount option {opt}: mount_setattr"), dest, e)
+        }
+    })
+}
+
+/// Copies a directory's contents (files, dirs, symlinks, device nodes and
+/// fifos) with their modes, owners and times: what tmpcopyup needs.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{lchown, MetadataExt, PermissionsExt};
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        let md = std::fs::symlink_metadata(&src)?;
+        let ft = md.file_type();
+        if ft.is_dir() {
+            std::fs::create_dir(&dst)?;
+            copy_tree(&src, &dst)?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else if ft.is_file() {
+            std::fs::copy(&src, &dst)?;
+        } else {
+            nix::sys::stat::mknod(
+                &dst,
+                SFlag::from_bits_truncate(md.mode()),
+                Mode::from_bits_truncate(md.mode()),
+                md.rdev(),
+            )?;
+        }
+        lchown(&dst, Some(md.uid()), Some(md.gid()))?;
+        if !ft.is_symlink() {
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
+        }
     }
     Ok(())
 }
@@ -500,12 +621,32 @@ fn default_devices(rootfd: &OwnedFd, userns: bool) -> Result<(), RootfsError> {
         ("ptmx", "pts/ptmx"),
         ("core", "/proc/kcore"),
     ] {
+        // As runc: /dev/core only where the kernel has a /proc/kcore.
+        if name == "core" && !Path::new(target).exists() {
+            continue;
+        }
         match nix::unistd::symlinkat(target, &devfd, name) {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => return Err(step("symlink", &Path::new("/dev").join(name), e.into())),
         }
     }
     Ok(())
+}
+
+/// `linux.rootfsPropagation`, applied to the new `/` after pivot_root (as
+/// runc): pivot_root refuses a shared new root (EINVAL), and before it the
+/// flag would be applied to a mount the host may share.
+pub fn root_propagation(spec: &Spec) -> Result<(), RootfsError> {
+    let Some(p) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().clone())
+    else {
+        return Ok(());
+    };
+    let f = propagation_flag(&p).unwrap_or(libc::MS_PRIVATE | libc::MS_REC);
+    sys::mount(None, Path::new("/"), None, f, None)
+        .map_err(|e| step(format!("rootfsPropagation {p}"), Path::new("/"), e))
 }
 
 /// pivot_root into `rootfs` and detach the old root.

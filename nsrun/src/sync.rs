@@ -16,10 +16,16 @@ pub enum Msg {
     Pty(OwnedFd),
     /// init -> parent: the seccomp notify fd for the listener.
     SeccompFd(OwnedFd),
+    /// init -> parent: mounts made; run the prestart and createRuntime
+    /// hooks, then send `Go` again.
+    Hooks,
     /// init -> parent: set up, blocked on the exec fifo.
     Ready,
     /// init -> parent: the setup step that failed; the init exits 1.
     Failed(String),
+    /// init -> parent: args[0] cannot be run (127 not found, 126 not
+    /// executable) and why; the init exits with that code.
+    NoCommand(u8, String),
 }
 
 impl Msg {
@@ -29,7 +35,9 @@ impl Msg {
             Msg::Pty(_) => b'T',
             Msg::SeccompFd(_) => b'S',
             Msg::Ready => b'R',
+            Msg::Hooks => b'H',
             Msg::Failed(_) => b'E',
+            Msg::NoCommand(..) => b'C',
         }
     }
 
@@ -40,7 +48,9 @@ impl Msg {
             Msg::Pty(_) => "pty",
             Msg::SeccompFd(_) => "seccomp fd",
             Msg::Ready => "ready",
+            Msg::Hooks => "hooks",
             Msg::Failed(_) => "failed",
+            Msg::NoCommand(..) => "no command",
         }
     }
 }
@@ -86,7 +96,12 @@ impl Channel {
                 b.extend_from_slice(text.as_bytes());
                 self.send_bytes(&b).map_err(fail)
             }
-            Msg::Go | Msg::Ready => self.send_bytes(&[msg.tag()]).map_err(fail),
+            Msg::NoCommand(code, text) => {
+                let mut b = vec![msg.tag(), *code];
+                b.extend_from_slice(text.as_bytes());
+                self.send_bytes(&b).map_err(fail)
+            }
+            Msg::Go | Msg::Ready | Msg::Hooks => self.send_bytes(&[msg.tag()]).map_err(fail),
         }
     }
 
@@ -104,7 +119,12 @@ impl Channel {
             (None, _) => Err(SyncError::Closed { expected }),
             (Some(b'G'), None) => Ok(Msg::Go),
             (Some(b'R'), None) => Ok(Msg::Ready),
+            (Some(b'H'), None) => Ok(Msg::Hooks),
             (Some(b'E'), None) => Ok(Msg::Failed(String::from_utf8_lossy(&b[1..]).into())),
+            (Some(b'C'), None) if b.len() >= 2 => Ok(Msg::NoCommand(
+                b[1],
+                String::from_utf8_lossy(&b[2..]).into(),
+            )),
             (Some(b'T'), Some(fd)) => Ok(Msg::Pty(fd)),
             (Some(b'S'), Some(fd)) => Ok(Msg::SeccompFd(fd)),
             (Some(t), fd) => Err(unexpected(format!(

@@ -50,6 +50,43 @@ pub fn mount(
     .map_err(io::Error::from)
 }
 
+/// mount_setattr(2) (Linux 5.12) on the mount at `target` and, with
+/// `recursive`, every mount below it: sets then clears MOUNT_ATTR_* bits.
+pub fn mount_setattr(target: &Path, recursive: bool, set: u64, clear: u64) -> io::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let path = cpath(target)?;
+    let flags = if recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: path is a live C string and attr a live struct of the size
+    // passed; the kernel only reads both.
+    cvt_long(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// MOUNT_ATTR_RDONLY of mount_setattr(2).
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
 pub fn umount2(target: &Path, flags: libc::c_int) -> io::Result<()> {
     nix::mount::umount2(target, MntFlags::from_bits_retain(flags)).map_err(io::Error::from)
 }

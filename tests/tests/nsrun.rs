@@ -4,7 +4,7 @@
 //! their inits (this process is their subreaper) and checks that nothing is
 //! left: no state, no mount under the temp dir.
 
-use e2e::bundle::{assert_no_mounts, pid_of, read_pid, runc_spec, stderr, stdout, Bundle};
+use e2e::bundle::{assert_no_mounts, read_pid, runc_spec, stderr, stdout, Bundle};
 use e2e::{assert_exit_code, require_root, unique};
 use serde_json::{json, Value};
 use std::io::Read;
@@ -125,7 +125,8 @@ fn exit_codes_propagate() {
     let out = b.run();
     assert_exit_code(&out, 127);
     assert!(
-        stderr(&out).contains("exec \"/no/such/cmd\": No such file or directory"),
+        stderr(&out)
+            .contains("exec: \"/no/such/cmd\": stat /no/such/cmd: no such file or directory"),
         "{}",
         stderr(&out)
     );
@@ -249,27 +250,36 @@ fn delete_of_a_created_container_kills_its_init() {
 }
 
 #[test]
-fn a_missing_command_shows_as_the_inits_exit_127() {
+fn a_missing_command_fails_create_with_its_message() {
     require_root!();
+    // As runc: args[0] is looked up in the container before create returns.
     let mut b = Bundle::new(&["no-such-command"]);
     let id = b.id();
-    let errfile = b.path().join(format!("{id}.err"));
     let out = b.create_out(&id, &[]);
-    assert_exit_code(&out, 0);
-    let pid = b.pid(&id);
-    assert_exit_code(&b.out(&["start", &id]), 0);
-    assert_eq!(b.reap(pid), 127);
-    let err = std::fs::read_to_string(&errfile).unwrap();
+    assert_exit_code(&out, 127);
+    assert_one_line_error(&out);
     assert!(
-        err.contains("exec \"no-such-command\": No such file or directory"),
-        "{err}"
+        stderr(&out).contains("exec: \"no-such-command\": executable file not found in $PATH"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(b.out(&["state", &id]).status.code(), Some(1));
+    // not executable: 126
+    b.set(|c| c["process"]["args"] = json!(["/etc/passwd"]));
+    let id = b.id();
+    let out = b.create_out(&id, &[]);
+    assert_exit_code(&out, 126);
+    assert!(
+        stderr(&out).contains("exec: \"/etc/passwd\": permission denied"),
+        "{}",
+        stderr(&out)
     );
 }
 
 #[test]
 fn exec_joins_the_namespaces_and_env() {
     require_root!();
-    let mut b = Bundle::new(&["sleep", "30"]);
+    let mut b = Bundle::new(&["sleep", "600"]);
     b.set(|c| {
         c["process"]["env"]
             .as_array_mut()
@@ -323,38 +333,52 @@ fn exec_joins_the_namespaces_and_env() {
     assert_exit_code(&nf, 127);
     assert_one_line_error(&nf);
 
-    // Detached: the process keeps exec's stdout, so read it from a file.
-    let dout = b.path().join("detached.out");
-    let st = b
-        .cmd(&["exec", "-d", &id, "--", "sleep", "30"])
-        .stdout(std::fs::File::create(&dout).unwrap())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let d = Output {
-        status: st,
-        stdout: std::fs::read(&dout).unwrap(),
-        stderr: Vec::new(),
-    };
-    let dpid = pid_of(&d);
-    // Its parent is nsrun's waiter (which reaps it), itself reparented to us
-    // (the subreaper) once `nsrun exec -d` returned.
+    // Detached (as runc): nothing on stdout, the pid in --pid-file, and no
+    // waiter: once `exec -d` returns, the process is ours (the subreaper).
+    let pf = b.path().join("detached.pid");
+    let d = b.out(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pf.to_str().unwrap(),
+        &id,
+        "--",
+        "sleep",
+        "30",
+    ]);
+    assert_exit_code(&d, 0);
+    assert_eq!(stdout(&d), "");
+    let dpid = read_pid(&pf);
+    b.pids.push(dpid);
     let status = std::fs::read_to_string(format!("/proc/{dpid}/status")).unwrap();
-    let waiter: i32 = status
+    let parent: i32 = status
         .lines()
         .find_map(|l| l.strip_prefix("PPid:"))
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    assert_ne!(waiter, std::process::id() as i32);
-    b.pids.push(waiter);
-    assert!(Path::new(&format!("/proc/{dpid}")).exists());
+    assert_eq!(parent, std::process::id() as i32);
+    // runc's form: the process as an OCI process object, exit code through
+    let proc_file = b.path().join("process.json");
+    std::fs::write(
+        &proc_file,
+        serde_json::json!({"args": ["sh", "-c", "echo $X; exit 5"], "env": ["X=from-file"],
+            "cwd": "/tmp", "user": {"uid": 0, "gid": 0}})
+        .to_string(),
+    )
+    .unwrap();
+    let pr = b.out(&["exec", "--process", proc_file.to_str().unwrap(), &id]);
+    assert_exit_code(&pr, 5);
+    assert_eq!(stdout(&pr), "from-file\n");
+    // runc's command form without `--`
+    let bare = b.out(&["exec", "-e", "Y=2", &id, "sh", "-c", "echo $Y"]);
+    assert_eq!(stdout(&bare), "2\n");
 
     assert_exit_code(&b.out(&["kill", &id, "KILL"]), 0);
-    // The init dies without us reaping anything: the waiter reaps its child.
-    wait_for("the init's death", || b.state(&id)["status"] == "stopped");
-    b.reap(pid);
+    // The init dies once we reap the detached process too (reap polls it).
+    assert_eq!(b.reap(pid), 137);
+    assert_eq!(b.state(&id)["status"], "stopped");
     let dead = b.exec(&id, &["true"]);
     assert_exit_code(&dead, 1);
     assert!(stderr(&dead).contains("stopped"), "{}", stderr(&dead));
@@ -1082,4 +1106,138 @@ fn concurrent_starts_release_the_init_once() {
     codes.sort();
     assert_eq!(codes, vec![0, 1]);
     assert_eq!(b.state(&id)["status"], "running");
+}
+
+#[test]
+fn hooks_run_in_order_with_the_state_and_their_failures_follow_the_spec() {
+    require_root!();
+    let mut b = Bundle::new(&["sh", "-c", "cat /started"]);
+    let log = b.path().join("hooks.log");
+    let log_s = log.to_str().unwrap().to_string();
+    // each hook appends "<stage> <state JSON>" to a host file; startContainer
+    // runs inside the container (its path and file are the container's)
+    let hook = |stage: &str| {
+        json!({"path": "/bin/sh", "args": ["sh", "-c", format!("read s; echo \"{stage} $s\" >> {log_s}")],
+               "env": ["X=1"]})
+    };
+    b.set(|c| {
+        c["root"]["readonly"] = json!(false);
+        c["hooks"] = json!({
+            "prestart": [hook("prestart")],
+            "createRuntime": [hook("createRuntime")],
+            "createContainer": [hook("createContainer")],
+            "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "read s; echo \"$s\" > /started"]}],
+            "poststart": [hook("poststart"), {"path": "/bin/false"}],
+            "poststop": [hook("poststop")],
+        });
+    });
+    let out = b.run();
+    assert_exit_code(&out, 0);
+    // startContainer ran in the container before the command, status created
+    let started: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(started["status"], "created");
+    // a failed poststart hook is a warning only
+    assert!(
+        stderr(&out).contains("warning: poststart hook #1 /bin/false"),
+        "{}",
+        stderr(&out)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let stages: Vec<(&str, Value)> = text
+        .lines()
+        .map(|l| {
+            let (s, j) = l.split_once(' ').unwrap();
+            (s, serde_json::from_str(j).unwrap())
+        })
+        .collect();
+    let names: Vec<&str> = stages.iter().map(|s| s.0).collect();
+    assert_eq!(
+        names,
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "poststart",
+            "poststop"
+        ],
+        "{text}"
+    );
+    assert_eq!(stages[0].1["status"], "creating");
+    assert_eq!(stages[0].1["bundle"], b.path().to_str().unwrap());
+    assert!(stages[0].1["pid"].as_i64().unwrap() > 1);
+    assert_eq!(stages[0].1["pid"], started["pid"]);
+    assert_eq!(stages[4].1["status"], "stopped");
+
+    // a failing createRuntime hook fails create with its message, and one
+    // past its timeout is killed: nothing is left either way
+    for (h, want) in [
+        (
+            json!({"path": "/bin/sh", "args": ["sh", "-c", "echo no way >&2; exit 3"]}),
+            "no way",
+        ),
+        (
+            json!({"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}),
+            "timed out after 1s",
+        ),
+    ] {
+        b.set(|c| c["hooks"] = json!({"createRuntime": [h]}));
+        let id = b.id();
+        let out = b.create_out(&id, &[]);
+        assert_exit_code(&out, 1);
+        assert_one_line_error(&out);
+        assert!(stderr(&out).contains(want), "{}", stderr(&out));
+        assert_eq!(b.out(&["state", &id]).status.code(), Some(1));
+    }
+    // a relative hook path is a config error
+    b.set(|c| c["hooks"] = json!({"poststop": [{"path": "rel"}]}));
+    let id = b.id();
+    let out = b.create_out(&id, &[]);
+    assert_exit_code(&out, 2);
+    assert!(
+        stderr(&out).contains("hooks.poststop[0]"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn scheduling_personality_tmpcopyup_rro_and_the_oci_version() {
+    require_root!();
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "uname -m; grep -E '^policy' /proc/self/sched | tr -d ' '; ionice -p $$; \
+         cat /proc/self/oom_score_adj; ls /etc | grep -c passwd; \
+         touch /etc/x && echo etc-rw; touch /mnt/sub/y 2>/dev/null || echo sub-ro",
+    ]);
+    let sub = b.path().join("sub");
+    std::fs::create_dir_all(sub.join("inner")).unwrap();
+    b.set(|c| {
+        c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 6});
+        c["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 5});
+        c["process"]["oomScoreAdj"] = json!(300);
+        c["linux"]["personality"] = json!({"domain": "LINUX32"});
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.push(
+            json!({"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+                           "options": ["tmpcopyup", "nosuid"]}),
+        );
+        mounts.push(
+            json!({"destination": "/mnt/sub", "type": "bind", "source": sub,
+                           "options": ["rbind", "rro"]}),
+        );
+    });
+    let out = b.run();
+    assert_exit_code(&out, 0);
+    assert_eq!(
+        stdout(&out),
+        "i686\npolicy:3\nbest-effort: prio 6\n300\n1\netc-rw\nsub-ro\n",
+        "{}",
+        stderr(&out)
+    );
+    b.set(|c| c["ociVersion"] = json!("2.0.0"));
+    let id = b.id();
+    let out = b.create_out(&id, &[]);
+    assert_exit_code(&out, 2);
+    assert!(stderr(&out).contains("ociVersion"), "{}", stderr(&out));
 }

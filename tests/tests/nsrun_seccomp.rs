@@ -4,7 +4,7 @@
 //! Each test has its own bundle and state root in a TempDir and a guard that
 //! force-deletes its containers, reaps their inits and checks nothing is left.
 
-use e2e::bundle::{pid_of, processes_in, stderr, stdout, Bundle};
+use e2e::bundle::{processes_in, read_pid, stderr, stdout, Bundle};
 use e2e::{assert_exit_code, require_root};
 use serde_json::{json, Value};
 use std::io::IoSliceMut;
@@ -250,17 +250,33 @@ fn notify_hands_the_fd_and_state_to_the_listener() {
         // An exec'd process sends its own fd, with its host pid and the
         // container's state.
         assert_exit_code(&b.out(&["start", &id]), 0);
-        let ex = b.out(&["exec", "-d", &id, "--", "sleep", "1"]);
+        let pf = b.path().join("exec.pid");
+        let ex = b.out(&[
+            "exec",
+            "-d",
+            "--pid-file",
+            pf.to_str().unwrap(),
+            &id,
+            "--",
+            "sleep",
+            "1",
+        ]);
         assert_exit_code(&ex, 0);
+        // -d leaves the process to us, the subreaper
+        let xpid = read_pid(&pf);
+        b.pids.push(xpid);
         let (msg, fd) = accept_and_recv(&listener);
         let st: Value = serde_json::from_slice(&msg).unwrap();
-        assert_eq!(st["pid"], pid_of(&ex), "{st}");
+        assert_eq!(st["pid"], xpid, "{st}");
         assert_eq!(st["metadata"], "probe-meta");
         assert_eq!(st["state"]["id"], id.as_str());
         assert_eq!(st["state"]["pid"], pid);
         assert_eq!(st["state"]["status"], "running");
         let what = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
         assert_eq!(what.to_string_lossy(), "anon_inode:seccomp notify");
+        // ours to reap (a dying init waits for every process of its pid
+        // namespace to be reaped)
+        assert_eq!(b.reap(xpid), 0);
         assert_exit_code(&b.out(&["delete", "--force", &id]), 0);
     }
 }
