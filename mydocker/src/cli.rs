@@ -349,7 +349,13 @@ pub enum NetworkCmd {
         names: Vec<String>,
     },
     /// Connect a running container to a network.
-    Connect { network: String, container: String },
+    Connect {
+        network: String,
+        container: String,
+        /// Add network-scoped alias for the container.
+        #[arg(long)]
+        alias: Vec<String>,
+    },
     /// Disconnect a container from a network.
     Disconnect { network: String, container: String },
 }

@@ -102,11 +102,7 @@ impl NetOpts {
                 return fail(format!("invalid MAC address: {m}"));
             }
         }
-        for n in &a.network_alias {
-            if !valid_name(n) {
-                return fail(format!("invalid network alias: {n:?}"));
-            }
-        }
+        check_aliases(&a.network_alias)?;
         let mut dns = vec![];
         for d in &a.dns {
             dns.push(
@@ -154,6 +150,16 @@ impl NetOpts {
             domainname,
         })
     }
+}
+
+/// `--network-alias` / `network connect --alias`: host names.
+pub fn check_aliases(aliases: &[String]) -> Result<()> {
+    for n in aliases {
+        if !valid_name(n) {
+            return fail(format!("invalid network alias: {n:?}"));
+        }
+    }
+    Ok(())
 }
 
 fn bad_host(h: &str) -> crate::error::Error {

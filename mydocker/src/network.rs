@@ -493,7 +493,12 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
             }
             return Ok(code);
         }
-        N::Connect { network, container } => {
+        N::Connect {
+            network,
+            container,
+            alias,
+        } => {
+            crate::netargs::check_aliases(alias)?;
             let rec = crate::records::get(ctx, container)?;
             if rec.status != ctrstate::record::Status::Running {
                 return fail(format!("container {} is not running", rec.id));
@@ -528,11 +533,12 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
                 .args(["--ifname", &ifname])
                 .json()
                 .map_err(plain)?;
-            let (_, entry) = endpoint(&res, &ifname);
+            let (_, mut entry) = endpoint(&res, &ifname);
+            entry["Aliases"] = json!(alias);
             crate::names::join(
                 ctx,
                 network,
-                &name_endpoint(&rec.id, &rec.name, &[], &entry, ctx),
+                &name_endpoint(&rec.id, &rec.name, alias, &entry, ctx),
             )?;
             let patch = json!({"network": {"Networks": {network: entry}}});
             ctx.ctrstate()
@@ -571,7 +577,12 @@ pub fn name_endpoint(
     ctx: &Ctx,
 ) -> crate::names::Endpoint {
     let mut names = vec![name.to_string()];
-    names.extend(aliases.iter().cloned());
+    // The entry's own aliases when it has them: `--network-alias` belongs to
+    // the network of `run`, `connect --alias` to the connected one.
+    match entry["Aliases"].as_array() {
+        Some(a) => names.extend(a.iter().filter_map(Value::as_str).map(String::from)),
+        None => names.extend(aliases.iter().cloned()),
+    }
     names.push(id[..12.min(id.len())].to_string());
     names.dedup();
     let ips = ["IPAddress", "GlobalIPv6Address"]

@@ -254,6 +254,7 @@ pub fn build(i: &SpecInput) -> Result<Value> {
         },
         "root": {"path": i.rootfs, "readonly": i.cfg.read_only},
         "hostname": i.hostname,
+        "domainname": i.cfg.net.domainname,
         "mounts": mounts,
         "linux": linux
     }))

@@ -41,16 +41,20 @@
 //!   had none). For a network `netbr create` made (its conflist is
 //!   `<dataDir>/../networks/NAME.json`) the network's rules and the bridge
 //!   stay: they go with `netbr rm NAME`. For any other network (plugin mode:
-//!   podman, a raw conflist) the DEL that leaves the bridge without ports
-//!   also removes the network's rules (both families) and clears the
-//!   bridge's alias; the bridge stays, as with the reference plugin. Gone
-//!   already is success.
+//!   podman, a raw conflist; nobody calls `netbr rm`, and podman deletes
+//!   only a `bridge` plugin's bridge) the DEL that leaves the bridge without
+//!   ports removes the network whole: its rules (both families), the
+//!   bridge (only when its alias names this network: a host's own bridge
+//!   stays) and, with `ipam` as the IPAM plugin and no address held, its
+//!   ipam state files; the next ADD makes them again. Plugin-mode ADDs hold
+//!   a shared flock on `/run/mydocker/netbr-plugin.lock` and that removal
+//!   an exclusive one, so they never interleave. Gone already is success.
 //! - CHECK: bridge up, host veth on it, ipam CHECK, container if up with the
 //!   prevResult addresses, default route, one DNAT rule per port mapping.
 //! - GC (CNI 1.1): runs the ipam plugin's GC (addresses of attachments not
 //!   in `cni.dev/valid-attachments` released), deletes the rules of
-//!   containers not listed, and in plugin mode the network's rules when the
-//!   bridge has no port left.
+//!   containers not listed, and in plugin mode removes the network as the
+//!   last DEL does when the bridge has no port left.
 //! - STATUS (CNI 1.1): the ipam plugin's STATUS.
 //! - VERSION: supported versions (up to 1.1.0).
 //!

@@ -47,6 +47,10 @@ pub enum Error {
     Sysctl { path: PathBuf, err: std::io::Error },
     #[error("check: {0}")]
     Check(String),
+    #[error("lock {path}: {err}")]
+    Lock { path: PathBuf, err: std::io::Error },
+    #[error(transparent)]
+    Pools(#[from] ipam::pools::Error),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -56,7 +60,9 @@ impl Error {
         match self {
             Error::Cni(e) => e.clone(),
             Error::Netlink(_) => CniError::new(code::NETLINK, self.to_string(), ""),
-            Error::Netns(_) | Error::Sysctl { .. } => CniError::new(code::IO, self.to_string(), ""),
+            Error::Netns(_) | Error::Sysctl { .. } | Error::Lock { .. } | Error::Pools(_) => {
+                CniError::new(code::IO, self.to_string(), "")
+            }
             Error::Iptables(_) => CniError::new(code::IPTABLES, self.to_string(), ""),
             Error::IpamExec { .. } | Error::IpamNotFound { .. } => {
                 CniError::new(code::IPAM_EXEC, self.to_string(), "")
@@ -183,6 +189,8 @@ struct Call {
     /// the ipam data dir): its rules then live until `netbr rm`, else they
     /// go with the network's last DEL.
     managed: bool,
+    /// ipam's `dataDir` (its default when absent).
+    data_dir: PathBuf,
     maps: Vec<Mapping>,
     /// The container interface's MAC (`runtimeConfig.mac` or CNI_ARGS `MAC=`).
     mac: Option<[u8; 6]>,
@@ -319,6 +327,7 @@ fn parse(stdin: &[u8], env: &Env) -> Result<Call> {
         version,
         mac,
         managed,
+        data_dir,
         name,
         bridge,
         is_gateway: conf.is_gateway.unwrap_or(true),
@@ -503,6 +512,13 @@ fn parse_dst(s: &str) -> Option<(IpAddr, u8)> {
 }
 
 fn add(call: &Call, env: &Env, stdin: &[u8]) -> Result<CniResult> {
+    // A network netbr did not create goes with its last DEL: no ADD of
+    // such a network may run while that happens (see remove_if_unused).
+    let _shared = if call.managed {
+        None
+    } else {
+        Some(plugin_lock(false)?)
+    };
     let ns_path = call
         .netns
         .clone()
@@ -744,28 +760,69 @@ fn del(call: &Call, env: &Env, stdin: &[u8]) -> Result<()> {
     rules?;
     released?;
     if !call.managed {
-        drop_rules_if_unused(&mut nl, &call.name, &call.bridge)?;
+        remove_if_unused(&mut nl, call)?;
     }
     Ok(())
 }
 
-/// A network netbr did not create has no `netbr rm`: when its bridge has
-/// no port left (the last DEL, or a GC), its rules go, found by the bridge's
-/// alias (see [`crate::marks`]), and the alias is cleared so the next ADD
-/// puts them back. The bridge itself stays, as the reference plugin leaves it.
-fn drop_rules_if_unused(nl: &mut Netlink, name: &str, bridge: &str) -> Result<()> {
-    let Some(br) = nl.link(bridge)? else {
-        return Ok(());
+/// Held shared by every plugin-mode ADD, exclusive by a plugin-mode
+/// network's removal. Bridges are machine-wide: one fixed path.
+pub const PLUGIN_LOCK: &str = "/run/mydocker/netbr-plugin.lock";
+
+fn plugin_lock(exclusive: bool) -> Result<atomicfile::Lock> {
+    let path = PathBuf::from(PLUGIN_LOCK);
+    let err = |err| Error::Lock {
+        path: path.clone(),
+        err,
     };
-    let Some((net, subnets)) = br.alias.as_deref().and_then(marks::parse_net) else {
-        return Ok(());
+    std::fs::create_dir_all(path.parent().expect("absolute")).map_err(err)?;
+    if exclusive {
+        atomicfile::lock(&path).map_err(err)
+    } else {
+        atomicfile::lock_shared(&path).map_err(err)
+    }
+}
+
+/// A network netbr did not create (podman's, a raw conflist) has no `netbr
+/// rm`, and its runtime knows nothing of netbr's bridge (podman removes
+/// only a `bridge` plugin's): when its bridge has no port left (the last
+/// DEL, or a GC), the network goes whole, as `netbr rm` would take it: its
+/// rules (both families, found by the bridge's alias, see [`crate::marks`]),
+/// the bridge, and (with our `ipam`) its state files once no address is
+/// held. Only a bridge whose alias names this network is deleted: a bridge
+/// the host set up stays. Under the exclusive [`PLUGIN_LOCK`], so no ADD
+/// of a plugin-mode network is halfway meanwhile; the next ADD makes all
+/// of it again.
+fn remove_if_unused(nl: &mut Netlink, call: &Call) -> Result<()> {
+    let unused = |nl: &mut Netlink| -> Result<Option<Option<netlink::Link>>> {
+        let Some(br) = nl.link(&call.bridge)? else {
+            return Ok(Some(None));
+        };
+        if nl.links()?.iter().any(|l| l.master == Some(br.index)) {
+            return Ok(None);
+        }
+        Ok(Some(Some(br)))
     };
-    if net != name || nl.links()?.iter().any(|l| l.master == Some(br.index)) {
+    // Most DELs leave ports on the bridge: no lock for them.
+    if unused(nl)?.is_none() {
         return Ok(());
     }
-    let subnets: Vec<String> = subnets.split(',').map(String::from).collect();
-    iptables::del_network(name, bridge, &subnets)?;
-    nl.set_alias(br.index, "")?;
+    let _l = plugin_lock(true)?;
+    let Some(br) = unused(nl)? else {
+        return Ok(());
+    };
+    if let Some(br) = br {
+        if let Some((net, subnets)) = br.alias.as_deref().and_then(marks::parse_net) {
+            if net == call.name {
+                let subnets: Vec<String> = subnets.split(',').map(String::from).collect();
+                iptables::del_network(&call.name, &call.bridge, &subnets)?;
+                nl.del_link(&call.bridge)?;
+            }
+        }
+    }
+    if call.ipam_kind == "ipam" && ipam::pools::list(&call.data_dir, &call.name)?.is_empty() {
+        ipam::pools::remove(&call.data_dir, &call.name)?;
+    }
     Ok(())
 }
 
@@ -913,7 +970,7 @@ impl Plugin for Netbr {
             }
         }
         if !call.managed {
-            drop_rules_if_unused(&mut Netlink::open()?, &call.name, &call.bridge)?;
+            remove_if_unused(&mut Netlink::open()?, &call)?;
         }
         Ok(())
     }
