@@ -16,6 +16,7 @@ pub mod context;
 pub mod control;
 pub mod error;
 pub mod exec;
+pub mod gotmpl;
 pub mod humanize;
 pub mod images;
 pub mod inspect;
