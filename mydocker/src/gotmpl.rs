@@ -284,7 +284,9 @@ impl Exec<'_> {
                         Value::Array(a) => a,
                         Value::Object(m) => m.into_iter().map(|(_, v)| v).collect(),
                         Value::Null => vec![],
-                        v => return Err(format!("template: range can't iterate over {}", print(&v))),
+                        v => {
+                            return Err(format!("template: range can't iterate over {}", print(&v)))
+                        }
                     };
                     if items.is_empty() {
                         self.nodes(els, dot, out)?;
@@ -393,7 +395,11 @@ impl Exec<'_> {
         };
         let s = |i: usize| args.get(i).map(print).unwrap_or_default();
         let n = |i: usize| args.get(i).and_then(Value::as_f64).unwrap_or(0.0) as usize;
-        if self.header && ["json", "split", "join", "title", "lower", "upper", "truncate"].contains(&f)
+        if self.header
+            && [
+                "json", "split", "join", "title", "lower", "upper", "truncate",
+            ]
+            .contains(&f)
         {
             want(1)?;
             return Ok(Value::String(s(0)));
@@ -558,7 +564,9 @@ pub fn print(v: &Value) -> String {
 fn map_items(m: &Map<String, Value>) -> Vec<String> {
     let mut keys: Vec<&String> = m.keys().collect();
     keys.sort();
-    keys.iter().map(|k| format!("{k}:{}", print(&m[*k]))).collect()
+    keys.iter()
+        .map(|k| format!("{k}:{}", print(&m[*k])))
+        .collect()
 }
 
 /// printf with the verbs people use: %s %v %d %q %%, with `-` and a width.
@@ -688,7 +696,10 @@ impl ListFormat {
         };
         let table = f.starts_with("table");
         let body = if table { &f[5..] } else { f };
-        let body = body.trim_matches(' ').replace("\\t", "\t").replace("\\n", "\n");
+        let body = body
+            .trim_matches(' ')
+            .replace("\\t", "\t")
+            .replace("\\n", "\n");
         let tmpl = Template::parse(&body).map_err(|e| format!("template parsing error: {e}"))?;
         Ok(ListFormat { tmpl, table })
     }
@@ -742,8 +753,14 @@ mod tests {
     fn fields_functions_and_pipelines() {
         let v = json!({"Name": "web", "State": {"Status": "running", "Pid": 42}, "L": ["a", "b"]});
         assert_eq!(run("{{.Name}}", &v).unwrap(), "web");
-        assert_eq!(run("{{.State.Status}}/{{.State.Pid}}", &v).unwrap(), "running/42");
-        assert_eq!(run("{{json .State}}", &v).unwrap(), r#"{"Pid":42,"Status":"running"}"#);
+        assert_eq!(
+            run("{{.State.Status}}/{{.State.Pid}}", &v).unwrap(),
+            "running/42"
+        );
+        assert_eq!(
+            run("{{json .State}}", &v).unwrap(),
+            r#"{"Pid":42,"Status":"running"}"#
+        );
         assert_eq!(run("{{.Name | upper}}", &v).unwrap(), "WEB");
         assert_eq!(run("{{join .L \",\"}}", &v).unwrap(), "a,b");
         assert_eq!(run("{{index .L 1}} {{len .L}}", &v).unwrap(), "b 2");
@@ -773,7 +790,10 @@ mod tests {
             methods: None,
             type_name: Some("*formatter.ContainerContext"),
         };
-        let e = Template::parse("{{.Foo}}").unwrap().execute(&d, false).unwrap_err();
+        let e = Template::parse("{{.Foo}}")
+            .unwrap()
+            .execute(&d, false)
+            .unwrap_err();
         assert_eq!(
             e,
             "template: :1:2: executing \"\" at <.Foo>: can't evaluate field Foo in type *formatter.ContainerContext"
@@ -790,12 +810,20 @@ mod tests {
         assert_eq!(out, "CONTAINER ID   NAMES\nabc            n1\n");
         let f = ListFormat::new(Some("table {{.A}}\\t{{.B}}"), "").unwrap();
         let out = f
-            .render(&[(json!({"A": "x", "B": "y"}), json!({}))], "T", &json!({"A": "A", "B": "B"}))
+            .render(
+                &[(json!({"A": "x", "B": "y"}), json!({}))],
+                "T",
+                &json!({"A": "A", "B": "B"}),
+            )
             .unwrap();
         assert_eq!(out, "A         B\nx         y\n");
         let f = ListFormat::new(Some("{{.Label \"k\"}}"), "").unwrap();
         let out = f
-            .render(&[(json!({}), json!({"Label": {"k": "v"}}))], "T", &json!({}))
+            .render(
+                &[(json!({}), json!({"Label": {"k": "v"}}))],
+                "T",
+                &json!({}),
+            )
             .unwrap();
         assert_eq!(out, "v\n");
     }
