@@ -42,7 +42,7 @@ enum Arg {
 
 const FUNCS: &[&str] = &[
     "json", "split", "join", "title", "lower", "upper", "pad", "truncate", "len", "index",
-    "printf", "print", "println", "not", "eq", "ne", "and", "or",
+    "printf", "print", "println", "not", "eq", "ne", "and", "or", "lt", "le", "gt", "ge",
 ];
 
 /// What a template runs against: the data, an optional methods object
@@ -503,6 +503,24 @@ impl Exec<'_> {
                 let eq = args[1..].iter().any(|b| loose_eq(&args[0], b));
                 return Ok(Value::Bool(eq == (f == "eq")));
             }
+            "lt" | "le" | "gt" | "ge" => {
+                want(2)?;
+                let ord = match (args[0].as_f64(), args[1].as_f64()) {
+                    (Some(x), Some(y)) => x.partial_cmp(&y),
+                    _ => Some(print(&args[0]).cmp(&print(&args[1]))),
+                };
+                let Some(o) = ord else {
+                    return Ok(Value::Bool(false));
+                };
+                use std::cmp::Ordering::*;
+                let r = match f {
+                    "lt" => o == Less,
+                    "le" => o != Greater,
+                    "gt" => o == Greater,
+                    _ => o != Less,
+                };
+                return Ok(Value::Bool(r));
+            }
             "and" | "or" => {
                 want(1)?;
                 let pick = args
@@ -771,6 +789,10 @@ mod tests {
         assert_eq!(run("a {{- .Name -}} b", &v).unwrap(), "awebb");
         assert_eq!(run("{{.State}}", &v).unwrap(), "map[Pid:42 Status:running]");
         assert_eq!(run("{{eq .Name \"web\"}}", &v).unwrap(), "true");
+        assert_eq!(
+            run("{{gt .State.Pid 0}} {{lt .State.Pid 0}}", &v).unwrap(),
+            "true false"
+        );
     }
 
     #[test]
