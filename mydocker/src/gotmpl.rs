@@ -203,8 +203,8 @@ impl Parser<'_> {
     }
 
     fn arg(&self, t: &str, at: usize) -> Result<Arg, String> {
-        Ok(if t.starts_with('.') {
-            let path: Vec<String> = t[1..]
+        Ok(if let Some(rest) = t.strip_prefix('.') {
+            let path: Vec<String> = rest
                 .split('.')
                 .filter(|s| !s.is_empty())
                 .map(String::from)

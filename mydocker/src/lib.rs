@@ -8,7 +8,12 @@
 //! (unknown image, taken name, bad flag), 126 when the command cannot be
 //! invoked, 127 when it is not found, otherwise with the container's status
 //! (128+N after signal N). Other commands exit 1 when an operation fails and
-//! 125 on a bad flag. `MYDOCKER_LOG=debug` prints every tool call with its
+//! 125 on a bad flag. `--format` (ps, images, inspect, network ls, volume
+//! ls, version, info) takes docker's Go templates (`gotmpl`); a template
+//! that does not parse or names an unknown field exits 1 with Go's
+//! `template: ...` message, as docker does. `--restart` is carried out by
+//! the detached supervisor of `run -d`/`start` (`run::restart_loop`); a
+//! `stop` ends it. `MYDOCKER_LOG=debug` prints every tool call with its
 //! JSON; `run --print-pipeline` prints the run as a script of tool calls.
 
 pub mod cli;

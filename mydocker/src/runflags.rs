@@ -266,9 +266,9 @@ pub fn parse_restart(s: &str) -> Result<RestartPolicy> {
         }
     };
     if count.is_some() && name != "on-failure" {
-        return fail(format!(
-            "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-        ));
+        return fail(
+            "invalid restart policy: maximum retry count can only be used with 'on-failure'",
+        );
     }
     Ok(RestartPolicy {
         name: name.into(),
