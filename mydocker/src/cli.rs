@@ -86,6 +86,46 @@ pub enum Cmd {
     /// Docker-style system information (`system df`).
     #[command(subcommand)]
     System(SystemCmd),
+    /// Create a new container (not started: `start` runs it).
+    Create(Box<RunArgs>),
+    /// Rename a container.
+    Rename { container: String, new_name: String },
+    /// List port mappings or a specific mapping for the container.
+    Port {
+        container: String,
+        /// PRIVATE_PORT[/PROTO]
+        port: Option<String>,
+    },
+    /// Show the version information.
+    Version {
+        /// Format output using a Go template.
+        #[arg(short = 'f', long)]
+        format: Option<String>,
+    },
+    /// Display system-wide information.
+    Info {
+        /// Format output using a Go template.
+        #[arg(short = 'f', long)]
+        format: Option<String>,
+    },
+    /// Manage containers (`container ls`, `container prune`, `container inspect`).
+    #[command(subcommand)]
+    Container(ContainerCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContainerCmd {
+    /// List containers.
+    #[command(alias = "list", alias = "ps")]
+    Ls(PsArgs),
+    /// Display detailed information on containers.
+    Inspect(InspectArgs),
+    /// Remove all stopped containers.
+    Prune {
+        /// Do not prompt for confirmation.
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -149,6 +189,8 @@ pub struct RunArgs {
     #[arg(long = "read-only")]
     pub read_only: bool,
     #[command(flatten)]
+    pub extra: crate::runflags::RunFlags,
+    #[command(flatten)]
     pub resources: crate::resources::ResourceArgs,
     #[command(flatten)]
     pub security: crate::security::SecurityArgs,
@@ -172,9 +214,21 @@ pub struct PsArgs {
     /// Don't truncate output.
     #[arg(long = "no-trunc")]
     pub no_trunc: bool,
-    /// Output format: `table` (default) or `json`.
+    /// Format output using a Go template (`table ...`, `json`, `{{.ID}}`).
     #[arg(long)]
     pub format: Option<String>,
+    /// Filter output (id, name, label, status, exited, ancestor, before, since, network, volume).
+    #[arg(short = 'f', long)]
+    pub filter: Vec<String>,
+    /// Show n last created containers (includes all states).
+    #[arg(short = 'n', long, default_value_t = -1, allow_negative_numbers = true)]
+    pub last: i64,
+    /// Show the latest created container (includes all states).
+    #[arg(short = 'l', long)]
+    pub latest: bool,
+    /// Display total file sizes.
+    #[arg(short = 's', long)]
+    pub size: bool,
 }
 
 #[derive(Args, Debug)]
@@ -188,6 +242,12 @@ pub struct LogsArgs {
     /// Show timestamps.
     #[arg(short = 't', long)]
     pub timestamps: bool,
+    /// Show logs since a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m).
+    #[arg(long)]
+    pub until: Option<String>,
     pub container: String,
 }
 
@@ -218,9 +278,9 @@ pub struct ExecArgs {
 
 #[derive(Args, Debug)]
 pub struct StopArgs {
-    /// Seconds to wait before killing the container.
-    #[arg(short = 't', long = "time", default_value_t = 10)]
-    pub time: u64,
+    /// Seconds to wait before killing the container (default: its --stop-timeout, else 10).
+    #[arg(short = 't', long = "time", allow_negative_numbers = true)]
+    pub time: Option<i64>,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -257,6 +317,12 @@ pub struct RmArgs {
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
+    /// Format output using a Go template (`{{.State.Status}}`, `{{json .Config}}`).
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    /// Return JSON for the specified type (container or image).
+    #[arg(long = "type")]
+    pub kind: Option<String>,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -272,9 +338,23 @@ pub struct ImagesArgs {
     /// Only show image IDs.
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// Output format: `table` (default) or `json`.
+    /// Format output using a Go template (`table ...`, `json`, `{{.Repository}}`).
     #[arg(long)]
     pub format: Option<String>,
+    /// Filter output (dangling=true|false, reference=PATTERN, before, since).
+    #[arg(short = 'f', long)]
+    pub filter: Vec<String>,
+    /// Don't truncate output.
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Show digests.
+    #[arg(long)]
+    pub digests: bool,
+    /// Show all images (there are no intermediate images here).
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only images of this REPOSITORY[:TAG].
+    pub reference: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -336,7 +416,14 @@ pub enum NetworkCmd {
     },
     /// List networks.
     #[command(alias = "list")]
-    Ls,
+    Ls {
+        /// Only display network names.
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        /// Format output using a Go template.
+        #[arg(long)]
+        format: Option<String>,
+    },
     /// Show networks in detail.
     Inspect {
         #[arg(required = true)]
@@ -369,6 +456,9 @@ pub enum VolumeCmd {
     Ls {
         #[arg(short = 'q', long)]
         quiet: bool,
+        /// Format output using a Go template.
+        #[arg(long)]
+        format: Option<String>,
     },
     /// Show volumes in detail.
     Inspect {
@@ -395,6 +485,14 @@ pub enum ImageCmd {
     /// List images.
     #[command(alias = "list")]
     Ls(ImagesArgs),
+    /// Display detailed information on images.
+    Inspect {
+        /// Format output using a Go template.
+        #[arg(short = 'f', long)]
+        format: Option<String>,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
     /// Remove untagged images that no container uses.
     Prune {
         #[arg(short = 'f', long)]

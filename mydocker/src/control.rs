@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 pub fn stop(ctx: &Ctx, a: &StopArgs) -> Result<i32> {
     each(&a.containers, |r| {
         let rec = records::get(ctx, r)?;
-        stop_one(ctx, &rec, Duration::from_secs(a.time))?;
+        stop_one(ctx, &rec, crate::runflags::stop_grace(&rec, a.time))?;
         println!("{r}");
         Ok(())
     })
@@ -40,7 +40,7 @@ pub fn kill(ctx: &Ctx, a: &KillArgs) -> Result<i32> {
 pub fn restart(ctx: &Ctx, a: &StopArgs) -> Result<i32> {
     each(&a.containers, |r| {
         let rec = records::get(ctx, r)?;
-        stop_one(ctx, &rec, Duration::from_secs(a.time))?;
+        stop_one(ctx, &rec, crate::runflags::stop_grace(&rec, a.time))?;
         let cfg: RunConfig = serde_json::from_value(serde_json::Value::Object(rec.config.clone()))
             .map_err(|e| Error::Daemon(format!("container {r}: bad stored config: {e}")))?;
         let _ = teardown::stop_teardown(ctx, &rec.id);
@@ -122,6 +122,7 @@ fn is_live(rec: &Record) -> bool {
 
 /// SIGTERM, then SIGKILL after `grace`; returns once the exit is recorded.
 pub fn stop_one(ctx: &Ctx, rec: &Record, grace: Duration) -> Result<()> {
+    crate::run::mark_stopped(ctx, &rec.id);
     if !is_live(rec) {
         return Ok(());
     }
@@ -130,7 +131,8 @@ pub fn stop_one(ctx: &Ctx, rec: &Record, grace: Duration) -> Result<()> {
         let _ = ctx.cgctl().args(["thaw", &ctx.cgroup(rec)]).output();
     }
     if !grace.is_zero() {
-        let _ = ctx.nsrun().args(["kill", &rec.id, "TERM"]).output();
+        let sig = crate::runflags::stop_signal(rec);
+        let _ = ctx.nsrun().args(["kill", &rec.id, &sig]).output();
         if wait_gone(rec, grace) {
             return settle(ctx, rec, 128 + libc::SIGTERM);
         }

@@ -10,16 +10,81 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::process::Stdio;
 
+const IMAGES_TABLE: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{if .CreatedSince }}{{.CreatedSince}}{{else}}N/A{{end}}\t{{.Size}}";
+const IMAGES_TABLE_DIGESTS: &str = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{if .CreatedSince }}{{.CreatedSince}}{{else}}N/A{{end}}\t{{.Size}}";
+
+/// `images`: docker's table, `-q`, `--no-trunc`, `--digests`, `--filter`
+/// (dangling, reference, before, since), `REPOSITORY[:TAG]` and
+/// `--format` over docker's image context (ID, Repository, Tag, Digest,
+/// CreatedSince, CreatedAt, Size, Containers, VirtualSize, SharedSize,
+/// UniqueSize).
 pub fn images(ctx: &Ctx, a: &ImagesArgs) -> Result<i32> {
+    let mut filters: Vec<(String, String)> = vec![];
+    for f in &a.filter {
+        let Some((k, v)) = f.split_once('=') else {
+            return crate::error::fail("bad format of filter (expected name=value)");
+        };
+        let k = k.trim().to_lowercase();
+        let ok = match k.as_str() {
+            "dangling" => v == "true" || v == "false",
+            "reference" | "before" | "since" => true,
+            _ => return crate::error::fail(format!("invalid filter '{k}'")),
+        };
+        if !ok {
+            return crate::error::fail(format!("invalid filter '{k}={v}'"));
+        }
+        filters.push((k, v.to_string()));
+    }
+    if let Some(r) = &a.reference {
+        filters.push(("reference".into(), r.clone()));
+    }
+    let table = if a.digests {
+        IMAGES_TABLE_DIGESTS
+    } else {
+        IMAGES_TABLE
+    };
+    let format = if a.quiet {
+        Some("{{.ID}}")
+    } else {
+        a.format.as_deref()
+    };
+    let fmt = match crate::gotmpl::ListFormat::new(format, table) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(1);
+        }
+    };
     let list = ctx.layerfs().arg("images").json()?;
     let list = list.as_array().cloned().unwrap_or_default();
-    let mut rows = vec![];
+    // before/since: relative to the creation time of the image named.
+    let created_of = |r: &str| -> Result<f64> {
+        let v = ctx
+            .layerfs()
+            .args(["inspect", r])
+            .json()
+            .map_err(|_| Error::Daemon(format!("No such image: {r}")))?;
+        Ok(humanize::parse_rfc3339(v["created"].as_str().unwrap_or("")).unwrap_or(0.0))
+    };
+    let mut bounds = vec![];
+    for (k, v) in &filters {
+        if k == "before" || k == "since" {
+            bounds.push((k.clone(), created_of(v)?));
+        }
+    }
+    let mut items = vec![];
+    let mut seen = std::collections::BTreeSet::new();
     for img in &list {
-        let id = img["id"]
-            .as_str()
-            .unwrap_or("")
-            .trim_start_matches("sha256:");
-        let short = &id[..id.len().min(12)];
+        let full = img["id"].as_str().unwrap_or("");
+        let hex = full.trim_start_matches("sha256:");
+        let created = img["created"].as_str().unwrap_or("");
+        let at = humanize::parse_rfc3339(created).unwrap_or(0.0);
+        if bounds
+            .iter()
+            .any(|(k, t)| (k == "before" && at >= *t) || (k == "since" && at <= *t))
+        {
+            continue;
+        }
         let tags: Vec<String> = img["repoTags"]
             .as_array()
             .map(|t| {
@@ -28,60 +93,101 @@ pub fn images(ctx: &Ctx, a: &ImagesArgs) -> Result<i32> {
                     .collect()
             })
             .unwrap_or_default();
-        let tags = if tags.is_empty() {
-            vec!["<none>:<none>".to_string()]
-        } else {
-            tags
-        };
-        for t in tags {
-            let (repo, tag) = t.rsplit_once(':').unwrap_or((&t, "latest"));
-            rows.push([
-                repo.to_string(),
-                tag.to_string(),
-                short.to_string(),
-                humanize::ago(img["created"].as_str().unwrap_or("")),
-                humanize::size(img["size"].as_u64().unwrap_or(0)),
-            ]);
-        }
-    }
-    if a.quiet {
-        let mut seen = std::collections::BTreeSet::new();
-        for r in &rows {
-            if seen.insert(r[2].clone()) {
-                println!("{}", r[2]);
-            }
-        }
-        return Ok(0);
-    }
-    if a.format.as_deref() == Some("json") {
-        for r in &rows {
-            println!(
-                "{}",
-                serde_json::json!({"Repository": r[0], "Tag": r[1], "ID": r[2], "CreatedSince": r[3], "Size": r[4]})
-            );
-        }
-        return Ok(0);
-    }
-    let header = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"];
-    let mut w: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in &rows {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.len());
-        }
-    }
-    let print = |cells: &[&str]| {
-        let s: Vec<String> = cells
+        let dangling = tags.is_empty();
+        if filters
             .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{:w$}", c, w = w[i]))
-            .collect();
-        println!("{}", s.join("   ").trim_end());
-    };
-    print(&header);
-    for r in &rows {
-        print(&r.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+            .any(|(k, v)| k == "dangling" && (v == "true") != dangling)
+        {
+            continue;
+        }
+        let refs: Vec<(String, String)> = if dangling {
+            vec![("<none>".into(), "<none>".into())]
+        } else {
+            tags.iter()
+                .map(|t| {
+                    let (r, tag) = split_tag(t);
+                    (r.to_string(), tag.to_string())
+                })
+                .collect()
+        };
+        for (repo, tag) in refs {
+            let wanted: Vec<&String> = filters
+                .iter()
+                .filter(|(k, _)| k == "reference")
+                .map(|(_, v)| v)
+                .collect();
+            if !wanted.is_empty()
+                && !wanted.iter().any(|p| {
+                    glob(p, &repo)
+                        || glob(p, &format!("{repo}:{tag}"))
+                        || glob(p, &format!("docker.io/library/{repo}:{tag}"))
+                })
+            {
+                continue;
+            }
+            if a.quiet && !seen.insert(hex.to_string()) {
+                continue;
+            }
+            let size = humanize::size(img["size"].as_u64().unwrap_or(0));
+            items.push((
+                serde_json::json!({
+                    "ID": if a.no_trunc { full.to_string() } else { hex[..hex.len().min(12)].to_string() },
+                    "Repository": repo,
+                    "Tag": tag,
+                    "Digest": "<none>",
+                    "CreatedSince": humanize::ago(created),
+                    "CreatedAt": crate::ps::go_time(created),
+                    "Size": size,
+                    "Containers": "N/A",
+                    "VirtualSize": size,
+                    "SharedSize": "N/A",
+                    "UniqueSize": "N/A",
+                }),
+                serde_json::json!({}),
+            ));
+        }
     }
-    Ok(0)
+    let header = serde_json::json!({
+        "ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST",
+        "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
+        "Containers": "CONTAINERS", "VirtualSize": "SIZE", "SharedSize": "SHARED SIZE",
+        "UniqueSize": "UNIQUE SIZE",
+    });
+    match fmt.render(&items, "*formatter.imageContext", &header) {
+        Ok(s) => {
+            print!("{s}");
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(1)
+        }
+    }
+}
+
+/// `repo:tag` split at the tag's colon (not a registry port's).
+fn split_tag(t: &str) -> (&str, &str) {
+    match t.rsplit_once(':') {
+        Some((r, tag)) if !tag.contains('/') => (r, tag),
+        _ => (t, "latest"),
+    }
+}
+
+/// Shell-style pattern (`*`, `?`) over a whole string, as Go's path.Match
+/// for references without slashes in the pattern's stars.
+pub fn glob(p: &str, s: &str) -> bool {
+    let (p, s): (Vec<char>, Vec<char>) = (p.chars().collect(), s.chars().collect());
+    fn m(p: &[char], s: &[char]) -> bool {
+        match p.first() {
+            None => s.is_empty(),
+            Some('*') => (0..=s.len())
+                .take_while(|&i| i == 0 || s[i - 1] != '/')
+                .any(|i| m(&p[1..], &s[i..])),
+            Some('?') => !s.is_empty() && s[0] != '/' && m(&p[1..], &s[1..]),
+            Some(c) => s.first() == Some(c) && m(&p[1..], &s[1..]),
+        }
+    }
+    m(&p, &s)
 }
 
 pub fn load(ctx: &Ctx, a: &LoadArgs) -> Result<i32> {
@@ -498,6 +604,15 @@ pub fn system_df(ctx: &Ctx) -> Result<i32> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn globs_match_references() {
+        assert!(super::glob("busy*", "busybox"));
+        assert!(super::glob("busybox:*", "busybox:latest"));
+        assert!(!super::glob("busy*", "library/busybox"));
+        assert!(super::glob("b?sybox", "busybox"));
+        assert!(!super::glob("alpine", "busybox"));
+    }
 
     #[test]
     fn changes_become_a_config_patch() {

@@ -8,18 +8,26 @@
 //! (unknown image, taken name, bad flag), 126 when the command cannot be
 //! invoked, 127 when it is not found, otherwise with the container's status
 //! (128+N after signal N). Other commands exit 1 when an operation fails and
-//! 125 on a bad flag. `MYDOCKER_LOG=debug` prints every tool call with its
+//! 125 on a bad flag. `--format` (ps, images, inspect, network ls, volume
+//! ls, version, info) takes docker's Go templates (`gotmpl`); a template
+//! that does not parse or names an unknown field exits 1 with Go's
+//! `template: ...` message, as docker does. `--restart` is carried out by
+//! the detached supervisor of `run -d`/`start` (`run::restart_loop`); a
+//! `stop` ends it. `MYDOCKER_LOG=debug` prints every tool call with its
 //! JSON; `run --print-pipeline` prints the run as a script of tool calls.
 
 pub mod cli;
+pub mod cmds;
 pub mod context;
 pub mod control;
 pub mod error;
 pub mod exec;
+pub mod gotmpl;
 pub mod humanize;
 pub mod images;
 pub mod inspect;
 pub mod launch;
+pub mod listings;
 pub mod logfile;
 pub mod logs;
 pub mod names;
@@ -31,6 +39,7 @@ pub mod records;
 pub mod resources;
 pub mod run;
 pub mod runconfig;
+pub mod runflags;
 pub mod seccomp;
 pub mod security;
 pub mod spec;
@@ -48,10 +57,10 @@ use context::Ctx;
 pub fn main_with(cli: Cli) -> u8 {
     let ctx = Ctx::new(&cli.root);
     // Crash recovery: a record claiming a process that is gone becomes exited.
-    if !matches!(cli.cmd, Cmd::Load(_) | Cmd::Images(_)) {
+    if !matches!(cli.cmd, Cmd::Load(_) | Cmd::Images(_) | Cmd::Version { .. }) {
         records::reconcile(&ctx);
     }
-    let is_run = matches!(cli.cmd, Cmd::Run(_));
+    let is_run = matches!(cli.cmd, Cmd::Run(_) | Cmd::Create(_));
     let r = match &cli.cmd {
         Cmd::Run(a) => run::run(&ctx, a),
         Cmd::Ps(a) => ps::ps(&ctx, a),
@@ -62,7 +71,7 @@ pub fn main_with(cli: Cli) -> u8 {
         Cmd::Start(a) => run::start(&ctx, &a.containers, a.attach),
         Cmd::Restart(a) => control::restart(&ctx, a),
         Cmd::Rm(a) => control::rm(&ctx, a),
-        Cmd::Inspect(a) => inspect::inspect(&ctx, &a.containers),
+        Cmd::Inspect(a) => inspect::inspect(&ctx, a),
         Cmd::Wait(a) => control::wait(&ctx, &a.containers),
         Cmd::Images(a) => images::images(&ctx, a),
         Cmd::Load(a) => images::load(&ctx, a),
@@ -83,6 +92,20 @@ pub fn main_with(cli: Cli) -> u8 {
         Cmd::Image(cli::ImageCmd::Ls(a)) => images::images(&ctx, a),
         Cmd::Image(cli::ImageCmd::Prune { all, .. }) => images::prune(&ctx, *all),
         Cmd::System(cli::SystemCmd::Df) => images::system_df(&ctx),
+        Cmd::Image(cli::ImageCmd::Inspect { format, images }) => {
+            inspect::image_inspect(&ctx, images, format.as_deref())
+        }
+        Cmd::Create(a) => run::create(&ctx, a),
+        Cmd::Rename {
+            container,
+            new_name,
+        } => cmds::rename(&ctx, container, new_name),
+        Cmd::Port { container, port } => cmds::port(&ctx, container, port.as_deref()),
+        Cmd::Version { format } => cmds::version(format.as_deref()),
+        Cmd::Info { format } => cmds::info(&ctx, format.as_deref()),
+        Cmd::Container(cli::ContainerCmd::Ls(a)) => ps::ps(&ctx, a),
+        Cmd::Container(cli::ContainerCmd::Inspect(a)) => inspect::inspect(&ctx, a),
+        Cmd::Container(cli::ContainerCmd::Prune { force }) => cmds::container_prune(&ctx, *force),
     };
     match r {
         Ok(code) => code.clamp(0, 255) as u8,

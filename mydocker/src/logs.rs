@@ -23,9 +23,30 @@ pub fn logs(ctx: &Ctx, a: &LogsArgs) -> Result<i32> {
     };
     let entries = crate::logfile::read_entries(&path)
         .map_err(|e| crate::error::Error::Daemon(format!("read {}: {e}", path.display())))?;
+    let now = crate::humanize::now();
+    let since = a
+        .since
+        .as_deref()
+        .map(|s| crate::cmds::parse_log_time(s, now))
+        .transpose()?;
+    let until = a
+        .until
+        .as_deref()
+        .map(|s| crate::cmds::parse_log_time(s, now))
+        .transpose()?;
+    // docker: --since and --until pick the window, --tail counts within it.
+    let in_window = |e: &Entry| {
+        let t = crate::humanize::parse_rfc3339(&e.time).unwrap_or(0.0);
+        since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u)
+    };
+    let entries: Vec<&Entry> = entries.iter().filter(|e| in_window(e)).collect();
     let skip = tail.map(|n| entries.len().saturating_sub(n)).unwrap_or(0);
     for e in &entries[skip..] {
         emit(e, a.timestamps);
+    }
+    if until.is_some() {
+        // docker: --until ends a follow too.
+        return Ok(0);
     }
     if !a.follow {
         return Ok(0);

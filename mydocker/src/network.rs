@@ -443,19 +443,8 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
             // docker prints the network's id; ours is its name.
             println!("{name}");
         }
-        N::Ls => {
-            let v = ctx.netbr().arg("ls").json()?;
-            println!("{:<20}{:<10}{:<20}NAME", "NETWORK ID", "DRIVER", "SUBNET");
-            for n in v.as_array().into_iter().flatten() {
-                let s = |k: &str| n[k].as_str().unwrap_or("").to_string();
-                println!(
-                    "{:<20}{:<10}{:<20}{}",
-                    s("bridge"),
-                    "bridge",
-                    s("subnet"),
-                    s("name")
-                );
-            }
+        N::Ls { quiet, format } => {
+            return crate::listings::networks(ctx, *quiet, format.as_deref())
         }
         N::Inspect { names } => {
             let mut out = vec![];

@@ -1,82 +1,102 @@
-//! `mydocker ps`: docker's table, `-q`, `--no-trunc` and `--format json`.
+//! `mydocker ps`: docker's table, `-q`, `--no-trunc`, `-n/--last`,
+//! `-l/--latest`, `--filter` and `--format` (Go templates over docker's
+//! container context: ID, Image, Command, CreatedAt, RunningFor, Ports,
+//! State, Status, Size, Names, Labels, Label "k", Mounts, LocalVolumes,
+//! Networks).
 
 use crate::cli::PsArgs;
 use crate::context::Ctx;
-use crate::error::Result;
+use crate::error::{fail, Result};
+use crate::gotmpl::ListFormat;
 use crate::humanize;
 use crate::records;
 use ctrstate::record::{Record, Status};
-use serde_json::json;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+const DEFAULT_TABLE: &str =
+    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
 
 pub fn ps(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
-    let recs: Vec<Record> = records::list(ctx)?
-        .into_iter()
-        .filter(|r| a.all || r.status == Status::Running || r.status == Status::Paused)
-        .collect();
-    if a.quiet {
-        for r in &recs {
-            println!("{}", if a.no_trunc { &r.id } else { &r.id[..12] });
+    let filters = Filters::parse(&a.filter)?;
+    let fmt = match (a.quiet, a.format.as_deref()) {
+        (true, _) => ListFormat::new(Some("{{.ID}}"), DEFAULT_TABLE),
+        (false, f) => {
+            let f = match f {
+                Some(f) if a.size && (f.is_empty() || f == "table") => {
+                    Some(format!("{DEFAULT_TABLE}\t{{{{.Size}}}}"))
+                }
+                f => f.map(String::from),
+            };
+            ListFormat::new(f.as_deref(), DEFAULT_TABLE)
         }
-        return Ok(0);
-    }
-    let rows: Vec<[String; 7]> = recs.iter().map(|r| row(r, a.no_trunc)).collect();
-    if a.format
-        .as_deref()
-        .is_some_and(|f| f == "json" || f == "{{json .}}")
-    {
-        for c in rows {
-            let v = json!({"ID": c[0], "Image": c[1], "Command": c[2], "CreatedAt": c[3], "Status": c[4], "Ports": c[5], "Names": c[6], "State": state_word(&recs_status(&c[4]))});
-            println!("{v}");
-        }
-        return Ok(0);
-    }
-    let header = [
-        "CONTAINER ID",
-        "IMAGE",
-        "COMMAND",
-        "CREATED",
-        "STATUS",
-        "PORTS",
-        "NAMES",
-    ];
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in &rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{:w$}   ", c, w = widths[i]));
-            }
-        }
-        println!("{}", s.trim_end());
     };
-    line(header.to_vec());
-    for r in &rows {
-        line(r.iter().map(|s| s.as_str()).collect());
+    let fmt = match fmt {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(1);
+        }
+    };
+    let limit = if a.latest { 1 } else { a.last };
+    // docker: a status filter or a limit shows stopped containers too.
+    let all = a.all || limit > 0 || filters.has("status");
+    let mut recs: Vec<Record> = vec![];
+    let list = records::list(ctx)?;
+    let since = filters.boundary(&list, "since")?;
+    let before = filters.boundary(&list, "before")?;
+    for (i, r) in list.iter().enumerate() {
+        // The list is newest first: `since` keeps what is newer than the
+        // container named, `before` what is older.
+        if since.is_some_and(|s| i >= s) || before.is_some_and(|b| i <= b) {
+            continue;
+        }
+        let running = matches!(r.status, Status::Running | Status::Paused);
+        if !all && !running {
+            continue;
+        }
+        if !filters.matches(r) {
+            continue;
+        }
+        if limit > 0 && recs.len() as i64 == limit {
+            break;
+        }
+        recs.push(r.clone());
     }
-    Ok(0)
-}
-
-fn recs_status(s: &str) -> String {
-    s.split_whitespace().next().unwrap_or("").to_string()
-}
-
-fn state_word(first: &str) -> &'static str {
-    match first {
-        "Up" => "running",
-        "Exited" => "exited",
-        "Created" => "created",
-        _ => "dead",
+    let items: Vec<(Value, Value)> = recs
+        .iter()
+        .map(|r| (context(r, !a.no_trunc), json!({"Label": labels(r)})))
+        .collect();
+    match fmt.render(&items, "*formatter.ContainerContext", &header()) {
+        Ok(s) => {
+            print!("{s}");
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(1)
+        }
     }
 }
 
-fn row(r: &Record, no_trunc: bool) -> [String; 7] {
+fn header() -> Value {
+    json!({
+        "ID": "CONTAINER ID", "Names": "NAMES", "Image": "IMAGE", "Command": "COMMAND",
+        "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Ports": "PORTS",
+        "State": "STATE", "Status": "STATUS", "Size": "SIZE", "Labels": "LABELS",
+        "Mounts": "MOUNTS", "LocalVolumes": "LOCAL VOLUMES", "Networks": "NETWORKS",
+        "Label": "LABEL",
+    })
+}
+
+/// The container's labels (`--label`), from its stored run config.
+pub fn labels(r: &Record) -> BTreeMap<String, String> {
+    serde_json::from_value(r.config.get("labels").cloned().unwrap_or(Value::Null))
+        .unwrap_or_default()
+}
+
+/// docker's `ContainerContext` as JSON (what `{{json .}}` prints).
+fn context(r: &Record, trunc: bool) -> Value {
     let mut cmd = r
         .command
         .iter()
@@ -89,22 +109,69 @@ fn row(r: &Record, no_trunc: bool) -> [String; 7] {
         })
         .collect::<Vec<_>>()
         .join(" ");
-    if !no_trunc && cmd.chars().count() > 20 {
+    if trunc && cmd.chars().count() > 20 {
         cmd = format!("{}…", cmd.chars().take(19).collect::<String>());
     }
-    [
-        if no_trunc {
-            r.id.clone()
-        } else {
-            r.id[..12].to_string()
-        },
-        r.image.clone(),
-        format!("\"{cmd}\""),
-        humanize::ago(&r.created),
-        status_text(r),
-        ports_text(r),
-        r.name.clone(),
-    ]
+    let mounts: Vec<String> = r
+        .mounts
+        .iter()
+        .map(|m| {
+            let n = m["Name"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .or(m["Source"].as_str())
+                .unwrap_or("")
+                .to_string();
+            if trunc && n.chars().count() > 15 {
+                format!("{}…", n.chars().take(14).collect::<String>())
+            } else {
+                n
+            }
+        })
+        .collect();
+    let volumes = r.mounts.iter().filter(|m| m["Type"] == "volume").count();
+    let networks: Vec<String> = r.network["Networks"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    json!({
+        "ID": if trunc { r.id[..12].to_string() } else { r.id.clone() },
+        "Image": r.image,
+        "Command": serde_json::to_string(&cmd).unwrap_or_default(),
+        "CreatedAt": go_time(&r.created),
+        "RunningFor": humanize::ago(&r.created),
+        "Ports": ports_text(r),
+        "State": state_word(r.status),
+        "Status": status_text(r),
+        "Size": "0B",
+        "Names": r.name,
+        "Labels": labels(r).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+        "Mounts": mounts.join(","),
+        "LocalVolumes": volumes.to_string(),
+        "Networks": networks.join(","),
+    })
+}
+
+/// Go's `time.Time.String()` in UTC: `2026-11-22 21:30:00 +0000 UTC`.
+pub fn go_time(t: &str) -> String {
+    match humanize::parse_rfc3339(t) {
+        Some(s) => {
+            let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(s as u64);
+            let iso = humantime::format_rfc3339_seconds(at).to_string();
+            format!("{} +0000 UTC", iso.trim_end_matches('Z').replace('T', " "))
+        }
+        None => String::new(),
+    }
+}
+
+pub fn state_word(s: Status) -> &'static str {
+    match s {
+        Status::Running => "running",
+        Status::Paused => "paused",
+        Status::Exited => "exited",
+        Status::Created => "created",
+        Status::Dead => "dead",
+    }
 }
 
 /// docker's STATUS column: "Up 3 seconds", "Exited (0) 2 seconds ago", "Created".
@@ -142,4 +209,162 @@ fn ports_text(r: &Record) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+const KEYS: &[&str] = &[
+    "id", "name", "label", "status", "exited", "ancestor", "before", "since", "network", "volume",
+];
+const STATES: &[&str] = &[
+    "created",
+    "restarting",
+    "running",
+    "removing",
+    "paused",
+    "exited",
+    "dead",
+];
+
+/// `--filter KEY=VALUE`: values of one key are alternatives, keys must all
+/// match (docker's rule).
+pub struct Filters(BTreeMap<String, Vec<String>>);
+
+impl Filters {
+    pub fn parse(specs: &[String]) -> Result<Filters> {
+        let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for s in specs {
+            let Some((k, v)) = s.split_once('=') else {
+                return fail("bad format of filter (expected name=value)");
+            };
+            let k = k.trim().to_lowercase();
+            if !KEYS.contains(&k.as_str()) {
+                return fail(format!("invalid filter '{k}'"));
+            }
+            let ok = match k.as_str() {
+                "status" => STATES.contains(&v),
+                "exited" => v.parse::<i32>().is_ok(),
+                "id" | "name" => regex::Regex::new(v).is_ok(),
+                _ => true,
+            };
+            if !ok {
+                return fail(format!("invalid filter '{k}={v}'"));
+            }
+            m.entry(k).or_default().push(v.to_string());
+        }
+        Ok(Filters(m))
+    }
+
+    fn has(&self, k: &str) -> bool {
+        self.0.contains_key(k)
+    }
+
+    /// The index in `list` of the container a `since`/`before` filter names.
+    fn boundary(&self, list: &[Record], k: &str) -> Result<Option<usize>> {
+        let Some(v) = self.0.get(k).and_then(|v| v.first()) else {
+            return Ok(None);
+        };
+        match list
+            .iter()
+            .position(|r| r.id == *v || r.name == *v || r.id.starts_with(v.as_str()))
+        {
+            Some(i) => Ok(Some(i)),
+            None => fail(format!("No such container: {v}")),
+        }
+    }
+
+    pub fn matches(&self, r: &Record) -> bool {
+        self.0.iter().all(|(k, vals)| {
+            vals.iter().any(|v| match k.as_str() {
+                "id" => re_match(v, &r.id),
+                "name" => re_match(v, &r.name) || re_match(v, &format!("/{}", r.name)),
+                "status" => state_word(r.status) == v,
+                "exited" => {
+                    r.status == Status::Exited && v.parse::<i32>().is_ok_and(|c| c == r.exit_code)
+                }
+                "label" => {
+                    let l = labels(r);
+                    match v.split_once('=') {
+                        Some((k, want)) => l.get(k).is_some_and(|x| x == want),
+                        None => l.contains_key(v.as_str()),
+                    }
+                }
+                "ancestor" => ancestor(v, r),
+                "network" => r.network["Networks"].get(v.as_str()).is_some(),
+                "volume" => r.mounts.iter().any(|m| {
+                    m["Name"] == v.as_str()
+                        || m["Source"] == v.as_str()
+                        || m["Destination"] == v.as_str()
+                }),
+                _ => true,
+            })
+        })
+    }
+}
+
+fn re_match(pattern: &str, s: &str) -> bool {
+    pattern == s || regex::Regex::new(pattern).is_ok_and(|re| re.is_match(s))
+}
+
+/// `ancestor=busybox`, `busybox:latest` or an image id (prefix).
+fn ancestor(v: &str, r: &Record) -> bool {
+    let norm = |s: &str| {
+        if s.rsplit_once(':').is_some_and(|(_, t)| !t.contains('/')) {
+            s.to_string()
+        } else {
+            format!("{s}:latest")
+        }
+    };
+    let id = r.image_id.trim_start_matches("sha256:");
+    let want = v.trim_start_matches("sha256:");
+    norm(v) == norm(&r.image) || (want.len() >= 4 && id.starts_with(want))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(name: &str, status: Status, code: i32) -> Record {
+        let mut r: Record = serde_json::from_value(json!({
+            "id": format!("{:0>64}", name.len()), "name": name, "image": "busybox",
+            "imageId": "sha256:abcdef0123", "config": {"labels": {"tier": "web"}}
+        }))
+        .unwrap();
+        r.status = status;
+        r.exit_code = code;
+        r
+    }
+
+    #[test]
+    fn filters_match_like_docker() {
+        let f = |s: &[&str]| Filters::parse(&s.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+        let web = rec("web", Status::Exited, 3);
+        assert!(f(&["name=we"]).unwrap().matches(&web));
+        assert!(f(&["name=^/web$"]).unwrap().matches(&web));
+        assert!(!f(&["name=db"]).unwrap().matches(&web));
+        assert!(f(&["name=db", "name=web"]).unwrap().matches(&web));
+        assert!(f(&["exited=3", "status=exited"]).unwrap().matches(&web));
+        assert!(!f(&["exited=0"]).unwrap().matches(&web));
+        assert!(f(&["label=tier"]).unwrap().matches(&web));
+        assert!(f(&["label=tier=web"]).unwrap().matches(&web));
+        assert!(!f(&["label=tier=db"]).unwrap().matches(&web));
+        assert!(f(&["ancestor=busybox:latest"]).unwrap().matches(&web));
+        assert!(f(&["ancestor=abcdef"]).unwrap().matches(&web));
+        assert!(!f(&["ancestor=alpine"]).unwrap().matches(&web));
+        assert_eq!(
+            f(&["bogus=1"]).err().unwrap().to_string(),
+            "invalid filter 'bogus'"
+        );
+        assert_eq!(
+            f(&["status=sleepy"]).err().unwrap().to_string(),
+            "invalid filter 'status=sleepy'"
+        );
+        assert!(f(&["noequals"]).is_err());
+    }
+
+    #[test]
+    fn go_time_reads_like_go() {
+        assert_eq!(
+            go_time("2026-11-22T21:30:00.5Z"),
+            "2026-11-22 21:30:00 +0000 UTC"
+        );
+    }
 }

@@ -15,6 +15,16 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
+    run_or_create(ctx, a, false)
+}
+
+/// `mydocker create`: the record and its config, not started (`start`
+/// runs it); prints the full id.
+pub fn create(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
+    run_or_create(ctx, a, true)
+}
+
+fn run_or_create(ctx: &Ctx, a: &RunArgs, create_only: bool) -> Result<i32> {
     let image = ctx
         .layerfs()
         .args(["inspect", &a.image])
@@ -40,8 +50,26 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
         crate::pipeline::print(ctx, &record_in, &cfg)?;
         return Ok(0);
     }
+    if let Some(f) = &a.extra.cidfile {
+        if f.exists() {
+            return fail(format!(
+                "Container ID file found, make sure the other container isn't running or delete {}",
+                f.display()
+            ));
+        }
+    }
     let rec = ctx.ctrstate().arg("create").stdin_json(&record_in).json()?;
     let id = rec["id"].as_str().unwrap_or_default().to_string();
+    if let Some(f) = &a.extra.cidfile {
+        if let Err(e) = std::fs::write(f, &id) {
+            forget(ctx, &id, &cfg);
+            return fail(format!("failed to write the container ID to the file: {e}"));
+        }
+    }
+    if create_only {
+        println!("{id}");
+        return Ok(0);
+    }
     if a.detach {
         match start_detached(ctx, &id, &cfg) {
             Ok(()) => {
@@ -116,6 +144,8 @@ fn forget(ctx: &Ctx, id: &str, cfg: &RunConfig) {
 /// Forks a supervisor that launches the container and stays its parent;
 /// returns once it reports the container started (or why it did not).
 pub fn start_detached(ctx: &Ctx, id: &str, cfg: &RunConfig) -> Result<()> {
+    // A start undoes an earlier `stop`: the restart policy applies again.
+    let _ = std::fs::remove_file(stop_marker(ctx, id));
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| Error::Daemon(format!("pipe: {e}")))?;
     // SAFETY: mydocker is single-threaded here; the child only runs our own
@@ -165,7 +195,8 @@ fn detached_supervisor(ctx: &Ctx, id: &str, cfg: &RunConfig, report: OwnedFd) ->
             let _ = report.write_all(b"ok");
             drop(report);
             crate::trim::trim_resident();
-            supervise::supervise(ctx, id, cfg, l, sfd, None);
+            let code = supervise::supervise(ctx, id, cfg, l, sfd, None);
+            restart_loop(ctx, id, cfg, code);
             0
         }
         Err(e) => {
@@ -203,4 +234,62 @@ pub fn start(ctx: &Ctx, refs: &[String], attach: bool) -> Result<i32> {
         }
     }
     Ok(code)
+}
+
+/// The file `stop` leaves in the container's dir so that its restart
+/// policy does not bring it back (docker: a manual stop wins).
+fn stop_marker(ctx: &Ctx, id: &str) -> std::path::PathBuf {
+    ctx.container_dir(id).join("stop-requested")
+}
+
+/// Called by `stop` before it signals the container.
+pub fn mark_stopped(ctx: &Ctx, id: &str) {
+    let _ = std::fs::write(stop_marker(ctx, id), b"");
+}
+
+/// The restart policy, run by the detached supervisor once the container
+/// exited with `code`: launch it again (as `start` does) with docker's
+/// backoff (100 ms doubling up to a minute, reset after 10 s of running),
+/// counting restarts, until the policy says no, `stop` marks it or `rm`
+/// removes it.
+fn restart_loop(ctx: &Ctx, id: &str, cfg: &RunConfig, mut code: i32) {
+    let policy = &cfg.extra.restart;
+    let mut delay = std::time::Duration::from_millis(100);
+    let mut started = std::time::Instant::now();
+    let stopped = || records::peek(ctx, id).is_none() || stop_marker(ctx, id).exists();
+    loop {
+        let Some(rec) = records::peek(ctx, id) else {
+            return;
+        };
+        if stopped() || !crate::runflags::should_restart(policy, code, rec.restart_count) {
+            return;
+        }
+        if started.elapsed() >= std::time::Duration::from_secs(10) {
+            delay = std::time::Duration::from_millis(100);
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(std::time::Duration::from_secs(60));
+        if stopped() {
+            return;
+        }
+        let _ = teardown::stop_teardown(ctx, id);
+        let _ = ctx
+            .ctrstate()
+            .args(["update", id])
+            .stdin_json(&json!({"network": null, "restartCount": rec.restart_count + 1}))
+            .output();
+        let Ok(sfd) = supervise::prepare() else {
+            return;
+        };
+        match launch::launch(ctx, id, cfg) {
+            Ok(l) => {
+                started = std::time::Instant::now();
+                code = supervise::supervise(ctx, id, cfg, l, sfd, None);
+            }
+            Err(e) => {
+                failed_start(ctx, id, &e);
+                return;
+            }
+        }
+    }
 }

@@ -32,6 +32,9 @@ pub struct RunConfig {
     pub read_only: bool,
     /// Capabilities, seccomp, devices, cgroup namespace and parent.
     pub security: crate::security::Security,
+    /// Labels, restart policy, stop signal, ulimits, sysctls, ... (`runflags`).
+    #[serde(flatten)]
+    pub extra: crate::runflags::Extra,
 }
 
 impl RunConfig {
@@ -141,6 +144,7 @@ impl RunConfig {
             },
             read_only: a.read_only,
             security: a.security.parse()?,
+            extra: a.extra.parse(a.rm, a.hostname.is_some())?,
         })
     }
 }

@@ -199,19 +199,33 @@ pub fn build(i: &SpecInput) -> Result<Value> {
         json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
             "options": if sec.privileged { json!(["nosuid", "noexec", "nodev"]) } else { json!(["ro", "nosuid", "noexec", "nodev"]) }}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
     ];
+    let x = &i.cfg.extra;
+    if x.ipc_host {
+        // docker: the host's IPC namespace comes with the host's /dev/shm.
+        mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "rprivate"]}));
+    } else {
+        let size = if x.shm_size > 0 { x.shm_size } else { 64 << 20 };
+        mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={size}")]}));
+    }
+    if let Some(init) = &x.init {
+        mounts.push(json!({"destination": INIT_PATH, "type": "bind", "source": init, "options": ["rbind", "ro", "rprivate"]}));
+    }
     for (src, dst) in &i.files {
         mounts
             .push(json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
     }
     mounts.extend(i.extra_mounts.iter().cloned());
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
-    ];
+    let mut namespaces = vec![json!({"type": "mount"})];
+    for (kind, host) in [
+        ("pid", x.pid_host),
+        ("ipc", x.ipc_host),
+        ("uts", x.uts_host),
+    ] {
+        if !host {
+            namespaces.push(json!({"type": kind}));
+        }
+    }
     if sec.private_cgroupns() {
         namespaces.push(json!({"type": "cgroup"}));
     }
@@ -241,12 +255,25 @@ pub fn build(i: &SpecInput) -> Result<Value> {
     if let Some(s) = seccomp {
         linux["seccomp"] = s;
     }
-    Ok(json!({
+    if !x.sysctls.is_empty() {
+        linux["sysctl"] = json!(x.sysctls);
+    }
+    let mut gids = i.ids.additional.clone();
+    for g in group_ids(i.rootfs, &x.group_add)? {
+        if !gids.contains(&g) {
+            gids.push(g);
+        }
+    }
+    let mut args = i.cfg.args();
+    if x.init.is_some() {
+        args.splice(0..0, [INIT_PATH.to_string(), "--".to_string()]);
+    }
+    let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": i.cfg.tty,
-            "user": {"uid": i.ids.uid, "gid": i.ids.gid, "additionalGids": i.ids.additional},
-            "args": i.cfg.args(),
+            "user": {"uid": i.ids.uid, "gid": i.ids.gid, "additionalGids": gids},
+            "args": args,
             "env": env,
             "cwd": cwd,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
@@ -257,7 +284,53 @@ pub fn build(i: &SpecInput) -> Result<Value> {
         "domainname": i.cfg.net.domainname,
         "mounts": mounts,
         "linux": linux
-    }))
+    });
+    if !x.ulimits.is_empty() {
+        spec["process"]["rlimits"] = json!(x.ulimits);
+    }
+    if let Some(n) = x.oom_score_adj {
+        spec["process"]["oomScoreAdj"] = json!(n);
+    }
+    if x.uts_host {
+        // No uts namespace of its own: the host's name stays.
+        spec.as_object_mut().unwrap().remove("hostname");
+    }
+    Ok(spec)
+}
+
+/// Where `--init` mounts the init binary, as docker does.
+const INIT_PATH: &str = "/sbin/docker-init";
+
+/// `--group-add` values as gids: numbers as they are, names from the
+/// image's /etc/group (never the host's).
+fn group_ids(rootfs: &Path, groups: &[String]) -> Result<Vec<u32>> {
+    let mut out = vec![];
+    let db = if groups.iter().any(|g| g.parse::<u32>().is_err()) {
+        read_in_root(rootfs, "etc/group").unwrap_or_default()
+    } else {
+        String::new()
+    };
+    for g in groups {
+        if let Ok(n) = g.parse::<u32>() {
+            out.push(n);
+            continue;
+        }
+        let gid = db.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 3 && f[0] == g)
+                .then(|| f[2].parse::<u32>().ok())
+                .flatten()
+        });
+        match gid {
+            Some(n) => out.push(n),
+            None => {
+                return crate::error::fail(format!(
+                    "Unable to find group {g}: no matching entries in group file"
+                ))
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The container's /etc/hostname, /etc/hosts and /etc/resolv.conf, files

@@ -190,20 +190,7 @@ pub fn command(ctx: &Ctx, a: &crate::cli::VolumeCmd) -> Result<i32> {
             let v = call.json().map_err(plain)?;
             println!("{}", v["name"].as_str().unwrap_or(""));
         }
-        V::Ls { quiet } => {
-            let v = ctx.layerfs().args(["volume", "ls"]).json()?;
-            if !quiet {
-                println!("{:<10}VOLUME NAME", "DRIVER");
-            }
-            for x in v.as_array().into_iter().flatten() {
-                let name = x["name"].as_str().unwrap_or("");
-                if *quiet {
-                    println!("{name}");
-                } else {
-                    println!("{:<10}{name}", x["driver"].as_str().unwrap_or("local"));
-                }
-            }
-        }
+        V::Ls { quiet, format } => return crate::listings::volumes(ctx, *quiet, format.as_deref()),
         V::Inspect { names } => {
             let mut out = vec![];
             for n in names {

@@ -80,12 +80,8 @@ impl Drop for Docker {
         for id in stdout(&ids).split_whitespace() {
             let _ = self.run(&["rm", "-f", id]);
         }
-        let nets = self.run(&["network", "ls"]);
-        for n in stdout(&nets)
-            .lines()
-            .skip(1)
-            .filter_map(|l| l.split_whitespace().last())
-        {
+        let nets = self.run(&["network", "ls", "-q"]);
+        for n in stdout(&nets).split_whitespace() {
             let out = self.run(&["network", "rm", n]);
             if !out.status.success() {
                 // Never leave a bridge or rules on the machine, even when a
