@@ -25,6 +25,8 @@ pub fn rename(ctx: &Ctx, container: &str, new: &str) -> Result<i32> {
             }
             e => e,
         })?;
+    // names on user networks follow (docker's embedded DNS does)
+    crate::names::rename(ctx, &rec.id, &rec.name, new.trim_start_matches('/'))?;
     Ok(0)
 }
 

@@ -79,6 +79,31 @@ pub fn leave(ctx: &Ctx, network: &str, id: &str) -> Result<()> {
     }
 }
 
+/// A renamed container answers to its new name on every network it is on
+/// (its endpoint's old name replaced, then that network's hosts rewritten).
+pub fn rename(ctx: &Ctx, id: &str, old: &str, new: &str) -> Result<()> {
+    let root = ctx.root.join("netnames");
+    let Ok(nets) = std::fs::read_dir(&root) else {
+        return Ok(());
+    };
+    for net in nets.flatten() {
+        let p = net.path().join(format!("{id}.json"));
+        let Some(mut ep) = std::fs::read(&p)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Endpoint>(&b).ok())
+        else {
+            continue;
+        };
+        for n in ep.names.iter_mut().filter(|n| *n == old) {
+            *n = new.to_string();
+        }
+        atomicfile::write(&p, &serde_json::to_vec(&ep).expect("json"))
+            .step(|| format!("write {}", p.display()))?;
+        refresh(ctx, &net.file_name().to_string_lossy())?;
+    }
+    Ok(())
+}
+
 /// Rewrites the hosts file of every endpoint of `network`.
 pub fn refresh(ctx: &Ctx, network: &str) -> Result<()> {
     let d = dir(ctx, network);

@@ -181,8 +181,13 @@ fn names_resolve_on_user_networks_and_follow_containers_but_not_on_bridge() {
     ]);
     let hosts = d.ok(&["exec", "client", "cat", "/etc/hosts"]);
     assert!(hosts.contains(&format!("late {}", &late[..12])), "{hosts}");
+    // ... follows a rename ...
+    d.ok(&["rename", "late", "later"]);
+    let hosts = d.ok(&["exec", "client", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("later {}", &late[..12])), "{hosts}");
+    assert!(!hosts.contains("late "), "{hosts}");
     // ... and forgets one that leaves.
-    d.ok(&["rm", "-f", "late"]);
+    d.ok(&["rm", "-f", "later"]);
     let hosts = d.ok(&["exec", "client", "cat", "/etc/hosts"]);
     assert!(!hosts.contains("late"), "{hosts}");
 
