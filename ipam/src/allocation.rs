@@ -44,7 +44,9 @@ impl Error {
     pub fn cni_code(&self) -> u32 {
         match self {
             Error::Store(store::Error::Corrupt { .. }) => code::CORRUPT_STATE,
-            Error::Store(store::Error::Name { .. }) => code::INVALID_CONFIG,
+            Error::Store(store::Error::Name { .. } | store::Error::Owner { .. }) => {
+                code::INVALID_CONFIG
+            }
             Error::Store(_) => code::IO,
             Error::Pool { err, .. } => match err {
                 bitmap::Error::Exhausted { .. } => code::EXHAUSTED,
@@ -144,6 +146,8 @@ pub fn allocate(req: &Request) -> Result<Allocated> {
         err,
     };
     store::check_pool_name(&req.network)?;
+    crate::owners::check_owner(&req.id, &req.ifname)
+        .map_err(|why| Error::Store(store::Error::Owner { why }))?;
     // Before any size arithmetic: a /0 has 2^32 addresses, more than a u32.
     bitmap::check_prefix(req.subnet).map_err(perr)?;
     let gw = gateway_offset(req.subnet, req.gateway)?;

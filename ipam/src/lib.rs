@@ -66,6 +66,19 @@
 //!   `{"network","released":["10.22.0.2"]}` (empty when nothing was held).
 //! - `ipam ls NAME` prints `{"network","subnet","gateway","allocations":[{"ip","id","ifname"}]}`;
 //!   a network without state is an error (exit 1).
+//! - `ipam repair NAME [--subnet CIDR]` salvages every pool file of the
+//!   network that does not decode ([`repair`]): it keeps every owner record
+//!   that reads back (their addresses stay taken), hard-links the corrupt
+//!   file to `<file>.corrupt-<UTC time>` beside it and writes the rest by
+//!   atomic rename; `--subnet` only when the first pool's header is
+//!   unreadable. Prints `{"network","pools":[{"file","state":"ok"|"repaired",
+//!   "owners","lost":[..],"backup"}]}`.
+//!
+//! A corrupt state file fails every command on the network with one line
+//! naming the file and the repair command (CNI code 102). Nothing a caller
+//! passes can make one: ids (1-1024 bytes, no control characters) and
+//! interface names (the kernel's rule) are checked before anything is
+//! written.
 //!
 //! Exit codes: 0 ok, 1 the operation failed (exhausted, taken, I/O), 2 bad
 //! usage or bad input. Errors print one line `ipam: message` on stderr.
@@ -97,6 +110,7 @@ pub mod cni;
 pub mod index;
 pub mod owners;
 pub mod pools;
+pub mod repair;
 pub mod store;
 pub mod update;
 pub mod v6;

@@ -61,6 +61,15 @@ enum Cmd {
     },
     /// List a network's allocations.
     Ls { network: String },
+    /// Salvage the network's corrupt state files: keeps every owner that
+    /// reads back and a copy of each corrupt file beside it.
+    Repair {
+        network: String,
+        /// The network's subnet, needed only when its state file's header
+        /// is unreadable.
+        #[arg(long)]
+        subnet: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -105,6 +114,24 @@ fn main() -> ExitCode {
             .map(|ips| serde_json::json!({"network": network, "released": ips})),
         Cmd::Ls { network } => allocation::list(&data_dir, &network)
             .map(|l| serde_json::to_value(l).expect("serializable")),
+        Cmd::Repair { network, subnet } => {
+            let subnet = match subnet.as_deref().map(|s| (s, parse_subnet(s))) {
+                None => None,
+                Some((_, Some(s))) => Some(s),
+                Some((s, None)) => {
+                    eprintln!("ipam: --subnet {s:?} is not an IPv4 CIDR");
+                    return ExitCode::from(2);
+                }
+            };
+            match ipam::repair::repair(&data_dir, &network, subnet) {
+                Ok(r) if r.is_empty() => Err(allocation::Error::NotFound {
+                    network: network.clone(),
+                    data_dir,
+                }),
+                Ok(r) => Ok(serde_json::json!({"network": network, "pools": r})),
+                Err(e) => Err(e.into()),
+            }
+        }
     };
     match res {
         Ok(v) => print_json("ipam", &v),

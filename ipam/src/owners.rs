@@ -85,6 +85,43 @@ pub(crate) fn rec_at(raw: &[u8], at: usize) -> Result<Rec<'_>, String> {
     })
 }
 
+/// A record that reads back sane: an offset inside a subnet of `size`
+/// addresses (not the network or broadcast address), known flags, a packed
+/// id of 32 bytes or a printable one, and an interface name the kernel
+/// would take. Decoding refuses any other; a repair resynchronises on it.
+pub(crate) fn rec_ok(r: &Rec<'_>, size: u32) -> bool {
+    let text = |b: &[u8]| std::str::from_utf8(b).is_ok_and(|s| !s.chars().any(|c| c.is_control()));
+    r.offset != 0
+        && r.offset < size.saturating_sub(1)
+        && r.flags & !(HEX64 | FREED) == 0
+        && if r.flags & HEX64 != 0 {
+            r.id.len() == 32
+        } else {
+            !r.id.is_empty() && text(r.id)
+        }
+        && std::str::from_utf8(r.ifname).is_ok_and(|i| check_ifname(i).is_ok())
+}
+
+/// What an owner must be before it is written: an id of 1 to
+/// [`MAX_ID`] bytes without control characters, an interface name of 1 to
+/// 15 bytes as the kernel takes it. Anything longer could not be stored in
+/// the record's length fields.
+pub fn check_owner(id: &str, ifname: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > MAX_ID || id.chars().any(|c| c.is_control()) {
+        return Err(format!(
+            "container id must be 1-{MAX_ID} bytes without control characters"
+        ));
+    }
+    check_ifname(ifname).map_err(|why| format!("interface name {ifname:?}: {why}"))
+}
+
+/// Longest container id stored (CNI's bound is 256; ours leaves room).
+pub const MAX_ID: usize = 1024;
+
+fn check_ifname(s: &str) -> Result<(), &'static str> {
+    cni_plugin::check_ifname(s)
+}
+
 impl Owners {
     /// Takes `count` records from `raw`, checking each live one with
     /// `valid(offset)`; released records are dropped. Bytes after the last
@@ -104,9 +141,9 @@ impl Owners {
                 at += r.len;
                 continue;
             }
-            if !valid(r.offset) {
+            if !valid(r.offset) || !rec_ok(&r, u32::MAX) {
                 return Err(format!(
-                    "owner record at byte {at} holds offset {} not allocated",
+                    "owner record at byte {at} does not read back (offset {})",
                     r.offset
                 ));
             }

@@ -79,8 +79,16 @@ pub enum Error {
     Read { path: PathBuf, err: std::io::Error },
     #[error("write {path}: {err}")]
     Write { path: PathBuf, err: std::io::Error },
-    #[error("corrupt state file {path}: {why} (remove it to start over)")]
+    #[error(
+        "corrupt state file {}: {why}; run `{}` to keep every owner that reads back (the file is kept beside it)",
+        path.display(),
+        crate::repair::command_for(path)
+    )]
     Corrupt { path: PathBuf, why: String },
+    #[error("invalid owner: {why}")]
+    Owner { why: String },
+    #[error("cannot repair {}: {why}", path.display())]
+    Repair { path: PathBuf, why: String },
     #[error(
         "invalid network name {name:?}: use letters, digits, '.', '_', '-' (not starting with '.')"
     )]

@@ -25,7 +25,7 @@
 //! allocation. A process crash loses nothing (the writes are in the page
 //! cache); a power loss may lose the last allocations, whose containers died
 //! with the machine, or leave a torn file that decodes as corrupt (code 102:
-//! remove it to start over). Compactions and the first write of a network
+//! `ipam repair` keeps what reads back). Compactions and the first write of a network
 //! are still fsynced and renamed into place.
 
 use std::fs::{File, OpenOptions};

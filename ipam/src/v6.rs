@@ -161,7 +161,7 @@ pub struct Pool6 {
 }
 
 impl Pool6 {
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(60 + self.owners.len() * 90);
         b.extend_from_slice(MAGIC);
         b.extend_from_slice(&self.subnet.base.to_be_bytes());
@@ -179,7 +179,7 @@ impl Pool6 {
         b
     }
 
-    fn decode(b: &[u8]) -> std::result::Result<Pool6, String> {
+    pub(crate) fn decode(b: &[u8]) -> std::result::Result<Pool6, String> {
         let mut at = 0usize;
         let mut take = |n: usize| -> std::result::Result<&[u8], String> {
             let s = b

@@ -31,6 +31,7 @@ pub fn list(ctx: &Ctx) -> Result<Vec<Record>> {
 /// its pid cleared. Every step is idempotent: a crash here is redone by
 /// the next command.
 pub fn reconcile(ctx: &Ctx) {
+    finish_removals(ctx);
     let Ok(out) = ctx.ctrstate().arg("reconcile").json() else {
         return;
     };
@@ -49,6 +50,25 @@ pub fn reconcile(ctx: &Ctx) {
                 .args(["update", &r.id])
                 .stdin_json(&serde_json::json!({"pid": 0, "pidStartTime": 0}))
                 .output();
+        }
+    }
+}
+
+/// Finishes the `rm` of every container whose record is gone but whose
+/// directory is not: `ctrstate rm` removes the directory entry by entry, so
+/// a kill in the middle leaves it without `state.json` (a container
+/// directory never appears without one: `ctrstate create` renames it into
+/// place whole). `rm` releases everything else before it removes the
+/// record; the teardown is redone anyway, being idempotent and cheap.
+fn finish_removals(ctx: &Ctx) {
+    let Ok(dir) = std::fs::read_dir(ctx.container_dir("")) else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let full_id = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+        if full_id && !e.path().join("state.json").exists() && e.path().is_dir() {
+            let _ = crate::teardown::remove_teardown(ctx, &name);
         }
     }
 }

@@ -1,6 +1,27 @@
 //! Undo of a container's pipeline once its process is gone: the stop
 //! teardown (process state and cgroup, networks, rootfs mount) and the removal
 //! (plus the writable layer and the record). Every step is idempotent.
+//!
+//! # Crash consistency: what is written first
+//!
+//! A SIGKILL of `stop`, `rm -f` or `start` (the CLI and every tool it runs)
+//! at any moment leaves state the next command finishes:
+//!
+//! - `stop`/`kill` only signal: the exit is recorded by the container's
+//!   supervisor (a separate process), or, when that is gone too, by the
+//!   next command's reconcile pass (`records::reconcile`), which also runs
+//!   the stop teardown below. The record says exited only after the
+//!   process is dead.
+//! - `rm -f`: the process is killed and its exit recorded first (as
+//!   `stop`); then every resource is released by id alone (nsrun state and
+//!   cgroup, rootfs mount and writable layer, CNI DEL of each network in
+//!   the record, netns file); the record goes last, with `ctrstate rm`, and
+//!   only when every release succeeded. So a record outlives its
+//!   resources, and `rm -f` again redoes the releases. `ctrstate rm`
+//!   removes the directory entry by entry: a kill there leaves a directory
+//!   without `state.json`, which the reconcile pass finishes removing.
+//! - `start`: the launch of `launch.rs` (its module doc): the record names
+//!   the supervisor and the networks before anything is taken.
 
 use crate::context::Ctx;
 use crate::error::Error;

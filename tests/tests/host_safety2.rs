@@ -1,7 +1,8 @@
 //! End-to-end: the host side is safe, part two. Users resolve inside the
 //! image; trees of any depth export, commit and save; every JSON-reading
-//! subcommand survives hostile input; a SIGKILL at any moment of `run -d`
-//! leaves state that the next command reconciles and `rm -f` cleans.
+//! subcommand survives hostile input; a SIGKILL at any moment of `run -d`,
+//! `start`, `stop` or `rm -f` leaves state that the next command
+//! reconciles and `rm -f` cleans.
 
 use e2e::docker::{stderr, stdout, Docker};
 use e2e::{assert_exit_code, bin, require_root, unique, TempDir};
@@ -466,56 +467,87 @@ fn seeded_sigkills_of_run_leave_state_the_next_command_reconciles() {
             .unwrap();
         // A run -d takes 0.2-0.4 s here: kills land all through it.
         std::thread::sleep(Duration::from_millis(rng.next(450)));
-        // Kill until nothing marked is left (a process may fork meanwhile).
-        for _ in 0..5 {
-            let pids = marked(&token);
-            if pids.is_empty() {
-                break;
-            }
-            for p in pids {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(p),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        kill_marked(&token);
         let _ = child.wait();
-        let ids: Vec<String> = d.containers_dir_entries();
-        // The next command reconciles: a running record runs its command.
-        let all = d.ok(&["ps", "-aq", "--no-trunc"]);
-        for id in all.split_whitespace() {
-            let rec = d.inspect(id);
-            if rec["State"]["Status"] == "running" {
-                rounds_up += 1;
-                let out = d.run(&["exec", id, "true"]);
-                assert_exit_code(&out, 0);
-            } else {
-                rounds_left += 1;
-            }
-        }
-        // rm -f cleans everything the crashed run took.
-        for id in all.split_whitespace() {
-            d.ok(&["rm", "-f", id]);
-        }
-        let left = d.containers_dir_entries();
-        assert!(
-            left.is_empty(),
-            "round {round}: container dirs left: {left:?} {:?}",
-            left.iter()
-                .map(
-                    |l| std::fs::read_dir(d.root.path().join("containers").join(l))
-                        .map(|r| r.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
-                )
-                .collect::<Vec<_>>()
-        );
-        assert_clean(&d, &ids, round);
+        rounds(&d, round, &mut rounds_up, &mut rounds_left);
     }
     eprintln!("{rounds_up} rounds ended running, {rounds_left} with a record not running");
-    // Every address of the /29 can be handed out again.
+    every_address_again(&d, &net);
+    assert!(
+        started.elapsed() < Duration::from_secs(90),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+/// SIGKILLs every process marked with `token` until none is left (a
+/// process may fork meanwhile).
+fn kill_marked(token: &str) {
+    for _ in 0..5 {
+        let pids = marked(token);
+        if pids.is_empty() {
+            break;
+        }
+        for p in pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// After a crash: the next command reconciles (every "Up" record answers
+/// `exec true`), then `rm -f` of every record leaves nothing behind.
+fn rounds(d: &Docker, round: usize, up: &mut usize, left: &mut usize) {
+    let ids: Vec<String> = d.containers_dir_entries();
+    let all = d.ok(&["ps", "-aq", "--no-trunc"]);
+    for id in all.split_whitespace() {
+        let rec = d.inspect(id);
+        if rec["State"]["Status"] == "running" {
+            *up += 1;
+            let out = d.run(&["exec", id, "true"]);
+            assert_exit_code(&out, 0);
+        } else {
+            *left += 1;
+        }
+    }
+    // ps -a shows "Up" exactly for the running records.
+    let table = d.ok(&["ps", "-a", "--no-trunc", "--format", "json"]);
+    for l in table.lines() {
+        let row: serde_json::Value = serde_json::from_str(l).unwrap();
+        let id = row["ID"].as_str().unwrap();
+        let up = row["Status"].as_str().unwrap().starts_with("Up");
+        let running = d.inspect(id)["State"]["Status"] == "running";
+        assert_eq!(up, running, "round {round}: {l}");
+        if up {
+            assert_exit_code(&d.run(&["exec", id, "true"]), 0);
+        }
+    }
+    for id in all.split_whitespace() {
+        d.ok(&["rm", "-f", id]);
+    }
+    let left_dirs = d.containers_dir_entries();
+    assert!(
+        left_dirs.is_empty(),
+        "round {round}: container dirs left: {left_dirs:?} {:?}",
+        left_dirs
+            .iter()
+            .map(
+                |l| std::fs::read_dir(d.root.path().join("containers").join(l))
+                    .map(|r| r.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+            )
+            .collect::<Vec<_>>()
+    );
+    assert_clean(d, &ids, round);
+}
+
+/// Every address of the /29 can be handed out again, and no more.
+fn every_address_again(d: &Docker, net: &str) {
     let mut ids = vec![];
     loop {
-        let out = d.run(&["run", "-d", "--network", &net, "busybox", "sleep", "1000"]);
+        let out = d.run(&["run", "-d", "--network", net, "busybox", "sleep", "1000"]);
         if !out.status.success() {
             assert!(
                 ids.len() >= 5,
@@ -531,6 +563,62 @@ fn seeded_sigkills_of_run_leave_state_the_next_command_reconciles() {
     for id in &ids {
         d.ok(&["rm", "-f", id]);
     }
+}
+
+#[test]
+fn seeded_sigkills_of_start_stop_and_rm_leave_state_the_next_command_reconciles() {
+    require_root!();
+    let d = Docker::new();
+    let net = unique("hs3n").replace('x', "");
+    d.ok(&["network", "create", "--subnet", "10.231.10.0/29", &net]);
+    let seed: u64 = std::env::var("HS2_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed);
+    eprintln!("crash test seed {seed} (HS2_SEED to repeat)");
+    let mut rng = Lcg(seed ^ 0xc0ffee);
+    let started = Instant::now();
+    let (mut rounds_up, mut rounds_left) = (0, 0);
+    for round in 0..24 {
+        let token = format!("{}-s{round}", std::process::id());
+        let id = d
+            .ok(&["run", "-d", "--network", &net, "busybox", "sleep", "1000"])
+            .trim()
+            .to_string();
+        let op = ["start", "stop", "rm"][round % 3];
+        let args: Vec<&str> = match op {
+            "start" => {
+                d.ok(&["stop", "-t", "0", &id]);
+                vec!["start", &id]
+            }
+            "stop" => {
+                if rng.next(2) == 0 {
+                    vec!["stop", "-t", "0", &id]
+                } else {
+                    vec!["stop", "-t", "1", &id]
+                }
+            }
+            _ => vec!["rm", "-f", &id],
+        };
+        let mut child = d
+            .cmd(&args)
+            .env("HS2_CRASH", &token)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // start, stop -t 0 and rm -f take 0.1-0.4 s here, stop -t 1 a
+        // second more: kills land all through them.
+        let span = if args.contains(&"1") { 1400 } else { 450 };
+        let delay = rng.next(span);
+        std::thread::sleep(Duration::from_millis(delay));
+        kill_marked(&token);
+        let _ = child.wait();
+        eprintln!("round {round}: {} killed after {delay} ms", args.join(" "));
+        rounds(&d, round, &mut rounds_up, &mut rounds_left);
+    }
+    eprintln!("{rounds_up} records ended running, {rounds_left} not running");
+    every_address_again(&d, &net);
     assert!(
         started.elapsed() < Duration::from_secs(90),
         "took {:?}",
