@@ -1410,10 +1410,67 @@ fn no_pivot_moves_the_rootfs_onto_slash_and_chroots() {
     assert_exit_code(&b.create_out(&id, &["--no-pivot"]), 0);
     assert_exit_code(&b.out(&["start", &id]), 0);
     assert_eq!(b.state(&id)["status"], "running");
+    // What tells MS_MOVE + chroot from pivot_root: the host's mounts stay in
+    // the namespace under the moved root, out of the container's sight
+    // (its mountinfo), where pivot_root detaches them all.
+    let (pid, pivoted) = (b.pid(&id), b.start());
+    match (mounts_in_ns(pid), mounts_in_ns(pivoted.1)) {
+        (Some(moved), Some(piv)) => {
+            let visible = |p: i32| {
+                std::fs::read_to_string(format!("/proc/{p}/mountinfo"))
+                    .unwrap()
+                    .lines()
+                    .count()
+            };
+            assert_eq!(piv, visible(pivoted.1), "pivot_root left hidden mounts");
+            assert!(
+                moved > visible(pid),
+                "--no-pivot: want the host's mounts hidden below the root ({moved} in the namespace, {} visible)",
+                visible(pid)
+            );
+        }
+        _ => eprintln!("SKIP no-pivot mount count: no listmount(2) here"),
+    }
     let out = b.exec(&id, &["cat", "/only-in-image"]);
     assert_exit_code(&out, 0);
     assert_eq!(stdout(&out), "x");
     assert_exit_code(&b.out(&["delete", "--force", &id]), 0);
+}
+
+/// How many mounts the mount namespace of `pid` holds, reachable from the
+/// container's root or not (listmount(2) of the namespace by its id, Linux
+/// 6.11); None where the kernel lacks it.
+fn mounts_in_ns(pid: i32) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    const SYS_LISTMOUNT: libc::c_long = 458;
+    #[cfg(not(target_arch = "x86_64"))]
+    return None;
+    const NS_GET_MNTNS_ID: libc::c_ulong = 0x8008_b705; // _IOR(0xb7, 5, u64)
+    #[repr(C)]
+    struct MntIdReq {
+        size: u32,
+        spare: u32,
+        mnt_id: u64,
+        param: u64,
+        mnt_ns_id: u64,
+    }
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt")).unwrap();
+    let mut ns_id = 0u64;
+    // SAFETY: the ioctl writes one u64 into ns_id.
+    if unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_MNTNS_ID, &mut ns_id) } != 0 {
+        return None;
+    }
+    let req = MntIdReq {
+        size: std::mem::size_of::<MntIdReq>() as u32,
+        spare: 0,
+        mnt_id: u64::MAX, // LSMT_ROOT: from the namespace's root
+        param: 0,
+        mnt_ns_id: ns_id,
+    };
+    let mut ids = vec![0u64; 4096];
+    // SAFETY: req is a live mnt_id_req; ids has room for ids.len() ids.
+    let n = unsafe { libc::syscall(SYS_LISTMOUNT, &req, ids.as_mut_ptr(), ids.len(), 0u32) };
+    (n >= 0).then_some(n as usize)
 }
 
 #[test]
