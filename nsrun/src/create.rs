@@ -44,6 +44,8 @@ pub struct Opts {
     pub systemd_cgroup: bool,
     /// `run`: nsrun stays the parent and takes the pty master itself.
     pub run: bool,
+    /// `--no-pivot`: MS_MOVE the rootfs onto `/` and chroot (ramfs roots).
+    pub no_pivot: bool,
 }
 
 pub struct Created {
@@ -150,8 +152,23 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
             joins.push((*t, p.clone(), fd));
         }
     }
-    // The mount namespace is joined last: it changes how paths resolve.
-    joins.sort_by_key(|(t, _, _)| *t == LinuxNamespaceType::Mount);
+    // A mount namespace given by path is never nsrun's own for longer than
+    // the clone: every path below (state dir, cgroups, /proc, pid file)
+    // means the host's. Without a new user namespace the init joins it
+    // itself (as runc's child does); with one, the init must be born in it
+    // (it would have no capability over it once in its own user namespace),
+    // so nsrun joins it around the clone only and comes back.
+    let mnt_join = joins
+        .iter()
+        .position(|(t, _, _)| *t == LinuxNamespaceType::Mount)
+        .map(|i| joins.remove(i));
+    let new_userns = ns
+        .iter()
+        .any(|(t, p)| *t == LinuxNamespaceType::User && p.is_none());
+    let home = match (&mnt_join, new_userns) {
+        (Some(_), true) => Some(Home::open()?),
+        _ => None,
+    };
 
     let dir = Dir::new(&o.root, &o.id);
     dir.create()?;
@@ -174,11 +191,12 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
             err: e.to_string(),
         }
     })?;
-    let fifo = sys::open(&fifo_path, libc::O_PATH, 0).map_err(|e| CreateError::Io {
-        step: "open exec fifo",
-        path: fifo_path.clone(),
-        err: sys::errstr(&e),
-    })?;
+    let fifo =
+        sys::open(&dir.path, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(|e| CreateError::Io {
+            step: "open state dir",
+            path: dir.path.clone(),
+            err: sys::errstr(&e),
+        })?;
 
     // The cgroup exists, with its limits and device rules, before the init.
     cgroup.make(&dir)?;
@@ -224,6 +242,13 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
         "annotations": spec.annotations().clone().unwrap_or_default(),
     });
     let _ = std::io::Write::flush(&mut std::io::stdout());
+    if let (Some((_, p, fd)), Some(_)) = (&mnt_join, &home) {
+        sys::setns(fd, libc::CLONE_NEWNS).map_err(|e| CreateError::Io {
+            step: "setns",
+            path: p.clone(),
+            err: sys::errstr(&e),
+        })?;
+    }
     // A fork-like clone (no new stack): the child continues here with a copy
     // of this (single-threaded) process. nix's clone needs a new stack.
     // SAFETY: without CLONE_VM or a stack the child gets its own copy of
@@ -240,8 +265,14 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
             0usize,
         )
     };
-    if pid < 0 {
-        return Err(last_err("clone").into());
+    let clone_err = (pid < 0).then(|| last_err("clone"));
+    if pid != 0 {
+        if let Some(h) = &home {
+            h.back()?;
+        }
+    }
+    if let Some(e) = clone_err {
+        return Err(e.into());
     }
     if pid == 0 {
         drop(parent);
@@ -257,11 +288,18 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
             userns,
             preserve_fds: o.preserve_fds,
             hook_state: hook_state.clone(),
+            join_mnt: match (&mnt_join, &home) {
+                (Some((_, _, fd)), None) => Some(fd.as_raw_fd()),
+                _ => None,
+            },
+            mount_joined: mnt_join.is_some(),
+            no_pivot: o.no_pivot,
         });
     }
     let pid = pid as i32;
     undo.pid = Some(pid);
     drop(child_sock);
+    drop(mnt_join);
     drop(fifo);
     drop(console);
     if userns {
@@ -336,6 +374,44 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
     undo.armed = false;
     drop(undo);
     Ok(Created { pid, dir, master })
+}
+
+/// nsrun's own mount namespace, root and cwd, to come back to after
+/// joining a mount namespace for the clone only.
+struct Home {
+    mnt: OwnedFd,
+    root: OwnedFd,
+    cwd: OwnedFd,
+}
+
+impl Home {
+    fn open() -> Result<Home, CreateError> {
+        let open = |p: &str, flags| {
+            sys::open(Path::new(p), flags, 0).map_err(|e| CreateError::Io {
+                step: "open",
+                path: p.into(),
+                err: sys::errstr(&e),
+            })
+        };
+        Ok(Home {
+            mnt: open("/proc/self/ns/mnt", libc::O_RDONLY)?,
+            root: open("/", libc::O_RDONLY | libc::O_DIRECTORY)?,
+            cwd: open(".", libc::O_RDONLY | libc::O_DIRECTORY)?,
+        })
+    }
+
+    /// setns resets root and cwd to the namespace's: restore both.
+    fn back(&self) -> Result<(), CreateError> {
+        sys::setns(&self.mnt, libc::CLONE_NEWNS)
+            .map_err(|e| e.to_string())
+            .and_then(|()| nix::unistd::fchdir(&self.root).map_err(|e| e.to_string()))
+            .and_then(|()| nix::unistd::chroot(".").map_err(|e| e.to_string()))
+            .and_then(|()| nix::unistd::fchdir(&self.cwd).map_err(|e| e.to_string()))
+            .map_err(|err| CreateError::Step {
+                step: "return to nsrun's mount namespace",
+                err,
+            })
+    }
 }
 
 /// Hands the init's seccomp notify fd to `listenerPath` (runc's

@@ -8,7 +8,7 @@ use crate::{rootfs, sys, tty};
 use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::Spec;
 use std::os::fd::{AsRawFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What the init gets from its parent (a copy of its memory: it is a fork).
 pub struct Ctx<'a> {
@@ -19,7 +19,9 @@ pub struct Ctx<'a> {
     pub sync: Channel,
     /// Unshare a cgroup namespace once in the cgroup.
     pub new_cgroupns: bool,
-    /// O_PATH fd of the exec fifo, opened before pivot_root.
+    /// O_PATH fd of the state dir holding the exec fifo, opened before
+    /// any namespace is joined: no path (nor /proc, which a joined mount
+    /// namespace may have from another pid namespace) is needed to reach it.
     pub fifo: RawFd,
     /// A connected `--console-socket` for the pty master (create mode).
     pub console: Option<RawFd>,
@@ -30,6 +32,13 @@ pub struct Ctx<'a> {
     pub preserve_fds: u32,
     /// The state given to hooks (status and pid are filled in).
     pub hook_state: serde_json::Value,
+    /// A mount namespace (by path) the init joins itself, first thing.
+    pub join_mnt: Option<RawFd>,
+    /// The mount namespace is joined (by the init or at birth): it is
+    /// assumed set up, so no rootfs setup of our own (as runc).
+    pub mount_joined: bool,
+    /// `--no-pivot`: MS_MOVE + chroot instead of pivot_root.
+    pub no_pivot: bool,
 }
 
 /// The hook state with `status` and the init's host pid.
@@ -62,11 +71,17 @@ pub fn run(ctx: Ctx) -> ! {
     }
     drop(ctx.sync);
     // Blocks until `start` opens the read side.
-    let path = format!("/proc/self/fd/{}", ctx.fifo);
-    let w = match sys::open(Path::new(&path), libc::O_WRONLY, 0) {
+    let w = match nix::fcntl::openat(
+        // SAFETY: the fd is the parent's O_PATH fd of the state dir, copied
+        // into this process by the clone, closed only below.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(ctx.fifo) },
+        crate::state::FIFO,
+        nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    ) {
         Ok(w) => w,
         Err(e) => {
-            eprintln!("nsrun: open exec fifo {path}: {}", sys::errstr(&e));
+            eprintln!("nsrun: open exec fifo: {e}");
             sys::exit_now(1);
         }
     };
@@ -99,6 +114,13 @@ fn setup(ctx: &Ctx, host_pid: i32) -> Result<(), String> {
     // while this process still runs it; exec of the user's command resets it.
     let _ = nix::sys::prctl::set_dumpable(false);
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    if let Some(fd) = ctx.join_mnt {
+        // SAFETY: the fd is the parent's open namespace fd, copied into
+        // this process by the clone and used by nothing else here.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        sys::setns(fd, libc::CLONE_NEWNS)
+            .map_err(|e| format!("setns mount namespace: {}", sys::errstr(&e)))?;
+    }
     // The parent writes our uid/gid maps and puts us in the cgroup first.
     ctx.sync.wait_go().map_err(|e| e.to_string())?;
     if ctx.userns {
@@ -117,7 +139,9 @@ fn setup(ctx: &Ctx, host_pid: i32) -> Result<(), String> {
     if new_netns {
         loopback_up()?;
     }
-    rootfs::prepare(ctx.spec, &ctx.rootfs, ctx.userns).map_err(|e| e.to_string())?;
+    if !ctx.mount_joined {
+        rootfs::prepare(ctx.spec, &ctx.rootfs, ctx.userns).map_err(|e| e.to_string())?;
+    }
     // Hooks see the mounts made and the old root still there (as runc).
     use crate::hooks::{self, Stage};
     if !hooks::of(ctx.spec, Stage::Prestart).is_empty()
@@ -131,9 +155,17 @@ fn setup(ctx: &Ctx, host_pid: i32) -> Result<(), String> {
         Stage::CreateContainer,
         &state_of(&ctx.hook_state, "creating", host_pid),
     )?;
-    rootfs::pivot(&ctx.rootfs).map_err(|e| e.to_string())?;
-    rootfs::root_propagation(ctx.spec).map_err(|e| e.to_string())?;
-    rootfs::finish(ctx.spec).map_err(|e| e.to_string())?;
+    if ctx.mount_joined {
+        rootfs::sysctls(ctx.spec).map_err(|e| e.to_string())?;
+    } else {
+        if ctx.no_pivot {
+            rootfs::move_root(&ctx.rootfs).map_err(|e| e.to_string())?;
+        } else {
+            rootfs::pivot(&ctx.rootfs).map_err(|e| e.to_string())?;
+        }
+        rootfs::root_propagation(ctx.spec).map_err(|e| e.to_string())?;
+        rootfs::finish(ctx.spec).map_err(|e| e.to_string())?;
+    }
     if let Some(h) = ctx.spec.hostname().as_ref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).map_err(|e| format!("sethostname {h:?}: {e}"))?;
     }

@@ -20,7 +20,7 @@
 //! the container is created but not started, the `exec.fifo` the init blocks on.
 //! Container ids match `[A-Za-z0-9][A-Za-z0-9_.-]{0,127}`.
 //!
-//! - `create [--bundle DIR] [--config FILE|-] [--pid-file F] [--console-socket S] [--preserve-fds N] ID`:
+//! - `create [--bundle DIR] [--config FILE|-] [--pid-file F] [--console-socket S] [--preserve-fds N] [--no-pivot] ID`:
 //!   makes the container's cgroup (below), starts the init in it, blocked
 //!   before exec, writes its host pid to `--pid-file`, exits; prints nothing
 //!   (as runc: its stdout is the container's). As runc, args[0] is looked up
@@ -29,7 +29,12 @@
 //!   not found in $PATH`), one that cannot be executed with 126. The init
 //!   keeps create's stdin/stdout/stderr (unless `process.terminal`, then the
 //!   pty slave; the master goes to `--console-socket` by SCM_RIGHTS) and is
-//!   reparented to the caller's subreaper.
+//!   reparented to the caller's subreaper. `--no-pivot` (runc's, for ramfs
+//!   roots pivot_root refuses): the host's full proc and sysfs mounts
+//!   outside the rootfs are detached, the rootfs is MS_MOVEd onto `/` and
+//!   chrooted into. A mount namespace given by `path` is joined as it is:
+//!   no rootfs setup (no mounts, pivot_root, masked or read-only paths;
+//!   sysctls are still written), the namespace is its maker's.
 //! - `start ID`: releases a created init and returns once it has exec'd the
 //!   command (or failed to: then the init exits 126/127, seen by its
 //!   subreaper); prints nothing. Only from `created`.
@@ -117,7 +122,11 @@
 //! Process tree: `nsrun create` (P) clones the init (I) with `CLONE_NEW*` for
 //! each namespace to create; namespaces given by `path` are joined by P
 //! (setns) before the clone, so I is born in them (a pid namespace applies to
-//! children only, which is why P joins it rather than I). No intermediate
+//! children only, which is why P joins it rather than I). A mount namespace
+//! is the exception, since P's paths (state dir, cgroups, /proc, pid file)
+//! must keep meaning the host's: I joins it itself, first thing; with a new
+//! user namespace (where I would lack the capability to) P joins it for the
+//! clone only and returns to its own namespace, root and cwd. No intermediate
 //! process: I's parent is P, and when P exits I is reparented to the caller's
 //! subreaper. P makes the cgroup before the clone; after it, P writes I's
 //! uid/gid maps (a new user namespace), puts I in the cgroup, then tells I
@@ -130,8 +139,8 @@
 //! master, `run` only) and `SeccompFd`+fd, then `Ready` or `Failed(step)`
 //! (I exits 1) or `NoCommand(127|126, why)` (args[0] not runnable). After
 //! `Ready`, I opens the
-//! `exec.fifo` for writing through `/proc/self/fd` (the fd is an O_PATH fd
-//! opened before pivot_root), which blocks until `start` opens the read side;
+//! `exec.fifo` for writing relative to an O_PATH fd of the state dir
+//! opened before any namespace is joined, which blocks until `start` opens the read side;
 //! I writes one byte and keeps the fd open (close-on-exec); `start` reads the
 //! byte, then waits for EOF (I exec'd or died) and removes the fifo.
 //!

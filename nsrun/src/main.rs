@@ -58,6 +58,9 @@ struct CreateArgs {
     /// Accepted for runc compatibility (no session keyring is made).
     #[arg(long = "no-new-keyring", hide = true)]
     no_new_keyring: bool,
+    /// MS_MOVE the rootfs onto / and chroot instead of pivot_root (ramfs roots).
+    #[arg(long = "no-pivot")]
+    no_pivot: bool,
     id: String,
 }
 
@@ -260,6 +263,7 @@ fn opts(root: &std::path::Path, c: CreateArgs, run: bool, systemd: bool) -> crea
         preserve_fds: c.preserve_fds,
         systemd_cgroup: systemd,
         run,
+        no_pivot: c.no_pivot,
     }
 }
 

@@ -668,10 +668,52 @@ pub fn pivot(rootfs: &Path) -> Result<(), RootfsError> {
     Ok(())
 }
 
-/// Steps after pivot_root: masked and read-only paths, sysctls, read-only root.
-pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
+/// `--no-pivot` (runc's msMoveRoot), for roots pivot_root refuses (the
+/// initramfs): the full proc and sysfs mounts outside the rootfs are
+/// detached first (a chroot leaves them in the namespace, and a mounted
+/// proc there would let the container mount another), then the rootfs is
+/// moved onto `/` and chrooted into.
+pub fn move_root(rootfs: &Path) -> Result<(), RootfsError> {
+    // Mount points are real paths: so must the prefix be.
+    let real = std::fs::canonicalize(rootfs).map_err(|e| step("resolve", rootfs, e))?;
+    let mut outside: Vec<PathBuf> = mountinfo::own()
+        .map_err(|e| step("read", Path::new(mountinfo::SELF), e))?
+        .into_iter()
+        .filter(|m| {
+            m.root == Path::new("/")
+                && (m.fs_type == "proc" || m.fs_type == "sysfs")
+                && !m.mount_point.starts_with(&real)
+        })
+        .map(|m| m.mount_point)
+        .collect();
+    // Deepest first, so a parent is not detached under its children.
+    outside.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in outside {
+        match sys::mount(None, &p, None, libc::MS_SLAVE | libc::MS_REC, None) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            r => r.map_err(|e| step("make rslave", &p, e))?,
+        }
+        match sys::umount2(&p, libc::MNT_DETACH) {
+            Ok(()) => {}
+            // Not ours to unmount (a user namespace): cover it instead.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EPERM)) => {
+                sys::mount(Some(Path::new("tmpfs")), &p, Some("tmpfs"), 0, None)
+                    .map_err(|e| step("cover", &p, e))?
+            }
+            Err(e) => return Err(step("detach", &p, e)),
+        }
+    }
+    std::env::set_current_dir(rootfs).map_err(|e| step("chdir", rootfs, e))?;
+    sys::mount(Some(rootfs), Path::new("/"), None, libc::MS_MOVE, None)
+        .map_err(|e| step("move rootfs onto /", rootfs, e))?;
+    nix::unistd::chroot(".").map_err(|e| step("chroot", rootfs, e.into()))?;
+    std::env::set_current_dir("/").map_err(|e| step("chdir", Path::new("/"), e))?;
+    Ok(())
+}
+
+/// `linux.sysctl`, written through the container's /proc/sys.
+pub fn sysctls(spec: &Spec) -> Result<(), RootfsError> {
     let linux = spec.linux().as_ref();
-    // Sysctls first: /proc/sys is among the read-only paths below.
     for (k, v) in linux.and_then(|l| l.sysctl().clone()).unwrap_or_default() {
         let path = Path::new("/proc/sys").join(k.replace('.', "/"));
         if k.contains("..") || k.contains('/') {
@@ -683,6 +725,14 @@ pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
         }
         std::fs::write(&path, v.as_bytes()).map_err(|e| step("sysctl", &path, e))?;
     }
+    Ok(())
+}
+
+/// Steps after pivot_root: sysctls, masked and read-only paths, read-only root.
+pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
+    let linux = spec.linux().as_ref();
+    // Sysctls first: /proc/sys is among the read-only paths below.
+    sysctls(spec)?;
     for p in linux
         .and_then(|l| l.masked_paths().clone())
         .unwrap_or_default()

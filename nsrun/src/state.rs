@@ -63,6 +63,9 @@ pub struct OciState {
 }
 
 /// A container's directory under the state root.
+/// The exec fifo's name in a container's dir.
+pub const FIFO: &str = "exec.fifo";
+
 pub struct Dir {
     pub id: String,
     pub path: PathBuf,
@@ -86,7 +89,7 @@ impl Dir {
         self.path.join("cgroup.json")
     }
     pub fn fifo(&self) -> PathBuf {
-        self.path.join("exec.fifo")
+        self.path.join(FIFO)
     }
 
     /// Creates the directory; an existing one means a duplicate id.

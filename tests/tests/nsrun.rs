@@ -1241,3 +1241,266 @@ fn scheduling_personality_tmpcopyup_rro_and_the_oci_version() {
     assert_exit_code(&out, 2);
     assert!(stderr(&out).contains("ociVersion"), "{}", stderr(&out));
 }
+
+/// Gives namespace `typ` of the config the `path` (adding the entry if the
+/// config has none).
+fn join_ns(c: &mut Value, typ: &str, path: &Path) {
+    let list = c["linux"]["namespaces"].as_array_mut().unwrap();
+    match list.iter_mut().find(|n| n["type"] == typ) {
+        Some(n) => n["path"] = json!(path),
+        None => list.push(json!({"type": typ, "path": path})),
+    }
+}
+
+/// A process holding new namespaces (`unshare FLAGS sh -c SCRIPT`), killed
+/// and reaped on drop.
+struct Holder(std::process::Child);
+
+impl Holder {
+    fn new(flags: &[&str], script: &str) -> Holder {
+        let child = Command::new("unshare")
+            .args(flags)
+            .args(["sh", "-c", script])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn unshare");
+        Holder(child)
+    }
+    fn ns(&self, typ: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/ns/{typ}", self.0.id()))
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn mount_count(b: &Bundle, id: &str) -> String {
+    let out = b.exec(id, &["sh", "-c", "wc -l < /proc/self/mountinfo"]);
+    assert_exit_code(&out, 0);
+    stdout(&out)
+}
+
+#[test]
+fn a_mount_namespace_given_by_path_is_joined_as_it_is() {
+    require_root!();
+    // A: a container whose mount namespace (and pid namespace, whose /proc
+    // that namespace has) the others join.
+    let mut a = Bundle::new(&["sleep", "60"]);
+    std::fs::write(a.rootfs().join("only-in-a"), "a\n").unwrap();
+    let (aid, apid) = a.start();
+    let before = mount_count(&a, &aid);
+    let (mnt, pid) = (
+        PathBuf::from(format!("/proc/{apid}/ns/mnt")),
+        PathBuf::from(format!("/proc/{apid}/ns/pid")),
+    );
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "cat /only-in-a; wc -l < /proc/self/mountinfo; hostname",
+    ]);
+    b.set(|c| {
+        join_ns(c, "mount", &mnt);
+        join_ns(c, "pid", &pid);
+    });
+    let out = b.run();
+    assert_exit_code(&out, 0);
+    // A's root, A's mounts (no rootfs setup, no pivot_root of its own), and
+    // still its own uts namespace.
+    assert_eq!(
+        stdout(&out),
+        format!("a\n{before}nsrun-test\n"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(mount_count(&a, &aid), before, "B changed A's mounts");
+
+    // The lifecycle: the state is nsrun's, on the host, and goes with delete.
+    b.set(|c| c["process"]["args"] = json!(["sleep", "60"]));
+    let id = b.id();
+    assert_exit_code(&b.create_out(&id, &[]), 0);
+    assert!(b.root().join(&id).join("state.json").exists());
+    assert_eq!(b.state(&id)["status"], "created");
+    assert_exit_code(&b.out(&["start", &id]), 0);
+    assert_eq!(b.state(&id)["status"], "running");
+    let bpid = b.pid(&id);
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{bpid}/ns/mnt")).unwrap(),
+        std::fs::read_link(&mnt).unwrap(),
+        "B's init is in A's mount namespace"
+    );
+    assert_exit_code(&b.out(&["delete", "--force", &id]), 0);
+    b.ids.retain(|x| *x != id);
+    assert!(!b.root().join(&id).exists(), "state left by delete");
+    assert_eq!(mount_count(&a, &aid), before);
+
+    // With a new user namespace the init is born in the joined one (nsrun
+    // comes back to its own at once: the id maps and state are the host's).
+    b.set(|c| {
+        c["process"]["args"] = json!(["sh", "-c", "cat /only-in-a; id -u"]);
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    });
+    let out = b.run();
+    assert_exit_code(&out, 0);
+    assert_eq!(stdout(&out), "a\n0\n", "{}", stderr(&out));
+}
+
+#[test]
+fn a_mount_namespace_held_by_a_host_process_is_joined() {
+    require_root!();
+    let dir = e2e::TempDir::new("mntns");
+    let d = dir.path().to_str().unwrap().to_string();
+    let holder = Holder::new(
+        &["-m", "--propagation", "private"],
+        &format!("mount -t tmpfs t {d} && echo only-there > {d}/f && exec sleep 60"),
+    );
+    let seen = PathBuf::from(format!("/proc/{}/root{d}/f", holder.0.id()));
+    wait_for("the holder's tmpfs", || seen.exists());
+    assert!(!dir.path().join("f").exists(), "the tmpfs is the holder's");
+    // A new pid namespace under the host's /proc: fine.
+    let mut b = Bundle::new(&["cat", &format!("{d}/f")]);
+    b.set(|c| join_ns(c, "mount", &holder.ns("mnt")));
+    let out = b.run();
+    assert_exit_code(&out, 0);
+    assert_eq!(stdout(&out), "only-there\n", "{}", stderr(&out));
+    assert_no_mounts(dir.path());
+}
+
+#[test]
+fn no_pivot_moves_the_rootfs_onto_slash_and_chroots() {
+    require_root!();
+    let mut b = Bundle::new(&["sh", "-c", "ls -a /; cut -d' ' -f5 /proc/self/mountinfo"]);
+    std::fs::write(b.rootfs().join("only-in-image"), "x").unwrap();
+    let id = b.id();
+    let bundle = b.path().to_str().unwrap().to_string();
+    let out = b.out(&["run", "--no-pivot", "--bundle", &bundle, &id]);
+    assert_exit_code(&out, 0);
+    let s = stdout(&out);
+    let mut want: Vec<String> = std::fs::read_dir(b.rootfs())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .chain([".".to_string(), "..".to_string()])
+        .collect();
+    want.sort();
+    let lines: Vec<&str> = s.lines().collect();
+    let mut got: Vec<String> = lines
+        .iter()
+        .take(want.len())
+        .map(|s| s.to_string())
+        .collect();
+    got.sort();
+    assert_eq!(got, want, "the container sees exactly its rootfs: {s}");
+    for mp in &lines[want.len()..] {
+        assert!(
+            *mp == "/" || ["/proc", "/dev", "/sys"].iter().any(|p| mp.starts_with(p)),
+            "a host mount is visible: {mp}\n{s}"
+        );
+    }
+    // create --no-pivot, then the usual walk.
+    b.set(|c| c["process"]["args"] = json!(["sleep", "60"]));
+    let id = b.id();
+    assert_exit_code(&b.create_out(&id, &["--no-pivot"]), 0);
+    assert_exit_code(&b.out(&["start", &id]), 0);
+    assert_eq!(b.state(&id)["status"], "running");
+    // What tells MS_MOVE + chroot from pivot_root: the host's mounts stay in
+    // the namespace under the moved root, out of the container's sight
+    // (its mountinfo), where pivot_root detaches them all.
+    let (pid, pivoted) = (b.pid(&id), b.start());
+    match (mounts_in_ns(pid), mounts_in_ns(pivoted.1)) {
+        (Some(moved), Some(piv)) => {
+            let visible = |p: i32| {
+                std::fs::read_to_string(format!("/proc/{p}/mountinfo"))
+                    .unwrap()
+                    .lines()
+                    .count()
+            };
+            assert_eq!(piv, visible(pivoted.1), "pivot_root left hidden mounts");
+            assert!(
+                moved > visible(pid),
+                "--no-pivot: want the host's mounts hidden below the root ({moved} in the namespace, {} visible)",
+                visible(pid)
+            );
+        }
+        _ => eprintln!("SKIP no-pivot mount count: no listmount(2) here"),
+    }
+    let out = b.exec(&id, &["cat", "/only-in-image"]);
+    assert_exit_code(&out, 0);
+    assert_eq!(stdout(&out), "x");
+    assert_exit_code(&b.out(&["delete", "--force", &id]), 0);
+}
+
+/// How many mounts the mount namespace of `pid` holds, reachable from the
+/// container's root or not (listmount(2) of the namespace by its id, Linux
+/// 6.11); None where the kernel lacks it.
+fn mounts_in_ns(pid: i32) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    const SYS_LISTMOUNT: libc::c_long = 458;
+    #[cfg(not(target_arch = "x86_64"))]
+    return None;
+    const NS_GET_MNTNS_ID: libc::c_ulong = 0x8008_b705; // _IOR(0xb7, 5, u64)
+    #[repr(C)]
+    struct MntIdReq {
+        size: u32,
+        spare: u32,
+        mnt_id: u64,
+        param: u64,
+        mnt_ns_id: u64,
+    }
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt")).unwrap();
+    let mut ns_id = 0u64;
+    // SAFETY: the ioctl writes one u64 into ns_id.
+    if unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_MNTNS_ID, &mut ns_id) } != 0 {
+        return None;
+    }
+    let req = MntIdReq {
+        size: std::mem::size_of::<MntIdReq>() as u32,
+        spare: 0,
+        mnt_id: u64::MAX, // LSMT_ROOT: from the namespace's root
+        param: 0,
+        mnt_ns_id: ns_id,
+    };
+    let mut ids = vec![0u64; 4096];
+    // SAFETY: req is a live mnt_id_req; ids has room for ids.len() ids.
+    let n = unsafe { libc::syscall(SYS_LISTMOUNT, &req, ids.as_mut_ptr(), ids.len(), 0u32) };
+    (n >= 0).then_some(n as usize)
+}
+
+#[test]
+fn hostname_is_set_in_a_joined_uts_namespace() {
+    require_root!();
+    let holder = Holder::new(&["-u"], "exec sleep 60");
+    let uts = holder.ns("uts");
+    wait_for("the holder's uts namespace", || {
+        std::fs::read_link(&uts).ok() != std::fs::read_link("/proc/self/ns/uts").ok()
+    });
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let mut b = Bundle::new(&["hostname"]);
+    b.set(|c| {
+        c["hostname"] = json!("joined-uts");
+        join_ns(c, "uts", &uts);
+    });
+    let out = b.run();
+    assert_exit_code(&out, 0);
+    assert_eq!(stdout(&out), "joined-uts\n", "{}", stderr(&out));
+    // Set in the joined namespace itself, not in one of the container's own.
+    let out = Command::new("nsenter")
+        .arg(format!("--uts={}", uts.display()))
+        .arg("hostname")
+        .output()
+        .unwrap();
+    assert_exit_code(&out, 0);
+    assert_eq!(stdout(&out), "joined-uts\n");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        host,
+        "the host's hostname is untouched"
+    );
+}
