@@ -233,6 +233,7 @@ fn add(
         ImageRecord {
             id: id.clone(),
             repo_tags: vec![],
+            repo_digests: vec![],
             layers,
             config,
             created,

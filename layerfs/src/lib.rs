@@ -10,16 +10,26 @@
 //!
 //! - `load [-i FILE]` (FILE `-` or absent: stdin) loads a `docker save`
 //!   tarball or an OCI image layout (`oci-layout`, `index.json`,
-//!   `blobs/sha256/`; layers plain or gzip), each as a tarball (plain,
+//!   `blobs/sha256/`; layers plain, gzip, zstd, bzip2 or xz; of an index
+//!   listing several platforms only this host's manifest, os/arch then
+//!   variant), each as a tarball (plain,
 //!   gzip, bzip2, xz or zstd, told by its magic) or as an unpacked
 //!   directory; tags come from `RepoTags`, or for OCI from the
 //!   `io.containerd.image.name` / `org.opencontainers.image.ref.name`
-//!   annotation. Prints `{"loaded":["name:tag"],"ids":["sha256:..."]}`.
+//!   annotation (a bare repository name gets `:latest`; a bare tag names
+//!   nothing). Prints `{"loaded":["name:tag"],"ids":["sha256:..."],
+//!   "untagged":[ids loaded without a tag]}`. Manifest digests (the OCI
+//!   index's, also in a docker >= 25 save) become `repoDigests`
+//!   (`name@sha256:...`, for each tag's name).
 //!   Every layer's uncompressed digest is checked against the config's
 //!   `rootfs.diff_ids` while it is extracted; a mismatch or an unsafe entry
 //!   stores nothing. Loading again is a no-op that moves tags to this image.
-//! - `images`: `[{"id","repoTags","created","size","layers"}]`, newest first.
-//! - `inspect IMAGE`: `{"id","repoTags","created","size","layers","config"}`,
+//! - `images`: `[{"id","repoTags","repoDigests"?,"created","size","layers"}]`,
+//!   newest first. References: `docker.io/library/x`, `library/x` and `x`
+//!   are one name, stored and shown as docker's familiar `x:tag`;
+//!   `docker.io/x/y` is `x/y`; other registries are kept;
+//!   `name@sha256:<manifest digest>` resolves through `repoDigests`.
+//! - `inspect IMAGE`: `{"id","repoTags","repoDigests"?,"created","size","layers","config"}`,
 //!   `config` being the image config JSON as loaded. IMAGE is `name`
 //!   (`:latest` implied), `name:tag`, `sha256:<hex>` or a unique id prefix.
 //! - `tag SOURCE TARGET`: `{"id","tagged"}`; the tag leaves any other image.

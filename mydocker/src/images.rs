@@ -129,12 +129,25 @@ pub fn images(ctx: &Ctx, a: &ImagesArgs) -> Result<i32> {
                 continue;
             }
             let size = humanize::size(img["size"].as_u64().unwrap_or(0));
+            // docker: the digest recorded for this repository, if any.
+            let digest = img["repoDigests"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|d| d.as_str())
+                .find_map(|d| {
+                    d.split_once('@')
+                        .filter(|(n, _)| *n == repo)
+                        .map(|(_, d)| d)
+                })
+                .unwrap_or("<none>")
+                .to_string();
             items.push((
                 serde_json::json!({
                     "ID": if a.no_trunc { full.to_string() } else { hex[..hex.len().min(12)].to_string() },
                     "Repository": repo,
                     "Tag": tag,
-                    "Digest": "<none>",
+                    "Digest": digest,
                     "CreatedSince": humanize::ago(created),
                     "CreatedAt": crate::ps::go_time(created),
                     "Size": size,
@@ -208,6 +221,9 @@ pub fn load(ctx: &Ctx, a: &LoadArgs) -> Result<i32> {
     if !a.quiet {
         for t in out["loaded"].as_array().into_iter().flatten() {
             println!("Loaded image: {}", t.as_str().unwrap_or(""));
+        }
+        for id in out["untagged"].as_array().into_iter().flatten() {
+            println!("Loaded image ID: {}", id.as_str().unwrap_or(""));
         }
     }
     Ok(0)

