@@ -43,8 +43,10 @@
 //!   kernel >= 6.8), else paths relative to the layer dir.
 //! - `umount ID`: `{"id","mounted":false}`; a plain umount (MNT_DETACH
 //!   only when busy), keeping `upper`. Not mounted: success.
-//! - `commit ID [NAME:TAG] [-m MSG] [--change-json PATCH]`: the container's
-//!   `upper` dir as a new layer (overlay whiteouts -> `.wh.NAME`, opaque
+//! - `commit ID [NAME:TAG] [-m MSG] [--created-by CMD] [--change-json PATCH]`:
+//!   the container's `upper` dir (less the empty mount points of
+//!   bind-mounted `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`,
+//!   `/.dockerenv`) as a new layer (overlay whiteouts -> `.wh.NAME`, opaque
 //!   dirs -> `.wh..wh..opq`) on its image's layers; the config is the
 //!   image's, with `created`, `rootfs.diff_ids` and `history` extended and
 //!   PATCH (`{"Cmd":[..],"Env":[..],..}`, `null` removes a key) merged into

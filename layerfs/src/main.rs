@@ -43,6 +43,9 @@ enum Cmd {
         /// Comment recorded in the history.
         #[arg(short, long)]
         message: Option<String>,
+        /// The history's `created_by` (docker: the container's command).
+        #[arg(long)]
+        created_by: Option<String>,
         /// Config patch: JSON text, `-` for stdin, or a file.
         #[arg(long)]
         change_json: Option<String>,
@@ -161,6 +164,7 @@ fn run(cli: Cli) -> Result<serde_json::Value, Error> {
             id,
             tag,
             message,
+            created_by,
             change_json,
         } => {
             let change = change_json.map(|c| read_change(&c)).transpose()?;
@@ -169,6 +173,7 @@ fn run(cli: Cli) -> Result<serde_json::Value, Error> {
                 &id,
                 tag.as_deref(),
                 message.as_deref(),
+                created_by.as_deref(),
                 change,
             )?)
         }

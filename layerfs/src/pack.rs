@@ -39,39 +39,53 @@ pub fn pack<W: Write>(dir: &Path, out: W, upper: bool) -> Result<W> {
         w: out,
         buf: vec![0; 256 * 1024],
     };
-    Ok(run(dir, sink, upper)?.w)
+    Ok(run(dir, sink, upper, &[])?.w)
 }
 
 /// `pack` into a file, written through a 1 MiB buffer with file contents
 /// sent by the kernel (sendfile) instead of read and written back. Does
 /// not fsync: that is the caller's choice.
 pub fn pack_file(dir: &Path, out: File, upper: bool) -> Result<File> {
-    Ok(pack_file_with(dir, out, upper, true)?.0)
+    Ok(pack_file_with(dir, out, upper, true, &[])?.0)
+}
+
+/// `pack_file` of an upper dir leaving out the empty regular files at
+/// `skip` (paths relative to `dir`): the mount points a runtime creates
+/// for its bind mounts (`etc/hosts`, ...), which docker never commits.
+pub fn pack_file_skipping(dir: &Path, out: File, skip: &[&str]) -> Result<File> {
+    Ok(pack_file_with(dir, out, true, true, skip)?.0)
 }
 
 /// `pack_file`, also returning the bytes written (a pipe has no size to stat).
 pub fn pack_file_counted(dir: &Path, out: File, upper: bool) -> Result<(File, u64)> {
-    pack_file_with(dir, out, upper, true)
+    pack_file_with(dir, out, upper, true, &[])
 }
 
-fn pack_file_with(dir: &Path, out: File, upper: bool, sendfile: bool) -> Result<(File, u64)> {
+fn pack_file_with(
+    dir: &Path,
+    out: File,
+    upper: bool,
+    sendfile: bool,
+    skip: &[&str],
+) -> Result<(File, u64)> {
     let sink = FileSink {
         f: out,
         buf: Vec::with_capacity(BUF),
         sendfile,
         written: 0,
     };
-    let mut s = run(dir, sink, upper)?;
+    let mut s = run(dir, sink, upper, skip)?;
     s.flush().map_err(|e| io_err("write", dir, e))?;
     Ok((s.f, s.written))
 }
 
-fn run<S: Sink>(dir: &Path, sink: S, upper: bool) -> Result<S> {
+fn run<S: Sink>(dir: &Path, sink: S, upper: bool, skip: &[&str]) -> Result<S> {
     let root = open_dir(None, dir.as_os_str()).map_err(|e| io_err("open", dir, e.into()))?;
     let mut p = Packer {
         b: tar::Builder::new(sink),
         upper,
         links: HashMap::new(),
+        skip: skip.iter().map(PathBuf::from).collect(),
     };
     let mut path = dir.to_path_buf();
     let mut rel = PathBuf::new();
@@ -256,6 +270,8 @@ struct Packer<S: Sink> {
     upper: bool,
     /// (dev, ino) of files with several links -> the first path written.
     links: HashMap<(u64, u64), PathBuf>,
+    /// Relative paths left out when they are empty regular files.
+    skip: Vec<PathBuf>,
 }
 
 /// A file or dir opened for packing, or a name to stat (anything else).
@@ -297,6 +313,15 @@ impl<S: Sink> Packer<S> {
             let dirfd = reopen(&mut stack, path)?;
             path.push(&name);
             rel.push(&name);
+            if self.skip.iter().any(|p| p == rel) {
+                let st = fstatat(&dirfd, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW);
+                if st.is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_size == 0)
+                {
+                    path.pop();
+                    rel.pop();
+                    continue;
+                }
+            }
             match self.entry(dirfd.as_fd(), &name, kind, path, rel) {
                 Ok(Some(child)) => {
                     let depth = stack.len();

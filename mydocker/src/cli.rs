@@ -79,7 +79,7 @@ pub enum Cmd {
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
     Tag { source: String, target: String },
     /// Show the history of an image.
-    History { image: String },
+    History(HistoryArgs),
     /// Manage images (`image prune`, `image ls`).
     #[command(subcommand)]
     Image(ImageCmd),
@@ -501,6 +501,23 @@ pub enum ImageCmd {
         #[arg(short = 'a', long)]
         all: bool,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// Print sizes and dates in human readable format.
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub human: bool,
+    /// Don't truncate output.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only show image IDs.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Format output using a Go template.
+    #[arg(long)]
+    pub format: Option<String>,
+    pub image: String,
 }
 
 #[derive(Subcommand, Debug)]

@@ -389,6 +389,12 @@ fn plain(e: Error) -> Error {
     }
 }
 
+/// docker's PATH for a container whose image sets none.
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// `commit`: the container's changes as a new image, its config the
+/// image's plus `-c` changes; history `created_by` is the container's
+/// command, as docker records it.
 pub fn commit(ctx: &Ctx, a: &crate::cli::CommitArgs) -> Result<i32> {
     let rec = crate::records::get(ctx, &a.container)?;
     let base = ctx
@@ -396,8 +402,26 @@ pub fn commit(ctx: &Ctx, a: &crate::cli::CommitArgs) -> Result<i32> {
         .args(["inspect", &rec.image_id])
         .json()
         .map_err(plain)?;
-    let patch = changes_patch(&a.change, &base["config"]["config"])?;
-    let mut call = ctx.layerfs().args(["commit", &rec.id]);
+    let mut patch = changes_patch(&a.change, &base["config"]["config"])?;
+    // docker's container config always has a PATH (the default one when
+    // the image has none), and a commit keeps it.
+    let env = patch
+        .get("Env")
+        .or(base["config"]["config"].get("Env"))
+        .and_then(|e| e.as_array())
+        .cloned()
+        .unwrap_or_default();
+    if !env
+        .iter()
+        .any(|e| e.as_str().is_some_and(|e| e.starts_with("PATH=")))
+    {
+        let mut with_path = vec![Value::from(DEFAULT_PATH)];
+        with_path.extend(env);
+        patch["Env"] = Value::Array(with_path);
+    }
+    let mut call = ctx
+        .layerfs()
+        .args(["commit", &rec.id, "--created-by", &rec.command.join(" ")]);
     if let Some(r) = &a.repository {
         call = call.arg(if r.contains(':') {
             r.clone()
@@ -482,42 +506,85 @@ pub fn tag(ctx: &Ctx, source: &str, target: &str) -> Result<i32> {
     Ok(0)
 }
 
-pub fn history(ctx: &Ctx, image: &str) -> Result<i32> {
-    let v = ctx
+/// `history`: docker's table (the image id on the newest step,
+/// `<missing>` below; CREATED humanized; CREATED BY cut at 45 characters
+/// with an ellipsis unless `--no-trunc`), `-q`, `-H=false`, `--format`.
+pub fn history(ctx: &Ctx, a: &crate::cli::HistoryArgs) -> Result<i32> {
+    let fmt = match crate::gotmpl::ListFormat::new(
+        if a.quiet {
+            Some("{{.ID}}")
+        } else {
+            a.format.as_deref()
+        },
+        HISTORY_TABLE,
+    ) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(1);
+        }
+    };
+    let img = ctx
         .layerfs()
-        .args(["history", image])
+        .args(["inspect", &a.image])
         .json()
         .map_err(plain)?;
-    println!(
-        "{:<14}{:<16}{:<48}{:<10}COMMENT",
-        "IMAGE", "CREATED", "CREATED BY", "SIZE"
-    );
-    for h in v.as_array().into_iter().flatten() {
-        let by: String = h["createdBy"]
-            .as_str()
-            .unwrap_or("")
-            .chars()
-            .take(45)
-            .collect();
-        let layer = h["layer"]
-            .as_str()
-            .unwrap_or("")
-            .trim_start_matches("sha256:");
-        let short = if layer.is_empty() {
-            "<missing>".to_string()
-        } else {
-            layer.chars().take(12).collect()
+    let id = img["id"].as_str().unwrap_or("");
+    let rows = ctx
+        .layerfs()
+        .args(["history", &a.image])
+        .json()
+        .map_err(plain)?;
+    let mut items = vec![];
+    for (i, h) in rows.as_array().into_iter().flatten().enumerate() {
+        let shown_id = match i {
+            0 if a.no_trunc => id.to_string(),
+            0 => id.trim_start_matches("sha256:").chars().take(12).collect(),
+            _ => "<missing>".to_string(),
         };
-        println!(
-            "{:<14}{:<16}{:<48}{:<10}{}",
-            short,
-            humanize::ago(h["created"].as_str().unwrap_or("")),
-            by,
-            humanize::size(h["size"].as_u64().unwrap_or(0)),
-            h["comment"].as_str().unwrap_or("")
-        );
+        let created = h["created"].as_str().unwrap_or("");
+        let by = h["createdBy"].as_str().unwrap_or("").replace('\t', " ");
+        let by = if a.no_trunc { by } else { ellipsis(&by, 45) };
+        let size = h["size"].as_u64().unwrap_or(0);
+        items.push((
+            serde_json::json!({
+                "ID": shown_id,
+                "CreatedSince": if a.human { humanize::ago(created) } else { created.to_string() },
+                "CreatedAt": created,
+                "CreatedBy": by,
+                "Size": if a.human { humanize::size(size) } else { size.to_string() },
+                "Comment": h["comment"].as_str().unwrap_or(""),
+            }),
+            serde_json::json!({}),
+        ));
     }
-    Ok(0)
+    let header = serde_json::json!({
+        "ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+        "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT",
+    });
+    match fmt.render(&items, "*formatter.historyContext", &header) {
+        Ok(s) => {
+            print!("{s}");
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(1)
+        }
+    }
+}
+
+const HISTORY_TABLE: &str =
+    "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
+
+/// docker's `Ellipsis`: at most `max` characters, the last one `…` when cut.
+fn ellipsis(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
 }
 
 /// `image prune`: untagged images (or with `-a` every image) that no
@@ -620,6 +687,12 @@ pub fn system_df(ctx: &Ctx) -> Result<i32> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn ellipsis_cuts_like_docker() {
+        assert_eq!(ellipsis("abc", 3), "abc");
+        assert_eq!(ellipsis("abcd", 3), "ab…");
+    }
 
     #[test]
     fn globs_match_references() {

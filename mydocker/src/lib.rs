@@ -88,7 +88,7 @@ pub fn main_with(cli: Cli) -> u8 {
         Cmd::Import(a) => images::import(&ctx, a),
         Cmd::Save(a) => images::save(&ctx, a),
         Cmd::Tag { source, target } => images::tag(&ctx, source, target),
-        Cmd::History { image } => images::history(&ctx, image),
+        Cmd::History(a) => images::history(&ctx, a),
         Cmd::Image(cli::ImageCmd::Ls(a)) => images::images(&ctx, a),
         Cmd::Image(cli::ImageCmd::Prune { all, .. }) => images::prune(&ctx, *all),
         Cmd::System(cli::SystemCmd::Df) => images::system_df(&ctx),

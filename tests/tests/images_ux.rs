@@ -285,3 +285,88 @@ fn oci_ref_names_and_other_platforms() {
     );
     assert_eq!(image_count(&d), 2);
 }
+
+#[test]
+fn history_and_commit_like_docker() {
+    require_root!();
+    let d = Docker::new();
+    d.ok(&[
+        "run",
+        "--name",
+        "h1",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi > /x; echo a long command line that docker cuts at forty-five characters",
+    ]);
+    let id = d.ok(&["commit", "-m", "my note", "h1", "mine:1"]);
+    let img = image_inspect(&d, "mine:1");
+    // PATH kept in Env
+    let env = img["Config"]["Env"].as_array().unwrap().clone();
+    assert!(
+        env.iter().any(|e| e.as_str().unwrap().starts_with("PATH=")),
+        "{env:?}"
+    );
+    // no placeholder for the bind-mounted files in the new layer
+    let diff = img["RootFS"]["Layers"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    let layer = d
+        .root
+        .path()
+        .join("layers/sha256")
+        .join(&diff.as_str().unwrap()["sha256:".len()..]);
+    assert!(layer.join("x").exists());
+    for f in ["etc/hosts", "etc/hostname", "etc/resolv.conf"] {
+        assert!(!layer.join(f).exists(), "{f} committed");
+    }
+    // history: docker's columns, aligned, created_by the command
+    let out = d.ok(&["history", "mine:1"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    // Columns by character position (the ellipsis is one character).
+    let col = |l: &str, name: &str| -> Option<String> {
+        let at = lines[0].find(name)?;
+        Some(l.chars().skip(lines[0][..at].chars().count()).collect())
+    };
+    assert!(lines[0].starts_with("IMAGE "), "{out}");
+    assert!(lines[1].starts_with(&id["sha256:".len()..][..12]), "{out}");
+    assert!(lines[2].starts_with("<missing>"), "{out}");
+    let by = col(lines[1], "CREATED BY").unwrap();
+    assert!(
+        by.starts_with("sh -c echo hi > /x; echo a long command line…"),
+        "{out}"
+    );
+    let created = col(lines[1], "CREATED ").unwrap();
+    assert!(
+        created.starts_with("Less than a second ago") || created.contains("second"),
+        "{out}"
+    );
+    assert!(
+        col(lines[1], "COMMENT").unwrap().starts_with("my note"),
+        "{out}"
+    );
+    // every row's SIZE starts at the header's column: nothing overflowed
+    for l in &lines[1..] {
+        let s = col(l, "SIZE").unwrap();
+        assert!(s.starts_with(|c: char| c.is_ascii_digit()), "{out}");
+    }
+    let full = d.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.ID}}|{{.CreatedBy}}",
+        "mine:1",
+    ]);
+    assert_eq!(
+        full.lines().next().unwrap(),
+        format!("{id}|sh -c echo hi > /x; echo a long command line that docker cuts at forty-five characters")
+    );
+    assert_eq!(d.ok(&["history", "-q", "mine:1"]).lines().count(), 2);
+    d.ok(&["rm", "h1"]);
+}
