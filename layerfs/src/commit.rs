@@ -239,9 +239,12 @@ fn add(
         .and_then(|c| c.as_str())
         .unwrap_or_default()
         .to_string();
-    index.images.insert(
-        id.clone(),
-        ImageRecord {
+    // The same content committed again within a second is the same
+    // image: it keeps the tags it has.
+    index
+        .images
+        .entry(id.clone())
+        .or_insert_with(|| ImageRecord {
             id: id.clone(),
             repo_tags: vec![],
             repo_digests: vec![],
@@ -249,8 +252,7 @@ fn add(
             config,
             created,
             size,
-        },
-    );
+        });
     if let Some(t) = tag {
         index.tag(&id, t);
     }

@@ -587,43 +587,99 @@ fn ellipsis(s: &str, max: usize) -> String {
     out
 }
 
-/// `image prune`: untagged images (or with `-a` every image) that no
-/// container uses; layerfs refuses the ones in use.
-pub fn prune(ctx: &Ctx, all: bool) -> Result<i32> {
+/// A layer's size as the store recorded it (`layers/meta/<hex>.json`).
+fn layer_size(ctx: &Ctx, diff_id: &str) -> u64 {
+    let hex = diff_id.trim_start_matches("sha256:");
+    std::fs::read(ctx.root.join("layers/meta").join(format!("{hex}.json")))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| v["size"].as_u64())
+        .unwrap_or(0)
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(String::from))
+        .collect()
+}
+
+/// Image ids some container (in any state) was created from.
+fn used_images(ctx: &Ctx) -> Result<std::collections::BTreeSet<String>> {
+    Ok(crate::records::list(ctx)?
+        .into_iter()
+        .map(|r| r.image_id)
+        .collect())
+}
+
+/// `image prune [-a] [-f]`: dangling images (with `-a` every image) that
+/// no container uses, after docker's question unless `-f` (a closed or
+/// empty stdin answers no).
+pub fn prune(ctx: &Ctx, all: bool, force: bool) -> Result<i32> {
+    let warning = if all {
+        "WARNING! This will remove all images without at least one container associated to them."
+    } else {
+        "WARNING! This will remove all dangling images."
+    };
+    if !force && !crate::cmds::confirm(warning) {
+        return Ok(0);
+    }
     let list = ctx.layerfs().arg("images").json()?;
-    let mut deleted = vec![];
+    let used = used_images(ctx)?;
+    let (mut untagged, mut deleted, mut reclaimed) = (vec![], vec![], 0u64);
     for img in list.as_array().into_iter().flatten() {
-        let untagged = img["repoTags"].as_array().is_none_or(|t| t.is_empty());
-        if !(all || untagged) {
-            continue;
-        }
         let id = img["id"].as_str().unwrap_or("");
-        // Removing by id needs --force when tagged; layerfs still refuses an image in use... so only untag what no container holds.
-        let in_use = std::fs::read_dir(ctx.root.join("containers"))
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok())
-            .any(|e| {
-                std::fs::read_to_string(e.path().join("layerfs.json")).is_ok_and(|s| s.contains(id))
-            });
-        if in_use {
+        let dangling = strings(&img["repoTags"]).is_empty();
+        if !(all || dangling) || used.contains(id) {
             continue;
         }
+        let sizes: std::collections::HashMap<String, u64> = strings(&img["layers"])
+            .into_iter()
+            .map(|l| {
+                let s = layer_size(ctx, &l);
+                (l, s)
+            })
+            .collect();
+        // --force: by id with several tags; layerfs still keeps the
+        // layers other images use.
         if let Ok(v) = ctx.layerfs().args(["rmi", "--force", id]).json() {
-            deleted.extend(v["deleted"].as_array().cloned().unwrap_or_default());
+            untagged.extend(strings(&v["untagged"]));
+            for d in strings(&v["deleted"]) {
+                reclaimed += sizes.get(&d).copied().unwrap_or(0);
+                deleted.push(d);
+            }
         }
     }
-    if !deleted.is_empty() {
+    if !untagged.is_empty() || !deleted.is_empty() {
         println!("Deleted Images:");
-        for d in &deleted {
-            println!("deleted: {}", d.as_str().unwrap_or(""));
+        for t in &untagged {
+            println!("untagged: {t}");
         }
+        for d in &deleted {
+            println!("deleted: {d}");
+        }
+        println!();
     }
-    println!("Total reclaimed space: {} objects", deleted.len());
+    println!("Total reclaimed space: {}", humanize::size(reclaimed));
     Ok(0)
 }
 
-/// `system df`: images, containers, volumes and their sizes.
+/// docker's RECLAIMABLE cell: `SIZE (PCT%)` when there is any total.
+fn reclaimable(part: u64, total: u64) -> String {
+    if total > 0 {
+        format!("{} ({}%)", humanize::size(part), part * 100 / total)
+    } else {
+        humanize::size(part)
+    }
+}
+
+/// `system df`: images, containers, volumes (and an empty build cache)
+/// with docker's TOTAL, ACTIVE, SIZE and RECLAIMABLE: an image is active
+/// while a container (in any state) uses it, its reclaimable space
+/// docker's `total - sum(size - shared size)` over the active ones; a
+/// container is active while running or paused; a volume while a
+/// container uses it.
 pub fn system_df(ctx: &Ctx) -> Result<i32> {
     fn du(p: &std::path::Path) -> u64 {
         let Ok(m) = std::fs::symlink_metadata(p) else {
@@ -641,45 +697,87 @@ pub fn system_df(ctx: &Ctx) -> Result<i32> {
     }
     let images = ctx.layerfs().arg("images").json()?;
     let images = images.as_array().cloned().unwrap_or_default();
-    let img_size = du(&ctx.root.join("layers"));
+    let used = used_images(ctx)?;
+    // Each layer once, and how many images hold it.
+    let mut layers: std::collections::HashMap<String, (u64, usize)> = Default::default();
+    for img in &images {
+        for l in strings(&img["layers"]) {
+            let size = layer_size(ctx, &l);
+            layers.entry(l).or_insert((size, 0)).1 += 1;
+        }
+    }
+    let img_total: u64 = layers.values().map(|(s, _)| s).sum();
+    let mut img_active = 0;
+    let mut img_used = 0u64;
+    for img in &images {
+        if !used.contains(img["id"].as_str().unwrap_or("")) {
+            continue;
+        }
+        img_active += 1;
+        let ls = strings(&img["layers"]);
+        let size: u64 = ls.iter().map(|l| layers[l].0).sum();
+        let shared: u64 = ls
+            .iter()
+            .filter(|l| layers[*l].1 > 1)
+            .map(|l| layers[l].0)
+            .sum();
+        img_used += size - shared;
+    }
     let recs = crate::records::list(ctx)?;
-    let active = recs
-        .iter()
-        .filter(|r| r.status == ctrstate::record::Status::Running)
-        .count();
-    let ctr_size: u64 = recs
-        .iter()
-        .map(|r| du(&ctx.container_dir(&r.id).join("upper")))
-        .sum();
+    let mut ctr_total = 0;
+    let mut ctr_idle = 0;
+    let mut ctr_active = 0;
+    for r in &recs {
+        let size = du(&ctx.container_dir(&r.id).join("upper"));
+        ctr_total += size;
+        let live = matches!(
+            r.status,
+            ctrstate::record::Status::Running | ctrstate::record::Status::Paused
+        ) && crate::records::alive(r.pid, r.pid_start_time);
+        if live {
+            ctr_active += 1;
+        } else {
+            ctr_idle += size;
+        }
+    }
     let vols = ctx.layerfs().args(["volume", "ls"]).json()?;
     let vols = vols.as_array().cloned().unwrap_or_default();
-    let vol_size = du(&ctx.root.join("volumes"));
-    let vol_active = vols
-        .iter()
-        .filter(|v| v["inUseBy"].as_array().is_some_and(|u| !u.is_empty()))
-        .count();
-    println!("{:<16}{:<8}{:<8}{:<10}", "TYPE", "TOTAL", "ACTIVE", "SIZE");
-    println!(
-        "{:<16}{:<8}{:<8}{:<10}",
-        "Images",
-        images.len(),
-        images.len(),
-        humanize::size(img_size)
-    );
-    println!(
-        "{:<16}{:<8}{:<8}{:<10}",
-        "Containers",
-        recs.len(),
-        active,
-        humanize::size(ctr_size)
-    );
-    println!(
-        "{:<16}{:<8}{:<8}{:<10}",
-        "Local Volumes",
-        vols.len(),
-        vol_active,
-        humanize::size(vol_size)
-    );
+    let (mut vol_total, mut vol_idle, mut vol_active) = (0, 0, 0);
+    for v in &vols {
+        let size = du(std::path::Path::new(v["mountpoint"].as_str().unwrap_or("")));
+        vol_total += size;
+        if v["inUseBy"].as_array().is_some_and(|u| !u.is_empty()) {
+            vol_active += 1;
+        } else {
+            vol_idle += size;
+        }
+    }
+    let rows = [
+        "TYPE\tTOTAL\tACTIVE\tSIZE\tRECLAIMABLE".to_string(),
+        format!(
+            "Images\t{}\t{}\t{}\t{}",
+            images.len(),
+            img_active,
+            humanize::size(img_total),
+            reclaimable(img_total.saturating_sub(img_used), img_total)
+        ),
+        format!(
+            "Containers\t{}\t{}\t{}\t{}",
+            recs.len(),
+            ctr_active,
+            humanize::size(ctr_total),
+            reclaimable(ctr_idle, ctr_total)
+        ),
+        format!(
+            "Local Volumes\t{}\t{}\t{}\t{}",
+            vols.len(),
+            vol_active,
+            humanize::size(vol_total),
+            reclaimable(vol_idle, vol_total)
+        ),
+        "Build Cache\t0\t0\t0B\t0B".to_string(),
+    ];
+    print!("{}", crate::gotmpl::tabwrite(&(rows.join("\n") + "\n")));
     Ok(0)
 }
 

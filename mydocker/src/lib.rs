@@ -90,7 +90,7 @@ pub fn main_with(cli: Cli) -> u8 {
         Cmd::Tag { source, target } => images::tag(&ctx, source, target),
         Cmd::History(a) => images::history(&ctx, a),
         Cmd::Image(cli::ImageCmd::Ls(a)) => images::images(&ctx, a),
-        Cmd::Image(cli::ImageCmd::Prune { all, .. }) => images::prune(&ctx, *all),
+        Cmd::Image(cli::ImageCmd::Prune { all, force }) => images::prune(&ctx, *all, *force),
         Cmd::System(cli::SystemCmd::Df) => images::system_df(&ctx),
         Cmd::Image(cli::ImageCmd::Inspect { format, images }) => {
             inspect::image_inspect(&ctx, images, format.as_deref())

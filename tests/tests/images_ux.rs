@@ -370,3 +370,82 @@ fn history_and_commit_like_docker() {
     assert_eq!(d.ok(&["history", "-q", "mine:1"]).lines().count(), 2);
     d.ok(&["rm", "h1"]);
 }
+
+/// The row of `system df` named `kind`, split on runs of 2+ spaces.
+fn df_row(d: &Docker, kind: &str) -> Vec<String> {
+    let out = d.ok(&["system", "df"]);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(kind))
+        .unwrap_or_else(|| panic!("no {kind} row in {out}"));
+    line.split("  ")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn image_prune_asks_and_system_df_counts_active() {
+    require_root!();
+    let d = Docker::new();
+    let out = d.ok(&["system", "df"]);
+    assert!(
+        out.lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
+        "{out}"
+    );
+    // one image, no container: nothing active, all of it reclaimable
+    let row = df_row(&d, "Images");
+    assert_eq!(row[1..3], ["1", "0"], "{row:?}");
+    assert!(row[4].ends_with("(100%)"), "{row:?}");
+    d.ok(&[
+        "run",
+        "--name",
+        "p1",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo 1 > /f",
+    ]);
+    let row = df_row(&d, "Images");
+    assert_eq!(row[1..3], ["1", "1"], "{row:?}");
+    assert_eq!(row[4], "0B (0%)", "{row:?}");
+    let row = df_row(&d, "Containers");
+    assert_eq!(row[1..3], ["1", "0"], "{row:?}");
+    assert!(row[4].ends_with("(100%)"), "{row:?}");
+    // a dangling image (untagged commit) and a tagged one nobody uses
+    let dangling = d.ok(&["commit", "p1"]);
+    d.ok(&["commit", "-c", "ENV X=1", "p1", "kept:1"]);
+    assert_eq!(image_count(&d), 3);
+    // a closed stdin answers no: nothing removed
+    let out = d.run(&["image", "prune"]);
+    assert_exit_code(&out, 0);
+    assert!(stdout(&out).contains("WARNING! This will remove all dangling images."));
+    assert_eq!(image_count(&d), 3);
+    // yes: the dangling one goes, the tagged one stays
+    let out = e2e::pipe(&mut d.cmd(&["image", "prune"]), "y\n");
+    assert_exit_code(&out, 0);
+    assert!(
+        stdout(&out).contains(&format!("deleted: {dangling}")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("Total reclaimed space: "),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(image_count(&d), 2);
+    // -a -f: every image no container uses (busybox is used by p1)
+    let out = d.ok(&["image", "prune", "-a", "-f"]);
+    assert!(out.contains("untagged: kept:1"), "{out}");
+    assert_eq!(d.ok(&["images", "--format", "{{.Repository}}"]), "busybox");
+    d.ok(&["rm", "p1"]);
+}
