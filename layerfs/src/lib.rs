@@ -86,6 +86,17 @@
 //!   `nosuid,nodev,noexec,mode=1777`; `ro` appended when readonly. The
 //!   container's `layerfs-volumes.json` records the volumes it uses (kept
 //!   until `remove ID`).
+//! - `cp-out ID PATH [-L]`: PATH in the container as a tar on stdout (top
+//!   entry PATH's last component; a symlink archived as such unless `-L`).
+//!   `cp-in ID PATH [--dir-only]`: a tar on stdin into PATH (an existing
+//!   dir: inside it; else its parent, the top entry renamed to PATH's last
+//!   component), prints `{"id","path"}`. Container paths are resolved with
+//!   `openat2(RESOLVE_IN_ROOT)` on the rootfs (mounted for the call when
+//!   not mounted): no symlink leads out of the container; below, nothing
+//!   is followed. `tar-host PATH [-L]` and `untar-host PATH` (prints
+//!   `{"path"}`) are the host halves of `docker cp`.
+//! - `diff ID`: `[{"kind":"A"|"C"|"D","path":"/..."}]` from the upper dir
+//!   (whiteouts are `D`), sorted; bind mount points left out.
 //! - `remove ID`: `{"id","removed":true}`; umount, then delete upper, work,
 //!   rootfs, layerfs.json and layerfs-volumes.json (the container dir and
 //!   the volumes stay). Gone already: success.
@@ -115,6 +126,7 @@
 pub mod atomic;
 pub mod beneath;
 pub mod commit;
+pub mod cp;
 pub mod digest;
 pub mod export;
 pub mod extract;
@@ -154,6 +166,8 @@ pub enum Error {
     Save(#[from] save::SaveError),
     #[error(transparent)]
     Volume(#[from] volume::VolumeError),
+    #[error(transparent)]
+    Cp(#[from] cp::CpError),
     #[error("{step} {path}: {source}")]
     Io {
         step: &'static str,
@@ -197,6 +211,14 @@ impl Error {
             ) => 2,
             Error::Commit(commit::CommitError::Layer(l)) if bad_layer(l) => 2,
             Error::Export(export::ExportError::Mount(mount::MountError::BadId(_))) => 2,
+            Error::Cp(
+                cp::CpError::Mount(mount::MountError::BadId(_))
+                | cp::CpError::Extract(
+                    extract::ExtractError::Unsafe { .. }
+                    | extract::ExtractError::Unsupported { .. }
+                    | extract::ExtractError::Tar(_),
+                ),
+            ) => 2,
             Error::Volume(
                 volume::VolumeError::BadName(_)
                 | volume::VolumeError::BadSpec { .. }

@@ -79,6 +79,37 @@ fn pack_file_with(
     Ok((s.f, s.written))
 }
 
+/// `docker cp`'s archive of one entry: `name` in the dir `parent` (not
+/// followed when a symlink), named `top` in the tar, with everything
+/// below it when a dir. `shown` names it in messages.
+pub fn pack_entry<W: Write>(
+    parent: BorrowedFd,
+    name: &OsStr,
+    top: &OsStr,
+    out: W,
+    shown: &Path,
+) -> Result<W> {
+    let sink = Stream {
+        w: out,
+        buf: vec![0; 256 * 1024],
+    };
+    let mut p = Packer {
+        b: tar::Builder::new(sink),
+        upper: false,
+        links: HashMap::new(),
+        skip: vec![],
+    };
+    let mut path = shown.to_path_buf();
+    let mut rel = PathBuf::from(top);
+    if let Some(child) = p.entry(parent, name, None, &path, &mut rel)? {
+        p.walk(child, &mut path, &mut rel)?;
+    }
+    Ok(p.b
+        .into_inner()
+        .map_err(|e| io_err("finish tar for", shown, e))?
+        .w)
+}
+
 fn run<S: Sink>(dir: &Path, sink: S, upper: bool, skip: &[&str]) -> Result<S> {
     let root = open_dir(None, dir.as_os_str()).map_err(|e| io_err("open", dir, e.into()))?;
     let mut p = Packer {
@@ -704,7 +735,7 @@ mod tests {
         for sendfile in [true, false] {
             let p = dir.join(format!("out-{sendfile}"));
             let f = File::create(&p).unwrap();
-            drop(pack_file_with(&src, f, false, sendfile).unwrap());
+            drop(pack_file_with(&src, f, false, sendfile, &[]).unwrap());
             outs.push(std::fs::read(&p).unwrap());
         }
         let _ = std::fs::remove_dir_all(&dir);
