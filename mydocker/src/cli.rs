@@ -80,6 +80,10 @@ pub enum Cmd {
     Tag { source: String, target: String },
     /// Show the history of an image.
     History(HistoryArgs),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem.
+    Diff { container: String },
     /// Manage images (`image prune`, `image ls`).
     #[command(subcommand)]
     Image(ImageCmd),
@@ -501,6 +505,23 @@ pub enum ImageCmd {
         #[arg(short = 'a', long)]
         all: bool,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct CpArgs {
+    /// Archive mode (ownership kept; what layerfs does anyway).
+    #[arg(short = 'a', long)]
+    pub archive: bool,
+    /// Always follow a symbolic link in SRC_PATH.
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
+    /// Suppress progress output.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// CONTAINER:SRC_PATH, a local path, or `-` (a tar on stdin).
+    pub src: String,
+    /// CONTAINER:DEST_PATH, a local path, or `-` (a tar on stdout).
+    pub dest: String,
 }
 
 #[derive(Args, Debug)]

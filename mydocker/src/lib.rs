@@ -20,6 +20,7 @@ pub mod cli;
 pub mod cmds;
 pub mod context;
 pub mod control;
+pub mod cpdiff;
 pub mod error;
 pub mod exec;
 pub mod gotmpl;
@@ -89,6 +90,8 @@ pub fn main_with(cli: Cli) -> u8 {
         Cmd::Save(a) => images::save(&ctx, a),
         Cmd::Tag { source, target } => images::tag(&ctx, source, target),
         Cmd::History(a) => images::history(&ctx, a),
+        Cmd::Cp(a) => cpdiff::cp(&ctx, a),
+        Cmd::Diff { container } => cpdiff::diff(&ctx, container),
         Cmd::Image(cli::ImageCmd::Ls(a)) => images::images(&ctx, a),
         Cmd::Image(cli::ImageCmd::Prune { all, force }) => images::prune(&ctx, *all, *force),
         Cmd::System(cli::SystemCmd::Df) => images::system_df(&ctx),

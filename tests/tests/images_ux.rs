@@ -449,3 +449,168 @@ fn image_prune_asks_and_system_df_counts_active() {
     assert_eq!(d.ok(&["images", "--format", "{{.Repository}}"]), "busybox");
     d.ok(&["rm", "p1"]);
 }
+
+/// Runs `cmd` with `bytes` on its stdin.
+fn pipe_bytes(cmd: &mut Command, bytes: &[u8]) -> std::process::Output {
+    let mut c = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    let data = bytes.to_vec();
+    let w = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = c.wait_with_output().unwrap();
+    w.join().unwrap();
+    out
+}
+
+#[test]
+fn cp_both_ways_stays_inside_the_container() {
+    require_root!();
+    let d = Docker::new();
+    let host = TempDir::new("cphost");
+    // A host-only file the container's symlinks point at by host path.
+    let secret = host.path().join("secret");
+    std::fs::write(&secret, "host secret\n").unwrap();
+    let up = "../".repeat(12);
+    let script = format!(
+        "mkdir -p /data/sub /out && echo inside > /data/sub/f && \
+         ln -s {up}{s} /data/esc && ln -s {up}{h} /out/link && \
+         mkdir -p {hp} && echo container copy > {s}",
+        s = secret.display(),
+        h = host.path().display(),
+        hp = host.path().display(),
+    );
+    d.ok(&[
+        "run",
+        "--name",
+        "cp1",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    // container -> host: a dir, named as the destination when that is new
+    let out = host.path().join("copy");
+    d.ok(&["cp", "cp1:/data", out.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("sub/f")).unwrap(),
+        "inside\n"
+    );
+    // into an existing dir: inside it, under the source's name
+    let into = out.join("into");
+    std::fs::create_dir(&into).unwrap();
+    d.ok(&["cp", "cp1:/data/sub", into.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(into.join("sub/f")).unwrap(),
+        "inside\n"
+    );
+    // a symlink is copied as a link...
+    let link = host.path().join("esc");
+    d.ok(&["cp", "cp1:/data/esc", link.to_str().unwrap()]);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // ...and followed with -L inside the container only: the container's
+    // file at that path, never the host's
+    let got = host.path().join("followed");
+    d.ok(&["cp", "-L", "cp1:/data/esc", got.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), "container copy\n");
+    // host -> container through a symlinked dir: lands inside the rootfs
+    let src_dir = TempDir::new("cpsrc");
+    let src = src_dir.path().join("in.txt");
+    std::fs::write(&src, "from host\n").unwrap();
+    d.ok(&["cp", src.to_str().unwrap(), "cp1:/out/link"]);
+    let mut names: Vec<String> = std::fs::read_dir(host.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["copy", "esc", "followed", "secret"],
+        "written on the host"
+    );
+    let back = host.path().join("back");
+    d.ok(&[
+        "cp",
+        &format!("cp1:{}/in.txt", host.path().display()),
+        back.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "from host\n");
+    std::fs::remove_file(&back).unwrap();
+    // new name in the container, and a tar on stdout
+    d.ok(&["cp", src.to_str().unwrap(), "cp1:/data/renamed.txt"]);
+    let tar = d.run(&["cp", "cp1:/data", "-"]);
+    assert_exit_code(&tar, 0);
+    let tarfile = host.path().join("data.tar");
+    std::fs::write(&tarfile, &tar.stdout).unwrap();
+    let names = Command::new("tar")
+        .arg("-tf")
+        .arg(&tarfile)
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&names.stdout).to_string();
+    assert!(names.lines().any(|l| l == "data/renamed.txt"), "{names}");
+    assert!(names.lines().any(|l| l == "data/sub/f"), "{names}");
+    // a tar on stdin into a dir
+    let out = pipe_bytes(&mut d.cmd(&["cp", "-", "cp1:/out"]), &tar.stdout);
+    assert_exit_code(&out, 0);
+    let back = host.path().join("back");
+    d.ok(&["cp", "cp1:/out/data/renamed.txt", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "from host\n");
+    // errors: a missing path names the container as given
+    let out = d.run(&["cp", "cp1:/nope", back.to_str().unwrap()]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("Could not find the file /nope in container cp1"),
+        "{}",
+        stderr(&out)
+    );
+    assert_ne!(d.run(&["cp", "a", "b"]).status.code(), Some(0));
+    d.ok(&["rm", "cp1"]);
+}
+
+#[test]
+fn diff_lists_added_changed_deleted() {
+    require_root!();
+    let d = Docker::new();
+    d.ok(&[
+        "run",
+        "--name",
+        "df1",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /new && echo 1 > /new/f && rm /bin/vi && echo x >> /etc/group",
+    ]);
+    let out = d.ok(&["diff", "df1"]);
+    let lines: Vec<&str> = out.lines().collect();
+    for want in [
+        "A /new",
+        "A /new/f",
+        "C /bin",
+        "D /bin/vi",
+        "C /etc",
+        "C /etc/group",
+    ] {
+        assert!(lines.contains(&want), "{want} missing: {out}");
+    }
+    for mp in ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"] {
+        assert!(!lines.iter().any(|l| l.ends_with(mp)), "{mp} listed: {out}");
+    }
+    let mut sorted = lines.clone();
+    sorted.sort_by_key(|l| &l[2..]);
+    assert_eq!(lines, sorted);
+    assert_ne!(d.run(&["diff", "nosuch"]).status.code(), Some(0));
+    d.ok(&["rm", "df1"]);
+}
