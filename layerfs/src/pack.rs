@@ -345,7 +345,7 @@ impl<S: Sink> Packer<S> {
             path.push(&name);
             rel.push(&name);
             if self.skip.iter().any(|p| p == rel) {
-                let st = fstatat(&dirfd, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW);
+                let st = fstatat(dirfd, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW);
                 if st.is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_size == 0)
                 {
                     path.pop();

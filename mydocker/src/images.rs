@@ -667,10 +667,9 @@ pub fn prune(ctx: &Ctx, all: bool, force: bool) -> Result<i32> {
 
 /// docker's RECLAIMABLE cell: `SIZE (PCT%)` when there is any total.
 fn reclaimable(part: u64, total: u64) -> String {
-    if total > 0 {
-        format!("{} ({}%)", humanize::size(part), part * 100 / total)
-    } else {
-        humanize::size(part)
+    match (part * 100).checked_div(total) {
+        Some(pct) => format!("{} ({pct}%)", humanize::size(part)),
+        None => humanize::size(part),
     }
 }
 

@@ -11,7 +11,11 @@
 //! 125 on a bad flag. `--format` (ps, images, inspect, network ls, volume
 //! ls, version, info) takes docker's Go templates (`gotmpl`); a template
 //! that does not parse or names an unknown field exits 1 with Go's
-//! `template: ...` message, as docker does. `--restart` is carried out by
+//! `template: ...` message, as docker does (`history` takes `--format`
+//! too). `cp` and `diff` go through layerfs (`cpdiff`): container paths
+//! are resolved inside the container's rootfs, never through a symlink
+//! out of it. `image prune` asks unless `-f` (a closed stdin is no).
+//! Image references are docker's (`docker.io/library/x` = `x`). `--restart` is carried out by
 //! the detached supervisor of `run -d`/`start` (`run::restart_loop`); a
 //! `stop` ends it. `MYDOCKER_LOG=debug` prints every tool call with its
 //! JSON; `run --print-pipeline` prints the run as a script of tool calls.
