@@ -111,10 +111,10 @@ pub fn images(ctx: &Ctx, a: &ImagesArgs) -> Result<i32> {
                 .collect()
         };
         for (repo, tag) in refs {
-            let wanted: Vec<&String> = filters
+            let wanted: Vec<String> = filters
                 .iter()
                 .filter(|(k, _)| k == "reference")
-                .map(|(_, v)| v)
+                .map(|(_, v)| familiar(v))
                 .collect();
             if !wanted.is_empty()
                 && !wanted.iter().any(|p| {
@@ -175,6 +175,19 @@ pub fn images(ctx: &Ctx, a: &ImagesArgs) -> Result<i32> {
             eprintln!("{e}");
             Ok(1)
         }
+    }
+}
+
+/// A reference pattern in docker's familiar form, as the store keeps
+/// names: `docker.io/library/x` and `library/x` -> `x`, `docker.io/x/y` -> `x/y`.
+fn familiar(p: &str) -> String {
+    let p = p
+        .strip_prefix("docker.io/")
+        .or_else(|| p.strip_prefix("index.docker.io/"))
+        .unwrap_or(p);
+    match p.strip_prefix("library/") {
+        Some(rest) if !rest.contains('/') => rest.to_string(),
+        _ => p.to_string(),
     }
 }
 
@@ -789,6 +802,14 @@ mod tests {
     fn ellipsis_cuts_like_docker() {
         assert_eq!(ellipsis("abc", 3), "abc");
         assert_eq!(ellipsis("abcd", 3), "ab…");
+    }
+
+    #[test]
+    fn patterns_become_familiar() {
+        assert_eq!(familiar("docker.io/library/busybox:1"), "busybox:1");
+        assert_eq!(familiar("library/busy*"), "busy*");
+        assert_eq!(familiar("docker.io/x/y"), "x/y");
+        assert_eq!(familiar("quay.io/library/x"), "quay.io/library/x");
     }
 
     #[test]

@@ -192,6 +192,13 @@ fn references_normalize_like_docker() {
     let listed = d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert!(listed.lines().any(|l| l == "x/y:1"), "{listed}");
     assert!(!listed.contains("docker.io"), "{listed}");
+    let by_full = d.ok(&[
+        "images",
+        "--format",
+        "{{.Repository}}",
+        "docker.io/library/busybox",
+    ]);
+    assert_eq!(by_full, "busybox");
     d.ok(&["rmi", "docker.io/x/y:1"]);
     assert_exit_code(&d.run(&["image", "inspect", "x/y:1"]), 1);
     // a bad name is refused, nothing tagged
