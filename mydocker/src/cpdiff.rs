@@ -121,7 +121,19 @@ fn copy(ctx: &Ctx, a: &CpArgs) -> Result<i32> {
         )),
         (End::Container(c, path), End::Local(dest)) => {
             let id = crate::records::get(ctx, &c)?.id;
-            let out = follow(ctx.layerfs().args(["cp-out", &id, &path]));
+            // These three are bind-mounted from the container's dir: the
+            // rootfs only holds their empty mount points.
+            let own = ctx
+                .container_dir(&id)
+                .join(path.trim_start_matches("/etc/"));
+            let bound = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"]
+                .contains(&path.as_str())
+                && own.is_file();
+            let out = if bound {
+                ctx.layerfs().arg("tar-host").arg(&own)
+            } else {
+                follow(ctx.layerfs().args(["cp-out", &id, &path]))
+            };
             if dest == "-" {
                 use std::io::IsTerminal;
                 if std::io::stdout().is_terminal() {

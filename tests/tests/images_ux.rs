@@ -496,6 +496,8 @@ fn cp_both_ways_stays_inside_the_container() {
         "run",
         "--name",
         "cp1",
+        "--hostname",
+        "cph",
         "--network",
         "none",
         "busybox",
@@ -573,6 +575,10 @@ fn cp_both_ways_stays_inside_the_container() {
     let back = host.path().join("back");
     d.ok(&["cp", "cp1:/out/data/renamed.txt", back.to_str().unwrap()]);
     assert_eq!(std::fs::read_to_string(&back).unwrap(), "from host\n");
+    // a bind-mounted file reads as the container sees it
+    let hn = host.path().join("hn");
+    d.ok(&["cp", "cp1:/etc/hostname", hn.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&hn).unwrap(), "cph\n");
     // errors: a missing path names the container as given
     let out = d.run(&["cp", "cp1:/nope", back.to_str().unwrap()]);
     assert_ne!(out.status.code(), Some(0));
