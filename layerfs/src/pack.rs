@@ -344,14 +344,10 @@ impl<S: Sink> Packer<S> {
             let dirfd = reopen(&mut stack, path)?;
             path.push(&name);
             rel.push(&name);
-            if self.skip.iter().any(|p| p == rel) {
-                let st = fstatat(dirfd, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW);
-                if st.is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_size == 0)
-                {
-                    path.pop();
-                    rel.pop();
-                    continue;
-                }
+            if !self.skip.is_empty() && self.skipped(dirfd, &name, rel) {
+                path.pop();
+                rel.pop();
+                continue;
             }
             match self.entry(dirfd.as_fd(), &name, kind, path, rel) {
                 Ok(Some(child)) => {
@@ -370,6 +366,42 @@ impl<S: Sink> Packer<S> {
             }
         }
         Ok(())
+    }
+
+    /// Whether `rel` (`name` in `dirfd`) is left out: a skip path that is
+    /// an empty regular file, or a dir (copied up for them) holding
+    /// nothing else but such files.
+    fn skipped(&self, dirfd: BorrowedFd, name: &OsStr, rel: &Path) -> bool {
+        let empty_file = |fd: BorrowedFd, n: &OsStr| {
+            fstatat(fd, n, AtFlags::AT_SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_size == 0)
+        };
+        if self.skip.iter().any(|p| p == rel) {
+            return empty_file(dirfd, name);
+        }
+        if !self.skip.iter().any(|p| p.parent() == Some(rel)) {
+            return false;
+        }
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let Ok(mut d) = Dir::openat(dirfd, name, flags, Mode::empty()) else {
+            return false;
+        };
+        let fd = d.as_raw_fd();
+        // SAFETY: `d` owns the fd and outlives this borrow.
+        let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let mut any = false;
+        for e in d.iter() {
+            let Ok(e) = e else { return false };
+            let n = OsStr::from_bytes(e.file_name().to_bytes());
+            if n == "." || n == ".." {
+                continue;
+            }
+            if !(self.skip.iter().any(|p| *p == rel.join(n)) && empty_file(bfd, n)) {
+                return false;
+            }
+            any = true;
+        }
+        any
     }
 
     fn entry(

@@ -332,6 +332,8 @@ fn history_and_commit_like_docker() {
     for f in ["etc/hosts", "etc/hostname", "etc/resolv.conf"] {
         assert!(!layer.join(f).exists(), "{f} committed");
     }
+    // nor the /etc the runtime's mount points made overlay copy up
+    assert!(!layer.join("etc").exists(), "an untouched /etc committed");
     // history: docker's columns, aligned, created_by the command
     let out = d.ok(&["history", "mine:1"]);
     let lines: Vec<&str> = out.lines().collect();
