@@ -69,6 +69,7 @@ pub fn commit(
     id: &str,
     tag: Option<&str>,
     message: Option<&str>,
+    created_by: Option<&str>,
     change: Option<Map<String, Value>>,
 ) -> Result<Created> {
     mount::check_id(id)?;
@@ -80,8 +81,13 @@ pub fn commit(
     let parent = index.resolve(&rec.image)?.clone();
     let (info, new) = layer_from(layout, &dir.join("upper"))?;
     let mut config = parent.config.clone();
-    let created_by = format!("layerfs commit {id}");
-    extend(&mut config, &info.diff_id, &created_by, message, change);
+    extend(
+        &mut config,
+        &info.diff_id,
+        created_by.unwrap_or_default(),
+        message,
+        change,
+    );
     let mut layers = parent.layers.clone();
     layers.push(info.diff_id.clone());
     let new_id = add(layout, &mut index, config, layers, tag.as_deref())
@@ -139,6 +145,10 @@ pub fn import(
     })
 }
 
+/// Files a container gets bind-mounted from its own dir (docker keeps
+/// their mount points in an init layer that is never committed).
+const BIND_MOUNTED: [&str; 4] = ["etc/hosts", "etc/hostname", "etc/resolv.conf", ".dockerenv"];
+
 /// Packs the upper dir `upper` into a layer tar in a temp file, then
 /// stores it.
 fn layer_from(layout: &Layout, upper: &Path) -> Result<(layer::LayerInfo, bool)> {
@@ -149,7 +159,8 @@ fn layer_from(layout: &Layout, upper: &Path) -> Result<(layer::LayerInfo, bool)>
         path: tar.clone(),
         source,
     })?;
-    drop(pack::pack_file(upper, f, true)?);
+    // The runtime's mount points for its bind-mounted files are not content.
+    drop(pack::pack_file_skipping(upper, f, &BIND_MOUNTED)?);
     let f = File::open(&tar).map_err(|source| CommitError::Io {
         step: "open",
         path: tar.clone(),
@@ -228,17 +239,20 @@ fn add(
         .and_then(|c| c.as_str())
         .unwrap_or_default()
         .to_string();
-    index.images.insert(
-        id.clone(),
-        ImageRecord {
+    // The same content committed again within a second is the same
+    // image: it keeps the tags it has.
+    index
+        .images
+        .entry(id.clone())
+        .or_insert_with(|| ImageRecord {
             id: id.clone(),
             repo_tags: vec![],
+            repo_digests: vec![],
             layers,
             config,
             created,
             size,
-        },
-    );
+        });
     if let Some(t) = tag {
         index.tag(&id, t);
     }

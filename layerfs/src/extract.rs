@@ -52,6 +52,24 @@ const WHITEOUT: &str = ".wh.";
 /// With `split`, file contents are marked in the tar-split record.
 pub fn unpack<R: Read>(reader: R, dir: &Path, split: Option<SharedSplit>) -> Result<()> {
     let root = open_dir(None, dir.as_os_str()).map_err(|e| io_err("open", dir, e))?;
+    unpack_with(reader, root, split, None, false)
+}
+
+/// `docker cp`'s extraction into the dir `root` (already open, e.g.
+/// resolved inside a container's rootfs): existing files are replaced,
+/// `.wh.` names are plain names, and with `rename_top` the first component
+/// of every entry path is that name (a copy to a new name).
+pub fn unpack_cp<R: Read>(reader: R, root: OwnedFd, rename_top: Option<OsString>) -> Result<()> {
+    unpack_with(reader, root, None, rename_top, true)
+}
+
+fn unpack_with<R: Read>(
+    reader: R,
+    root: OwnedFd,
+    split: Option<SharedSplit>,
+    rename_top: Option<OsString>,
+    plain: bool,
+) -> Result<()> {
     let owner = Owner::current(root.as_fd());
     let mut u = Unpacker {
         owner,
@@ -61,6 +79,8 @@ pub fn unpack<R: Read>(reader: R, dir: &Path, split: Option<SharedSplit>) -> Res
         split,
         dir_times: Vec::new(),
         buf: vec![0; 256 * 1024],
+        rename_top,
+        plain,
     };
     let mut ar = tar::Archive::new(reader);
     for entry in ar.entries().map_err(ExtractError::Tar)? {
@@ -103,6 +123,10 @@ struct Unpacker {
     /// chown/chmod (tar does both for every file; half the syscalls of a
     /// small file).
     owner: Owner,
+    /// `cp`: the first path component of every entry becomes this name.
+    rename_top: Option<OsString>,
+    /// `cp`: `.wh.` names are plain files, not whiteouts.
+    plain: bool,
 }
 
 /// The owner and mode a newly created file gets without chown/chmod.
@@ -178,7 +202,10 @@ impl Unpacker {
             entry: name.clone(),
             why: why.to_string(),
         };
-        let rel = clean(&raw).map_err(|w| unsafe_(&w))?;
+        let mut rel = clean(&raw).map_err(|w| unsafe_(&w))?;
+        if let (Some(n), Some(first)) = (&self.rename_top, rel.first_mut()) {
+            *first = n.clone();
+        }
         let meta = self.meta(e, &name)?;
         let Some((base, parent)) = rel.split_last() else {
             // "./": the layer root itself.
@@ -190,7 +217,10 @@ impl Unpacker {
             return Err(unsafe_("names the layer root but is not a directory"));
         };
         let base_b = base.as_bytes();
-        if let Some(target) = base_b.strip_prefix(WHITEOUT.as_bytes()) {
+        if let Some(target) = base_b
+            .strip_prefix(WHITEOUT.as_bytes())
+            .filter(|_| !self.plain)
+        {
             return self.whiteout(parent, base, target, &name);
         }
         let pfd = self.parent(parent, &name)?;

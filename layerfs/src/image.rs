@@ -56,7 +56,7 @@ pub fn list(layout: &Layout) -> Result<Vec<serde_json::Value>> {
         .into_iter()
         .map(|i| {
             serde_json::json!({
-                "id": i.id, "repoTags": i.repo_tags, "created": i.created, "size": i.size, "layers": i.layers,
+                "id": i.id, "repoTags": i.repo_tags, "repoDigests": i.repo_digests, "created": i.created, "size": i.size, "layers": i.layers,
             })
         })
         .collect())
@@ -91,12 +91,16 @@ pub fn remove(layout: &Layout, image: &str, force: bool) -> Result<Removed> {
     let mut out = Removed::default();
     if let Some(t) = &by_tag {
         if img.repo_tags.len() > 1 {
-            index
-                .images
-                .get_mut(&img.id)
-                .expect("resolved")
-                .repo_tags
-                .retain(|x| x != t);
+            let rec = index.images.get_mut(&img.id).expect("resolved");
+            rec.repo_tags.retain(|x| x != t);
+            // A name with no tag left loses its digests too (as docker).
+            let name = |r: &str| match r.split_once('@') {
+                Some((n, _)) => Some(n.to_string()),
+                None => r.rsplit_once(':').map(|(n, _)| n.to_string()),
+            };
+            let left: Vec<_> = rec.repo_tags.iter().filter_map(|x| name(x)).collect();
+            rec.repo_digests
+                .retain(|x| name(x).is_some_and(|n| left.contains(&n)));
             index.save(layout)?;
             out.untagged.push(t.clone());
             return Ok(out);

@@ -41,6 +41,10 @@ pub struct ImageRecord {
     pub id: String,
     #[serde(default)]
     pub repo_tags: Vec<String>,
+    /// `name@sha256:<manifest digest>` for each manifest this image was
+    /// loaded from (OCI layout, or a `docker save` that names one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repo_digests: Vec<String>,
     /// Diff ids, bottom layer first.
     #[serde(default)]
     pub layers: Vec<String>,
@@ -76,7 +80,18 @@ impl Index {
         let path = layout.index();
         match std::fs::read(&path) {
             Ok(b) => {
-                serde_json::from_slice(&b).map_err(|source| IndexError::Parse { path, source })
+                let mut ix: Index = serde_json::from_slice(&b)
+                    .map_err(|source| IndexError::Parse { path, source })?;
+                // Tags stored verbatim by older versions
+                // (`docker.io/library/x:1`) read as their familiar form.
+                for img in ix.images.values_mut() {
+                    for t in img.repo_tags.iter_mut() {
+                        if let Ok(n) = reference::normalize(t) {
+                            *t = n;
+                        }
+                    }
+                }
+                Ok(ix)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Index::default()),
             Err(source) => Err(IndexError::Io {
@@ -103,6 +118,15 @@ impl Index {
     pub fn resolve(&self, reference: &str) -> Result<&ImageRecord> {
         if let Some(img) = self.images.get(reference) {
             return Ok(img);
+        }
+        if let Some(d) = reference::digest_ref(reference) {
+            let (name, digest) = d?;
+            let want = format!("{name}@{digest}");
+            return self
+                .images
+                .values()
+                .find(|i| i.repo_digests.contains(&want))
+                .ok_or_else(|| IndexError::NoSuchImage(reference.into()));
         }
         if let Ok(tag) = reference::normalize(reference) {
             if let Some(img) = self.images.values().find(|i| i.repo_tags.contains(&tag)) {
@@ -159,6 +183,7 @@ mod tests {
         ImageRecord {
             id: format!("sha256:{}", hex.to_string().repeat(64)),
             repo_tags: tags.iter().map(|s| s.to_string()).collect(),
+            repo_digests: vec![],
             layers: vec![],
             config: Value::Null,
             created: String::new(),
@@ -181,6 +206,27 @@ mod tests {
         assert_eq!(ix.resolve(&img('a', &[]).id).unwrap().id, img('a', &[]).id);
         assert!(matches!(ix.resolve("app"), Err(IndexError::NoSuchImage(_))));
         assert!(matches!(ix.resolve("c"), Err(IndexError::NoSuchImage(_))));
+        assert_eq!(
+            ix.resolve("docker.io/library/busybox").unwrap().id,
+            img('a', &[]).id
+        );
+        assert_eq!(
+            ix.resolve("library/busybox:latest").unwrap().id,
+            img('a', &[]).id
+        );
+    }
+
+    #[test]
+    fn resolves_digests() {
+        let mut a = img('a', &[]);
+        let d = format!("sha256:{}", "c".repeat(64));
+        a.repo_digests = vec![format!("x/y@{d}")];
+        let ix = index(vec![a]);
+        assert!(ix.resolve(&format!("docker.io/x/y@{d}")).is_ok());
+        assert!(matches!(
+            ix.resolve(&format!("x/z@{d}")),
+            Err(IndexError::NoSuchImage(_))
+        ));
     }
 
     #[test]

@@ -100,7 +100,7 @@ impl Drop for TempLayer {
     }
 }
 
-/// Extracts a layer stream (plain or gzip tar) into the store, hashing the
+/// Extracts a layer stream (a tar, plain or compressed) into the store, hashing the
 /// uncompressed bytes on the way. With `expected` (a `sha256:` diff id) a
 /// mismatch stores nothing; without it the layer is stored under whatever
 /// digest it has. Returns whether it was newly stored.
@@ -122,13 +122,11 @@ pub fn ensure<R: Read + Send>(
     let head = raw
         .fill_buf()
         .map_err(|e| io_err("read", Path::new(label), e))?;
-    let decoded: Box<dyn Read + Send> = if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::bufread::MultiGzDecoder::new(raw))
-    } else if head.starts_with(&ZSTD) {
-        return Err(zstd(label));
-    } else {
-        Box::new(raw)
-    };
+    // Layers come plain, gzip or zstd (OCI), or bzip2 / xz (docker's
+    // DecompressStream takes those too).
+    let decoded: Box<dyn Read + Send> = crate::input::Compression::detect(head)
+        .decoder(raw)
+        .map_err(|e| io_err("decompress", Path::new(label), e))?;
     let tmp = TempLayer::new(layout)?;
     let split_path = tmp.split_path();
     let split = Split::create(&split_path).map_err(|e| io_err("create", &split_path, e))?;
@@ -152,15 +150,6 @@ pub fn ensure<R: Read + Send>(
         }
     })?;
     store(layout, tmp, &split, diff_id, size, expected, label)
-}
-
-const ZSTD: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
-
-fn zstd(label: &str) -> LayerError {
-    LayerError::Compression {
-        layer: label.into(),
-        what: "zstd",
-    }
 }
 
 /// Extracts the tar read from `rec` into `tmp`, then reads the rest of

@@ -10,16 +10,26 @@
 //!
 //! - `load [-i FILE]` (FILE `-` or absent: stdin) loads a `docker save`
 //!   tarball or an OCI image layout (`oci-layout`, `index.json`,
-//!   `blobs/sha256/`; layers plain or gzip), each as a tarball (plain,
+//!   `blobs/sha256/`; layers plain, gzip, zstd, bzip2 or xz; of an index
+//!   listing several platforms only this host's manifest, os/arch then
+//!   variant), each as a tarball (plain,
 //!   gzip, bzip2, xz or zstd, told by its magic) or as an unpacked
 //!   directory; tags come from `RepoTags`, or for OCI from the
 //!   `io.containerd.image.name` / `org.opencontainers.image.ref.name`
-//!   annotation. Prints `{"loaded":["name:tag"],"ids":["sha256:..."]}`.
+//!   annotation (a bare repository name gets `:latest`; a bare tag names
+//!   nothing). Prints `{"loaded":["name:tag"],"ids":["sha256:..."],
+//!   "untagged":[ids loaded without a tag]}`. Manifest digests (the OCI
+//!   index's, also in a docker >= 25 save) become `repoDigests`
+//!   (`name@sha256:...`, for each tag's name).
 //!   Every layer's uncompressed digest is checked against the config's
 //!   `rootfs.diff_ids` while it is extracted; a mismatch or an unsafe entry
 //!   stores nothing. Loading again is a no-op that moves tags to this image.
-//! - `images`: `[{"id","repoTags","created","size","layers"}]`, newest first.
-//! - `inspect IMAGE`: `{"id","repoTags","created","size","layers","config"}`,
+//! - `images`: `[{"id","repoTags","repoDigests"?,"created","size","layers"}]`,
+//!   newest first. References: `docker.io/library/x`, `library/x` and `x`
+//!   are one name, stored and shown as docker's familiar `x:tag`;
+//!   `docker.io/x/y` is `x/y`; other registries are kept;
+//!   `name@sha256:<manifest digest>` resolves through `repoDigests`.
+//! - `inspect IMAGE`: `{"id","repoTags","repoDigests"?,"created","size","layers","config"}`,
 //!   `config` being the image config JSON as loaded. IMAGE is `name`
 //!   (`:latest` implied), `name:tag`, `sha256:<hex>` or a unique id prefix.
 //! - `tag SOURCE TARGET`: `{"id","tagged"}`; the tag leaves any other image.
@@ -33,8 +43,10 @@
 //!   kernel >= 6.8), else paths relative to the layer dir.
 //! - `umount ID`: `{"id","mounted":false}`; a plain umount (MNT_DETACH
 //!   only when busy), keeping `upper`. Not mounted: success.
-//! - `commit ID [NAME:TAG] [-m MSG] [--change-json PATCH]`: the container's
-//!   `upper` dir as a new layer (overlay whiteouts -> `.wh.NAME`, opaque
+//! - `commit ID [NAME:TAG] [-m MSG] [--created-by CMD] [--change-json PATCH]`:
+//!   the container's `upper` dir (less the empty mount points of
+//!   bind-mounted `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`,
+//!   `/.dockerenv`) as a new layer (overlay whiteouts -> `.wh.NAME`, opaque
 //!   dirs -> `.wh..wh..opq`) on its image's layers; the config is the
 //!   image's, with `created`, `rootfs.diff_ids` and `history` extended and
 //!   PATCH (`{"Cmd":[..],"Env":[..],..}`, `null` removes a key) merged into
@@ -74,6 +86,17 @@
 //!   `nosuid,nodev,noexec,mode=1777`; `ro` appended when readonly. The
 //!   container's `layerfs-volumes.json` records the volumes it uses (kept
 //!   until `remove ID`).
+//! - `cp-out ID PATH [-L]`: PATH in the container as a tar on stdout (top
+//!   entry PATH's last component; a symlink archived as such unless `-L`).
+//!   `cp-in ID PATH [--dir-only]`: a tar on stdin into PATH (an existing
+//!   dir: inside it; else its parent, the top entry renamed to PATH's last
+//!   component), prints `{"id","path"}`. Container paths are resolved with
+//!   `openat2(RESOLVE_IN_ROOT)` on the rootfs (mounted for the call when
+//!   not mounted): no symlink leads out of the container; below, nothing
+//!   is followed. `tar-host PATH [-L]` and `untar-host PATH` (prints
+//!   `{"path"}`) are the host halves of `docker cp`.
+//! - `diff ID`: `[{"kind":"A"|"C"|"D","path":"/..."}]` from the upper dir
+//!   (whiteouts are `D`), sorted; bind mount points left out.
 //! - `remove ID`: `{"id","removed":true}`; umount, then delete upper, work,
 //!   rootfs, layerfs.json and layerfs-volumes.json (the container dir and
 //!   the volumes stay). Gone already: success.
@@ -103,6 +126,7 @@
 pub mod atomic;
 pub mod beneath;
 pub mod commit;
+pub mod cp;
 pub mod digest;
 pub mod export;
 pub mod extract;
@@ -142,6 +166,8 @@ pub enum Error {
     Save(#[from] save::SaveError),
     #[error(transparent)]
     Volume(#[from] volume::VolumeError),
+    #[error(transparent)]
+    Cp(#[from] cp::CpError),
     #[error("{step} {path}: {source}")]
     Io {
         step: &'static str,
@@ -185,6 +211,14 @@ impl Error {
             ) => 2,
             Error::Commit(commit::CommitError::Layer(l)) if bad_layer(l) => 2,
             Error::Export(export::ExportError::Mount(mount::MountError::BadId(_))) => 2,
+            Error::Cp(
+                cp::CpError::Mount(mount::MountError::BadId(_))
+                | cp::CpError::Extract(
+                    extract::ExtractError::Unsafe { .. }
+                    | extract::ExtractError::Unsupported { .. }
+                    | extract::ExtractError::Tar(_),
+                ),
+            ) => 2,
             Error::Volume(
                 volume::VolumeError::BadName(_)
                 | volume::VolumeError::BadSpec { .. }

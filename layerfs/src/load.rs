@@ -42,6 +42,8 @@ type Result<T> = std::result::Result<T, LoadError>;
 pub struct Loaded {
     pub loaded: Vec<String>,
     pub ids: Vec<String>,
+    /// Ids of the images loaded without any tag.
+    pub untagged: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -259,6 +261,8 @@ pub(crate) struct Plan {
     /// Member path of each layer blob, bottom first.
     pub layer_paths: Vec<String>,
     pub tags: Vec<String>,
+    /// Manifest digests (`sha256:<hex>`) the image was found under.
+    pub digests: Vec<String>,
 }
 
 /// Loads a `docker save` tarball (or an OCI layout, see `oci`) at `path`.
@@ -286,6 +290,17 @@ fn docker_plans(ar: &Archive) -> Result<Vec<Plan>> {
     for m in manifest {
         let tags = m.repo_tags.unwrap_or_default();
         plans.push(plan(ar, &m.config, m.layers, &tags)?);
+    }
+    // docker >= 25 saves an OCI index beside manifest.json: the manifest
+    // digests come from there (a broken one only costs the digests).
+    if ar.has("index.json") {
+        if let Ok(oci) = crate::oci::plans(ar) {
+            for p in plans.iter_mut() {
+                for o in oci.iter().filter(|o| o.id == p.id) {
+                    p.digests.extend(o.digests.iter().cloned());
+                }
+            }
+        }
     }
     Ok(plans)
 }
@@ -342,6 +357,7 @@ pub(crate) fn plan(
         diff_ids,
         layer_paths,
         tags,
+        digests: vec![],
     })
 }
 
@@ -360,6 +376,7 @@ pub(crate) fn apply(layout: &Layout, ar: &Archive, plans: Vec<Plan>) -> Result<L
         let mut out = Loaded {
             loaded: vec![],
             ids: vec![],
+            untagged: vec![],
         };
         for p in &plans {
             let mut size = 0;
@@ -397,6 +414,7 @@ pub(crate) fn apply(layout: &Layout, ar: &Archive, plans: Vec<Plan>) -> Result<L
                 .or_insert_with(|| ImageRecord {
                     id: p.id.clone(),
                     repo_tags: vec![],
+                    repo_digests: vec![],
                     layers: p.diff_ids.clone(),
                     config: p.config.clone(),
                     created,
@@ -404,8 +422,20 @@ pub(crate) fn apply(layout: &Layout, ar: &Archive, plans: Vec<Plan>) -> Result<L
                 });
             rec.size = size;
             for t in &p.tags {
+                let name = t.rsplit_once(':').map_or(t.as_str(), |(n, _)| n);
+                for d in &p.digests {
+                    let rd = format!("{name}@{d}");
+                    if !rec.repo_digests.contains(&rd) {
+                        rec.repo_digests.push(rd);
+                    }
+                }
+            }
+            for t in &p.tags {
                 index.tag(&p.id, t);
                 out.loaded.push(t.clone());
+            }
+            if p.tags.is_empty() && !out.untagged.contains(&p.id) {
+                out.untagged.push(p.id.clone());
             }
             out.ids.push(p.id.clone());
         }

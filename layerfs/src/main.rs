@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use layerfs::{commit, export, image, load, mount, save, volume, Error, Layout};
+use layerfs::{commit, cp, export, image, load, mount, save, volume, Error, Layout};
 use serde::Serialize;
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -43,6 +43,9 @@ enum Cmd {
         /// Comment recorded in the history.
         #[arg(short, long)]
         message: Option<String>,
+        /// The history's `created_by` (docker: the container's command).
+        #[arg(long)]
+        created_by: Option<String>,
         /// Config patch: JSON text, `-` for stdin, or a file.
         #[arg(long)]
         change_json: Option<String>,
@@ -76,6 +79,32 @@ enum Cmd {
     },
     /// Show an image's history, newest first.
     History { image: String },
+    /// A path in a container as a tar on stdout (`docker cp CTR:PATH`).
+    CpOut {
+        id: String,
+        path: PathBuf,
+        /// Follow a symlink at PATH (inside the container).
+        #[arg(short = 'L', long)]
+        follow_link: bool,
+    },
+    /// A tar on stdin into a path in a container (`docker cp - CTR:PATH`).
+    CpIn {
+        id: String,
+        path: PathBuf,
+        /// PATH must be an existing directory (a tar from the user).
+        #[arg(long)]
+        dir_only: bool,
+    },
+    /// A host path as `cp`'s tar on stdout.
+    TarHost {
+        path: PathBuf,
+        #[arg(short = 'L', long)]
+        follow_link: bool,
+    },
+    /// `cp`'s tar on stdin to a host path.
+    UntarHost { path: PathBuf },
+    /// The container's changes to its image: `[{"kind":"A|C|D","path"}]`.
+    Diff { id: String },
     /// Named volumes and mount specs.
     #[command(subcommand)]
     Volume(VolumeCmd),
@@ -161,6 +190,7 @@ fn run(cli: Cli) -> Result<serde_json::Value, Error> {
             id,
             tag,
             message,
+            created_by,
             change_json,
         } => {
             let change = change_json.map(|c| read_change(&c)).transpose()?;
@@ -169,6 +199,7 @@ fn run(cli: Cli) -> Result<serde_json::Value, Error> {
                 &id,
                 tag.as_deref(),
                 message.as_deref(),
+                created_by.as_deref(),
                 change,
             )?)
         }
@@ -222,6 +253,39 @@ fn run(cli: Cli) -> Result<serde_json::Value, Error> {
             }
         },
         Cmd::History { image } => json(image::history(&layout, &image)?),
+        Cmd::CpOut {
+            id,
+            path,
+            follow_link,
+        } => {
+            let out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut out = cp::cp_out(&layout, &id, &path, follow_link, out)?;
+            out.flush().map_err(|source| Error::Io {
+                step: "write",
+                path: "stdout".into(),
+                source,
+            })?;
+            serde_json::Value::Null
+        }
+        Cmd::CpIn { id, path, dir_only } => {
+            cp::cp_in(&layout, &id, &path, dir_only, std::io::stdin().lock())?;
+            serde_json::json!({ "id": id, "path": path })
+        }
+        Cmd::TarHost { path, follow_link } => {
+            let out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut out = cp::tar_host(&path, follow_link, out)?;
+            out.flush().map_err(|source| Error::Io {
+                step: "write",
+                path: "stdout".into(),
+                source,
+            })?;
+            serde_json::Value::Null
+        }
+        Cmd::UntarHost { path } => {
+            cp::untar_host(&path, std::io::stdin().lock())?;
+            serde_json::json!({ "path": path })
+        }
+        Cmd::Diff { id } => json(cp::diff(&layout, &id)?),
         Cmd::Mount { image, id } => json(mount::mount_rootfs(&layout, &image, &id)?),
         Cmd::Umount { id } => {
             mount::umount_rootfs(&layout, &id)?;

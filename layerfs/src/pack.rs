@@ -39,39 +39,84 @@ pub fn pack<W: Write>(dir: &Path, out: W, upper: bool) -> Result<W> {
         w: out,
         buf: vec![0; 256 * 1024],
     };
-    Ok(run(dir, sink, upper)?.w)
+    Ok(run(dir, sink, upper, &[])?.w)
 }
 
 /// `pack` into a file, written through a 1 MiB buffer with file contents
 /// sent by the kernel (sendfile) instead of read and written back. Does
 /// not fsync: that is the caller's choice.
 pub fn pack_file(dir: &Path, out: File, upper: bool) -> Result<File> {
-    Ok(pack_file_with(dir, out, upper, true)?.0)
+    Ok(pack_file_with(dir, out, upper, true, &[])?.0)
+}
+
+/// `pack_file` of an upper dir leaving out the empty regular files at
+/// `skip` (paths relative to `dir`): the mount points a runtime creates
+/// for its bind mounts (`etc/hosts`, ...), which docker never commits.
+pub fn pack_file_skipping(dir: &Path, out: File, skip: &[&str]) -> Result<File> {
+    Ok(pack_file_with(dir, out, true, true, skip)?.0)
 }
 
 /// `pack_file`, also returning the bytes written (a pipe has no size to stat).
 pub fn pack_file_counted(dir: &Path, out: File, upper: bool) -> Result<(File, u64)> {
-    pack_file_with(dir, out, upper, true)
+    pack_file_with(dir, out, upper, true, &[])
 }
 
-fn pack_file_with(dir: &Path, out: File, upper: bool, sendfile: bool) -> Result<(File, u64)> {
+fn pack_file_with(
+    dir: &Path,
+    out: File,
+    upper: bool,
+    sendfile: bool,
+    skip: &[&str],
+) -> Result<(File, u64)> {
     let sink = FileSink {
         f: out,
         buf: Vec::with_capacity(BUF),
         sendfile,
         written: 0,
     };
-    let mut s = run(dir, sink, upper)?;
+    let mut s = run(dir, sink, upper, skip)?;
     s.flush().map_err(|e| io_err("write", dir, e))?;
     Ok((s.f, s.written))
 }
 
-fn run<S: Sink>(dir: &Path, sink: S, upper: bool) -> Result<S> {
+/// `docker cp`'s archive of one entry: `name` in the dir `parent` (not
+/// followed when a symlink), named `top` in the tar, with everything
+/// below it when a dir. `shown` names it in messages.
+pub fn pack_entry<W: Write>(
+    parent: BorrowedFd,
+    name: &OsStr,
+    top: &OsStr,
+    out: W,
+    shown: &Path,
+) -> Result<W> {
+    let sink = Stream {
+        w: out,
+        buf: vec![0; 256 * 1024],
+    };
+    let mut p = Packer {
+        b: tar::Builder::new(sink),
+        upper: false,
+        links: HashMap::new(),
+        skip: vec![],
+    };
+    let mut path = shown.to_path_buf();
+    let mut rel = PathBuf::from(top);
+    if let Some(child) = p.entry(parent, name, None, &path, &mut rel)? {
+        p.walk(child, &mut path, &mut rel)?;
+    }
+    Ok(p.b
+        .into_inner()
+        .map_err(|e| io_err("finish tar for", shown, e))?
+        .w)
+}
+
+fn run<S: Sink>(dir: &Path, sink: S, upper: bool, skip: &[&str]) -> Result<S> {
     let root = open_dir(None, dir.as_os_str()).map_err(|e| io_err("open", dir, e.into()))?;
     let mut p = Packer {
         b: tar::Builder::new(sink),
         upper,
         links: HashMap::new(),
+        skip: skip.iter().map(PathBuf::from).collect(),
     };
     let mut path = dir.to_path_buf();
     let mut rel = PathBuf::new();
@@ -256,6 +301,8 @@ struct Packer<S: Sink> {
     upper: bool,
     /// (dev, ino) of files with several links -> the first path written.
     links: HashMap<(u64, u64), PathBuf>,
+    /// Relative paths left out when they are empty regular files.
+    skip: Vec<PathBuf>,
 }
 
 /// A file or dir opened for packing, or a name to stat (anything else).
@@ -297,6 +344,11 @@ impl<S: Sink> Packer<S> {
             let dirfd = reopen(&mut stack, path)?;
             path.push(&name);
             rel.push(&name);
+            if !self.skip.is_empty() && self.skipped(dirfd, &name, rel) {
+                path.pop();
+                rel.pop();
+                continue;
+            }
             match self.entry(dirfd.as_fd(), &name, kind, path, rel) {
                 Ok(Some(child)) => {
                     let depth = stack.len();
@@ -314,6 +366,42 @@ impl<S: Sink> Packer<S> {
             }
         }
         Ok(())
+    }
+
+    /// Whether `rel` (`name` in `dirfd`) is left out: a skip path that is
+    /// an empty regular file, or a dir (copied up for them) holding
+    /// nothing else but such files.
+    fn skipped(&self, dirfd: BorrowedFd, name: &OsStr, rel: &Path) -> bool {
+        let empty_file = |fd: BorrowedFd, n: &OsStr| {
+            fstatat(fd, n, AtFlags::AT_SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_size == 0)
+        };
+        if self.skip.iter().any(|p| p == rel) {
+            return empty_file(dirfd, name);
+        }
+        if !self.skip.iter().any(|p| p.parent() == Some(rel)) {
+            return false;
+        }
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let Ok(mut d) = Dir::openat(dirfd, name, flags, Mode::empty()) else {
+            return false;
+        };
+        let fd = d.as_raw_fd();
+        // SAFETY: `d` owns the fd and outlives this borrow.
+        let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let mut any = false;
+        for e in d.iter() {
+            let Ok(e) = e else { return false };
+            let n = OsStr::from_bytes(e.file_name().to_bytes());
+            if n == "." || n == ".." {
+                continue;
+            }
+            if !(self.skip.iter().any(|p| *p == rel.join(n)) && empty_file(bfd, n)) {
+                return false;
+            }
+            any = true;
+        }
+        any
     }
 
     fn entry(
@@ -679,7 +767,7 @@ mod tests {
         for sendfile in [true, false] {
             let p = dir.join(format!("out-{sendfile}"));
             let f = File::create(&p).unwrap();
-            drop(pack_file_with(&src, f, false, sendfile).unwrap());
+            drop(pack_file_with(&src, f, false, sendfile, &[]).unwrap());
             outs.push(std::fs::read(&p).unwrap());
         }
         let _ = std::fs::remove_dir_all(&dir);

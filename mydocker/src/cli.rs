@@ -79,7 +79,11 @@ pub enum Cmd {
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
     Tag { source: String, target: String },
     /// Show the history of an image.
-    History { image: String },
+    History(HistoryArgs),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem.
+    Diff { container: String },
     /// Manage images (`image prune`, `image ls`).
     #[command(subcommand)]
     Image(ImageCmd),
@@ -501,6 +505,40 @@ pub enum ImageCmd {
         #[arg(short = 'a', long)]
         all: bool,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct CpArgs {
+    /// Archive mode (ownership kept; what layerfs does anyway).
+    #[arg(short = 'a', long)]
+    pub archive: bool,
+    /// Always follow a symbolic link in SRC_PATH.
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
+    /// Suppress progress output.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// CONTAINER:SRC_PATH, a local path, or `-` (a tar on stdin).
+    pub src: String,
+    /// CONTAINER:DEST_PATH, a local path, or `-` (a tar on stdout).
+    pub dest: String,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// Print sizes and dates in human readable format.
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub human: bool,
+    /// Don't truncate output.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only show image IDs.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Format output using a Go template.
+    #[arg(long)]
+    pub format: Option<String>,
+    pub image: String,
 }
 
 #[derive(Subcommand, Debug)]

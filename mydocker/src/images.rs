@@ -111,10 +111,10 @@ pub fn images(ctx: &Ctx, a: &ImagesArgs) -> Result<i32> {
                 .collect()
         };
         for (repo, tag) in refs {
-            let wanted: Vec<&String> = filters
+            let wanted: Vec<String> = filters
                 .iter()
                 .filter(|(k, _)| k == "reference")
-                .map(|(_, v)| v)
+                .map(|(_, v)| familiar(v))
                 .collect();
             if !wanted.is_empty()
                 && !wanted.iter().any(|p| {
@@ -129,12 +129,25 @@ pub fn images(ctx: &Ctx, a: &ImagesArgs) -> Result<i32> {
                 continue;
             }
             let size = humanize::size(img["size"].as_u64().unwrap_or(0));
+            // docker: the digest recorded for this repository, if any.
+            let digest = img["repoDigests"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|d| d.as_str())
+                .find_map(|d| {
+                    d.split_once('@')
+                        .filter(|(n, _)| *n == repo)
+                        .map(|(_, d)| d)
+                })
+                .unwrap_or("<none>")
+                .to_string();
             items.push((
                 serde_json::json!({
                     "ID": if a.no_trunc { full.to_string() } else { hex[..hex.len().min(12)].to_string() },
                     "Repository": repo,
                     "Tag": tag,
-                    "Digest": "<none>",
+                    "Digest": digest,
                     "CreatedSince": humanize::ago(created),
                     "CreatedAt": crate::ps::go_time(created),
                     "Size": size,
@@ -162,6 +175,19 @@ pub fn images(ctx: &Ctx, a: &ImagesArgs) -> Result<i32> {
             eprintln!("{e}");
             Ok(1)
         }
+    }
+}
+
+/// A reference pattern in docker's familiar form, as the store keeps
+/// names: `docker.io/library/x` and `library/x` -> `x`, `docker.io/x/y` -> `x/y`.
+fn familiar(p: &str) -> String {
+    let p = p
+        .strip_prefix("docker.io/")
+        .or_else(|| p.strip_prefix("index.docker.io/"))
+        .unwrap_or(p);
+    match p.strip_prefix("library/") {
+        Some(rest) if !rest.contains('/') => rest.to_string(),
+        _ => p.to_string(),
     }
 }
 
@@ -208,6 +234,9 @@ pub fn load(ctx: &Ctx, a: &LoadArgs) -> Result<i32> {
     if !a.quiet {
         for t in out["loaded"].as_array().into_iter().flatten() {
             println!("Loaded image: {}", t.as_str().unwrap_or(""));
+        }
+        for id in out["untagged"].as_array().into_iter().flatten() {
+            println!("Loaded image ID: {}", id.as_str().unwrap_or(""));
         }
     }
     Ok(0)
@@ -373,6 +402,12 @@ fn plain(e: Error) -> Error {
     }
 }
 
+/// docker's PATH for a container whose image sets none.
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// `commit`: the container's changes as a new image, its config the
+/// image's plus `-c` changes; history `created_by` is the container's
+/// command, as docker records it.
 pub fn commit(ctx: &Ctx, a: &crate::cli::CommitArgs) -> Result<i32> {
     let rec = crate::records::get(ctx, &a.container)?;
     let base = ctx
@@ -380,8 +415,26 @@ pub fn commit(ctx: &Ctx, a: &crate::cli::CommitArgs) -> Result<i32> {
         .args(["inspect", &rec.image_id])
         .json()
         .map_err(plain)?;
-    let patch = changes_patch(&a.change, &base["config"]["config"])?;
-    let mut call = ctx.layerfs().args(["commit", &rec.id]);
+    let mut patch = changes_patch(&a.change, &base["config"]["config"])?;
+    // docker's container config always has a PATH (the default one when
+    // the image has none), and a commit keeps it.
+    let env = patch
+        .get("Env")
+        .or(base["config"]["config"].get("Env"))
+        .and_then(|e| e.as_array())
+        .cloned()
+        .unwrap_or_default();
+    if !env
+        .iter()
+        .any(|e| e.as_str().is_some_and(|e| e.starts_with("PATH=")))
+    {
+        let mut with_path = vec![Value::from(DEFAULT_PATH)];
+        with_path.extend(env);
+        patch["Env"] = Value::Array(with_path);
+    }
+    let mut call = ctx
+        .layerfs()
+        .args(["commit", &rec.id, "--created-by", &rec.command.join(" ")]);
     if let Some(r) = &a.repository {
         call = call.arg(if r.contains(':') {
             r.clone()
@@ -466,81 +519,179 @@ pub fn tag(ctx: &Ctx, source: &str, target: &str) -> Result<i32> {
     Ok(0)
 }
 
-pub fn history(ctx: &Ctx, image: &str) -> Result<i32> {
-    let v = ctx
+/// `history`: docker's table (the image id on the newest step,
+/// `<missing>` below; CREATED humanized; CREATED BY cut at 45 characters
+/// with an ellipsis unless `--no-trunc`), `-q`, `-H=false`, `--format`.
+pub fn history(ctx: &Ctx, a: &crate::cli::HistoryArgs) -> Result<i32> {
+    let fmt = match crate::gotmpl::ListFormat::new(
+        if a.quiet {
+            Some("{{.ID}}")
+        } else {
+            a.format.as_deref()
+        },
+        HISTORY_TABLE,
+    ) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(1);
+        }
+    };
+    let img = ctx
         .layerfs()
-        .args(["history", image])
+        .args(["inspect", &a.image])
         .json()
         .map_err(plain)?;
-    println!(
-        "{:<14}{:<16}{:<48}{:<10}COMMENT",
-        "IMAGE", "CREATED", "CREATED BY", "SIZE"
-    );
-    for h in v.as_array().into_iter().flatten() {
-        let by: String = h["createdBy"]
-            .as_str()
-            .unwrap_or("")
-            .chars()
-            .take(45)
-            .collect();
-        let layer = h["layer"]
-            .as_str()
-            .unwrap_or("")
-            .trim_start_matches("sha256:");
-        let short = if layer.is_empty() {
-            "<missing>".to_string()
-        } else {
-            layer.chars().take(12).collect()
+    let id = img["id"].as_str().unwrap_or("");
+    let rows = ctx
+        .layerfs()
+        .args(["history", &a.image])
+        .json()
+        .map_err(plain)?;
+    let mut items = vec![];
+    for (i, h) in rows.as_array().into_iter().flatten().enumerate() {
+        let shown_id = match i {
+            0 if a.no_trunc => id.to_string(),
+            0 => id.trim_start_matches("sha256:").chars().take(12).collect(),
+            _ => "<missing>".to_string(),
         };
-        println!(
-            "{:<14}{:<16}{:<48}{:<10}{}",
-            short,
-            humanize::ago(h["created"].as_str().unwrap_or("")),
-            by,
-            humanize::size(h["size"].as_u64().unwrap_or(0)),
-            h["comment"].as_str().unwrap_or("")
-        );
+        let created = h["created"].as_str().unwrap_or("");
+        let by = h["createdBy"].as_str().unwrap_or("").replace('\t', " ");
+        let by = if a.no_trunc { by } else { ellipsis(&by, 45) };
+        let size = h["size"].as_u64().unwrap_or(0);
+        items.push((
+            serde_json::json!({
+                "ID": shown_id,
+                "CreatedSince": if a.human { humanize::ago(created) } else { created.to_string() },
+                "CreatedAt": created,
+                "CreatedBy": by,
+                "Size": if a.human { humanize::size(size) } else { size.to_string() },
+                "Comment": h["comment"].as_str().unwrap_or(""),
+            }),
+            serde_json::json!({}),
+        ));
     }
-    Ok(0)
+    let header = serde_json::json!({
+        "ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+        "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT",
+    });
+    match fmt.render(&items, "*formatter.historyContext", &header) {
+        Ok(s) => {
+            print!("{s}");
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(1)
+        }
+    }
 }
 
-/// `image prune`: untagged images (or with `-a` every image) that no
-/// container uses; layerfs refuses the ones in use.
-pub fn prune(ctx: &Ctx, all: bool) -> Result<i32> {
+const HISTORY_TABLE: &str =
+    "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
+
+/// docker's `Ellipsis`: at most `max` characters, the last one `…` when cut.
+fn ellipsis(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+/// A layer's size as the store recorded it (`layers/meta/<hex>.json`).
+fn layer_size(ctx: &Ctx, diff_id: &str) -> u64 {
+    let hex = diff_id.trim_start_matches("sha256:");
+    std::fs::read(ctx.root.join("layers/meta").join(format!("{hex}.json")))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| v["size"].as_u64())
+        .unwrap_or(0)
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(String::from))
+        .collect()
+}
+
+/// Image ids some container (in any state) was created from.
+fn used_images(ctx: &Ctx) -> Result<std::collections::BTreeSet<String>> {
+    Ok(crate::records::list(ctx)?
+        .into_iter()
+        .map(|r| r.image_id)
+        .collect())
+}
+
+/// `image prune [-a] [-f]`: dangling images (with `-a` every image) that
+/// no container uses, after docker's question unless `-f` (a closed or
+/// empty stdin answers no).
+pub fn prune(ctx: &Ctx, all: bool, force: bool) -> Result<i32> {
+    let warning = if all {
+        "WARNING! This will remove all images without at least one container associated to them."
+    } else {
+        "WARNING! This will remove all dangling images."
+    };
+    if !force && !crate::cmds::confirm(warning) {
+        return Ok(0);
+    }
     let list = ctx.layerfs().arg("images").json()?;
-    let mut deleted = vec![];
+    let used = used_images(ctx)?;
+    let (mut untagged, mut deleted, mut reclaimed) = (vec![], vec![], 0u64);
     for img in list.as_array().into_iter().flatten() {
-        let untagged = img["repoTags"].as_array().is_none_or(|t| t.is_empty());
-        if !(all || untagged) {
-            continue;
-        }
         let id = img["id"].as_str().unwrap_or("");
-        // Removing by id needs --force when tagged; layerfs still refuses an image in use... so only untag what no container holds.
-        let in_use = std::fs::read_dir(ctx.root.join("containers"))
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok())
-            .any(|e| {
-                std::fs::read_to_string(e.path().join("layerfs.json")).is_ok_and(|s| s.contains(id))
-            });
-        if in_use {
+        let dangling = strings(&img["repoTags"]).is_empty();
+        if !(all || dangling) || used.contains(id) {
             continue;
         }
+        let sizes: std::collections::HashMap<String, u64> = strings(&img["layers"])
+            .into_iter()
+            .map(|l| {
+                let s = layer_size(ctx, &l);
+                (l, s)
+            })
+            .collect();
+        // --force: by id with several tags; layerfs still keeps the
+        // layers other images use.
         if let Ok(v) = ctx.layerfs().args(["rmi", "--force", id]).json() {
-            deleted.extend(v["deleted"].as_array().cloned().unwrap_or_default());
+            untagged.extend(strings(&v["untagged"]));
+            for d in strings(&v["deleted"]) {
+                reclaimed += sizes.get(&d).copied().unwrap_or(0);
+                deleted.push(d);
+            }
         }
     }
-    if !deleted.is_empty() {
+    if !untagged.is_empty() || !deleted.is_empty() {
         println!("Deleted Images:");
-        for d in &deleted {
-            println!("deleted: {}", d.as_str().unwrap_or(""));
+        for t in &untagged {
+            println!("untagged: {t}");
         }
+        for d in &deleted {
+            println!("deleted: {d}");
+        }
+        println!();
     }
-    println!("Total reclaimed space: {} objects", deleted.len());
+    println!("Total reclaimed space: {}", humanize::size(reclaimed));
     Ok(0)
 }
 
-/// `system df`: images, containers, volumes and their sizes.
+/// docker's RECLAIMABLE cell: `SIZE (PCT%)` when there is any total.
+fn reclaimable(part: u64, total: u64) -> String {
+    match (part * 100).checked_div(total) {
+        Some(pct) => format!("{} ({pct}%)", humanize::size(part)),
+        None => humanize::size(part),
+    }
+}
+
+/// `system df`: images, containers, volumes (and an empty build cache)
+/// with docker's TOTAL, ACTIVE, SIZE and RECLAIMABLE: an image is active
+/// while a container (in any state) uses it, its reclaimable space
+/// docker's `total - sum(size - shared size)` over the active ones; a
+/// container is active while running or paused; a volume while a
+/// container uses it.
 pub fn system_df(ctx: &Ctx) -> Result<i32> {
     fn du(p: &std::path::Path) -> u64 {
         let Ok(m) = std::fs::symlink_metadata(p) else {
@@ -558,45 +709,87 @@ pub fn system_df(ctx: &Ctx) -> Result<i32> {
     }
     let images = ctx.layerfs().arg("images").json()?;
     let images = images.as_array().cloned().unwrap_or_default();
-    let img_size = du(&ctx.root.join("layers"));
+    let used = used_images(ctx)?;
+    // Each layer once, and how many images hold it.
+    let mut layers: std::collections::HashMap<String, (u64, usize)> = Default::default();
+    for img in &images {
+        for l in strings(&img["layers"]) {
+            let size = layer_size(ctx, &l);
+            layers.entry(l).or_insert((size, 0)).1 += 1;
+        }
+    }
+    let img_total: u64 = layers.values().map(|(s, _)| s).sum();
+    let mut img_active = 0;
+    let mut img_used = 0u64;
+    for img in &images {
+        if !used.contains(img["id"].as_str().unwrap_or("")) {
+            continue;
+        }
+        img_active += 1;
+        let ls = strings(&img["layers"]);
+        let size: u64 = ls.iter().map(|l| layers[l].0).sum();
+        let shared: u64 = ls
+            .iter()
+            .filter(|l| layers[*l].1 > 1)
+            .map(|l| layers[l].0)
+            .sum();
+        img_used += size - shared;
+    }
     let recs = crate::records::list(ctx)?;
-    let active = recs
-        .iter()
-        .filter(|r| r.status == ctrstate::record::Status::Running)
-        .count();
-    let ctr_size: u64 = recs
-        .iter()
-        .map(|r| du(&ctx.container_dir(&r.id).join("upper")))
-        .sum();
+    let mut ctr_total = 0;
+    let mut ctr_idle = 0;
+    let mut ctr_active = 0;
+    for r in &recs {
+        let size = du(&ctx.container_dir(&r.id).join("upper"));
+        ctr_total += size;
+        let live = matches!(
+            r.status,
+            ctrstate::record::Status::Running | ctrstate::record::Status::Paused
+        ) && crate::records::alive(r.pid, r.pid_start_time);
+        if live {
+            ctr_active += 1;
+        } else {
+            ctr_idle += size;
+        }
+    }
     let vols = ctx.layerfs().args(["volume", "ls"]).json()?;
     let vols = vols.as_array().cloned().unwrap_or_default();
-    let vol_size = du(&ctx.root.join("volumes"));
-    let vol_active = vols
-        .iter()
-        .filter(|v| v["inUseBy"].as_array().is_some_and(|u| !u.is_empty()))
-        .count();
-    println!("{:<16}{:<8}{:<8}{:<10}", "TYPE", "TOTAL", "ACTIVE", "SIZE");
-    println!(
-        "{:<16}{:<8}{:<8}{:<10}",
-        "Images",
-        images.len(),
-        images.len(),
-        humanize::size(img_size)
-    );
-    println!(
-        "{:<16}{:<8}{:<8}{:<10}",
-        "Containers",
-        recs.len(),
-        active,
-        humanize::size(ctr_size)
-    );
-    println!(
-        "{:<16}{:<8}{:<8}{:<10}",
-        "Local Volumes",
-        vols.len(),
-        vol_active,
-        humanize::size(vol_size)
-    );
+    let (mut vol_total, mut vol_idle, mut vol_active) = (0, 0, 0);
+    for v in &vols {
+        let size = du(std::path::Path::new(v["mountpoint"].as_str().unwrap_or("")));
+        vol_total += size;
+        if v["inUseBy"].as_array().is_some_and(|u| !u.is_empty()) {
+            vol_active += 1;
+        } else {
+            vol_idle += size;
+        }
+    }
+    let rows = [
+        "TYPE\tTOTAL\tACTIVE\tSIZE\tRECLAIMABLE".to_string(),
+        format!(
+            "Images\t{}\t{}\t{}\t{}",
+            images.len(),
+            img_active,
+            humanize::size(img_total),
+            reclaimable(img_total.saturating_sub(img_used), img_total)
+        ),
+        format!(
+            "Containers\t{}\t{}\t{}\t{}",
+            recs.len(),
+            ctr_active,
+            humanize::size(ctr_total),
+            reclaimable(ctr_idle, ctr_total)
+        ),
+        format!(
+            "Local Volumes\t{}\t{}\t{}\t{}",
+            vols.len(),
+            vol_active,
+            humanize::size(vol_total),
+            reclaimable(vol_idle, vol_total)
+        ),
+        "Build Cache\t0\t0\t0B\t0B".to_string(),
+    ];
+    print!("{}", crate::gotmpl::tabwrite(&(rows.join("\n") + "\n")));
     Ok(0)
 }
 
@@ -604,6 +797,20 @@ pub fn system_df(ctx: &Ctx) -> Result<i32> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn ellipsis_cuts_like_docker() {
+        assert_eq!(ellipsis("abc", 3), "abc");
+        assert_eq!(ellipsis("abcd", 3), "ab…");
+    }
+
+    #[test]
+    fn patterns_become_familiar() {
+        assert_eq!(familiar("docker.io/library/busybox:1"), "busybox:1");
+        assert_eq!(familiar("library/busy*"), "busy*");
+        assert_eq!(familiar("docker.io/x/y"), "x/y");
+        assert_eq!(familiar("quay.io/library/x"), "quay.io/library/x");
+    }
 
     #[test]
     fn globs_match_references() {

@@ -116,7 +116,7 @@ pub fn image(ctx: &Ctx, r: &str) -> Option<Value> {
     Some(json!({
         "Id": v["id"],
         "RepoTags": v["repoTags"].as_array().cloned().unwrap_or_default(),
-        "RepoDigests": [],
+        "RepoDigests": v["repoDigests"].as_array().cloned().unwrap_or_default(),
         "Parent": "",
         "Comment": c["comment"].as_str().unwrap_or(""),
         "Created": c["created"].as_str().or(v["created"].as_str()).unwrap_or(""),

@@ -11,7 +11,11 @@
 //! 125 on a bad flag. `--format` (ps, images, inspect, network ls, volume
 //! ls, version, info) takes docker's Go templates (`gotmpl`); a template
 //! that does not parse or names an unknown field exits 1 with Go's
-//! `template: ...` message, as docker does. `--restart` is carried out by
+//! `template: ...` message, as docker does (`history` takes `--format`
+//! too). `cp` and `diff` go through layerfs (`cpdiff`): container paths
+//! are resolved inside the container's rootfs, never through a symlink
+//! out of it. `image prune` asks unless `-f` (a closed stdin is no).
+//! Image references are docker's (`docker.io/library/x` = `x`). `--restart` is carried out by
 //! the detached supervisor of `run -d`/`start` (`run::restart_loop`); a
 //! `stop` ends it. `MYDOCKER_LOG=debug` prints every tool call with its
 //! JSON; `run --print-pipeline` prints the run as a script of tool calls.
@@ -20,6 +24,7 @@ pub mod cli;
 pub mod cmds;
 pub mod context;
 pub mod control;
+pub mod cpdiff;
 pub mod error;
 pub mod exec;
 pub mod gotmpl;
@@ -88,9 +93,11 @@ pub fn main_with(cli: Cli) -> u8 {
         Cmd::Import(a) => images::import(&ctx, a),
         Cmd::Save(a) => images::save(&ctx, a),
         Cmd::Tag { source, target } => images::tag(&ctx, source, target),
-        Cmd::History { image } => images::history(&ctx, image),
+        Cmd::History(a) => images::history(&ctx, a),
+        Cmd::Cp(a) => cpdiff::cp(&ctx, a),
+        Cmd::Diff { container } => cpdiff::diff(&ctx, container),
         Cmd::Image(cli::ImageCmd::Ls(a)) => images::images(&ctx, a),
-        Cmd::Image(cli::ImageCmd::Prune { all, .. }) => images::prune(&ctx, *all),
+        Cmd::Image(cli::ImageCmd::Prune { all, force }) => images::prune(&ctx, *all, *force),
         Cmd::System(cli::SystemCmd::Df) => images::system_df(&ctx),
         Cmd::Image(cli::ImageCmd::Inspect { format, images }) => {
             inspect::image_inspect(&ctx, images, format.as_deref())
