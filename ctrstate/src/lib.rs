@@ -44,7 +44,7 @@
 //!
 //! ## CLI
 //!
-//! Output is one JSON document on stdout. Errors are one line
+//! Output is one compact JSON document (one line) on stdout. Errors are one line
 //! `ctrstate: message` on stderr. Exit codes: 0 success; 1 the operation
 //! failed (name in use, no such container, ambiguous prefix, something
 //! mounted, I/O); 2 bad usage or bad input (flags, invalid JSON, invalid
@@ -96,6 +96,7 @@ pub mod record;
 pub mod store;
 pub mod time;
 
+pub use patch::RecordPatch;
 pub use procfs::pid_start_time;
 pub use record::{is_full_id, Record, Status};
 pub use store::{Removed, Store, StoreError};

@@ -108,7 +108,7 @@ fn stdin() -> Result<String, StoreError> {
 
 fn print<T: Serialize>(v: T) -> Result<(), StoreError> {
     let mut out = io::stdout().lock();
-    let res = serde_json::to_writer_pretty(&mut out, &v)
+    let res = serde_json::to_writer(&mut out, &v)
         .map_err(io::Error::from)
         .and_then(|()| out.write_all(b"\n"))
         .and_then(|()| out.flush());

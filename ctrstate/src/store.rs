@@ -209,9 +209,9 @@ impl Store {
         }
     }
 
-    /// Writes `rec` over `dir/state.json` atomically (pretty JSON).
+    /// Writes `rec` over `dir/state.json` atomically (compact JSON).
     fn write(&self, dir: &Path, rec: &Record) -> Result<()> {
-        let mut buf = serde_json::to_vec_pretty(rec).map_err(|source| StoreError::BadInput {
+        let mut buf = serde_json::to_vec(rec).map_err(|source| StoreError::BadInput {
             what: "record",
             source,
         })?;

@@ -9,7 +9,7 @@ use crate::records;
 use crate::runconfig::RunConfig;
 use crate::teardown;
 use ctrstate::record::{Record, Status};
-use serde_json::json;
+use ctrstate::RecordPatch;
 use std::time::{Duration, Instant};
 
 pub fn stop(ctx: &Ctx, a: &StopArgs) -> Result<i32> {
@@ -45,11 +45,14 @@ pub fn restart(ctx: &Ctx, a: &StopArgs) -> Result<i32> {
             .map_err(|e| Error::Daemon(format!("container {r}: bad stored config: {e}")))?;
         let _ = teardown::stop_teardown(ctx, &rec.id);
         crate::run::start_detached(ctx, &rec.id, &cfg)?;
-        let _ = ctx
-            .ctrstate()
-            .args(["update", &rec.id])
-            .stdin_json(&json!({"restartCount": rec.restart_count + 1}))
-            .output();
+        let _ = records::update(
+            ctx,
+            &rec.id,
+            &RecordPatch {
+                restart_count: Some(rec.restart_count + 1),
+                ..Default::default()
+            },
+        );
         println!("{r}");
         Ok(())
     })
@@ -169,11 +172,18 @@ fn settle(ctx: &Ctx, rec: &Record, guess: i32) -> Result<()> {
         return Ok(());
     }
     let _ = teardown::stop_teardown(ctx, &rec.id);
-    let patch = json!({"status": "exited", "network": null, "exitCode": guess, "finishedAt": ctrstate::time::now_rfc3339(), "pid": 0});
-    ctx.ctrstate()
-        .args(["update", &rec.id])
-        .stdin_json(&patch)
-        .output()?;
+    records::update(
+        ctx,
+        &rec.id,
+        &RecordPatch {
+            status: Some(Status::Exited),
+            network: Some(None),
+            exit_code: Some(guess),
+            finished_at: Some(ctrstate::time::now_rfc3339()),
+            pid: Some(0),
+            ..Default::default()
+        },
+    )?;
     Ok(())
 }
 

@@ -33,9 +33,11 @@
 use crate::context::Ctx;
 use crate::error::{Error, IoContext, Result};
 use crate::network;
+use crate::records;
 use crate::runconfig::RunConfig;
 use crate::spec;
 use crate::volumes;
+use ctrstate::{RecordPatch, Status};
 use nix::fcntl::OFlag;
 use nix::unistd::pipe2;
 use serde_json::json;
@@ -94,30 +96,27 @@ fn prepare(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result<Prep
         network::Mode::Named(name) => json!({ name: {} }),
         _ => json!({}),
     };
-    ctx.ctrstate()
-        .args(["update", id])
-        .stdin_json(&json!({
-            "status": "created",
-            "pid": 0,
-            "pidStartTime": 0,
-            "supervisorPid": std::process::id(),
-            "network": {"Networks": networks},
-            "error": null,
-        }))
-        .output()?;
+    records::update(
+        ctx,
+        id,
+        &RecordPatch {
+            status: Some(Status::Created),
+            pid: Some(0),
+            pid_start_time: Some(0),
+            supervisor_pid: Some(Some(std::process::id())),
+            network: Some(Some(json!({ "Networks": networks }))),
+            error: Some(None),
+            ..Default::default()
+        },
+    )?;
     // 2: the overlay rootfs.
     undo.mounted = true;
-    let out = ctx
+    let Mounted { rootfs } = ctx
         .layerfs()
         .arg("mount")
         .arg(&cfg.image_id)
         .arg(id)
-        .json()?;
-    let rootfs = PathBuf::from(
-        out["rootfs"]
-            .as_str()
-            .ok_or_else(|| Error::Daemon("layerfs mount: no rootfs in output".into()))?,
-    );
+        .parse()?;
     let hostname = if cfg.hostname.is_empty() {
         id[..12].to_string()
     } else {
@@ -162,7 +161,7 @@ fn prepare(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result<Prep
 fn start(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo, p: Prepared) -> Result<Launched> {
     let dir = ctx.container_dir(id);
     let cfg_path = dir.join("config.json");
-    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&p.config).unwrap())
+    std::fs::write(&cfg_path, serde_json::to_vec(&p.config).unwrap())
         .step(|| format!("write {}", cfg_path.display()))?;
 
     let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC).step(|| "pipe".into())?;
@@ -237,24 +236,27 @@ fn start(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo, p: Prepared) -> 
     // 8: nsrun put the init in its cgroup before it ran anything. The
     // record gets the pid (still created) before the command runs, so a
     // crash from here leaves a pid to kill.
-    ctx.ctrstate()
-        .args(["update", id])
-        .stdin_json(&created_patch(
+    records::update(
+        ctx,
+        id,
+        &created_patch(
             pid,
             &p.network,
             &cfg.ports,
             &volumes::docker_mounts(ctx, &cfg.mounts),
-        ))
-        .output()?;
+        ),
+    )?;
     // 9: the init execs the user's command; then, and only then, running.
     ctx.nsrun().arg("start").arg(id).output()?;
-    ctx.ctrstate()
-        .args(["update", id])
-        .stdin_json(&json!({
-            "status": "running",
-            "startedAt": ctrstate::time::now_rfc3339(),
-        }))
-        .output()?;
+    records::update(
+        ctx,
+        id,
+        &RecordPatch {
+            status: Some(Status::Running),
+            started_at: Some(ctrstate::time::now_rfc3339()),
+            ..Default::default()
+        },
+    )?;
     Ok(Launched { pid, io })
 }
 
@@ -362,25 +364,37 @@ impl Drop for Undo<'_> {
     }
 }
 
-/// The JSON patch that records a created container's init (its status
-/// stays created until `nsrun start` has run).
-pub fn created_patch(
+/// What `layerfs mount` prints (layerfs' own `Mounted` is Serialize-only
+/// and linking all of layerfs for it would pull its tar/zstd stack in).
+#[derive(serde::Deserialize)]
+struct Mounted {
+    rootfs: PathBuf,
+}
+
+/// The patch that records a created container's init (its status stays
+/// created until `nsrun start` has run).
+fn created_patch(
     pid: i32,
     network: &serde_json::Value,
     ports: &[network::Port],
     mounts: &serde_json::Value,
-) -> serde_json::Value {
-    json!({
-        "mounts": mounts,
-        "network": network,
-        "ports": ports,
-        "status": "created",
-        "pid": pid,
-        "pidStartTime": ctrstate::procfs::pid_start_time(pid as u32).unwrap_or(0),
-        "supervisorPid": std::process::id(),
-        "finishedAt": ctrstate::time::ZERO_TIME,
-        "exitCode": 0,
-        "oomKilled": false,
-        "error": null,
-    })
+) -> RecordPatch {
+    let array = |v: serde_json::Value| match v {
+        serde_json::Value::Array(a) => a,
+        _ => vec![],
+    };
+    RecordPatch {
+        mounts: Some(array(mounts.clone())),
+        network: Some(Some(network.clone())),
+        ports: Some(array(json!(ports))),
+        status: Some(Status::Created),
+        pid: Some(pid as u32),
+        pid_start_time: Some(ctrstate::procfs::pid_start_time(pid as u32).unwrap_or(0)),
+        supervisor_pid: Some(Some(std::process::id())),
+        finished_at: Some(ctrstate::time::ZERO_TIME.into()),
+        exit_code: Some(0),
+        oom_killed: Some(false),
+        error: Some(None),
+        ..Default::default()
+    }
 }

@@ -19,6 +19,38 @@
 //! the detached supervisor of `run -d`/`start` (`run::restart_loop`); a
 //! `stop` ends it. `MYDOCKER_LOG=debug` prints every tool call with its
 //! JSON; `run --print-pipeline` prints the run as a script of tool calls.
+//!
+//! # Next: the run as one plan (design note; not built yet)
+//!
+//! Today `launch` runs the steps, `pipeline` prints a hand-kept copy of
+//! them, and undo lives in `launch::Undo`, `run::forget` and `teardown`.
+//! The shape that replaces the three (module `plan`):
+//!
+//! - `Step { id: StepId, call: Call, needs: Vec<StepId>, undo: Option<Call> }`
+//!   with `StepId` one of Reserve, Mount, Volumes, Netns, Connect(net),
+//!   EtcFiles, Config, Create, Recorded, Start, Running. An input that
+//!   depends on an earlier output names it (`Ref::Rootfs`, `Ref::Netns`,
+//!   `Ref::Settings`) instead of holding a value; outputs are the
+//!   producers' types (ctrstate `Record`, layerfs' mount answer, the CNI
+//!   result); record writes are `ctrstate::RecordPatch`es.
+//! - `Plan::launch(&Ctx, &RunConfig) -> Plan` and `Plan::teardown(id,
+//!   &Record, Keep::Layer | Keep::Nothing) -> Plan` are pure (no I/O). The
+//!   teardown plan is the launch plan's undos in reverse (nsrun delete
+//!   --force, CNI DEL per network in the record, netns del, layerfs
+//!   umount/remove, ctrstate rm), so failure at step k, `stop`, `rm -f`,
+//!   `--rm` and the reconcile pass all walk the same undo list.
+//! - `trait Runner { fn call(&mut self, step: &Step, refs: &Outputs) ->
+//!   Result<Output> }`: `Real` spawns (steps whose `needs` are met run side
+//!   by side: Mount with Netns, the teardown's undos; nsrun create gets the
+//!   container's stdio from the supervisor); `Print` writes the shell
+//!   script of `--print-pipeline` (refs become shell variables captured
+//!   from each tool's one-line JSON, so the script cannot drift); `Fake`
+//!   records calls and fails at step k, for unit tests without root:
+//!   the steps for typical flag sets, rollback = undos of steps < k in
+//!   reverse, printed calls == executed calls, the teardown plans.
+//! - Needed first from code others own: `network::attach` split into its
+//!   two calls plus a pure `settings(cni_result, cfg)`; `Deserialize` on
+//!   layerfs' `mount::Mounted` (read here through a local twin for now).
 
 pub mod cli;
 pub mod cmds;

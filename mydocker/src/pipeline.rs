@@ -88,7 +88,7 @@ pub fn print(ctx: &Ctx, record_in: &Value, cfg: &RunConfig) -> Result<()> {
     line(format!("R={r}; N={n}"));
     line("# 1 reserve the id and the name".into());
     line(format!(
-        "ID=$(echo {} | ctrstate --root \"$R\" create | sed -n 's/^  \"id\": \"\\([0-9a-f]*\\)\",$/\\1/p')",
+        "ID=$(echo {} | ctrstate --root \"$R\" create | sed -n 's/^{{\"id\":\"\\([0-9a-f]*\\)\".*/\\1/p')",
         q(&record_in.to_string())
     ));
     line("D=\"$R/containers/$ID\"; H=$(echo \"$ID\" | cut -c1-12)".into());

@@ -3,23 +3,29 @@
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use ctrstate::record::Record;
+use ctrstate::RecordPatch;
+
+/// `ctrstate update ID` with a typed patch.
+pub fn update(ctx: &Ctx, id: &str, patch: &RecordPatch) -> Result<()> {
+    ctx.ctrstate()
+        .args(["update", id])
+        .stdin_json(&patch.to_json())
+        .output()
+        .map(drop)
+}
 
 pub fn get(ctx: &Ctx, r: &str) -> Result<Record> {
-    let v = ctx
-        .ctrstate()
+    ctx.ctrstate()
         .args(["get", r])
-        .json()
+        .parse()
         .map_err(|e| match e {
             Error::Tool { msg, .. } => Error::Daemon(msg),
             e => e,
-        })?;
-    serde_json::from_value(v)
-        .map_err(|e| Error::Daemon(format!("ctrstate get {r}: bad record: {e}")))
+        })
 }
 
 pub fn list(ctx: &Ctx) -> Result<Vec<Record>> {
-    let v = ctx.ctrstate().arg("ls").json()?;
-    serde_json::from_value(v).map_err(|e| Error::Daemon(format!("ctrstate ls: bad records: {e}")))
+    ctx.ctrstate().arg("ls").parse()
 }
 
 /// Crash recovery, at the start of every command: `ctrstate reconcile`
@@ -32,10 +38,7 @@ pub fn list(ctx: &Ctx) -> Result<Vec<Record>> {
 /// the next command.
 pub fn reconcile(ctx: &Ctx) {
     finish_removals(ctx);
-    let Ok(out) = ctx.ctrstate().arg("reconcile").json() else {
-        return;
-    };
-    let Ok(changed) = serde_json::from_value::<Vec<Record>>(out) else {
+    let Ok(changed) = ctx.ctrstate().arg("reconcile").parse::<Vec<Record>>() else {
         return;
     };
     for r in changed {
@@ -45,11 +48,15 @@ pub fn reconcile(ctx: &Ctx) {
         }
         let _ = crate::teardown::stop_teardown(ctx, &r.id);
         if abandoned {
-            let _ = ctx
-                .ctrstate()
-                .args(["update", &r.id])
-                .stdin_json(&serde_json::json!({"pid": 0, "pidStartTime": 0}))
-                .output();
+            let _ = update(
+                ctx,
+                &r.id,
+                &RecordPatch {
+                    pid: Some(0),
+                    pid_start_time: Some(0),
+                    ..Default::default()
+                },
+            );
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::records;
 use crate::runconfig::RunConfig;
 use crate::supervise::{self, Attached};
 use crate::teardown;
+use ctrstate::{Record, RecordPatch, Status};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -58,8 +59,12 @@ fn run_or_create(ctx: &Ctx, a: &RunArgs, create_only: bool) -> Result<i32> {
             ));
         }
     }
-    let rec = ctx.ctrstate().arg("create").stdin_json(&record_in).json()?;
-    let id = rec["id"].as_str().unwrap_or_default().to_string();
+    let rec: Record = ctx
+        .ctrstate()
+        .arg("create")
+        .stdin_json(&record_in)
+        .parse()?;
+    let id = rec.id;
     if let Some(f) = &a.extra.cidfile {
         if let Err(e) = std::fs::write(f, &id) {
             forget(ctx, &id, &cfg);
@@ -120,17 +125,18 @@ pub fn run_foreground(
 /// The record of a `start` whose launch failed (and undid its steps): not
 /// running, and why.
 fn failed_start(ctx: &Ctx, id: &str, e: &Error) {
-    let _ = ctx
-        .ctrstate()
-        .args(["update", id])
-        .stdin_json(&json!({
-            "status": "exited",
-            "pid": 0,
-            "pidStartTime": 0,
-            "supervisorPid": null,
-            "error": e.to_string(),
-        }))
-        .output();
+    let _ = records::update(
+        ctx,
+        id,
+        &RecordPatch {
+            status: Some(Status::Exited),
+            pid: Some(0),
+            pid_start_time: Some(0),
+            supervisor_pid: Some(None),
+            error: Some(Some(e.to_string())),
+            ..Default::default()
+        },
+    );
 }
 
 /// Undo of a `run` whose launch failed (the launch undid its own steps):
@@ -221,11 +227,14 @@ pub fn start(ctx: &Ctx, refs: &[String], attach: bool) -> Result<i32> {
             .map_err(|e| Error::Daemon(format!("container {r}: bad stored config: {e}")))?;
         // Whatever a crashed supervisor left behind goes before we start again.
         let _ = teardown::stop_teardown(ctx, &rec.id);
-        let _ = ctx
-            .ctrstate()
-            .args(["update", &rec.id])
-            .stdin_json(&json!({"network": null}))
-            .output();
+        let _ = records::update(
+            ctx,
+            &rec.id,
+            &RecordPatch {
+                network: Some(None),
+                ..Default::default()
+            },
+        );
         if attach {
             code = run_foreground(ctx, &rec.id, &cfg, cfg.open_stdin, false)?;
         } else {
@@ -273,11 +282,15 @@ fn restart_loop(ctx: &Ctx, id: &str, cfg: &RunConfig, mut code: i32) {
             return;
         }
         let _ = teardown::stop_teardown(ctx, id);
-        let _ = ctx
-            .ctrstate()
-            .args(["update", id])
-            .stdin_json(&json!({"network": null, "restartCount": rec.restart_count + 1}))
-            .output();
+        let _ = records::update(
+            ctx,
+            id,
+            &RecordPatch {
+                network: Some(None),
+                restart_count: Some(rec.restart_count + 1),
+                ..Default::default()
+            },
+        );
         let Ok(sfd) = supervise::prepare() else {
             return;
         };

@@ -9,13 +9,13 @@ use crate::launch::{Io, Launched};
 use crate::logfile::{LineSplitter, Writer};
 use crate::runconfig::RunConfig;
 use crate::teardown;
+use ctrstate::{RecordPatch, Status};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::termios;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use serde_json::json;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 /// The signals the supervisor handles itself, through a signalfd.
@@ -252,21 +252,18 @@ pub fn finish(ctx: &Ctx, id: &str, cfg: &RunConfig, code: i32) {
 }
 
 fn record_exit(ctx: &Ctx, id: &str, code: i32, oom: bool, errs: &[crate::error::Error]) {
-    let patch = json!({
-        "status": "exited",
+    let patch = RecordPatch {
+        status: Some(Status::Exited),
         // The stop teardown detached it from its networks (docker clears these too).
-        "network": null,
-        "exitCode": code,
-        "finishedAt": ctrstate::time::now_rfc3339(),
-        "pid": 0,
-        "oomKilled": oom,
-        "error": errs.first().map(|e| e.to_string()),
-    });
-    let _ = ctx
-        .ctrstate()
-        .args(["update", id])
-        .stdin_json(&patch)
-        .output();
+        network: Some(None),
+        exit_code: Some(code),
+        finished_at: Some(ctrstate::time::now_rfc3339()),
+        pid: Some(0),
+        oom_killed: Some(oom),
+        error: Some(errs.first().map(|e| e.to_string())),
+        ..Default::default()
+    };
+    let _ = crate::records::update(ctx, id, &patch);
 }
 
 /// Reaps every exited child; returns the container's code if it was one.

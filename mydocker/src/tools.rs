@@ -96,6 +96,12 @@ impl Call {
         c
     }
 
+    /// Runs the call to completion; stdout parsed as the producer's type.
+    pub fn parse<T: serde::de::DeserializeOwned>(self) -> Result<T> {
+        let out = self.output()?;
+        serde_json::from_str(&out).map_err(|e| self.error(format!("bad output: {e}")))
+    }
+
     /// Runs the call to completion; stdout parsed as JSON (null when empty).
     /// A failure becomes an error naming the tool, its step and its message.
     pub fn json(self) -> Result<Value> {
