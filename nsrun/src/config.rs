@@ -44,8 +44,13 @@ pub struct Loaded {
 }
 
 /// Reads `config` (a path, `-` for stdin, or `None` for `bundle/config.json`)
-/// and validates it. `bundle` is made absolute.
-pub fn load(bundle: &Path, config: Option<&Path>) -> Result<Loaded, ConfigError> {
+/// and validates it. `bundle` is made absolute. `seccomp_cache`: where
+/// compiled seccomp filters are kept (`seccomp::compile_cached`).
+pub fn load(
+    bundle: &Path,
+    config: Option<&Path>,
+    seccomp_cache: Option<&Path>,
+) -> Result<Loaded, ConfigError> {
     let bundle = std::path::absolute(bundle).map_err(|err| ConfigError::Read {
         path: bundle.to_path_buf(),
         err,
@@ -86,7 +91,7 @@ pub fn load(bundle: &Path, config: Option<&Path>) -> Result<Loaded, ConfigError>
         path: path.clone(),
         err: e.to_string(),
     })?;
-    let seccomp = check(&spec)?;
+    let seccomp = check(&spec, seccomp_cache)?;
     let root = spec
         .root()
         .as_ref()
@@ -186,11 +191,14 @@ fn check_version(v: &str) -> Result<(), ConfigError> {
 
 /// Checks what nsrun cannot honour and what is inconsistent.
 pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
-    check(spec).map(|_| ())
+    check(spec, None).map(|_| ())
 }
 
 /// `validate`, keeping the compiled seccomp program.
-fn check(spec: &Spec) -> Result<Option<crate::seccomp::Program>, ConfigError> {
+fn check(
+    spec: &Spec,
+    seccomp_cache: Option<&Path>,
+) -> Result<Option<crate::seccomp::Program>, ConfigError> {
     crate::hooks::validate(spec).map_err(|(field, why)| invalid(&field, why))?;
     check_version(spec.version())?;
     if spec.solaris().is_some() || spec.windows().is_some() || spec.vm().is_some() {
@@ -245,7 +253,7 @@ fn check(spec: &Spec) -> Result<Option<crate::seccomp::Program>, ConfigError> {
     let seccomp = linux
         .seccomp()
         .as_ref()
-        .map(crate::seccomp::compile)
+        .map(|s| crate::seccomp::compile_cached(s, seccomp_cache))
         .transpose()
         .map_err(seccomp_invalid)?;
     if linux.intel_rdt().is_some() {

@@ -89,7 +89,11 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
         bundle,
         rootfs,
         seccomp,
-    } = config::load(&o.bundle, o.config.as_deref())?;
+    } = config::load(
+        &o.bundle,
+        o.config.as_deref(),
+        Some(&o.root.join(crate::seccomp::CACHE_DIR)),
+    )?;
     if o.systemd_cgroup {
         if let Some(l) = spec.linux_mut() {
             // Without a path, runc's default unit: system.slice:nsrun:<id>.

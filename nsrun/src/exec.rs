@@ -318,7 +318,7 @@ pub fn exec(o: &Opts) -> crate::Result<Outcome> {
         .linux()
         .as_ref()
         .and_then(|l| l.seccomp().as_ref())
-        .map(crate::seccomp::compile)
+        .map(|s| crate::seccomp::compile_cached(s, Some(&o.root.join(crate::seccomp::CACHE_DIR))))
         .transpose()
         .map_err(|e| ExecError::Setup(format!("config: {e}")))?;
     proc_.terminal = tty;

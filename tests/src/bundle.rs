@@ -218,8 +218,14 @@ impl Drop for Bundle {
             assert_no_mounts(self.path());
             let left = processes_in(&self.rootfs());
             assert!(left.is_empty(), "processes left in the rootfs: {left:?}");
+            // (dot entries are nsrun's caches, not containers)
             let left: Vec<_> = std::fs::read_dir(self.root())
-                .map(|r| r.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+                .map(|r| {
+                    r.filter_map(|e| e.ok())
+                        .map(|e| e.file_name())
+                        .filter(|n| !n.to_string_lossy().starts_with('.'))
+                        .collect()
+                })
                 .unwrap_or_default();
             assert!(
                 left.is_empty(),
