@@ -403,6 +403,8 @@ pub enum ImageCmd {
 pub enum SystemCmd {
     /// Show disk usage.
     Df,
+    /// Serve the Docker Engine API on a unix socket.
+    Service(crate::api::ServiceArgs),
 }
 
 #[derive(Args, Debug)]

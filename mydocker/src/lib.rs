@@ -11,6 +11,7 @@
 //! 125 on a bad flag. `MYDOCKER_LOG=debug` prints every tool call with its
 //! JSON; `run --print-pipeline` prints the run as a script of tool calls.
 
+pub mod api;
 pub mod cli;
 pub mod context;
 pub mod control;
@@ -83,6 +84,7 @@ pub fn main_with(cli: Cli) -> u8 {
         Cmd::Image(cli::ImageCmd::Ls(a)) => images::images(&ctx, a),
         Cmd::Image(cli::ImageCmd::Prune { all, .. }) => images::prune(&ctx, *all),
         Cmd::System(cli::SystemCmd::Df) => images::system_df(&ctx),
+        Cmd::System(cli::SystemCmd::Service(a)) => api::serve(Ctx::new(&cli.root), a),
     };
     match r {
         Ok(code) => code.clamp(0, 255) as u8,
