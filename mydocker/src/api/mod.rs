@@ -194,6 +194,9 @@ fn connection(svc: &Arc<Service>, s: UnixStream) {
         };
         *svc.last_seen.lock().unwrap() = Instant::now();
         let head = req.method == "HEAD";
+        let close = req
+            .header("connection")
+            .is_some_and(|c| c.eq_ignore_ascii_case("close"));
         if let Err(e) = route(svc, &mut conn, &mut req) {
             if send_error(&mut conn, head, &e).is_err() {
                 return;
@@ -201,6 +204,9 @@ fn connection(svc: &Arc<Service>, s: UnixStream) {
         }
         if !conn.closed {
             conn.finish_request(&mut req);
+        }
+        if close {
+            return;
         }
     }
 }
