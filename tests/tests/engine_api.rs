@@ -26,7 +26,13 @@ impl Service {
         let child = Command::new(bin("mydocker"))
             .arg("--root")
             .arg(d.root.path())
-            .args(["system", "service", "--timeout", &timeout.to_string(), "--socket"])
+            .args([
+                "system",
+                "service",
+                "--timeout",
+                &timeout.to_string(),
+                "--socket",
+            ])
             .arg(&sock)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -38,7 +44,9 @@ impl Service {
             _dir: dir,
             config: TempDir::new("dockercfg"),
         };
-        wait_for("the service socket", 10, || UnixStream::connect(&s.sock).is_ok());
+        wait_for("the service socket", 10, || {
+            UnixStream::connect(&s.sock).is_ok()
+        });
         s
     }
     fn docker_cmd(&self, args: &[&str]) -> Command {
@@ -93,7 +101,10 @@ fn docker_cli_present() -> bool {
 macro_rules! require_docker_cli {
     () => {
         require_root!();
-        skip_unless!(docker_cli_present(), "no docker CLI (scripts/deps.sh installs docker.io)");
+        skip_unless!(
+            docker_cli_present(),
+            "no docker CLI (scripts/deps.sh installs docker.io)"
+        );
     };
 }
 
@@ -117,16 +128,35 @@ fn docker_cli_runs_lists_logs_inspects_stops_and_removes() {
     assert!(v.contains("API version:       1.41"), "{v}");
     assert_eq!(svc.docker_ok(&["ps", "-a", "-q"]), "");
     let images = svc.docker_ok(&["images"]);
-    assert!(images.lines().any(|l| l.starts_with("busybox ") && l.contains("latest")), "{images}");
+    assert!(
+        images
+            .lines()
+            .any(|l| l.starts_with("busybox ") && l.contains("latest")),
+        "{images}"
+    );
 
     let id = svc.docker_ok(&[
-        "run", "-d", "--name", "apiweb", "--network", "none", "busybox", "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "apiweb",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
         "echo out; echo err >&2; exec sleep 60",
     ]);
     // The CLI sees the container the API made, under the same id and name.
     assert_eq!(mydocker_ids(&d), vec![id.clone()]);
     assert_eq!(d.inspect("apiweb")["Id"], id.as_str());
-    let ps = svc.docker_ok(&["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.State}}"]);
+    let ps = svc.docker_ok(&[
+        "ps",
+        "-a",
+        "--no-trunc",
+        "--format",
+        "{{.ID}} {{.Names}} {{.State}}",
+    ]);
     assert_eq!(ps, format!("{id} apiweb running"));
 
     wait_for("the container's output", 10, || {
@@ -138,19 +168,43 @@ fn docker_cli_runs_lists_logs_inspects_stops_and_removes() {
     assert_eq!(stderr(&logs), "err\n");
     // The same as the CLI's.
     let mine = d.run(&["logs", "apiweb"]);
-    assert_eq!((stdout(&mine), stderr(&mine)), (stdout(&logs), stderr(&logs)));
+    assert_eq!(
+        (stdout(&mine), stderr(&mine)),
+        (stdout(&logs), stderr(&logs))
+    );
 
     let ins: Value = serde_json::from_str(&svc.docker_ok(&["inspect", "apiweb"])).unwrap();
     assert_eq!(ins[0]["Id"], id.as_str());
     assert_eq!(ins[0]["State"]["Running"], true);
     assert_eq!(ins[0]["Config"]["Cmd"][0], "sh");
     assert_eq!(ins[0]["State"]["Pid"], d.inspect("apiweb")["State"]["Pid"]);
-    assert_eq!(svc.docker_ok(&["inspect", "--format", "{{.Name}} {{.State.Status}}", "apiweb"]), "/apiweb running");
+    assert_eq!(
+        svc.docker_ok(&[
+            "inspect",
+            "--format",
+            "{{.Name}} {{.State.Status}}",
+            "apiweb"
+        ]),
+        "/apiweb running"
+    );
 
     // A second run with the same name is docker's conflict.
-    let dup = svc.docker(&["run", "-d", "--name", "apiweb", "--network", "none", "busybox", "true"]);
+    let dup = svc.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "apiweb",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
     assert_exit_code(&dup, 125);
-    assert!(stderr(&dup).contains("is already in use"), "{}", stderr(&dup));
+    assert!(
+        stderr(&dup).contains("is already in use"),
+        "{}",
+        stderr(&dup)
+    );
 
     assert_eq!(svc.docker_ok(&["stop", "-t", "1", "apiweb"]), "apiweb");
     let st = d.inspect("apiweb");
@@ -163,7 +217,12 @@ fn docker_cli_runs_lists_logs_inspects_stops_and_removes() {
     assert!(mydocker_ids(&d).is_empty());
     let gone = svc.docker(&["inspect", "apiweb"]);
     assert_exit_code(&gone, 1);
-    assert!(stderr(&gone).contains("No such object: apiweb") || stderr(&gone).contains("No such container"), "{}", stderr(&gone));
+    assert!(
+        stderr(&gone).contains("No such object: apiweb")
+            || stderr(&gone).contains("No such container"),
+        "{}",
+        stderr(&gone)
+    );
 }
 
 #[test]
@@ -174,7 +233,16 @@ fn docker_run_attached_prints_output_and_gives_exit_codes() {
     let hi = svc.docker(&["run", "--rm", "--network", "none", "busybox", "echo", "hi"]);
     assert_exit_code(&hi, 0);
     assert_eq!(stdout(&hi), "hi\n");
-    let three = svc.docker(&["run", "--rm", "--network", "none", "busybox", "sh", "-c", "echo oops >&2; exit 3"]);
+    let three = svc.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo oops >&2; exit 3",
+    ]);
     assert_exit_code(&three, 3);
     assert_eq!(stderr(&three), "oops\n");
     assert_eq!(stdout(&three), "");
@@ -184,7 +252,17 @@ fn docker_run_attached_prints_output_and_gives_exit_codes() {
     assert_exit_code(&out, 0);
     assert_eq!(stdout(&out), "through the socket\n");
     // Without --rm the container stays, exited with its code, for both CLIs.
-    let kept = svc.docker(&["run", "--name", "apikept", "--network", "none", "busybox", "sh", "-c", "exit 7"]);
+    let kept = svc.docker(&[
+        "run",
+        "--name",
+        "apikept",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 7",
+    ]);
     assert_exit_code(&kept, 7);
     assert_eq!(d.inspect("apikept")["State"]["ExitCode"], 7);
     svc.docker_ok(&["rm", "apikept"]);
@@ -205,13 +283,23 @@ fn errors_are_dockers_and_versions_negotiate() {
     assert_eq!((st, body.as_str()), (200, "OK"));
     let (st, _, body) = svc.http("GET", "/v1.41/containers/nope/json", "");
     assert_eq!(st, 404);
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["message"], "No such container: nope");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["message"],
+        "No such container: nope"
+    );
     let (st, _, body) = svc.http("POST", "/containers/create", "{\"Image\": ");
     assert_eq!(st, 400, "{body}");
     let (st, _, body) = svc.http("POST", "/containers/create", r#"{"Image": "nosuch"}"#);
     assert_eq!(st, 404);
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["message"], "No such image: nosuch:latest");
-    let (st, _, body) = svc.http("POST", "/containers/create", r#"{"Image": "busybox", "HostConfig": {"PidMode": "host"}}"#);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["message"],
+        "No such image: nosuch:latest"
+    );
+    let (st, _, body) = svc.http(
+        "POST",
+        "/containers/create",
+        r#"{"Image": "busybox", "HostConfig": {"PidMode": "host"}}"#,
+    );
     assert_eq!(st, 400, "{body}");
     let (st, _, _) = svc.http("GET", "/v1.99/info", "");
     assert_eq!(st, 400);
@@ -220,14 +308,25 @@ fn errors_are_dockers_and_versions_negotiate() {
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["Images"], 1);
     let (st, _, body) = svc.http("GET", "/images/busybox/json", "");
     assert_eq!(st, 200);
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["RepoTags"][0], "busybox:latest");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["RepoTags"][0],
+        "busybox:latest"
+    );
     // docker's own words for an image it cannot find anywhere.
     let out = svc.docker(&["run", "--rm", "nosuch"]);
     assert_exit_code(&out, 125);
-    assert!(stderr(&out).contains("Unable to find image 'nosuch:latest' locally"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Unable to find image 'nosuch:latest' locally"),
+        "{}",
+        stderr(&out)
+    );
     let out = svc.docker(&["stop", "nope"]);
     assert_exit_code(&out, 1);
-    assert!(stderr(&out).contains("No such container: nope"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("No such container: nope"),
+        "{}",
+        stderr(&out)
+    );
     assert!(mydocker_ids(&d).is_empty());
 }
 
@@ -243,7 +342,9 @@ fn stopping_the_service_stops_no_container_and_idle_timeout_ends_it() {
     // A new service sees it, and an idle one exits by itself, socket gone.
     let mut again = Service::start(&d, 1);
     assert_eq!(again.docker_ok(&["ps", "-q", "--no-trunc"]), id);
-    wait_for("the idle service to exit", 15, || again.child.try_wait().unwrap().is_some());
+    wait_for("the idle service to exit", 15, || {
+        again.child.try_wait().unwrap().is_some()
+    });
     assert!(!again.sock.exists());
     assert_eq!(d.inspect(&id)["State"]["Status"], "running");
     d.ok(&["rm", "-f", &id]);
@@ -267,8 +368,13 @@ fn docker_load_through_the_api() {
 #[test]
 fn python_sdk_pings_runs_and_lists() {
     require_docker_cli!();
-    let sdk = Command::new("python3").args(["-c", "import docker"]).output();
-    skip_unless!(sdk.is_ok_and(|o| o.status.success()), "no python3 docker SDK (python3-docker)");
+    let sdk = Command::new("python3")
+        .args(["-c", "import docker"])
+        .output();
+    skip_unless!(
+        sdk.is_ok_and(|o| o.status.success()),
+        "no python3 docker SDK (python3-docker)"
+    );
     let d = Docker::new();
     let svc = Service::start(&d, 0);
     let script = format!(
@@ -292,7 +398,10 @@ print(c.containers.run("busybox", ["echo", "x"], remove=True, network_mode="none
 "#,
         svc.sock.display()
     );
-    let out = Command::new("python3").args(["-c", &script]).output().unwrap();
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
     assert_exit_code(&out, 0);
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();

@@ -82,14 +82,17 @@ pub fn list(svc: &Arc<Service>, conn: &mut Conn, req: &Request) -> ApiResult<()>
         match &filters[k] {
             // Old clients send {"name": {"x": true}}, new ones {"name": ["x"]}.
             Value::Object(m) => m.keys().cloned().collect(),
-            Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
             _ => vec![],
         }
     };
-    if let Some(k) = filters
-        .as_object()
-        .and_then(|m| m.keys().find(|k| !["id", "name", "status"].contains(&k.as_str())))
-    {
+    if let Some(k) = filters.as_object().and_then(|m| {
+        m.keys()
+            .find(|k| !["id", "name", "status"].contains(&k.as_str()))
+    }) {
         return Err(ApiError::new(400, format!("invalid filter '{k}'")));
     }
     let (ids, names, statuses) = (values("id"), values("name"), values("status"));
@@ -97,10 +100,17 @@ pub fn list(svc: &Arc<Service>, conn: &mut Conn, req: &Request) -> ApiResult<()>
     let out: Vec<Value> = recs
         .iter()
         .filter(|r| {
-            req.flag("all") || !statuses.is_empty() || matches!(r.status, Status::Running | Status::Paused)
+            req.flag("all")
+                || !statuses.is_empty()
+                || matches!(r.status, Status::Running | Status::Paused)
         })
         .filter(|r| ids.is_empty() || ids.iter().any(|i| r.id.starts_with(i.as_str())))
-        .filter(|r| names.is_empty() || names.iter().any(|n| r.name.contains(n.trim_start_matches('/'))))
+        .filter(|r| {
+            names.is_empty()
+                || names
+                    .iter()
+                    .any(|n| r.name.contains(n.trim_start_matches('/')))
+        })
         .filter(|r| statuses.is_empty() || statuses.iter().any(|s| status_word(r) == *s))
         .map(summary)
         .collect();
@@ -119,7 +129,13 @@ fn summary(r: &Record) -> Value {
     let command = r
         .command
         .iter()
-        .map(|a| if a.contains(' ') { format!("{a:?}") } else { a.clone() })
+        .map(|a| {
+            if a.contains(' ') {
+                format!("{a:?}")
+            } else {
+                a.clone()
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ");
     let ports: Vec<Value> = r
@@ -163,7 +179,11 @@ pub fn inspect(svc: &Arc<Service>, conn: &mut Conn, r: &str) -> ApiResult<()> {
     v["Config"]["AttachStdout"] = json!(true);
     v["Config"]["AttachStderr"] = json!(true);
     v["Config"]["StdinOnce"] = json!(false);
-    v["HostConfig"]["NetworkMode"] = json!(if cfg.network.is_empty() { "bridge" } else { &cfg.network });
+    v["HostConfig"]["NetworkMode"] = json!(if cfg.network.is_empty() {
+        "bridge"
+    } else {
+        &cfg.network
+    });
     v["HostConfig"]["LogConfig"] = json!({"Type": "json-file", "Config": {}});
     v["HostConfig"]["RestartPolicy"] = json!({"Name": "no", "MaximumRetryCount": 0});
     v["State"]["Status"] = json!(status_word(&rec));
@@ -181,12 +201,22 @@ pub fn create(svc: &Arc<Service>, conn: &mut Conn, req: &mut Request) -> ApiResu
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(400, format!("invalid JSON: {e}")))?;
     if !body.is_object() {
-        return Err(ApiError::new(400, "config cannot be empty in order to create a container"));
+        return Err(ApiError::new(
+            400,
+            "config cannot be empty in order to create a container",
+        ));
     }
     let argv = run_flags(&body, req.q("name"))?;
     let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(&argv).map_err(|e| {
         let m = e.to_string();
-        ApiError::new(400, m.lines().next().unwrap_or("bad parameter").trim_start_matches("error: ").to_string())
+        ApiError::new(
+            400,
+            m.lines()
+                .next()
+                .unwrap_or("bad parameter")
+                .trim_start_matches("error: ")
+                .to_string(),
+        )
     })?;
     let crate::cli::Cmd::Run(a) = cli.cmd else {
         return Err(ApiError::new(500, "create: flags did not parse as run"));
@@ -245,7 +275,11 @@ fn full_ref(r: &str) -> String {
 /// A JSON list of strings (or one string) as strings; None when absent.
 fn strings(v: &Value) -> Option<Vec<String>> {
     match v {
-        Value::Array(a) => Some(a.iter().filter_map(|s| s.as_str().map(String::from)).collect()),
+        Value::Array(a) => Some(
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect(),
+        ),
         Value::String(s) => Some(vec![s.clone()]),
         _ => None,
     }
@@ -254,8 +288,17 @@ fn strings(v: &Value) -> Option<Vec<String>> {
 /// HostConfig fields that change what runs and that mydocker cannot do:
 /// refused rather than silently dropped.
 const UNSUPPORTED: &[&str] = &[
-    "Links", "VolumesFrom", "IpcMode", "PidMode", "UTSMode", "UsernsMode", "Runtime",
-    "Isolation", "BlkioWeight", "DeviceRequests", "Sysctls",
+    "Links",
+    "VolumesFrom",
+    "IpcMode",
+    "PidMode",
+    "UTSMode",
+    "UsernsMode",
+    "Runtime",
+    "Isolation",
+    "BlkioWeight",
+    "DeviceRequests",
+    "Sysctls",
 ];
 
 /// The `mydocker run` argv for a create body.
@@ -294,7 +337,10 @@ fn run_flags(body: &Value, name: Option<&str>) -> ApiResult<Vec<String>> {
             Value::Bool(true) => true,
         };
         if set {
-            return Err(ApiError::new(400, format!("HostConfig.{k} is not supported by mydocker")));
+            return Err(ApiError::new(
+                400,
+                format!("HostConfig.{k} is not supported by mydocker"),
+            ));
         }
     }
     match h["NetworkMode"].as_str() {
@@ -310,11 +356,14 @@ fn run_flags(body: &Value, name: Option<&str>) -> ApiResult<Vec<String>> {
             for b in binds {
                 let ip = b["HostIp"].as_str().unwrap_or("");
                 let hp = b["HostPort"].as_str().unwrap_or("");
-                push("publish", match (ip.is_empty(), hp.is_empty()) {
-                    (true, true) => port.clone(),
-                    (true, false) => format!("{hp}:{port}"),
-                    (false, _) => format!("{ip}:{hp}:{port}"),
-                });
+                push(
+                    "publish",
+                    match (ip.is_empty(), hp.is_empty()) {
+                        (true, true) => port.clone(),
+                        (true, false) => format!("{hp}:{port}"),
+                        (false, _) => format!("{ip}:{hp}:{port}"),
+                    },
+                );
             }
         }
     }
@@ -350,7 +399,14 @@ fn run_flags(body: &Value, name: Option<&str>) -> ApiResult<Vec<String>> {
     if let Some(t) = h["Tmpfs"].as_object() {
         for (path, opts) in t {
             let o = opts.as_str().unwrap_or("");
-            push("tmpfs", if o.is_empty() { path.clone() } else { format!("{path}:{o}") });
+            push(
+                "tmpfs",
+                if o.is_empty() {
+                    path.clone()
+                } else {
+                    format!("{path}:{o}")
+                },
+            );
         }
     }
     let num = |k: &str| h[k].as_i64().filter(|n| *n != 0);
@@ -401,8 +457,14 @@ fn run_flags(body: &Value, name: Option<&str>) -> ApiResult<Vec<String>> {
     if let Some(devs) = h["Devices"].as_array() {
         for d in devs {
             let host = d["PathOnHost"].as_str().unwrap_or("");
-            let ctr = d["PathInContainer"].as_str().filter(|s| !s.is_empty()).unwrap_or(host);
-            let perms = d["CgroupPermissions"].as_str().filter(|s| !s.is_empty()).unwrap_or("rwm");
+            let ctr = d["PathInContainer"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .unwrap_or(host);
+            let perms = d["CgroupPermissions"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .unwrap_or("rwm");
             push("device", format!("{host}:{ctr}:{perms}"));
         }
     }
@@ -422,14 +484,21 @@ fn run_flags(body: &Value, name: Option<&str>) -> ApiResult<Vec<String>> {
         ("Privileged", "--privileged"),
         ("ReadonlyRootfs", "--read-only"),
     ] {
-        let v = if body[key].is_boolean() { &body[key] } else { &h[key] };
+        let v = if body[key].is_boolean() {
+            &body[key]
+        } else {
+            &h[key]
+        };
         if v.as_bool() == Some(true) {
             f.push(flag.into());
         }
     }
     if let Some(ep) = strings(&body["Entrypoint"]) {
         // Replaced by the whole list after parsing; this resets the image's.
-        f.push(format!("--entrypoint={}", ep.first().cloned().unwrap_or_default()));
+        f.push(format!(
+            "--entrypoint={}",
+            ep.first().cloned().unwrap_or_default()
+        ));
     }
     let image = s(&body["Image"]).ok_or_else(|| ApiError::new(400, "Config.Image is required"))?;
     f.push("--".into());
@@ -487,7 +556,9 @@ pub fn wait(svc: &Arc<Service>, conn: &mut Conn, req: &Request, r: &str) -> ApiR
             Some(n) => {
                 let stopped = !matches!(n.status, Status::Running | Status::Paused);
                 let done = match cond.as_str() {
-                    "next-exit" => stopped && n.status != Status::Created && n.finished_at != first_finish,
+                    "next-exit" => {
+                        stopped && n.status != Status::Created && n.finished_at != first_finish
+                    }
                     "removed" => false,
                     _ => stopped,
                 };
@@ -529,7 +600,13 @@ pub fn stop(svc: &Arc<Service>, conn: &mut Conn, req: &Request, r: &str) -> ApiR
 pub fn kill(svc: &Arc<Service>, conn: &mut Conn, req: &Request, r: &str) -> ApiResult<()> {
     let rec = resolve(svc, r)?;
     if !matches!(rec.status, Status::Running | Status::Paused) {
-        return Err(ApiError::new(409, format!("Cannot kill container: {r}: Container {} is not running", rec.id)));
+        return Err(ApiError::new(
+            409,
+            format!(
+                "Cannot kill container: {r}: Container {} is not running",
+                rec.id
+            ),
+        ));
     }
     let sig = req.q("signal").filter(|s| !s.is_empty()).unwrap_or("KILL");
     cli(svc, &["kill", "-s", sig, &rec.id])?;
@@ -576,13 +653,18 @@ mod tests {
         });
         let f = run_flags(&body, Some("web")).unwrap();
         let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(&f).unwrap();
-        let crate::cli::Cmd::Run(a) = cli.cmd else { panic!() };
+        let crate::cli::Cmd::Run(a) = cli.cmd else {
+            panic!()
+        };
         assert_eq!(a.name.as_deref(), Some("web"));
         assert!(a.rm && a.tty && !a.interactive);
         assert_eq!(a.network, "none");
         assert_eq!(a.publish, vec!["8080:80/tcp"]);
         assert_eq!(a.volume, vec!["/tmp:/x:ro"]);
-        assert_eq!((a.image.as_str(), a.command.clone()), ("busybox", vec!["echo".to_string(), "hi".to_string()]));
+        assert_eq!(
+            (a.image.as_str(), a.command.clone()),
+            ("busybox", vec!["echo".to_string(), "hi".to_string()])
+        );
         assert_eq!(a.env, vec!["A=1"]);
     }
 

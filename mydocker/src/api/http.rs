@@ -89,7 +89,8 @@ impl Conn {
         let mut lines = head.lines();
         let first = lines.next().unwrap_or("");
         let mut parts = first.split(' ');
-        let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
+        let (Some(method), Some(target), Some(version)) =
+            (parts.next(), parts.next(), parts.next())
         else {
             return Err(bad("malformed request line"));
         };
@@ -191,7 +192,9 @@ impl Conn {
         );
         self.writer.write_all(out.as_bytes())?;
         self.writer.flush()?;
-        Ok(Chunked { w: &mut self.writer })
+        Ok(Chunked {
+            w: &mut self.writer,
+        })
     }
 
     /// docker's hijack: 101 with `Upgrade: tcp` when asked (else a 200 raw
@@ -259,8 +262,7 @@ impl Read for Body<'_> {
                     let mut line = String::new();
                     r.take(1024).read_line(&mut line)?;
                     let size = line.trim().split(';').next().unwrap_or("");
-                    let size =
-                        u64::from_str_radix(size, 16).map_err(|_| bad("bad chunk size"))?;
+                    let size = u64::from_str_radix(size, 16).map_err(|_| bad("bad chunk size"))?;
                     if size == 0 {
                         // Trailers, then the blank line.
                         loop {
@@ -356,7 +358,10 @@ mod tests {
         b.write_all(b"POST /x?a=1 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\nGET /y HTTP/1.1\r\nHost: d\r\n\r\n").unwrap();
         let mut c = Conn::new(a).unwrap();
         let mut r = c.next_request().unwrap().unwrap();
-        assert_eq!((r.method.as_str(), r.path.as_str(), r.q("a")), ("POST", "/x", Some("1")));
+        assert_eq!(
+            (r.method.as_str(), r.path.as_str(), r.q("a")),
+            ("POST", "/x", Some("1"))
+        );
         assert_eq!(c.read_body(&mut r, 100).unwrap(), b"abcde");
         c.finish_request(&mut r);
         let r2 = c.next_request().unwrap().unwrap();

@@ -114,8 +114,9 @@ pub fn serve(ctx: Ctx, a: &ServiceArgs) -> crate::error::Result<i32> {
     if !nix::unistd::geteuid().is_root() {
         return crate::error::fail("system service: needs root");
     }
-    let listener = bind(&a.socket)
-        .map_err(|e| crate::error::Error::Daemon(format!("--socket {}: {e}", a.socket.display())))?;
+    let listener = bind(&a.socket).map_err(|e| {
+        crate::error::Error::Daemon(format!("--socket {}: {e}", a.socket.display()))
+    })?;
     let svc = Arc::new(Service {
         ctx,
         attaches: Mutex::new(HashMap::new()),
@@ -128,7 +129,11 @@ pub fn serve(ctx: Ctx, a: &ServiceArgs) -> crate::error::Result<i32> {
         a.socket.display()
     );
     if a.timeout > 0 {
-        let (svc, sock, limit) = (svc.clone(), a.socket.clone(), Duration::from_secs(a.timeout));
+        let (svc, sock, limit) = (
+            svc.clone(),
+            a.socket.clone(),
+            Duration::from_secs(a.timeout),
+        );
         std::thread::spawn(move || loop {
             std::thread::sleep(Duration::from_millis(250));
             let idle = svc.active.load(Ordering::SeqCst) == 0
@@ -137,7 +142,10 @@ pub fn serve(ctx: Ctx, a: &ServiceArgs) -> crate::error::Result<i32> {
             let running_children = svc.exits.lock().unwrap().values().any(|c| c.is_none());
             if idle && !running_children {
                 let _ = std::fs::remove_file(&sock);
-                eprintln!("mydocker: no client for {}s: service exits", limit.as_secs());
+                eprintln!(
+                    "mydocker: no client for {}s: service exits",
+                    limit.as_secs()
+                );
                 std::process::exit(0);
             }
         });
@@ -255,7 +263,9 @@ fn strip_version(path: &str) -> ApiResult<&str> {
     if v > parse_version(API_VERSION).unwrap() {
         return Err(ApiError::new(
             400,
-            format!("client version {ver} is too new. Maximum supported API version is {API_VERSION}"),
+            format!(
+                "client version {ver} is too new. Maximum supported API version is {API_VERSION}"
+            ),
         ));
     }
     if v < parse_version(MIN_API_VERSION).unwrap() {
@@ -421,7 +431,10 @@ mod tests {
 
     #[test]
     fn version_prefixes() {
-        assert_eq!(strip_version("/v1.41/containers/json").unwrap(), "/containers/json");
+        assert_eq!(
+            strip_version("/v1.41/containers/json").unwrap(),
+            "/containers/json"
+        );
         assert_eq!(strip_version("/v1.24/_ping").unwrap(), "/_ping");
         assert_eq!(strip_version("/_ping").unwrap(), "/_ping");
         assert_eq!(strip_version("/volumes").unwrap(), "/volumes");

@@ -38,7 +38,10 @@ pub fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
 }
 
 fn is_tty(r: &Record) -> bool {
-    r.config.get("tty").and_then(Value::as_bool).unwrap_or(false)
+    r.config
+        .get("tty")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
 }
 
 fn running(r: &Record) -> bool {
@@ -68,19 +71,35 @@ pub fn logs(svc: &Arc<Service>, conn: &mut Conn, req: &Request, r: &str) -> ApiR
     let rec = resolve(svc, r)?;
     let (out, err) = (req.flag("stdout"), req.flag("stderr"));
     if !out && !err {
-        return Err(ApiError::new(400, "Bad parameters: you must choose at least one stream"));
+        return Err(ApiError::new(
+            400,
+            "Bad parameters: you must choose at least one stream",
+        ));
     }
     let tail = match req.q("tail") {
         None | Some("all") | Some("") => None,
-        Some(n) => Some(n.parse::<usize>().map_err(|_| ApiError::new(400, format!("invalid value for tail: {n}")))?),
+        Some(n) => Some(
+            n.parse::<usize>()
+                .map_err(|_| ApiError::new(400, format!("invalid value for tail: {n}")))?,
+        ),
     };
     let (tty, ts, follow) = (is_tty(&rec), req.flag("timestamps"), req.flag("follow"));
-    let path = svc.ctx.container_dir(&rec.id).join(format!("{}-json.log", rec.id));
+    let path = svc
+        .ctx
+        .container_dir(&rec.id)
+        .join(format!("{}-json.log", rec.id));
     // Opened before reading so that what follows is the same file.
     let file = std::fs::File::open(&path).ok();
-    let entries = crate::logfile::read_entries(&path).map_err(|e| ApiError::new(500, e.to_string()))?;
-    let ctype = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
-    let mut body = conn.start_chunked(200, ctype).map_err(|e| ApiError::new(500, e.to_string()))?;
+    let entries =
+        crate::logfile::read_entries(&path).map_err(|e| ApiError::new(500, e.to_string()))?;
+    let ctype = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    let mut body = conn
+        .start_chunked(200, ctype)
+        .map_err(|e| ApiError::new(500, e.to_string()))?;
     let skip = tail.map(|n| entries.len().saturating_sub(n)).unwrap_or(0);
     for e in &entries[skip..] {
         if let Some(b) = encode(e, tty, ts, out, err) {
@@ -160,21 +179,44 @@ pub fn attach(svc: &Arc<Service>, conn: &mut Conn, req: &Request, r: &str) -> Ap
     let rec = resolve(svc, r)?;
     let (out, err) = (req.flag("stdout"), req.flag("stderr"));
     let stdin = req.flag("stdin");
-    conn.hijack(req.wants_upgrade()).map_err(|e| ApiError::new(500, e.to_string()))?;
+    conn.hijack(req.wants_upgrade())
+        .map_err(|e| ApiError::new(500, e.to_string()))?;
     if !running(&rec) {
-        let reader = std::mem::replace(&mut conn.reader, BufReader::new(conn.writer.try_clone().map_err(|e| ApiError::new(500, e.to_string()))?));
-        let writer = conn.writer.try_clone().map_err(|e| ApiError::new(500, e.to_string()))?;
+        let reader = std::mem::replace(
+            &mut conn.reader,
+            BufReader::new(
+                conn.writer
+                    .try_clone()
+                    .map_err(|e| ApiError::new(500, e.to_string()))?,
+            ),
+        );
+        let writer = conn
+            .writer
+            .try_clone()
+            .map_err(|e| ApiError::new(500, e.to_string()))?;
         svc.attaches.lock().unwrap().insert(
             rec.id.clone(),
-            PendingAttach { reader, writer, stdin, stdout: out, stderr: err },
+            PendingAttach {
+                reader,
+                writer,
+                stdin,
+                stdout: out,
+                stderr: err,
+            },
         );
         return Ok(());
     }
     let tty = is_tty(&rec);
-    let path = svc.ctx.container_dir(&rec.id).join(format!("{}-json.log", rec.id));
+    let path = svc
+        .ctx
+        .container_dir(&rec.id)
+        .join(format!("{}-json.log", rec.id));
     if let Ok(mut f) = std::fs::File::open(&path) {
         let _ = f.seek(SeekFrom::End(0));
-        let mut w = conn.writer.try_clone().map_err(|e| ApiError::new(500, e.to_string()))?;
+        let mut w = conn
+            .writer
+            .try_clone()
+            .map_err(|e| ApiError::new(500, e.to_string()))?;
         let mut send = |e: &Entry| match encode(e, tty, false, out, err) {
             Some(b) => w.write_all(&b).is_ok(),
             None => true,
@@ -190,7 +232,8 @@ pub fn attach(svc: &Arc<Service>, conn: &mut Conn, req: &Request, r: &str) -> Ap
 /// stdin to it when both asked for it, its exit code kept for `wait`.
 /// Returns once the container runs (or has already run) or its start failed.
 pub fn start_attached(svc: &Arc<Service>, rec: &Record, p: PendingAttach) -> ApiResult<()> {
-    let cfg: RunConfig = serde_json::from_value(Value::Object(rec.config.clone())).unwrap_or_default();
+    let cfg: RunConfig =
+        serde_json::from_value(Value::Object(rec.config.clone())).unwrap_or_default();
     let tty = cfg.tty;
     let feed = p.stdin && cfg.open_stdin;
     let mut cmd = mydocker(svc);
@@ -201,14 +244,30 @@ pub fn start_attached(svc: &Arc<Service>, rec: &Record, p: PendingAttach) -> Api
         // Its own process group: a signal meant for the service's group
         // must not reach the container's supervisor.
         .process_group(0);
-    let mut child = cmd.spawn().map_err(|e| ApiError::new(500, format!("run mydocker start: {e}")))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| ApiError::new(500, format!("run mydocker start: {e}")))?;
     let id = rec.id.clone();
     svc.exits.lock().unwrap().insert(id.clone(), None);
     let w = Arc::new(Mutex::new(p.writer));
     let mut relays = vec![];
     for (src, stream, wanted) in [
-        (child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), 1u8, p.stdout),
-        (child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>), 2u8, p.stderr),
+        (
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            1u8,
+            p.stdout,
+        ),
+        (
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            2u8,
+            p.stderr,
+        ),
     ] {
         let Some(mut src) = src else { continue };
         let w = w.clone();
@@ -224,7 +283,11 @@ pub fn start_attached(svc: &Arc<Service>, rec: &Record, p: PendingAttach) -> Api
                 if !wanted || client_gone {
                     continue;
                 }
-                let data = if tty { buf[..n].to_vec() } else { frame(stream, &buf[..n]) };
+                let data = if tty {
+                    buf[..n].to_vec()
+                } else {
+                    frame(stream, &buf[..n])
+                };
                 client_gone = w.lock().unwrap().write_all(&data).is_err();
             }
         }));
@@ -254,7 +317,11 @@ pub fn start_attached(svc: &Arc<Service>, rec: &Record, p: PendingAttach) -> Api
         match crate::records::peek(&svc.ctx, &rec.id) {
             None => return Ok(()),
             Some(n) if n.status != Status::Created && n.started_at != before => return Ok(()),
-            Some(n) if n.status != Status::Created && n.error.as_deref().is_some_and(|e| !e.is_empty()) && n.started_at == before => {
+            Some(n)
+                if n.status != Status::Created
+                    && n.error.as_deref().is_some_and(|e| !e.is_empty())
+                    && n.started_at == before =>
+            {
                 if matches!(svc.exits.lock().unwrap().get(&rec.id), Some(Some(_))) {
                     return Err(ApiError::from_message(n.error.unwrap_or_default()));
                 }
@@ -273,6 +340,9 @@ pub fn start_attached(svc: &Arc<Service>, rec: &Record, p: PendingAttach) -> Api
 mod tests {
     #[test]
     fn frames_have_dockers_header() {
-        assert_eq!(super::frame(2, b"hi\n"), vec![2, 0, 0, 0, 0, 0, 0, 3, b'h', b'i', b'\n']);
+        assert_eq!(
+            super::frame(2, b"hi\n"),
+            vec![2, 0, 0, 0, 0, 0, 0, 3, b'h', b'i', b'\n']
+        );
     }
 }
