@@ -409,3 +409,47 @@ print(c.containers.run("busybox", ["echo", "x"], remove=True, network_mode="none
     assert_eq!(lines[0].len(), 64);
     assert!(mydocker_ids(&d).is_empty());
 }
+
+#[test]
+fn logs_follow_ends_with_the_container_and_a_client_that_leaves_harms_nothing() {
+    require_docker_cli!();
+    let d = Docker::new();
+    let svc = Service::start(&d, 0);
+    let id = svc.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo a; sleep 1; echo b",
+    ]);
+    // -f returns once the container has exited, with every line.
+    let f = svc.docker(&["logs", "-f", &id]);
+    assert_exit_code(&f, 0);
+    assert_eq!(stdout(&f), "a\nb\n");
+    assert_eq!(d.inspect(&id)["State"]["Status"], "exited");
+    svc.docker_ok(&["rm", &id]);
+
+    // A follower and a waiter killed mid-stream: the container and the service go on.
+    let id = svc.docker_ok(&["run", "-d", "--network", "none", "busybox", "sleep", "60"]);
+    let mut follower = svc.docker_cmd(&["logs", "-f", &id]).spawn().unwrap();
+    let mut waiter = svc
+        .docker_cmd(&["wait", &id])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    follower.kill().unwrap();
+    waiter.kill().unwrap();
+    let _ = follower.wait();
+    let _ = waiter.wait();
+    assert_eq!(svc.docker_ok(&["ps", "-q", "--no-trunc"]), id);
+    assert_eq!(d.inspect(&id)["State"]["Status"], "running");
+    // `docker wait` gives the exit code once the container ends.
+    svc.docker_ok(&["kill", &id]);
+    assert_eq!(svc.docker_ok(&["wait", &id]), "137");
+    svc.docker_ok(&["rm", "-f", &id]);
+    assert!(mydocker_ids(&d).is_empty());
+}

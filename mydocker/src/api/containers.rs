@@ -535,11 +535,18 @@ pub fn wait(svc: &Arc<Service>, conn: &mut Conn, req: &Request, r: &str) -> ApiR
     }
     let id = rec.id.clone();
     let first_finish = rec.finished_at.clone();
+    let peer = conn
+        .writer
+        .try_clone()
+        .map_err(|e| ApiError::new(500, e.to_string()))?;
     let mut out = conn
         .start_chunked(200, "application/json")
         .map_err(|e| ApiError::new(500, e.to_string()))?;
     let mut gone_since: Option<std::time::Instant> = None;
     let code = loop {
+        if super::http::peer_gone(&peer) {
+            return Ok(());
+        }
         let now = crate::records::peek(&svc.ctx, &id);
         let ours = svc.exits.lock().unwrap().get(&id).cloned();
         match &now {

@@ -292,6 +292,22 @@ impl Read for Body<'_> {
     }
 }
 
+/// True once the client has closed its side (a waiting handler stops
+/// then instead of holding a thread for the container's lifetime).
+pub fn peer_gone(s: &UnixStream) -> bool {
+    use nix::sys::socket::{recv, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let mut b = [0u8; 1];
+    matches!(
+        recv(
+            s.as_raw_fd(),
+            &mut b,
+            MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT
+        ),
+        Ok(0)
+    )
+}
+
 fn status_line(status: u16) -> String {
     let reason = match status {
         200 => "OK",

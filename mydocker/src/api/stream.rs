@@ -90,6 +90,10 @@ pub fn logs(svc: &Arc<Service>, conn: &mut Conn, req: &Request, r: &str) -> ApiR
         .join(format!("{}-json.log", rec.id));
     // Opened before reading so that what follows is the same file.
     let file = std::fs::File::open(&path).ok();
+    let peer = conn
+        .writer
+        .try_clone()
+        .map_err(|e| ApiError::new(500, e.to_string()))?;
     let entries =
         crate::logfile::read_entries(&path).map_err(|e| ApiError::new(500, e.to_string()))?;
     let ctype = if tty {
@@ -115,21 +119,21 @@ pub fn logs(svc: &Arc<Service>, conn: &mut Conn, req: &Request, r: &str) -> ApiR
                 Some(b) => body.send(&b).is_ok(),
                 None => true,
             };
-            follow_log(svc, &rec.id, f, &mut send, || true);
+            follow_log(svc, &rec.id, &peer, f, &mut send);
         }
     }
     let _ = body.finish();
     Ok(())
 }
 
-/// Sends what is appended to the log until the container stops (and
-/// `until_stop` says to stop then) or `send` fails (the client left).
+/// Sends what is appended to the log until the container stops or the
+/// client leaves (`send` fails or its side is closed).
 fn follow_log(
     svc: &Service,
     id: &str,
+    peer: &UnixStream,
     f: std::fs::File,
     send: &mut dyn FnMut(&Entry) -> bool,
-    mut until_stop: impl FnMut() -> bool,
 ) {
     let mut reader = BufReader::new(f);
     let mut line = String::new();
@@ -137,8 +141,11 @@ fn follow_log(
         line.clear();
         match reader.read_line(&mut line) {
             Ok(0) => {
+                if super::http::peer_gone(peer) {
+                    return;
+                }
                 let live = crate::records::peek(&svc.ctx, id).is_some_and(|r| running(&r));
-                if !live && until_stop() {
+                if !live {
                     // The last lines land just before the exit is recorded.
                     let mut rest = String::new();
                     while reader.read_line(&mut rest).unwrap_or(0) > 0 {
@@ -221,7 +228,7 @@ pub fn attach(svc: &Arc<Service>, conn: &mut Conn, req: &Request, r: &str) -> Ap
             Some(b) => w.write_all(&b).is_ok(),
             None => true,
         };
-        follow_log(svc, &rec.id, f, &mut send, || true);
+        follow_log(svc, &rec.id, &conn.writer, f, &mut send);
     }
     let _ = conn.writer.shutdown(std::net::Shutdown::Both);
     Ok(())
