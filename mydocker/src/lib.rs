@@ -10,6 +10,9 @@
 //! (128+N after signal N). Other commands exit 1 when an operation fails and
 //! 125 on a bad flag. `MYDOCKER_LOG=debug` prints every tool call with its
 //! JSON; `run --print-pipeline` prints the run as a script of tool calls.
+//!
+//! `system service` serves the Docker Engine API (1.41) on a unix socket
+//! over the same store, for the docker CLI and the SDKs (see `api`).
 
 pub mod api;
 pub mod cli;

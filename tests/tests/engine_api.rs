@@ -453,3 +453,60 @@ fn logs_follow_ends_with_the_container_and_a_client_that_leaves_harms_nothing() 
     svc.docker_ok(&["rm", "-f", &id]);
     assert!(mydocker_ids(&d).is_empty());
 }
+
+#[test]
+fn a_start_that_fails_is_dockers_error_and_removes_an_auto_remove_container() {
+    require_docker_cli!();
+    let d = Docker::new();
+    let svc = Service::start(&d, 0);
+    let out = svc
+        .docker_cmd(&[
+            "run",
+            "--rm",
+            "--network",
+            "apinosuchnet",
+            "busybox",
+            "true",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = out;
+    // A hang here would be the client waiting for a removal that never comes.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while out.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > until {
+            let _ = out.kill();
+            panic!("docker run hangs after a failed start");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = out.wait_with_output().unwrap();
+    assert!(
+        stderr(&out).contains("network apinosuchnet not found"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(mydocker_ids(&d).is_empty());
+    // Without --rm the container stays, created with the error.
+    let out = svc.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "apibad",
+        "--network",
+        "apinosuchnet",
+        "busybox",
+        "true",
+    ]);
+    assert_exit_code(&out, 125);
+    assert!(
+        stderr(&out).contains("network apinosuchnet not found"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(mydocker_ids(&d).len(), 1);
+    svc.docker_ok(&["rm", "apibad"]);
+}

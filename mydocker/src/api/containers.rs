@@ -515,11 +515,17 @@ pub fn start(svc: &Arc<Service>, conn: &mut Conn, r: &str) -> ApiResult<()> {
         return send_empty(conn, 304);
     }
     let pending = svc.attaches.lock().unwrap().remove(&rec.id);
-    match pending {
-        Some(p) => super::stream::start_attached(svc, &rec, p)?,
-        None => {
-            cli(svc, &["start", &rec.id])?;
+    let started = match pending {
+        Some(p) => super::stream::start_attached(svc, &rec, p),
+        None => cli(svc, &["start", &rec.id]).map(|_| ()),
+    };
+    if let Err(e) = started {
+        // docker removes an AutoRemove container whose start failed (its
+        // client waits for the removal).
+        if config_of(&rec).auto_remove {
+            let _ = cli(svc, &["rm", "--force", &rec.id]);
         }
+        return Err(e);
     }
     send_empty(conn, 204)
 }

@@ -318,27 +318,26 @@ pub fn start_attached(svc: &Arc<Service>, rec: &Record, p: PendingAttach) -> Api
             let _ = w.lock().unwrap().shutdown(std::net::Shutdown::Both);
         });
     }
-    // Docker answers start once the container runs.
+    // Docker answers start once the container runs; a launch that failed
+    // (the child gone, the record never started, its error kept) is the
+    // start's error.
     let before = rec.started_at.clone();
-    for _ in 0..600 {
-        match crate::records::peek(&svc.ctx, &rec.id) {
-            None => return Ok(()),
-            Some(n) if n.status != Status::Created && n.started_at != before => return Ok(()),
-            Some(n)
-                if n.status != Status::Created
-                    && n.error.as_deref().is_some_and(|e| !e.is_empty())
-                    && n.started_at == before =>
-            {
-                if matches!(svc.exits.lock().unwrap().get(&rec.id), Some(Some(_))) {
-                    return Err(ApiError::from_message(n.error.unwrap_or_default()));
-                }
-            }
-            _ => {}
-        }
-        if matches!(svc.exits.lock().unwrap().get(&rec.id), Some(Some(_))) {
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < until {
+        let now = crate::records::peek(&svc.ctx, &rec.id);
+        let started = now
+            .as_ref()
+            .is_none_or(|n| n.status != Status::Created && n.started_at != before);
+        if started {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(50));
+        if matches!(svc.exits.lock().unwrap().get(&rec.id), Some(Some(_))) {
+            return match now.and_then(|n| n.error).filter(|e| !e.is_empty()) {
+                Some(e) => Err(ApiError::from_message(e)),
+                None => Ok(()),
+            };
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
 }
