@@ -545,6 +545,8 @@ pub struct HistoryArgs {
 pub enum SystemCmd {
     /// Show disk usage.
     Df,
+    /// Serve the Docker Engine API on a unix socket.
+    Service(crate::api::ServiceArgs),
 }
 
 #[derive(Args, Debug)]

@@ -20,6 +20,9 @@
 //! `stop` ends it. `MYDOCKER_LOG=debug` prints every tool call with its
 //! JSON; `run --print-pipeline` prints the run as a script of tool calls.
 //!
+//! `system service` serves the Docker Engine API (1.41) on a unix socket
+//! over the same store, for the docker CLI and the SDKs (see `api`).
+//!
 //! # Next: the run as one plan (design note; not built yet)
 //!
 //! Today `launch` runs the steps, `pipeline` prints a hand-kept copy of
@@ -52,6 +55,7 @@
 //!   two calls plus a pure `settings(cni_result, cfg)`; `Deserialize` on
 //!   layerfs' `mount::Mounted` (read here through a local twin for now).
 
+pub mod api;
 pub mod cli;
 pub mod cmds;
 pub mod context;
@@ -145,6 +149,7 @@ pub fn main_with(cli: Cli) -> u8 {
         Cmd::Container(cli::ContainerCmd::Ls(a)) => ps::ps(&ctx, a),
         Cmd::Container(cli::ContainerCmd::Inspect(a)) => inspect::inspect(&ctx, a),
         Cmd::Container(cli::ContainerCmd::Prune { force }) => cmds::container_prune(&ctx, *force),
+        Cmd::System(cli::SystemCmd::Service(a)) => api::serve(Ctx::new(&cli.root), a),
     };
     match r {
         Ok(code) => code.clamp(0, 255) as u8,

@@ -353,7 +353,10 @@ fn export(ctx: &ScmpFilterContext) -> std::io::Result<Vec<libc::sock_filter>> {
 /// Kernel BPF bytes (as libseccomp exports them) as instructions.
 fn decode(bytes: &[u8]) -> std::io::Result<Vec<libc::sock_filter>> {
     let size = std::mem::size_of::<libc::sock_filter>();
-    if bytes.is_empty() || bytes.len() % size != 0 || bytes.len() / size > u16::MAX as usize {
+    if bytes.is_empty()
+        || !bytes.len().is_multiple_of(size)
+        || bytes.len() / size > u16::MAX as usize
+    {
         return Err(std::io::Error::other(format!(
             "{} bytes is not a BPF program",
             bytes.len()

@@ -86,6 +86,15 @@ fn dockers_default_profile_blocks_what_docker_blocks() {
             assert_eq!(r[p], "errno EPERM", "nnp={nnp} {p}: {}", stdout(&out));
         }
     }
+    // The second run loaded the filter the first compiled (one cache entry);
+    // a damaged entry is a miss, not a weaker filter.
+    let cache = b.root().join(nsrun::seccomp::CACHE_DIR);
+    let entries: Vec<_> = std::fs::read_dir(&cache).unwrap().flatten().collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    std::fs::write(entries[0].path(), b"garbage").unwrap();
+    let r = results(&b.run());
+    assert_eq!(r["seccomp"], "2");
+    assert_eq!(r["unshare-user"], "errno EPERM");
 }
 
 #[test]

@@ -1,0 +1,698 @@
+//! Container endpoints: list, create, inspect, start, wait, stop, kill,
+//! restart, remove. Create builds the same `run` flags a person would type
+//! and goes through the CLI's own parser and checks; every other action is
+//! the `mydocker` command itself, run with the service's root.
+
+use super::http::{Conn, Request};
+use super::{send_empty, send_json, ApiError, ApiResult, Service};
+use crate::runconfig::RunConfig;
+use ctrstate::record::{Record, Status};
+use serde_json::{json, Value};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest create body accepted (a config is a few KiB).
+const MAX_CONFIG: u64 = 4 << 20;
+
+/// The record `r` names (id, prefix or name), or docker's 404.
+pub fn resolve(svc: &Service, r: &str) -> ApiResult<Record> {
+    crate::records::get(&svc.ctx, r).map_err(|e| {
+        let m = e.to_string();
+        if m.contains("no such container") {
+            ApiError::new(404, format!("No such container: {r}"))
+        } else {
+            ApiError::from_message(m)
+        }
+    })
+}
+
+/// `mydocker --root ROOT ARGS...`: its stdout, or its error with docker's status.
+pub fn cli(svc: &Service, args: &[&str]) -> ApiResult<String> {
+    let out = mydocker(svc)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| ApiError::new(500, format!("run mydocker: {e}")))?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    Err(ApiError::from_message(cli_message(&out.stderr)))
+}
+
+/// The `mydocker` binary with the service's root.
+pub fn mydocker(svc: &Service) -> Command {
+    let exe = std::env::current_exe().unwrap_or_else(|_| "mydocker".into());
+    let mut c = Command::new(exe);
+    c.arg("--root").arg(&svc.ctx.root);
+    c
+}
+
+/// The CLI's error line without its prefix (the last line that says something).
+pub fn cli_message(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("mydocker failed");
+    ["Error response from daemon: ", "mydocker: ", "Error: "]
+        .iter()
+        .fold(line, |l, p| l.strip_prefix(p).unwrap_or(l))
+        .to_string()
+}
+
+fn unix_time(t: &str) -> i64 {
+    crate::humanize::parse_rfc3339(t).unwrap_or(0.0) as i64
+}
+
+fn config_of(r: &Record) -> RunConfig {
+    serde_json::from_value(Value::Object(r.config.clone())).unwrap_or_default()
+}
+
+/// `GET /containers/json`: docker's summaries (`all`, `filters` on id,
+/// name and status).
+pub fn list(svc: &Arc<Service>, conn: &mut Conn, req: &Request) -> ApiResult<()> {
+    let filters: Value = match req.q("filters") {
+        Some(f) if !f.is_empty() => serde_json::from_str(f)
+            .map_err(|e| ApiError::new(400, format!("invalid filter: {e}")))?,
+        _ => json!({}),
+    };
+    let values = |k: &str| -> Vec<String> {
+        match &filters[k] {
+            // Old clients send {"name": {"x": true}}, new ones {"name": ["x"]}.
+            Value::Object(m) => m.keys().cloned().collect(),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
+            _ => vec![],
+        }
+    };
+    if let Some(k) = filters.as_object().and_then(|m| {
+        m.keys()
+            .find(|k| !["id", "name", "status"].contains(&k.as_str()))
+    }) {
+        return Err(ApiError::new(400, format!("invalid filter '{k}'")));
+    }
+    let (ids, names, statuses) = (values("id"), values("name"), values("status"));
+    let recs = crate::records::list(&svc.ctx)?;
+    let out: Vec<Value> = recs
+        .iter()
+        .filter(|r| {
+            req.flag("all")
+                || !statuses.is_empty()
+                || matches!(r.status, Status::Running | Status::Paused)
+        })
+        .filter(|r| ids.is_empty() || ids.iter().any(|i| r.id.starts_with(i.as_str())))
+        .filter(|r| {
+            names.is_empty()
+                || names
+                    .iter()
+                    .any(|n| r.name.contains(n.trim_start_matches('/')))
+        })
+        .filter(|r| statuses.is_empty() || statuses.iter().any(|s| status_word(r) == *s))
+        .map(summary)
+        .collect();
+    send_json(conn, 200, &Value::Array(out))
+}
+
+fn status_word(r: &Record) -> String {
+    serde_json::to_value(r.status)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+fn summary(r: &Record) -> Value {
+    let cfg = config_of(r);
+    let command = r
+        .command
+        .iter()
+        .map(|a| {
+            if a.contains(' ') {
+                format!("{a:?}")
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let ports: Vec<Value> = r
+        .ports
+        .iter()
+        .map(|p| {
+            json!({
+                "IP": p["hostIP"].as_str().filter(|s| !s.is_empty()).unwrap_or("0.0.0.0"),
+                "PrivatePort": p["containerPort"],
+                "PublicPort": p["hostPort"],
+                "Type": p["protocol"].as_str().unwrap_or("tcp"),
+            })
+        })
+        .collect();
+    let networks = r.network.get("Networks").cloned().unwrap_or(json!({}));
+    json!({
+        "Id": r.id,
+        "Names": [format!("/{}", r.name)],
+        "Image": r.image,
+        "ImageID": r.image_id,
+        "Command": command,
+        "Created": unix_time(&r.created),
+        "Ports": ports,
+        "Labels": {},
+        "State": status_word(r),
+        "Status": crate::ps::status_text(r),
+        "HostConfig": {"NetworkMode": if cfg.network.is_empty() { "bridge".to_string() } else { cfg.network.clone() }},
+        "NetworkSettings": {"Networks": networks},
+        "Mounts": r.mounts,
+    })
+}
+
+/// `GET /containers/{id}/json`: the CLI's inspect, plus the fields docker's
+/// clients read that it leaves out.
+pub fn inspect(svc: &Arc<Service>, conn: &mut Conn, r: &str) -> ApiResult<()> {
+    let rec = resolve(svc, r)?;
+    let mut v = crate::inspect::to_docker(&svc.ctx, &rec);
+    let cfg = config_of(&rec);
+    v["Config"]["Labels"] = json!({});
+    v["Config"]["AttachStdin"] = json!(false);
+    v["Config"]["AttachStdout"] = json!(true);
+    v["Config"]["AttachStderr"] = json!(true);
+    v["Config"]["StdinOnce"] = json!(false);
+    v["HostConfig"]["NetworkMode"] = json!(if cfg.network.is_empty() {
+        "bridge"
+    } else {
+        &cfg.network
+    });
+    v["HostConfig"]["LogConfig"] = json!({"Type": "json-file", "Config": {}});
+    v["HostConfig"]["RestartPolicy"] = json!({"Name": "no", "MaximumRetryCount": 0});
+    v["State"]["Status"] = json!(status_word(&rec));
+    v["Platform"] = json!("linux");
+    send_json(conn, 200, &v)
+}
+
+/// `POST /containers/create?name=`: the body's Config and HostConfig as
+/// `run` flags, checked by the CLI's parser and `RunConfig`, then recorded
+/// as created (not started) exactly as `run` records it.
+pub fn create(svc: &Arc<Service>, conn: &mut Conn, req: &mut Request) -> ApiResult<()> {
+    let body = conn
+        .read_body(req, MAX_CONFIG)
+        .map_err(|e| ApiError::new(400, e.to_string()))?;
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(400, format!("invalid JSON: {e}")))?;
+    if !body.is_object() {
+        return Err(ApiError::new(
+            400,
+            "config cannot be empty in order to create a container",
+        ));
+    }
+    let argv = run_flags(&body, req.q("name"))?;
+    let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(&argv).map_err(|e| {
+        let m = e.to_string();
+        ApiError::new(
+            400,
+            m.lines()
+                .next()
+                .unwrap_or("bad parameter")
+                .trim_start_matches("error: ")
+                .to_string(),
+        )
+    })?;
+    let crate::cli::Cmd::Run(a) = cli.cmd else {
+        return Err(ApiError::new(500, "create: flags did not parse as run"));
+    };
+    let ctx = &svc.ctx;
+    let image = ctx
+        .layerfs()
+        .args(["inspect", &a.image])
+        .json()
+        .map_err(|_| ApiError::new(404, format!("No such image: {}", full_ref(&a.image))))?;
+    let image_id = image["id"].as_str().unwrap_or_default().to_string();
+    let mut cfg = RunConfig::from_run(&a, &image_id, &image["config"]["config"])
+        .map_err(|e| ApiError::new(400, e.to_string()))?;
+    // The API's Entrypoint is a list (the CLI's flag takes one word).
+    if let Some(ep) = strings(&body["Entrypoint"]) {
+        cfg.entrypoint = ep.into_iter().filter(|s| !s.is_empty()).collect();
+        cfg.cmd = strings(&body["Cmd"]).unwrap_or_default();
+        if cfg.args().is_empty() {
+            return Err(ApiError::new(400, "no command specified"));
+        }
+    }
+    let record_in = json!({
+        "name": a.name.clone().unwrap_or_default(),
+        "image": a.image,
+        "imageId": image_id,
+        "command": cfg.args(),
+        "config": serde_json::to_value(&cfg).unwrap(),
+    });
+    let rec = ctx
+        .ctrstate()
+        .arg("create")
+        .stdin_json(&record_in)
+        .json()
+        .map_err(|e| {
+            let m = e.to_string();
+            if m.contains("already in use") {
+                let name = a.name.clone().unwrap_or_default();
+                ApiError::new(409, format!("Conflict. The container name \"/{name}\" is already in use. You have to remove (or rename) that container to be able to reuse that name."))
+            } else {
+                ApiError::from_message(m)
+            }
+        })?;
+    send_json(conn, 201, &json!({"Id": rec["id"], "Warnings": []}))
+}
+
+/// `busybox` as docker names it in errors: `busybox:latest`.
+fn full_ref(r: &str) -> String {
+    let last = r.rsplit('/').next().unwrap_or(r);
+    if last.contains(':') || r.contains('@') {
+        r.to_string()
+    } else {
+        format!("{r}:latest")
+    }
+}
+
+/// A JSON list of strings (or one string) as strings; None when absent.
+fn strings(v: &Value) -> Option<Vec<String>> {
+    match v {
+        Value::Array(a) => Some(
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect(),
+        ),
+        Value::String(s) => Some(vec![s.clone()]),
+        _ => None,
+    }
+}
+
+/// HostConfig fields that change what runs and that mydocker cannot do:
+/// refused rather than silently dropped.
+const UNSUPPORTED: &[&str] = &[
+    "Links",
+    "VolumesFrom",
+    "IpcMode",
+    "PidMode",
+    "UTSMode",
+    "UsernsMode",
+    "Runtime",
+    "Isolation",
+    "BlkioWeight",
+    "DeviceRequests",
+    "Sysctls",
+];
+
+/// The `mydocker run` argv for a create body.
+fn run_flags(body: &Value, name: Option<&str>) -> ApiResult<Vec<String>> {
+    let mut f: Vec<String> = vec!["mydocker".into(), "run".into()];
+    let mut push = |flag: &str, v: String| {
+        f.push(format!("--{flag}={v}"));
+    };
+    let s = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(String::from);
+    if let Some(n) = name.filter(|n| !n.is_empty()) {
+        push("name", n.trim_start_matches('/').to_string());
+    }
+    for e in strings(&body["Env"]).unwrap_or_default() {
+        push("env", e);
+    }
+    if let Some(w) = s(&body["WorkingDir"]) {
+        push("workdir", w);
+    }
+    if let Some(u) = s(&body["User"]) {
+        push("user", u);
+    }
+    if let Some(h) = s(&body["Hostname"]) {
+        push("hostname", h);
+    }
+    if let Some(d) = s(&body["Domainname"]) {
+        push("domainname", d);
+    }
+    let h = &body["HostConfig"];
+    for k in UNSUPPORTED {
+        let set = match &h[*k] {
+            Value::Null | Value::Bool(false) => false,
+            Value::String(s) => !s.is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            Value::Object(o) => !o.is_empty(),
+            Value::Number(n) => n.as_f64() != Some(0.0),
+            Value::Bool(true) => true,
+        };
+        if set {
+            return Err(ApiError::new(
+                400,
+                format!("HostConfig.{k} is not supported by mydocker"),
+            ));
+        }
+    }
+    match h["NetworkMode"].as_str() {
+        None | Some("") | Some("default") => {}
+        Some(n) => push("network", n.to_string()),
+    }
+    if let Some(pb) = h["PortBindings"].as_object() {
+        for (port, binds) in pb {
+            let binds = binds.as_array().cloned().unwrap_or_default();
+            if binds.is_empty() {
+                push("publish", port.clone());
+            }
+            for b in binds {
+                let ip = b["HostIp"].as_str().unwrap_or("");
+                let hp = b["HostPort"].as_str().unwrap_or("");
+                push(
+                    "publish",
+                    match (ip.is_empty(), hp.is_empty()) {
+                        (true, true) => port.clone(),
+                        (true, false) => format!("{hp}:{port}"),
+                        (false, _) => format!("{ip}:{hp}:{port}"),
+                    },
+                );
+            }
+        }
+    }
+    if h["PublishAllPorts"].as_bool() == Some(true) {
+        f.push("--publish-all".into());
+    }
+    let mut push = |flag: &str, v: String| f.push(format!("--{flag}={v}"));
+    for b in strings(&h["Binds"]).unwrap_or_default() {
+        push("volume", b);
+    }
+    // Volumes (anonymous ones) in the Config.
+    if let Some(vols) = body["Volumes"].as_object() {
+        for v in vols.keys() {
+            push("volume", v.clone());
+        }
+    }
+    if let Some(mounts) = h["Mounts"].as_array() {
+        for m in mounts {
+            let mut spec = format!(
+                "type={},target={}",
+                m["Type"].as_str().unwrap_or("volume"),
+                m["Target"].as_str().unwrap_or("")
+            );
+            if let Some(src) = s(&m["Source"]) {
+                spec.push_str(&format!(",source={src}"));
+            }
+            if m["ReadOnly"].as_bool() == Some(true) {
+                spec.push_str(",readonly");
+            }
+            push("mount", spec);
+        }
+    }
+    if let Some(t) = h["Tmpfs"].as_object() {
+        for (path, opts) in t {
+            let o = opts.as_str().unwrap_or("");
+            push(
+                "tmpfs",
+                if o.is_empty() {
+                    path.clone()
+                } else {
+                    format!("{path}:{o}")
+                },
+            );
+        }
+    }
+    let num = |k: &str| h[k].as_i64().filter(|n| *n != 0);
+    if let Some(m) = num("Memory") {
+        push("memory", m.to_string());
+    }
+    if let Some(m) = num("MemoryReservation") {
+        push("memory-reservation", m.to_string());
+    }
+    if let Some(m) = num("MemorySwap") {
+        push("memory-swap", m.to_string());
+    }
+    if let Some(n) = num("NanoCpus") {
+        push("cpus", format!("{}", n as f64 / 1e9));
+    }
+    if let Some(n) = num("CpuShares") {
+        push("cpu-shares", n.to_string());
+    }
+    if let Some(n) = num("CpuPeriod") {
+        push("cpu-period", n.to_string());
+    }
+    if let Some(n) = num("CpuQuota") {
+        push("cpu-quota", n.to_string());
+    }
+    if let Some(c) = s(&h["CpusetCpus"]) {
+        push("cpuset-cpus", c);
+    }
+    if let Some(c) = s(&h["CpusetMems"]) {
+        push("cpuset-mems", c);
+    }
+    if let Some(n) = num("PidsLimit") {
+        push("pids-limit", n.to_string());
+    }
+    for (key, flag) in [
+        ("CapAdd", "cap-add"),
+        ("CapDrop", "cap-drop"),
+        ("SecurityOpt", "security-opt"),
+        ("Dns", "dns"),
+        ("DnsSearch", "dns-search"),
+        ("DnsOptions", "dns-option"),
+        ("ExtraHosts", "add-host"),
+        ("DeviceCgroupRules", "device-cgroup-rule"),
+    ] {
+        for v in strings(&h[key]).unwrap_or_default() {
+            push(flag, v);
+        }
+    }
+    if let Some(devs) = h["Devices"].as_array() {
+        for d in devs {
+            let host = d["PathOnHost"].as_str().unwrap_or("");
+            let ctr = d["PathInContainer"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .unwrap_or(host);
+            let perms = d["CgroupPermissions"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .unwrap_or("rwm");
+            push("device", format!("{host}:{ctr}:{perms}"));
+        }
+    }
+    if let Some(c) = s(&h["CgroupnsMode"]) {
+        push("cgroupns", c);
+    }
+    if let Some(c) = s(&h["CgroupParent"]) {
+        push("cgroup-parent", c);
+    }
+    if let Some(m) = s(&body["MacAddress"]) {
+        push("mac-address", m);
+    }
+    for (key, flag) in [
+        ("Tty", "--tty"),
+        ("OpenStdin", "--interactive"),
+        ("AutoRemove", "--rm"),
+        ("Privileged", "--privileged"),
+        ("ReadonlyRootfs", "--read-only"),
+    ] {
+        let v = if body[key].is_boolean() {
+            &body[key]
+        } else {
+            &h[key]
+        };
+        if v.as_bool() == Some(true) {
+            f.push(flag.into());
+        }
+    }
+    if let Some(ep) = strings(&body["Entrypoint"]) {
+        // Replaced by the whole list after parsing; this resets the image's.
+        f.push(format!(
+            "--entrypoint={}",
+            ep.first().cloned().unwrap_or_default()
+        ));
+    }
+    let image = s(&body["Image"]).ok_or_else(|| ApiError::new(400, "Config.Image is required"))?;
+    f.push("--".into());
+    f.push(image);
+    f.extend(strings(&body["Cmd"]).unwrap_or_default());
+    Ok(f)
+}
+
+/// `POST /containers/{id}/start`: 304 when running; an attach waiting for
+/// this container makes it a `start -a` child relayed to that client.
+pub fn start(svc: &Arc<Service>, conn: &mut Conn, r: &str) -> ApiResult<()> {
+    let rec = resolve(svc, r)?;
+    if matches!(rec.status, Status::Running | Status::Paused) {
+        return send_empty(conn, 304);
+    }
+    let pending = svc.attaches.lock().unwrap().remove(&rec.id);
+    let started = match pending {
+        Some(p) => super::stream::start_attached(svc, &rec, p),
+        None => cli(svc, &["start", &rec.id]).map(|_| ()),
+    };
+    if let Err(e) = started {
+        // docker removes an AutoRemove container whose start failed (its
+        // client waits for the removal).
+        if config_of(&rec).auto_remove {
+            let _ = cli(svc, &["rm", "--force", &rec.id]);
+        }
+        return Err(e);
+    }
+    send_empty(conn, 204)
+}
+
+/// `POST /containers/{id}/wait?condition=not-running|next-exit|removed`:
+/// the head goes at once (docker's `run` waits for it before it starts the
+/// container), `{"StatusCode": N}` when the condition holds.
+pub fn wait(svc: &Arc<Service>, conn: &mut Conn, req: &Request, r: &str) -> ApiResult<()> {
+    let rec = resolve(svc, r)?;
+    let cond = req.q("condition").unwrap_or("not-running").to_string();
+    if !["not-running", "next-exit", "removed", ""].contains(&cond.as_str()) {
+        return Err(ApiError::new(400, format!("invalid condition: \"{cond}\"")));
+    }
+    let id = rec.id.clone();
+    let first_finish = rec.finished_at.clone();
+    let peer = conn
+        .writer
+        .try_clone()
+        .map_err(|e| ApiError::new(500, e.to_string()))?;
+    let mut out = conn
+        .start_chunked(200, "application/json")
+        .map_err(|e| ApiError::new(500, e.to_string()))?;
+    let mut gone_since: Option<std::time::Instant> = None;
+    let code = loop {
+        if super::http::peer_gone(&peer) {
+            return Ok(());
+        }
+        let now = crate::records::peek(&svc.ctx, &id);
+        let ours = svc.exits.lock().unwrap().get(&id).cloned();
+        match &now {
+            None => {
+                // Removed (--rm): the exit code is known only to the child
+                // this service ran; give it a moment to report.
+                let since = *gone_since.get_or_insert_with(std::time::Instant::now);
+                match ours {
+                    Some(Some(c)) => break c,
+                    Some(None) if since.elapsed() < Duration::from_secs(10) => {}
+                    _ => break rec.exit_code,
+                }
+            }
+            Some(n) => {
+                let stopped = !matches!(n.status, Status::Running | Status::Paused);
+                let done = match cond.as_str() {
+                    "next-exit" => {
+                        stopped && n.status != Status::Created && n.finished_at != first_finish
+                    }
+                    "removed" => false,
+                    _ => stopped,
+                };
+                if done {
+                    break n.exit_code;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let body = json!({"StatusCode": code, "Error": null}).to_string();
+    // A client gone by now needs no answer.
+    let _ = out.send(body.as_bytes()).and_then(|_| out.finish());
+    Ok(())
+}
+
+fn stop_time(req: &Request) -> ApiResult<String> {
+    match req.q("t").or(req.q("timeout")) {
+        None | Some("") => Ok("10".into()),
+        Some(t) => t
+            .parse::<i64>()
+            .map(|t| t.max(0).to_string())
+            .map_err(|_| ApiError::new(400, format!("invalid value for t: {t}"))),
+    }
+}
+
+/// `POST /containers/{id}/stop?t=`: 304 when not running.
+pub fn stop(svc: &Arc<Service>, conn: &mut Conn, req: &Request, r: &str) -> ApiResult<()> {
+    let rec = resolve(svc, r)?;
+    let t = stop_time(req)?;
+    if !matches!(rec.status, Status::Running | Status::Paused) {
+        return send_empty(conn, 304);
+    }
+    cli(svc, &["stop", "-t", &t, &rec.id])?;
+    send_empty(conn, 204)
+}
+
+/// `POST /containers/{id}/kill?signal=`: 409 when not running.
+pub fn kill(svc: &Arc<Service>, conn: &mut Conn, req: &Request, r: &str) -> ApiResult<()> {
+    let rec = resolve(svc, r)?;
+    if !matches!(rec.status, Status::Running | Status::Paused) {
+        return Err(ApiError::new(
+            409,
+            format!(
+                "Cannot kill container: {r}: Container {} is not running",
+                rec.id
+            ),
+        ));
+    }
+    let sig = req.q("signal").filter(|s| !s.is_empty()).unwrap_or("KILL");
+    cli(svc, &["kill", "-s", sig, &rec.id])?;
+    send_empty(conn, 204)
+}
+
+/// `POST /containers/{id}/restart?t=`.
+pub fn restart(svc: &Arc<Service>, conn: &mut Conn, req: &Request, r: &str) -> ApiResult<()> {
+    let rec = resolve(svc, r)?;
+    let t = stop_time(req)?;
+    cli(svc, &["restart", "-t", &t, &rec.id])?;
+    send_empty(conn, 204)
+}
+
+/// `DELETE /containers/{id}?force=&v=`: 409 for a running one without force.
+pub fn remove(svc: &Arc<Service>, conn: &mut Conn, req: &Request, r: &str) -> ApiResult<()> {
+    let rec = resolve(svc, r)?;
+    if !req.flag("force") && matches!(rec.status, Status::Running | Status::Paused) {
+        return Err(ApiError::new(409, format!("You cannot remove a running container {}. Stop the container before attempting removal or force remove", rec.id)));
+    }
+    let mut args = vec!["rm"];
+    if req.flag("force") {
+        args.push("--force");
+    }
+    if req.flag("v") {
+        args.push("--volumes");
+    }
+    args.push(&rec.id);
+    cli(svc, &args)?;
+    send_empty(conn, 204)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_body_becomes_run_flags() {
+        let body = json!({
+            "Image": "busybox", "Cmd": ["echo", "hi"], "Env": ["A=1"], "Tty": true,
+            "HostConfig": {"AutoRemove": true, "NetworkMode": "none", "Memory": 1048576,
+                "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}, "Binds": ["/tmp:/x:ro"],
+                "NanoCpus": 500000000}
+        });
+        let f = run_flags(&body, Some("web")).unwrap();
+        let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(&f).unwrap();
+        let crate::cli::Cmd::Run(a) = cli.cmd else {
+            panic!()
+        };
+        assert_eq!(a.name.as_deref(), Some("web"));
+        assert!(a.rm && a.tty && !a.interactive);
+        assert_eq!(a.network, "none");
+        assert_eq!(a.publish, vec!["8080:80/tcp"]);
+        assert_eq!(a.volume, vec!["/tmp:/x:ro"]);
+        assert_eq!(
+            (a.image.as_str(), a.command.clone()),
+            ("busybox", vec!["echo".to_string(), "hi".to_string()])
+        );
+        assert_eq!(a.env, vec!["A=1"]);
+    }
+
+    #[test]
+    fn unsupported_host_config_is_refused() {
+        let body = json!({"Image": "busybox", "HostConfig": {"PidMode": "host"}});
+        assert_eq!(run_flags(&body, None).unwrap_err().status, 400);
+        let body = json!({"HostConfig": {}});
+        assert_eq!(run_flags(&body, None).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn refs_are_named_as_docker_names_them() {
+        assert_eq!(full_ref("busybox"), "busybox:latest");
+        assert_eq!(full_ref("localhost:5000/a"), "localhost:5000/a:latest");
+        assert_eq!(full_ref("a:1"), "a:1");
+    }
+}
