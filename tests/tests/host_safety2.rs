@@ -649,8 +649,14 @@ fn assert_clean(d: &Docker, ids: &[String], round: usize) {
             assert!(!cg.exists(), "round {round}: cgroup left: {}", cg.display());
         }
     }
+    // (dot entries are nsrun's caches, not container state)
     let nsrun_state: Vec<_> = std::fs::read_dir(d.root.path().join("run/nsrun"))
-        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name())
+                .filter(|n| !n.to_string_lossy().starts_with('.'))
+                .collect()
+        })
         .unwrap_or_default();
     assert!(
         nsrun_state.is_empty(),
