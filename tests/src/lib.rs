@@ -3,6 +3,7 @@
 
 pub mod bundle;
 pub mod docker;
+pub mod engine;
 pub mod probe;
 pub mod skip;
 

@@ -8,7 +8,7 @@
 
 use e2e::docker::{stderr, stdout};
 use e2e::{assert_exit_code, require_root, unique, TempDir};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -208,22 +208,8 @@ impl Drop for Containerd {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
         // what is left in our cgroups, then the cgroups
-        for h in hierarchies() {
-            let dir = h.join(&self.ns);
-            kill_tree(&dir);
-            remove_tree(&dir);
-        }
-        let root = self.tmp.path().to_string_lossy().to_string();
-        let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut ours: Vec<&str> = mi
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&root))
-            .collect();
-        ours.reverse();
-        for m in ours {
-            let _ = Command::new("umount").args(["-l", m]).status();
-        }
+        e2e::engine::remove_cgroup_tree(&self.ns);
+        e2e::engine::unmount_under(self.tmp.path());
         for d in self.made_run_dirs.iter().rev() {
             let _ = std::fs::remove_dir(d); // only if empty
         }
@@ -244,51 +230,6 @@ fn shims_of(sock: &str) -> Vec<i32> {
             cmd.contains("containerd-shim") && cmd.split('\0').any(|a| a == sock)
         })
         .collect()
-}
-
-/// Each cgroup hierarchy's mount point (v1 controllers and the v2 one).
-fn hierarchies() -> Vec<PathBuf> {
-    std::fs::read_dir("/sys/fs/cgroup")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| !p.is_symlink() && p.join("cgroup.procs").exists())
-        .collect()
-}
-
-/// SIGKILL to every process in a cgroup tree.
-fn kill_tree(dir: &Path) {
-    if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
-        for pid in procs.lines().filter_map(|l| l.parse::<i32>().ok()) {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    }
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            kill_tree(&e.path());
-        }
-    }
-}
-
-/// rmdir of a cgroup tree, leaves first, retried while killed processes exit.
-fn remove_tree(dir: &Path) {
-    let t0 = Instant::now();
-    while dir.exists() && t0.elapsed() < Duration::from_secs(5) {
-        remove_once(dir);
-        if dir.exists() {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-fn remove_once(dir: &Path) {
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            remove_once(&e.path());
-        }
-    }
-    let _ = std::fs::remove_dir(dir);
 }
 
 fn start() -> Option<Containerd> {

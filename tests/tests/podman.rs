@@ -8,7 +8,7 @@
 
 use e2e::docker::{stderr, stdout};
 use e2e::{assert_exit_code, require_root, unique, TempDir};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 /// A private podman store (this host has no systemd: cgroupfs and a file
@@ -90,36 +90,8 @@ impl Drop for Podman {
         let _ = self.cmd("runc").args(["rm", "-af", "-t", "0"]).output();
         let _ = self.cmd("runc").args(["system", "reset", "-f"]).output();
         // what podman mounted under its store, then the cgroups it made
-        let root = self.tmp.path().to_string_lossy().to_string();
-        let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut ours: Vec<&str> = mi
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&root))
-            .collect();
-        ours.reverse();
-        for m in ours {
-            let _ = Command::new("umount").args(["-l", m]).status();
-        }
-        for h in std::fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            remove_tree(&h.path().join(self.parent.trim_start_matches('/')));
-        }
-    }
-}
-
-/// rmdir of a cgroup tree, leaves first (empty cgroups only).
-fn remove_tree(dir: &Path) {
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_tree(&e.path());
-            }
-        }
-        let _ = std::fs::remove_dir(dir);
+        e2e::engine::unmount_under(self.tmp.path());
+        e2e::engine::remove_cgroup_tree(&self.parent);
     }
 }
 

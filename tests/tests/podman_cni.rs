@@ -195,24 +195,8 @@ impl Drop for PodmanCni {
         let _ = self.out(&["network", "rm", "-f", &self.net]);
         let _ = self.out(&["system", "reset", "-f"]);
         // What podman mounted under its store, then the cgroups it made.
-        let root = self.tmp.path().to_string_lossy().to_string();
-        let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut ours: Vec<&str> = mi
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&root))
-            .collect();
-        ours.reverse();
-        for m in ours {
-            let _ = Command::new("umount").args(["-l", m]).status();
-        }
-        for h in std::fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            remove_tree(&h.path().join(self.parent.trim_start_matches('/')));
-        }
+        e2e::engine::unmount_under(self.tmp.path());
+        e2e::engine::remove_cgroup_tree(&self.parent);
         // A failed test may have left the network's rules (found by the
         // bridge's alias) and the bridge.
         let _ = Command::new(e2e::bin("netbr"))
@@ -225,18 +209,6 @@ impl Drop for PodmanCni {
                 .args(["link", "del", &self.bridge])
                 .status();
         }
-    }
-}
-
-/// rmdir of a cgroup tree, leaves first (empty cgroups only).
-fn remove_tree(dir: &Path) {
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_tree(&e.path());
-            }
-        }
-        let _ = std::fs::remove_dir(dir);
     }
 }
 
