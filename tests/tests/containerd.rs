@@ -232,18 +232,10 @@ fn shims_of(sock: &str) -> Vec<i32> {
         .collect()
 }
 
-fn start() -> Option<Containerd> {
-    let c = Containerd::start();
-    if c.is_none() {
-        eprintln!("containerd or ctr missing");
-    }
-    c
-}
-
 #[test]
 fn containerd_runs_on_nsrun_output_limits_exec_pause_metrics() {
     require_root!();
-    let c = start();
+    let c = Containerd::start();
     e2e::skip_unless!(
         c.is_some(),
         "containerd is not installed (scripts/deps.sh installs it)"
@@ -320,7 +312,7 @@ fn containerd_runs_on_nsrun_output_limits_exec_pause_metrics() {
 #[test]
 fn containerd_shows_runtime_errors_and_kill_all_spares_the_pod_sandbox() {
     require_root!();
-    let c = start();
+    let c = Containerd::start();
     e2e::skip_unless!(
         c.is_some(),
         "containerd is not installed (scripts/deps.sh installs it)"
