@@ -20,6 +20,17 @@ skip_summary() {
     sort -u "$MYDOCKER_SKIP_LOG" | sed 's/^/  /'
     rm -f "$MYDOCKER_SKIP_LOG"
 }
-trap skip_summary EXIT
+# The network tests turn forwarding on (as docker does) and the CNI plugin
+# mode keeps its machine-wide locks in /run/mydocker: the suite leaves the
+# host as it found it.
+sysctls=(net.ipv4.ip_forward net.ipv6.conf.all.forwarding)
+declare -A was
+for k in "${sysctls[@]}"; do was[$k]=$(sysctl -n "$k"); done
+run_dir_was=$([ -e /run/mydocker ] && echo yes || echo no)
+restore_host() {
+    for k in "${sysctls[@]}"; do sysctl -qw "$k=${was[$k]}" || true; done
+    [ "$run_dir_was" = yes ] || rm -rf /run/mydocker
+}
+trap 'skip_summary; restore_host' EXIT
 cargo test --workspace --no-fail-fast
 if [ -x scripts/vm-test.sh ]; then scripts/vm-test.sh; fi

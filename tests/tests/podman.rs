@@ -56,6 +56,9 @@ impl Podman {
             .arg("--runtime")
             .arg(runtime)
             .stdin(Stdio::null());
+        // nsrun's state (and its seccomp cache) under our temp dir, not /run/mydocker/nsrun
+        c.arg("--runtime-flag")
+            .arg(format!("root={}", t.join("rt").display()));
         c
     }
 

@@ -131,6 +131,9 @@ impl PodmanCni {
             .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"])
             .arg("--runtime")
             .arg(&self.runtime)
+            // the runtime's state under our temp dir, not its default under /run
+            .arg("--runtime-flag")
+            .arg(format!("root={}", t.join("rt").display()))
             .args(args)
             .stdin(Stdio::null());
         c
