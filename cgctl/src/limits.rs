@@ -352,27 +352,30 @@ impl<'a, F: Files> Planner<'a, F> {
         Ok(())
     }
 
+    /// Where a block I/O weight goes: the first of the two v1 files (CFQ,
+    /// BFQ), else v2's `io.bfq.weight` (v1's scale) or the generic
+    /// `io.weight` (the 1..10000 scale).
+    fn weight_file(&self, v1: [&'static str; 2], w: u64) -> Option<(&'a Path, &'static str, u64)> {
+        let dir = |a: At<'a>| match a {
+            At::V1(d) | At::V2(d) => d,
+        };
+        v1.iter()
+            .find_map(|f| self.find(Some(f), None).map(|a| (dir(a), *f, w)))
+            .or_else(|| {
+                self.find(None, Some("io.bfq.weight"))
+                    .map(|a| (dir(a), "io.bfq.weight", w))
+            })
+            .or_else(|| {
+                self.find(None, Some("io.weight"))
+                    .map(|a| (dir(a), "io.weight", BlockIo::io_weight(w)))
+            })
+    }
+
     fn block_io(&mut self, r: &Resources) -> Result<()> {
         let b = &r.block_io;
         if let Some(w) = b.weight {
-            // BFQ takes the v1 scale; the generic io.weight the 1..10000 one
-            let at = self
-                .find(Some("blkio.weight"), None)
-                .map(|a| (a, "blkio.weight", w))
-                .or_else(|| {
-                    self.find(Some("blkio.bfq.weight"), None)
-                        .map(|a| (a, "blkio.bfq.weight", w))
-                })
-                .or_else(|| {
-                    self.find(None, Some("io.bfq.weight"))
-                        .map(|a| (a, "io.bfq.weight", w))
-                })
-                .or_else(|| {
-                    self.find(None, Some("io.weight"))
-                        .map(|a| (a, "io.weight", BlockIo::io_weight(w)))
-                });
-            match at {
-                Some((At::V1(d) | At::V2(d), f, v)) => self.push(d, f, v.to_string()),
+            match self.weight_file(["blkio.weight", "blkio.bfq.weight"], w) {
+                Some((d, f, v)) => self.push(d, f, v.to_string()),
                 None => {
                     return Err(LimitsError::Unsupported {
                         field: "blockIO.weight".into(),
@@ -393,23 +396,9 @@ impl<'a, F: Files> Planner<'a, F> {
         for (i, wd) in b.weight_device.iter().enumerate() {
             let field = format!("blockIO.weightDevice[{i}]");
             if let Some(w) = wd.weight {
-                let at = self
-                    .find(Some("blkio.weight_device"), None)
-                    .map(|a| (a, "blkio.weight_device", w))
-                    .or_else(|| {
-                        self.find(Some("blkio.bfq.weight_device"), None)
-                            .map(|a| (a, "blkio.bfq.weight_device", w))
-                    })
-                    .or_else(|| {
-                        self.find(None, Some("io.bfq.weight"))
-                            .map(|a| (a, "io.bfq.weight", w))
-                    })
-                    .or_else(|| {
-                        self.find(None, Some("io.weight"))
-                            .map(|a| (a, "io.weight", BlockIo::io_weight(w)))
-                    });
-                match at {
-                    Some((At::V1(d) | At::V2(d), f, v)) => self.push(d, f, format!("{} {v}", wd.dev)),
+                let files = ["blkio.weight_device", "blkio.bfq.weight_device"];
+                match self.weight_file(files, w) {
+                    Some((d, f, v)) => self.push(d, f, format!("{} {v}", wd.dev)),
                     None => {
                         return Err(LimitsError::Unsupported {
                             field: format!("{field}.weight"),
@@ -778,6 +767,27 @@ mod tests {
         assert_eq!(
             writes(r#"{"cpu":{"period":50000}}"#, &fs).unwrap(),
             vec![w(d, "cpu.max", "20000 50000")]
+        );
+    }
+
+    #[test]
+    fn bfq_weights_keep_the_v1_scale() {
+        let json = r#"{"blockIO":{"weight":500,"weightDevice":[{"major":8,"minor":0,"weight":20}]}}"#;
+        let v1 = Fake::new(&[("/cg/blkio/x", &["blkio.bfq.weight", "blkio.bfq.weight_device"])]);
+        assert_eq!(
+            writes(json, &v1).unwrap(),
+            vec![
+                w("/cg/blkio/x", "blkio.bfq.weight", "500"),
+                w("/cg/blkio/x", "blkio.bfq.weight_device", "8:0 20"),
+            ]
+        );
+        let v2 = Fake::new(&[("/cg/x", &["cgroup.controllers", "io.bfq.weight", "io.weight"])]);
+        assert_eq!(
+            writes(json, &v2).unwrap(),
+            vec![
+                w("/cg/x", "io.bfq.weight", "500"),
+                w("/cg/x", "io.bfq.weight", "8:0 20"),
+            ]
         );
     }
 
