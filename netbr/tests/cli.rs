@@ -7,34 +7,13 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use e2e::{assert_exit_code, pipe, TempDir};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_netbr");
-
-/// The directory holding netbr and ipam (the CNI_PATH of these tests).
-/// `cargo test -p netbr` does not build ipam's binary: build it once.
-fn cni_path() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = Path::new(BIN).parent().unwrap().to_path_buf();
-        if !dir.join("ipam").exists() {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let st = Command::new(cargo)
-                .args(["build", "-p", "ipam", "--bin", "ipam"])
-                .current_dir(e2e::workspace())
-                .status()
-                .unwrap();
-            assert!(st.success(), "cargo build -p ipam failed");
-        }
-        assert!(dir.join("ipam").exists(), "ipam binary not next to netbr");
-        dir
-    })
-    .clone()
-}
+mod common;
+use common::{cni_path, json, BIN};
 
 static N: AtomicUsize = AtomicUsize::new(0);
 
@@ -48,16 +27,6 @@ fn rand() -> u32 {
         ^ (std::process::id() << 8)
         ^ (N.fetch_add(1, Ordering::SeqCst) as u32).wrapping_mul(2654435761);
     x.wrapping_mul(2246822519) ^ (x >> 13)
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
 }
 
 fn link_exists(name: &str) -> bool {

@@ -10,34 +10,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use e2e::{assert_exit_code, pipe, TempDir};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_netbr");
+mod common;
+use common::{cni_path, json, BIN};
+
 const REF_DIR: &str = "/usr/lib/cni";
 
 static N: AtomicUsize = AtomicUsize::new(0);
-
-fn cni_path() -> PathBuf {
-    let dir = Path::new(BIN).parent().unwrap().to_path_buf();
-    if !dir.join("ipam").exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo)
-            .args(["build", "-p", "ipam", "--bin", "ipam"])
-            .current_dir(e2e::workspace())
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-    dir
-}
-
-fn json_of(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    })
-}
 
 fn save(cmd: &str) -> String {
     String::from_utf8_lossy(&Command::new(cmd).output().unwrap().stdout).into_owned()
@@ -127,7 +105,7 @@ impl Net {
         self.attached.push((id.into(), ns.into()));
         let out = self.cni("ADD", id, ns, &self.conf.clone());
         assert_exit_code(&out, 0);
-        json_of(&out)
+        json(&out)
     }
 
     /// The rules of both families that mention the network.
