@@ -56,6 +56,7 @@
 //!   layerfs' `mount::Mounted` (read here through a local twin for now).
 
 pub mod api;
+pub mod attach;
 pub mod cli;
 pub mod cmds;
 pub mod context;
@@ -72,6 +73,7 @@ pub mod listings;
 pub mod logfile;
 pub mod logs;
 pub mod names;
+pub mod nsjoin;
 pub mod netargs;
 pub mod network;
 pub mod pipeline;
@@ -150,6 +152,7 @@ pub fn main_with(cli: Cli) -> u8 {
         Cmd::Container(cli::ContainerCmd::Inspect(a)) => inspect::inspect(&ctx, a),
         Cmd::Container(cli::ContainerCmd::Prune { force }) => cmds::container_prune(&ctx, *force),
         Cmd::System(cli::SystemCmd::Service(a)) => api::serve(Ctx::new(&cli.root), a),
+        Cmd::Attach(a) => attach::attach(&ctx, a),
     };
     match r {
         Ok(code) => code.clamp(0, 255) as u8,

@@ -204,6 +204,9 @@ pub fn build(i: &SpecInput) -> Result<Value> {
     if x.ipc_host {
         // docker: the host's IPC namespace comes with the host's /dev/shm.
         mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "rprivate"]}));
+    } else if let Some(shm) = x.ns_paths.get("shm") {
+        // `--ipc container:X`: X's /dev/shm with its IPC namespace.
+        mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": shm, "options": ["rbind", "rprivate"]}));
     } else {
         let size = if x.shm_size > 0 { x.shm_size } else { 64 << 20 };
         mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={size}")]}));
@@ -222,7 +225,10 @@ pub fn build(i: &SpecInput) -> Result<Value> {
         ("ipc", x.ipc_host),
         ("uts", x.uts_host),
     ] {
-        if !host {
+        // `container:X`: X's namespace (`nsjoin::at_launch` found its path).
+        if let Some(p) = x.ns_paths.get(kind) {
+            namespaces.push(json!({"type": kind, "path": p}));
+        } else if !host {
             namespaces.push(json!({"type": kind}));
         }
     }
@@ -230,6 +236,9 @@ pub fn build(i: &SpecInput) -> Result<Value> {
         namespaces.push(json!({"type": "cgroup"}));
     }
     match (&i.netns, i.host_network) {
+        _ if x.ns_paths.contains_key("network") => {
+            namespaces.push(json!({"type": "network", "path": x.ns_paths["network"]}))
+        }
         (_, true) => {}
         (Some(p), false) => namespaces.push(json!({"type": "network", "path": p})),
         (None, false) => namespaces.push(json!({"type": "network"})),
@@ -290,6 +299,9 @@ pub fn build(i: &SpecInput) -> Result<Value> {
     }
     if let Some(n) = x.oom_score_adj {
         spec["process"]["oomScoreAdj"] = json!(n);
+    }
+    if !x.annotations.is_empty() {
+        spec["annotations"] = json!(x.annotations);
     }
     if x.uts_host {
         // No uts namespace of its own: the host's name stays.
