@@ -14,6 +14,10 @@
 //!   (`extra.ns_paths`, which `spec::build` reads), and a container network
 //!   brings the target's hostname, /etc/hosts and /etc/resolv.conf (docker
 //!   shares the files) instead of a netns, CNI ADD and files of its own.
+//!   `--ipc container:X` shares X's IPC namespace (SysV IPC, mqueue) but
+//!   not its /dev/shm: that is a tmpfs inside X's mount namespace, which
+//!   cannot be bind-mounted from outside it (docker keeps every
+//!   container's shm on the host for this; mydocker does not yet).
 //!
 //! What the launch does with [`Joined`] (one place, see `launch::prepare`):
 //! run with `joined.cfg`; when `joined.net` is Some, treat the network as
@@ -189,10 +193,6 @@ pub fn at_launch(ctx: &Ctx, cfg: &RunConfig) -> Result<Joined> {
             ));
         }
         paths.insert(kind.to_string(), format!("/proc/{}/ns/{ns}", rec.pid));
-        if kind == "ipc" {
-            // docker shares the target's /dev/shm with its IPC namespace.
-            paths.insert("shm".into(), format!("/proc/{}/root/dev/shm", rec.pid));
-        }
         if kind == "network" {
             net = Some(net_files(ctx, &rec));
         }

@@ -204,9 +204,6 @@ pub fn build(i: &SpecInput) -> Result<Value> {
     if x.ipc_host {
         // docker: the host's IPC namespace comes with the host's /dev/shm.
         mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "rprivate"]}));
-    } else if let Some(shm) = x.ns_paths.get("shm") {
-        // `--ipc container:X`: X's /dev/shm with its IPC namespace.
-        mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": shm, "options": ["rbind", "rprivate"]}));
     } else {
         let size = if x.shm_size > 0 { x.shm_size } else { 64 << 20 };
         mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={size}")]}));
