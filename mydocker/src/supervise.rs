@@ -73,6 +73,12 @@ pub fn supervise(
         }
         _ => None,
     };
+    // Detached: `mydocker attach` clients reach the stdio here (attach.rs).
+    let attach_srv = if foreground {
+        None
+    } else {
+        crate::attach::serve(ctx, id, &l.io)
+    };
     let (mut stdin_w, out, err) = match l.io {
         Io::Pipes {
             stdin,
@@ -185,6 +191,9 @@ pub fn supervise(
                             if foreground && (if w == 1 { a_out } else { a_err }) {
                                 write_all(if w == 1 { 1 } else { 2 }, data);
                             }
+                            if let Some(srv) = &attach_srv {
+                                srv.output(w, data);
+                            }
                             splitters[(w - 1) as usize].push(data, |line| {
                                 if let Some(lg) = log.as_mut() {
                                     lg.write(stream, line)
@@ -224,6 +233,10 @@ pub fn supervise(
     drop(_raw);
     let code = status.unwrap_or_else(|| wait_blocking(l.pid));
     finish(ctx, id, cfg, code);
+    // After the record says exited: an attach that returns sees it so.
+    if let Some(srv) = attach_srv {
+        srv.exit(code);
+    }
     code
 }
 

@@ -351,13 +351,15 @@ fn attach_follows_a_detached_container() {
         "-c",
         "while [ ! -e /tmp/go ]; do sleep 0.05; done; echo out; echo err >&2; exit 7",
     ]);
+    let sock = d.root.path().join("containers").join(&id).join("attach.sock");
+    e2e::wait_for("the supervisor's attach socket", 10, || sock.exists());
     let mut child = d
         .cmd(&["attach", &id])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Give attach a moment to be following before the output comes.
+    // Give attach a moment to connect before the output comes.
     std::thread::sleep(std::time::Duration::from_millis(500));
     d.ok(&["exec", &id, "touch", "/tmp/go"]);
     let status = child.wait().unwrap();
@@ -369,6 +371,20 @@ fn attach_follows_a_detached_container() {
     assert!(err.contains("err\n"), "{err}");
     // docker attach exits with the container's code.
     assert_eq!(status.code(), Some(7));
+    assert!(!sock.exists(), "the attach socket outlived the container");
+    // stdin: a container started with -i reads what attach sends.
+    let id = d.ok(&[
+        "run", "-d", "-i", "--network", "none", "busybox", "sh", "-c",
+        "read l; echo got $l; exit 5",
+    ]);
+    let sock = d.root.path().join("containers").join(&id).join("attach.sock");
+    e2e::wait_for("the supervisor's attach socket", 10, || sock.exists());
+    // The detach keys (here ctrl-x,y) leave it running; the rest is input.
+    let out = e2e::pipe(&mut d.cmd(&["attach", "--detach-keys", "ctrl-x,y", &id]), "\x18y");
+    assert_exit_code(&out, 0);
+    assert_eq!(d.inspect(&id)["State"]["Status"], "running");
+    let out = e2e::pipe(&mut d.cmd(&["attach", &id]), "hello\n");
+    assert_eq!((stdout(&out).as_str(), out.status.code()), ("got hello\n", Some(5)), "{}", stderr(&out));
     let out = d.run(&["attach", &id]);
     assert_exit_code(&out, 1);
     assert!(
