@@ -172,13 +172,7 @@ fn follow_log(ctx: &Ctx, id: &str) -> Result<i32> {
     Ok(exit_code(ctx, id))
 }
 
-fn over_socket(
-    ctx: &Ctx,
-    id: &str,
-    mut s: UnixStream,
-    stdin: bool,
-    keys: &[u8],
-) -> Result<i32> {
+fn over_socket(ctx: &Ctx, id: &str, mut s: UnixStream, stdin: bool, keys: &[u8]) -> Result<i32> {
     let hello = format!("{{\"stdin\":{stdin},\"stdout\":true,\"stderr\":true}}\n");
     s.write_all(hello.as_bytes())
         .map_err(|e| Error::Daemon(format!("attach socket: {e}")))?;
@@ -312,7 +306,11 @@ impl Server {
     /// Copies `data` of `stream` (1 stdout, 2 stderr) to the clients that
     /// want it; drops the ones that cannot take it now.
     pub fn output(&self, stream: u8, data: &[u8]) {
-        let mut clients = self.shared.clients.lock().unwrap_or_else(|e| e.into_inner());
+        let mut clients = self
+            .shared
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if clients.is_empty() {
             return;
         }
@@ -326,7 +324,11 @@ impl Server {
     /// Tells every client the exit code, closes them and the socket.
     pub fn exit(self, code: i32) {
         let frame = frame(3, code.to_string().as_bytes());
-        let mut clients = self.shared.clients.lock().unwrap_or_else(|e| e.into_inner());
+        let mut clients = self
+            .shared
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         for c in clients.drain(..) {
             send_now(&c.sock, &frame);
             let _ = c.sock.shutdown(std::net::Shutdown::Both);
@@ -453,7 +455,8 @@ mod tests {
         let (r, w) = nix::unistd::pipe().unwrap();
         let srv = Server::start(&path, Some(w)).unwrap();
         let mut c = UnixStream::connect(&path).unwrap();
-        c.write_all(b"{\"stdin\":true,\"stdout\":true,\"stderr\":false}\nhi").unwrap();
+        c.write_all(b"{\"stdin\":true,\"stdout\":true,\"stderr\":false}\nhi")
+            .unwrap();
         let mut got = [0u8; 2];
         std::fs::File::from(r.as_fd().try_clone_to_owned().unwrap())
             .read_exact(&mut got)
@@ -473,7 +476,10 @@ mod tests {
     #[test]
     fn detach_keys_parse_like_docker() {
         assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").unwrap(), vec![16, 17]);
-        assert_eq!(parse_detach_keys("a,ctrl-@,ctrl-[").unwrap(), vec![b'a', 0, 27]);
+        assert_eq!(
+            parse_detach_keys("a,ctrl-@,ctrl-[").unwrap(),
+            vec![b'a', 0, 27]
+        );
         assert!(parse_detach_keys("ctrl-1").is_err());
         assert!(parse_detach_keys("ab").is_err());
         assert!(parse_detach_keys("").is_err());

@@ -379,7 +379,12 @@ pub fn parse_platform(p: &str) -> Result<(String, String, String)> {
 /// so; `never` for an absent image is docker's "No such image".
 pub fn check_image(f: &RunFlags, reference: &str, found: Option<Value>) -> Result<Value> {
     let pull = parse_pull(f.pull.as_deref().unwrap_or(""))?;
-    let full = if reference.contains('@') || reference.rsplit('/').next().is_some_and(|l| l.contains(':')) {
+    let full = if reference.contains('@')
+        || reference
+            .rsplit('/')
+            .next()
+            .is_some_and(|l| l.contains(':'))
+    {
         reference.to_string()
     } else {
         format!("{reference}:latest")
@@ -437,7 +442,10 @@ pub fn oom_kill_disable(x: &mut Extra, resources: &mut Value) -> Vec<String> {
     }
     let v1_memory = std::path::Path::new("/sys/fs/cgroup/memory/memory.oom_control").exists();
     if !v1_memory {
-        warn.push("WARNING: Your kernel does not support OomKillDisable. OomKillDisable discarded.".into());
+        warn.push(
+            "WARNING: Your kernel does not support OomKillDisable. OomKillDisable discarded."
+                .into(),
+        );
         x.oom_kill_disable = false;
         return warn;
     }

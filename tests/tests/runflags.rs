@@ -82,12 +82,28 @@ fn network_container_shares_netns_and_files() {
     // docker's conflicts, and targets that are not there or not running.
     refused(
         &d,
-        &["run", "--network", "container:target", "-p", "80:80", "busybox", "true"],
+        &[
+            "run",
+            "--network",
+            "container:target",
+            "-p",
+            "80:80",
+            "busybox",
+            "true",
+        ],
         "conflicting options: port publishing and the container type network mode",
     );
     refused(
         &d,
-        &["run", "--network", "container:target", "-h", "x", "busybox", "true"],
+        &[
+            "run",
+            "--network",
+            "container:target",
+            "-h",
+            "x",
+            "busybox",
+            "true",
+        ],
         "conflicting options: hostname and the network mode",
     );
     refused(
@@ -282,7 +298,10 @@ fn init_is_pid1_forwards_signals_and_reaps() {
         "-c",
         "tr '\\0' ' ' < /proc/1/cmdline",
     ]);
-    assert_eq!(cmdline.trim(), "/sbin/docker-init -- sh -c tr '\\0' ' ' < /proc/1/cmdline");
+    assert_eq!(
+        cmdline.trim(),
+        "/sbin/docker-init -- sh -c tr '\\0' ' ' < /proc/1/cmdline"
+    );
     // A signal reaches the child: the shell's trap runs and exits 42.
     let id = d.ok(&[
         "run",
@@ -321,7 +340,13 @@ fn init_is_pid1_forwards_signals_and_reaps() {
                 .map(|l| l.to_string_lossy() == pidns)
                 .unwrap_or(false);
             let zombie = std::fs::read_to_string(p.join("stat"))
-                .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+                .map(|s| {
+                    s.rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start()
+                        .starts_with('Z')
+                })
                 .unwrap_or(false);
             if same && zombie {
                 n += 1;
@@ -330,10 +355,22 @@ fn init_is_pid1_forwards_signals_and_reaps() {
         d.ok(&["rm", "-f", &id]);
         n
     };
-    assert_eq!(zombies_with(false), 1, "the control run should leave a zombie");
+    assert_eq!(
+        zombies_with(false),
+        1,
+        "the control run should leave a zombie"
+    );
     assert_eq!(zombies_with(true), 0, "docker-init left a zombie");
     // Without --init the shell is PID 1 (cost measured in BENCHMARKS).
-    let p1 = d.ok(&["run", "--rm", "--network", "none", "busybox", "cat", "/proc/1/comm"]);
+    let p1 = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "cat",
+        "/proc/1/comm",
+    ]);
     assert_eq!(p1, "cat");
 }
 
@@ -351,7 +388,12 @@ fn attach_follows_a_detached_container() {
         "-c",
         "while [ ! -e /tmp/go ]; do sleep 0.05; done; echo out; echo err >&2; exit 7",
     ]);
-    let sock = d.root.path().join("containers").join(&id).join("attach.sock");
+    let sock = d
+        .root
+        .path()
+        .join("containers")
+        .join(&id)
+        .join("attach.sock");
     e2e::wait_for("the supervisor's attach socket", 10, || sock.exists());
     let mut child = d
         .cmd(&["attach", &id])
@@ -364,9 +406,19 @@ fn attach_follows_a_detached_container() {
     d.ok(&["exec", &id, "touch", "/tmp/go"]);
     let status = child.wait().unwrap();
     let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert_eq!(out, "out\n");
     assert!(err.contains("err\n"), "{err}");
     // docker attach exits with the container's code.
@@ -374,17 +426,37 @@ fn attach_follows_a_detached_container() {
     assert!(!sock.exists(), "the attach socket outlived the container");
     // stdin: a container started with -i reads what attach sends.
     let id = d.ok(&[
-        "run", "-d", "-i", "--network", "none", "busybox", "sh", "-c",
+        "run",
+        "-d",
+        "-i",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
         "read l; echo got $l; exit 5",
     ]);
-    let sock = d.root.path().join("containers").join(&id).join("attach.sock");
+    let sock = d
+        .root
+        .path()
+        .join("containers")
+        .join(&id)
+        .join("attach.sock");
     e2e::wait_for("the supervisor's attach socket", 10, || sock.exists());
     // The detach keys (here ctrl-x,y) leave it running; the rest is input.
-    let out = e2e::pipe(&mut d.cmd(&["attach", "--detach-keys", "ctrl-x,y", &id]), "\x18y");
+    let out = e2e::pipe(
+        &mut d.cmd(&["attach", "--detach-keys", "ctrl-x,y", &id]),
+        "\x18y",
+    );
     assert_exit_code(&out, 0);
     assert_eq!(d.inspect(&id)["State"]["Status"], "running");
     let out = e2e::pipe(&mut d.cmd(&["attach", &id]), "hello\n");
-    assert_eq!((stdout(&out).as_str(), out.status.code()), ("got hello\n", Some(5)), "{}", stderr(&out));
+    assert_eq!(
+        (stdout(&out).as_str(), out.status.code()),
+        ("got hello\n", Some(5)),
+        "{}",
+        stderr(&out)
+    );
     let out = d.run(&["attach", &id]);
     assert_exit_code(&out, 1);
     assert!(
@@ -394,7 +466,11 @@ fn attach_follows_a_detached_container() {
     );
     let out = d.run(&["attach", "--detach-keys", "ctrl-1", &id]);
     assert_exit_code(&out, 1);
-    assert!(stderr(&out).contains("Invalid detach keys"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Invalid detach keys"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -402,17 +478,67 @@ fn run_attach_streams_and_sig_proxy() {
     require_root!();
     let d = Docker::new();
     let sh = "echo out; echo err >&2";
-    let out = d.run(&["run", "--rm", "--network", "none", "-a", "stdout", "busybox", "sh", "-c", sh]);
+    let out = d.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-a",
+        "stdout",
+        "busybox",
+        "sh",
+        "-c",
+        sh,
+    ]);
     assert_exit_code(&out, 0);
-    assert_eq!((stdout(&out).as_str(), stderr(&out).as_str()), ("out\n", ""));
-    let out = d.run(&["run", "--rm", "--network", "none", "-a", "STDERR", "busybox", "sh", "-c", sh]);
-    assert_eq!((stdout(&out).as_str(), stderr(&out).as_str()), ("", "err\n"));
-    refused(&d, &["run", "-a", "stdfoo", "busybox", "true"], "valid streams are STDIN, STDOUT and STDERR");
-    refused(&d, &["run", "-d", "-a", "stdout", "busybox", "true"], "Conflicting options: -a and -d");
-    refused(&d, &["run", "--detach-keys", "ctrl-", "busybox", "true"], "Invalid detach keys (ctrl-) provided");
+    assert_eq!(
+        (stdout(&out).as_str(), stderr(&out).as_str()),
+        ("out\n", "")
+    );
+    let out = d.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-a",
+        "STDERR",
+        "busybox",
+        "sh",
+        "-c",
+        sh,
+    ]);
+    assert_eq!(
+        (stdout(&out).as_str(), stderr(&out).as_str()),
+        ("", "err\n")
+    );
+    refused(
+        &d,
+        &["run", "-a", "stdfoo", "busybox", "true"],
+        "valid streams are STDIN, STDOUT and STDERR",
+    );
+    refused(
+        &d,
+        &["run", "-d", "-a", "stdout", "busybox", "true"],
+        "Conflicting options: -a and -d",
+    );
+    refused(
+        &d,
+        &["run", "--detach-keys", "ctrl-", "busybox", "true"],
+        "Invalid detach keys (ctrl-) provided",
+    );
     // --sig-proxy=false: a SIGTERM to the foreground run does not reach the container.
     let mut child = d
-        .cmd(&["run", "--rm", "--network", "none", "--sig-proxy=false", "busybox", "sh", "-c", "trap 'echo got; exit 3' TERM; sleep 1; echo done"])
+        .cmd(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--sig-proxy=false",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got; exit 3' TERM; sleep 1; echo done",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -424,7 +550,12 @@ fn run_attach_streams_and_sig_proxy() {
     .unwrap();
     let status = child.wait().unwrap();
     let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     assert_eq!((out.as_str(), status.code()), ("done\n", Some(0)));
 }
 
@@ -433,42 +564,122 @@ fn pull_platform_annotation_and_oom_kill_disable() {
     require_root!();
     let d = Docker::new();
     // No registry: --pull never and missing work for a loaded image ...
-    d.ok(&["run", "--rm", "--network", "none", "--pull", "never", "busybox", "true"]);
-    d.ok(&["run", "--rm", "--network", "none", "--pull", "missing", "busybox", "true"]);
+    d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--pull",
+        "never",
+        "busybox",
+        "true",
+    ]);
+    d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--pull",
+        "missing",
+        "busybox",
+        "true",
+    ]);
     // ... and say why they cannot pull.
-    refused(&d, &["run", "--pull", "always", "busybox", "true"], "no registry is reachable");
-    refused(&d, &["run", "--pull", "missing", "nosuch", "true"], "Unable to find image 'nosuch:latest' locally, and no registry is reachable");
-    refused(&d, &["run", "--pull", "never", "nosuch", "true"], "No such image: nosuch:latest");
-    refused(&d, &["run", "--pull", "sometimes", "busybox", "true"], "invalid pull option: 'sometimes'");
+    refused(
+        &d,
+        &["run", "--pull", "always", "busybox", "true"],
+        "no registry is reachable",
+    );
+    refused(
+        &d,
+        &["run", "--pull", "missing", "nosuch", "true"],
+        "Unable to find image 'nosuch:latest' locally, and no registry is reachable",
+    );
+    refused(
+        &d,
+        &["run", "--pull", "never", "nosuch", "true"],
+        "No such image: nosuch:latest",
+    );
+    refused(
+        &d,
+        &["run", "--pull", "sometimes", "busybox", "true"],
+        "invalid pull option: 'sometimes'",
+    );
     // --platform against the image's os/arch.
     let img = &d.inspect("busybox");
     let arch = img["Architecture"].as_str().unwrap_or("amd64").to_string();
     let os = img["Os"].as_str().unwrap_or("linux").to_string();
     let here = format!("{os}/{arch}");
-    d.ok(&["run", "--rm", "--network", "none", "--platform", &here, "busybox", "true"]);
-    let other = if arch == "arm64" { "linux/amd64" } else { "linux/arm64" };
+    d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--platform",
+        &here,
+        "busybox",
+        "true",
+    ]);
+    let other = if arch == "arm64" {
+        "linux/amd64"
+    } else {
+        "linux/arm64"
+    };
     refused(
         &d,
         &["run", "--platform", other, "busybox", "true"],
         &format!("image with reference busybox was found but its platform ({here}) does not match the specified platform ({other})"),
     );
-    refused(&d, &["run", "--platform", "a/b/c/d", "busybox", "true"], "--platform");
+    refused(
+        &d,
+        &["run", "--platform", "a/b/c/d", "busybox", "true"],
+        "--platform",
+    );
     // --annotation: in the OCI config and inspect.
     let id = d.ok(&[
-        "create", "--annotation", "org.example.k=v", "--annotation", "x=", "busybox", "true",
+        "create",
+        "--annotation",
+        "org.example.k=v",
+        "--annotation",
+        "x=",
+        "busybox",
+        "true",
     ]);
-    assert_eq!(d.inspect(&id)["HostConfig"]["Annotations"]["org.example.k"], "v");
+    assert_eq!(
+        d.inspect(&id)["HostConfig"]["Annotations"]["org.example.k"],
+        "v"
+    );
     d.ok(&["start", &id]);
     let cfg: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(d.root.path().join("containers").join(&id).join("config.json")).unwrap(),
+        &std::fs::read(
+            d.root
+                .path()
+                .join("containers")
+                .join(&id)
+                .join("config.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(cfg["annotations"]["org.example.k"], "v");
     assert_eq!(cfg["annotations"]["x"], "");
-    refused(&d, &["run", "--annotation", "novalue", "busybox", "true"], "--annotation");
+    refused(
+        &d,
+        &["run", "--annotation", "novalue", "busybox", "true"],
+        "--annotation",
+    );
     // --oom-kill-disable: memory.oom_control on v1; docker's warning on v2.
     let out = d.run(&[
-        "run", "-d", "--network", "none", "-m", "32m", "--oom-kill-disable", "busybox", "sleep", "60",
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "-m",
+        "32m",
+        "--oom-kill-disable",
+        "busybox",
+        "sleep",
+        "60",
     ]);
     assert_exit_code(&out, 0);
     let id = stdout(&out).trim().to_string();
@@ -476,12 +687,28 @@ fn pull_platform_annotation_and_oom_kill_disable() {
     assert_eq!(d.inspect(&id)["HostConfig"]["OomKillDisable"], v1);
     if v1 {
         let cfg: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(d.root.path().join("containers").join(&id).join("config.json")).unwrap(),
+            &std::fs::read(
+                d.root
+                    .path()
+                    .join("containers")
+                    .join(&id)
+                    .join("config.json"),
+            )
+            .unwrap(),
         )
         .unwrap();
-        assert_eq!(cfg["linux"]["resources"]["memory"]["disableOOMKiller"], true);
+        assert_eq!(
+            cfg["linux"]["resources"]["memory"]["disableOOMKiller"],
+            true
+        );
         let found = std::process::Command::new("find")
-            .args(["/sys/fs/cgroup/memory", "-type", "d", "-name", &format!("*{id}*")])
+            .args([
+                "/sys/fs/cgroup/memory",
+                "-type",
+                "d",
+                "-name",
+                &format!("*{id}*"),
+            ])
             .output()
             .unwrap();
         let dir = stdout(&found).lines().next().unwrap_or("").to_string();
@@ -489,6 +716,10 @@ fn pull_platform_annotation_and_oom_kill_disable() {
         let ctl = std::fs::read_to_string(format!("{dir}/memory.oom_control")).unwrap();
         assert!(ctl.contains("oom_kill_disable 1"), "{ctl}");
     } else {
-        assert!(stderr(&out).contains("OomKillDisable discarded"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("OomKillDisable discarded"),
+            "{}",
+            stderr(&out)
+        );
     }
 }
