@@ -79,6 +79,26 @@ fn network_container_shares_netns_and_files() {
     );
     let jpid = d.inspect("joiner")["State"]["Pid"].as_u64().unwrap();
     assert_eq!(ns(jpid, "net"), ns(pid, "net"));
+    // On a bridge network the joiner has the target's interface and address.
+    sleeper(&d, "web", &[]);
+    let ip = d.inspect("web")["NetworkSettings"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!ip.is_empty());
+    let addr = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:web",
+        "busybox",
+        "ip",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(addr.contains(&format!("inet {ip}/")), "{addr}");
     // docker's conflicts, and targets that are not there or not running.
     refused(
         &d,
