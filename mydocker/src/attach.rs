@@ -94,15 +94,16 @@ pub fn parse_detach_keys(keys: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The streams a foreground `run` copies to the user: `-a` as given, all
-/// three when none is given (stdin only with `-i`, as docker).
+/// The streams a foreground `run` connects (stdin, stdout, stderr), as
+/// docker's CLI: stdout and stderr unless `-a` names streams; stdin
+/// whenever `-i` is given (`-a stdin` alone opens nothing).
 pub fn streams(cfg: &RunConfig) -> (bool, bool, bool) {
     let a = &cfg.extra.attach;
     if a.is_empty() {
         return (cfg.open_stdin, true, true);
     }
     let has = |s: &str| a.iter().any(|x| x == s);
-    (has("stdin") && cfg.open_stdin, has("stdout"), has("stderr"))
+    (cfg.open_stdin, has("stdout"), has("stderr"))
 }
 
 /// Whether a foreground `run` forwards the signals it gets (`--sig-proxy`,
