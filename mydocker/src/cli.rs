@@ -112,6 +112,8 @@ pub enum Cmd {
         #[arg(short = 'f', long)]
         format: Option<String>,
     },
+    /// Attach local standard input, output, and error streams to a running container.
+    Attach(crate::attach::AttachArgs),
     /// Manage containers (`container ls`, `container prune`, `container inspect`).
     #[command(subcommand)]
     Container(ContainerCmd),

@@ -204,8 +204,23 @@ fn host_config(cfg: &RunConfig) -> Value {
     h["GroupAdd"] = json!(x.group_add);
     h["OomScoreAdj"] = json!(x.oom_score_adj.unwrap_or(0));
     h["Init"] = json!(x.init.is_some());
-    h["PidMode"] = json!(if x.pid_host { "host" } else { "" });
-    h["IpcMode"] = json!(if x.ipc_host { "host" } else { "private" });
+    h["PidMode"] = json!(match (x.pid_host, x.pid_container.as_str()) {
+        (true, _) => "host".to_string(),
+        (_, "") => String::new(),
+        (_, c) => format!("container:{c}"),
+    });
+    h["IpcMode"] = json!(match (x.ipc_host, x.ipc_container.as_str()) {
+        (true, _) => "host".to_string(),
+        (_, "") => "private".to_string(),
+        (_, c) => format!("container:{c}"),
+    });
+    h["NetworkMode"] = json!(match cfg.network.as_str() {
+        "" | "default" => "bridge",
+        n => n,
+    });
+    h["VolumesFrom"] = json!(x.volumes_from);
+    h["Annotations"] = json!(x.annotations);
+    h["OomKillDisable"] = json!(x.oom_kill_disable);
     h["UTSMode"] = json!(if x.uts_host { "host" } else { "" });
     h
 }

@@ -91,8 +91,16 @@ struct Prepared {
 /// Steps 2-5 and the config: rootfs, volumes, network, /etc files, user.
 fn prepare(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result<Prepared> {
     let dir = ctx.container_dir(id);
+    // `container:X` namespaces: X running, its paths; with X's network no
+    // network of its own (no netns, no CNI, X's /etc files).
+    let joined = crate::nsjoin::at_launch(ctx, cfg)?;
+    let cfg = &joined.cfg;
+    let mode = match &joined.net {
+        Some(_) => network::Mode::None,
+        None => network::parse_mode(&cfg.network),
+    };
     // 1 (see the module doc): the launch and its networks, before any of them.
-    let networks = match network::parse_mode(&cfg.network) {
+    let networks = match mode.clone() {
         network::Mode::Named(name) => json!({ name: {} }),
         _ => json!({}),
     };
@@ -117,16 +125,16 @@ fn prepare(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result<Prep
         .arg(&cfg.image_id)
         .arg(id)
         .parse()?;
-    let hostname = if cfg.hostname.is_empty() {
-        id[..12].to_string()
-    } else {
-        cfg.hostname.clone()
+    let hostname = match &joined.net {
+        Some(n) => n.hostname.clone(),
+        None if cfg.hostname.is_empty() => id[..12].to_string(),
+        None => cfg.hostname.clone(),
     };
     // 3: volumes, binds and tmpfs as OCI mounts (new named volumes seeded
     // from the image).
     let extra_mounts = crate::volumes::resolve(ctx, id, &cfg.mounts)?;
     // 4, 5: the network namespace and its interface (CNI ADD).
-    let (netns, _ip, network) = match network::parse_mode(&cfg.network) {
+    let (netns, _ip, network) = match mode.clone() {
         network::Mode::Named(name) => {
             network::ensure(ctx, &name)?;
             undo.network = Some(name.clone());
@@ -139,8 +147,11 @@ fn prepare(ctx: &Ctx, id: &str, cfg: &RunConfig, undo: &mut Undo) -> Result<Prep
             json!({"Networks": {}, "Ports": {}, "IPAddress": ""}),
         ),
     };
-    let host_network = network::parse_mode(&cfg.network) == network::Mode::Host;
-    let files = spec::write_etc_files(ctx, &dir, id, &hostname, cfg, &network)?;
+    let host_network = mode == network::Mode::Host;
+    let files = match &joined.net {
+        Some(n) => n.files.clone(),
+        None => spec::write_etc_files(ctx, &dir, id, &hostname, cfg, &network)?,
+    };
     let ids = spec::resolve_user(&rootfs, &cfg.user)?;
     let config = spec::build(&spec::SpecInput {
         id,

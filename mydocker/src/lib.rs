@@ -17,7 +17,11 @@
 //! out of it. `image prune` asks unless `-f` (a closed stdin is no).
 //! Image references are docker's (`docker.io/library/x` = `x`). `--restart` is carried out by
 //! the detached supervisor of `run -d`/`start` (`run::restart_loop`); a
-//! `stop` ends it. `MYDOCKER_LOG=debug` prints every tool call with its
+//! `stop` ends it. `--network/--pid/--ipc container:X` and
+//! `--volumes-from` take from another container (`nsjoin`); `attach`
+//! reaches a detached container through its supervisor's `attach.sock`
+//! (`attach`). No registry is reachable: `--pull always`, and an absent
+//! image without `--pull never`, fail saying so. `MYDOCKER_LOG=debug` prints every tool call with its
 //! JSON; `run --print-pipeline` prints the run as a script of tool calls.
 //!
 //! `system service` serves the Docker Engine API (1.41) on a unix socket
@@ -56,6 +60,7 @@
 //!   layerfs' `mount::Mounted` (read here through a local twin for now).
 
 pub mod api;
+pub mod attach;
 pub mod cli;
 pub mod cmds;
 pub mod context;
@@ -74,6 +79,7 @@ pub mod logs;
 pub mod names;
 pub mod netargs;
 pub mod network;
+pub mod nsjoin;
 pub mod pipeline;
 pub mod ps;
 pub mod records;
@@ -150,6 +156,7 @@ pub fn main_with(cli: Cli) -> u8 {
         Cmd::Container(cli::ContainerCmd::Inspect(a)) => inspect::inspect(&ctx, a),
         Cmd::Container(cli::ContainerCmd::Prune { force }) => cmds::container_prune(&ctx, *force),
         Cmd::System(cli::SystemCmd::Service(a)) => api::serve(Ctx::new(&cli.root), a),
+        Cmd::Attach(a) => attach::attach(&ctx, a),
     };
     match r {
         Ok(code) => code.clamp(0, 255) as u8,

@@ -26,13 +26,19 @@ pub fn create(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
 }
 
 fn run_or_create(ctx: &Ctx, a: &RunArgs, create_only: bool) -> Result<i32> {
-    let image = ctx
-        .layerfs()
-        .args(["inspect", &a.image])
-        .json()
-        .map_err(|_| Error::Daemon(format!("Unable to find image '{}' locally", a.image)))?;
+    // --pull and --platform decide over the local image (no registry).
+    let found = ctx.layerfs().args(["inspect", &a.image]).json().ok();
+    let image = crate::runflags::check_image(&a.extra, &a.image, found)?;
     let image_id = image["id"].as_str().unwrap_or_default().to_string();
-    let cfg = RunConfig::from_run(a, &image_id, &image["config"]["config"])?;
+    let mut cfg = RunConfig::from_run(a, &image_id, &image["config"]["config"])?;
+    if a.detach && !a.extra.attach.is_empty() {
+        return fail("Conflicting options: -a and -d");
+    }
+    // container:X namespaces and --volumes-from (a run wants X running).
+    crate::nsjoin::resolve(ctx, a, &mut cfg, !create_only)?;
+    for w in crate::runflags::oom_kill_disable(&mut cfg.extra, &mut cfg.resources) {
+        eprintln!("{w}");
+    }
     if let Some(n) = &a.name {
         if n.is_empty() {
             return fail(

@@ -2,7 +2,9 @@
 //! process and lifecycle rather than its image, network or security:
 //! labels, restart policy, stop signal and timeout, ulimits, /dev/shm
 //! size, sysctls, extra groups, OOM score, `--init`, host pid/ipc/uts
-//! namespaces, `--cidfile`. Parsed and validated into [`Extra`] (stored in
+//! namespaces and `container:X` ones (`joins`), `--volumes-from`,
+//! `--pull`, `--platform`, `--annotation`, `--oom-kill-disable`, `-a`,
+//! `--sig-proxy`, `--detach-keys`, `--cidfile`. Parsed and validated into [`Extra`] (stored in
 //! the run config); `spec` applies it to config.json, `run` runs the
 //! restart loop.
 
@@ -60,6 +62,30 @@ pub struct RunFlags {
     /// UTS namespace to use (`host`).
     #[arg(long)]
     pub uts: Option<String>,
+    /// Mount volumes from the specified container(s): CONTAINER[:ro|rw].
+    #[arg(long = "volumes-from")]
+    pub volumes_from: Vec<String>,
+    /// Pull image before running ("always", "missing", "never").
+    #[arg(long)]
+    pub pull: Option<String>,
+    /// Set platform (os[/arch[/variant]]); checked against the image's.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Add an annotation to the container (passed through to the OCI runtime).
+    #[arg(long)]
+    pub annotation: Vec<String>,
+    /// Disable OOM Killer (cgroup v1 only, as docker).
+    #[arg(long = "oom-kill-disable")]
+    pub oom_kill_disable: bool,
+    /// Attach to STDIN, STDOUT or STDERR.
+    #[arg(short = 'a', long)]
+    pub attach: Vec<String>,
+    /// Proxy received signals to the process (default true).
+    #[arg(long = "sig-proxy", num_args = 0..=1, default_missing_value = "true")]
+    pub sig_proxy: Option<bool>,
+    /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q).
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -90,6 +116,32 @@ pub struct Extra {
     pub pid_host: bool,
     pub ipc_host: bool,
     pub uts_host: bool,
+    /// `--pid container:X` / `--ipc container:X`: the target's full id
+    /// once `joins::resolve` ran (the name as given before).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub pid_container: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub ipc_container: String,
+    /// `--volumes-from` as given (the mounts are copied into `mounts`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes_from: Vec<String>,
+    /// OCI `annotations` of config.json (`--annotation`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    pub oom_kill_disable: bool,
+    /// `-a`: the streams a foreground run attaches (empty: all).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attach: Vec<String>,
+    /// `--sig-proxy` (None: docker's default, true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sig_proxy: Option<bool>,
+    /// `--detach-keys` as given (empty: docker's ctrl-p,ctrl-q).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detach_keys: String,
+    /// Namespace paths to join, filled at launch from the targets' inits
+    /// (`joins::at_launch`); never stored.
+    #[serde(skip)]
+    pub ns_paths: BTreeMap<String, String>,
 }
 
 const ULIMITS: &[&str] = &[
@@ -110,15 +162,15 @@ const ULIMITS: &[&str] = &[
     "stack",
 ];
 
-/// Where docker-init or tini may live on this host.
+/// Where a static docker-init (tini) may live on this host: it runs
+/// inside the image, so a dynamically linked tini would not do.
+/// `scripts/deps.sh` installs Debian's `tini` (`/usr/bin/tini-static`).
 const INIT_PATHS: &[&str] = &[
+    "/usr/bin/tini-static",
     "/usr/libexec/docker/docker-init",
+    "/usr/sbin/docker-init",
     "/usr/bin/docker-init",
     "/usr/local/bin/docker-init",
-    "/usr/bin/tini-static",
-    "/usr/bin/tini",
-    "/usr/local/bin/tini",
-    "/sbin/tini",
 ];
 
 impl RunFlags {
@@ -196,18 +248,62 @@ impl RunFlags {
                 Some(p) => e.init = Some(p.to_string()),
                 None => {
                     return fail(
-                        "--init: no init binary on this host (looked for docker-init and tini, e.g. `apt-get install tini`)",
+                        "--init: no init binary on this host (docker-init or tini-static; scripts/deps.sh installs Debian's tini)",
                     )
                 }
             }
         }
-        e.pid_host = host_mode("--pid", self.pid.as_deref(), &["", "private"])?;
-        e.ipc_host = host_mode(
+        (e.pid_host, e.pid_container) = ns_mode("--pid", self.pid.as_deref(), &["", "private"])?;
+        (e.ipc_host, e.ipc_container) = ns_mode(
             "--ipc",
             self.ipc.as_deref(),
             &["", "private", "shareable", "none"],
         )?;
-        e.uts_host = host_mode("--uts", self.uts.as_deref(), &[""])?;
+        // docker: the UTS namespace is private or the host's, never another container's.
+        e.uts_host = match self.uts.as_deref().unwrap_or("") {
+            "host" => true,
+            "" => false,
+            v => return fail(format!("invalid --uts: {v}")),
+        };
+        for v in &self.volumes_from {
+            crate::nsjoin::parse_volumes_from(v)?;
+            e.volumes_from.push(v.clone());
+        }
+        if let Some(p) = &self.pull {
+            parse_pull(p)?;
+        }
+        if let Some(p) = &self.platform {
+            parse_platform(p)?;
+        }
+        for a in &self.annotation {
+            match a.split_once('=') {
+                Some((k, v)) if !k.is_empty() => {
+                    e.annotations.insert(k.to_string(), v.to_string());
+                }
+                _ => {
+                    return fail(format!(
+                        "invalid argument \"{a}\" for \"--annotation\" flag: must be in the format KEY=VALUE"
+                    ))
+                }
+            }
+        }
+        e.oom_kill_disable = self.oom_kill_disable;
+        for s in &self.attach {
+            let s = s.to_lowercase();
+            if !["stdin", "stdout", "stderr"].contains(&s.as_str()) {
+                return fail(format!(
+                    "invalid argument \"{s}\" for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR"
+                ));
+            }
+            if !e.attach.contains(&s) {
+                e.attach.push(s);
+            }
+        }
+        e.sig_proxy = self.sig_proxy;
+        if let Some(k) = &self.detach_keys {
+            crate::attach::parse_detach_keys(k)?;
+            e.detach_keys = k.clone();
+        }
         if e.uts_host && hostname {
             return fail("Conflicting options: hostname and the UTS mode");
         }
@@ -218,17 +314,152 @@ impl RunFlags {
     }
 }
 
-/// True for `host`; false for the private values; an error otherwise
-/// (`container:NAME` is not supported here).
-fn host_mode(flag: &str, v: Option<&str>, private: &[&str]) -> Result<bool> {
+/// `host` as (true, ""); `container:NAME` as (false, NAME); the private
+/// values as (false, ""); an error otherwise.
+fn ns_mode(flag: &str, v: Option<&str>, private: &[&str]) -> Result<(bool, String)> {
     match v.unwrap_or("") {
-        "host" => Ok(true),
-        v if private.contains(&v) => Ok(false),
-        v if v.starts_with("container:") => fail(format!(
-            "{flag} {v}: joining another container's namespace is not supported; use host or leave it out"
-        )),
-        v => fail(format!("invalid {flag}: {v}")),
+        "host" => Ok((true, String::new())),
+        v if private.contains(&v) => Ok((false, String::new())),
+        v => match v.strip_prefix("container:") {
+            Some(n) if !n.is_empty() => Ok((false, n.to_string())),
+            _ => fail(format!("invalid {flag}: {v}")),
+        },
     }
+}
+
+/// `--pull`: when to pull the image. No registry is reachable from
+/// mydocker, so a pull is never possible; the modes decide what is refused.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Pull {
+    Always,
+    Missing,
+    Never,
+}
+
+pub fn parse_pull(p: &str) -> Result<Pull> {
+    match p {
+        "always" => Ok(Pull::Always),
+        "" | "missing" => Ok(Pull::Missing),
+        "never" => Ok(Pull::Never),
+        _ => fail(format!(
+            "invalid pull option: '{p}': must be one of \"always\", \"missing\" or \"never\""
+        )),
+    }
+}
+
+/// `os[/arch[/variant]]` as OCI names (x86_64 is amd64, aarch64 arm64).
+pub fn parse_platform(p: &str) -> Result<(String, String, String)> {
+    let parts: Vec<&str> = p.split('/').collect();
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    if parts.len() > 3 || !parts.iter().all(|s| ok(s)) {
+        return fail(format!(
+            "invalid argument \"{p}\" for \"--platform\" flag: \"{p}\": unknown operating system or architecture: invalid argument"
+        ));
+    }
+    let arch = match parts.get(1).map(|a| a.to_lowercase()) {
+        Some(a) if a == "x86_64" || a == "x86-64" => "amd64".to_string(),
+        Some(a) if a == "aarch64" => "arm64".to_string(),
+        Some(a) => a,
+        None => String::new(),
+    };
+    Ok((
+        parts[0].to_lowercase(),
+        arch,
+        parts.get(2).map(|v| v.to_lowercase()).unwrap_or_default(),
+    ))
+}
+
+/// `run`/`create`'s image under `--pull` and `--platform`: `found` is
+/// `layerfs inspect`'s answer (None: not in the store). No registry is
+/// reachable, so `always`, and `missing` for an absent image, fail saying
+/// so; `never` for an absent image is docker's "No such image".
+pub fn check_image(f: &RunFlags, reference: &str, found: Option<Value>) -> Result<Value> {
+    let pull = parse_pull(f.pull.as_deref().unwrap_or(""))?;
+    let full = if reference.contains('@')
+        || reference
+            .rsplit('/')
+            .next()
+            .is_some_and(|l| l.contains(':'))
+    {
+        reference.to_string()
+    } else {
+        format!("{reference}:latest")
+    };
+    let image = match (pull, found) {
+        (Pull::Always, _) => {
+            return fail(format!(
+                "--pull always: cannot pull {full}: no registry is reachable (mydocker has no registry client; `mydocker load` the image and use --pull missing or never)"
+            ))
+        }
+        (Pull::Never, None) => return fail(format!("No such image: {full}")),
+        (Pull::Missing, None) => {
+            return fail(format!(
+                "Unable to find image '{full}' locally, and no registry is reachable to pull it (`mydocker load` it first)"
+            ))
+        }
+        (_, Some(i)) => i,
+    };
+    if let Some(p) = &f.platform {
+        let (os, arch, variant) = parse_platform(p)?;
+        let c = &image["config"];
+        let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
+        let (ios, iarch, ivar) = (s("os"), s("architecture"), s("variant"));
+        let matches = os == ios
+            && (arch.is_empty() || arch == iarch)
+            && (variant.is_empty() || ivar.is_empty() || variant == ivar);
+        if !matches {
+            let have = [ios.as_str(), iarch.as_str(), ivar.as_str()]
+                .iter()
+                .filter(|x| !x.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join("/");
+            let want = [os.as_str(), arch.as_str(), variant.as_str()]
+                .iter()
+                .filter(|x| !x.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join("/");
+            return fail(format!(
+                "image with reference {reference} was found but its platform ({have}) does not match the specified platform ({want})"
+            ));
+        }
+    }
+    Ok(image)
+}
+
+/// `--oom-kill-disable`: `memory.disableOOMKiller` in the OCI resources
+/// (cgroup v1's memory.oom_control). A cgroup v2 host has no such switch:
+/// docker warns and discards it, and so do we. Returns the warnings.
+pub fn oom_kill_disable(x: &mut Extra, resources: &mut Value) -> Vec<String> {
+    let mut warn = vec![];
+    if !x.oom_kill_disable {
+        return warn;
+    }
+    let v1_memory = std::path::Path::new("/sys/fs/cgroup/memory/memory.oom_control").exists();
+    if !v1_memory {
+        warn.push(
+            "WARNING: Your kernel does not support OomKillDisable. OomKillDisable discarded."
+                .into(),
+        );
+        x.oom_kill_disable = false;
+        return warn;
+    }
+    if !resources.is_object() {
+        *resources = json!({});
+    }
+    if !resources["memory"].is_object() {
+        resources["memory"] = json!({});
+    }
+    if resources["memory"]["limit"].as_i64().unwrap_or(0) <= 0 {
+        warn.push("WARNING: Disabling the OOM killer on containers without setting a '-m/--memory' limit may be dangerous.".into());
+    }
+    resources["memory"]["disableOOMKiller"] = json!(true);
+    warn
 }
 
 fn add_label(m: &mut BTreeMap<String, String>, l: &str) -> Result<()> {

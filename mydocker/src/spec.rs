@@ -222,7 +222,10 @@ pub fn build(i: &SpecInput) -> Result<Value> {
         ("ipc", x.ipc_host),
         ("uts", x.uts_host),
     ] {
-        if !host {
+        // `container:X`: X's namespace (`nsjoin::at_launch` found its path).
+        if let Some(p) = x.ns_paths.get(kind) {
+            namespaces.push(json!({"type": kind, "path": p}));
+        } else if !host {
             namespaces.push(json!({"type": kind}));
         }
     }
@@ -230,6 +233,9 @@ pub fn build(i: &SpecInput) -> Result<Value> {
         namespaces.push(json!({"type": "cgroup"}));
     }
     match (&i.netns, i.host_network) {
+        _ if x.ns_paths.contains_key("network") => {
+            namespaces.push(json!({"type": "network", "path": x.ns_paths["network"]}))
+        }
         (_, true) => {}
         (Some(p), false) => namespaces.push(json!({"type": "network", "path": p})),
         (None, false) => namespaces.push(json!({"type": "network"})),
@@ -290,6 +296,9 @@ pub fn build(i: &SpecInput) -> Result<Value> {
     }
     if let Some(n) = x.oom_score_adj {
         spec["process"]["oomScoreAdj"] = json!(n);
+    }
+    if !x.annotations.is_empty() {
+        spec["annotations"] = json!(x.annotations);
     }
     if x.uts_host {
         // No uts namespace of its own: the host's name stays.

@@ -63,13 +63,21 @@ pub fn supervise(
 ) -> i32 {
     let mut log = Writer::open(&ctx.container_dir(id).join(format!("{id}-json.log"))).ok();
     let foreground = attached.is_some();
-    let user_stdin = attached.as_ref().map(|a| a.stdin).unwrap_or(false);
+    // `run -a`: the streams the user sees (stdin with -i); the log gets all.
+    let (a_in, a_out, a_err) = crate::attach::streams(cfg);
+    let user_stdin = attached.as_ref().map(|a| a.stdin).unwrap_or(false) && a_in;
     let _raw = match (&l.io, foreground) {
         (Io::Pty { master }, true) => {
             copy_winsize(master.as_fd());
             RawMode::enter()
         }
         _ => None,
+    };
+    // Detached: `mydocker attach` clients reach the stdio here (attach.rs).
+    let attach_srv = if foreground {
+        None
+    } else {
+        crate::attach::serve(ctx, id, &l.io)
     };
     let (mut stdin_w, out, err) = match l.io {
         Io::Pipes {
@@ -148,7 +156,7 @@ pub fn supervise(
                             if let (true, Some(m)) = (pty && foreground, &out) {
                                 copy_winsize(m.as_fd());
                             }
-                        } else if foreground && status.is_none() {
+                        } else if foreground && status.is_none() && crate::attach::sig_proxy(cfg) {
                             // docker's sig-proxy: the container gets the signal.
                             if let Ok(s) = Signal::try_from(sig) {
                                 let _ = kill(Pid::from_raw(l.pid), s);
@@ -180,8 +188,11 @@ pub fn supervise(
                         Ok(n) => {
                             let data = &buf[..n];
                             let stream = if w == 1 { "stdout" } else { "stderr" };
-                            if foreground {
+                            if foreground && (if w == 1 { a_out } else { a_err }) {
                                 write_all(if w == 1 { 1 } else { 2 }, data);
+                            }
+                            if let Some(srv) = &attach_srv {
+                                srv.output(w, data);
                             }
                             splitters[(w - 1) as usize].push(data, |line| {
                                 if let Some(lg) = log.as_mut() {
@@ -222,6 +233,10 @@ pub fn supervise(
     drop(_raw);
     let code = status.unwrap_or_else(|| wait_blocking(l.pid));
     finish(ctx, id, cfg, code);
+    // After the record says exited: an attach that returns sees it so.
+    if let Some(srv) = attach_srv {
+        srv.exit(code);
+    }
     code
 }
 
