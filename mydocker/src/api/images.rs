@@ -134,6 +134,7 @@ pub fn pull(req: &Request) -> ApiResult<()> {
     let first = image.split('/').next().unwrap_or("");
     let registry = if image.contains('/')
         && (first.contains('.') || first.contains(':') || first == "localhost")
+        && !matches!(first, "docker.io" | "index.docker.io")
     {
         first
     } else {
