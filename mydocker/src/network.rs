@@ -496,6 +496,9 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
         } => {
             crate::netargs::check_aliases(alias)?;
             let rec = crate::records::get(ctx, container)?;
+            if rec.status == ctrstate::record::Status::Created {
+                return connect_created(ctx, &rec, network, alias);
+            }
             if rec.status != ctrstate::record::Status::Running {
                 return fail(format!("container {} is not running", rec.id));
             }
@@ -560,6 +563,43 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
                 .output()?;
         }
     }
+    Ok(0)
+}
+
+/// `network connect` of a container not started yet (docker-compose
+/// connects each container to its network between create and start): to
+/// the network it was created with, the aliases join its config and take
+/// effect at start; another network is refused (start attaches one).
+fn connect_created(
+    ctx: &Ctx,
+    rec: &ctrstate::record::Record,
+    network: &str,
+    alias: &[String],
+) -> Result<i32> {
+    let cfg: crate::runconfig::RunConfig =
+        serde_json::from_value(Value::Object(rec.config.clone())).unwrap_or_default();
+    let own = match parse_mode(&cfg.network) {
+        Mode::Named(n) => n,
+        _ => cfg.network.clone(),
+    };
+    if own != network {
+        return fail(format!(
+            "container {} is not running: until it starts, a created container joins only the network it was created with ({own})",
+            rec.id
+        ));
+    }
+    ensure(ctx, network)?;
+    let mut aliases = cfg.net.aliases.clone();
+    for a in alias {
+        if !aliases.contains(a) {
+            aliases.push(a.clone());
+        }
+    }
+    let patch = json!({"config": {"net": {"aliases": aliases}}});
+    ctx.ctrstate()
+        .args(["update", &rec.id])
+        .stdin_json(&patch)
+        .output()?;
     Ok(0)
 }
 
