@@ -104,7 +104,10 @@ fn iptables_dump() -> String {
 #[test]
 fn compose_up_ps_logs_exec_down_leaves_nothing() {
     require_root!();
-    skip_unless!(docker_cli_present(), "no docker CLI (scripts/deps.sh installs docker.io)");
+    skip_unless!(
+        docker_cli_present(),
+        "no docker CLI (scripts/deps.sh installs docker.io)"
+    );
     skip_unless!(
         compose_present(),
         "no docker-compose 1.29 (scripts/deps.sh installs docker-compose)"
@@ -169,7 +172,8 @@ volumes:
     let ps = p.ok(&["ps"]);
     for s in ["web_1", "client_1"] {
         assert!(
-            ps.lines().any(|l| l.contains(&format!("{project}_{s}")) && l.contains("Up")),
+            ps.lines()
+                .any(|l| l.contains(&format!("{project}_{s}")) && l.contains("Up")),
             "{ps}"
         );
     }
@@ -202,8 +206,7 @@ volumes:
 }
 
 fn bridge_subnet(d: &Docker, net: &str) -> String {
-    let v: serde_json::Value =
-        serde_json::from_str(&d.ok(&["network", "inspect", net])).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&d.ok(&["network", "inspect", net])).unwrap();
     v[0]["IPAM"]["Config"][0]["Subnet"]
         .as_str()
         .unwrap()

@@ -40,12 +40,22 @@ fn networks_by_the_docker_cli_name_containers_and_refuse_what_docker_refuses() {
     ]);
     assert_eq!(id, "apinet");
     // The same network for the mydocker CLI.
-    assert!(d.ok(&["network", "ls", "-q"]).lines().any(|l| l == "apinet"));
+    assert!(d
+        .ok(&["network", "ls", "-q"])
+        .lines()
+        .any(|l| l == "apinet"));
     let dup = svc.docker(&["network", "create", "apinet"]);
     assert_exit_code(&dup, 1);
     assert!(stderr(&dup).contains("already exists"), "{}", stderr(&dup));
     assert_eq!(
-        svc.docker_ok(&["network", "ls", "--filter", "label=tier=web", "--format", "{{.Name}}"]),
+        svc.docker_ok(&[
+            "network",
+            "ls",
+            "--filter",
+            "label=tier=web",
+            "--format",
+            "{{.Name}}"
+        ]),
         "apinet"
     );
     assert_eq!(
@@ -62,12 +72,28 @@ fn networks_by_the_docker_cli_name_containers_and_refuse_what_docker_refuses() {
 
     // Two containers talking by name over it.
     svc.docker_ok(&[
-        "run", "-d", "--name", "apisrv", "--network", "apinet", "busybox", "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "apisrv",
+        "--network",
+        "apinet",
+        "busybox",
+        "sh",
+        "-c",
         "mkdir /www && echo from-srv > /www/index.html && exec httpd -f -p 80 -h /www",
     ]);
-    let fetch = "for i in $(seq 50); do wget -qO- http://apisrv/ && exit 0; sleep 0.2; done; exit 1";
+    let fetch =
+        "for i in $(seq 50); do wget -qO- http://apisrv/ && exit 0; sleep 0.2; done; exit 1";
     let out = svc.docker(&[
-        "run", "--rm", "--network", "apinet", "busybox", "sh", "-c", fetch,
+        "run",
+        "--rm",
+        "--network",
+        "apinet",
+        "busybox",
+        "sh",
+        "-c",
+        fetch,
     ]);
     assert_exit_code(&out, 0);
     assert_eq!(stdout(&out), "from-srv\n");
@@ -85,23 +111,38 @@ fn networks_by_the_docker_cli_name_containers_and_refuse_what_docker_refuses() {
 
     // connect (with an alias) and disconnect a running container.
     svc.docker_ok(&["network", "create", "--subnet", &subnet(2), "apinet2"]);
-    svc.docker_ok(&["network", "connect", "--alias", "extra", "apinet2", "apisrv"]);
+    svc.docker_ok(&[
+        "network", "connect", "--alias", "extra", "apinet2", "apisrv",
+    ]);
     let ins = json(&svc.docker_ok(&["network", "inspect", "apinet2"]));
     assert_eq!(ins[0]["Containers"].as_object().unwrap().len(), 1, "{ins}");
     let out = svc.docker(&[
-        "run", "--rm", "--network", "apinet2", "busybox", "sh", "-c",
+        "run",
+        "--rm",
+        "--network",
+        "apinet2",
+        "busybox",
+        "sh",
+        "-c",
         &fetch.replace("apisrv", "extra"),
     ]);
     assert_exit_code(&out, 0);
     assert_eq!(stdout(&out), "from-srv\n");
     svc.docker_ok(&["network", "disconnect", "apinet2", "apisrv"]);
     let ins = json(&svc.docker_ok(&["network", "inspect", "apinet2"]));
-    assert!(ins[0]["Containers"].as_object().unwrap().is_empty(), "{ins}");
+    assert!(
+        ins[0]["Containers"].as_object().unwrap().is_empty(),
+        "{ins}"
+    );
 
     // In use: docker's 403 "active endpoints"; unknown: 404.
     let busy = svc.docker(&["network", "rm", "apinet"]);
     assert_exit_code(&busy, 1);
-    assert!(stderr(&busy).contains("has active endpoints"), "{}", stderr(&busy));
+    assert!(
+        stderr(&busy).contains("has active endpoints"),
+        "{}",
+        stderr(&busy)
+    );
     let (st, _) = svc.http("DELETE", "/v1.41/networks/apinet", "");
     assert_eq!(st, 403);
     let (st, body) = svc.http("GET", "/v1.41/networks/apinope", "");
@@ -115,7 +156,11 @@ fn networks_by_the_docker_cli_name_containers_and_refuse_what_docker_refuses() {
         r#"{"Name": "apibad", "Driver": "overlay"}"#,
     );
     assert_eq!(st, 404, "{body}");
-    let (st, _) = svc.http("POST", "/networks/create", r#"{"Name": "apibad", "Internal": true}"#);
+    let (st, _) = svc.http(
+        "POST",
+        "/networks/create",
+        r#"{"Name": "apibad", "Internal": true}"#,
+    );
     assert_eq!(st, 400);
     let (st, _) = svc.http("POST", "/networks/create", r#"{"Name": "#);
     assert_eq!(st, 400);
@@ -131,13 +176,26 @@ fn networks_by_the_docker_cli_name_containers_and_refuse_what_docker_refuses() {
     svc.docker_ok(&["rm", "-f", "apisrv"]);
     svc.docker_ok(&["network", "create", "--subnet", &subnet(3), "apinet3"]);
     svc.docker_ok(&["network", "rm", "apinet"]);
-    svc.docker_ok(&["run", "-d", "--name", "apiuser", "--network", "apinet3", "busybox", "sleep", "60"]);
+    svc.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "apiuser",
+        "--network",
+        "apinet3",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
     let pruned = svc.docker_ok(&["network", "prune", "-f"]);
     assert!(pruned.contains("apinet2"), "{pruned}");
     assert!(!pruned.contains("apinet3"), "{pruned}");
     let left = svc.docker_ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(left.lines().any(|l| l == "apinet3"), "{left}");
-    assert!(!left.lines().any(|l| l == "apinet2" || l == "apinet"), "{left}");
+    assert!(
+        !left.lines().any(|l| l == "apinet2" || l == "apinet"),
+        "{left}"
+    );
     svc.docker_ok(&["rm", "-f", "apiuser"]);
     svc.docker_ok(&["network", "rm", "apinet3"]);
     assert!(!d.ok(&["network", "ls", "-q"]).contains("apinet"));
@@ -168,19 +226,44 @@ fn volumes_by_the_docker_cli_hold_data_and_refuse_removal_in_use() {
     );
 
     let out = svc.docker(&[
-        "run", "--rm", "--network", "none", "-v", "apivol:/data", "busybox", "sh", "-c",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "apivol:/data",
+        "busybox",
+        "sh",
+        "-c",
         "echo kept > /data/f",
     ]);
     assert_exit_code(&out, 0);
     let out = svc.docker(&[
-        "run", "--rm", "--network", "none", "-v", "apivol:/data", "busybox", "cat", "/data/f",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "apivol:/data",
+        "busybox",
+        "cat",
+        "/data/f",
     ]);
     assert_exit_code(&out, 0);
     assert_eq!(stdout(&out), "kept\n");
 
     svc.docker_ok(&[
-        "run", "-d", "--name", "apivoluser", "--network", "none", "-v", "apivol:/data",
-        "busybox", "sleep", "60",
+        "run",
+        "-d",
+        "--name",
+        "apivoluser",
+        "--network",
+        "none",
+        "-v",
+        "apivol:/data",
+        "busybox",
+        "sleep",
+        "60",
     ]);
     assert_eq!(
         svc.docker_ok(&["volume", "ls", "-q", "--filter", "dangling=true"]),
@@ -188,7 +271,11 @@ fn volumes_by_the_docker_cli_hold_data_and_refuse_removal_in_use() {
     );
     let busy = svc.docker(&["volume", "rm", "apivol"]);
     assert_exit_code(&busy, 1);
-    assert!(stderr(&busy).contains("volume is in use"), "{}", stderr(&busy));
+    assert!(
+        stderr(&busy).contains("volume is in use"),
+        "{}",
+        stderr(&busy)
+    );
     let (st, _) = svc.http("DELETE", "/v1.41/volumes/apivol", "");
     assert_eq!(st, 409);
     let (st, body) = svc.http("GET", "/volumes/apinope", "");
@@ -197,11 +284,19 @@ fn volumes_by_the_docker_cli_hold_data_and_refuse_removal_in_use() {
     assert_eq!(st, 404);
     let (st, _) = svc.http("DELETE", "/volumes/apinope?force=1", "");
     assert_eq!(st, 204);
-    let (st, _) = svc.http("POST", "/volumes/create", r#"{"Name": "x", "Driver": "nfs"}"#);
+    let (st, _) = svc.http(
+        "POST",
+        "/volumes/create",
+        r#"{"Name": "x", "Driver": "nfs"}"#,
+    );
     assert_eq!(st, 404);
     let missing = svc.docker(&["volume", "inspect", "apinope"]);
     assert_exit_code(&missing, 1);
-    assert!(stderr(&missing).contains("no such volume"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("no such volume"),
+        "{}",
+        stderr(&missing)
+    );
 
     // prune: the unused one goes, the used one stays.
     let pruned = svc.docker_ok(&["volume", "prune", "-f"]);
@@ -223,18 +318,33 @@ fn images_history_tag_save_rm_prune_pull_and_system_df() {
     assert_eq!(hist.lines().next(), Some(&id[7..19]), "{hist}");
     let missing = svc.docker(&["image", "history", "nosuch"]);
     assert_exit_code(&missing, 1);
-    assert!(stderr(&missing).contains("No such image: nosuch"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("No such image: nosuch"),
+        "{}",
+        stderr(&missing)
+    );
 
     svc.docker_ok(&["tag", "busybox", "apicopy:v2"]);
-    assert!(d.ok(&["images"]).lines().any(|l| l.starts_with("apicopy ") && l.contains("v2")));
+    assert!(d
+        .ok(&["images"])
+        .lines()
+        .any(|l| l.starts_with("apicopy ") && l.contains("v2")));
     let tags = svc.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert!(tags.lines().any(|l| l == "apicopy:v2"), "{tags}");
 
     // save, one image and two (the `names=a&names=b` form), loads back.
     let tar = d.root.path().join("api-save.tar");
     svc.docker_ok(&["save", "-o", tar.to_str().unwrap(), "apicopy:v2"]);
-    let list = std::process::Command::new("tar").arg("-tf").arg(&tar).output().unwrap();
-    assert!(stdout(&list).lines().any(|l| l == "manifest.json"), "{}", stdout(&list));
+    let list = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&tar)
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&list).lines().any(|l| l == "manifest.json"),
+        "{}",
+        stdout(&list)
+    );
     let two = d.root.path().join("api-save2.tar");
     svc.docker_ok(&["save", "-o", two.to_str().unwrap(), "busybox", "apicopy:v2"]);
     let manifest = std::process::Command::new("tar")
@@ -248,7 +358,13 @@ fn images_history_tag_save_rm_prune_pull_and_system_df() {
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|e| e["RepoTags"].as_array().unwrap().iter().filter_map(Value::as_str))
+        .flat_map(|e| {
+            e["RepoTags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+        })
         .collect();
     assert!(
         repo_tags.contains(&"busybox:latest") && repo_tags.contains(&"apicopy:v2"),
@@ -257,24 +373,44 @@ fn images_history_tag_save_rm_prune_pull_and_system_df() {
     let (st, _) = svc.http("GET", "/images/nosuch/get", "");
     assert_eq!(st, 404);
 
-    assert_eq!(svc.docker_ok(&["rmi", "apicopy:v2"]), "Untagged: apicopy:v2");
+    assert_eq!(
+        svc.docker_ok(&["rmi", "apicopy:v2"]),
+        "Untagged: apicopy:v2"
+    );
     assert!(!d.ok(&["images"]).contains("apicopy"));
     let out = svc.docker_ok(&["load", "-i", tar.to_str().unwrap()]);
     assert!(out.contains("apicopy:v2"), "{out}");
     svc.docker_ok(&["rmi", "apicopy:v2"]);
     let missing = svc.docker(&["rmi", "nosuch"]);
     assert_exit_code(&missing, 1);
-    assert!(stderr(&missing).contains("No such image: nosuch"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("No such image: nosuch"),
+        "{}",
+        stderr(&missing)
+    );
 
     // An image a container uses: docker's 409 without force.
     svc.docker_ok(&[
-        "run", "-d", "--name", "apiimguser", "--network", "none", "busybox", "sleep", "60",
+        "run",
+        "-d",
+        "--name",
+        "apiimguser",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "60",
     ]);
     let (st, body) = svc.http("DELETE", "/images/busybox", "");
     assert_eq!(st, 409, "{body}");
 
     // system df: the image is active, the running container too.
-    let df = svc.docker_ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}}"]);
+    let df = svc.docker_ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}} {{.TotalCount}} {{.Active}}",
+    ]);
     assert!(df.lines().any(|l| l == "Images 1 1"), "{df}");
     assert!(df.lines().any(|l| l == "Containers 1 1"), "{df}");
     assert!(df.lines().any(|l| l == "Local Volumes 0 0"), "{df}");
@@ -294,7 +430,8 @@ fn images_history_tag_save_rm_prune_pull_and_system_df() {
     let pull = svc.docker(&["pull", "busybox:nope"]);
     assert_exit_code(&pull, 1);
     assert!(
-        stderr(&pull).contains("Error response from daemon: Get \"https://registry-1.docker.io/v2/\""),
+        stderr(&pull)
+            .contains("Error response from daemon: Get \"https://registry-1.docker.io/v2/\""),
         "{}",
         stderr(&pull)
     );

@@ -65,8 +65,7 @@ impl Filters {
                 (None, _) => false,
             }
         };
-        self.values("label").iter().all(|l| has(l))
-            && !self.values("label!").iter().any(|l| has(l))
+        self.values("label").iter().all(|l| has(l)) && !self.values("label!").iter().any(|l| has(l))
     }
 
     /// A boolean filter (`dangling`): None when absent; docker's 400 for
@@ -82,7 +81,10 @@ impl Filters {
                     format!("invalid filter '{k}={v}': use true or false"),
                 )),
             },
-            _ => Err(ApiError::new(400, format!("invalid filter '{k}': one value"))),
+            _ => Err(ApiError::new(
+                400,
+                format!("invalid filter '{k}': one value"),
+            )),
         }
     }
 }
@@ -115,7 +117,16 @@ mod tests {
     #[test]
     fn booleans() {
         assert_eq!(f(&[]).boolean("dangling").unwrap(), None);
-        assert_eq!(f(&[("dangling", &["1"])]).boolean("dangling").unwrap(), Some(true));
-        assert_eq!(f(&[("dangling", &["x"])]).boolean("dangling").unwrap_err().status, 400);
+        assert_eq!(
+            f(&[("dangling", &["1"])]).boolean("dangling").unwrap(),
+            Some(true)
+        );
+        assert_eq!(
+            f(&[("dangling", &["x"])])
+                .boolean("dangling")
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 }

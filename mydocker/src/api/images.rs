@@ -5,8 +5,8 @@
 //! docker does when offline.
 
 use super::containers::{cli_message, mydocker};
-use super::http::{Conn, Request};
 use super::filters::Filters;
+use super::http::{Conn, Request};
 use super::{send_json, ApiError, ApiResult, Service};
 use serde_json::{json, Value};
 use std::io::Write;
@@ -129,7 +129,10 @@ pub fn load(svc: &Arc<Service>, conn: &mut Conn, req: &mut Request) -> ApiResult
 pub fn pull(req: &Request) -> ApiResult<()> {
     let image = req.q("fromImage").unwrap_or("");
     if image.is_empty() {
-        return Err(ApiError::new(400, "fromImage: must be specified (import from a file is not supported)"));
+        return Err(ApiError::new(
+            400,
+            "fromImage: must be specified (import from a file is not supported)",
+        ));
     }
     let first = image.split('/').next().unwrap_or("");
     let registry = if image.contains('/')
@@ -216,7 +219,10 @@ pub fn tag(svc: &Arc<Service>, conn: &mut Conn, req: &Request, name: &str) -> Ap
         return Err(ApiError::new(400, "repo: must be specified"));
     }
     if repo.rsplit('/').next().is_some_and(|r| r.contains(':')) {
-        return Err(ApiError::new(400, format!("invalid reference format: repo {repo} has a tag; pass it as tag")));
+        return Err(ApiError::new(
+            400,
+            format!("invalid reference format: repo {repo} has a tag; pass it as tag"),
+        ));
     }
     let tag = req.q("tag").filter(|t| !t.is_empty()).unwrap_or("latest");
     image(svc, name)?;
@@ -320,7 +326,12 @@ pub fn prune(svc: &Arc<Service>, conn: &mut Conn, req: &Request) -> ApiResult<()
     let mut sizes = std::collections::HashMap::new();
     let imgs = svc.ctx.layerfs().arg("images").json()?;
     for i in imgs.as_array().into_iter().flatten() {
-        for l in i["layers"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        for l in i["layers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
             let hex = l.trim_start_matches("sha256:");
             let size = std::fs::read(svc.ctx.root.join("layers/meta").join(format!("{hex}.json")))
                 .ok()

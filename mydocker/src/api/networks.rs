@@ -135,7 +135,8 @@ fn matches(f: &Filters, n: &Value) -> bool {
         && f.any("driver", |x| x == s("Driver"))
         && f.any("scope", |x| x == "local")
         && f.any("type", |x| {
-            (x == "builtin") == (s("Name") == PREDEFINED) || x == "custom" && s("Name") != PREDEFINED
+            (x == "builtin") == (s("Name") == PREDEFINED)
+                || x == "custom" && s("Name") != PREDEFINED
         })
         && f.any("dangling", |x| {
             let unused = n["Containers"].as_object().is_some_and(|c| c.is_empty());
@@ -148,7 +149,9 @@ fn matches(f: &Filters, n: &Value) -> bool {
 pub fn list(svc: &Arc<Service>, conn: &mut Conn, req: &Request) -> ApiResult<()> {
     let f = Filters::parse(
         req,
-        &["name", "id", "label", "label!", "driver", "scope", "type", "dangling"],
+        &[
+            "name", "id", "label", "label!", "driver", "scope", "type", "dangling",
+        ],
     )?;
     let out: Vec<Value> = all(svc)?.into_iter().filter(|n| matches(&f, n)).collect();
     send_json(conn, 200, &Value::Array(out))
@@ -181,15 +184,24 @@ pub fn create(svc: &Arc<Service>, conn: &mut Conn, req: &mut Request) -> ApiResu
     }
     for k in ["Internal", "Ingress", "ConfigOnly"] {
         if b[k].as_bool() == Some(true) {
-            return Err(ApiError::new(400, format!("{k}: not supported by mydocker")));
+            return Err(ApiError::new(
+                400,
+                format!("{k}: not supported by mydocker"),
+            ));
         }
     }
     if let Some(k) = b["Options"].as_object().and_then(|o| o.keys().next()) {
-        return Err(ApiError::new(400, format!("Options: {k}: not supported by mydocker")));
+        return Err(ApiError::new(
+            400,
+            format!("Options: {k}: not supported by mydocker"),
+        ));
     }
     let ipam = &b["IPAM"];
     if !matches!(ipam["Driver"].as_str().unwrap_or(""), "" | "default") {
-        return Err(ApiError::new(400, "IPAM.Driver: only the default driver is supported"));
+        return Err(ApiError::new(
+            400,
+            "IPAM.Driver: only the default driver is supported",
+        ));
     }
     let mut args = vec!["create".to_string(), "--driver".into(), "bridge".into()];
     for c in ipam["Config"].as_array().into_iter().flatten() {
@@ -197,7 +209,10 @@ pub fn create(svc: &Arc<Service>, conn: &mut Conn, req: &mut Request) -> ApiResu
             if c[k].as_str().is_some_and(|s| !s.is_empty())
                 || c[k].as_object().is_some_and(|o| !o.is_empty())
             {
-                return Err(ApiError::new(400, format!("IPAM.Config.{k}: not supported by mydocker")));
+                return Err(ApiError::new(
+                    400,
+                    format!("IPAM.Config.{k}: not supported by mydocker"),
+                ));
             }
         }
         if let Some(s) = c["Subnet"].as_str().filter(|s| !s.is_empty()) {
@@ -218,7 +233,10 @@ pub fn create(svc: &Arc<Service>, conn: &mut Conn, req: &mut Request) -> ApiResu
     }
     args.push(name.to_string());
     if netbr_inspect(svc, name).is_ok() {
-        return Err(ApiError::new(409, format!("network with name {name} already exists")));
+        return Err(ApiError::new(
+            409,
+            format!("network with name {name} already exists"),
+        ));
     }
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     network_cli(svc, &argv)?;
@@ -268,7 +286,8 @@ pub fn connect(svc: &Arc<Service>, conn: &mut Conn, req: &mut Request, id: &str)
     let rec = body_container(svc, &b)?;
     let ep = &b["EndpointConfig"];
     if ep["IPAMConfig"].as_object().is_some_and(|o| {
-        o.values().any(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+        o.values()
+            .any(|v| v.as_str().is_some_and(|s| !s.is_empty()))
     }) {
         return Err(ApiError::new(
             400,
@@ -314,8 +333,8 @@ pub fn prune(svc: &Arc<Service>, conn: &mut Conn, req: &Request) -> ApiResult<()
     for n in all(svc)? {
         let name = n["Name"].as_str().unwrap_or("").to_string();
         let unused = n["Containers"].as_object().is_some_and(|c| c.is_empty());
-        let created = crate::humanize::parse_rfc3339(n["Created"].as_str().unwrap_or(""))
-            .unwrap_or(0.0);
+        let created =
+            crate::humanize::parse_rfc3339(n["Created"].as_str().unwrap_or("")).unwrap_or(0.0);
         if name == PREDEFINED
             || !unused
             || !f.labels_match(&n["Labels"])

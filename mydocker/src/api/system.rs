@@ -108,7 +108,12 @@ pub fn df(svc: &Arc<Service>, conn: &mut Conn) -> ApiResult<()> {
             let image_size = images
                 .iter()
                 .find(|i| i["id"].as_str() == Some(r.image_id.as_str()))
-                .map(|i| strings(&i["layers"]).iter().map(|l| layers[l].0).sum::<u64>())
+                .map(|i| {
+                    strings(&i["layers"])
+                        .iter()
+                        .map(|l| layers[l].0)
+                        .sum::<u64>()
+                })
                 .unwrap_or(0);
             let state = match r.status {
                 Status::Running | Status::Paused

@@ -159,9 +159,7 @@ pub fn prune(svc: &Arc<Service>, conn: &mut Conn, req: &Request) -> ApiResult<()
             continue;
         }
         let name = d["Name"].as_str().unwrap_or("").to_string();
-        let size = super::system::du(std::path::Path::new(
-            v["mountpoint"].as_str().unwrap_or(""),
-        ));
+        let size = super::system::du(std::path::Path::new(v["mountpoint"].as_str().unwrap_or("")));
         // One a container took meanwhile stays (rm refuses it).
         if volume_cli(svc, &["rm", &name]).is_ok() {
             reclaimed += size;
