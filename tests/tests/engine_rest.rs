@@ -109,8 +109,45 @@ fn networks_by_the_docker_cli_name_containers_and_refuse_what_docker_refuses() {
         "{ins}"
     );
 
-    // connect (with an alias) and disconnect a running container.
+    // A created container (compose connects between create and start):
+    // its own network's aliases take effect at start; another network waits.
+    svc.docker_ok(&[
+        "create",
+        "--name",
+        "apilate",
+        "--network",
+        "apinet",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    svc.docker_ok(&["network", "connect", "--alias", "late", "apinet", "apilate"]);
     svc.docker_ok(&["network", "create", "--subnet", &subnet(2), "apinet2"]);
+    let other = svc.docker(&["network", "connect", "apinet2", "apilate"]);
+    assert_exit_code(&other, 1);
+    assert!(
+        stderr(&other).contains("is not running"),
+        "{}",
+        stderr(&other)
+    );
+    svc.docker_ok(&["start", "apilate"]);
+    let ping = svc.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "apinet",
+        "busybox",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "late",
+    ]);
+    assert_exit_code(&ping, 0);
+    svc.docker_ok(&["rm", "-f", "apilate"]);
+
+    // connect (with an alias) and disconnect a running container.
     svc.docker_ok(&[
         "network", "connect", "--alias", "extra", "apinet2", "apisrv",
     ]);
