@@ -3,8 +3,9 @@
 #   scripts/deps.sh [--vm]   (--vm adds what the cgroup v2 VM tests need)
 set -euo pipefail
 # libseccomp-dev + pkg-config: nsrun links libseccomp; gcc + libc6-dev: the tests build a static probe;
-# tini: its tini-static is `run --init`'s docker-init; podman and containerd drive nsrun in the engine tests (util-linux: script(1) gives ctr a terminal).
-pkgs=(busybox-static tini iptables iproute2 runc util-linux libseccomp-dev pkg-config libc6-dev gcc podman containerd)
+# tini: its tini-static is `run --init`'s docker-init; podman and containerd drive nsrun in the engine tests (util-linux: script(1) gives ctr a terminal);
+# docker-compose 1.29 (with python3-docker 5.0) drives `mydocker system service` in e2e engine_compose.
+pkgs=(busybox-static tini iptables iproute2 runc util-linux libseccomp-dev pkg-config libc6-dev gcc podman containerd docker-compose)
 [ "${1:-}" = --vm ] && pkgs+=(qemu-system-x86 linux-image-amd64 cpio)  # not qemu-utils: bookworm-backports qemu-utils breaks qemu-system 7.2, apt replaces it
 missing=()
 for p in "${pkgs[@]}"; do

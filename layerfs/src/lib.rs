@@ -71,10 +71,10 @@
 //!   `<config hex>.json`, `<diffid hex>/layer.tar`, `repositories`) whose
 //!   layer tars are rebuilt byte for byte from tar-split records kept at
 //!   load time, so loading it gives the same ids; prints `{"output","ids","size"}`.
-//! - `volume create [NAME]` (random 64-hex name when absent; existing:
-//!   returned as is), `volume inspect NAME`, `volume ls`: `{"name",
-//!   "mountpoint","createdAt","driver","inUseBy":[container ids]}` (ls: an
-//!   array). `volume rm NAME [--force]`: `{"removed":[NAME]}`, refused (1)
+//! - `volume create [NAME] [--label K=V]...` (random 64-hex name when
+//!   absent; existing: returned as is), `volume inspect NAME`, `volume ls`:
+//!   `{"name","mountpoint","createdAt","driver","labels":{},"inUseBy":[container
+//!   ids]}` (ls: an array). `volume rm NAME [--force]`: `{"removed":[NAME]}`, refused (1)
 //!   while a container uses it; gone already: success. `volume prune`:
 //!   `{"removed":[...]}`, every volume no container uses.
 //! - `volume resolve ID` reads `[{"type":"volume"|"bind"|"tmpfs","source",

@@ -125,7 +125,12 @@ enum Cmd {
 #[derive(Subcommand)]
 enum VolumeCmd {
     /// Create a volume (a random name when none is given).
-    Create { name: Option<String> },
+    Create {
+        name: Option<String>,
+        /// A label KEY=VALUE (repeatable).
+        #[arg(long)]
+        label: Vec<String>,
+    },
     /// List volumes.
     Ls,
     /// Print one volume.
@@ -239,7 +244,16 @@ fn run(cli: Cli) -> Result<serde_json::Value, Error> {
             to_stdout(output.as_deref(), v)
         }
         Cmd::Volume(v) => match v {
-            VolumeCmd::Create { name } => json(volume::create(&layout, name.as_deref())?),
+            VolumeCmd::Create { name, label } => {
+                let labels = label
+                    .iter()
+                    .map(|l| {
+                        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+                        (k.to_string(), v.to_string())
+                    })
+                    .collect();
+                json(volume::create(&layout, name.as_deref(), labels)?)
+            }
             VolumeCmd::Ls => json(volume::list(&layout)?),
             VolumeCmd::Inspect { name } => json(volume::inspect(&layout, &name)?),
             VolumeCmd::Rm { name, force } => {

@@ -56,6 +56,9 @@ pub struct Volume {
     pub created_at: String,
     #[serde(default)]
     pub driver: String,
+    /// `volume create --label K=V` (docker's volume labels).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
     /// Containers whose `layerfs-volumes.json` names this volume.
     #[serde(default, skip_deserializing)]
     pub in_use_by: Vec<String>,
@@ -113,6 +116,14 @@ fn lock(layout: &Layout) -> Result<Lock> {
 /// Creates volume `name` (random 64-hex when None); existing: returned as is.
 /// The bool says whether it was created now.
 fn ensure(layout: &Layout, name: Option<&str>) -> Result<(Volume, bool)> {
+    ensure_labeled(layout, name, Default::default())
+}
+
+fn ensure_labeled(
+    layout: &Layout,
+    name: Option<&str>,
+    labels: std::collections::BTreeMap<String, String>,
+) -> Result<(Volume, bool)> {
     let name = match name {
         Some(n) => n.to_string(),
         None => random_name()?,
@@ -133,6 +144,7 @@ fn ensure(layout: &Layout, name: Option<&str>) -> Result<(Volume, bool)> {
         mountpoint: data,
         created_at: crate::commit::now_rfc3339(),
         driver: "local".into(),
+        labels,
         in_use_by: vec![],
     };
     let meta = dir.join("meta.json");
@@ -187,13 +199,17 @@ fn users(layout: &Layout) -> Vec<(String, BTreeSet<String>)> {
     out
 }
 
-/// `volume create [NAME]`.
-pub fn create(layout: &Layout, name: Option<&str>) -> Result<Volume> {
+/// `volume create [NAME] [--label K=V]...` (an existing volume keeps its labels).
+pub fn create(
+    layout: &Layout,
+    name: Option<&str>,
+    labels: std::collections::BTreeMap<String, String>,
+) -> Result<Volume> {
     if let Some(n) = name {
         check_name(n)?;
     }
     let _l = lock(layout)?;
-    Ok(ensure(layout, name)?.0)
+    Ok(ensure_labeled(layout, name, labels)?.0)
 }
 
 /// `volume inspect NAME`.

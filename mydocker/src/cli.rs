@@ -418,6 +418,9 @@ pub enum NetworkCmd {
         /// Enable IPv6 (dual stack; a ULA /64 unless an IPv6 --subnet is given).
         #[arg(long)]
         ipv6: bool,
+        /// Set metadata on a network (KEY=VALUE).
+        #[arg(long)]
+        label: Vec<String>,
         name: String,
     },
     /// List networks.
@@ -456,7 +459,12 @@ pub enum NetworkCmd {
 #[derive(Subcommand, Debug)]
 pub enum VolumeCmd {
     /// Create a volume (a random name when none is given).
-    Create { name: Option<String> },
+    Create {
+        name: Option<String>,
+        /// Set metadata for a volume (KEY=VALUE).
+        #[arg(long)]
+        label: Vec<String>,
+    },
     /// List volumes.
     #[command(alias = "list")]
     Ls {

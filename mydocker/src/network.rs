@@ -414,8 +414,10 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
             subnet,
             gateway,
             ipv6,
+            label,
             name,
         } => {
+            let labels = parse_labels(label)?;
             if driver != "bridge" {
                 return fail(format!(
                     "plugin \"{driver}\" not found: only the bridge driver is supported"
@@ -440,6 +442,10 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
                 call = call.args(["--gateway", g]);
             }
             call.output().map_err(plain)?;
+            if let Err(e) = set_labels(ctx, name, &labels) {
+                let _ = ctx.netbr().args(["rm", name]).output();
+                return Err(e);
+            }
             // docker prints the network's id; ours is its name.
             println!("{name}");
         }
@@ -464,6 +470,7 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
                     "EnableIPv6": subnets.iter().any(|s| s.contains(':')),
                     "IPAM": {"Driver": "default", "Config": config},
                     "Options": {"com.docker.network.bridge.name": v["bridge"]},
+                    "Labels": labels_of(&v["config"]),
                     "Containers": v["allocations"],
                 }));
             }
@@ -489,6 +496,9 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
         } => {
             crate::netargs::check_aliases(alias)?;
             let rec = crate::records::get(ctx, container)?;
+            if rec.status == ctrstate::record::Status::Created {
+                return connect_created(ctx, &rec, network, alias);
+            }
             if rec.status != ctrstate::record::Status::Running {
                 return fail(format!("container {} is not running", rec.id));
             }
@@ -554,6 +564,84 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// `network connect` of a container not started yet (docker-compose
+/// connects each container to its network between create and start): to
+/// the network it was created with, the aliases join its config and take
+/// effect at start; another network is refused (start attaches one).
+fn connect_created(
+    ctx: &Ctx,
+    rec: &ctrstate::record::Record,
+    network: &str,
+    alias: &[String],
+) -> Result<i32> {
+    let cfg: crate::runconfig::RunConfig =
+        serde_json::from_value(Value::Object(rec.config.clone())).unwrap_or_default();
+    let own = match parse_mode(&cfg.network) {
+        Mode::Named(n) => n,
+        _ => cfg.network.clone(),
+    };
+    if own != network {
+        return fail(format!(
+            "container {} is not running: until it starts, a created container joins only the network it was created with ({own})",
+            rec.id
+        ));
+    }
+    ensure(ctx, network)?;
+    let mut aliases = cfg.net.aliases.clone();
+    for a in alias {
+        if !aliases.contains(a) {
+            aliases.push(a.clone());
+        }
+    }
+    let patch = json!({"config": {"net": {"aliases": aliases}}});
+    ctx.ctrstate()
+        .args(["update", &rec.id])
+        .stdin_json(&patch)
+        .output()?;
+    Ok(0)
+}
+
+/// `--label KEY[=VALUE]`s as a map (docker's: a bare key has an empty value).
+pub fn parse_labels(label: &[String]) -> Result<std::collections::BTreeMap<String, String>> {
+    label
+        .iter()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            if k.is_empty() {
+                return fail(format!("invalid label '{l}': empty name"));
+            }
+            Ok((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// Puts a network's labels in its conflist under a top-level `labels` key:
+/// CNI runtimes and netbr read only `plugins`, and the labels go with the
+/// network when `netbr rm` deletes the file.
+pub fn set_labels(
+    ctx: &Ctx,
+    name: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Result<()> {
+    if labels.is_empty() {
+        return Ok(());
+    }
+    let path = ctx.root.join("networks").join(format!("{name}.json"));
+    let io = |e: std::io::Error| Error::Daemon(format!("network labels: {}: {e}", path.display()));
+    let mut conf: Value = serde_json::from_slice(&std::fs::read(&path).map_err(io)?)
+        .map_err(|e| Error::Daemon(format!("network labels: {}: {e}", path.display())))?;
+    conf["labels"] = json!(labels);
+    atomicfile::write(&path, &serde_json::to_vec_pretty(&conf).expect("json")).map_err(io)
+}
+
+/// The labels of a network from its conflist (`{}` when it has none).
+pub fn labels_of(conflist: &Value) -> Value {
+    match &conflist["labels"] {
+        Value::Object(m) => Value::Object(m.clone()),
+        _ => json!({}),
+    }
 }
 
 /// The names endpoint of a container on a network: its name, aliases and

@@ -182,10 +182,13 @@ pub fn command(ctx: &Ctx, a: &crate::cli::VolumeCmd) -> Result<i32> {
         e => e,
     };
     match a {
-        V::Create { name } => {
+        V::Create { name, label } => {
             let mut call = ctx.layerfs().args(["volume", "create"]);
             if let Some(n) = name {
                 call = call.arg(n);
+            }
+            for l in label {
+                call = call.args(["--label", l]);
             }
             let v = call.json().map_err(plain)?;
             println!("{}", v["name"].as_str().unwrap_or(""));
@@ -199,7 +202,7 @@ pub fn command(ctx: &Ctx, a: &crate::cli::VolumeCmd) -> Result<i32> {
                     .args(["volume", "inspect", n])
                     .json()
                     .map_err(plain)?;
-                out.push(json!({"Name": v["name"], "Driver": v["driver"], "Mountpoint": v["mountpoint"], "CreatedAt": v["createdAt"], "Scope": "local", "UsedBy": v["inUseBy"]}));
+                out.push(json!({"Name": v["name"], "Driver": v["driver"], "Mountpoint": v["mountpoint"], "CreatedAt": v["createdAt"], "Scope": "local", "Labels": v["labels"], "UsedBy": v["inUseBy"]}));
             }
             println!("{}", serde_json::to_string_pretty(&out).unwrap());
         }

@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: where the built binaries are, the
 //! default busybox image, unique names, and temp dirs that clean up.
 
+pub mod apisvc;
 pub mod bundle;
 pub mod docker;
 pub mod engine;

@@ -17,6 +17,8 @@ pub struct Request {
     /// The path without the query, percent-decoded.
     pub path: String,
     pub query: HashMap<String, String>,
+    /// Every query pair in order (`names=a&names=b` of `images/get`).
+    pub query_all: Vec<(String, String)>,
     /// Lower-cased names.
     pub headers: HashMap<String, String>,
     /// Bytes of body left to read (None: chunked).
@@ -106,9 +108,11 @@ impl Conn {
         }
         let (raw_path, raw_query) = target.split_once('?').unwrap_or((target, ""));
         let mut query = HashMap::new();
+        let mut query_all = Vec::new();
         for kv in raw_query.split('&').filter(|s| !s.is_empty()) {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
             query.insert(decode(k), decode(v));
+            query_all.push((decode(k), decode(v)));
         }
         let chunked = headers
             .get("transfer-encoding")
@@ -128,6 +132,7 @@ impl Conn {
             method: method.to_string(),
             path: decode(raw_path),
             query,
+            query_all,
             headers,
             body_left,
             chunk_left: 0,

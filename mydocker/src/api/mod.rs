@@ -16,12 +16,20 @@
 //! create, {id}/json, start, wait, logs, attach, stop, kill, restart,
 //! DELETE), images (json, load, {name}/json, create answers that no
 //! registry is reachable), each with or without a `/v1.NN` prefix.
+//! Images also: {name}/history, {name}/tag, DELETE, {name}/get and get
+//! (save), prune; networks (list, inspect, create, DELETE, connect,
+//! disconnect, prune); volumes (list, inspect, create, DELETE, prune);
+//! `/system/df`.
 //! Errors are docker's `{"message": ...}` with its status codes.
 
 mod containers;
+mod filters;
 mod http;
 mod images;
+mod networks;
 mod stream;
+mod system;
+mod volumes;
 
 use crate::context::Ctx;
 use http::{Conn, Request};
@@ -323,6 +331,40 @@ fn route(svc: &Arc<Service>, conn: &mut Conn, req: &mut Request) -> ApiResult<()
         ("GET", ["images", rest @ .., "json"]) if !rest.is_empty() => {
             images::inspect(svc, conn, &rest.join("/"))
         }
+        // Images (history, tag, rm, save, prune), networks, volumes, system df.
+        ("GET", ["images", "get"]) => {
+            let names: Vec<String> = (req.query_all.iter())
+                .filter(|(k, _)| k == "names")
+                .map(|(_, v)| v.clone())
+                .collect();
+            images::save(svc, conn, &names)
+        }
+        ("POST", ["images", "prune"]) => images::prune(svc, conn, req),
+        ("GET", ["images", rest @ .., "history"]) if !rest.is_empty() => {
+            images::history(svc, conn, &rest.join("/"))
+        }
+        ("GET", ["images", rest @ .., "get"]) if !rest.is_empty() => {
+            images::save(svc, conn, &[rest.join("/")])
+        }
+        ("POST", ["images", rest @ .., "tag"]) if !rest.is_empty() => {
+            images::tag(svc, conn, req, &rest.join("/"))
+        }
+        ("DELETE", ["images", rest @ ..]) if !rest.is_empty() => {
+            images::remove(svc, conn, req, &rest.join("/"))
+        }
+        ("GET", ["networks"]) => networks::list(svc, conn, req),
+        ("POST", ["networks", "create"]) => networks::create(svc, conn, req),
+        ("POST", ["networks", "prune"]) => networks::prune(svc, conn, req),
+        ("GET", ["networks", id]) => networks::inspect(svc, conn, id),
+        ("DELETE", ["networks", id]) => networks::remove(svc, conn, id),
+        ("POST", ["networks", id, "connect"]) => networks::connect(svc, conn, req, id),
+        ("POST", ["networks", id, "disconnect"]) => networks::disconnect(svc, conn, req, id),
+        ("GET", ["volumes"]) => volumes::list(svc, conn, req),
+        ("POST", ["volumes", "create"]) => volumes::create(svc, conn, req),
+        ("POST", ["volumes", "prune"]) => volumes::prune(svc, conn, req),
+        ("GET", ["volumes", name]) => volumes::inspect(svc, conn, name),
+        ("DELETE", ["volumes", name]) => volumes::remove(svc, conn, req, name),
+        ("GET", ["system", "df"]) => system::df(svc, conn),
         _ => Err(ApiError::new(
             404,
             format!("page not found: {} {}", req.method, full),

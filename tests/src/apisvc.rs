@@ -1,0 +1,92 @@
+//! `ApiService`: `mydocker system service` on a temp socket over a
+//! `Docker` root, with the docker CLI pointed at it; killed on drop.
+
+use crate::docker::{stdout, Docker};
+use crate::{assert_exit_code, bin, wait_for, TempDir};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+
+pub struct ApiService {
+    pub child: Child,
+    pub sock: PathBuf,
+    _dir: TempDir,
+    /// A private docker CLI config dir (the CLI writes to it).
+    pub config: TempDir,
+}
+
+impl ApiService {
+    pub fn start(d: &Docker) -> ApiService {
+        let dir = TempDir::new("api");
+        let sock = dir.path().join("docker.sock");
+        let child = Command::new(bin("mydocker"))
+            .arg("--root")
+            .arg(d.root.path())
+            .args(["system", "service", "--timeout", "0", "--socket"])
+            .arg(&sock)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let s = ApiService {
+            child,
+            sock,
+            _dir: dir,
+            config: TempDir::new("dockercfg"),
+        };
+        wait_for("the service socket", 10, || {
+            UnixStream::connect(&s.sock).is_ok()
+        });
+        s
+    }
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+    pub fn docker_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("docker");
+        c.env("DOCKER_HOST", self.host())
+            .args(args)
+            .env("DOCKER_CONFIG", self.config.path())
+            .stdin(Stdio::null());
+        c
+    }
+    pub fn docker(&self, args: &[&str]) -> Output {
+        self.docker_cmd(args).output().unwrap()
+    }
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert_exit_code(&out, 0);
+        stdout(&out).trim().to_string()
+    }
+    /// One raw HTTP/1.1 request (`Connection: close`): (status, body).
+    pub fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let mut s = UnixStream::connect(&self.sock).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: d\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+        let status = head.split(' ').nth(1).unwrap_or("0").parse().unwrap();
+        (status, body.to_string())
+    }
+}
+
+impl Drop for ApiService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The docker CLI client is installed (scripts/deps.sh).
+pub fn docker_cli_present() -> bool {
+    Command::new("docker")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
