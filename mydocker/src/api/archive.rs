@@ -57,7 +57,8 @@ fn pack(svc: &Service, rec: &Record, path: &str) -> ApiResult<Child> {
     let own = ctx
         .container_dir(&rec.id)
         .join(norm.trim_start_matches("/etc/"));
-    let bound = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"].contains(&norm) && own.is_file();
+    let bound =
+        ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"].contains(&norm) && own.is_file();
     let call = if bound {
         ctx.layerfs().arg("tar-host").arg(&own)
     } else {

@@ -115,10 +115,18 @@ pub fn list(svc: &Arc<Service>, conn: &mut Conn, req: &Request) -> ApiResult<()>
         .collect();
     // Newest first, as docker lists them.
     out.sort_by(|a, b| b.0.total_cmp(&a.0));
-    if let Some(n) = req.q("limit").and_then(|l| l.parse::<usize>().ok()).filter(|n| *n > 0) {
+    if let Some(n) = req
+        .q("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
         out.truncate(n);
     }
-    send_json(conn, 200, &Value::Array(out.into_iter().map(|x| x.1).collect()))
+    send_json(
+        conn,
+        200,
+        &Value::Array(out.into_iter().map(|x| x.1).collect()),
+    )
 }
 
 fn status_word(r: &Record) -> String {
@@ -178,13 +186,6 @@ pub fn inspect(svc: &Arc<Service>, conn: &mut Conn, r: &str) -> ApiResult<()> {
     let rec = resolve(svc, r)?;
     let mut v = crate::inspect::to_docker(&svc.ctx, &rec);
     let cfg = config_of(&rec);
-    v["Config"]["Labels"] = json!(crate::ps::labels(&rec));
-    if !cfg.extra.stop_signal.is_empty() {
-        v["Config"]["StopSignal"] = json!(cfg.extra.stop_signal);
-    }
-    if let Some(t) = cfg.extra.stop_timeout {
-        v["Config"]["StopTimeout"] = json!(t);
-    }
     v["Config"]["AttachStdin"] = json!(false);
     v["Config"]["AttachStdout"] = json!(true);
     v["Config"]["AttachStderr"] = json!(true);
@@ -195,11 +196,6 @@ pub fn inspect(svc: &Arc<Service>, conn: &mut Conn, r: &str) -> ApiResult<()> {
         &cfg.network
     });
     v["HostConfig"]["LogConfig"] = json!({"Type": "json-file", "Config": {}});
-    let restart = &cfg.extra.restart;
-    v["HostConfig"]["RestartPolicy"] = json!({
-        "Name": if restart.name.is_empty() { "no" } else { &restart.name },
-        "MaximumRetryCount": restart.maximum_retry_count,
-    });
     v["State"]["Status"] = json!(status_word(&rec));
     v["Platform"] = json!("linux");
     send_json(conn, 200, &v)
@@ -303,13 +299,49 @@ fn strings(v: &Value) -> Option<Vec<String>> {
 /// comes back as a resize, `ContainerIDFile` is the client's to write).
 /// Any other field with a value is refused rather than silently dropped.
 const HOST_CONFIG: &[&str] = &[
-    "Binds", "Mounts", "PortBindings", "PublishAllPorts", "NetworkMode", "RestartPolicy",
-    "Memory", "MemoryReservation", "MemorySwap", "NanoCpus", "CpuShares", "CpuPeriod",
-    "CpuQuota", "CpusetCpus", "CpusetMems", "PidsLimit", "CapAdd", "CapDrop", "Privileged",
-    "SecurityOpt", "Devices", "DeviceCgroupRules", "Init", "AutoRemove", "Dns", "DnsSearch",
-    "DnsOptions", "ExtraHosts", "Tmpfs", "ShmSize", "Ulimits", "Sysctls", "LogConfig",
-    "ReadonlyRootfs", "CgroupnsMode", "CgroupParent", "GroupAdd", "OomScoreAdj", "PidMode",
-    "IpcMode", "UTSMode", "ConsoleSize", "ContainerIDFile",
+    "Binds",
+    "Mounts",
+    "PortBindings",
+    "PublishAllPorts",
+    "NetworkMode",
+    "RestartPolicy",
+    "Memory",
+    "MemoryReservation",
+    "MemorySwap",
+    "NanoCpus",
+    "CpuShares",
+    "CpuPeriod",
+    "CpuQuota",
+    "CpusetCpus",
+    "CpusetMems",
+    "PidsLimit",
+    "CapAdd",
+    "CapDrop",
+    "Privileged",
+    "SecurityOpt",
+    "Devices",
+    "DeviceCgroupRules",
+    "Init",
+    "AutoRemove",
+    "Dns",
+    "DnsSearch",
+    "DnsOptions",
+    "ExtraHosts",
+    "Tmpfs",
+    "ShmSize",
+    "Ulimits",
+    "Sysctls",
+    "LogConfig",
+    "ReadonlyRootfs",
+    "CgroupnsMode",
+    "CgroupParent",
+    "GroupAdd",
+    "OomScoreAdj",
+    "PidMode",
+    "IpcMode",
+    "UTSMode",
+    "ConsoleSize",
+    "ContainerIDFile",
 ];
 
 /// True when a JSON value carries something (not null, zero, empty or false).
@@ -329,7 +361,9 @@ fn is_set(v: &Value) -> bool {
 fn refuse_unsupported(body: &Value) -> ApiResult<()> {
     let h = &body["HostConfig"];
     for (k, v) in h.as_object().into_iter().flatten() {
-        if !HOST_CONFIG.contains(&k.as_str()) && is_set(v) {
+        // -1 is docker's "not set" for the swappiness.
+        let unset = k == "MemorySwappiness" && v.as_i64() == Some(-1);
+        if !HOST_CONFIG.contains(&k.as_str()) && is_set(v) && !unset {
             return Err(ApiError::new(
                 400,
                 format!("HostConfig.{k} is not supported by mydocker"),
@@ -434,7 +468,11 @@ fn run_flags(body: &Value, name: Option<&str>) -> ApiResult<Vec<String>> {
         let name = u["Name"].as_str().unwrap_or("");
         push(
             "ulimit",
-            format!("{name}={}:{}", u["Soft"].as_i64().unwrap_or(0), u["Hard"].as_i64().unwrap_or(0)),
+            format!(
+                "{name}={}:{}",
+                u["Soft"].as_i64().unwrap_or(0),
+                u["Hard"].as_i64().unwrap_or(0)
+            ),
         );
     }
     for (k, v) in h["Sysctls"].as_object().into_iter().flatten() {

@@ -25,11 +25,7 @@ fn not_running(r: &Record) -> ApiError {
 
 /// The container's pids (its cgroup's).
 fn pids(svc: &Service, r: &Record) -> ApiResult<Vec<u64>> {
-    let v = svc
-        .ctx
-        .cgctl()
-        .args(["procs", &svc.ctx.cgroup(r)])
-        .json()?;
+    let v = svc.ctx.cgctl().args(["procs", &svc.ctx.cgroup(r)]).json()?;
     Ok(v.as_array()
         .into_iter()
         .flatten()
@@ -320,10 +316,7 @@ pub fn rename(svc: &Arc<Service>, conn: &mut Conn, req: &Request, r: &str) -> Ap
     let rec = resolve(svc, r)?;
     let name = req.q("name").unwrap_or("").trim_start_matches('/');
     if name.is_empty() {
-        return Err(ApiError::new(
-            400,
-            "Neither old nor new names may be empty",
-        ));
+        return Err(ApiError::new(400, "Neither old nor new names may be empty"));
     }
     if name == rec.name {
         return Err(ApiError::new(
@@ -355,7 +348,7 @@ fn update_flags(body: &Value) -> ApiResult<Vec<String>> {
     };
     let mut f = vec![];
     for (k, v) in obj {
-        if !is_set(v) {
+        if !is_set(v) || (k == "MemorySwappiness" && v.as_i64() == Some(-1)) {
             continue;
         }
         let num = || -> ApiResult<i64> {
@@ -562,7 +555,9 @@ mod tests {
         let bad = json!({"RestartPolicy": {"Name": "always"}});
         assert_eq!(update_flags(&bad).unwrap_err().status, 400);
         assert_eq!(
-            update_flags(&json!({"BlkioWeight": 10})).unwrap_err().status,
+            update_flags(&json!({"BlkioWeight": 10}))
+                .unwrap_err()
+                .status,
             400
         );
     }

@@ -113,7 +113,10 @@ pub fn create(svc: &Arc<Service>, conn: &mut Conn, req: &mut Request, r: &str) -
         ));
     }
     if body["DetachKeys"].as_str().is_some_and(|k| !k.is_empty()) {
-        return Err(ApiError::new(400, "DetachKeys is not supported by mydocker"));
+        return Err(ApiError::new(
+            400,
+            "DetachKeys is not supported by mydocker",
+        ));
     }
     let flag = |k: &str| body[k].as_bool() == Some(true);
     let s = |k: &str| body[k].as_str().unwrap_or("").to_string();
@@ -309,12 +312,14 @@ pub fn start(svc: &Arc<Service>, conn: &mut Conn, req: &mut Request, id: &str) -
     let mut relays = vec![];
     if let Some(m) = &master {
         let from: Box<dyn Read + Send> = Box::new(std::fs::File::from(
-            m.try_clone().map_err(|e| ApiError::new(500, e.to_string()))?,
+            m.try_clone()
+                .map_err(|e| ApiError::new(500, e.to_string()))?,
         ));
         relays.push(relay(from, w.clone(), None, e.stdout || e.stderr));
         if attach_in {
             let to = std::fs::File::from(
-                m.try_clone().map_err(|e| ApiError::new(500, e.to_string()))?,
+                m.try_clone()
+                    .map_err(|e| ApiError::new(500, e.to_string()))?,
             );
             feed(client_in, to);
         }
