@@ -214,6 +214,74 @@ fn docker_exec_without_and_with_a_tty() {
 }
 
 #[test]
+fn docker_run_it_ends_with_the_container_and_resizes_its_tty() {
+    require_docker_cli!();
+    let d = Docker::new();
+    let svc = Service::start(&d);
+    // The client's terminal stays open: the container's end must end it.
+    let inner = format!(
+        "stty rows 33 cols 101; docker -H {} run -it --rm --network none busybox sh -c 'sleep 1; stty size; exit 4'",
+        svc.host()
+    );
+    let mut c = Command::new("timeout");
+    c.args(["30", "script", "-qec", &inner, "/dev/null"])
+        .env("DOCKER_CONFIG", svc.config.path())
+        .env_remove("DOCKER_HOST")
+        .stdin(Stdio::null());
+    let out = c.output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(text.contains("33 101"), "{text}");
+    assert!(d.containers_dir_entries().is_empty());
+
+    // A detached tty container: resize reaches its terminal.
+    let id = svc.docker_ok(&["run", "-d", "-t", "--network", "none", "busybox", "sh"]);
+    let (st, _) = svc.http("POST", &format!("/containers/{id}/resize?h=40&w=120"), "");
+    assert_eq!(st, 200);
+    assert_eq!(
+        d.ok(&["exec", &id, "sh", "-c", "stty size < /proc/1/fd/0"]),
+        "40 120"
+    );
+    let (st, _) = svc.http("POST", &format!("/containers/{id}/resize?h=x&w=1"), "");
+    assert_eq!(st, 400);
+    svc.docker_ok(&["rm", "-f", &id]);
+}
+
+#[test]
+fn python_sdk_exec_run() {
+    require_docker_cli!();
+    let sdk = Command::new("python3")
+        .args(["-c", "import docker"])
+        .output();
+    skip_unless!(
+        sdk.is_ok_and(|o| o.status.success()),
+        "no python3 docker SDK (python3-docker)"
+    );
+    let d = Docker::new();
+    let svc = Service::start(&d);
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url="unix://{}")
+ct = c.containers.run("busybox", ["sleep", "60"], detach=True, network_mode="none", labels={{"app": "py"}})
+r = ct.exec_run(["sh", "-c", "echo py; exit 2"])
+print(r.exit_code, r.output.decode().strip())
+r = ct.exec_run("cat /etc/hostname", demux=True)
+print(len(r.output[0].decode().strip()))
+print([x.id for x in c.containers.list(filters={{"label": "app=py"}})] == [ct.id])
+ct.remove(force=True)
+"#,
+        svc.sock.display()
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert_exit_code(&out, 0);
+    assert_eq!(stdout(&out), "2 py\n12\nTrue\n");
+}
+
+#[test]
 fn docker_cp_both_ways() {
     require_docker_cli!();
     let d = Docker::new();
