@@ -12,6 +12,12 @@
 //! that child's exit code for `wait` (a `--rm` container's record is gone
 //! by then).
 //!
+//! Exec instances are the other in-memory state (`exec`): the command runs
+//! as a `mydocker exec` child of the service, on a pty the service holds
+//! when it has a tty. Container endpoints beyond the lifecycle: `exec`,
+//! `archive` (docker cp), `ctrops` (top, stats, pause, unpause, rename,
+//! update, prune, resize).
+//!
 //! Served: `/_ping` (GET, HEAD), `/version`, `/info`, containers (json,
 //! create, {id}/json, start, wait, logs, attach, stop, kill, restart,
 //! DELETE), images (json, load, {name}/json, create answers that no
