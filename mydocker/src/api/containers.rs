@@ -43,6 +43,12 @@ pub fn cli(svc: &Service, args: &[&str]) -> ApiResult<String> {
 /// The `mydocker` binary with the service's root.
 pub fn mydocker(svc: &Service) -> Command {
     let exe = std::env::current_exe().unwrap_or_else(|_| "mydocker".into());
+    // A binary replaced under the running service (an upgrade, a rebuild)
+    // reads as "PATH (deleted)": the new one at PATH is the CLI now.
+    let exe = match exe.to_str().and_then(|p| p.strip_suffix(" (deleted)")) {
+        Some(p) => std::path::PathBuf::from(p),
+        None => exe,
+    };
     let mut c = Command::new(exe);
     c.arg("--root").arg(&svc.ctx.root);
     c

@@ -289,39 +289,58 @@ pub fn start(svc: &Arc<Service>, conn: &mut Conn, req: &mut Request, id: &str) -
     if detach {
         let e = e.clone();
         std::thread::spawn(move || {
-            let code = child.wait().ok().and_then(|s| s.code()).unwrap_or(126);
+            let code = code_of(child.wait());
             finish(&e, code);
         });
         return super::send_empty(conn, 200);
     }
-    conn.hijack(req.wants_upgrade())
-        .map_err(|e| ApiError::new(500, e.to_string()))?;
-    let client_in = std::mem::replace(
-        &mut conn.reader,
-        BufReader::new(
-            conn.writer
-                .try_clone()
-                .map_err(|e| ApiError::new(500, e.to_string()))?,
-        ),
-    );
-    let w = Arc::new(Mutex::new(
-        conn.writer
-            .try_clone()
-            .map_err(|e| ApiError::new(500, e.to_string()))?,
-    ));
+    let (relays, w) = match attach_io(conn, req, &e, &mut child, master.as_deref(), attach_in) {
+        Ok(x) => x,
+        Err(err) => {
+            // Nobody to run it for: it ends now, and is reaped.
+            let _ = child.kill();
+            let e = e.clone();
+            std::thread::spawn(move || {
+                let code = code_of(child.wait());
+                finish(&e, code);
+            });
+            conn.closed = true;
+            return Err(ApiError::new(500, err.to_string()));
+        }
+    };
+    // The command's end, then the rest of its output (a process it left
+    // behind may hold the pipes: not waited for long), then the code for
+    // `inspect`, then the connection's end, which the client waits for.
+    let code = code_of(child.wait());
+    let until = Instant::now() + Duration::from_secs(2);
+    while relays.iter().any(|r| !r.is_finished()) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    finish(&e, code);
+    let _ = w.lock().unwrap().shutdown(std::net::Shutdown::Both);
+    Ok(())
+}
+
+/// Hijacks the connection and joins it to the command: its output relayed
+/// (the handles), the client's stdin fed to it when asked.
+#[allow(clippy::type_complexity)]
+fn attach_io(
+    conn: &mut Conn,
+    req: &Request,
+    e: &ExecInst,
+    child: &mut std::process::Child,
+    master: Option<&OwnedFd>,
+    attach_in: bool,
+) -> std::io::Result<(Vec<std::thread::JoinHandle<()>>, Arc<Mutex<UnixStream>>)> {
+    conn.hijack(req.wants_upgrade())?;
+    let client_in = std::mem::replace(&mut conn.reader, BufReader::new(conn.writer.try_clone()?));
+    let w = Arc::new(Mutex::new(conn.writer.try_clone()?));
     let mut relays = vec![];
-    if let Some(m) = &master {
-        let from: Box<dyn Read + Send> = Box::new(std::fs::File::from(
-            m.try_clone()
-                .map_err(|e| ApiError::new(500, e.to_string()))?,
-        ));
+    if let Some(m) = master {
+        let from = Box::new(std::fs::File::from(m.try_clone()?));
         relays.push(relay(from, w.clone(), None, e.stdout || e.stderr));
         if attach_in {
-            let to = std::fs::File::from(
-                m.try_clone()
-                    .map_err(|e| ApiError::new(500, e.to_string()))?,
-            );
-            feed(client_in, to);
+            feed(client_in, std::fs::File::from(m.try_clone()?));
         }
     } else {
         if let Some(o) = child.stdout.take() {
@@ -334,17 +353,16 @@ pub fn start(svc: &Arc<Service>, conn: &mut Conn, req: &mut Request, id: &str) -
             feed(client_in, to);
         }
     }
-    // The command's end, then the rest of its output (a process it left
-    // behind may hold the pipes: not waited for long), then the code for
-    // `inspect`, then the connection's end, which the client waits for.
-    let code = child.wait().ok().and_then(|s| s.code()).unwrap_or(126);
-    let until = Instant::now() + Duration::from_secs(2);
-    while relays.iter().any(|r| !r.is_finished()) && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(10));
+    Ok((relays, w))
+}
+
+/// The exit code docker reports: the command's, or 128+N after signal N.
+fn code_of(st: std::io::Result<std::process::ExitStatus>) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match st {
+        Ok(s) => s.code().or(s.signal().map(|n| 128 + n)).unwrap_or(126),
+        Err(_) => 126,
     }
-    finish(&e, code);
-    let _ = w.lock().unwrap().shutdown(std::net::Shutdown::Both);
-    Ok(())
 }
 
 fn finish(e: &ExecInst, code: i32) {
