@@ -209,6 +209,28 @@ fn docker_exec_without_and_with_a_tty() {
     });
     let (st, m) = svc.message("POST", &format!("/exec/{id}/start"), "{}");
     assert_eq!(st, 409, "{m}");
+    // A running one's Pid is its command's.
+    let (_, body) = svc.http(
+        "POST",
+        "/containers/apiexec/exec",
+        r#"{"Cmd": ["sleep", "7"]}"#,
+    );
+    let id = serde_json::from_str::<Value>(&body).unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        svc.http("POST", &format!("/exec/{id}/start"), r#"{"Detach": true}"#)
+            .0,
+        200
+    );
+    wait_for("the exec's command", 10, || {
+        let (_, b) = svc.http("GET", &format!("/exec/{id}/json"), "");
+        let pid = serde_json::from_str::<Value>(&b).unwrap()["Pid"]
+            .as_u64()
+            .unwrap_or(0);
+        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == b"sleep\x007\x00")
+    });
     assert_eq!(svc.http("GET", "/exec/nosuch/json", "").0, 404);
     svc.docker_ok(&["rm", "-f", "apiexec"]);
 }
@@ -334,6 +356,13 @@ fn docker_cp_both_ways() {
         "{}",
         stderr(&out)
     );
+    // A read-only rootfs takes nothing in (docker's 403).
+    sleeper(&svc, "apicpro", &["--read-only"]);
+    let out = svc.docker(&["cp", &p(&file), "apicpro:/tmp/"]);
+    assert_exit_code(&out, 1);
+    assert!(stderr(&out).contains("read-only"), "{}", stderr(&out));
+    svc.docker_ok(&["rm", "-f", "apicpro"]);
+
     svc.docker_ok(&["stop", "-t", "0", "apicp"]);
     let stopped = host.path().join("stopped");
     svc.docker_ok(&["cp", "apicp:/tmp/renamed", &p(&stopped)]);

@@ -333,6 +333,11 @@ pub fn get(svc: &Arc<Service>, conn: &mut Conn, req: &Request, r: &str) -> ApiRe
 pub fn put(svc: &Arc<Service>, conn: &mut Conn, req: &mut Request, r: &str) -> ApiResult<()> {
     let rec = resolve(svc, r)?;
     let path = container_path(req)?;
+    let cfg: crate::runconfig::RunConfig =
+        serde_json::from_value(serde_json::Value::Object(rec.config.clone())).unwrap_or_default();
+    if cfg.read_only {
+        return Err(ApiError::new(403, "container rootfs is marked read-only"));
+    }
     let s = stat(svc, &rec, &path, r)?;
     if s.mode & (1 << 31) == 0 {
         return Err(ApiError::new(400, "extraction point is not a directory"));

@@ -168,10 +168,19 @@ pub fn inspect(svc: &Arc<Service>, conn: &mut Conn, id: &str) -> ApiResult<()> {
         "CanRemove": false,
         "ContainerID": e.container,
         "DetachKeys": "",
-        "Pid": st.pid,
+        "Pid": if st.running { command_pid(st.pid) } else { st.pid },
     });
     drop(st);
     send_json(conn, 200, &v)
+}
+
+/// The command's own pid: the child of the `nsrun exec` the service ran
+/// (that one when it has none yet).
+fn command_pid(nsrun: u32) -> u32 {
+    std::fs::read_to_string(format!("/proc/{nsrun}/task/{nsrun}/children"))
+        .ok()
+        .and_then(|c| c.split_whitespace().next()?.parse().ok())
+        .unwrap_or(nsrun)
 }
 
 /// `POST /exec/{id}/resize?h=&w=`: the size of a tty exec's terminal.
