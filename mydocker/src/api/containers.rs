@@ -348,6 +348,7 @@ const HOST_CONFIG: &[&str] = &[
     "UTSMode",
     "ConsoleSize",
     "ContainerIDFile",
+    "VolumesFrom",
 ];
 
 /// True when a JSON value carries something (not null, zero, empty or false).
@@ -363,7 +364,7 @@ fn is_set(v: &Value) -> bool {
 }
 
 /// The create body's fields mydocker has no flag for, refused with docker's
-/// 400 (a log driver, a healthcheck, more than one network at create).
+/// 400 (a log driver, more than one network at create).
 fn refuse_unsupported(body: &Value) -> ApiResult<()> {
     let h = &body["HostConfig"];
     for (k, v) in h.as_object().into_iter().flatten() {
@@ -381,13 +382,6 @@ fn refuse_unsupported(body: &Value) -> ApiResult<()> {
         return Err(ApiError::new(
             400,
             "HostConfig.LogConfig: mydocker logs with json-file and no options",
-        ));
-    }
-    let test = strings(&body["Healthcheck"]["Test"]).unwrap_or_default();
-    if !(test.is_empty() || test[0] == "NONE") {
-        return Err(ApiError::new(
-            400,
-            "Config.Healthcheck is not supported by mydocker",
         ));
     }
     if let Some(eps) = body["NetworkingConfig"]["EndpointsConfig"].as_object() {
@@ -412,6 +406,25 @@ fn refuse_unsupported(body: &Value) -> ApiResult<()> {
         }
     }
     Ok(())
+}
+
+/// An exec-form command as one shell line (the health flag takes a shell
+/// command): each word single-quoted unless plain.
+fn shell_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| {
+            let plain = !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+            if plain {
+                w.clone()
+            } else {
+                format!("'{}'", w.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The `mydocker run` argv for a create body.
@@ -487,6 +500,37 @@ fn run_flags(body: &Value, name: Option<&str>) -> ApiResult<Vec<String>> {
     for g in strings(&h["GroupAdd"]).unwrap_or_default() {
         push("group-add", g);
     }
+    for v in strings(&h["VolumesFrom"]).unwrap_or_default() {
+        push("volumes-from", v);
+    }
+    let hc = &body["Healthcheck"];
+    let mut no_healthcheck = false;
+    let test = strings(&hc["Test"]).unwrap_or_default();
+    match test.first().map(String::as_str) {
+        None => {}
+        Some("NONE") => no_healthcheck = true,
+        Some("CMD-SHELL") => push("health-cmd", test[1..].join(" ")),
+        Some("CMD") => push("health-cmd", shell_words(&test[1..])),
+        Some(k) => {
+            return Err(ApiError::new(
+                400,
+                format!("Healthcheck.Test: unknown kind {k:?} (want NONE, CMD or CMD-SHELL)"),
+            ))
+        }
+    }
+    // Durations in ns, which the flags take as Go durations.
+    for (key, flag) in [
+        ("Interval", "health-interval"),
+        ("Timeout", "health-timeout"),
+        ("StartPeriod", "health-start-period"),
+    ] {
+        if let Some(n) = hc[key].as_i64().filter(|n| *n != 0) {
+            push(flag, format!("{n}ns"));
+        }
+    }
+    if let Some(n) = hc["Retries"].as_i64().filter(|n| *n != 0) {
+        push("health-retries", n.to_string());
+    }
     if body["NetworkDisabled"].as_bool() == Some(true) {
         push("network", "none".to_string());
     }
@@ -538,6 +582,9 @@ fn run_flags(body: &Value, name: Option<&str>) -> ApiResult<Vec<String>> {
     }
     if h["PublishAllPorts"].as_bool() == Some(true) {
         f.push("--publish-all".into());
+    }
+    if no_healthcheck {
+        f.push("--no-healthcheck".into());
     }
     let mut push = |flag: &str, v: String| f.push(format!("--{flag}={v}"));
     for b in strings(&h["Binds"]).unwrap_or_default() {
@@ -861,7 +908,7 @@ mod tests {
         assert!(run_flags(&body, None).is_ok());
         for bad in [
             json!({"Image": "b", "HostConfig": {"LogConfig": {"Type": "syslog"}}}),
-            json!({"Image": "b", "Healthcheck": {"Test": ["CMD", "true"]}}),
+            json!({"Image": "b", "Healthcheck": {"Test": ["WHAT", "true"]}}),
             json!({"Image": "b", "NetworkingConfig": {"EndpointsConfig": {"a": {}, "b": {}}}}),
         ] {
             assert_eq!(run_flags(&bad, None).unwrap_err().status, 400, "{bad}");
@@ -894,6 +941,27 @@ mod tests {
         assert_eq!(a.extra.sysctl, vec!["net.ipv4.ip_forward=1"]);
         assert_eq!(a.network, "appnet");
         assert_eq!(a.net.network_alias, vec!["db", "x"]);
+    }
+
+    #[test]
+    fn healthchecks_and_volumes_from_become_the_run_flags() {
+        // (The flags come with the health and volumes-from work; only the
+        // argv is checked here.)
+        let body = json!({"Image": "b", "Healthcheck": {"Test": ["CMD", "wget", "-q", "a b"],
+            "Interval": 2_000_000_000i64, "Retries": 2}, "HostConfig": {"VolumesFrom": ["c1:ro"]}});
+        let f = run_flags(&body, None).unwrap();
+        for want in [
+            "--health-cmd=wget -q 'a b'",
+            "--health-interval=2000000000ns",
+            "--health-retries=2",
+            "--volumes-from=c1:ro",
+        ] {
+            assert!(f.contains(&want.to_string()), "{want} in {f:?}");
+        }
+        let none = json!({"Image": "b", "Healthcheck": {"Test": ["NONE"]}});
+        assert!(run_flags(&none, None)
+            .unwrap()
+            .contains(&"--no-healthcheck".to_string()));
     }
 
     #[test]
