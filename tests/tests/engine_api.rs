@@ -299,7 +299,7 @@ fn errors_are_dockers_and_versions_negotiate() {
     let (st, _, body) = svc.http(
         "POST",
         "/containers/create",
-        r#"{"Image": "busybox", "HostConfig": {"PidMode": "host"}}"#,
+        r#"{"Image": "busybox", "HostConfig": {"Runtime": "runc"}}"#,
     );
     assert_eq!(st, 400, "{body}");
     let (st, _, _) = svc.http("GET", "/v1.99/info", "");

@@ -43,6 +43,12 @@ pub fn cli(svc: &Service, args: &[&str]) -> ApiResult<String> {
 /// The `mydocker` binary with the service's root.
 pub fn mydocker(svc: &Service) -> Command {
     let exe = std::env::current_exe().unwrap_or_else(|_| "mydocker".into());
+    // A binary replaced under the running service (an upgrade, a rebuild)
+    // reads as "PATH (deleted)": the new one at PATH is the CLI now.
+    let exe = match exe.to_str().and_then(|p| p.strip_suffix(" (deleted)")) {
+        Some(p) => std::path::PathBuf::from(p),
+        None => exe,
+    };
     let mut c = Command::new(exe);
     c.arg("--root").arg(&svc.ctx.root);
     c
@@ -70,51 +76,63 @@ fn config_of(r: &Record) -> RunConfig {
     serde_json::from_value(Value::Object(r.config.clone())).unwrap_or_default()
 }
 
-/// `GET /containers/json`: docker's summaries (`all`, `filters` on id,
-/// name and status).
+/// `GET /containers/json`: docker's summaries (`all`, `limit`, and
+/// `filters` as `ps --filter` takes them: id, name, label, status, exited,
+/// ancestor, network, volume, before, since).
 pub fn list(svc: &Arc<Service>, conn: &mut Conn, req: &Request) -> ApiResult<()> {
     let filters: Value = match req.q("filters") {
         Some(f) if !f.is_empty() => serde_json::from_str(f)
             .map_err(|e| ApiError::new(400, format!("invalid filter: {e}")))?,
         _ => json!({}),
     };
-    let values = |k: &str| -> Vec<String> {
-        match &filters[k] {
-            // Old clients send {"name": {"x": true}}, new ones {"name": ["x"]}.
-            Value::Object(m) => m.keys().cloned().collect(),
-            Value::Array(a) => a
-                .iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect(),
-            _ => vec![],
+    let mut specs = vec![];
+    let (mut before, mut since) = (None, None);
+    for (k, v) in filters.as_object().into_iter().flatten() {
+        for val in super::ctrops::filter_values(v) {
+            match k.as_str() {
+                "before" => before = Some(val),
+                "since" => since = Some(val),
+                _ => specs.push(format!("{k}={val}")),
+            }
         }
-    };
-    if let Some(k) = filters.as_object().and_then(|m| {
-        m.keys()
-            .find(|k| !["id", "name", "status"].contains(&k.as_str()))
-    }) {
-        return Err(ApiError::new(400, format!("invalid filter '{k}'")));
     }
-    let (ids, names, statuses) = (values("id"), values("name"), values("status"));
+    let f = crate::ps::Filters::parse(&specs).map_err(|e| ApiError::new(400, e.to_string()))?;
     let recs = crate::records::list(&svc.ctx)?;
-    let out: Vec<Value> = recs
+    let created = |r: &str| -> ApiResult<f64> {
+        let rec = resolve(svc, r)?;
+        Ok(crate::humanize::parse_rfc3339(&rec.created).unwrap_or(0.0))
+    };
+    let before = before.map(|b| created(&b)).transpose()?;
+    let since = since.map(|b| created(&b)).transpose()?;
+    let all = req.flag("all")
+        || filters.get("status").is_some()
+        || filters.get("exited").is_some()
+        || before.is_some()
+        || since.is_some();
+    let mut out: Vec<(f64, Value)> = recs
         .iter()
-        .filter(|r| {
-            req.flag("all")
-                || !statuses.is_empty()
-                || matches!(r.status, Status::Running | Status::Paused)
+        .filter(|r| all || matches!(r.status, Status::Running | Status::Paused))
+        .filter(|r| f.matches(r))
+        .filter_map(|r| {
+            let t = crate::humanize::parse_rfc3339(&r.created).unwrap_or(0.0);
+            let keep = before.is_none_or(|b| t < b) && since.is_none_or(|s| t > s);
+            keep.then(|| (t, summary(r)))
         })
-        .filter(|r| ids.is_empty() || ids.iter().any(|i| r.id.starts_with(i.as_str())))
-        .filter(|r| {
-            names.is_empty()
-                || names
-                    .iter()
-                    .any(|n| r.name.contains(n.trim_start_matches('/')))
-        })
-        .filter(|r| statuses.is_empty() || statuses.iter().any(|s| status_word(r) == *s))
-        .map(summary)
         .collect();
-    send_json(conn, 200, &Value::Array(out))
+    // Newest first, as docker lists them.
+    out.sort_by(|a, b| b.0.total_cmp(&a.0));
+    if let Some(n) = req
+        .q("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        out.truncate(n);
+    }
+    send_json(
+        conn,
+        200,
+        &Value::Array(out.into_iter().map(|x| x.1).collect()),
+    )
 }
 
 fn status_word(r: &Record) -> String {
@@ -159,7 +177,7 @@ fn summary(r: &Record) -> Value {
         "Command": command,
         "Created": unix_time(&r.created),
         "Ports": ports,
-        "Labels": {},
+        "Labels": crate::ps::labels(r),
         "State": status_word(r),
         "Status": crate::ps::status_text(r),
         "HostConfig": {"NetworkMode": if cfg.network.is_empty() { "bridge".to_string() } else { cfg.network.clone() }},
@@ -174,7 +192,6 @@ pub fn inspect(svc: &Arc<Service>, conn: &mut Conn, r: &str) -> ApiResult<()> {
     let rec = resolve(svc, r)?;
     let mut v = crate::inspect::to_docker(&svc.ctx, &rec);
     let cfg = config_of(&rec);
-    v["Config"]["Labels"] = json!({});
     v["Config"]["AttachStdin"] = json!(false);
     v["Config"]["AttachStdout"] = json!(true);
     v["Config"]["AttachStderr"] = json!(true);
@@ -185,7 +202,6 @@ pub fn inspect(svc: &Arc<Service>, conn: &mut Conn, r: &str) -> ApiResult<()> {
         &cfg.network
     });
     v["HostConfig"]["LogConfig"] = json!({"Type": "json-file", "Config": {}});
-    v["HostConfig"]["RestartPolicy"] = json!({"Name": "no", "MaximumRetryCount": 0});
     v["State"]["Status"] = json!(status_word(&rec));
     v["Platform"] = json!("linux");
     send_json(conn, 200, &v)
@@ -285,21 +301,131 @@ fn strings(v: &Value) -> Option<Vec<String>> {
     }
 }
 
-/// HostConfig fields that change what runs and that mydocker cannot do:
-/// refused rather than silently dropped.
-const UNSUPPORTED: &[&str] = &[
-    "Links",
-    "VolumesFrom",
-    "IpcMode",
-    "PidMode",
-    "UTSMode",
-    "UsernsMode",
-    "Runtime",
-    "Isolation",
-    "BlkioWeight",
-    "DeviceRequests",
+/// The HostConfig fields create reads (or knows to ignore: `ConsoleSize`
+/// comes back as a resize, `ContainerIDFile` is the client's to write).
+/// Any other field with a value is refused rather than silently dropped.
+const HOST_CONFIG: &[&str] = &[
+    "Binds",
+    "Mounts",
+    "PortBindings",
+    "PublishAllPorts",
+    "NetworkMode",
+    "RestartPolicy",
+    "Memory",
+    "MemoryReservation",
+    "MemorySwap",
+    "NanoCpus",
+    "CpuShares",
+    "CpuPeriod",
+    "CpuQuota",
+    "CpusetCpus",
+    "CpusetMems",
+    "PidsLimit",
+    "CapAdd",
+    "CapDrop",
+    "Privileged",
+    "SecurityOpt",
+    "Devices",
+    "DeviceCgroupRules",
+    "Init",
+    "AutoRemove",
+    "Dns",
+    "DnsSearch",
+    "DnsOptions",
+    "ExtraHosts",
+    "Tmpfs",
+    "ShmSize",
+    "Ulimits",
     "Sysctls",
+    "LogConfig",
+    "ReadonlyRootfs",
+    "CgroupnsMode",
+    "CgroupParent",
+    "GroupAdd",
+    "OomScoreAdj",
+    "PidMode",
+    "IpcMode",
+    "UTSMode",
+    "ConsoleSize",
+    "ContainerIDFile",
+    "VolumesFrom",
 ];
+
+/// True when a JSON value carries something (not null, zero, empty or false).
+fn is_set(v: &Value) -> bool {
+    match v {
+        Value::Null | Value::Bool(false) => false,
+        Value::Bool(true) => true,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => a.iter().any(is_set),
+        Value::Object(o) => o.values().any(is_set),
+    }
+}
+
+/// The create body's fields mydocker has no flag for, refused with docker's
+/// 400 (a log driver, more than one network at create).
+fn refuse_unsupported(body: &Value) -> ApiResult<()> {
+    let h = &body["HostConfig"];
+    for (k, v) in h.as_object().into_iter().flatten() {
+        // -1 is docker's "not set" for the swappiness.
+        let unset = k == "MemorySwappiness" && v.as_i64() == Some(-1);
+        if !HOST_CONFIG.contains(&k.as_str()) && is_set(v) && !unset {
+            return Err(ApiError::new(
+                400,
+                format!("HostConfig.{k} is not supported by mydocker"),
+            ));
+        }
+    }
+    let log = &h["LogConfig"];
+    if !matches!(log["Type"].as_str().unwrap_or(""), "" | "json-file") || is_set(&log["Config"]) {
+        return Err(ApiError::new(
+            400,
+            "HostConfig.LogConfig: mydocker logs with json-file and no options",
+        ));
+    }
+    if let Some(eps) = body["NetworkingConfig"]["EndpointsConfig"].as_object() {
+        if eps.len() > 1 {
+            let mut names: Vec<&str> = eps.keys().map(String::as_str).collect();
+            names.sort();
+            return Err(ApiError::new(
+                400,
+                format!(
+                    "Container cannot be connected to network endpoints: {}",
+                    names.join(", ")
+                ),
+            ));
+        }
+        for (n, ep) in eps {
+            if is_set(&ep["Links"]) {
+                return Err(ApiError::new(
+                    400,
+                    format!("EndpointsConfig.{n}.Links is not supported by mydocker"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An exec-form command as one shell line (the health flag takes a shell
+/// command): each word single-quoted unless plain.
+fn shell_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| {
+            let plain = !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+            if plain {
+                w.clone()
+            } else {
+                format!("'{}'", w.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 /// The `mydocker run` argv for a create body.
 fn run_flags(body: &Value, name: Option<&str>) -> ApiResult<Vec<String>> {
@@ -327,20 +453,107 @@ fn run_flags(body: &Value, name: Option<&str>) -> ApiResult<Vec<String>> {
         push("domainname", d);
     }
     let h = &body["HostConfig"];
-    for k in UNSUPPORTED {
-        let set = match &h[*k] {
-            Value::Null | Value::Bool(false) => false,
-            Value::String(s) => !s.is_empty(),
-            Value::Array(a) => !a.is_empty(),
-            Value::Object(o) => !o.is_empty(),
-            Value::Number(n) => n.as_f64() != Some(0.0),
-            Value::Bool(true) => true,
-        };
-        if set {
+    refuse_unsupported(body)?;
+    // (serde_json's maps are sorted: the flags come in a stable order.)
+    for (k, v) in body["Labels"].as_object().into_iter().flatten() {
+        push("label", format!("{k}={}", v.as_str().unwrap_or("")));
+    }
+    if let Some(sig) = s(&body["StopSignal"]) {
+        push("stop-signal", sig);
+    }
+    if let Some(t) = body["StopTimeout"].as_i64() {
+        push("stop-timeout", t.to_string());
+    }
+    let restart = &h["RestartPolicy"];
+    match restart["Name"].as_str().unwrap_or("") {
+        "" | "no" => {}
+        n => match restart["MaximumRetryCount"].as_u64().filter(|c| *c > 0) {
+            Some(c) => push("restart", format!("{n}:{c}")),
+            None => push("restart", n.to_string()),
+        },
+    }
+    for (key, flag) in [("PidMode", "pid"), ("IpcMode", "ipc"), ("UTSMode", "uts")] {
+        if let Some(m) = s(&h[key]) {
+            push(flag, m);
+        }
+    }
+    if let Some(n) = h["ShmSize"].as_i64().filter(|n| *n != 0) {
+        push("shm-size", n.to_string());
+    }
+    if let Some(n) = h["OomScoreAdj"].as_i64().filter(|n| *n != 0) {
+        push("oom-score-adj", n.to_string());
+    }
+    for u in h["Ulimits"].as_array().into_iter().flatten() {
+        let name = u["Name"].as_str().unwrap_or("");
+        push(
+            "ulimit",
+            format!(
+                "{name}={}:{}",
+                u["Soft"].as_i64().unwrap_or(0),
+                u["Hard"].as_i64().unwrap_or(0)
+            ),
+        );
+    }
+    for (k, v) in h["Sysctls"].as_object().into_iter().flatten() {
+        push("sysctl", format!("{k}={}", v.as_str().unwrap_or("")));
+    }
+    for g in strings(&h["GroupAdd"]).unwrap_or_default() {
+        push("group-add", g);
+    }
+    for v in strings(&h["VolumesFrom"]).unwrap_or_default() {
+        push("volumes-from", v);
+    }
+    let hc = &body["Healthcheck"];
+    let mut no_healthcheck = false;
+    let test = strings(&hc["Test"]).unwrap_or_default();
+    match test.first().map(String::as_str) {
+        None => {}
+        Some("NONE") => no_healthcheck = true,
+        Some("CMD-SHELL") => push("health-cmd", test[1..].join(" ")),
+        Some("CMD") => push("health-cmd", shell_words(&test[1..])),
+        Some(k) => {
             return Err(ApiError::new(
                 400,
-                format!("HostConfig.{k} is not supported by mydocker"),
-            ));
+                format!("Healthcheck.Test: unknown kind {k:?} (want NONE, CMD or CMD-SHELL)"),
+            ))
+        }
+    }
+    // Durations in ns, which the flags take as Go durations.
+    for (key, flag) in [
+        ("Interval", "health-interval"),
+        ("Timeout", "health-timeout"),
+        ("StartPeriod", "health-start-period"),
+    ] {
+        if let Some(n) = hc[key].as_i64().filter(|n| *n != 0) {
+            push(flag, format!("{n}ns"));
+        }
+    }
+    if let Some(n) = hc["Retries"].as_i64().filter(|n| *n != 0) {
+        push("health-retries", n.to_string());
+    }
+    if body["NetworkDisabled"].as_bool() == Some(true) {
+        push("network", "none".to_string());
+    }
+    let mode = h["NetworkMode"].as_str().unwrap_or("");
+    for (net, ep) in body["NetworkingConfig"]["EndpointsConfig"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        if matches!(mode, "" | "default") && !matches!(net.as_str(), "default" | "bridge") {
+            push("network", net.clone());
+        }
+        for a in strings(&ep["Aliases"]).unwrap_or_default() {
+            push("network-alias", a);
+        }
+        if let Some(ip) = s(&ep["IPAMConfig"]["IPv4Address"]) {
+            push("ip", ip);
+        }
+        if let Some(ip) = s(&ep["IPAMConfig"]["IPv6Address"]) {
+            push("ip6", ip);
+        }
+        if let Some(m) = s(&ep["MacAddress"]) {
+            push("mac-address", m);
         }
     }
     match h["NetworkMode"].as_str() {
@@ -369,6 +582,9 @@ fn run_flags(body: &Value, name: Option<&str>) -> ApiResult<Vec<String>> {
     }
     if h["PublishAllPorts"].as_bool() == Some(true) {
         f.push("--publish-all".into());
+    }
+    if no_healthcheck {
+        f.push("--no-healthcheck".into());
     }
     let mut push = |flag: &str, v: String| f.push(format!("--{flag}={v}"));
     for b in strings(&h["Binds"]).unwrap_or_default() {
@@ -483,6 +699,7 @@ fn run_flags(body: &Value, name: Option<&str>) -> ApiResult<Vec<String>> {
         ("AutoRemove", "--rm"),
         ("Privileged", "--privileged"),
         ("ReadonlyRootfs", "--read-only"),
+        ("Init", "--init"),
     ] {
         let v = if body[key].is_boolean() {
             &body[key]
@@ -683,10 +900,68 @@ mod tests {
 
     #[test]
     fn unsupported_host_config_is_refused() {
-        let body = json!({"Image": "busybox", "HostConfig": {"PidMode": "host"}});
+        let body = json!({"Image": "busybox", "HostConfig": {"Runtime": "runc"}});
         assert_eq!(run_flags(&body, None).unwrap_err().status, 400);
+        // The docker CLI's zero values are not "set".
+        let body = json!({"Image": "busybox", "HostConfig": {"Runtime": "", "ConsoleSize": [0, 0],
+            "BlkioWeight": 0, "Links": null, "LogConfig": {"Type": "", "Config": {}}}});
+        assert!(run_flags(&body, None).is_ok());
+        for bad in [
+            json!({"Image": "b", "HostConfig": {"LogConfig": {"Type": "syslog"}}}),
+            json!({"Image": "b", "Healthcheck": {"Test": ["WHAT", "true"]}}),
+            json!({"Image": "b", "NetworkingConfig": {"EndpointsConfig": {"a": {}, "b": {}}}}),
+        ] {
+            assert_eq!(run_flags(&bad, None).unwrap_err().status, 400, "{bad}");
+        }
         let body = json!({"HostConfig": {}});
         assert_eq!(run_flags(&body, None).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn labels_policies_and_endpoints_become_flags() {
+        let body = json!({
+            "Image": "busybox", "Labels": {"a": "1", "com.x": ""}, "StopSignal": "SIGINT",
+            "StopTimeout": 3,
+            "HostConfig": {"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2},
+                "Init": true, "ShmSize": 1048576, "Sysctls": {"net.ipv4.ip_forward": "1"},
+                "Ulimits": [{"Name": "nofile", "Soft": 100, "Hard": 200}]},
+            "NetworkingConfig": {"EndpointsConfig": {"appnet": {"Aliases": ["db", "x"]}}}
+        });
+        let f = run_flags(&body, None).unwrap();
+        let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(&f).unwrap();
+        let crate::cli::Cmd::Run(a) = cli.cmd else {
+            panic!()
+        };
+        assert_eq!(a.extra.label, vec!["a=1", "com.x="]);
+        assert_eq!(a.extra.restart.as_deref(), Some("on-failure:2"));
+        assert_eq!(a.extra.stop_signal.as_deref(), Some("SIGINT"));
+        assert_eq!(a.extra.stop_timeout, Some(3));
+        assert!(a.extra.init);
+        assert_eq!(a.extra.ulimit, vec!["nofile=100:200"]);
+        assert_eq!(a.extra.sysctl, vec!["net.ipv4.ip_forward=1"]);
+        assert_eq!(a.network, "appnet");
+        assert_eq!(a.net.network_alias, vec!["db", "x"]);
+    }
+
+    #[test]
+    fn healthchecks_and_volumes_from_become_the_run_flags() {
+        // (The flags come with the health and volumes-from work; only the
+        // argv is checked here.)
+        let body = json!({"Image": "b", "Healthcheck": {"Test": ["CMD", "wget", "-q", "a b"],
+            "Interval": 2_000_000_000i64, "Retries": 2}, "HostConfig": {"VolumesFrom": ["c1:ro"]}});
+        let f = run_flags(&body, None).unwrap();
+        for want in [
+            "--health-cmd=wget -q 'a b'",
+            "--health-interval=2000000000ns",
+            "--health-retries=2",
+            "--volumes-from=c1:ro",
+        ] {
+            assert!(f.contains(&want.to_string()), "{want} in {f:?}");
+        }
+        let none = json!({"Image": "b", "Healthcheck": {"Test": ["NONE"]}});
+        assert!(run_flags(&none, None)
+            .unwrap()
+            .contains(&"--no-healthcheck".to_string()));
     }
 
     #[test]

@@ -202,6 +202,24 @@ impl Conn {
         })
     }
 
+    /// `start_chunked` with more headers (the archive's stat).
+    pub fn start_chunked_with(
+        &mut self,
+        status: u16,
+        headers: &[(&str, &str)],
+    ) -> io::Result<Chunked<'_>> {
+        let mut out = status_line(status);
+        for (k, v) in headers {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        out.push_str("Transfer-Encoding: chunked\r\n\r\n");
+        self.writer.write_all(out.as_bytes())?;
+        self.writer.flush()?;
+        Ok(Chunked {
+            w: &mut self.writer,
+        })
+    }
+
     /// docker's hijack: 101 with `Upgrade: tcp` when asked (else a 200 raw
     /// stream); the socket then carries the raw stream both ways and no
     /// more HTTP.

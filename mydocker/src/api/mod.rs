@@ -12,6 +12,12 @@
 //! that child's exit code for `wait` (a `--rm` container's record is gone
 //! by then).
 //!
+//! Exec instances are the other in-memory state (`exec`): the command runs
+//! as a `mydocker exec` child of the service, on a pty the service holds
+//! when it has a tty. Container endpoints beyond the lifecycle: `exec`,
+//! `archive` (docker cp), `ctrops` (top, stats, pause, unpause, rename,
+//! update, prune, resize).
+//!
 //! Served: `/_ping` (GET, HEAD), `/version`, `/info`, containers (json,
 //! create, {id}/json, start, wait, logs, attach, stop, kill, restart,
 //! DELETE), images (json, load, {name}/json, create answers that no
@@ -22,7 +28,10 @@
 //! `/system/df`.
 //! Errors are docker's `{"message": ...}` with its status codes.
 
+mod archive;
 mod containers;
+mod ctrops;
+mod exec;
 mod filters;
 mod http;
 mod images;
@@ -64,6 +73,8 @@ pub struct Service {
     /// Exit codes of the containers this service started attached, by id
     /// (None while running).
     pub exits: Mutex<HashMap<String, Option<i32>>>,
+    /// Exec instances by id (docker keeps them in its daemon's memory too).
+    pub execs: Mutex<HashMap<String, Arc<exec::ExecInst>>>,
     active: AtomicUsize,
     last_seen: Mutex<Instant>,
 }
@@ -129,6 +140,7 @@ pub fn serve(ctx: Ctx, a: &ServiceArgs) -> crate::error::Result<i32> {
         ctx,
         attaches: Mutex::new(HashMap::new()),
         exits: Mutex::new(HashMap::new()),
+        execs: Mutex::new(HashMap::new()),
         active: AtomicUsize::new(0),
         last_seen: Mutex::new(Instant::now()),
     });
@@ -325,6 +337,22 @@ fn route(svc: &Arc<Service>, conn: &mut Conn, req: &mut Request) -> ApiResult<()
         ("DELETE", ["containers", id]) => containers::remove(svc, conn, req, id),
         ("GET", ["containers", id, "logs"]) => stream::logs(svc, conn, req, id),
         ("POST", ["containers", id, "attach"]) => stream::attach(svc, conn, req, id),
+        // apictr: exec, archive, top, stats, pause, rename, update, prune, resize
+        ("POST", ["containers", "prune"]) => ctrops::prune(svc, conn, req),
+        ("POST", ["containers", id, "exec"]) => exec::create(svc, conn, req, id),
+        ("POST", ["exec", id, "start"]) => exec::start(svc, conn, req, id),
+        ("GET", ["exec", id, "json"]) => exec::inspect(svc, conn, id),
+        ("POST", ["exec", id, "resize"]) => exec::resize(svc, conn, req, id),
+        ("GET", ["containers", id, "archive"]) => archive::get(svc, conn, req, id),
+        ("HEAD", ["containers", id, "archive"]) => archive::head(svc, conn, req, id),
+        ("PUT", ["containers", id, "archive"]) => archive::put(svc, conn, req, id),
+        ("GET", ["containers", id, "top"]) => ctrops::top(svc, conn, req, id),
+        ("GET", ["containers", id, "stats"]) => ctrops::stats(svc, conn, req, id),
+        ("POST", ["containers", id, "pause"]) => ctrops::pause(svc, conn, id, true),
+        ("POST", ["containers", id, "unpause"]) => ctrops::pause(svc, conn, id, false),
+        ("POST", ["containers", id, "rename"]) => ctrops::rename(svc, conn, req, id),
+        ("POST", ["containers", id, "update"]) => ctrops::update(svc, conn, req, id),
+        ("POST", ["containers", id, "resize"]) => ctrops::resize(svc, conn, req, id),
         ("GET", ["images", "json"]) => images::list(svc, conn),
         ("POST", ["images", "load"]) => images::load(svc, conn, req),
         ("POST", ["images", "create"]) => images::pull(req),

@@ -299,10 +299,42 @@ pub fn start_attached(svc: &Arc<Service>, rec: &Record, p: PendingAttach) -> Api
             }
         }));
     }
-    if let Some(mut to_child) = child.stdin.take() {
+    if let Some(to_child) = child.stdin.take() {
+        // The container's stdin closes when it exits (docker's does): a
+        // `start -a` on a tty would otherwise wait for the client's EOF.
+        let slot = Arc::new(Mutex::new(Some(to_child)));
         let mut from_client = p.reader;
+        let feed = slot.clone();
         std::thread::spawn(move || {
-            let _ = std::io::copy(&mut from_client, &mut to_child);
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                let n = from_client.read(&mut buf).unwrap_or(0);
+                let mut to = feed.lock().unwrap();
+                match (n, to.as_mut()) {
+                    (0, _) | (_, None) => break,
+                    (n, Some(w)) => {
+                        if w.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            feed.lock().unwrap().take();
+        });
+        let (svc, id, before) = (svc.clone(), rec.id.clone(), rec.started_at.clone());
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(100));
+            if slot.lock().unwrap().is_none() {
+                return;
+            }
+            let ended = match crate::records::peek(&svc.ctx, &id) {
+                None => true,
+                Some(n) => !running(&n) && n.status != Status::Created && n.started_at != before,
+            };
+            if ended || matches!(svc.exits.lock().unwrap().get(&id), Some(Some(_))) {
+                slot.lock().unwrap().take();
+                return;
+            }
         });
     }
     let child = Arc::new(Mutex::new(child));

@@ -1,0 +1,562 @@
+//! End-to-end: the container endpoints of `mydocker system service` beyond
+//! run/stop/rm (exec, archive, top, stats, pause, rename, update, prune,
+//! labels and filters, errors), driven by the real docker CLI and checked
+//! against what the mydocker CLI shows.
+
+use e2e::docker::{stderr, stdout, Docker};
+use e2e::{assert_exit_code, bin, require_root, skip_unless, wait_for, TempDir};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// A running service on a temp socket over `d`'s root; killed on drop.
+struct Service {
+    child: Child,
+    sock: PathBuf,
+    _dir: TempDir,
+    config: TempDir,
+}
+
+impl Service {
+    fn start(d: &Docker) -> Service {
+        let dir = TempDir::new("apictr");
+        let sock = dir.path().join("docker.sock");
+        let child = Command::new(bin("mydocker"))
+            .arg("--root")
+            .arg(d.root.path())
+            .args(["system", "service", "--timeout", "0", "--socket"])
+            .arg(&sock)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let s = Service {
+            child,
+            sock,
+            _dir: dir,
+            config: TempDir::new("dockercfg"),
+        };
+        wait_for("the service socket", 10, || {
+            UnixStream::connect(&s.sock).is_ok()
+        });
+        s
+    }
+    fn host(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+    fn docker_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("docker");
+        c.arg("-H")
+            .arg(self.host())
+            .args(args)
+            .env("DOCKER_CONFIG", self.config.path())
+            .env_remove("DOCKER_HOST")
+            .stdin(Stdio::null());
+        c
+    }
+    fn docker(&self, args: &[&str]) -> Output {
+        self.docker_cmd(args).output().unwrap()
+    }
+    fn docker_ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert_exit_code(&out, 0);
+        stdout(&out).trim().to_string()
+    }
+    /// One raw request: (status, body).
+    fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let mut s = UnixStream::connect(&self.sock).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: d\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+        let status = head.split(' ').nth(1).unwrap_or("0").parse().unwrap();
+        (status, body.to_string())
+    }
+    fn message(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let (st, b) = self.http(method, path, body);
+        let m = serde_json::from_str::<Value>(&b)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(String::from))
+            .unwrap_or(b);
+        (st, m)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn docker_cli_present() -> bool {
+    Command::new("docker")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+macro_rules! require_docker_cli {
+    () => {
+        require_root!();
+        skip_unless!(
+            docker_cli_present(),
+            "no docker CLI (scripts/deps.sh installs docker.io)"
+        );
+    };
+}
+
+fn sleeper(svc: &Service, name: &str, extra: &[&str]) -> String {
+    let mut args = vec!["run", "-d", "--name", name, "--network", "none"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["busybox", "sleep", "120"]);
+    svc.docker_ok(&args)
+}
+
+#[test]
+fn docker_exec_without_and_with_a_tty() {
+    require_docker_cli!();
+    let d = Docker::new();
+    let svc = Service::start(&d);
+    sleeper(&svc, "apiexec", &[]);
+
+    // Streams apart, the exit code the command's.
+    let out = svc.docker(&[
+        "exec",
+        "apiexec",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 5",
+    ]);
+    assert_exit_code(&out, 5);
+    assert_eq!(
+        (stdout(&out), stderr(&out)),
+        ("out\n".into(), "err\n".into())
+    );
+    let out = svc.docker_ok(&[
+        "exec",
+        "-e",
+        "X=1",
+        "-w",
+        "/tmp",
+        "apiexec",
+        "sh",
+        "-c",
+        "echo $X $(pwd)",
+    ]);
+    assert_eq!(out, "1 /tmp");
+    // -i: the client's stdin, to its end.
+    let mut cat = svc.docker_cmd(&["exec", "-i", "apiexec", "cat"]);
+    let out = e2e::pipe(&mut cat, "through exec\n");
+    assert_exit_code(&out, 0);
+    assert_eq!(stdout(&out), "through exec\n");
+    // -d: runs on after the answer.
+    svc.docker_ok(&["exec", "-d", "apiexec", "sh", "-c", "echo done > /tmp/d"]);
+    wait_for("the detached exec", 10, || {
+        d.run(&["exec", "apiexec", "cat", "/tmp/d"]).stdout == b"done\n"
+    });
+    let out = svc.docker(&["exec", "apiexec", "nosuchcmd"]);
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // -it under a terminal: a tty inside, the size the client's terminal
+    // has (the CLI resizes the exec once it runs), the code back.
+    let inner = format!(
+        "stty rows 33 cols 101; docker -H {} exec -it apiexec sh -c 'tty; sleep 1; stty size; exit 3'",
+        svc.host()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env("DOCKER_CONFIG", svc.config.path())
+        .env_remove("DOCKER_HOST")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("/dev/pts/"), "{text}");
+    assert!(text.contains("33 101"), "{text}");
+    assert_eq!(out.status.code(), Some(3), "{text}");
+
+    // The exec's record, over the raw API.
+    let (st, body) = svc.http(
+        "POST",
+        "/containers/apiexec/exec",
+        r#"{"Cmd": ["true"], "AttachStdout": true}"#,
+    );
+    assert_eq!(st, 201, "{body}");
+    let id = serde_json::from_str::<Value>(&body).unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, body) = svc.http("GET", &format!("/exec/{id}/json"), "");
+    assert_eq!(st, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["Running"], false);
+    assert_eq!(v["ExitCode"], Value::Null);
+    assert_eq!(v["ProcessConfig"]["entrypoint"], "true");
+    let (st, _) = svc.http("POST", &format!("/exec/{id}/start"), r#"{"Detach": true}"#);
+    assert_eq!(st, 200);
+    wait_for("the exit code", 10, || {
+        let (_, b) = svc.http("GET", &format!("/exec/{id}/json"), "");
+        serde_json::from_str::<Value>(&b).unwrap()["ExitCode"] == 0
+    });
+    let (st, m) = svc.message("POST", &format!("/exec/{id}/start"), "{}");
+    assert_eq!(st, 409, "{m}");
+    // A running one's Pid is its command's.
+    let (_, body) = svc.http(
+        "POST",
+        "/containers/apiexec/exec",
+        r#"{"Cmd": ["sleep", "7"]}"#,
+    );
+    let id = serde_json::from_str::<Value>(&body).unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        svc.http("POST", &format!("/exec/{id}/start"), r#"{"Detach": true}"#)
+            .0,
+        200
+    );
+    wait_for("the exec's command", 10, || {
+        let (_, b) = svc.http("GET", &format!("/exec/{id}/json"), "");
+        let pid = serde_json::from_str::<Value>(&b).unwrap()["Pid"]
+            .as_u64()
+            .unwrap_or(0);
+        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == b"sleep\x007\x00")
+    });
+    assert_eq!(svc.http("GET", "/exec/nosuch/json", "").0, 404);
+    svc.docker_ok(&["rm", "-f", "apiexec"]);
+}
+
+#[test]
+fn docker_run_it_ends_with_the_container_and_resizes_its_tty() {
+    require_docker_cli!();
+    let d = Docker::new();
+    let svc = Service::start(&d);
+    // The client's terminal stays open: the container's end must end it.
+    let inner = format!(
+        "stty rows 33 cols 101; docker -H {} run -it --rm --network none busybox sh -c 'sleep 1; stty size; exit 4'",
+        svc.host()
+    );
+    let mut c = Command::new("timeout");
+    c.args(["30", "script", "-qec", &inner, "/dev/null"])
+        .env("DOCKER_CONFIG", svc.config.path())
+        .env_remove("DOCKER_HOST")
+        .stdin(Stdio::null());
+    let out = c.output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(text.contains("33 101"), "{text}");
+    assert!(d.containers_dir_entries().is_empty());
+
+    // A detached tty container: resize reaches its terminal.
+    let id = svc.docker_ok(&["run", "-d", "-t", "--network", "none", "busybox", "sh"]);
+    let (st, _) = svc.http("POST", &format!("/containers/{id}/resize?h=40&w=120"), "");
+    assert_eq!(st, 200);
+    assert_eq!(
+        d.ok(&["exec", &id, "sh", "-c", "stty size < /proc/1/fd/0"]),
+        "40 120"
+    );
+    let (st, _) = svc.http("POST", &format!("/containers/{id}/resize?h=x&w=1"), "");
+    assert_eq!(st, 400);
+    svc.docker_ok(&["rm", "-f", &id]);
+}
+
+#[test]
+fn python_sdk_exec_run() {
+    require_docker_cli!();
+    let sdk = Command::new("python3")
+        .args(["-c", "import docker"])
+        .output();
+    skip_unless!(
+        sdk.is_ok_and(|o| o.status.success()),
+        "no python3 docker SDK (python3-docker)"
+    );
+    let d = Docker::new();
+    let svc = Service::start(&d);
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url="unix://{}")
+ct = c.containers.run("busybox", ["sleep", "60"], detach=True, network_mode="none", labels={{"app": "py"}})
+r = ct.exec_run(["sh", "-c", "echo py; exit 2"])
+print(r.exit_code, r.output.decode().strip())
+r = ct.exec_run("cat /etc/hostname", demux=True)
+print(len(r.output[0].decode().strip()))
+print([x.id for x in c.containers.list(filters={{"label": "app=py"}})] == [ct.id])
+ct.remove(force=True)
+"#,
+        svc.sock.display()
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert_exit_code(&out, 0);
+    assert_eq!(stdout(&out), "2 py\n12\nTrue\n");
+}
+
+#[test]
+fn docker_cp_both_ways() {
+    require_docker_cli!();
+    let d = Docker::new();
+    let svc = Service::start(&d);
+    sleeper(&svc, "apicp", &[]);
+    let host = TempDir::new("apicp-host");
+    let file = host.path().join("hello.txt");
+    std::fs::write(&file, "hello\n").unwrap();
+    std::fs::create_dir_all(host.path().join("tree/sub")).unwrap();
+    std::fs::write(host.path().join("tree/sub/f"), "deep\n").unwrap();
+    let p = |x: &PathBuf| x.to_str().unwrap().to_string();
+
+    // In: into a directory, to a new name, a whole tree.
+    svc.docker_ok(&["cp", &p(&file), "apicp:/tmp/"]);
+    svc.docker_ok(&["cp", &p(&file), "apicp:/tmp/renamed"]);
+    svc.docker_ok(&["cp", &p(&host.path().join("tree")), "apicp:/tmp/"]);
+    assert_eq!(d.ok(&["exec", "apicp", "cat", "/tmp/hello.txt"]), "hello");
+    assert_eq!(d.ok(&["exec", "apicp", "cat", "/tmp/renamed"]), "hello");
+    assert_eq!(d.ok(&["exec", "apicp", "cat", "/tmp/tree/sub/f"]), "deep");
+
+    // Out: a file the container made, a directory, a file bound over the rootfs.
+    d.ok(&[
+        "exec",
+        "apicp",
+        "sh",
+        "-c",
+        "mkdir -p /tmp/o/p && echo made > /tmp/o/p/x",
+    ]);
+    let back = host.path().join("back");
+    svc.docker_ok(&["cp", "apicp:/tmp/o/p/x", &p(&back)]);
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "made\n");
+    let dir_back = host.path().join("dir_back");
+    svc.docker_ok(&["cp", "apicp:/tmp/o", &p(&dir_back)]);
+    assert_eq!(
+        std::fs::read_to_string(dir_back.join("p/x")).unwrap(),
+        "made\n"
+    );
+    let hn = host.path().join("hn");
+    svc.docker_ok(&["cp", "apicp:/etc/hostname", &p(&hn)]);
+    assert_eq!(
+        std::fs::read_to_string(&hn).unwrap().trim(),
+        d.ok(&["exec", "apicp", "hostname"])
+    );
+
+    // A missing path is docker's error; a stopped container still copies.
+    let out = svc.docker(&["cp", "apicp:/nope", &p(&host.path().join("x"))]);
+    assert_exit_code(&out, 1);
+    assert!(
+        stderr(&out).contains("Could not find the file /nope in container apicp"),
+        "{}",
+        stderr(&out)
+    );
+    // A read-only rootfs takes nothing in (docker's 403).
+    sleeper(&svc, "apicpro", &["--read-only"]);
+    let out = svc.docker(&["cp", &p(&file), "apicpro:/tmp/"]);
+    assert_exit_code(&out, 1);
+    assert!(stderr(&out).contains("read-only"), "{}", stderr(&out));
+    svc.docker_ok(&["rm", "-f", "apicpro"]);
+
+    svc.docker_ok(&["stop", "-t", "0", "apicp"]);
+    let stopped = host.path().join("stopped");
+    svc.docker_ok(&["cp", "apicp:/tmp/renamed", &p(&stopped)]);
+    assert_eq!(std::fs::read_to_string(&stopped).unwrap(), "hello\n");
+    svc.docker_ok(&["rm", "apicp"]);
+}
+
+#[test]
+fn top_stats_pause_rename_update_labels_and_prune() {
+    require_docker_cli!();
+    let d = Docker::new();
+    let svc = Service::start(&d);
+    let id = sleeper(&svc, "apiops", &["-l", "tier=web", "--label", "team"]);
+
+    let top = svc.docker_ok(&["top", "apiops"]);
+    assert!(top.lines().next().unwrap().contains("PID"), "{top}");
+    assert!(top.contains("sleep 120"), "{top}");
+    let pid = d.inspect("apiops")["State"]["Pid"].to_string();
+    assert!(
+        top.lines()
+            .skip(1)
+            .any(|l| l.split_whitespace().any(|f| f == pid)),
+        "{top}"
+    );
+    let top = svc.docker_ok(&["top", "apiops", "-o", "pid,comm"]);
+    assert!(
+        top.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == [pid.as_str(), "sleep"]),
+        "{top}"
+    );
+
+    let st = svc.docker_ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDs}} {{.MemUsage}}",
+        "apiops",
+    ]);
+    assert!(st.starts_with("apiops 1 "), "{st}");
+
+    // Labels: in inspect, in the list, as filters.
+    assert_eq!(
+        svc.docker_ok(&["inspect", "-f", "{{.Config.Labels.tier}}", "apiops"]),
+        "web"
+    );
+    assert_eq!(
+        svc.docker_ok(&["ps", "-q", "--no-trunc", "--filter", "label=tier=web"]),
+        id
+    );
+    assert_eq!(
+        svc.docker_ok(&["ps", "-q", "--filter", "label=team"]),
+        &id[..12]
+    );
+    assert_eq!(
+        svc.docker_ok(&["ps", "-q", "--filter", "label=tier=db"]),
+        ""
+    );
+    assert_eq!(
+        svc.docker_ok(&[
+            "ps",
+            "-q",
+            "--filter",
+            "name=apiops",
+            "--filter",
+            "status=running"
+        ]),
+        &id[..12]
+    );
+
+    svc.docker_ok(&["pause", "apiops"]);
+    assert_eq!(d.inspect("apiops")["State"]["Status"], "paused");
+    let again = svc.docker(&["pause", "apiops"]);
+    assert_exit_code(&again, 1);
+    assert!(
+        stderr(&again).contains("is already paused"),
+        "{}",
+        stderr(&again)
+    );
+    svc.docker_ok(&["unpause", "apiops"]);
+    assert_eq!(d.inspect("apiops")["State"]["Status"], "running");
+
+    svc.docker_ok(&["rename", "apiops", "apiops2"]);
+    assert_eq!(d.inspect("apiops2")["Id"], id.as_str());
+    assert_exit_code(&d.run(&["inspect", "apiops"]), 1);
+
+    svc.docker_ok(&[
+        "update",
+        "--memory",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "apiops2",
+    ]);
+    let st = svc.docker_ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.MemUsage}}",
+        "apiops2",
+    ]);
+    assert!(st.ends_with("/ 64MiB"), "{st}");
+
+    // Prune: the stopped ones only (a label filter narrows it).
+    let done = svc.docker_ok(&[
+        "create", "--name", "apidone", "-l", "keep=no", "busybox", "true",
+    ]);
+    let kept = svc.docker_ok(&["create", "--name", "apikept", "busybox", "true"]);
+    let out = svc.docker_ok(&["container", "prune", "-f", "--filter", "label=keep=no"]);
+    assert!(out.contains(&done), "{out}");
+    assert!(!out.contains(&kept), "{out}");
+    let out = svc.docker_ok(&["container", "prune", "-f"]);
+    assert!(out.contains(&kept), "{out}");
+    assert_eq!(svc.docker_ok(&["ps", "-aq", "--no-trunc"]), id);
+    svc.docker_ok(&["rm", "-f", "apiops2"]);
+}
+
+#[test]
+fn bad_requests_get_dockers_codes_and_a_client_that_leaves_harms_nothing() {
+    require_docker_cli!();
+    let d = Docker::new();
+    let svc = Service::start(&d);
+    for (m, p) in [
+        ("POST", "/containers/nope/exec"),
+        ("GET", "/containers/nope/top"),
+        ("GET", "/containers/nope/stats?stream=false"),
+        ("GET", "/containers/nope/archive?path=/"),
+        ("POST", "/containers/nope/pause"),
+        ("POST", "/containers/nope/rename?name=x"),
+        ("POST", "/containers/nope/update"),
+    ] {
+        let (st, msg) = svc.message(m, p, "{}");
+        assert_eq!(
+            (st, msg.as_str()),
+            (404, "No such container: nope"),
+            "{m} {p}"
+        );
+    }
+    let out = svc.docker(&["exec", "nope", "true"]);
+    assert_exit_code(&out, 1);
+    assert!(
+        stderr(&out).contains("No such container: nope"),
+        "{}",
+        stderr(&out)
+    );
+
+    sleeper(&svc, "apibad", &[]);
+    let (st, _) = svc.http("POST", "/containers/apibad/exec", "{\"Cmd\": ");
+    assert_eq!(st, 400);
+    let (st, _) = svc.http("POST", "/containers/apibad/update", "[1");
+    assert_eq!(st, 400);
+    let (st, msg) = svc.message("POST", "/containers/apibad/exec", r#"{"Cmd": []}"#);
+    assert_eq!((st, msg.as_str()), (400, "No exec command specified"));
+    let (st, _) = svc.message(
+        "POST",
+        "/containers/apibad/update",
+        r#"{"BlkioWeight": 10}"#,
+    );
+    assert_eq!(st, 400);
+    let (st, msg) = svc.message("POST", "/containers/apibad/rename?name=apibad", "");
+    assert_eq!(st, 400, "{msg}");
+    let (st, msg) = svc.message(
+        "POST",
+        "/containers/create",
+        r#"{"Image": "busybox", "HostConfig": {"LogConfig": {"Type": "syslog"}}}"#,
+    );
+    assert_eq!(st, 400, "{msg}");
+    let out = svc.docker(&["run", "--log-driver", "syslog", "busybox", "true"]);
+    assert_exit_code(&out, 125);
+    assert!(stderr(&out).contains("LogConfig"), "{}", stderr(&out));
+
+    // A stats stream and an exec whose clients die: the container and the
+    // service go on.
+    let mut stats = svc
+        .docker_cmd(&["stats", "apibad"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut exec = svc
+        .docker_cmd(&["exec", "apibad", "sleep", "30"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    stats.kill().unwrap();
+    exec.kill().unwrap();
+    let _ = stats.wait();
+    let _ = exec.wait();
+    assert_eq!(d.inspect("apibad")["State"]["Status"], "running");
+    assert_eq!(svc.docker_ok(&["exec", "apibad", "echo", "alive"]), "alive");
+
+    svc.docker_ok(&["stop", "-t", "0", "apibad"]);
+    let (st, msg) = svc.message("POST", "/containers/apibad/exec", r#"{"Cmd": ["true"]}"#);
+    assert_eq!(st, 409, "{msg}");
+    assert!(msg.contains("is not running"), "{msg}");
+    let (st, _) = svc.message("GET", "/containers/apibad/top", "");
+    assert_eq!(st, 409);
+    svc.docker_ok(&["rm", "apibad"]);
+}
