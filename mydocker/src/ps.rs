@@ -273,7 +273,8 @@ impl Filters {
 
     pub fn matches(&self, r: &Record) -> bool {
         self.0.iter().all(|(k, vals)| {
-            vals.iter().any(|v| match k.as_str() {
+            // docker ORs the values of one key, except labels: all must match
+            let one = |v: &String| match k.as_str() {
                 "id" => re_match(v, &r.id),
                 "name" => re_match(v, &r.name) || re_match(v, &format!("/{}", r.name)),
                 "status" => state_word(r.status) == v,
@@ -295,7 +296,12 @@ impl Filters {
                         || m["Destination"] == v.as_str()
                 }),
                 _ => true,
-            })
+            };
+            if k == "label" {
+                vals.iter().all(one)
+            } else {
+                vals.iter().any(one)
+            }
         })
     }
 }
@@ -346,6 +352,9 @@ mod tests {
         assert!(f(&["label=tier"]).unwrap().matches(&web));
         assert!(f(&["label=tier=web"]).unwrap().matches(&web));
         assert!(!f(&["label=tier=db"]).unwrap().matches(&web));
+        // labels AND (compose filters by project and service at once)
+        assert!(!f(&["label=tier=web", "label=tier=db"]).unwrap().matches(&web));
+        assert!(f(&["label=tier", "label=tier=web"]).unwrap().matches(&web));
         assert!(f(&["ancestor=busybox:latest"]).unwrap().matches(&web));
         assert!(f(&["ancestor=abcdef"]).unwrap().matches(&web));
         assert!(!f(&["ancestor=alpine"]).unwrap().matches(&web));
