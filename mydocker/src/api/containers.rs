@@ -590,9 +590,22 @@ fn run_flags(body: &Value, name: Option<&str>) -> ApiResult<Vec<String>> {
     for b in strings(&h["Binds"]).unwrap_or_default() {
         push("volume", b);
     }
-    // Volumes (anonymous ones) in the Config.
+    // Volumes (anonymous ones) in the Config; compose and the SDK also
+    // name there the targets of their Binds and Mounts: those are not new.
+    let bound: Vec<String> = strings(&h["Binds"])
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|b| b.split(':').nth(1).map(String::from))
+        .chain(
+            h["Mounts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m["Target"].as_str().map(String::from)),
+        )
+        .collect();
     if let Some(vols) = body["Volumes"].as_object() {
-        for v in vols.keys() {
+        for v in vols.keys().filter(|v| !bound.contains(v)) {
             push("volume", v.clone());
         }
     }
