@@ -74,7 +74,7 @@ pub mod logs;
 pub mod names;
 pub mod netargs;
 pub mod network;
-pub mod pipeline;
+pub mod plan;
 pub mod ps;
 pub mod records;
 pub mod resources;
