@@ -79,12 +79,16 @@ impl Plan {
             "command": cfg.args(),
             "config": serde_json::to_value(cfg).expect("json"),
         });
+        // The record's dir lists the volumes it uses: it goes first.
         let mut forget = vec![self::forget(ctx, id)];
         for m in cfg.mounts.iter().filter(|m| m.anonymous) {
-            forget.push(Step::call(
-                StepId::VolumeRm(m.source.clone()),
-                ctx.layerfs().args(["volume", "rm", &m.source]),
-            ));
+            forget.push(
+                Step::call(
+                    StepId::VolumeRm(m.source.clone()),
+                    ctx.layerfs().args(["volume", "rm", &m.source]),
+                )
+                .needs(&[StepId::Forget]),
+            );
         }
         steps.push(
             Step::call(

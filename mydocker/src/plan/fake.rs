@@ -15,6 +15,8 @@ pub struct Fake {
     pub started: Vec<StepId>,
     /// Fail this step (its call is logged first, as a real failure is).
     pub fail: Option<StepId>,
+    /// ("start" | "finish", step), in order: what ran side by side.
+    pub events: Vec<(&'static str, StepId)>,
 }
 
 impl Fake {
@@ -52,6 +54,7 @@ impl Runner for Fake {
 
     fn start(&mut self, _: &Plan, step: &Step, _: &Outputs) -> Result<Result<Output>> {
         self.started.push(step.id.clone());
+        self.events.push(("start", step.id.clone()));
         self.log.push(Fake::line(step));
         if self.fail.as_ref() == Some(&step.id) {
             return Ok(Err(Error::Daemon(format!(
@@ -75,7 +78,8 @@ impl Runner for Fake {
         }))
     }
 
-    fn finish(&mut self, _: &Step, p: Result<Output>) -> Result<Output> {
+    fn finish(&mut self, step: &Step, p: Result<Output>) -> Result<Output> {
+        self.events.push(("finish", step.id.clone()));
         p
     }
 }

@@ -467,3 +467,41 @@ fn the_teardown_plans() {
         ]
     );
 }
+
+/// Where `what` of `id` is in the events.
+fn event(f: &Fake, what: &str, id: &StepId) -> usize {
+    f.events
+        .iter()
+        .position(|(w, i)| *w == what && i == id)
+        .unwrap_or_else(|| panic!("no {what} {id:?} in {:?}", f.events))
+}
+
+#[test]
+fn what_must_come_first_is_done_before_the_next_starts() {
+    let c = ctx();
+    // a failed run: the record (which lists its volumes) before the volume
+    let p = Plan::launch(&c, &with_volumes(cfg("none")), "");
+    let mut f = Fake::default();
+    runner::teardown(&p.undo_of(&Reserve), &mut f, &mut Outputs::for_id("x"));
+    assert!(event(&f, "finish", &Forget) < event(&f, "start", &VolumeRm("anon1".into())));
+    // a teardown: CNI DEL before the netns goes; the record after all
+    let two = rec(json!({"Networks": {"a": {}, "b": {"IfName": "eth1"}}}));
+    let p = Plan::teardown(&c, "x", Some(&two), Keep::Nothing);
+    let mut f = Fake::default();
+    runner::teardown(&p, &mut f, &mut Outputs::for_id("x"));
+    for n in ["a", "b"] {
+        assert!(event(&f, "finish", &Disconnect(n.into())) < event(&f, "start", &NetnsDel));
+    }
+    for s in p.ids().iter().filter(|i| **i != Forget) {
+        assert!(event(&f, "finish", s) < event(&f, "start", &Forget), "{s:?}");
+    }
+    // ... while the releases that do not depend on each other overlap
+    assert!(event(&f, "start", &Remove) < event(&f, "finish", &Delete));
+    // a launch: the rootfs beside the network, the config after both
+    let p = Plan::launch(&c, &cfg("bridge"), "");
+    let mut f = Fake::default();
+    runner::launch(&p, &mut f, &mut Outputs::default()).unwrap();
+    assert!(event(&f, "start", &Netns) < event(&f, "finish", &Mount));
+    assert!(event(&f, "finish", &Mount) < event(&f, "start", &Config));
+    assert!(event(&f, "finish", &Launching) < event(&f, "start", &Mount));
+}
