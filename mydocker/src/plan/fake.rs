@@ -67,7 +67,7 @@ impl Runner for Fake {
                 let mut r: ctrstate::record::Record =
                     serde_json::from_value(serde_json::json!({})).expect("defaults");
                 r.id = "f".repeat(64);
-                Output::Record(r)
+                Output::Record(Box::new(r))
             }
             StepId::Mount => Output::Mounted(Mounted {
                 rootfs: "/fake/rootfs".into(),

@@ -233,7 +233,7 @@ impl Runner for Real<'_> {
             msg: format!("bad output: {e}"),
         };
         Ok(match &step.id {
-            StepId::Reserve => Output::Record(serde_json::from_str(&text).map_err(bad)?),
+            StepId::Reserve => Output::Record(Box::new(serde_json::from_str(&text).map_err(bad)?)),
             StepId::Mount => Output::Mounted(serde_json::from_str(&text).map_err(bad)?),
             StepId::Volumes => Output::Mounts(serde_json::from_str(&text).map_err(bad)?),
             StepId::Netns => {

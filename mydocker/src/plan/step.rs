@@ -145,7 +145,7 @@ pub fn json_ref(r: Ref) -> Value {
 /// Replaces the references in one argument (`json`: the call's stdin)
 /// with what `value` gives for them; an unknown one is an error.
 pub fn fill(word: &str, json: bool, value: &mut dyn FnMut(Ref) -> Option<Value>) -> Result<String> {
-    if !word.contains('\0') && !(json && word.contains("\\u0000")) {
+    if !(word.contains('\0') || json && word.contains("\\u0000")) {
         return Ok(word.to_string());
     }
     let mut s = word.to_string();
@@ -277,7 +277,7 @@ impl Step {
 /// What one step made, in its producer's type.
 pub enum Output {
     Done,
-    Record(Record),
+    Record(Box<Record>),
     Mounted(Mounted),
     /// OCI mounts.
     Mounts(Vec<Value>),
@@ -323,7 +323,7 @@ impl Outputs {
             Output::Done => {}
             Output::Record(r) => {
                 self.id = Some(r.id.clone());
-                self.record = Some(r);
+                self.record = Some(*r);
             }
             Output::Mounted(m) => self.rootfs = Some(m.rootfs),
             Output::Mounts(m) => self.mounts = m,

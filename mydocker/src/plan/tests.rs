@@ -218,7 +218,7 @@ fn expected_rollback(p: &Plan, k: usize, started: &[StepId]) -> Vec<String> {
     for (j, s) in p.steps.iter().enumerate().rev() {
         let ran = started.contains(&s.id) && (j != k || s.partial);
         if ran {
-            out.extend(s.undo.iter().map(|u| Fake::line(u)));
+            out.extend(s.undo.iter().map(Fake::line));
         }
     }
     out
@@ -493,7 +493,10 @@ fn what_must_come_first_is_done_before_the_next_starts() {
         assert!(event(&f, "finish", &Disconnect(n.into())) < event(&f, "start", &NetnsDel));
     }
     for s in p.ids().iter().filter(|i| **i != Forget) {
-        assert!(event(&f, "finish", s) < event(&f, "start", &Forget), "{s:?}");
+        assert!(
+            event(&f, "finish", s) < event(&f, "start", &Forget),
+            "{s:?}"
+        );
     }
     // ... while the releases that do not depend on each other overlap
     assert!(event(&f, "start", &Remove) < event(&f, "finish", &Delete));
