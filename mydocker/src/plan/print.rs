@@ -114,6 +114,9 @@ impl<'a> Print<'a> {
                 self.line(
                     "# create: nsrun makes the cgroup, the init joins it and waits for start",
                 );
+                if sh.contains("--console-socket") {
+                    self.line("# (-t: nsrun sends the terminal over the console socket; something must listen there)");
+                }
                 self.line(format!("{sh} > \"$D/stdout\""));
                 self.line("PID=$(cat \"$D/init.pid\")");
                 self.defined.push(Ref::Pid);
