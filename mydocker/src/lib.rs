@@ -1,7 +1,8 @@
 //! mydocker: the docker command line over the tools. It validates the
 //! user's flags, then runs `ctrstate`, `layerfs`, `netbr` (which runs
 //! `ipam`), `cgctl` and `nsrun` as processes, the way a person could at a
-//! shell (`launch` for the pipeline, `teardown` for its undo), and
+//! shell (one plan of steps, `plan`, run by `launch` and undone by
+//! `teardown`), and
 //! supervises each container as its parent (`supervise`).
 //!
 //! Exit codes are docker's: `run` exits 125 when mydocker itself fails
@@ -27,37 +28,49 @@
 //! `system service` serves the Docker Engine API (1.41) on a unix socket
 //! over the same store, for the docker CLI and the SDKs (see `api`).
 //!
-//! # Next: the run as one plan (design note; not built yet)
+//! # The run as one plan (module `plan`)
 //!
-//! Today `launch` runs the steps, `pipeline` prints a hand-kept copy of
-//! them, and undo lives in `launch::Undo`, `run::forget` and `teardown`.
-//! The shape that replaces the three (module `plan`):
+//! `run`, `start`, `stop`, `rm -f`, `--rm` and the reconcile pass walk
+//! one typed plan instead of hand-kept copies:
 //!
-//! - `Step { id: StepId, call: Call, needs: Vec<StepId>, undo: Option<Call> }`
-//!   with `StepId` one of Reserve, Mount, Volumes, Netns, Connect(net),
-//!   EtcFiles, Config, Create, Recorded, Start, Running. An input that
-//!   depends on an earlier output names it (`Ref::Rootfs`, `Ref::Netns`,
-//!   `Ref::Settings`) instead of holding a value; outputs are the
-//!   producers' types (ctrstate `Record`, layerfs' mount answer, the CNI
-//!   result); record writes are `ctrstate::RecordPatch`es.
-//! - `Plan::launch(&Ctx, &RunConfig) -> Plan` and `Plan::teardown(id,
-//!   &Record, Keep::Layer | Keep::Nothing) -> Plan` are pure (no I/O). The
-//!   teardown plan is the launch plan's undos in reverse (nsrun delete
-//!   --force, CNI DEL per network in the record, netns del, layerfs
-//!   umount/remove, ctrstate rm), so failure at step k, `stop`, `rm -f`,
-//!   `--rm` and the reconcile pass all walk the same undo list.
-//! - `trait Runner { fn call(&mut self, step: &Step, refs: &Outputs) ->
-//!   Result<Output> }`: `Real` spawns (steps whose `needs` are met run side
-//!   by side: Mount with Netns, the teardown's undos; nsrun create gets the
-//!   container's stdio from the supervisor); `Print` writes the shell
-//!   script of `--print-pipeline` (refs become shell variables captured
-//!   from each tool's one-line JSON, so the script cannot drift); `Fake`
-//!   records calls and fails at step k, for unit tests without root:
-//!   the steps for typical flag sets, rollback = undos of steps < k in
-//!   reverse, printed calls == executed calls, the teardown plans.
-//! - Needed first from code others own: `network::attach` split into its
-//!   two calls plus a pure `settings(cni_result, cfg)`; `Deserialize` on
-//!   layerfs' `mount::Mounted` (read here through a local twin for now).
+//! - `plan::Step { id: StepId, action, needs, undo, partial, .. }`: a tool
+//!   call (`tools::Call`) or one of the few local steps (EnsureNetwork,
+//!   EtcFiles, Config, Leave). StepIds: Reserve, Launching, Network(net),
+//!   Mount, Volumes, Netns, Connect(net), EtcFiles, Config, Create,
+//!   Recorded, Start, Running; the undo/teardown ones Delete, Leave(net),
+//!   Disconnect(net), NetnsDel, Umount, Remove, VolumeRm, Forget. An
+//!   input known only after an earlier step is a `Ref` (Id, Rootfs,
+//!   Netns, Pid, Settings, ...), a NUL-delimited token in the call's
+//!   words that the runner fills. Outputs are the producers' types
+//!   (ctrstate `Record`, layerfs' mount answer, cni-plugin's
+//!   `CniResult`); record writes are `ctrstate::RecordPatch`es.
+//! - `Plan::launch(&Ctx, &RunConfig, name)` and `Plan::teardown(&Ctx, id,
+//!   Option<&Record>, Keep::Layer | Keep::Nothing)` are pure. The
+//!   launch's undos are the teardown's steps (nsrun delete --force, names
+//!   leave, CNI DEL per network, netns del, layerfs umount/remove,
+//!   ctrstate rm): a failed launch, `stop`, `rm -f`, `--rm` and the
+//!   reconcile pass release things the same way (`teardown.rs` runs the
+//!   teardown plan from the record).
+//! - `plan::runner::{launch, teardown}` walk a plan through a `Runner`: a
+//!   step starts once its `needs` are done, so independent ones run side
+//!   by side (the rootfs mount beside the netns and CNI ADD; nsrun delete
+//!   beside layerfs umount and the network undo). A failure stops the
+//!   launch; every step done is then undone in reverse plan order, one at
+//!   a time (the failed step too when it may have done part of its work:
+//!   mount, netns, connect, /etc files, create). Runners: `Real` spawns
+//!   the tools (Create gets the container's stdio, `launch::create`);
+//!   `print::Print` writes the script of `--print-pipeline` (refs become
+//!   shell variables captured from each tool's one-line JSON); `fake::Fake`
+//!   records the calls and fails at a chosen step, for the unit tests in
+//!   `plan/tests.rs` (no root: the steps per flag set, rollback at every
+//!   step, printed calls == run calls, teardown plans, what runs side by
+//!   side).
+//! - `run` runs the plan's Reserve in the CLI and the rest in the
+//!   container's supervisor (`launch::launch`); a failed `run` then runs
+//!   the Reserve's undo (the record, then its anonymous volumes).
+//! - Still open: `--network container:X` (a `NetMode` with no Netns or
+//!   Connect step, Config joining X's namespace); several `--network`s
+//!   (`Plan::launch_on` builds them; the CLI takes one).
 
 pub mod api;
 pub mod attach;
@@ -80,7 +93,7 @@ pub mod names;
 pub mod netargs;
 pub mod network;
 pub mod nsjoin;
-pub mod pipeline;
+pub mod plan;
 pub mod ps;
 pub mod records;
 pub mod resources;

@@ -1,6 +1,6 @@
 //! Networks: `mydocker network ...` over `netbr`, the `--network`/`-p`
-//! flags of `run`, and the container's attach/detach steps of the pipeline
-//! (`netbr netns add`, `netbr connect` = CNI ADD; `disconnect`, `netns del`).
+//! flags of `run`, and docker's settings from the CNI results of the
+//! plan's Connect steps (`settings`).
 
 use crate::context::Ctx;
 use crate::error::{fail, Error, Result};
@@ -124,109 +124,39 @@ pub fn parse_mode(s: &str) -> Mode {
     }
 }
 
-/// What the attach step made, recorded so detach can undo it.
-pub struct Attached {
-    pub netns: String,
-    pub ip: Option<String>,
-    pub settings: Value,
-}
-
-/// Steps 4 and 5: a netns file, then CNI ADD into the network (with the
-/// container's `--ip`, `--ip6`, `--mac-address` and `-p`).
-pub fn attach(
-    ctx: &Ctx,
-    id: &str,
-    network: &str,
+/// docker's NetworkSettings of a container from the CNI results of its
+/// networks (in the order joined; the first one's addresses and `-p`
+/// ports are the top-level ones). Pure: the plan's Connect steps make the
+/// results (`plan::build`).
+pub fn settings(
+    cni: &[(String, cni_plugin::CniResult)],
+    netns: &str,
     cfg: &crate::runconfig::RunConfig,
-) -> Result<Attached> {
-    let ports = &cfg.ports;
-    let out = ctx
-        .netbr()
-        .args(["netns", "add", id, "--dir"])
-        .arg(ctx.run.join("netns"))
-        .json()?;
-    let netns = out["path"].as_str().unwrap_or_default().to_string();
-    let mut call = ctx.netbr().args([
-        "connect",
-        network,
-        id,
-        "--netns",
-        &netns,
-        "--publish",
-        &serde_json::to_string(ports).unwrap(),
-    ]);
-    if let Some(ip) = cfg.net.ip {
-        call = call.args(["--ip", &ip.to_string()]);
-    }
-    if let Some(ip) = cfg.net.ip6 {
-        call = call.args(["--ip6", &ip.to_string()]);
-    }
-    if let Some(mac) = &cfg.net.mac {
-        call = call.args(["--mac", mac]);
-    }
-    let res = match call.json() {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = ctx
-                .netbr()
-                .args(["netns", "del", id, "--dir"])
-                .arg(ctx.run.join("netns"))
-                .output();
-            return Err(e);
-        }
+) -> Value {
+    let Some((_, first)) = cni.first() else {
+        return json!({"Networks": {}, "Ports": {}, "IPAddress": ""});
     };
-    let (ip, mut entry) = endpoint(&res, "eth0");
-    entry["Aliases"] = json!(cfg.net.aliases);
+    let mut networks = serde_json::Map::new();
+    for (i, (name, res)) in cni.iter().enumerate() {
+        let (_, mut entry) = endpoint(res, &format!("eth{i}"));
+        entry["Aliases"] = json!(cfg.net.aliases);
+        networks.insert(name.clone(), entry);
+    }
+    let (ip, entry) = endpoint(first, "eth0");
     let mut port_map = serde_json::Map::new();
-    for p in ports {
+    for p in &cfg.ports {
         port_map.insert(
             format!("{}/{}", p.container_port, p.protocol),
             json!([{"HostIp": if p.host_ip.is_empty() { "0.0.0.0" } else { &p.host_ip }, "HostPort": p.host_port.to_string()}]),
         );
     }
-    let settings = json!({
+    json!({
         "IPAddress": ip, "Gateway": entry["Gateway"], "MacAddress": entry["MacAddress"],
         "GlobalIPv6Address": entry["GlobalIPv6Address"], "GlobalIPv6PrefixLen": entry["GlobalIPv6PrefixLen"],
         "IPv6Gateway": entry["IPv6Gateway"], "Ports": port_map,
         "SandboxKey": netns,
-        "Networks": {network: entry},
-    });
-    Ok(Attached {
-        netns,
-        ip: Some(ip.to_string()).filter(|s| !s.is_empty()),
-        settings,
+        "Networks": networks,
     })
-}
-
-/// Undo of `attach`: CNI DEL and the netns file. Idempotent.
-pub fn detach(ctx: &Ctx, id: &str, network: &str) -> Vec<Error> {
-    let mut errs: Vec<Error> = crate::names::leave(ctx, network, id)
-        .err()
-        .into_iter()
-        .collect();
-    errs.extend(disconnect(ctx, id, network, "eth0").err());
-    errs.extend(netns_del(ctx, id).err());
-    errs
-}
-
-/// Detaches a container from every network its record lists (the one it
-/// ran with and any `network connect`ed since), then drops its netns file.
-pub fn detach_all(ctx: &Ctx, id: &str, settings: &Value) -> Vec<Error> {
-    let mut errs = vec![];
-    for (name, n) in settings["Networks"].as_object().into_iter().flatten() {
-        errs.extend(crate::names::leave(ctx, name, id).err());
-        let ifname = n["IfName"].as_str().unwrap_or("eth0");
-        errs.extend(disconnect(ctx, id, name, ifname).err());
-    }
-    // `--network none|host` made no netns file (an empty Networks says so);
-    // a record without settings (a crash before they were written) may have one.
-    let none = settings["Networks"]
-        .as_object()
-        .is_some_and(|n| n.is_empty());
-    if !none {
-        errs.extend(netns_del(ctx, id).err());
-    }
-    errs
 }
 
 /// CNI DEL of one interface; a network removed under us has nothing left to undo.
@@ -243,41 +173,30 @@ fn disconnect(ctx: &Ctx, id: &str, network: &str, ifname: &str) -> Result<()> {
     }
 }
 
-fn netns_del(ctx: &Ctx, id: &str) -> Result<()> {
-    ctx.netbr()
-        .args(["netns", "del", id, "--dir"])
-        .arg(ctx.run.join("netns"))
-        .output()
-        .map(|_| ())
-}
-
 /// docker's entry for one network in NetworkSettings.Networks, from a CNI
 /// result: the first IPv4 and the first IPv6 address with their gateways.
-fn endpoint(res: &Value, ifname: &str) -> (String, Value) {
-    let ips: Vec<&Value> = res["ips"]
-        .as_array()
-        .map(|a| a.iter().collect())
-        .unwrap_or_default();
+fn endpoint(res: &cni_plugin::CniResult, ifname: &str) -> (String, Value) {
     let of = |v6: bool| {
-        ips.iter()
-            .find(|i| i["address"].as_str().is_some_and(|a| a.contains(':') == v6))
+        res.ips
+            .iter()
+            .find(|i| i.address.contains(':') == v6)
             .map(|i| {
-                let a = i["address"].as_str().unwrap_or_default();
-                let (ip, prefix) = a.split_once('/').unwrap_or((a, ""));
+                let (ip, prefix) = i.address.split_once('/').unwrap_or((&i.address, ""));
                 (
                     ip.to_string(),
                     prefix.parse::<u32>().unwrap_or(0),
-                    i["gateway"].as_str().unwrap_or_default().to_string(),
+                    i.gateway.clone().unwrap_or_default(),
                 )
             })
             .unwrap_or_default()
     };
     let (ip, prefix, gateway) = of(false);
     let (ip6, prefix6, gateway6) = of(true);
-    let mac = res["interfaces"]
-        .as_array()
-        .and_then(|i| i.iter().find(|x| x["sandbox"].is_string()))
-        .and_then(|x| x["mac"].as_str())
+    let mac = res
+        .interfaces
+        .iter()
+        .find(|x| !x.sandbox.is_empty())
+        .map(|x| x.mac.as_str())
         .unwrap_or("");
     (
         ip.clone(),
@@ -525,12 +444,12 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
                 .map(|n| format!("eth{n}"))
                 .find(|i| !used.contains(&i.as_str()))
                 .unwrap();
-            let res = ctx
+            let res: cni_plugin::CniResult = ctx
                 .netbr()
                 .args(["connect", network, &rec.id, "--netns"])
                 .arg(&netns)
                 .args(["--ifname", &ifname])
-                .json()
+                .parse()
                 .map_err(plain)?;
             let (_, mut entry) = endpoint(&res, &ifname);
             entry["Aliases"] = json!(alias);

@@ -154,6 +154,7 @@ pub struct Joined {
     pub net: Option<NetJoin>,
 }
 
+#[derive(Clone, Debug, PartialEq)]
 pub struct NetJoin {
     /// The target's hostname (docker: the joiner's is the target's).
     pub hostname: String,

@@ -6,12 +6,13 @@ use crate::cli::RunArgs;
 use crate::context::Ctx;
 use crate::error::{fail, Error, Result};
 use crate::launch;
+use crate::plan::{self, Outputs, Plan, Real, StepId};
 use crate::records;
 use crate::runconfig::RunConfig;
 use crate::supervise::{self, Attached};
 use crate::teardown;
-use ctrstate::{Record, RecordPatch, Status};
-use serde_json::{json, Value};
+use ctrstate::RecordPatch;
+use serde_json::Value;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -46,15 +47,9 @@ fn run_or_create(ctx: &Ctx, a: &RunArgs, create_only: bool) -> Result<i32> {
             );
         }
     }
-    let record_in = json!({
-        "name": a.name.clone().unwrap_or_default(),
-        "image": a.image,
-        "imageId": image_id,
-        "command": cfg.args(),
-        "config": serde_json::to_value(&cfg).unwrap(),
-    });
+    let name = a.name.clone().unwrap_or_default();
     if a.print_pipeline {
-        crate::pipeline::print(ctx, &record_in, &cfg)?;
+        print!("{}", plan::print::script(ctx, &cfg, &name)?);
         return Ok(0);
     }
     if let Some(f) = &a.extra.cidfile {
@@ -65,12 +60,12 @@ fn run_or_create(ctx: &Ctx, a: &RunArgs, create_only: bool) -> Result<i32> {
             ));
         }
     }
-    let rec: Record = ctx
-        .ctrstate()
-        .arg("create")
-        .stdin_json(&record_in)
-        .parse()?;
-    let id = rec.id;
+    // The plan's first step here; the rest runs where the container's
+    // supervisor is (this process, or the detached one).
+    let reserve = Plan::launch(ctx, &cfg, &name).only(&StepId::Reserve);
+    let mut out = Outputs::default();
+    plan::runner::launch(&reserve, &mut Real { ctx }, &mut out)?;
+    let id = out.id.unwrap_or_default();
     if let Some(f) = &a.extra.cidfile {
         if let Err(e) = std::fs::write(f, &id) {
             forget(ctx, &id, &cfg);
@@ -131,26 +126,15 @@ pub fn run_foreground(
 /// The record of a `start` whose launch failed (and undid its steps): not
 /// running, and why.
 fn failed_start(ctx: &Ctx, id: &str, e: &Error) {
-    let _ = records::update(
-        ctx,
-        id,
-        &RecordPatch {
-            status: Some(Status::Exited),
-            pid: Some(0),
-            pid_start_time: Some(0),
-            supervisor_pid: Some(None),
-            error: Some(Some(e.to_string())),
-            ..Default::default()
-        },
-    );
+    let _ = records::update(ctx, id, &plan::build::failed_start(&e.to_string()));
 }
 
 /// Undo of a `run` whose launch failed (the launch undid its own steps):
-/// the anonymous volumes it made and the record.
+/// the undo of its Reserve step (the record, then the anonymous volumes
+/// it lists).
 fn forget(ctx: &Ctx, id: &str, cfg: &RunConfig) {
-    // The record's dir lists the volumes it uses: it goes first.
-    let _ = ctx.ctrstate().args(["rm", "--force", id]).output();
-    teardown::remove_anonymous_volumes(ctx, cfg);
+    let undo = Plan::launch(ctx, cfg, "").undo_of(&StepId::Reserve);
+    let _ = plan::runner::teardown(&undo, &mut Real { ctx }, &mut Outputs::for_id(id));
 }
 
 /// Forks a supervisor that launches the container and stays its parent;

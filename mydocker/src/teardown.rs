@@ -22,55 +22,36 @@
 //!   without `state.json`, which the reconcile pass finishes removing.
 //! - `start`: the launch of `launch.rs` (its module doc): the record names
 //!   the supervisor and the networks before anything is taken.
+//!
+//! The steps are `plan::Plan::teardown`'s, the same undo steps a failed
+//! launch runs.
 
 use crate::context::Ctx;
 use crate::error::Error;
-use crate::network;
+use crate::plan::{self, Keep, Outputs, Plan, Real};
 use crate::runconfig::RunConfig;
 
-/// Releases what a stopped container holds (process state, rootfs mount),
-/// keeping its writable layer and record. Idempotent; errors are returned
-/// together so the caller can report them after trying every step.
+/// Releases what a stopped container holds (process state, networks,
+/// rootfs mount), keeping its writable layer and record. Idempotent;
+/// errors are returned together so the caller can report them after
+/// trying every step.
 pub fn stop_teardown(ctx: &Ctx, id: &str) -> Vec<Error> {
-    release(ctx, id, "umount")
-}
-
-/// The stop teardown, ending with `layerfs umount` (keep the writable layer)
-/// or `layerfs remove` (drop it too).
-fn release(ctx: &Ctx, id: &str, rootfs_step: &str) -> Vec<Error> {
-    // The container is dead: these undo steps are independent of each
-    // other, so they run side by side (the network's two run in order).
-    let calls = [
-        // also removes the cgroup, killing anything left in it
-        ctx.nsrun().args(["delete", "--force", id]),
-        ctx.layerfs().args([rootfs_step, id]),
-    ];
-    let mut errs = vec![];
-    let running: Vec<_> = calls.iter().map(|c| c.spawn()).collect();
-    // The networks it is attached to are in its record.
-    let settings = crate::records::peek(ctx, id)
-        .map(|r| r.network)
-        .unwrap_or_default();
-    errs.extend(network::detach_all(ctx, id, &settings));
-    for r in running {
-        if let Err(e) = r.and_then(|r| r.finish()) {
-            errs.push(e);
-        }
-    }
-    errs
+    release(ctx, id, Keep::Layer)
 }
 
 /// Removes everything of a container: what it holds, its writable layer
-/// (`layerfs remove` unmounts too), then its record.
+/// (`layerfs remove` unmounts too), then, only when all that succeeded,
+/// its record.
 pub fn remove_teardown(ctx: &Ctx, id: &str) -> Vec<Error> {
-    let errs = release(ctx, id, "remove");
-    if !errs.is_empty() {
-        return errs;
-    }
-    match ctx.ctrstate().args(["rm", "--force", id]).output() {
-        Ok(_) => vec![],
-        Err(e) => vec![e],
-    }
+    release(ctx, id, Keep::Nothing)
+}
+
+/// The teardown plan of `id`, from its record (the networks it is on),
+/// run for real; its independent steps run side by side.
+fn release(ctx: &Ctx, id: &str, keep: Keep) -> Vec<Error> {
+    let rec = crate::records::peek(ctx, id);
+    let p = Plan::teardown(ctx, id, rec.as_ref(), keep);
+    plan::runner::teardown(&p, &mut Real { ctx }, &mut Outputs::for_id(id))
 }
 
 /// Removes the volumes made for this container alone (`-v /path`).

@@ -31,6 +31,7 @@ pub fn debug_enabled() -> bool {
 }
 
 /// One call of a tool: `tool --root ROOT ARGS...`, optionally with JSON on stdin.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Call {
     tool: String,
     args: Vec<OsString>,
@@ -76,6 +77,35 @@ impl Call {
         self
     }
 
+    pub fn tool(&self) -> &str {
+        &self.tool
+    }
+    /// The JSON the call writes to the tool's stdin, if any.
+    pub fn stdin(&self) -> Option<&str> {
+        self.stdin.as_deref()
+    }
+    /// The same call with `f` applied to each argument and to its stdin
+    /// (the plan fills its references in this way).
+    pub fn map_words(&self, f: &mut dyn FnMut(&str, bool) -> Result<String>) -> Result<Call> {
+        let mut args = Vec::with_capacity(self.args.len());
+        for a in &self.args {
+            args.push(match a.to_str() {
+                Some(s) => f(s, false)?.into(),
+                None => a.clone(),
+            });
+        }
+        let stdin = match &self.stdin {
+            Some(i) => Some(f(i, true)?),
+            None => None,
+        };
+        Ok(Call {
+            tool: self.tool.clone(),
+            args,
+            stdin,
+            stderr_through: self.stderr_through,
+        })
+    }
+
     /// The call as a shell command line (for logs and --print-pipeline).
     pub fn shell(&self) -> String {
         let mut s = String::new();
@@ -117,6 +147,18 @@ impl Call {
         self.spawn()?.finish()
     }
 
+    /// `spawn` for a call the caller does not keep (the plan's runner
+    /// holds the started processes, not the calls).
+    pub fn spawn_owned(self) -> Result<Running<'static>> {
+        let r = self.spawn()?;
+        let (child, started) = (r.child, r.started);
+        Ok(Running {
+            call: std::borrow::Cow::Owned(self),
+            child,
+            started,
+        })
+    }
+
     /// Starts the call; `Running::finish` waits for it. Independent steps
     /// of the pipeline run side by side this way.
     pub fn spawn(&self) -> Result<Running<'_>> {
@@ -144,7 +186,7 @@ impl Call {
             let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
         }
         Ok(Running {
-            call: self,
+            call: std::borrow::Cow::Borrowed(self),
             child,
             started,
         })
@@ -180,7 +222,7 @@ pub fn shell_quote(s: &str) -> String {
 
 /// A started tool call.
 pub struct Running<'a> {
-    call: &'a Call,
+    call: std::borrow::Cow<'a, Call>,
     child: std::process::Child,
     started: std::time::Instant,
 }
@@ -189,7 +231,7 @@ impl Running<'_> {
     /// Waits for the call; its stdout, or an error naming the tool, its step
     /// and the last line it printed on stderr.
     pub fn finish(self) -> Result<String> {
-        let call = self.call;
+        let call = &self.call;
         let out = self
             .child
             .wait_with_output()
