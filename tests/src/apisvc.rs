@@ -74,6 +74,15 @@ impl ApiService {
         let status = head.split(' ').nth(1).unwrap_or("0").parse().unwrap();
         (status, body.to_string())
     }
+    /// `http`, with docker's `{"message"}` of an error body unwrapped.
+    pub fn message(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let (st, b) = self.http(method, path, body);
+        let m = serde_json::from_str::<serde_json::Value>(&b)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(String::from))
+            .unwrap_or(b);
+        (st, m)
+    }
 }
 
 impl Drop for ApiService {

@@ -3,106 +3,13 @@
 //! labels and filters, errors), driven by the real docker CLI and checked
 //! against what the mydocker CLI shows.
 
+use e2e::apisvc::{docker_cli_present, ApiService as Service};
 use e2e::docker::{stderr, stdout, Docker};
-use e2e::{assert_exit_code, bin, require_root, skip_unless, wait_for, TempDir};
+use e2e::{assert_exit_code, require_root, skip_unless, wait_for, TempDir};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// A running service on a temp socket over `d`'s root; killed on drop.
-struct Service {
-    child: Child,
-    sock: PathBuf,
-    _dir: TempDir,
-    config: TempDir,
-}
-
-impl Service {
-    fn start(d: &Docker) -> Service {
-        let dir = TempDir::new("apictr");
-        let sock = dir.path().join("docker.sock");
-        let child = Command::new(bin("mydocker"))
-            .arg("--root")
-            .arg(d.root.path())
-            .args(["system", "service", "--timeout", "0", "--socket"])
-            .arg(&sock)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let s = Service {
-            child,
-            sock,
-            _dir: dir,
-            config: TempDir::new("dockercfg"),
-        };
-        wait_for("the service socket", 10, || {
-            UnixStream::connect(&s.sock).is_ok()
-        });
-        s
-    }
-    fn host(&self) -> String {
-        format!("unix://{}", self.sock.display())
-    }
-    fn docker_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("docker");
-        c.arg("-H")
-            .arg(self.host())
-            .args(args)
-            .env("DOCKER_CONFIG", self.config.path())
-            .env_remove("DOCKER_HOST")
-            .stdin(Stdio::null());
-        c
-    }
-    fn docker(&self, args: &[&str]) -> Output {
-        self.docker_cmd(args).output().unwrap()
-    }
-    fn docker_ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert_exit_code(&out, 0);
-        stdout(&out).trim().to_string()
-    }
-    /// One raw request: (status, body).
-    fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {
-        let mut s = UnixStream::connect(&self.sock).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: d\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-        let status = head.split(' ').nth(1).unwrap_or("0").parse().unwrap();
-        (status, body.to_string())
-    }
-    fn message(&self, method: &str, path: &str, body: &str) -> (u16, String) {
-        let (st, b) = self.http(method, path, body);
-        let m = serde_json::from_str::<Value>(&b)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(String::from))
-            .unwrap_or(b);
-        (st, m)
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn docker_cli_present() -> bool {
-    Command::new("docker")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 macro_rules! require_docker_cli {
     () => {
