@@ -131,6 +131,13 @@ impl Store {
         self.dir.join(id)
     }
 
+    /// Appends the events of a record change to `ROOT/events.jsonl`.
+    fn journal(&self, old: Option<&Record>, new: Option<&Record>) {
+        if let Some(root) = self.dir.parent() {
+            crate::journal::record_change(root, old, new);
+        }
+    }
+
     /// The writers' lock; dropping it releases the flock.
     fn lock(&self) -> Result<atomicfile::Lock> {
         atomicfile::private_dir(&self.dir).map_err(io_err("create", &self.dir))?;
@@ -288,6 +295,7 @@ impl Store {
             let _ = fs::remove_dir_all(&tmp);
             return Err(e);
         }
+        self.journal(None, Some(&rec));
         Ok(rec)
     }
 
@@ -369,6 +377,7 @@ impl Store {
             }
         }
         self.write(&self.container_dir(&old.id), &new)?;
+        self.journal(Some(&old), Some(&new));
         Ok(new)
     }
 
@@ -407,6 +416,9 @@ impl Store {
             }
             _ => {}
         }
+        if let Some(r) = &rec {
+            self.journal(Some(r), None);
+        }
         Ok(Removed {
             removed: true,
             id: Some(id),
@@ -438,6 +450,7 @@ impl Store {
             let Some(mut r) = self.read(&id)? else {
                 continue;
             };
+            let old = r.clone();
             match fix(&r) {
                 None => continue,
                 Some(Fix::Abandoned) => {
@@ -456,6 +469,7 @@ impl Store {
                 }
             }
             self.write(&self.container_dir(&id), &r)?;
+            self.journal(Some(&old), Some(&r));
             changed.push(r);
         }
         Ok(changed)
