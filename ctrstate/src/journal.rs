@@ -219,8 +219,9 @@ pub fn read_all(root: &Path) -> io::Result<Vec<Event>> {
     Ok(out)
 }
 
-/// Follows the journal from its current end: `next` returns the events
-/// appended since the last call (and across a rotation).
+/// Follows the journal: `next` returns the events appended since the last
+/// call (and across a rotation). Made before any history is read, so that
+/// history and stream come from one reader and nothing is seen twice.
 pub struct Follower {
     root: PathBuf,
     file: Option<File>,
@@ -229,10 +230,9 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// Starts at the end of the current file: what `read_all` returned
-    /// before this call is not returned again, provided nothing was
-    /// appended in between (callers make the follower first).
-    pub fn at_end(root: &Path) -> Follower {
+    /// With `from_start`, the first `next` returns the whole journal (`.1`
+    /// then the file); otherwise only what is appended from now on.
+    pub fn new(root: &Path, from_start: bool) -> Follower {
         let mut f = Follower {
             root: root.to_path_buf(),
             file: None,
@@ -240,11 +240,30 @@ impl Follower {
             partial: Vec::new(),
         };
         if let Ok(mut file) = File::open(path(root)) {
-            let _ = io::copy(&mut file, &mut io::sink());
             f.ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
+            if !from_start {
+                let _ = io::copy(&mut file, &mut io::sink());
+            }
             f.file = Some(file);
         }
+        if from_start {
+            // Opened after the file: if a rotation came in between, `.1`
+            // is the file already open, read once through it.
+            if let Ok(mut old) = File::open(root.join(ROTATED)) {
+                if old.metadata().map(|m| m.ino()).ok() != Some(f.ino) {
+                    let _ = old.read_to_end(&mut f.partial);
+                    if f.partial.last().is_some_and(|&b| b != b'\n') {
+                        f.partial.push(b'\n');
+                    }
+                }
+            }
+        }
         f
+    }
+
+    /// Starts at the end of the current file.
+    pub fn at_end(root: &Path) -> Follower {
+        Follower::new(root, false)
     }
 
     /// The complete lines appended since the last call.
@@ -257,6 +276,9 @@ impl Follower {
         // read to its end just above) or created.
         let now = fs::metadata(path(&self.root)).map(|m| m.ino()).ok();
         if now.is_some_and(|i| i != self.ino || self.file.is_none()) {
+            if buf.last().is_some_and(|&b| b != b'\n') {
+                buf.push(b'\n');
+            }
             if let Ok(mut file) = File::open(path(&self.root)) {
                 let _ = file.read_to_end(&mut buf);
                 self.ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
@@ -440,7 +462,11 @@ mod tests {
         append(&r.0, &ev).unwrap();
         assert_eq!(fs::metadata(r.0.join(ROTATED)).unwrap().len(), MAX_BYTES);
         assert_eq!(read_all(&r.0).unwrap().last(), Some(&ev));
-        assert_eq!(follow.next(), vec![ev]);
+        assert_eq!(follow.next(), vec![ev.clone()]);
+        // From the start: the rotated file's events, then the file's.
+        let all = Follower::new(&r.0, true).next();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all, read_all(&r.0).unwrap());
     }
 
     #[test]

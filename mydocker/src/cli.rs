@@ -112,6 +112,8 @@ pub enum Cmd {
         #[arg(short = 'f', long)]
         format: Option<String>,
     },
+    /// Get real time events from the journal the tools write.
+    Events(crate::events::EventsArgs),
     /// Manage containers (`container ls`, `container prune`, `container inspect`).
     #[command(subcommand)]
     Container(ContainerCmd),

@@ -16,6 +16,7 @@ pub fn stop(ctx: &Ctx, a: &StopArgs) -> Result<i32> {
     each(&a.containers, |r| {
         let rec = records::get(ctx, r)?;
         stop_one(ctx, &rec, crate::runflags::stop_grace(&rec, a.time))?;
+        crate::events::container(ctx, &rec, "stop", &[]);
         println!("{r}");
         Ok(())
     })
@@ -32,6 +33,7 @@ pub fn kill(ctx: &Ctx, a: &KillArgs) -> Result<i32> {
             ));
         }
         ctx.nsrun().args(["kill", &rec.id, &sig]).output()?;
+        crate::events::container(ctx, &rec, "kill", &[("signal", crate::events::signum(&sig))]);
         println!("{r}");
         Ok(())
     })

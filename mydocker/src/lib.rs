@@ -62,6 +62,7 @@ pub mod context;
 pub mod control;
 pub mod cpdiff;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod gotmpl;
 pub mod humanize;
@@ -150,6 +151,7 @@ pub fn main_with(cli: Cli) -> u8 {
         Cmd::Container(cli::ContainerCmd::Inspect(a)) => inspect::inspect(&ctx, a),
         Cmd::Container(cli::ContainerCmd::Prune { force }) => cmds::container_prune(&ctx, *force),
         Cmd::System(cli::SystemCmd::Service(a)) => api::serve(Ctx::new(&cli.root), a),
+        Cmd::Events(a) => events::events(&ctx, a),
     };
     match r {
         Ok(code) => code.clamp(0, 255) as u8,

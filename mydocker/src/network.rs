@@ -175,6 +175,7 @@ pub fn attach(
             return Err(e);
         }
     };
+    net_event(ctx, "connect", network, Some(id));
     let (ip, mut entry) = endpoint(&res, "eth0");
     entry["Aliases"] = json!(cfg.net.aliases);
     let mut port_map = serde_json::Map::new();
@@ -239,8 +240,19 @@ fn disconnect(ctx: &Ctx, id: &str, network: &str, ifname: &str) -> Result<()> {
         .output()
     {
         Err(e) if !e.to_string().contains("not found") => Err(e),
-        _ => Ok(()),
+        Err(_) => Ok(()),
+        Ok(_) => {
+            net_event(ctx, "disconnect", network, Some(id));
+            Ok(())
+        }
     }
+}
+
+/// A network event (the network's id is its name here).
+fn net_event(ctx: &Ctx, action: &str, network: &str, container: Option<&str>) {
+    let mut attrs = vec![("name", network), ("type", "bridge")];
+    attrs.extend(container.map(|c| ("container", c)));
+    crate::events::emit(ctx, "network", action, network, &attrs);
 }
 
 fn netns_del(ctx: &Ctx, id: &str) -> Result<()> {
@@ -440,6 +452,7 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
                 call = call.args(["--gateway", g]);
             }
             call.output().map_err(plain)?;
+            net_event(ctx, "create", name, None);
             // docker prints the network's id; ours is its name.
             println!("{name}");
         }
@@ -473,7 +486,10 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
             let mut code = 0;
             for n in names {
                 match ctx.netbr().args(["rm", n]).output() {
-                    Ok(_) => println!("{n}"),
+                    Ok(_) => {
+                        net_event(ctx, "destroy", n, None);
+                        println!("{n}")
+                    }
                     Err(e) => {
                         eprintln!("Error response from daemon: {}", plain(e));
                         code = 1;
@@ -522,6 +538,7 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
                 .args(["--ifname", &ifname])
                 .json()
                 .map_err(plain)?;
+            net_event(ctx, "connect", network, Some(&rec.id));
             let (_, mut entry) = endpoint(&res, &ifname);
             entry["Aliases"] = json!(alias);
             crate::names::join(

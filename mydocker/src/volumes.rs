@@ -145,6 +145,16 @@ pub fn resolve(ctx: &Ctx, id: &str, specs: &[MountSpec]) -> Result<Vec<Value>> {
         .args(["volume", "resolve", id])
         .stdin_json(&json!(specs))
         .json()?;
+    for m in specs.iter().filter(|m| m.kind == "volume") {
+        let rw = if m.readonly { "false" } else { "true" };
+        crate::events::emit(
+            ctx,
+            "volume",
+            "mount",
+            &m.source,
+            &[("container", id), ("destination", &m.target), ("driver", "local"), ("propagation", ""), ("read/write", rw)],
+        );
+    }
     Ok(v.as_array().cloned().unwrap_or_default())
 }
 
@@ -188,7 +198,9 @@ pub fn command(ctx: &Ctx, a: &crate::cli::VolumeCmd) -> Result<i32> {
                 call = call.arg(n);
             }
             let v = call.json().map_err(plain)?;
-            println!("{}", v["name"].as_str().unwrap_or(""));
+            let n = v["name"].as_str().unwrap_or("");
+            crate::events::emit(ctx, "volume", "create", n, &[("driver", "local")]);
+            println!("{n}");
         }
         V::Ls { quiet, format } => return crate::listings::volumes(ctx, *quiet, format.as_deref()),
         V::Inspect { names } => {
@@ -211,7 +223,10 @@ pub fn command(ctx: &Ctx, a: &crate::cli::VolumeCmd) -> Result<i32> {
                     call = call.arg("--force");
                 }
                 match call.arg(n).output() {
-                    Ok(_) => println!("{n}"),
+                    Ok(_) => {
+                        crate::events::emit(ctx, "volume", "destroy", n, &[("driver", "local")]);
+                        println!("{n}")
+                    }
                     Err(e) => {
                         eprintln!("Error response from daemon: {}", plain(e));
                         code = 1;
@@ -223,6 +238,10 @@ pub fn command(ctx: &Ctx, a: &crate::cli::VolumeCmd) -> Result<i32> {
         V::Prune { .. } => {
             let v = ctx.layerfs().args(["volume", "prune"]).json()?;
             let removed = v["removed"].as_array().cloned().unwrap_or_default();
+            for r in &removed {
+                let n = r.as_str().unwrap_or("");
+                crate::events::emit(ctx, "volume", "destroy", n, &[("driver", "local")]);
+            }
             if !removed.is_empty() {
                 println!("Deleted Volumes:");
                 for r in &removed {

@@ -19,6 +19,7 @@
 //! Errors are docker's `{"message": ...}` with its status codes.
 
 mod containers;
+mod events;
 mod http;
 mod images;
 mod stream;
@@ -305,6 +306,7 @@ fn route(svc: &Arc<Service>, conn: &mut Conn, req: &mut Request) -> ApiResult<()
                 .map_err(|e| ApiError::new(500, e.to_string()))
         }
         ("GET", ["version"]) => send_json(conn, 200, &version()),
+        ("GET", ["events"]) => events::events(svc, conn, req),
         ("GET", ["info"]) => send_json(conn, 200, &info(&svc.ctx)),
         ("GET", ["containers", "json"]) => containers::list(svc, conn, req),
         ("POST", ["containers", "create"]) => containers::create(svc, conn, req),
