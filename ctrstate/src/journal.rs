@@ -318,7 +318,21 @@ pub fn container_event(r: &Record, action: &str, extra: &[(&str, String)]) -> Ev
 pub fn changes(old: Option<&Record>, new: Option<&Record>) -> Vec<Event> {
     let (old, new) = match (old, new) {
         (None, Some(n)) => return vec![container_event(n, "create", &[])],
-        (Some(o), None) => return vec![container_event(o, "destroy", &[])],
+        (Some(o), None) => {
+            // docker always reports a die before a destroy. A record removed
+            // while it still says running (`rm -f`, or `kill` then `rm`
+            // before the supervisor recorded the exit) gets one here, with
+            // 137 (SIGKILL, what `rm -f` sends) as its exit code is not
+            // known yet; an `--rm` container's supervisor writes its own
+            // with the real code (`autoRemove` in mydocker's config).
+            let auto_remove = o.config.get("autoRemove").and_then(|v| v.as_bool()) == Some(true);
+            let mut out = Vec::new();
+            if matches!(o.status, Status::Running | Status::Paused) && !auto_remove {
+                out.push(container_event(o, "die", &[("exitCode", "137".into())]));
+            }
+            out.push(container_event(o, "destroy", &[]));
+            return out;
+        }
         (Some(o), Some(n)) => (o, n),
         (None, None) => return Vec::new(),
     };
@@ -433,6 +447,10 @@ mod tests {
         );
         assert_eq!(acts(Some(&e), Some(&e)), Vec::<String>::new());
         assert_eq!(acts(Some(&e), None), ["destroy"]);
+        assert_eq!(acts(Some(&r), None), ["die", "destroy"]);
+        let mut rm = r.clone();
+        rm.config.insert("autoRemove".into(), true.into());
+        assert_eq!(acts(Some(&rm), None), ["destroy"]);
         let mut renamed = e.clone();
         renamed.name = "db".into();
         let evs = changes(Some(&e), Some(&renamed));

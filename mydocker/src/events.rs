@@ -205,7 +205,7 @@ pub fn parse_time(s: &str, now: i64) -> Option<i64> {
     {
         let n: i64 = secs.parse().ok()?;
         let f: i64 = format!("{frac:0<9}").parse().ok()?;
-        return n.checked_mul(1_000_000_000)?.checked_add(f);
+        return Some(n.saturating_mul(1_000_000_000).saturating_add(f));
     }
     if let Ok(t) = humantime::parse_rfc3339_weak(s) {
         return t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_nanos() as i64);
@@ -341,6 +341,18 @@ pub fn emit(ctx: &Ctx, kind: &str, action: &str, id: &str, attrs: &[(&str, &str)
 pub fn container(ctx: &Ctx, rec: &ctrstate::Record, action: &str, attrs: &[(&str, String)]) {
     let ev = ctrstate::journal::container_event(rec, action, attrs);
     ctrstate::journal::emit(&ctx.root, &ev);
+}
+
+/// The `oom` and `die` of a container whose record will not record its
+/// exit (`--rm` goes straight to removal).
+pub fn died(ctx: &Ctx, id: &str, code: i32, oom: bool) {
+    let Some(rec) = crate::records::peek(ctx, id) else {
+        return;
+    };
+    if oom {
+        container(ctx, &rec, "oom", &[]);
+    }
+    container(ctx, &rec, "die", &[("exitCode", code.to_string())]);
 }
 
 /// A signal's number as docker's `kill` event names it (`KILL` -> `9`).

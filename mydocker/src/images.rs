@@ -688,6 +688,24 @@ pub fn prune(ctx: &Ctx, all: bool, force: bool) -> Result<i32> {
     if !force && !crate::cmds::confirm(warning) {
         return Ok(0);
     }
+    let (untagged, deleted, reclaimed) = prune_images(ctx, all)?;
+    if !untagged.is_empty() || !deleted.is_empty() {
+        println!("Deleted Images:");
+        for t in &untagged {
+            println!("untagged: {t}");
+        }
+        for d in &deleted {
+            println!("deleted: {d}");
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", humanize::size(reclaimed));
+    Ok(0)
+}
+
+/// Removes dangling images (every one with `all`) no container uses:
+/// (untagged references, deleted ids and layers, bytes reclaimed).
+pub fn prune_images(ctx: &Ctx, all: bool) -> Result<(Vec<String>, Vec<String>, u64)> {
     let list = ctx.layerfs().arg("images").json()?;
     let used = used_images(ctx)?;
     let (mut untagged, mut deleted, mut reclaimed) = (vec![], vec![], 0u64);
@@ -707,25 +725,20 @@ pub fn prune(ctx: &Ctx, all: bool, force: bool) -> Result<i32> {
         // --force: by id with several tags; layerfs still keeps the
         // layers other images use.
         if let Ok(v) = ctx.layerfs().args(["rmi", "--force", id]).json() {
-            untagged.extend(strings(&v["untagged"]));
+            for t in strings(&v["untagged"]) {
+                image_event(ctx, "untag", id, &t);
+                untagged.push(t);
+            }
             for d in strings(&v["deleted"]) {
+                if d == id {
+                    image_event(ctx, "delete", id, id);
+                }
                 reclaimed += sizes.get(&d).copied().unwrap_or(0);
                 deleted.push(d);
             }
         }
     }
-    if !untagged.is_empty() || !deleted.is_empty() {
-        println!("Deleted Images:");
-        for t in &untagged {
-            println!("untagged: {t}");
-        }
-        for d in &deleted {
-            println!("deleted: {d}");
-        }
-        println!();
-    }
-    println!("Total reclaimed space: {}", humanize::size(reclaimed));
-    Ok(0)
+    Ok((untagged, deleted, reclaimed))
 }
 
 /// docker's RECLAIMABLE cell: `SIZE (PCT%)` when there is any total.

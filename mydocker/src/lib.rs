@@ -76,6 +76,7 @@ pub mod names;
 pub mod netargs;
 pub mod network;
 pub mod pipeline;
+pub mod prune;
 pub mod ps;
 pub mod records;
 pub mod resources;
@@ -152,6 +153,11 @@ pub fn main_with(cli: Cli) -> u8 {
         Cmd::Container(cli::ContainerCmd::Prune { force }) => cmds::container_prune(&ctx, *force),
         Cmd::System(cli::SystemCmd::Service(a)) => api::serve(Ctx::new(&cli.root), a),
         Cmd::Events(a) => events::events(&ctx, a),
+        Cmd::System(cli::SystemCmd::Prune {
+            all,
+            force,
+            volumes,
+        }) => prune::system(&ctx, *all, *force, *volumes),
     };
     match r {
         Ok(code) => code.clamp(0, 255) as u8,

@@ -456,6 +456,7 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
             // docker prints the network's id; ours is its name.
             println!("{name}");
         }
+        N::Prune { force } => return crate::prune::network_cmd(ctx, *force),
         N::Ls { quiet, format } => {
             return crate::listings::networks(ctx, *quiet, format.as_deref())
         }
