@@ -376,8 +376,11 @@ impl Store {
                 }
             }
         }
-        self.write(&self.container_dir(&old.id), &new)?;
+        // Journal first: whoever sees the new record (`stop` waiting for
+        // the exit) then finds its events already written, so theirs
+        // (`stop` after `die`) come after them, in docker's order.
         self.journal(Some(&old), Some(&new));
+        self.write(&self.container_dir(&old.id), &new)?;
         Ok(new)
     }
 
@@ -468,8 +471,8 @@ impl Store {
                     r.pid_start_time = 0;
                 }
             }
-            self.write(&self.container_dir(&id), &r)?;
             self.journal(Some(&old), Some(&r));
+            self.write(&self.container_dir(&id), &r)?;
             changed.push(r);
         }
         Ok(changed)

@@ -20,6 +20,12 @@
 //! `stop` ends it. `MYDOCKER_LOG=debug` prints every tool call with its
 //! JSON; `run --print-pipeline` prints the run as a script of tool calls.
 //!
+//! Events: ctrstate appends container events to `ROOT/events.jsonl` as
+//! records change, mydocker appends image, network and volume events
+//! (and `kill`, `stop`, `commit`); `events` reads and follows the file
+//! (see `events` and `ctrstate::journal`). `network prune` and `system
+//! prune` ask unless `-f` (`prune`). `cp` sees volumes and bind mounts.
+//!
 //! `system service` serves the Docker Engine API (1.41) on a unix socket
 //! over the same store, for the docker CLI and the SDKs (see `api`).
 //!

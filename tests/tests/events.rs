@@ -197,3 +197,132 @@ fn bad_filters_and_times_fail_with_one_line() {
     let out = d.run(&["events", "--until", "1", "--format", "{{.Nope"]);
     assert_exit_code(&out, 1);
 }
+
+#[test]
+fn network_and_system_prune_remove_what_is_unused() {
+    require_root!();
+    let d = Docker::new();
+    d.ok(&["network", "create", "pr-free"]);
+    d.ok(&["network", "create", "pr-used"]);
+    d.ok(&["run", "--network", "pr-used", "--name", "holder", "busybox", "true"]);
+    // Without -f it asks; a closed stdin answers no and nothing goes.
+    let out = d.run(&["network", "prune"]);
+    assert_exit_code(&out, 0);
+    assert!(stdout(&out).contains("Are you sure you want to continue? [y/N]"));
+    assert!(d.ok(&["network", "ls", "-q"]).contains("pr-free"));
+    // A stopped container still holds its network.
+    assert_eq!(d.ok(&["network", "prune", "-f"]), "Deleted Networks:\npr-free");
+    let nets = d.ok(&["network", "ls", "-q"]);
+    assert!(!nets.contains("pr-free") && nets.contains("pr-used"), "{nets}");
+
+    let holder = d.ok(&["ps", "-aq", "--no-trunc"]);
+    d.ok(&["run", "--network", "none", "-v", "/anon", "busybox", "true"]);
+    let anon = d.ok(&["volume", "ls", "-q"]);
+    assert_eq!(anon.len(), 64, "{anon}");
+    d.ok(&["volume", "create", "named"]);
+    let keep = d.ok(&["run", "-d", "--network", "none", "busybox", "sleep", "60"]);
+    let out = d.ok(&["system", "prune", "-f", "--volumes"]);
+    let want_start = "Deleted Containers:\n";
+    assert!(out.starts_with(want_start), "{out}");
+    assert!(out.contains(&holder) && !out.contains(&keep), "{out}");
+    assert!(out.contains("Deleted Networks:\npr-used\n"), "{out}");
+    assert!(out.contains(&format!("Deleted Volumes:\n{anon}\n")), "{out}");
+    assert!(out.lines().last().unwrap().starts_with("Total reclaimed space: "), "{out}");
+    // The running container, the named volume and the image in use stay.
+    assert_eq!(d.ok(&["ps", "-aq", "--no-trunc"]), keep);
+    assert_eq!(d.ok(&["volume", "ls", "-q"]), "named");
+    assert_eq!(d.ok(&["images", "-q"]).lines().count(), 1);
+    d.ok(&["rm", "-f", &keep]);
+    // -a: the image no container uses goes too.
+    let out = d.ok(&["system", "prune", "-a", "-f"]);
+    assert!(out.contains("Deleted Images:\nuntagged: busybox:latest"), "{out}");
+    assert_eq!(d.ok(&["images", "-q"]), "");
+}
+
+#[test]
+fn ps_size_and_inspect_size_count_the_writable_layer() {
+    require_root!();
+    let d = Docker::new();
+    d.ok(&[
+        "run", "--network", "none", "--name", "sz", "busybox", "sh", "-c",
+        "printf 123456789012 > /f",
+    ]);
+    let image_size: u64 = {
+        let v: serde_json::Value =
+            serde_json::from_str(&d.ok(&["image", "inspect", "busybox"])).unwrap();
+        v[0]["Size"].as_u64().unwrap()
+    };
+    let s = d.ok(&["ps", "-a", "-s", "--format", "{{.Size}}"]);
+    assert!(s.starts_with("12B (virtual "), "{s}");
+    let table = d.ok(&["ps", "-a", "-s"]);
+    assert!(lines(&table)[0].ends_with("NAMES     SIZE"), "{table}");
+    assert!(table.contains("12B (virtual"), "{table}");
+    let v = d.ok(&["inspect", "-s", "-f", "{{.SizeRw}} {{.SizeRootFs}}", "sz"]);
+    assert_eq!(v, format!("12 {}", 12 + image_size));
+    // Without -s docker leaves them out.
+    let v = d.ok(&["inspect", "-f", "{{.SizeRw}}", "sz"]);
+    assert_eq!(v, "<no value>");
+}
+
+#[test]
+fn save_writes_manifest_digests_that_round_trip() {
+    require_root!();
+    let a = Docker::new();
+    a.ok(&["tag", "busybox", "my/app:1"]);
+    let tar = a.root.path().join("s.tar");
+    a.ok(&["save", "-o", tar.to_str().unwrap(), "busybox", "my/app:1"]);
+    let list = std::process::Command::new("tar").arg("tf").arg(&tar).output().unwrap();
+    let names = stdout(&list);
+    assert!(names.lines().any(|l| l == "index.json") && names.lines().any(|l| l == "oci-layout"), "{names}");
+    let b = Docker::new();
+    b.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let digest = b.ok(&["images", "--digests", "--format", "{{.Digest}}", "busybox"]);
+    assert!(digest.starts_with("sha256:") && digest.len() == 71, "{digest}");
+    assert_eq!(b.ok(&["images", "--digests", "--format", "{{.Digest}}", "my/app"]), digest);
+    let rd = b.ok(&["image", "inspect", "-f", "{{json .RepoDigests}}", "busybox"]);
+    assert!(rd.contains(&format!("busybox@{digest}")), "{rd}");
+    // Again: the same digest after another save and load.
+    let tar2 = b.root.path().join("s2.tar");
+    b.ok(&["save", "-o", tar2.to_str().unwrap(), "busybox"]);
+    let c = Docker::new();
+    c.ok(&["rmi", "busybox"]);
+    c.ok(&["load", "-i", tar2.to_str().unwrap()]);
+    assert_eq!(c.ok(&["images", "--digests", "--format", "{{.Digest}}", "busybox"]), digest);
+    // The image id is unchanged through it all.
+    assert_eq!(c.ok(&["images", "-q", "busybox"]), a.ok(&["images", "-q", "busybox"]));
+}
+
+#[test]
+fn cp_reads_and_writes_volumes_and_binds() {
+    require_root!();
+    let d = Docker::new();
+    let host = d.root.path().join("hostdir");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("b.txt"), "from host bind\n").unwrap();
+    let bind = format!("{}:/mnt/b", host.display());
+    d.ok(&[
+        "run", "-d", "--network", "none", "--name", "cpv", "-v", "cpvol:/data", "-v", &bind,
+        "busybox", "sleep", "60",
+    ]);
+    let src = d.root.path().join("in.txt");
+    std::fs::write(&src, "into the volume\n").unwrap();
+    d.ok(&["cp", src.to_str().unwrap(), "cpv:/data/in.txt"]);
+    // In the volume's data, seen by the container, not in its upper layer.
+    let vol = d.root.path().join("volumes/cpvol/_data/in.txt");
+    assert_eq!(std::fs::read_to_string(&vol).unwrap(), "into the volume\n");
+    assert_eq!(d.ok(&["exec", "cpv", "cat", "/data/in.txt"]), "into the volume");
+    d.ok(&["exec", "cpv", "sh", "-c", "echo from ctr > /data/out.txt"]);
+    let out = d.root.path().join("out.txt");
+    d.ok(&["cp", "cpv:/data/out.txt", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "from ctr\n");
+    let got = d.root.path().join("b.txt");
+    d.ok(&["cp", "cpv:/mnt/b/b.txt", got.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), "from host bind\n");
+    // Stopped: still through the volume; and nothing stays mounted.
+    d.ok(&["stop", "-t", "0", "cpv"]);
+    let out2 = d.root.path().join("in2.txt");
+    d.ok(&["cp", "cpv:/data/in.txt", out2.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&out2).unwrap(), "into the volume\n");
+    let left = mountinfo::mounts_under(d.root.path()).unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -15,7 +15,8 @@
 //! Served: `/_ping` (GET, HEAD), `/version`, `/info`, containers (json,
 //! create, {id}/json, start, wait, logs, attach, stop, kill, restart,
 //! DELETE), images (json, load, {name}/json, create answers that no
-//! registry is reachable), each with or without a `/v1.NN` prefix.
+//! registry is reachable), `/events` (since, until, filters), each with
+//! or without a `/v1.NN` prefix.
 //! Errors are docker's `{"message": ...}` with its status codes.
 
 mod containers;
