@@ -219,7 +219,7 @@ pub fn read_all(root: &Path) -> io::Result<Vec<Event>> {
     Ok(out)
 }
 
-/// Follows the journal: `next` returns the events appended since the last
+/// Follows the journal: `poll` returns the events appended since the last
 /// call (and across a rotation). Made before any history is read, so that
 /// history and stream come from one reader and nothing is seen twice.
 pub struct Follower {
@@ -230,7 +230,7 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// With `from_start`, the first `next` returns the whole journal (`.1`
+    /// With `from_start`, the first `poll` returns the whole journal (`.1`
     /// then the file); otherwise only what is appended from now on.
     pub fn new(root: &Path, from_start: bool) -> Follower {
         let mut f = Follower {
@@ -267,7 +267,7 @@ impl Follower {
     }
 
     /// The complete lines appended since the last call.
-    pub fn next(&mut self) -> Vec<Event> {
+    pub fn poll(&mut self) -> Vec<Event> {
         let mut buf = Vec::new();
         if let Some(f) = &mut self.file {
             let _ = f.read_to_end(&mut buf);
@@ -466,8 +466,8 @@ mod tests {
         let ev = Event::new("volume", "create", "v1", [("driver", "local")]);
         append(&r.0, &ev).unwrap();
         assert_eq!(read_all(&r.0).unwrap(), vec![ev.clone()]);
-        assert_eq!(follow.next(), vec![ev.clone()]);
-        assert!(follow.next().is_empty());
+        assert_eq!(follow.poll(), vec![ev.clone()]);
+        assert!(follow.poll().is_empty());
         // A huge attribute is cut, the line stays one line.
         let big = Event::new("volume", "create", "v2", [("x", "y".repeat(10_000))]);
         assert!(big.line().len() < MAX_LINE);
@@ -480,9 +480,9 @@ mod tests {
         append(&r.0, &ev).unwrap();
         assert_eq!(fs::metadata(r.0.join(ROTATED)).unwrap().len(), MAX_BYTES);
         assert_eq!(read_all(&r.0).unwrap().last(), Some(&ev));
-        assert_eq!(follow.next(), vec![ev.clone()]);
+        assert_eq!(follow.poll(), vec![ev.clone()]);
         // From the start: the rotated file's events, then the file's.
-        let all = Follower::new(&r.0, true).next();
+        let all = Follower::new(&r.0, true).poll();
         assert_eq!(all.len(), 2);
         assert_eq!(all, read_all(&r.0).unwrap());
     }

@@ -160,8 +160,12 @@ pub fn save(layout: &Layout, images: &[String], out: Option<&Path>) -> Result<Sa
     append(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)
         .map_err(|e| io_err("write", e))?;
     let index = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": index});
-    append(&mut b, "index.json", &serde_json::to_vec(&index).expect("json"))
-        .map_err(|e| io_err("write", e))?;
+    append(
+        &mut b,
+        "index.json",
+        &serde_json::to_vec(&index).expect("json"),
+    )
+    .map_err(|e| io_err("write", e))?;
     append(
         &mut b,
         "manifest.json",

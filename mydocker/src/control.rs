@@ -33,7 +33,12 @@ pub fn kill(ctx: &Ctx, a: &KillArgs) -> Result<i32> {
             ));
         }
         ctx.nsrun().args(["kill", &rec.id, &sig]).output()?;
-        crate::events::container(ctx, &rec, "kill", &[("signal", crate::events::signum(&sig))]);
+        crate::events::container(
+            ctx,
+            &rec,
+            "kill",
+            &[("signal", crate::events::signum(&sig))],
+        );
         println!("{r}");
         Ok(())
     })

@@ -76,12 +76,17 @@ impl Filters {
         let v: Value = serde_json::from_str(text)
             .map_err(|e| FilterError::Invalid(format!("invalid filter JSON: {e}")))?;
         let Value::Object(obj) = v else {
-            return Err(FilterError::Invalid("invalid filter JSON: not an object".into()));
+            return Err(FilterError::Invalid(
+                "invalid filter JSON: not an object".into(),
+            ));
         };
         let mut m = BTreeMap::new();
         for (k, vals) in obj {
             let list: Vec<String> = match vals {
-                Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+                Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect(),
                 Value::Object(o) => o
                     .into_iter()
                     .filter(|(_, on)| on.as_bool() != Some(false))
@@ -208,7 +213,10 @@ pub fn parse_time(s: &str, now: i64) -> Option<i64> {
         return Some(n.saturating_mul(1_000_000_000).saturating_add(f));
     }
     if let Ok(t) = humantime::parse_rfc3339_weak(s) {
-        return t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_nanos() as i64);
+        return t
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_nanos() as i64);
     }
     crate::cmds::parse_log_time(s, now as f64 / 1e9)
         .ok()
@@ -227,7 +235,7 @@ pub fn follow(
 ) {
     let mut f = Follower::new(root, !w.live_only());
     loop {
-        for ev in f.next() {
+        for ev in f.poll() {
             if w.contains(&ev) && filters.matches(&ev) && !emit(&ev) {
                 return;
             }
@@ -374,9 +382,26 @@ mod tests {
 
     #[test]
     fn filters_match_like_dockers() {
-        let f = |s: &[&str]| Filters::parse(&s.iter().map(|x| x.to_string()).collect::<Vec<_>>()).unwrap();
-        let c = ev("container", "die", "abcdef", &[("name", "web"), ("image", "busybox"), ("exitCode", "3"), ("app", "x")]);
-        let n = ev("network", "create", "n1id", &[("name", "n1"), ("type", "bridge")]);
+        let f = |s: &[&str]| {
+            Filters::parse(&s.iter().map(|x| x.to_string()).collect::<Vec<_>>()).unwrap()
+        };
+        let c = ev(
+            "container",
+            "die",
+            "abcdef",
+            &[
+                ("name", "web"),
+                ("image", "busybox"),
+                ("exitCode", "3"),
+                ("app", "x"),
+            ],
+        );
+        let n = ev(
+            "network",
+            "create",
+            "n1id",
+            &[("name", "n1"), ("type", "bridge")],
+        );
         assert!(f(&[]).matches(&c));
         assert!(f(&["type=container"]).matches(&c) && !f(&["type=container"]).matches(&n));
         assert!(f(&["type=image", "type=container"]).matches(&c));
@@ -388,8 +413,13 @@ mod tests {
         assert!(!f(&["label=app=y"]).matches(&c));
         assert!(f(&["network=n1"]).matches(&n) && !f(&["network=n2"]).matches(&n));
         assert!(!f(&["type=container", "event=start"]).matches(&c));
-        assert!(matches!(Filters::parse(&["bogus=1".into()]), Err(FilterError::Invalid(m)) if m == "invalid filter 'bogus'"));
-        assert!(matches!(Filters::parse(&["nokey".into()]), Err(FilterError::Usage(_))));
+        assert!(
+            matches!(Filters::parse(&["bogus=1".into()]), Err(FilterError::Invalid(m)) if m == "invalid filter 'bogus'")
+        );
+        assert!(matches!(
+            Filters::parse(&["nokey".into()]),
+            Err(FilterError::Usage(_))
+        ));
         let j = Filters::from_json(r#"{"type":{"container":true},"event":["die"]}"#).unwrap();
         assert!(j.matches(&c) && !j.matches(&n));
     }
@@ -397,17 +427,34 @@ mod tests {
     #[test]
     fn times_parse_exactly() {
         let now = 2_000_000_000_000_000_000;
-        assert_eq!(parse_time("1700000000", now), Some(1_700_000_000_000_000_000));
-        assert_eq!(parse_time("1700000000.000000123", now), Some(1_700_000_000_000_000_123));
-        assert_eq!(parse_time("1700000000.5", now), Some(1_700_000_000_500_000_000));
+        assert_eq!(
+            parse_time("1700000000", now),
+            Some(1_700_000_000_000_000_000)
+        );
+        assert_eq!(
+            parse_time("1700000000.000000123", now),
+            Some(1_700_000_000_000_000_123)
+        );
+        assert_eq!(
+            parse_time("1700000000.5", now),
+            Some(1_700_000_000_500_000_000)
+        );
         assert_eq!(parse_time("10m", now), Some(now - 600_000_000_000));
-        assert_eq!(parse_time("1970-01-02T00:00:00Z", now), Some(86_400_000_000_000));
+        assert_eq!(
+            parse_time("1970-01-02T00:00:00Z", now),
+            Some(86_400_000_000_000)
+        );
         assert_eq!(parse_time("bogus", now), None);
     }
 
     #[test]
     fn default_line_reads_like_dockers() {
-        let mut e = ev("container", "start", "abc", &[("name", "web"), ("image", "busybox")]);
+        let mut e = ev(
+            "container",
+            "start",
+            "abc",
+            &[("name", "web"), ("image", "busybox")],
+        );
         e.time_nano = 1_795_383_000_123_456_789;
         assert_eq!(
             line(&e),

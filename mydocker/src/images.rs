@@ -479,7 +479,11 @@ pub fn commit(ctx: &Ctx, a: &crate::cli::CommitArgs) -> Result<i32> {
     let ev = ctrstate::journal::container_event(
         &rec,
         "commit",
-        &[("comment", comment), ("imageID", new_id.into()), ("imageRef", tag.into())],
+        &[
+            ("comment", comment),
+            ("imageID", new_id.into()),
+            ("imageRef", tag.into()),
+        ],
     );
     ctrstate::journal::emit(&ctx.root, &ev);
     println!("{new_id}");

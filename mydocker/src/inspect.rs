@@ -32,7 +32,9 @@ pub fn inspect(ctx: &Ctx, a: &crate::cli::InspectArgs) -> Result<i32> {
     for r in &a.containers {
         let found = match kind {
             "image" => image(ctx, r),
-            "container" => records::get(ctx, r).ok().map(|rec| container(ctx, &rec, a.size)),
+            "container" => records::get(ctx, r)
+                .ok()
+                .map(|rec| container(ctx, &rec, a.size)),
             _ => records::get(ctx, r)
                 .ok()
                 .map(|rec| container(ctx, &rec, a.size))

@@ -34,7 +34,13 @@ pub fn network_cmd(ctx: &Ctx, force: bool) -> Result<i32> {
 pub fn networks(ctx: &Ctx) -> Result<Vec<String>> {
     let mut used = BTreeSet::new();
     for r in records::list(ctx)? {
-        used.extend(r.network["Networks"].as_object().into_iter().flatten().map(|(k, _)| k.clone()));
+        used.extend(
+            r.network["Networks"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k.clone()),
+        );
         // A container not started yet has no settings: its run config names it.
         if let Some(n) = r.config.get("network").and_then(Value::as_str) {
             used.insert(n.to_string());
@@ -48,7 +54,13 @@ pub fn networks(ctx: &Ctx) -> Result<Vec<String>> {
             continue;
         }
         if ctx.netbr().args(["rm", name]).output().is_ok() {
-            crate::events::emit(ctx, "network", "destroy", name, &[("name", name), ("type", "bridge")]);
+            crate::events::emit(
+                ctx,
+                "network",
+                "destroy",
+                name,
+                &[("name", name), ("type", "bridge")],
+            );
             removed.push(name.to_string());
         }
     }

@@ -152,7 +152,13 @@ pub fn resolve(ctx: &Ctx, id: &str, specs: &[MountSpec]) -> Result<Vec<Value>> {
             "volume",
             "mount",
             &m.source,
-            &[("container", id), ("destination", &m.target), ("driver", "local"), ("propagation", ""), ("read/write", rw)],
+            &[
+                ("container", id),
+                ("destination", &m.target),
+                ("driver", "local"),
+                ("propagation", ""),
+                ("read/write", rw),
+            ],
         );
     }
     Ok(v.as_array().cloned().unwrap_or_default())

@@ -49,7 +49,15 @@ fn run_stop_rm_cycle_reads_back_with_window_filters_and_formats() {
     let d = Docker::new();
     let t0 = now();
     let id = d.ok(&[
-        "run", "-d", "--network", "none", "--name", "ev1", "busybox", "sleep", "60",
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "ev1",
+        "busybox",
+        "sleep",
+        "60",
     ]);
     d.ok(&["stop", "-t", "1", "ev1"]);
     d.ok(&["rm", "ev1"]);
@@ -99,10 +107,26 @@ fn run_stop_rm_cycle_reads_back_with_window_filters_and_formats() {
     assert_eq!(plain.len(), 30 + want_tail.len(), "{plain}");
     // type filters exclude other kinds; nothing before t0 is this container.
     assert_eq!(ev(&["--filter", "type=network"]), "");
-    let before = d.ok(&["events", "--since", "0", "--until", &t0, "--filter", "container=ev1"]);
+    let before = d.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &t0,
+        "--filter",
+        "container=ev1",
+    ]);
     assert_eq!(before, "");
     // The image load of the fixture is an image event.
-    let loads = d.ok(&["events", "--until", &t0, "--filter", "type=image", "--format", "{{.Action}} {{.Actor.Attributes.name}}"]);
+    let loads = d.ok(&[
+        "events",
+        "--until",
+        &t0,
+        "--filter",
+        "type=image",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
     assert!(lines(&loads).contains(&"load busybox:latest"), "{loads}");
 }
 
@@ -112,16 +136,28 @@ fn stream_picks_up_new_events_and_until_ends_it() {
     let d = Docker::new();
     let since = now();
     let mut kid = Kid(d
-        .cmd(&["events", "--since", &since, "--filter", "type=volume", "--format", "{{.Action}} {{.Actor.ID}}"])
+        .cmd(&[
+            "events",
+            "--since",
+            &since,
+            "--filter",
+            "type=volume",
+            "--format",
+            "{{.Action}} {{.Actor.ID}}",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap());
     let rx = line_reader(&mut kid);
     d.ok(&["volume", "create", "evvol"]);
-    let l = rx.recv_timeout(Duration::from_secs(10)).expect("no event streamed");
+    let l = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("no event streamed");
     assert_eq!(l, "create evvol");
     d.ok(&["volume", "rm", "evvol"]);
-    let l = rx.recv_timeout(Duration::from_secs(10)).expect("no event streamed");
+    let l = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("no event streamed");
     assert_eq!(l, "destroy evvol");
     // Still streaming: not exited.
     assert!(kid.0.try_wait().unwrap().is_none());
@@ -130,7 +166,15 @@ fn stream_picks_up_new_events_and_until_ends_it() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs_f64();
-    let out = d.run(&["events", "--since", &since, "--until", &format!("{until:.3}"), "--format", "{{.Action}}"]);
+    let out = d.run(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &format!("{until:.3}"),
+        "--format",
+        "{{.Action}}",
+    ]);
     assert_exit_code(&out, 0);
     assert!(stdout(&out).contains("create\ndestroy"), "{}", stdout(&out));
 }
@@ -145,14 +189,27 @@ fn api_events_streams_the_journal_as_json() {
     let t1 = now();
     let sock = d.root.path().join("api.sock");
     let _svc = Kid(d
-        .cmd(&["system", "service", "--socket", sock.to_str().unwrap(), "--timeout", "30"])
+        .cmd(&[
+            "system",
+            "service",
+            "--socket",
+            sock.to_str().unwrap(),
+            "--timeout",
+            "30",
+        ])
         .stderr(Stdio::null())
         .spawn()
         .unwrap());
     e2e::wait_for("the API socket", 10, || sock.exists());
     let curl = |q: &str| {
         let out = std::process::Command::new("curl")
-            .args(["-sS", "--max-time", "10", "--unix-socket", sock.to_str().unwrap()])
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                "--unix-socket",
+                sock.to_str().unwrap(),
+            ])
             .arg(format!("http://localhost/v1.41/events?{q}"))
             .output()
             .unwrap();
@@ -169,10 +226,20 @@ fn api_events_streams_the_journal_as_json() {
         .collect();
     let acts: Vec<&str> = evs.iter().map(|e| e["Action"].as_str().unwrap()).collect();
     assert_eq!(acts, ["create", "destroy"], "{body}");
-    assert!(evs.iter().all(|e| e["Type"] == "network" && e["Actor"]["Attributes"]["name"] == "evnet"));
+    assert!(evs
+        .iter()
+        .all(|e| e["Type"] == "network" && e["Actor"]["Attributes"]["name"] == "evnet"));
     // An unknown filter key is docker's 400.
     let out = std::process::Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", sock.to_str().unwrap()])
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--unix-socket",
+            sock.to_str().unwrap(),
+        ])
         .arg("http://localhost/events?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D")
         .output()
         .unwrap();
@@ -185,7 +252,10 @@ fn bad_filters_and_times_fail_with_one_line() {
     let d = Docker::new();
     let out = d.run(&["events", "--filter", "bogus=1", "--until", "1"]);
     assert_exit_code(&out, 1);
-    assert_eq!(stderr(&out), "Error response from daemon: invalid filter 'bogus'\n");
+    assert_eq!(
+        stderr(&out),
+        "Error response from daemon: invalid filter 'bogus'\n"
+    );
     let out = d.run(&["events", "--filter", "nokey", "--until", "1"]);
     assert_exit_code(&out, 125);
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
@@ -204,16 +274,30 @@ fn network_and_system_prune_remove_what_is_unused() {
     let d = Docker::new();
     d.ok(&["network", "create", "pr-free"]);
     d.ok(&["network", "create", "pr-used"]);
-    d.ok(&["run", "--network", "pr-used", "--name", "holder", "busybox", "true"]);
+    d.ok(&[
+        "run",
+        "--network",
+        "pr-used",
+        "--name",
+        "holder",
+        "busybox",
+        "true",
+    ]);
     // Without -f it asks; a closed stdin answers no and nothing goes.
     let out = d.run(&["network", "prune"]);
     assert_exit_code(&out, 0);
     assert!(stdout(&out).contains("Are you sure you want to continue? [y/N]"));
     assert!(d.ok(&["network", "ls", "-q"]).contains("pr-free"));
     // A stopped container still holds its network.
-    assert_eq!(d.ok(&["network", "prune", "-f"]), "Deleted Networks:\npr-free");
+    assert_eq!(
+        d.ok(&["network", "prune", "-f"]),
+        "Deleted Networks:\npr-free"
+    );
     let nets = d.ok(&["network", "ls", "-q"]);
-    assert!(!nets.contains("pr-free") && nets.contains("pr-used"), "{nets}");
+    assert!(
+        !nets.contains("pr-free") && nets.contains("pr-used"),
+        "{nets}"
+    );
 
     let holder = d.ok(&["ps", "-aq", "--no-trunc"]);
     d.ok(&["run", "--network", "none", "-v", "/anon", "busybox", "true"]);
@@ -226,8 +310,17 @@ fn network_and_system_prune_remove_what_is_unused() {
     assert!(out.starts_with(want_start), "{out}");
     assert!(out.contains(&holder) && !out.contains(&keep), "{out}");
     assert!(out.contains("Deleted Networks:\npr-used\n"), "{out}");
-    assert!(out.contains(&format!("Deleted Volumes:\n{anon}\n")), "{out}");
-    assert!(out.lines().last().unwrap().starts_with("Total reclaimed space: "), "{out}");
+    assert!(
+        out.contains(&format!("Deleted Volumes:\n{anon}\n")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .last()
+            .unwrap()
+            .starts_with("Total reclaimed space: "),
+        "{out}"
+    );
     // The running container, the named volume and the image in use stay.
     assert_eq!(d.ok(&["ps", "-aq", "--no-trunc"]), keep);
     assert_eq!(d.ok(&["volume", "ls", "-q"]), "named");
@@ -235,7 +328,10 @@ fn network_and_system_prune_remove_what_is_unused() {
     d.ok(&["rm", "-f", &keep]);
     // -a: the image no container uses goes too.
     let out = d.ok(&["system", "prune", "-a", "-f"]);
-    assert!(out.contains("Deleted Images:\nuntagged: busybox:latest"), "{out}");
+    assert!(
+        out.contains("Deleted Images:\nuntagged: busybox:latest"),
+        "{out}"
+    );
     assert_eq!(d.ok(&["images", "-q"]), "");
 }
 
@@ -244,7 +340,14 @@ fn ps_size_and_inspect_size_count_the_writable_layer() {
     require_root!();
     let d = Docker::new();
     d.ok(&[
-        "run", "--network", "none", "--name", "sz", "busybox", "sh", "-c",
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "sz",
+        "busybox",
+        "sh",
+        "-c",
         "printf 123456789012 > /f",
     ]);
     let image_size: u64 = {
@@ -271,14 +374,27 @@ fn save_writes_manifest_digests_that_round_trip() {
     a.ok(&["tag", "busybox", "my/app:1"]);
     let tar = a.root.path().join("s.tar");
     a.ok(&["save", "-o", tar.to_str().unwrap(), "busybox", "my/app:1"]);
-    let list = std::process::Command::new("tar").arg("tf").arg(&tar).output().unwrap();
+    let list = std::process::Command::new("tar")
+        .arg("tf")
+        .arg(&tar)
+        .output()
+        .unwrap();
     let names = stdout(&list);
-    assert!(names.lines().any(|l| l == "index.json") && names.lines().any(|l| l == "oci-layout"), "{names}");
+    assert!(
+        names.lines().any(|l| l == "index.json") && names.lines().any(|l| l == "oci-layout"),
+        "{names}"
+    );
     let b = Docker::new();
     b.ok(&["load", "-i", tar.to_str().unwrap()]);
     let digest = b.ok(&["images", "--digests", "--format", "{{.Digest}}", "busybox"]);
-    assert!(digest.starts_with("sha256:") && digest.len() == 71, "{digest}");
-    assert_eq!(b.ok(&["images", "--digests", "--format", "{{.Digest}}", "my/app"]), digest);
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
+    assert_eq!(
+        b.ok(&["images", "--digests", "--format", "{{.Digest}}", "my/app"]),
+        digest
+    );
     let rd = b.ok(&["image", "inspect", "-f", "{{json .RepoDigests}}", "busybox"]);
     assert!(rd.contains(&format!("busybox@{digest}")), "{rd}");
     // Again: the same digest after another save and load.
@@ -287,9 +403,15 @@ fn save_writes_manifest_digests_that_round_trip() {
     let c = Docker::new();
     c.ok(&["rmi", "busybox"]);
     c.ok(&["load", "-i", tar2.to_str().unwrap()]);
-    assert_eq!(c.ok(&["images", "--digests", "--format", "{{.Digest}}", "busybox"]), digest);
+    assert_eq!(
+        c.ok(&["images", "--digests", "--format", "{{.Digest}}", "busybox"]),
+        digest
+    );
     // The image id is unchanged through it all.
-    assert_eq!(c.ok(&["images", "-q", "busybox"]), a.ok(&["images", "-q", "busybox"]));
+    assert_eq!(
+        c.ok(&["images", "-q", "busybox"]),
+        a.ok(&["images", "-q", "busybox"])
+    );
 }
 
 #[test]
@@ -301,8 +423,19 @@ fn cp_reads_and_writes_volumes_and_binds() {
     std::fs::write(host.join("b.txt"), "from host bind\n").unwrap();
     let bind = format!("{}:/mnt/b", host.display());
     d.ok(&[
-        "run", "-d", "--network", "none", "--name", "cpv", "-v", "cpvol:/data", "-v", &bind,
-        "busybox", "sleep", "60",
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "cpv",
+        "-v",
+        "cpvol:/data",
+        "-v",
+        &bind,
+        "busybox",
+        "sleep",
+        "60",
     ]);
     let src = d.root.path().join("in.txt");
     std::fs::write(&src, "into the volume\n").unwrap();
@@ -310,7 +443,10 @@ fn cp_reads_and_writes_volumes_and_binds() {
     // In the volume's data, seen by the container, not in its upper layer.
     let vol = d.root.path().join("volumes/cpvol/_data/in.txt");
     assert_eq!(std::fs::read_to_string(&vol).unwrap(), "into the volume\n");
-    assert_eq!(d.ok(&["exec", "cpv", "cat", "/data/in.txt"]), "into the volume");
+    assert_eq!(
+        d.ok(&["exec", "cpv", "cat", "/data/in.txt"]),
+        "into the volume"
+    );
     d.ok(&["exec", "cpv", "sh", "-c", "echo from ctr > /data/out.txt"]);
     let out = d.root.path().join("out.txt");
     d.ok(&["cp", "cpv:/data/out.txt", out.to_str().unwrap()]);

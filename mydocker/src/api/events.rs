@@ -29,7 +29,9 @@ pub fn events(svc: &Arc<Service>, conn: &mut Conn, req: &Request) -> ApiResult<(
         line.push(b'\n');
         body.send(&line).is_ok()
     };
-    follow(&svc.ctx.root, w, &filters, &mut emit, &mut || peer_gone(&peer));
+    follow(&svc.ctx.root, w, &filters, &mut emit, &mut || {
+        peer_gone(&peer)
+    });
     let _ = body.finish();
     Ok(())
 }
