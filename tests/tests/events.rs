@@ -69,12 +69,20 @@ fn run_stop_rm_cycle_reads_back_with_window_filters_and_formats() {
     };
     // docker's order for one container's life.
     let acts = ev(&["--filter", "container=ev1", "--format", "{{.Status}}"]);
-    let want = ["create", "start", "die", "stop", "destroy"];
+    // sleep as PID 1 ignores SIGTERM: docker's stop sends 15, then 9.
+    let want = ["create", "start", "kill", "kill", "die", "stop", "destroy"];
     let got: Vec<&str> = lines(&acts)
         .into_iter()
         .filter(|a| want.contains(a))
         .collect();
     assert_eq!(got, want, "{acts}");
+    let sigs = ev(&[
+        "--filter",
+        "event=kill",
+        "--format",
+        "{{.Actor.Attributes.signal}}",
+    ]);
+    assert_eq!(lines(&sigs), ["15", "9"]);
     // By id prefix too, and `event=` with an attribute in the template.
     let code = ev(&[
         "--filter",
