@@ -542,10 +542,18 @@ pub fn save(ctx: &Ctx, a: &crate::cli::SaveArgs) -> Result<i32> {
         .arg("-o")
         .arg(a.output.as_deref().unwrap_or(Path::new("-")));
     let out = stream(&call, false, to_stdout, false)?;
-    // To stdout the tar is all that is printed: no ids then.
-    let ids = serde_json::from_str::<Value>(&out)
-        .map(|v| strings(&v["ids"]))
-        .unwrap_or_default();
+    // To stdout the tar is all that is printed: the ids are asked for then.
+    let ids = match serde_json::from_str::<Value>(&out) {
+        Ok(v) => strings(&v["ids"]),
+        Err(_) => a
+            .images
+            .iter()
+            .filter_map(|i| {
+                let v = ctx.layerfs().args(["inspect", i]).json().ok()?;
+                v["id"].as_str().map(String::from)
+            })
+            .collect(),
+    };
     for (i, id) in ids.iter().enumerate() {
         let name = a.images.get(i).filter(|_| ids.len() == a.images.len());
         image_event(ctx, "save", id, name.map_or(id.as_str(), |n| n));

@@ -140,11 +140,20 @@ pub fn resolve(ctx: &Ctx, id: &str, specs: &[MountSpec]) -> Result<Vec<Value>> {
     if specs.is_empty() {
         return Ok(vec![]);
     }
+    // Named volumes this call makes get docker's `create` event.
+    let new: Vec<&str> = specs
+        .iter()
+        .filter(|m| m.kind == "volume" && !ctx.root.join("volumes").join(&m.source).exists())
+        .map(|m| m.source.as_str())
+        .collect();
     let v = ctx
         .layerfs()
         .args(["volume", "resolve", id])
         .stdin_json(&json!(specs))
         .json()?;
+    for n in new {
+        crate::events::emit(ctx, "volume", "create", n, &[("driver", "local")]);
+    }
     for m in specs.iter().filter(|m| m.kind == "volume") {
         let rw = if m.readonly { "false" } else { "true" };
         crate::events::emit(
