@@ -252,6 +252,32 @@ fn api_events_streams_the_journal_as_json() {
         .output()
         .unwrap();
     assert_eq!(stdout(&out), "400");
+    // docker's own CLI reads the stream (when installed).
+    let cfg = e2e::TempDir::new("evcfg");
+    let cli = std::process::Command::new("docker")
+        .arg("-H")
+        .arg(format!("unix://{}", sock.display()))
+        .args([
+            "events",
+            "--since",
+            &t0,
+            "--until",
+            &t1,
+            "--filter",
+            "type=network",
+        ])
+        .args(["--format", "{{.Action}} {{.Actor.Attributes.name}}"])
+        .env("DOCKER_CONFIG", cfg.path())
+        .env_remove("DOCKER_HOST")
+        .stdin(Stdio::null())
+        .output();
+    match cli {
+        Ok(out) => {
+            assert_exit_code(&out, 0);
+            assert_eq!(stdout(&out), "create evnet\ndestroy evnet\n");
+        }
+        Err(_) => eprintln!("SKIP docker events through the API: no docker CLI"),
+    }
 }
 
 #[test]
