@@ -88,7 +88,17 @@
 //! patch), `update_with` (a closure editing the `Record`), `remove`,
 //! `reconcile`, `container_dir(id)`; errors are `StoreError` with `exit_code()`. Also
 //! `pid_start_time(pid)` and `now_rfc3339()`.
+//!
+//! ## Events
+//!
+//! Every record change is also an event appended to `ROOT/events.jsonl`
+//! (docker's event shape, one JSON line each; `journal` says how appends
+//! stay whole and how the file rotates to `events.jsonl.1` at 1 MiB):
+//! `create`, `start`, `pause`, `unpause`, `oom`, `die` (`exitCode`),
+//! `rename` (`oldName`), `destroy`. Other tools append theirs with
+//! `journal::append(root, &Event::new(...))`.
 
+pub mod journal;
 pub mod name;
 pub mod patch;
 pub mod procfs;

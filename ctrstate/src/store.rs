@@ -131,6 +131,13 @@ impl Store {
         self.dir.join(id)
     }
 
+    /// Appends the events of a record change to `ROOT/events.jsonl`.
+    fn journal(&self, old: Option<&Record>, new: Option<&Record>) {
+        if let Some(root) = self.dir.parent() {
+            crate::journal::record_change(root, old, new);
+        }
+    }
+
     /// The writers' lock; dropping it releases the flock.
     fn lock(&self) -> Result<atomicfile::Lock> {
         atomicfile::private_dir(&self.dir).map_err(io_err("create", &self.dir))?;
@@ -288,6 +295,7 @@ impl Store {
             let _ = fs::remove_dir_all(&tmp);
             return Err(e);
         }
+        self.journal(None, Some(&rec));
         Ok(rec)
     }
 
@@ -368,6 +376,10 @@ impl Store {
                 }
             }
         }
+        // Journal first: whoever sees the new record (`stop` waiting for
+        // the exit) then finds its events already written, so theirs
+        // (`stop` after `die`) come after them, in docker's order.
+        self.journal(Some(&old), Some(&new));
         self.write(&self.container_dir(&old.id), &new)?;
         Ok(new)
     }
@@ -407,6 +419,9 @@ impl Store {
             }
             _ => {}
         }
+        if let Some(r) = &rec {
+            self.journal(Some(r), None);
+        }
         Ok(Removed {
             removed: true,
             id: Some(id),
@@ -438,6 +453,7 @@ impl Store {
             let Some(mut r) = self.read(&id)? else {
                 continue;
             };
+            let old = r.clone();
             match fix(&r) {
                 None => continue,
                 Some(Fix::Abandoned) => {
@@ -455,6 +471,7 @@ impl Store {
                     r.pid_start_time = 0;
                 }
             }
+            self.journal(Some(&old), Some(&r));
             self.write(&self.container_dir(&id), &r)?;
             changed.push(r);
         }

@@ -67,8 +67,11 @@
 //!   past PATH_MAX opened in chunks below the root).
 //! - `history IMAGE`: `[{"created","createdBy","comment","emptyLayer","layer","size"}]`,
 //!   newest first.
-//! - `save IMAGE... [-o FILE]`: a `docker save` tarball (`manifest.json`,
-//!   `<config hex>.json`, `<diffid hex>/layer.tar`, `repositories`) whose
+//! - `save IMAGE... [-o FILE]`: a `docker save` tarball as docker >= 25
+//!   writes it (`manifest.json`, `repositories`, blobs under
+//!   `blobs/sha256/`, and an OCI `index.json` + `oci-layout` with one
+//!   manifest per image, serialized the same way every time, so the
+//!   manifest digest a load records in `repoDigests` survives a save) whose
 //!   layer tars are rebuilt byte for byte from tar-split records kept at
 //!   load time, so loading it gives the same ids; prints `{"output","ids","size"}`.
 //! - `volume create [NAME] [--label K=V]...` (random 64-hex name when

@@ -1,6 +1,18 @@
 //! `save IMAGE... -o FILE`: images as a `docker save` tarball whose layer
 //! tars are rebuilt byte for byte from their tar-split records, so `load`
 //! reads back the same image ids and diff ids.
+//!
+//! The archive is laid out as docker >= 25 saves: every blob once under
+//! `blobs/sha256/<hex>` (layer tars, configs, manifests), `manifest.json`
+//! and `repositories` naming them for older loaders, and an OCI layout
+//! (`oci-layout`, `index.json`) with one image manifest per image, so
+//! the image has a manifest digest: `load` records it as
+//! `NAME@sha256:...` in RepoDigests. The manifest is serialized the same
+//! way every time (Go's field order, compact), so a save of what such a
+//! load gave has the same digest: RepoDigests survive save/load round
+//! trips. (An image first loaded with compressed layers had a manifest
+//! that named those blobs; they are not kept, so its first save gets a
+//! new digest, as docker's own classic store loses it altogether.)
 
 use crate::beneath;
 use crate::digest::HashReader;
@@ -81,14 +93,17 @@ pub fn save(layout: &Layout, images: &[String], out: Option<&Path>) -> Result<Sa
     let mut b = tar::Builder::new(BufWriter::with_capacity(1 << 20, Counted { w: f, n: 0 }));
     let mut written = HashSet::new();
     let mut manifest = Vec::new();
+    let mut index = Vec::new();
+    let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
     let mut repos: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for (img, tags) in &picked {
         let hex = &img.id["sha256:".len()..];
         let mut paths = Vec::new();
         for l in img.layer_hexes() {
-            let p = format!("{l}/layer.tar");
+            let p = format!("blobs/sha256/{l}");
             if written.insert(l.to_string()) {
-                layer_tar(layout, l, &p, &mut b, &shown)?;
+                let n = layer_tar(layout, l, &p, &mut b, &shown)?;
+                sizes.insert(l.to_string(), n);
             }
             paths.push(p);
         }
@@ -98,8 +113,41 @@ pub fn save(layout: &Layout, images: &[String], out: Option<&Path>) -> Result<Sa
             path: blob,
             source,
         })?;
-        append(&mut b, &format!("{hex}.json"), &config).map_err(|e| io_err("write", e))?;
-        manifest.push(json!({"Config": format!("{hex}.json"), "RepoTags": tags, "Layers": paths}));
+        let config_path = format!("blobs/sha256/{hex}");
+        if written.insert(hex.to_string()) {
+            append(&mut b, &config_path, &config).map_err(|e| io_err("write", e))?;
+        }
+        let layers: Vec<(&str, u64)> = img
+            .layer_hexes()
+            .into_iter()
+            .map(|l| (l, sizes.get(l).copied().unwrap_or(0)))
+            .collect();
+        let m = oci_manifest(hex, config.len() as u64, &layers);
+        let m_hex = crate::digest::sha256_of(m.as_bytes());
+        let m_hex = m_hex.trim_start_matches("sha256:").to_string();
+        if written.insert(m_hex.clone()) {
+            append(&mut b, &format!("blobs/sha256/{m_hex}"), m.as_bytes())
+                .map_err(|e| io_err("write", e))?;
+        }
+        let desc = |ann: Option<serde_json::Value>| {
+            let mut d = json!({"mediaType": MANIFEST, "digest": format!("sha256:{m_hex}"), "size": m.len()});
+            if let Some(a) = ann {
+                d["annotations"] = a;
+            }
+            d
+        };
+        if tags.is_empty() {
+            index.push(desc(None));
+        }
+        for t in tags {
+            let full = reference::qualified(t);
+            let tag = t.rsplit_once(':').map_or("latest", |(_, tag)| tag);
+            index.push(desc(Some(json!({
+                "io.containerd.image.name": full,
+                "org.opencontainers.image.ref.name": tag,
+            }))));
+        }
+        manifest.push(json!({"Config": config_path, "RepoTags": tags, "Layers": paths}));
         for t in tags {
             if let (Some((n, tag)), Some(top)) = (t.rsplit_once(':'), img.layer_hexes().last()) {
                 repos
@@ -109,6 +157,15 @@ pub fn save(layout: &Layout, images: &[String], out: Option<&Path>) -> Result<Sa
             }
         }
     }
+    append(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)
+        .map_err(|e| io_err("write", e))?;
+    let index = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": index});
+    append(
+        &mut b,
+        "index.json",
+        &serde_json::to_vec(&index).expect("json"),
+    )
+    .map_err(|e| io_err("write", e))?;
     append(
         &mut b,
         "manifest.json",
@@ -133,6 +190,27 @@ pub fn save(layout: &Layout, images: &[String], out: Option<&Path>) -> Result<Sa
         ids: picked.iter().map(|(i, _)| i.id.clone()).collect(),
         size,
     })
+}
+
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// The OCI image manifest of a saved image, written by hand in Go's field
+/// order (what docker's `json.Marshal` gives), so the same image always
+/// has the same manifest digest.
+fn oci_manifest(config_hex: &str, config_size: u64, layers: &[(&str, u64)]) -> String {
+    let layers: Vec<String> = layers
+        .iter()
+        .map(|(hex, size)| {
+            format!(
+                r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:{hex}","size":{size}}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"{MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{config_hex}","size":{config_size}}},"layers":[{}]}}"#,
+        layers.join(",")
+    )
 }
 
 /// A writer that counts what it writes (a pipe has no size to stat).
@@ -160,14 +238,15 @@ fn append<W: Write>(b: &mut tar::Builder<W>, path: &str, data: &[u8]) -> io::Res
     b.append_data(&mut h, path, data)
 }
 
-/// Appends layer `hex`'s rebuilt tar as `path`, checking its digest.
+/// Appends layer `hex`'s rebuilt tar as `path`, checking its digest;
+/// returns its size.
 fn layer_tar<W: Write>(
     layout: &Layout,
     hex: &str,
     path: &str,
     b: &mut tar::Builder<W>,
     out: &Path,
-) -> Result<()> {
+) -> Result<u64> {
     let rebuild = |why: String| SaveError::Rebuild {
         layer: format!("sha256:{hex}"),
         why,
@@ -209,7 +288,7 @@ fn layer_tar<W: Write>(
             "content changed: rebuilt {digest} ({n} bytes)"
         )));
     }
-    Ok(())
+    Ok(size)
 }
 
 /// Whether an error of `append_data` came from reading the layer (a

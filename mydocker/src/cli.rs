@@ -114,6 +114,8 @@ pub enum Cmd {
     },
     /// Attach local standard input, output, and error streams to a running container.
     Attach(crate::attach::AttachArgs),
+    /// Get real time events from the journal the tools write.
+    Events(crate::events::EventsArgs),
     /// Manage containers (`container ls`, `container prune`, `container inspect`).
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -329,6 +331,9 @@ pub struct InspectArgs {
     /// Return JSON for the specified type (container or image).
     #[arg(long = "type")]
     pub kind: Option<String>,
+    /// Display total file sizes if the type is container (SizeRw, SizeRootFs).
+    #[arg(short = 's', long)]
+    pub size: bool,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -454,6 +459,12 @@ pub enum NetworkCmd {
     },
     /// Disconnect a container from a network.
     Disconnect { network: String, container: String },
+    /// Remove all custom networks not used by at least one container.
+    Prune {
+        /// Do not prompt for confirmation.
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -557,6 +568,18 @@ pub enum SystemCmd {
     Df,
     /// Serve the Docker Engine API on a unix socket.
     Service(crate::api::ServiceArgs),
+    /// Remove unused data: stopped containers, unused networks, dangling images.
+    Prune {
+        /// Remove all unused images, not just dangling ones.
+        #[arg(short = 'a', long)]
+        all: bool,
+        /// Do not prompt for confirmation.
+        #[arg(short = 'f', long)]
+        force: bool,
+        /// Prune anonymous volumes too.
+        #[arg(long)]
+        volumes: bool,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -16,6 +16,7 @@ pub fn stop(ctx: &Ctx, a: &StopArgs) -> Result<i32> {
     each(&a.containers, |r| {
         let rec = records::get(ctx, r)?;
         stop_one(ctx, &rec, crate::runflags::stop_grace(&rec, a.time))?;
+        crate::events::container(ctx, &rec, "stop", &[]);
         println!("{r}");
         Ok(())
     })
@@ -32,6 +33,12 @@ pub fn kill(ctx: &Ctx, a: &KillArgs) -> Result<i32> {
             ));
         }
         ctx.nsrun().args(["kill", &rec.id, &sig]).output()?;
+        crate::events::container(
+            ctx,
+            &rec,
+            "kill",
+            &[("signal", crate::events::signum(&sig))],
+        );
         println!("{r}");
         Ok(())
     })
@@ -53,6 +60,7 @@ pub fn restart(ctx: &Ctx, a: &StopArgs) -> Result<i32> {
                 ..Default::default()
             },
         );
+        crate::events::container(ctx, &rec, "restart", &[]);
         println!("{r}");
         Ok(())
     })
@@ -136,11 +144,13 @@ pub fn stop_one(ctx: &Ctx, rec: &Record, grace: Duration) -> Result<()> {
     if !grace.is_zero() {
         let sig = crate::runflags::stop_signal(rec);
         let _ = ctx.nsrun().args(["kill", &rec.id, &sig]).output();
+        crate::events::container(ctx, rec, "kill", &[("signal", crate::events::signum(&sig))]);
         if wait_gone(rec, grace) {
             return settle(ctx, rec, 128 + libc::SIGTERM);
         }
     }
     let _ = ctx.nsrun().args(["kill", &rec.id, "KILL"]).output();
+    crate::events::container(ctx, rec, "kill", &[("signal", "9".into())]);
     if !wait_gone(rec, Duration::from_secs(10)) {
         return fail(format!("container {} did not die after SIGKILL", rec.id));
     }

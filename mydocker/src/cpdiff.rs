@@ -3,6 +3,15 @@
 //! (`openat2(RESOLVE_IN_ROOT)`) and packs or extracts without following
 //! symlinks; a copy between a container and the host is two layerfs
 //! processes joined by a pipe.
+//!
+//! Volumes and bind mounts: docker's cp sees them at their targets, as the
+//! container does. Here mydocker first moves itself into a mount
+//! namespace of its own (a slave of the host's, so nothing it mounts is
+//! seen outside and all of it goes when the command ends), mounts the
+//! rootfs there if the container is stopped, and binds each volume's
+//! `_data` and each bind source onto its target, the target opened inside
+//! the rootfs (`RESOLVE_IN_ROOT`). layerfs, a child, then copies through
+//! them.
 
 use crate::cli::CpArgs;
 use crate::context::Ctx;
@@ -120,7 +129,9 @@ fn copy(ctx: &Ctx, a: &CpArgs) -> Result<i32> {
             "must specify at least one container source".into(),
         )),
         (End::Container(c, path), End::Local(dest)) => {
-            let id = crate::records::get(ctx, &c)?.id;
+            let rec = crate::records::get(ctx, &c)?;
+            with_volumes(ctx, &rec)?;
+            let id = rec.id;
             // These three are bind-mounted from the container's dir: the
             // rootfs only holds their empty mount points.
             let own = ctx
@@ -151,7 +162,9 @@ fn copy(ctx: &Ctx, a: &CpArgs) -> Result<i32> {
             Ok(0)
         }
         (End::Local(src), End::Container(c, path)) => {
-            let id = crate::records::get(ctx, &c)?.id;
+            let rec = crate::records::get(ctx, &c)?;
+            with_volumes(ctx, &rec)?;
+            let id = rec.id;
             if src == "-" {
                 let call = ctx.layerfs().args(["cp-in", &id, &path, "--dir-only"]);
                 through(call.command(), true)?;
@@ -169,6 +182,94 @@ fn copy(ctx: &Ctx, a: &CpArgs) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// The container's volumes and binds: (target, host source, read-only),
+/// parents before what is mounted below them.
+fn binds(ctx: &Ctx, rec: &ctrstate::Record) -> Vec<(String, std::path::PathBuf, bool)> {
+    let specs: Vec<crate::volumes::MountSpec> = rec
+        .config
+        .get("mounts")
+        .and_then(|m| serde_json::from_value(m.clone()).ok())
+        .unwrap_or_default();
+    let mut out: Vec<_> = specs
+        .into_iter()
+        .filter_map(|m| {
+            let src = match m.kind.as_str() {
+                "volume" => ctx.root.join("volumes").join(&m.source).join("_data"),
+                "bind" => std::path::PathBuf::from(&m.source),
+                _ => return None,
+            };
+            Some((m.target, src, m.readonly))
+        })
+        .collect();
+    out.sort_by_key(|(t, _, _)| t.matches('/').count());
+    out
+}
+
+/// See the module doc: this process's own mount namespace with the
+/// container's volumes and binds over its rootfs. Nothing to do for a
+/// container without any.
+fn with_volumes(ctx: &Ctx, rec: &ctrstate::Record) -> Result<()> {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    use nix::mount::{mount, MsFlags};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let binds = binds(ctx, rec);
+    if binds.is_empty() {
+        return Ok(());
+    }
+    let err = |what: String| move |e: nix::errno::Errno| Error::Daemon(format!("cp: {what}: {e}"));
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(err("a mount namespace of its own".into()))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(err("make / a slave".into()))?;
+    let dir = ctx.container_dir(&rec.id);
+    let rootfs = dir.join("rootfs");
+    let dev = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+    if dev(&rootfs).is_none() || dev(&rootfs) == dev(&dir) {
+        // Stopped: its rootfs, mounted in this namespace only.
+        ctx.layerfs()
+            .args(["mount", &rec.image_id, &rec.id])
+            .output()?;
+    }
+    let root = nix::fcntl::open(
+        &rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(err(format!("open {}", rootfs.display())))?;
+    for (target, src, ro) in binds {
+        let rel = target.trim_start_matches('/');
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT);
+        let fd = match openat2(&root, if rel.is_empty() { "." } else { rel }, how) {
+            Ok(fd) => fd,
+            // Never started: nsrun makes mount points at the start.
+            Err(nix::errno::Errno::ENOENT) => continue,
+            Err(e) => return Err(err(format!("open {target} in the container"))(e)),
+        };
+        let at = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let mut flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+        mount(Some(&src), at.as_str(), None::<&str>, flags, None::<&str>)
+            .map_err(err(format!("bind {} on {target}", src.display())))?;
+        if ro {
+            // The new mount is the one at the path now, not the fd's.
+            let fd = openat2(&root, rel, how).map_err(err(format!("open {target}")))?;
+            let at = format!("/proc/self/fd/{}", fd.as_raw_fd());
+            flags |= MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+            mount(None::<&str>, at.as_str(), None::<&str>, flags, None::<&str>)
+                .map_err(err(format!("read-only {target}")))?;
+        }
+    }
+    Ok(())
 }
 
 /// `diff CONTAINER`: docker's `A /path`, `C /path`, `D /path` lines.

@@ -231,6 +231,16 @@ pub fn load(ctx: &Ctx, a: &LoadArgs) -> Result<i32> {
     let progress = !a.quiet && std::io::stderr().is_terminal();
     let out = stream(&call, from_stdin, false, progress)?;
     let out: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+    for id in strings(&out["ids"]) {
+        let tags = ctx
+            .layerfs()
+            .args(["inspect", &id])
+            .json()
+            .map(|v| strings(&v["repoTags"]))
+            .unwrap_or_default();
+        let name = tags.first().cloned().unwrap_or_else(|| id.clone());
+        image_event(ctx, "load", &id, &name);
+    }
     if !a.quiet {
         for t in out["loaded"].as_array().into_iter().flatten() {
             println!("Loaded image: {}", t.as_str().unwrap_or(""));
@@ -287,8 +297,22 @@ pub fn rmi(ctx: &Ctx, a: &RmiArgs) -> Result<i32> {
         if a.force {
             call = call.arg("--force");
         }
+        // Its id before it goes, for the events.
+        let id = ctx
+            .layerfs()
+            .args(["inspect", img])
+            .json()
+            .ok()
+            .and_then(|v| v["id"].as_str().map(String::from));
         match call.arg(img).json() {
             Ok(v) => {
+                let id = id.unwrap_or_default();
+                for t in strings(&v["untagged"]) {
+                    image_event(ctx, "untag", &id, &t);
+                }
+                if strings(&v["deleted"]).contains(&id) {
+                    image_event(ctx, "delete", &id, &id);
+                }
                 for (key, word) in [("untagged", "Untagged"), ("deleted", "Deleted")] {
                     for x in v[key].as_array().into_iter().flatten() {
                         println!("{word}: {}", x.as_str().unwrap_or(&Value::to_string(x)));
@@ -449,7 +473,20 @@ pub fn commit(ctx: &Ctx, a: &crate::cli::CommitArgs) -> Result<i32> {
         .args(["--change-json", &patch.to_string()])
         .json()
         .map_err(plain)?;
-    println!("{}", v["id"].as_str().unwrap_or(""));
+    let new_id = v["id"].as_str().unwrap_or("");
+    let tag = v["tag"].as_str().unwrap_or("");
+    let comment = a.message.clone().unwrap_or_default();
+    let ev = ctrstate::journal::container_event(
+        &rec,
+        "commit",
+        &[
+            ("comment", comment),
+            ("imageID", new_id.into()),
+            ("imageRef", tag.into()),
+        ],
+    );
+    ctrstate::journal::emit(&ctx.root, &ev);
+    println!("{new_id}");
     Ok(0)
 }
 
@@ -486,7 +523,9 @@ pub fn import(ctx: &Ctx, a: &crate::cli::ImportArgs) -> Result<i32> {
     let call = call.args(["--change-json", &patch.to_string()]);
     let v: Value = serde_json::from_str(&stream(&call, from_stdin, false, false)?)
         .map_err(|e| Error::Daemon(format!("layerfs import: bad JSON output: {e}")))?;
-    println!("{}", v["id"].as_str().unwrap_or(""));
+    let id = v["id"].as_str().unwrap_or("");
+    image_event(ctx, "import", id, v["tag"].as_str().unwrap_or(id));
+    println!("{id}");
     Ok(0)
 }
 
@@ -502,8 +541,29 @@ pub fn save(ctx: &Ctx, a: &crate::cli::SaveArgs) -> Result<i32> {
         .args(&a.images)
         .arg("-o")
         .arg(a.output.as_deref().unwrap_or(Path::new("-")));
-    stream(&call, false, to_stdout, false)?;
+    let out = stream(&call, false, to_stdout, false)?;
+    // To stdout the tar is all that is printed: the ids are asked for then.
+    let ids = match serde_json::from_str::<Value>(&out) {
+        Ok(v) => strings(&v["ids"]),
+        Err(_) => a
+            .images
+            .iter()
+            .filter_map(|i| {
+                let v = ctx.layerfs().args(["inspect", i]).json().ok()?;
+                v["id"].as_str().map(String::from)
+            })
+            .collect(),
+    };
+    for (i, id) in ids.iter().enumerate() {
+        let name = a.images.get(i).filter(|_| ids.len() == a.images.len());
+        image_event(ctx, "save", id, name.map_or(id.as_str(), |n| n));
+    }
     Ok(0)
+}
+
+/// An image event as docker's daemon writes it (`name` the reference).
+fn image_event(ctx: &Ctx, action: &str, id: &str, name: &str) {
+    crate::events::emit(ctx, "image", action, id, &[("name", name)]);
 }
 
 pub fn tag(ctx: &Ctx, source: &str, target: &str) -> Result<i32> {
@@ -512,10 +572,12 @@ pub fn tag(ctx: &Ctx, source: &str, target: &str) -> Result<i32> {
     } else {
         format!("{target}:latest")
     };
-    ctx.layerfs()
+    let v = ctx
+        .layerfs()
         .args(["tag", source, &target])
-        .output()
+        .json()
         .map_err(plain)?;
+    image_event(ctx, "tag", v["id"].as_str().unwrap_or(""), &target);
     Ok(0)
 }
 
@@ -638,6 +700,24 @@ pub fn prune(ctx: &Ctx, all: bool, force: bool) -> Result<i32> {
     if !force && !crate::cmds::confirm(warning) {
         return Ok(0);
     }
+    let (untagged, deleted, reclaimed) = prune_images(ctx, all)?;
+    if !untagged.is_empty() || !deleted.is_empty() {
+        println!("Deleted Images:");
+        for t in &untagged {
+            println!("untagged: {t}");
+        }
+        for d in &deleted {
+            println!("deleted: {d}");
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", humanize::size(reclaimed));
+    Ok(0)
+}
+
+/// Removes dangling images (every one with `all`) no container uses:
+/// (untagged references, deleted ids and layers, bytes reclaimed).
+pub fn prune_images(ctx: &Ctx, all: bool) -> Result<(Vec<String>, Vec<String>, u64)> {
     let list = ctx.layerfs().arg("images").json()?;
     let used = used_images(ctx)?;
     let (mut untagged, mut deleted, mut reclaimed) = (vec![], vec![], 0u64);
@@ -657,25 +737,20 @@ pub fn prune(ctx: &Ctx, all: bool, force: bool) -> Result<i32> {
         // --force: by id with several tags; layerfs still keeps the
         // layers other images use.
         if let Ok(v) = ctx.layerfs().args(["rmi", "--force", id]).json() {
-            untagged.extend(strings(&v["untagged"]));
+            for t in strings(&v["untagged"]) {
+                image_event(ctx, "untag", id, &t);
+                untagged.push(t);
+            }
             for d in strings(&v["deleted"]) {
+                if d == id {
+                    image_event(ctx, "delete", id, id);
+                }
                 reclaimed += sizes.get(&d).copied().unwrap_or(0);
                 deleted.push(d);
             }
         }
     }
-    if !untagged.is_empty() || !deleted.is_empty() {
-        println!("Deleted Images:");
-        for t in &untagged {
-            println!("untagged: {t}");
-        }
-        for d in &deleted {
-            println!("deleted: {d}");
-        }
-        println!();
-    }
-    println!("Total reclaimed space: {}", humanize::size(reclaimed));
-    Ok(0)
+    Ok((untagged, deleted, reclaimed))
 }
 
 /// docker's RECLAIMABLE cell: `SIZE (PCT%)` when there is any total.

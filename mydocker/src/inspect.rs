@@ -32,10 +32,12 @@ pub fn inspect(ctx: &Ctx, a: &crate::cli::InspectArgs) -> Result<i32> {
     for r in &a.containers {
         let found = match kind {
             "image" => image(ctx, r),
-            "container" => records::get(ctx, r).ok().map(|rec| to_docker(ctx, &rec)),
+            "container" => records::get(ctx, r)
+                .ok()
+                .map(|rec| container(ctx, &rec, a.size)),
             _ => records::get(ctx, r)
                 .ok()
-                .map(|rec| to_docker(ctx, &rec))
+                .map(|rec| container(ctx, &rec, a.size))
                 .or_else(|| image(ctx, r)),
         };
         match found {
@@ -52,6 +54,17 @@ pub fn inspect(ctx: &Ctx, a: &crate::cli::InspectArgs) -> Result<i32> {
         }
     }
     print_objects(&out, tmpl.as_ref(), code)
+}
+
+/// A container's inspect object; with `size` docker's SizeRw and SizeRootFs.
+fn container(ctx: &Ctx, rec: &Record, size: bool) -> Value {
+    let mut v = to_docker(ctx, rec);
+    if size {
+        let (rw, root) = crate::ps::sizes(ctx, rec, &mut Default::default());
+        v["SizeRw"] = json!(rw);
+        v["SizeRootFs"] = json!(root);
+    }
+    v
 }
 
 /// The array or the template's output per object; the exit code.

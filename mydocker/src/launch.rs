@@ -71,7 +71,7 @@ pub fn launch(ctx: &Ctx, id: &str, cfg: &RunConfig) -> Result<Launched> {
     let mut plan = Plan::launch(ctx, &joined.cfg, "").without(&StepId::Reserve);
     plan.join = joined.net;
     let mut out = Outputs::for_id(id);
-    plan::runner::launch(&plan, &mut Real { ctx }, &mut out)?;
+    plan::runner::launch(&plan, &mut Real::new(ctx), &mut out)?;
     out.launched
         .ok_or_else(|| Error::Daemon("the launch plan created no process".into()))
 }

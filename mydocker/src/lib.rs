@@ -25,6 +25,12 @@
 //! image without `--pull never`, fail saying so. `MYDOCKER_LOG=debug` prints every tool call with its
 //! JSON; `run --print-pipeline` prints the run as a script of tool calls.
 //!
+//! Events: ctrstate appends container events to `ROOT/events.jsonl` as
+//! records change, mydocker appends image, network and volume events
+//! (and `kill`, `stop`, `commit`); `events` reads and follows the file
+//! (see `events` and `ctrstate::journal`). `network prune` and `system
+//! prune` ask unless `-f` (`prune`). `cp` sees volumes and bind mounts.
+//!
 //! `system service` serves the Docker Engine API (1.41) on a unix socket
 //! over the same store, for the docker CLI and the SDKs (see `api`).
 //!
@@ -80,6 +86,7 @@ pub mod context;
 pub mod control;
 pub mod cpdiff;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod gotmpl;
 pub mod humanize;
@@ -94,6 +101,7 @@ pub mod netargs;
 pub mod network;
 pub mod nsjoin;
 pub mod plan;
+pub mod prune;
 pub mod ps;
 pub mod records;
 pub mod resources;
@@ -170,6 +178,12 @@ pub fn main_with(cli: Cli) -> u8 {
         Cmd::Container(cli::ContainerCmd::Prune { force }) => cmds::container_prune(&ctx, *force),
         Cmd::System(cli::SystemCmd::Service(a)) => api::serve(Ctx::new(&cli.root), a),
         Cmd::Attach(a) => attach::attach(&ctx, a),
+        Cmd::Events(a) => events::events(&ctx, a),
+        Cmd::System(cli::SystemCmd::Prune {
+            all,
+            force,
+            volumes,
+        }) => prune::system(&ctx, *all, *force, *volumes),
     };
     match r {
         Ok(code) => code.clamp(0, 255) as u8,

@@ -169,8 +169,19 @@ fn disconnect(ctx: &Ctx, id: &str, network: &str, ifname: &str) -> Result<()> {
         .output()
     {
         Err(e) if !e.to_string().contains("not found") => Err(e),
-        _ => Ok(()),
+        Err(_) => Ok(()),
+        Ok(_) => {
+            net_event(ctx, "disconnect", network, Some(id));
+            Ok(())
+        }
     }
+}
+
+/// A network event (the network's id is its name here).
+pub fn net_event(ctx: &Ctx, action: &str, network: &str, container: Option<&str>) {
+    let mut attrs = vec![("name", network), ("type", "bridge")];
+    attrs.extend(container.map(|c| ("container", c)));
+    crate::events::emit(ctx, "network", action, network, &attrs);
 }
 
 /// docker's entry for one network in NetworkSettings.Networks, from a CNI
@@ -365,9 +376,11 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
                 let _ = ctx.netbr().args(["rm", name]).output();
                 return Err(e);
             }
+            net_event(ctx, "create", name, None);
             // docker prints the network's id; ours is its name.
             println!("{name}");
         }
+        N::Prune { force } => return crate::prune::network_cmd(ctx, *force),
         N::Ls { quiet, format } => {
             return crate::listings::networks(ctx, *quiet, format.as_deref())
         }
@@ -399,7 +412,10 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
             let mut code = 0;
             for n in names {
                 match ctx.netbr().args(["rm", n]).output() {
-                    Ok(_) => println!("{n}"),
+                    Ok(_) => {
+                        net_event(ctx, "destroy", n, None);
+                        println!("{n}")
+                    }
                     Err(e) => {
                         eprintln!("Error response from daemon: {}", plain(e));
                         code = 1;
@@ -451,6 +467,7 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
                 .args(["--ifname", &ifname])
                 .parse()
                 .map_err(plain)?;
+            net_event(ctx, "connect", network, Some(&rec.id));
             let (_, mut entry) = endpoint(&res, &ifname);
             entry["Aliases"] = json!(alias);
             crate::names::join(

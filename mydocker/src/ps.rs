@@ -23,7 +23,7 @@ pub fn ps(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
         (true, _) => ListFormat::new(Some("{{.ID}}"), DEFAULT_TABLE),
         (false, f) => {
             let f = match f {
-                Some(f) if a.size && (f.is_empty() || f == "table") => {
+                None | Some("" | "table") if a.size => {
                     Some(format!("{DEFAULT_TABLE}\t{{{{.Size}}}}"))
                 }
                 f => f.map(String::from),
@@ -63,9 +63,23 @@ pub fn ps(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
         }
         recs.push(r.clone());
     }
+    // Sizes cost a walk of each upper dir: only when shown.
+    let want_size = a.size || a.format.as_deref().is_some_and(|f| f.contains(".Size"));
+    let mut image_sizes = BTreeMap::new();
     let items: Vec<(Value, Value)> = recs
         .iter()
-        .map(|r| (context(r, !a.no_trunc), json!({"Label": labels(r)})))
+        .map(|r| {
+            let mut c = context(r, !a.no_trunc);
+            if want_size {
+                let (rw, virt) = sizes(ctx, r, &mut image_sizes);
+                c["Size"] = json!(format!(
+                    "{} (virtual {})",
+                    humanize::size(rw),
+                    humanize::size(virt)
+                ));
+            }
+            (c, json!({"Label": labels(r)}))
+        })
         .collect();
     match fmt.render(&items, "*formatter.ContainerContext", &header()) {
         Ok(s) => {
@@ -150,6 +164,44 @@ fn context(r: &Record, trunc: bool) -> Value {
         "LocalVolumes": volumes.to_string(),
         "Networks": networks.join(","),
     })
+}
+
+/// docker's SizeRw and SizeRootFs: the bytes in the container's upper
+/// dir, and those plus its image's (`cache` keeps image sizes by id).
+pub fn sizes(ctx: &Ctx, r: &Record, cache: &mut BTreeMap<String, u64>) -> (u64, u64) {
+    let rw = dir_size(&ctx.container_dir(&r.id).join("upper"));
+    let image = *cache.entry(r.image_id.clone()).or_insert_with(|| {
+        ctx.layerfs()
+            .args(["inspect", &r.image_id])
+            .json()
+            .ok()
+            .and_then(|v| v["size"].as_u64())
+            .unwrap_or(0)
+    });
+    (rw, rw + image)
+}
+
+/// Bytes of the files under `dir` (hard links counted once, as docker's
+/// `directory.Size` does); 0 when it is absent. Not followed: symlinks.
+pub fn dir_size(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.nlink() < 2 || seen.insert((m.dev(), m.ino())) {
+                total += m.len();
+            }
+        }
+    }
+    total
 }
 
 /// Go's `time.Time.String()` in UTC: `2026-11-22 21:30:00 +0000 UTC`.

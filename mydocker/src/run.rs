@@ -64,7 +64,7 @@ fn run_or_create(ctx: &Ctx, a: &RunArgs, create_only: bool) -> Result<i32> {
     // supervisor is (this process, or the detached one).
     let reserve = Plan::launch(ctx, &cfg, &name).only(&StepId::Reserve);
     let mut out = Outputs::default();
-    plan::runner::launch(&reserve, &mut Real { ctx }, &mut out)?;
+    plan::runner::launch(&reserve, &mut Real::new(ctx), &mut out)?;
     let id = out.id.unwrap_or_default();
     if let Some(f) = &a.extra.cidfile {
         if let Err(e) = std::fs::write(f, &id) {
@@ -134,7 +134,7 @@ fn failed_start(ctx: &Ctx, id: &str, e: &Error) {
 /// it lists).
 fn forget(ctx: &Ctx, id: &str, cfg: &RunConfig) {
     let undo = Plan::launch(ctx, cfg, "").undo_of(&StepId::Reserve);
-    let _ = plan::runner::teardown(&undo, &mut Real { ctx }, &mut Outputs::for_id(id));
+    let _ = plan::runner::teardown(&undo, &mut Real::new(ctx), &mut Outputs::for_id(id));
 }
 
 /// Forks a supervisor that launches the container and stays its parent;

@@ -253,6 +253,7 @@ pub fn finish(ctx: &Ctx, id: &str, cfg: &RunConfig, code: i32) {
             .map(|s| s["memory"]["oomKillCount"].as_u64().unwrap_or(0) > 0)
             .unwrap_or(false);
     if cfg.auto_remove {
+        crate::events::died(ctx, id, code, oom);
         // --rm: straight to removal; the record outlives it only on failure.
         let errs = teardown::remove_teardown(ctx, id);
         teardown::remove_anonymous_volumes(ctx, cfg);

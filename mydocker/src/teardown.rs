@@ -51,7 +51,7 @@ pub fn remove_teardown(ctx: &Ctx, id: &str) -> Vec<Error> {
 fn release(ctx: &Ctx, id: &str, keep: Keep) -> Vec<Error> {
     let rec = crate::records::peek(ctx, id);
     let p = Plan::teardown(ctx, id, rec.as_ref(), keep);
-    plan::runner::teardown(&p, &mut Real { ctx }, &mut Outputs::for_id(id))
+    plan::runner::teardown(&p, &mut Real::new(ctx), &mut Outputs::for_id(id))
 }
 
 /// Removes the volumes made for this container alone (`-v /path`).

@@ -140,11 +140,36 @@ pub fn resolve(ctx: &Ctx, id: &str, specs: &[MountSpec]) -> Result<Vec<Value>> {
     if specs.is_empty() {
         return Ok(vec![]);
     }
+    // Named volumes this call makes get docker's `create` event.
+    let new: Vec<&str> = specs
+        .iter()
+        .filter(|m| m.kind == "volume" && !ctx.root.join("volumes").join(&m.source).exists())
+        .map(|m| m.source.as_str())
+        .collect();
     let v = ctx
         .layerfs()
         .args(["volume", "resolve", id])
         .stdin_json(&json!(specs))
         .json()?;
+    for n in new {
+        crate::events::emit(ctx, "volume", "create", n, &[("driver", "local")]);
+    }
+    for m in specs.iter().filter(|m| m.kind == "volume") {
+        let rw = if m.readonly { "false" } else { "true" };
+        crate::events::emit(
+            ctx,
+            "volume",
+            "mount",
+            &m.source,
+            &[
+                ("container", id),
+                ("destination", &m.target),
+                ("driver", "local"),
+                ("propagation", ""),
+                ("read/write", rw),
+            ],
+        );
+    }
     Ok(v.as_array().cloned().unwrap_or_default())
 }
 
@@ -191,7 +216,9 @@ pub fn command(ctx: &Ctx, a: &crate::cli::VolumeCmd) -> Result<i32> {
                 call = call.args(["--label", l]);
             }
             let v = call.json().map_err(plain)?;
-            println!("{}", v["name"].as_str().unwrap_or(""));
+            let n = v["name"].as_str().unwrap_or("");
+            crate::events::emit(ctx, "volume", "create", n, &[("driver", "local")]);
+            println!("{n}");
         }
         V::Ls { quiet, format } => return crate::listings::volumes(ctx, *quiet, format.as_deref()),
         V::Inspect { names } => {
@@ -214,7 +241,10 @@ pub fn command(ctx: &Ctx, a: &crate::cli::VolumeCmd) -> Result<i32> {
                     call = call.arg("--force");
                 }
                 match call.arg(n).output() {
-                    Ok(_) => println!("{n}"),
+                    Ok(_) => {
+                        crate::events::emit(ctx, "volume", "destroy", n, &[("driver", "local")]);
+                        println!("{n}")
+                    }
                     Err(e) => {
                         eprintln!("Error response from daemon: {}", plain(e));
                         code = 1;
@@ -226,6 +256,10 @@ pub fn command(ctx: &Ctx, a: &crate::cli::VolumeCmd) -> Result<i32> {
         V::Prune { .. } => {
             let v = ctx.layerfs().args(["volume", "prune"]).json()?;
             let removed = v["removed"].as_array().cloned().unwrap_or_default();
+            for r in &removed {
+                let n = r.as_str().unwrap_or("");
+                crate::events::emit(ctx, "volume", "destroy", n, &[("driver", "local")]);
+            }
             if !removed.is_empty() {
                 println!("Deleted Volumes:");
                 for r in &removed {

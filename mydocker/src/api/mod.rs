@@ -21,7 +21,8 @@
 //! Served: `/_ping` (GET, HEAD), `/version`, `/info`, containers (json,
 //! create, {id}/json, start, wait, logs, attach, stop, kill, restart,
 //! DELETE), images (json, load, {name}/json, create answers that no
-//! registry is reachable), each with or without a `/v1.NN` prefix.
+//! registry is reachable), `/events` (since, until, filters), each with
+//! or without a `/v1.NN` prefix.
 //! Images also: {name}/history, {name}/tag, DELETE, {name}/get and get
 //! (save), prune; networks (list, inspect, create, DELETE, connect,
 //! disconnect, prune); volumes (list, inspect, create, DELETE, prune);
@@ -31,6 +32,7 @@
 mod archive;
 mod containers;
 mod ctrops;
+mod events;
 mod exec;
 mod filters;
 mod http;
@@ -325,6 +327,7 @@ fn route(svc: &Arc<Service>, conn: &mut Conn, req: &mut Request) -> ApiResult<()
                 .map_err(|e| ApiError::new(500, e.to_string()))
         }
         ("GET", ["version"]) => send_json(conn, 200, &version()),
+        ("GET", ["events"]) => events::events(svc, conn, req),
         ("GET", ["info"]) => send_json(conn, 200, &info(&svc.ctx)),
         ("GET", ["containers", "json"]) => containers::list(svc, conn, req),
         ("POST", ["containers", "create"]) => containers::create(svc, conn, req),

@@ -132,6 +132,14 @@ fn settle(w: &mut Walk, steps: &[Step], out: &mut Outputs, k: usize, res: Result
 /// waited for), the local steps in this process.
 pub struct Real<'a> {
     pub ctx: &'a Ctx,
+    /// The container of the step under way (for its network events).
+    id: Option<String>,
+}
+
+impl<'a> Real<'a> {
+    pub fn new(ctx: &'a Ctx) -> Real<'a> {
+        Real { ctx, id: None }
+    }
 }
 
 pub enum Pending {
@@ -215,6 +223,7 @@ impl Runner for Real<'_> {
         let Action::Call(call) = &step.action else {
             return Ok(Pending::Done(self.local(plan, step, out)));
         };
+        self.id = out.id.clone();
         let call =
             call.map_words(&mut |w, json| fill(w, json, &mut |r| self.value(plan, out, r)))?;
         if step.id == StepId::Create {
@@ -233,6 +242,13 @@ impl Runner for Real<'_> {
             Pending::Running(r) => r,
         };
         let text = r.finish()?;
+        if let StepId::Connect(n) | StepId::Disconnect(n) = &step.id {
+            let action = match step.id {
+                StepId::Connect(_) => "connect",
+                _ => "disconnect",
+            };
+            network::net_event(self.ctx, action, n, self.id.as_deref());
+        }
         let bad = |e: serde_json::Error| Error::Tool {
             tool: "mydocker".into(),
             step: format!("{:?}", step.id),
