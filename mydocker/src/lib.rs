@@ -15,8 +15,12 @@
 //! too). `cp` and `diff` go through layerfs (`cpdiff`): container paths
 //! are resolved inside the container's rootfs, never through a symlink
 //! out of it. `image prune` asks unless `-f` (a closed stdin is no).
-//! Image references are docker's (`docker.io/library/x` = `x`). `--restart` is carried out by
-//! the detached supervisor of `run -d`/`start` (`run::restart_loop`); a
+//! Image references are docker's (`docker.io/library/x` = `x`). A detached container (`run -d`, `start`)
+//! is watched by `mydocker-supervisor` (the `supervisor` crate), exec'd in
+//! the launching process once the container runs: it keeps the json-file
+//! log and the health-check timer, and execs the hidden `mydocker _exited`
+//! when the container exits, which records it and carries out `--restart`
+//! (`_restart` after the backoff, the record `restarting` meanwhile); a
 //! `stop` ends it. `MYDOCKER_LOG=debug` prints every tool call with its
 //! JSON; `run --print-pipeline` prints the run as a script of tool calls.
 //!
@@ -64,6 +68,7 @@ pub mod cpdiff;
 pub mod error;
 pub mod exec;
 pub mod gotmpl;
+pub mod health;
 pub mod humanize;
 pub mod images;
 pub mod inspect;
@@ -98,7 +103,16 @@ use context::Ctx;
 pub fn main_with(cli: Cli) -> u8 {
     let ctx = Ctx::new(&cli.root);
     // Crash recovery: a record claiming a process that is gone becomes exited.
-    if !matches!(cli.cmd, Cmd::Load(_) | Cmd::Images(_) | Cmd::Version { .. }) {
+    // (The supervisor's internal commands act on their own record only.)
+    if !matches!(
+        cli.cmd,
+        Cmd::Load(_)
+            | Cmd::Images(_)
+            | Cmd::Version { .. }
+            | Cmd::Exited { .. }
+            | Cmd::RestartAfterBackoff { .. }
+            | Cmd::Health { .. }
+    ) {
         records::reconcile(&ctx);
     }
     let is_run = matches!(cli.cmd, Cmd::Run(_) | Cmd::Create(_));
@@ -150,6 +164,9 @@ pub fn main_with(cli: Cli) -> u8 {
         Cmd::Container(cli::ContainerCmd::Inspect(a)) => inspect::inspect(&ctx, a),
         Cmd::Container(cli::ContainerCmd::Prune { force }) => cmds::container_prune(&ctx, *force),
         Cmd::System(cli::SystemCmd::Service(a)) => api::serve(Ctx::new(&cli.root), a),
+        Cmd::Exited { delay_ms, id, code } => run::exited(&ctx, id, *code, *delay_ms),
+        Cmd::RestartAfterBackoff { delay_ms, id } => run::restart_after_backoff(&ctx, id, *delay_ms),
+        Cmd::Health { id } => health::check(&ctx, id),
     };
     match r {
         Ok(code) => code.clamp(0, 255) as u8,
