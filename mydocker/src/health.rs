@@ -25,13 +25,13 @@ pub struct HealthArgs {
     #[arg(long = "health-cmd")]
     pub health_cmd: Option<String>,
     /// Time between running the check (ms|s|m|h) (default 30s).
-    #[arg(long = "health-interval")]
+    #[arg(long = "health-interval", allow_hyphen_values = true)]
     pub health_interval: Option<String>,
     /// Maximum time to allow one check to run (ms|s|m|h) (default 30s).
-    #[arg(long = "health-timeout")]
+    #[arg(long = "health-timeout", allow_hyphen_values = true)]
     pub health_timeout: Option<String>,
     /// Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s).
-    #[arg(long = "health-start-period")]
+    #[arg(long = "health-start-period", allow_hyphen_values = true)]
     pub health_start_period: Option<String>,
     /// Consecutive failures needed to report unhealthy.
     #[arg(long = "health-retries", allow_negative_numbers = true)]
@@ -97,7 +97,9 @@ impl HealthArgs {
         let dur = |v: &Option<String>, flag: &str| -> Result<i64> {
             let Some(s) = v else { return Ok(0) };
             let d = parse_duration(s).map_err(|e| {
-                Error::Daemon(format!("invalid argument \"{s}\" for \"--{flag}\" flag: {e}"))
+                Error::Daemon(format!(
+                    "invalid argument \"{s}\" for \"--{flag}\" flag: {e}"
+                ))
             })?;
             if d < 0 {
                 return fail(format!("--{flag} cannot be negative"));
@@ -326,6 +328,8 @@ fn probe(
     let mut child = cmd
         .spawn()
         .map_err(|e| Error::Daemon(format!("nsrun exec: {e}")))?;
+    // Our copies of the write ends go, or the reader never sees EOF.
+    drop(cmd);
     let reader = std::thread::spawn(move || {
         let mut out = vec![];
         let _ = std::fs::File::from(r)
@@ -435,7 +439,10 @@ mod tests {
         assert_eq!(h.retries(), 7);
         assert_eq!(h.timeout(), DEFAULT_TIMEOUT);
         // No flags: the image's as is; none at all: none.
-        assert_eq!(HealthArgs::default().parse(&img).unwrap().unwrap().retries, 7);
+        assert_eq!(
+            HealthArgs::default().parse(&img).unwrap().unwrap().retries,
+            7
+        );
         assert_eq!(HealthArgs::default().parse(&json!({})).unwrap(), None);
         let no = HealthArgs {
             no_healthcheck: true,
@@ -489,6 +496,9 @@ mod tests {
         for _ in 0..5 {
             h.record(p(0), 2, false);
         }
-        assert_eq!((h.status.as_str(), h.failing_streak, h.log.len()), ("healthy", 0, 5));
+        assert_eq!(
+            (h.status.as_str(), h.failing_streak, h.log.len()),
+            ("healthy", 0, 5)
+        );
     }
 }

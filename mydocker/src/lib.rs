@@ -165,7 +165,9 @@ pub fn main_with(cli: Cli) -> u8 {
         Cmd::Container(cli::ContainerCmd::Prune { force }) => cmds::container_prune(&ctx, *force),
         Cmd::System(cli::SystemCmd::Service(a)) => api::serve(Ctx::new(&cli.root), a),
         Cmd::Exited { delay_ms, id, code } => run::exited(&ctx, id, *code, *delay_ms),
-        Cmd::RestartAfterBackoff { delay_ms, id } => run::restart_after_backoff(&ctx, id, *delay_ms),
+        Cmd::RestartAfterBackoff { delay_ms, id } => {
+            run::restart_after_backoff(&ctx, id, *delay_ms)
+        }
         Cmd::Health { id } => health::check(&ctx, id),
     };
     match r {

@@ -208,6 +208,7 @@ fn detached_supervisor(ctx: &Ctx, id: &str, cfg: &RunConfig, report: OwnedFd) ->
         Ok(l) => {
             let _ = report.write_all(b"ok");
             drop(report);
+            kill_if_stopped(ctx, id);
             hand_over(ctx, id, cfg, l, sfd, FIRST_DELAY_MS)
         }
         Err(e) => {
@@ -216,6 +217,14 @@ fn detached_supervisor(ctx: &Ctx, id: &str, cfg: &RunConfig, report: OwnedFd) ->
             let _ = report.write_all(e.to_string().as_bytes());
             1
         }
+    }
+}
+
+/// A `stop` that came while we launched found no process to signal (see
+/// `mark_stopped`): the container it meant goes now.
+fn kill_if_stopped(ctx: &Ctx, id: &str) {
+    if stop_marker(ctx, id).exists() {
+        let _ = ctx.nsrun().args(["kill", id, "KILL"]).output();
     }
 }
 
@@ -263,7 +272,11 @@ pub fn exited(ctx: &Ctx, id: &str, code: i32, delay_ms: u64) -> Result<i32> {
     let ran = crate::humanize::parse_rfc3339(&rec.started_at)
         .map(|t| crate::humanize::now() - t)
         .unwrap_or(0.0);
-    let delay = if ran >= 10.0 { FIRST_DELAY_MS } else { delay_ms };
+    let delay = if ran >= 10.0 {
+        FIRST_DELAY_MS
+    } else {
+        delay_ms
+    };
     let next = (delay * 2).min(MAX_DELAY_MS);
     let argv: Vec<std::ffi::OsString> = vec![
         crate::tools::tool_path("mydocker-supervisor").into(),
@@ -319,7 +332,10 @@ pub fn restart_after_backoff(ctx: &Ctx, id: &str, delay_ms: u64) -> Result<i32> 
     let sfd = supervise::prepare().map_err(|e| Error::Daemon(format!("supervisor: {e}")))?;
     crate::health::reset(ctx, id, &cfg);
     match launch::launch(ctx, id, &cfg) {
-        Ok(l) => Ok(hand_over(ctx, id, &cfg, l, sfd, delay_ms)),
+        Ok(l) => {
+            kill_if_stopped(ctx, id);
+            Ok(hand_over(ctx, id, &cfg, l, sfd, delay_ms))
+        }
         Err(e) => {
             failed_start(ctx, id, &e);
             Err(e)
@@ -372,12 +388,19 @@ fn stopped(ctx: &Ctx, id: &str) -> bool {
 
 /// Called by `stop` before it signals the container. A container in its
 /// restart backoff has no process to signal: its supervisor is woken
-/// (SIGUSR1 ends the sleep), and `_restart` records it exited; we wait
-/// for that so that `stop` returns with the container stopped.
+/// (SIGUSR1 ends the sleep), and `_restart` records it exited (or, if it
+/// was launching already, kills what it launched); we wait for the exit
+/// so that `stop` returns with the container stopped.
 pub fn mark_stopped(ctx: &Ctx, id: &str) {
     let _ = std::fs::write(stop_marker(ctx, id), b"");
-    let restarting = |r: &Record| r.status == Status::Restarting;
-    let Some(rec) = records::peek(ctx, id).filter(restarting) else {
+    // In the backoff, launching (a start or a restart: no process yet), or
+    // its exit not recorded yet (the policy may be deciding to restart it).
+    let pending = |r: &Record| {
+        let exiting = r.status == Status::Running && !records::alive(r.pid, r.pid_start_time);
+        (matches!(r.status, Status::Restarting | Status::Created) || exiting)
+            && r.supervisor_pid.is_some_and(alive)
+    };
+    let Some(rec) = records::peek(ctx, id).filter(pending) else {
         return;
     };
     if let Some(p) = rec.supervisor_pid {
@@ -387,7 +410,7 @@ pub fn mark_stopped(ctx: &Ctx, id: &str) {
     let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::time::Instant::now() < until {
         match records::peek(ctx, id) {
-            Some(r) if restarting(&r) && r.supervisor_pid.is_some_and(alive) => {}
+            Some(r) if r.status != Status::Exited && r.supervisor_pid.is_some_and(alive) => {}
             _ => return,
         }
         std::thread::sleep(std::time::Duration::from_millis(10));

@@ -258,7 +258,10 @@ pub fn exec_supervisor(
     ];
     let mut inherit = |flag: &str, fd: BorrowedFd| {
         // The fd crosses the exec: clear its close-on-exec flag.
-        let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()));
+        let _ = nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        );
         argv.push(flag.into());
         argv.push(fd.as_raw_fd().to_string().into());
     };

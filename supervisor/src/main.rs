@@ -146,7 +146,13 @@ fn sleep(sfd: i32, d: Duration) {
             revents: 0,
         }];
         // SAFETY: poll on a local array.
-        unsafe { libc::poll(fds.as_mut_ptr(), 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                1,
+                left.as_millis().min(i32::MAX as u128) as i32,
+            )
+        };
         while let Some(s) = read_signal(sfd) {
             if s == libc::SIGUSR1 as u32 || s == libc::SIGTERM as u32 {
                 return;
@@ -168,7 +174,10 @@ struct Stream {
 /// Copies output to the log until the container has exited and its output
 /// is drained; returns its exit code.
 fn supervise(a: &Args, sfd: i32) -> i32 {
-    let mut log = a.log.as_ref().and_then(|p| Writer::open(p, a.rotation).ok());
+    let mut log = a
+        .log
+        .as_ref()
+        .and_then(|p| Writer::open(p, a.rotation).ok());
     let mut streams: Vec<Stream> = match a.pty {
         Some(fd) => vec![stream(fd, "stdout")],
         None => [(a.stdout, "stdout"), (a.stderr, "stderr")]

@@ -33,8 +33,7 @@ impl Trimmer {
                 else {
                     continue;
                 };
-                if perms.len() == 4 && &perms[1..2] != "w" && perms.ends_with('p') && inode != "0"
-                {
+                if perms.len() == 4 && &perms[1..2] != "w" && perms.ends_with('p') && inode != "0" {
                     cur = Some((a, b));
                 }
             } else if first == "Anonymous:" {
