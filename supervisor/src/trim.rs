@@ -49,6 +49,11 @@ impl Trimmer {
 
     /// Drops the pages of those mappings and returns free heap to the kernel.
     pub fn trim(&self) {
+        // First: malloc_trim's own code would fault back in after the drop.
+        // SAFETY: malloc_trim only releases free heap memory.
+        unsafe {
+            libc::malloc_trim(0);
+        }
         for &(a, b) in &self.ranges {
             // SAFETY: a never-written private file mapping; MADV_DONTNEED
             // only drops page table entries, and the same file contents
@@ -56,10 +61,6 @@ impl Trimmer {
             unsafe {
                 libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED);
             }
-        }
-        // SAFETY: malloc_trim only releases free heap memory.
-        unsafe {
-            libc::malloc_trim(0);
         }
     }
 }
