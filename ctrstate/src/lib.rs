@@ -23,7 +23,7 @@
 //! | `imageId` | string | |
 //! | `command` | [string] | the full argv run |
 //! | `created` | string | RFC 3339 UTC with nanoseconds (`2026-11-22T21:30:00.123456789Z`); assigned by `create` |
-//! | `status` | string | `created` \| `running` \| `paused` \| `exited` \| `dead`; `create` sets `created` |
+//! | `status` | string | `created` \| `running` \| `paused` \| `exited` \| `dead` \| `restarting`; `create` sets `created` |
 //! | `pid` | u32 | the container's process on the host; 0 when none |
 //! | `pidStartTime` | u64 | field 22 of /proc/PID/stat when `pid` was recorded; 0 = unknown |
 //! | `supervisorPid` | u32 | optional, omitted when absent |
@@ -35,6 +35,7 @@
 //! | `network` | any | opaque, default `null` |
 //! | `config` | object | opaque (mydocker's run options), default `{}` |
 //! | `error` | string | optional, omitted when absent |
+//! | `health` | any | opaque, omitted when null |
 //!
 //! ## References
 //!
@@ -75,7 +76,8 @@
 //!   was interrupted: ...". Then every record in `created`/`running`/`paused`
 //!   with a non-zero `pid` whose process is gone, or whose start time differs
 //!   from a non-zero `pidStartTime` (a reused pid), becomes `exited` with
-//!   `pid` 0, `pidStartTime` 0. If `finishedAt` was unset it becomes now,
+//!   `pid` 0, `pidStartTime` 0, and so does a `restarting` record whose
+//!   `supervisorPid` is gone. If `finishedAt` was unset it becomes now,
 //!   `exitCode` 255 and `error` "process vanished" (docker's `Exited (255)`);
 //!   otherwise the recorded exit is kept. A zombie counts as alive (its
 //!   parent will reap it and record the real exit), and so is a record whose

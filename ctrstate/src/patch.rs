@@ -42,6 +42,8 @@ pub struct RecordPatch {
     pub config: Option<Map<String, Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Option<Value>>,
 }
 
 impl RecordPatch {

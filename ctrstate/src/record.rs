@@ -16,6 +16,9 @@ pub enum Status {
     Paused,
     Exited,
     Dead,
+    /// Between a run and the next under a restart policy (docker's
+    /// backoff): no process (`pid` 0); its supervisor is alive.
+    Restarting,
 }
 
 impl Status {
@@ -64,6 +67,10 @@ pub struct Record {
     pub config: Map<String, Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Opaque to ctrstate: the health-check state `mydocker` keeps
+    /// (docker's `State.Health`); omitted when null.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub health: Value,
 }
 
 impl Default for Record {
@@ -89,6 +96,7 @@ impl Default for Record {
             network: Value::Null,
             config: Map::new(),
             error: None,
+            health: Value::Null,
         }
     }
 }

@@ -507,6 +507,10 @@ fn fix(r: &Record) -> Option<Fix> {
     if supervisor_alive(r) {
         return None;
     }
+    if r.status == Status::Restarting {
+        // Its supervisor died in the backoff: nobody will start it again.
+        return Some(Fix::Vanished);
+    }
     if r.status == Status::Created && (r.supervisor_pid.is_some() || r.pid != 0) {
         return Some(Fix::Abandoned);
     }

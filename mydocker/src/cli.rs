@@ -119,6 +119,25 @@ pub enum Cmd {
     /// Manage containers (`container ls`, `container prune`, `container inspect`).
     #[command(subcommand)]
     Container(ContainerCmd),
+    /// Internal (the supervisor's): record the exit of container ID, then
+    /// tear down, or restart per its policy after DELAY_MS of backoff.
+    #[command(name = "_exited", hide = true)]
+    Exited {
+        #[arg(long = "delay-ms", default_value_t = 100)]
+        delay_ms: u64,
+        id: String,
+        code: i32,
+    },
+    /// Internal: launch container ID again once its restart backoff ended.
+    #[command(name = "_restart", hide = true)]
+    RestartAfterBackoff {
+        #[arg(long = "delay-ms", default_value_t = 100)]
+        delay_ms: u64,
+        id: String,
+    },
+    /// Internal: run one health check of container ID and record it.
+    #[command(name = "_health", hide = true)]
+    Health { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -198,6 +217,10 @@ pub struct RunArgs {
     pub read_only: bool,
     #[command(flatten)]
     pub extra: crate::runflags::RunFlags,
+    #[command(flatten)]
+    pub log: crate::logfile::LogArgs,
+    #[command(flatten)]
+    pub health: crate::health::HealthArgs,
     #[command(flatten)]
     pub resources: crate::resources::ResourceArgs,
     #[command(flatten)]

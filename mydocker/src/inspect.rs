@@ -149,16 +149,17 @@ pub fn to_docker(ctx: &Ctx, r: &Record) -> Value {
     let cfg: RunConfig =
         serde_json::from_value(Value::Object(r.config.clone())).unwrap_or_default();
     let dir = ctx.container_dir(&r.id);
-    json!({
+    let mut v = json!({
         "Id": r.id,
         "Created": r.created,
         "Path": r.command.first().cloned().unwrap_or_default(),
         "Args": r.command.iter().skip(1).collect::<Vec<_>>(),
         "State": {
             "Status": r.status,
-            "Running": matches!(r.status, Status::Running | Status::Paused),
+            // docker counts a container in its restart backoff as running.
+            "Running": matches!(r.status, Status::Running | Status::Paused | Status::Restarting),
             "Paused": r.status == Status::Paused,
-            "Restarting": false,
+            "Restarting": r.status == Status::Restarting,
             "OOMKilled": r.oom_killed,
             "Dead": r.status == Status::Dead,
             "Pid": r.pid,
@@ -171,7 +172,7 @@ pub fn to_docker(ctx: &Ctx, r: &Record) -> Value {
         "ResolvConfPath": dir.join("resolv.conf"),
         "HostnamePath": dir.join("hostname"),
         "HostsPath": dir.join("hosts"),
-        "LogPath": dir.join(format!("{}-json.log", r.id)),
+        "LogPath": if cfg.log_config.enabled() { json!(crate::logfile::path(&dir, &r.id)) } else { json!("") },
         "Name": format!("/{}", r.name),
         "RestartCount": r.restart_count,
         "Driver": "overlay2",
@@ -192,7 +193,14 @@ pub fn to_docker(ctx: &Ctx, r: &Record) -> Value {
         },
         "HostConfig": host_config(&cfg),
         "NetworkSettings": network_settings(r),
-    })
+    });
+    if let Some(h) = crate::health::state(r) {
+        v["State"]["Health"] = json!(h);
+    }
+    if let Some(h) = &cfg.healthcheck {
+        v["Config"]["Healthcheck"] = json!(h);
+    }
+    v
 }
 
 fn host_config(cfg: &RunConfig) -> Value {
@@ -235,6 +243,7 @@ fn host_config(cfg: &RunConfig) -> Value {
     h["Annotations"] = json!(x.annotations);
     h["OomKillDisable"] = json!(x.oom_kill_disable);
     h["UTSMode"] = json!(if x.uts_host { "host" } else { "" });
+    h["LogConfig"] = json!(cfg.log_config);
     h
 }
 

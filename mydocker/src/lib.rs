@@ -16,8 +16,12 @@
 //! too). `cp` and `diff` go through layerfs (`cpdiff`): container paths
 //! are resolved inside the container's rootfs, never through a symlink
 //! out of it. `image prune` asks unless `-f` (a closed stdin is no).
-//! Image references are docker's (`docker.io/library/x` = `x`). `--restart` is carried out by
-//! the detached supervisor of `run -d`/`start` (`run::restart_loop`); a
+//! Image references are docker's (`docker.io/library/x` = `x`). A detached container (`run -d`, `start`)
+//! is watched by `mydocker-supervisor` (the `supervisor` crate), exec'd in
+//! the launching process once the container runs: it keeps the json-file
+//! log and the health-check timer, and execs the hidden `mydocker _exited`
+//! when the container exits, which records it and carries out `--restart`
+//! (`_restart` after the backoff, the record `restarting` meanwhile); a
 //! `stop` ends it. `--network/--pid/--ipc container:X` and
 //! `--volumes-from` take from another container (`nsjoin`); `attach`
 //! reaches a detached container through its supervisor's `attach.sock`
@@ -89,6 +93,7 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod gotmpl;
+pub mod health;
 pub mod humanize;
 pub mod images;
 pub mod inspect;
@@ -125,7 +130,16 @@ use context::Ctx;
 pub fn main_with(cli: Cli) -> u8 {
     let ctx = Ctx::new(&cli.root);
     // Crash recovery: a record claiming a process that is gone becomes exited.
-    if !matches!(cli.cmd, Cmd::Load(_) | Cmd::Images(_) | Cmd::Version { .. }) {
+    // (The supervisor's internal commands act on their own record only.)
+    if !matches!(
+        cli.cmd,
+        Cmd::Load(_)
+            | Cmd::Images(_)
+            | Cmd::Version { .. }
+            | Cmd::Exited { .. }
+            | Cmd::RestartAfterBackoff { .. }
+            | Cmd::Health { .. }
+    ) {
         records::reconcile(&ctx);
     }
     let is_run = matches!(cli.cmd, Cmd::Run(_) | Cmd::Create(_));
@@ -184,6 +198,11 @@ pub fn main_with(cli: Cli) -> u8 {
             force,
             volumes,
         }) => prune::system(&ctx, *all, *force, *volumes),
+        Cmd::Exited { delay_ms, id, code } => run::exited(&ctx, id, *code, *delay_ms),
+        Cmd::RestartAfterBackoff { delay_ms, id } => {
+            run::restart_after_backoff(&ctx, id, *delay_ms)
+        }
+        Cmd::Health { id } => health::check(&ctx, id),
     };
     match r {
         Ok(code) => code.clamp(0, 255) as u8,

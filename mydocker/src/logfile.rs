@@ -1,9 +1,16 @@
-//! Docker's json-file log: one `{"log","stream","time"}` object per line.
+//! The container's log: docker's `--log-driver json-file|none` and
+//! `--log-opt max-size/max-file`, and reading the json-file log back
+//! (rotated files included, oldest first). The writer lives in the
+//! `supervisor` crate, shared with the resident `mydocker-supervisor`.
 
+use crate::error::{fail, Result};
+use clap::Args;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+pub use supervisor::logfile::{files_oldest_first, LineSplitter, Rotation, Writer};
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
 pub struct Entry {
@@ -12,75 +19,120 @@ pub struct Entry {
     pub time: String,
 }
 
-/// Splits a stream into lines as docker does: a line ends at '\n'; a partial
-/// line is held until its end arrives or the stream closes.
-#[derive(Default)]
-pub struct LineSplitter {
-    pending: Vec<u8>,
+#[derive(Args, Debug, Clone, Default)]
+pub struct LogArgs {
+    /// Logging driver for the container (json-file or none).
+    #[arg(long = "log-driver")]
+    pub log_driver: Option<String>,
+    /// Log driver options (max-size=10m, max-file=3).
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
 }
 
-/// docker cuts lines longer than this into several entries.
-const MAX_LINE: usize = 16 * 1024;
+/// docker's `HostConfig.LogConfig`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct LogConfig {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    pub config: BTreeMap<String, String>,
+}
 
-impl LineSplitter {
-    pub fn push(&mut self, data: &[u8], mut emit: impl FnMut(&[u8])) {
-        self.pending.extend_from_slice(data);
-        let mut start = 0;
-        while let Some(nl) = self.pending[start..].iter().position(|&b| b == b'\n') {
-            emit(&self.pending[start..start + nl + 1]);
-            start += nl + 1;
-        }
-        while self.pending.len() - start >= MAX_LINE {
-            emit(&self.pending[start..start + MAX_LINE]);
-            start += MAX_LINE;
-        }
-        self.pending.drain(..start);
-    }
-    pub fn flush(&mut self, mut emit: impl FnMut(&[u8])) {
-        if !self.pending.is_empty() {
-            emit(&self.pending);
-            self.pending.clear();
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            kind: "json-file".into(),
+            config: BTreeMap::new(),
         }
     }
 }
 
-pub struct Writer {
-    file: File,
+/// The json-file options docker accepts (only the rotation ones act here).
+const JSON_FILE_OPTS: &[&str] = &[
+    "max-size",
+    "max-file",
+    "compress",
+    "labels",
+    "labels-regex",
+    "env",
+    "env-regex",
+    "tag",
+];
+
+impl LogArgs {
+    /// Validates the driver and its options; touches nothing.
+    pub fn parse(&self) -> Result<LogConfig> {
+        let kind = self.log_driver.clone().unwrap_or("json-file".into());
+        if kind != "json-file" && kind != "none" {
+            return fail(format!(
+                "failed to create task for container: logger: no log driver named '{kind}' is registered"
+            ));
+        }
+        let mut config = BTreeMap::new();
+        for o in &self.log_opt {
+            let Some((k, v)) = o.split_once('=') else {
+                return fail(format!("invalid key-value pair for --log-opt: {o}"));
+            };
+            if kind == "none" || !JSON_FILE_OPTS.contains(&k) {
+                return fail(format!("unknown log opt '{k}' for {kind} log driver"));
+            }
+            config.insert(k.to_string(), v.to_string());
+        }
+        let c = LogConfig { kind, config };
+        c.rotation()?;
+        Ok(c)
+    }
 }
 
-impl Writer {
-    pub fn open(path: &Path) -> std::io::Result<Writer> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        Ok(Writer { file })
+impl LogConfig {
+    /// Whether there is a log to write and read.
+    pub fn enabled(&self) -> bool {
+        self.kind != "none"
     }
-    pub fn write(&mut self, stream: &str, line: &[u8]) {
-        let e = Entry {
-            log: String::from_utf8_lossy(line).into_owned(),
-            stream: stream.to_string(),
-            time: ctrstate::time::now_rfc3339(),
-        };
-        let mut s = serde_json::to_string(&e).unwrap_or_default();
-        s.push('\n');
-        // One write per entry so a reader never sees half a line; a full disk
-        // must not kill the container's supervisor.
-        let _ = self.file.write_all(s.as_bytes());
+
+    /// max-size (docker's RAMInBytes: binary units) and max-file.
+    pub fn rotation(&self) -> Result<Rotation> {
+        let mut r = Rotation::default();
+        if let Some(s) = self.config.get("max-size") {
+            r.max_size = match crate::resources::parse_size(s) {
+                _ if s == "-1" => 0,
+                Ok(n) if n > 0 => n as u64,
+                _ => return fail(format!("invalid value for max-size: {s}")),
+            };
+        }
+        if let Some(s) = self.config.get("max-file") {
+            r.max_file = match s.parse::<u32>() {
+                Ok(n) if n >= 1 => n,
+                _ => return fail("max-file cannot be less than 1"),
+            };
+            if r.max_file > 1 && r.max_size == 0 {
+                return fail("max-file cannot be used without max-size");
+            }
+        }
+        Ok(r)
     }
 }
 
-/// Reads all entries (a torn last line, from a crash, is skipped).
+/// `ROOT/containers/ID/ID-json.log`.
+pub fn path(container_dir: &Path, id: &str) -> PathBuf {
+    container_dir.join(format!("{id}-json.log"))
+}
+
+/// Reads all entries of the log at `path` and its rotated files, oldest
+/// first (a torn last line, from a crash, is skipped).
 pub fn read_entries(path: &Path) -> std::io::Result<Vec<Entry>> {
-    let f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-        Err(e) => return Err(e),
-    };
     let mut out = vec![];
-    for line in BufReader::new(f).lines() {
-        if let Ok(e) = serde_json::from_str::<Entry>(&line?) {
-            out.push(e);
+    for p in files_oldest_first(path) {
+        let f = match File::open(&p) {
+            Ok(f) => f,
+            // Rotated away between the listing and the open.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for line in BufReader::new(f).lines() {
+            if let Ok(e) = serde_json::from_str::<Entry>(&line?) {
+                out.push(e);
+            }
         }
     }
     Ok(out)
@@ -90,21 +142,55 @@ pub fn read_entries(path: &Path) -> std::io::Result<Vec<Entry>> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn splits_lines_across_reads() {
-        let mut s = LineSplitter::default();
-        let mut got: Vec<String> = vec![];
-        s.push(b"a\nb", |l| got.push(String::from_utf8_lossy(l).into()));
-        s.push(b"c\n\nd", |l| got.push(String::from_utf8_lossy(l).into()));
-        s.flush(|l| got.push(String::from_utf8_lossy(l).into()));
-        assert_eq!(got, vec!["a\n", "bc\n", "\n", "d"]);
+    fn args(driver: Option<&str>, opts: &[&str]) -> LogArgs {
+        LogArgs {
+            log_driver: driver.map(String::from),
+            log_opt: opts.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
     #[test]
-    fn long_lines_are_cut() {
-        let mut s = LineSplitter::default();
-        let mut n = 0;
-        s.push(&vec![b'x'; MAX_LINE * 2 + 5], |_| n += 1);
-        assert_eq!(n, 2);
+    fn log_options_parse_like_docker() {
+        let c = args(None, &["max-size=10m", "max-file=3"]).parse().unwrap();
+        assert_eq!(c.kind, "json-file");
+        assert_eq!(
+            c.rotation().unwrap(),
+            Rotation {
+                max_size: 10 << 20,
+                max_file: 3
+            }
+        );
+        assert!(!args(Some("none"), &[]).parse().unwrap().enabled());
+        assert!(args(Some("syslog"), &[]).parse().is_err());
+        assert!(args(None, &["max-size"]).parse().is_err());
+        assert!(args(None, &["color=red"]).parse().is_err());
+        assert!(args(None, &["max-file=3"]).parse().is_err());
+        assert!(args(None, &["max-size=x"]).parse().is_err());
+        assert!(args(Some("none"), &["max-size=1m"]).parse().is_err());
+    }
+
+    #[test]
+    fn written_entries_read_back_in_order() {
+        let dir = std::env::temp_dir().join(format!("mdlog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = path(&dir, "x");
+        let mut w = Writer::open(
+            &p,
+            Rotation {
+                max_size: 200,
+                max_file: 4,
+            },
+        )
+        .unwrap();
+        for i in 0..20 {
+            w.write("stdout", format!("<{i}> \"q\"\n").as_bytes());
+        }
+        let got = read_entries(&p).unwrap();
+        let first: usize = 20 - got.len();
+        for (k, e) in got.iter().enumerate() {
+            assert_eq!(e.log, format!("<{}> \"q\"\n", first + k));
+        }
+        assert!(got.len() < 20 && got.len() > 4, "{}", got.len());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

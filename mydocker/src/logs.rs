@@ -11,9 +11,12 @@ use std::time::Duration;
 
 pub fn logs(ctx: &Ctx, a: &LogsArgs) -> Result<i32> {
     let rec = records::get(ctx, &a.container)?;
-    let path = ctx
-        .container_dir(&rec.id)
-        .join(format!("{}-json.log", rec.id));
+    let cfg: crate::runconfig::RunConfig =
+        serde_json::from_value(serde_json::Value::Object(rec.config.clone())).unwrap_or_default();
+    if !cfg.log_config.enabled() {
+        return fail("configured logging driver does not support reading");
+    }
+    let path = crate::logfile::path(&ctx.container_dir(&rec.id), &rec.id);
     let tail = match a.tail.as_deref() {
         None | Some("all") => None,
         Some(n) => match n.parse::<usize>() {
@@ -63,8 +66,21 @@ pub fn logs(ctx: &Ctx, a: &LogsArgs) -> Result<i32> {
         line.clear();
         match reader.read_line(&mut line) {
             Ok(0) => {
-                let running = records::peek(ctx, &rec.id)
-                    .is_some_and(|r| matches!(r.status, Status::Running | Status::Paused));
+                let running = records::peek(ctx, &rec.id).is_some_and(|r| {
+                    matches!(
+                        r.status,
+                        Status::Running | Status::Paused | Status::Restarting
+                    )
+                });
+                if running && rotated_away(&path, reader.get_ref()) {
+                    // max-size rotated the file we read to `.1`; it is
+                    // complete (the writer rotates before it writes).
+                    match std::fs::File::open(&path) {
+                        Ok(f) => reader = BufReader::new(f),
+                        Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                    }
+                    continue;
+                }
                 if !running {
                     // One more read: the last lines land just before the exit is recorded.
                     let mut rest = String::new();
@@ -91,6 +107,15 @@ pub fn logs(ctx: &Ctx, a: &LogsArgs) -> Result<i32> {
             }
             Err(_) => return Ok(0),
         }
+    }
+}
+
+/// Whether `path` is no longer the file `f` reads.
+fn rotated_away(path: &std::path::Path, f: &std::fs::File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(path), f.metadata()) {
+        (Ok(p), Ok(m)) => p.ino() != m.ino() || p.dev() != m.dev(),
+        _ => false,
     }
 }
 

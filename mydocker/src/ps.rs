@@ -51,7 +51,10 @@ pub fn ps(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
         if since.is_some_and(|s| i >= s) || before.is_some_and(|b| i <= b) {
             continue;
         }
-        let running = matches!(r.status, Status::Running | Status::Paused);
+        let running = matches!(
+            r.status,
+            Status::Running | Status::Paused | Status::Restarting
+        );
         if !all && !running {
             continue;
         }
@@ -223,17 +226,27 @@ pub fn state_word(s: Status) -> &'static str {
         Status::Exited => "exited",
         Status::Created => "created",
         Status::Dead => "dead",
+        Status::Restarting => "restarting",
     }
 }
 
 /// docker's STATUS column: "Up 3 seconds", "Exited (0) 2 seconds ago", "Created".
 pub fn status_text(r: &Record) -> String {
     match r.status {
-        Status::Running => format!("Up {}", since(&r.started_at)),
+        Status::Running => match crate::health::state(r).map(|h| h.status) {
+            Some(h) if h == "starting" => format!("Up {} (health: starting)", since(&r.started_at)),
+            Some(h) => format!("Up {} ({h})", since(&r.started_at)),
+            None => format!("Up {}", since(&r.started_at)),
+        },
         Status::Paused => format!("Up {} (Paused)", since(&r.started_at)),
         Status::Exited => format!("Exited ({}) {}", r.exit_code, humanize::ago(&r.finished_at)),
         Status::Created => "Created".into(),
         Status::Dead => "Dead".into(),
+        Status::Restarting => format!(
+            "Restarting ({}) {}",
+            r.exit_code,
+            humanize::ago(&r.finished_at)
+        ),
     }
 }
 

@@ -137,15 +137,17 @@ fn forget(ctx: &Ctx, id: &str, cfg: &RunConfig) {
     let _ = plan::runner::teardown(&undo, &mut Real::new(ctx), &mut Outputs::for_id(id));
 }
 
-/// Forks a supervisor that launches the container and stays its parent;
-/// returns once it reports the container started (or why it did not).
+/// Forks the process that launches the container and then becomes its
+/// supervisor (`mydocker-supervisor`, exec'd in place: see
+/// `supervise::exec_supervisor`); returns once it reports the container
+/// started (or why it did not).
 pub fn start_detached(ctx: &Ctx, id: &str, cfg: &RunConfig) -> Result<()> {
     // A start undoes an earlier `stop`: the restart policy applies again.
     let _ = std::fs::remove_file(stop_marker(ctx, id));
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| Error::Daemon(format!("pipe: {e}")))?;
     // SAFETY: mydocker is single-threaded here; the child only runs our own
-    // code and exits, never returning into the caller.
+    // code and exits or execs, never returning into the caller.
     match unsafe { nix::unistd::fork() }.map_err(|e| Error::Daemon(format!("fork: {e}")))? {
         nix::unistd::ForkResult::Parent { .. } => {
             drop(w);
@@ -164,6 +166,11 @@ pub fn start_detached(ctx: &Ctx, id: &str, cfg: &RunConfig) -> Result<()> {
         }
     }
 }
+
+/// The first backoff of a restart policy (docker's: 100 ms, doubling up
+/// to a minute, reset after 10 s of running).
+const FIRST_DELAY_MS: u64 = 100;
+const MAX_DELAY_MS: u64 = 60_000;
 
 fn detached_supervisor(ctx: &Ctx, id: &str, cfg: &RunConfig, report: OwnedFd) -> i32 {
     // Leave the user's session and terminal: the container outlives mydocker.
@@ -186,20 +193,142 @@ fn detached_supervisor(ctx: &Ctx, id: &str, cfg: &RunConfig, report: OwnedFd) ->
             return 1;
         }
     };
+    crate::health::reset(ctx, id, cfg);
     match launch::launch(ctx, id, cfg) {
         Ok(l) => {
             let _ = report.write_all(b"ok");
             drop(report);
-            crate::trim::trim_resident();
-            let code = supervise::supervise(ctx, id, cfg, l, sfd, None);
-            restart_loop(ctx, id, cfg, code);
-            0
+            kill_if_stopped(ctx, id);
+            hand_over(ctx, id, cfg, l, sfd, FIRST_DELAY_MS)
         }
         Err(e) => {
             // Before the report: a `run` removes the record once told.
             failed_start(ctx, id, &e);
             let _ = report.write_all(e.to_string().as_bytes());
             1
+        }
+    }
+}
+
+/// A `stop` that came while we launched found no process to signal (see
+/// `mark_stopped`): the container it meant goes now.
+fn kill_if_stopped(ctx: &Ctx, id: &str) {
+    if stop_marker(ctx, id).exists() {
+        let _ = ctx.nsrun().args(["kill", id, "KILL"]).output();
+    }
+}
+
+/// Becomes the resident supervisor of the launched container; if that
+/// program cannot be run, supervises in this process instead.
+fn hand_over(
+    ctx: &Ctx,
+    id: &str,
+    cfg: &RunConfig,
+    l: launch::Launched,
+    sfd: nix::sys::signalfd::SignalFd,
+    delay_ms: u64,
+) -> i32 {
+    let err = supervise::exec_supervisor(ctx, id, cfg, &l, delay_ms);
+    let _ = records::update(
+        ctx,
+        id,
+        &RecordPatch {
+            error: Some(Some(format!("mydocker-supervisor: {err}"))),
+            ..Default::default()
+        },
+    );
+    crate::trim::trim_resident();
+    let code = supervise::supervise(ctx, id, cfg, l, sfd, None);
+    exited(ctx, id, code, delay_ms).unwrap_or(1)
+}
+
+/// `mydocker _exited`: the supervisor saw the container exit with `code`.
+/// Records it (releasing what it held, all of it with --rm); under a
+/// restart policy that says so, leaves it `restarting` and sleeps the
+/// backoff in the small supervisor, which then execs `_restart`.
+pub fn exited(ctx: &Ctx, id: &str, code: i32, delay_ms: u64) -> Result<i32> {
+    let Some(rec) = records::peek(ctx, id) else {
+        return Ok(0);
+    };
+    let cfg: RunConfig = serde_json::from_value(Value::Object(rec.config.clone()))
+        .map_err(|e| Error::Daemon(format!("container {id}: bad stored config: {e}")))?;
+    let restart = !stopped(ctx, id)
+        && crate::runflags::should_restart(&cfg.extra.restart, code, rec.restart_count);
+    supervise::finish_as(ctx, id, &cfg, code, restart);
+    if !restart {
+        return Ok(0);
+    }
+    // A run of 10 s or more starts the backoff over.
+    let ran = crate::humanize::parse_rfc3339(&rec.started_at)
+        .map(|t| crate::humanize::now() - t)
+        .unwrap_or(0.0);
+    let delay = if ran >= 10.0 {
+        FIRST_DELAY_MS
+    } else {
+        delay_ms
+    };
+    let next = (delay * 2).min(MAX_DELAY_MS);
+    let argv: Vec<std::ffi::OsString> = vec![
+        crate::tools::tool_path("mydocker-supervisor").into(),
+        "--sleep-ms".into(),
+        delay.to_string().into(),
+        "--".into(),
+        std::env::current_exe()
+            .unwrap_or_else(|_| "mydocker".into())
+            .into(),
+        "--root".into(),
+        ctx.root.clone().into(),
+        "_restart".into(),
+        "--delay-ms".into(),
+        next.to_string().into(),
+        id.into(),
+    ];
+    let _ = supervise::exec(&argv);
+    // No small supervisor: sleep here.
+    std::thread::sleep(std::time::Duration::from_millis(delay));
+    restart_after_backoff(ctx, id, next)
+}
+
+/// `mydocker _restart`: the backoff is over; launches the container again
+/// (as `start` does) unless `stop` or `rm` came first, counting the
+/// restart, and becomes its supervisor again.
+pub fn restart_after_backoff(ctx: &Ctx, id: &str, delay_ms: u64) -> Result<i32> {
+    let Some(rec) = records::peek(ctx, id) else {
+        return Ok(0);
+    };
+    if stopped(ctx, id) {
+        let _ = records::update(
+            ctx,
+            id,
+            &RecordPatch {
+                status: Some(Status::Exited),
+                ..Default::default()
+            },
+        );
+        return Ok(0);
+    }
+    let cfg: RunConfig = serde_json::from_value(Value::Object(rec.config.clone()))
+        .map_err(|e| Error::Daemon(format!("container {id}: bad stored config: {e}")))?;
+    let _ = teardown::stop_teardown(ctx, id);
+    records::update(
+        ctx,
+        id,
+        &RecordPatch {
+            network: Some(None),
+            restart_count: Some(rec.restart_count + 1),
+            ..Default::default()
+        },
+    )?;
+    let sfd = supervise::prepare().map_err(|e| Error::Daemon(format!("supervisor: {e}")))?;
+    crate::health::reset(ctx, id, &cfg);
+    match launch::launch(ctx, id, &cfg) {
+        Ok(l) => {
+            kill_if_stopped(ctx, id);
+            Ok(hand_over(ctx, id, &cfg, l, sfd, delay_ms))
+        }
+        Err(e) => {
+            failed_start(ctx, id, &e);
+            Err(e)
         }
     }
 }
@@ -241,58 +370,44 @@ fn stop_marker(ctx: &Ctx, id: &str) -> std::path::PathBuf {
     ctx.container_dir(id).join("stop-requested")
 }
 
-/// Called by `stop` before it signals the container.
-pub fn mark_stopped(ctx: &Ctx, id: &str) {
-    let _ = std::fs::write(stop_marker(ctx, id), b"");
+/// Whether the restart policy must not bring the container back: removed,
+/// or stopped by hand.
+fn stopped(ctx: &Ctx, id: &str) -> bool {
+    records::peek(ctx, id).is_none() || stop_marker(ctx, id).exists()
 }
 
-/// The restart policy, run by the detached supervisor once the container
-/// exited with `code`: launch it again (as `start` does) with docker's
-/// backoff (100 ms doubling up to a minute, reset after 10 s of running),
-/// counting restarts, until the policy says no, `stop` marks it or `rm`
-/// removes it.
-fn restart_loop(ctx: &Ctx, id: &str, cfg: &RunConfig, mut code: i32) {
-    let policy = &cfg.extra.restart;
-    let mut delay = std::time::Duration::from_millis(100);
-    let mut started = std::time::Instant::now();
-    let stopped = || records::peek(ctx, id).is_none() || stop_marker(ctx, id).exists();
-    loop {
-        let Some(rec) = records::peek(ctx, id) else {
-            return;
-        };
-        if stopped() || !crate::runflags::should_restart(policy, code, rec.restart_count) {
-            return;
-        }
-        if started.elapsed() >= std::time::Duration::from_secs(10) {
-            delay = std::time::Duration::from_millis(100);
-        }
-        std::thread::sleep(delay);
-        delay = (delay * 2).min(std::time::Duration::from_secs(60));
-        if stopped() {
-            return;
-        }
-        let _ = teardown::stop_teardown(ctx, id);
-        let _ = records::update(
-            ctx,
-            id,
-            &RecordPatch {
-                network: Some(None),
-                restart_count: Some(rec.restart_count + 1),
-                ..Default::default()
-            },
-        );
-        let Ok(sfd) = supervise::prepare() else {
-            return;
-        };
-        match launch::launch(ctx, id, cfg) {
-            Ok(l) => {
-                started = std::time::Instant::now();
-                code = supervise::supervise(ctx, id, cfg, l, sfd, None);
-            }
-            Err(e) => {
-                failed_start(ctx, id, &e);
-                return;
-            }
-        }
+/// Called by `stop` before it signals the container. A container in its
+/// restart backoff has no process to signal: its supervisor is woken
+/// (SIGUSR1 ends the sleep), and `_restart` records it exited (or, if it
+/// was launching already, kills what it launched); we wait for the exit
+/// so that `stop` returns with the container stopped.
+pub fn mark_stopped(ctx: &Ctx, id: &str) {
+    let _ = std::fs::write(stop_marker(ctx, id), b"");
+    // In the backoff, launching (a start or a restart: no process yet), or
+    // its exit not recorded yet (the policy may be deciding to restart it).
+    let pending = |r: &Record| {
+        let exiting = r.status == Status::Running && !records::alive(r.pid, r.pid_start_time);
+        (matches!(r.status, Status::Restarting | Status::Created) || exiting)
+            && r.supervisor_pid.is_some_and(alive)
+    };
+    let Some(rec) = records::peek(ctx, id).filter(pending) else {
+        return;
+    };
+    if let Some(p) = rec.supervisor_pid {
+        // SAFETY: a signal to the container's supervisor, by pid.
+        unsafe { libc::kill(p as i32, libc::SIGUSR1) };
     }
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < until {
+        match records::peek(ctx, id) {
+            Some(r) if r.status != Status::Exited && r.supervisor_pid.is_some_and(alive) => {}
+            _ => return,
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// A live process, not a zombie.
+fn alive(pid: u32) -> bool {
+    ctrstate::procfs::stat(pid).is_some_and(|s| s.state != 'Z')
 }

@@ -35,6 +35,10 @@ pub struct RunConfig {
     /// Labels, restart policy, stop signal, ulimits, sysctls, ... (`runflags`).
     #[serde(flatten)]
     pub extra: crate::runflags::Extra,
+    /// `--log-driver`/`--log-opt` (docker's HostConfig.LogConfig).
+    pub log_config: crate::logfile::LogConfig,
+    /// The health check (flags over the image's HEALTHCHECK).
+    pub healthcheck: Option<crate::health::Healthcheck>,
 }
 
 impl RunConfig {
@@ -145,6 +149,8 @@ impl RunConfig {
             read_only: a.read_only,
             security: a.security.parse()?,
             extra: a.extra.parse(a.rm, a.hostname.is_some())?,
+            log_config: a.log.parse()?,
+            healthcheck: a.health.parse(image_cfg)?,
         })
     }
 }

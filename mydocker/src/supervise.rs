@@ -3,6 +3,11 @@
 //! json-file log (and to the user's terminal in the foreground), forwards
 //! signals and window sizes, reaps the container, records its exit, and
 //! releases what it held (all of it with --rm).
+//!
+//! In the foreground (`run` without `-d`, `start -a`) that is this process,
+//! [`supervise`]. A detached container gets the small resident
+//! `mydocker-supervisor` instead ([`exec_supervisor`], same process and
+//! pid), which execs `mydocker _exited` for [`finish_as`] once it is over.
 
 use crate::context::Ctx;
 use crate::launch::{Io, Launched};
@@ -61,7 +66,7 @@ pub fn supervise(
     sfd: SignalFd,
     attached: Option<Attached>,
 ) -> i32 {
-    let mut log = Writer::open(&ctx.container_dir(id).join(format!("{id}-json.log"))).ok();
+    let mut log = open_log(ctx, id, cfg);
     let foreground = attached.is_some();
     // `run -a`: the streams the user sees (stdin with -i); the log gets all.
     let (a_in, a_out, a_err) = crate::attach::streams(cfg);
@@ -240,8 +245,116 @@ pub fn supervise(
     code
 }
 
+/// The container's json-file log as its options say (None: driver none).
+fn open_log(ctx: &Ctx, id: &str, cfg: &RunConfig) -> Option<Writer> {
+    if !cfg.log_config.enabled() {
+        return None;
+    }
+    let rotation = cfg.log_config.rotation().unwrap_or_default();
+    Writer::open(&crate::logfile::path(&ctx.container_dir(id), id), rotation).ok()
+}
+
+/// Replaces this process (the launcher of a detached container, its
+/// subreaper parent, its recorded `supervisorPid`) with
+/// `mydocker-supervisor`, handing it the container's output fds; once the
+/// container is over it execs `mydocker _exited --delay-ms DELAY_MS ID
+/// CODE`. Returns only on failure.
+pub fn exec_supervisor(
+    ctx: &Ctx,
+    id: &str,
+    cfg: &RunConfig,
+    l: &Launched,
+    delay_ms: u64,
+) -> std::io::Error {
+    let mut argv: Vec<std::ffi::OsString> = vec![
+        crate::tools::tool_path("mydocker-supervisor").into(),
+        "--pid".into(),
+        l.pid.to_string().into(),
+    ];
+    let mut inherit = |flag: &str, fd: BorrowedFd| {
+        // The fd crosses the exec: clear its close-on-exec flag.
+        let _ = nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        );
+        argv.push(flag.into());
+        argv.push(fd.as_raw_fd().to_string().into());
+    };
+    match &l.io {
+        Io::Pipes {
+            stdin,
+            stdout,
+            stderr,
+        } => {
+            inherit("--stdout", stdout.as_fd());
+            inherit("--stderr", stderr.as_fd());
+            if let Some(w) = stdin {
+                // `-d -i`: the container's stdin stays open, as docker's.
+                inherit("--hold", w.as_fd());
+            }
+        }
+        Io::Pty { master } => inherit("--pty", master.as_fd()),
+    }
+    if cfg.log_config.enabled() {
+        let r = cfg.log_config.rotation().unwrap_or_default();
+        argv.push("--log".into());
+        argv.push(crate::logfile::path(&ctx.container_dir(id), id).into());
+        argv.extend([
+            "--log-max-size".into(),
+            r.max_size.to_string().into(),
+            "--log-max-file".into(),
+            r.max_file.to_string().into(),
+        ]);
+    }
+    let exe = std::env::current_exe().unwrap_or_else(|_| "mydocker".into());
+    let me = |args: &[&str]| -> Vec<std::ffi::OsString> {
+        let mut v: Vec<std::ffi::OsString> =
+            vec![exe.clone().into(), "--root".into(), ctx.root.clone().into()];
+        v.extend(args.iter().map(Into::into));
+        v
+    };
+    if let Some(h) = crate::health::of(cfg) {
+        argv.push("--health-interval-ms".into());
+        argv.push(h.interval().as_millis().max(1).to_string().into());
+        for a in me(&["_health", id]) {
+            argv.push("--health".into());
+            argv.push(a);
+        }
+    }
+    argv.push("--".into());
+    argv.extend(me(&["_exited", "--delay-ms", &delay_ms.to_string(), id]));
+    exec(&argv)
+}
+
+/// execv; returns the error when it fails. Not std's `Command::exec`: that
+/// unblocks every signal first, and a SIGTERM in that window would kill
+/// the container's supervisor; a blocked SIGCHLD stays pending across
+/// execv for the next program to read.
+pub fn exec(argv: &[std::ffi::OsString]) -> std::io::Error {
+    use std::os::unix::ffi::OsStrExt;
+    let c: Vec<std::ffi::CString> = argv
+        .iter()
+        .filter_map(|a| std::ffi::CString::new(a.as_bytes()).ok())
+        .collect();
+    if c.len() != argv.len() {
+        return std::io::Error::from_raw_os_error(libc::EINVAL);
+    }
+    let mut p: Vec<*const libc::c_char> = c.iter().map(|s| s.as_ptr()).collect();
+    p.push(std::ptr::null());
+    // SAFETY: a NULL-terminated array of valid C strings that outlive the call.
+    // (execvp: a supervisor not beside mydocker is looked up in $PATH.)
+    unsafe { libc::execvp(p[0], p.as_ptr()) };
+    std::io::Error::last_os_error()
+}
+
 /// Records the exit and releases what the container held.
 pub fn finish(ctx: &Ctx, id: &str, cfg: &RunConfig, code: i32) {
+    finish_as(ctx, id, cfg, code, false)
+}
+
+/// [`finish`], the record left `restarting` instead of `exited` when its
+/// restart policy will start it again.
+pub fn finish_as(ctx: &Ctx, id: &str, cfg: &RunConfig, code: i32, restarting: bool) {
     // The cgroup's OOM count says whether the kernel killed it (read before
     // the cgroup goes); only a container with a memory limit can hit its own.
     let limited = !cfg.resources["memory"].is_null();
@@ -260,16 +373,27 @@ pub fn finish(ctx: &Ctx, id: &str, cfg: &RunConfig, code: i32) {
         if errs.is_empty() {
             return;
         }
-        record_exit(ctx, id, code, oom, &errs);
+        record_exit(ctx, id, code, oom, &errs, false);
         return;
     }
     let errs = teardown::stop_teardown(ctx, id);
-    record_exit(ctx, id, code, oom, &errs);
+    record_exit(ctx, id, code, oom, &errs, restarting);
 }
 
-fn record_exit(ctx: &Ctx, id: &str, code: i32, oom: bool, errs: &[crate::error::Error]) {
+fn record_exit(
+    ctx: &Ctx,
+    id: &str,
+    code: i32,
+    oom: bool,
+    errs: &[crate::error::Error],
+    restarting: bool,
+) {
     let patch = RecordPatch {
-        status: Some(Status::Exited),
+        status: Some(if restarting {
+            Status::Restarting
+        } else {
+            Status::Exited
+        }),
         // The stop teardown detached it from its networks (docker clears these too).
         network: Some(None),
         exit_code: Some(code),
