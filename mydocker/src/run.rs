@@ -11,7 +11,7 @@ use crate::records;
 use crate::runconfig::RunConfig;
 use crate::supervise::{self, Attached};
 use crate::teardown;
-use ctrstate::RecordPatch;
+use ctrstate::{Record, RecordPatch, Status};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
