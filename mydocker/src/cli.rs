@@ -119,6 +119,14 @@ pub enum Cmd {
     /// Manage containers (`container ls`, `container prune`, `container inspect`).
     #[command(subcommand)]
     Container(ContainerCmd),
+    /// Generate the autocompletion script for the specified shell.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Internal: write the man pages (mydocker.1, mydocker-SUB.1, ...) into DIR.
+    #[command(name = "_man", hide = true)]
+    Man { dir: PathBuf },
     /// Internal (the supervisor's): record the exit of container ID, then
     /// tear down, or restart per its policy after DELAY_MS of backoff.
     #[command(name = "_exited", hide = true)]

@@ -35,6 +35,9 @@
 //! (see `events` and `ctrstate::journal`). `network prune` and `system
 //! prune` ask unless `-f` (`prune`). `cp` sees volumes and bind mounts.
 //!
+//! `completion SHELL` prints a completion script and the hidden `_man
+//! DIR` writes man pages (`completion`; `scripts/setup.sh` installs them).
+//!
 //! `system service` serves the Docker Engine API (1.41) on a unix socket
 //! over the same store, for the docker CLI and the SDKs (see `api`).
 //!
@@ -86,6 +89,7 @@ pub mod api;
 pub mod attach;
 pub mod cli;
 pub mod cmds;
+pub mod completion;
 pub mod context;
 pub mod control;
 pub mod cpdiff;
@@ -139,6 +143,8 @@ pub fn main_with(cli: Cli) -> u8 {
             | Cmd::Exited { .. }
             | Cmd::RestartAfterBackoff { .. }
             | Cmd::Health { .. }
+            | Cmd::Completion { .. }
+            | Cmd::Man { .. }
     ) {
         records::reconcile(&ctx);
     }
@@ -203,6 +209,9 @@ pub fn main_with(cli: Cli) -> u8 {
             run::restart_after_backoff(&ctx, id, *delay_ms)
         }
         Cmd::Health { id } => health::check(&ctx, id),
+        Cmd::Completion { .. } | Cmd::Man { .. } => {
+            Ok(completion::standalone(&cli).unwrap_or(0).into())
+        }
     };
     match r {
         Ok(code) => code.clamp(0, 255) as u8,
