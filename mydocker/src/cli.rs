@@ -420,10 +420,16 @@ pub struct RmiArgs {
 
 #[derive(Args, Debug)]
 pub struct StatsArgs {
+    /// Show all containers (default shows just running).
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Do not truncate output.
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
     /// Print one sample and exit.
     #[arg(long = "no-stream")]
     pub no_stream: bool,
-    /// Output format: `table` (default) or `json`.
+    /// Format output: `table`, `table TEMPLATE`, `json` or a Go template ({{.Name}} {{.CPUPerc}} ...).
     #[arg(long)]
     pub format: Option<String>,
     /// Containers (default: all running).
@@ -471,6 +477,9 @@ pub enum NetworkCmd {
     },
     /// Show networks in detail.
     Inspect {
+        /// Format output using a Go template.
+        #[arg(short = 'f', long)]
+        format: Option<String>,
         #[arg(required = true)]
         names: Vec<String>,
     },
@@ -518,6 +527,9 @@ pub enum VolumeCmd {
     },
     /// Show volumes in detail.
     Inspect {
+        /// Format output using a Go template.
+        #[arg(short = 'f', long)]
+        format: Option<String>,
         #[arg(required = true)]
         names: Vec<String>,
     },

@@ -36,7 +36,10 @@ pub fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
 
 fn print_completion(shell: clap_complete::Shell) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    match out.write_all(&completion_script(shell)).and_then(|_| out.flush()) {
+    match out
+        .write_all(&completion_script(shell))
+        .and_then(|_| out.flush())
+    {
         // `mydocker completion bash | head`: a reader that stops early is fine.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         r => r,
@@ -78,7 +81,13 @@ mod tests {
         let top = std::fs::read_to_string(d.path().join("mydocker.1")).unwrap();
         assert!(top.contains(".TH mydocker 1"), "{top:.200}");
         let run = std::fs::read_to_string(d.path().join("mydocker-run.1")).unwrap();
-        assert!(run.contains("\\-\\-restart") || run.contains("restart"), "{run:.300}");
-        assert!(!d.path().join("mydocker-_exited.1").exists(), "hidden commands have no page");
+        assert!(
+            run.contains("\\-\\-restart") || run.contains("restart"),
+            "{run:.300}"
+        );
+        assert!(
+            !d.path().join("mydocker-_exited.1").exists(),
+            "hidden commands have no page"
+        );
     }
 }

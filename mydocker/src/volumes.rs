@@ -221,17 +221,17 @@ pub fn command(ctx: &Ctx, a: &crate::cli::VolumeCmd) -> Result<i32> {
             println!("{n}");
         }
         V::Ls { quiet, format } => return crate::listings::volumes(ctx, *quiet, format.as_deref()),
-        V::Inspect { names } => {
-            let mut out = vec![];
-            for n in names {
+        V::Inspect { format, names } => {
+            return crate::listings::inspect_objects(names, format.as_deref(), |n| {
                 let v = ctx
                     .layerfs()
                     .args(["volume", "inspect", n])
                     .json()
-                    .map_err(plain)?;
-                out.push(json!({"Name": v["name"], "Driver": v["driver"], "Mountpoint": v["mountpoint"], "CreatedAt": v["createdAt"], "Scope": "local", "Labels": v["labels"], "UsedBy": v["inUseBy"]}));
-            }
-            println!("{}", serde_json::to_string_pretty(&out).unwrap());
+                    .map_err(|e| plain(e).to_string())?;
+                Ok(
+                    json!({"Name": v["name"], "Driver": v["driver"], "Mountpoint": v["mountpoint"], "CreatedAt": v["createdAt"], "Scope": "local", "Labels": v["labels"], "Options": {}, "UsedBy": v["inUseBy"]}),
+                )
+            });
         }
         V::Rm { force, names } => {
             let mut code = 0;
