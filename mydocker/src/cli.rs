@@ -160,6 +160,9 @@ pub enum ContainerCmd {
         /// Do not prompt for confirmation.
         #[arg(short = 'f', long)]
         force: bool,
+        /// Provide filter values (until=<timestamp>, label=<key>[=<value>], label!=...).
+        #[arg(long)]
+        filter: Vec<String>,
     },
 }
 
@@ -287,6 +290,9 @@ pub struct LogsArgs {
     /// Show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m).
     #[arg(long)]
     pub until: Option<String>,
+    /// Show extra details provided to logs (the attributes of --log-opt labels/env).
+    #[arg(long)]
+    pub details: bool,
     pub container: String,
 }
 
@@ -541,10 +547,17 @@ pub enum VolumeCmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
-    /// Remove all volumes no container uses.
+    /// Remove unused local volumes (anonymous ones unless -a).
     Prune {
+        /// Remove all unused volumes, not just anonymous ones.
+        #[arg(short = 'a', long)]
+        all: bool,
+        /// Do not prompt for confirmation.
         #[arg(short = 'f', long)]
         force: bool,
+        /// Provide filter values (label=<key>[=<value>], label!=..., all=true).
+        #[arg(long)]
+        filter: Vec<String>,
     },
 }
 
@@ -568,6 +581,9 @@ pub enum ImageCmd {
         /// Remove every image no container uses, not just untagged ones.
         #[arg(short = 'a', long)]
         all: bool,
+        /// Provide filter values (until=<timestamp>, label=<key>[=<value>], label!=..., dangling=).
+        #[arg(long)]
+        filter: Vec<String>,
     },
 }
 

@@ -180,7 +180,9 @@ pub fn main_with(cli: Cli) -> u8 {
         Cmd::Cp(a) => cpdiff::cp(&ctx, a),
         Cmd::Diff { container } => cpdiff::diff(&ctx, container),
         Cmd::Image(cli::ImageCmd::Ls(a)) => images::images(&ctx, a),
-        Cmd::Image(cli::ImageCmd::Prune { all, force }) => images::prune(&ctx, *all, *force),
+        Cmd::Image(cli::ImageCmd::Prune { all, force, filter }) => {
+            images::prune(&ctx, *all, *force, filter)
+        }
         Cmd::System(cli::SystemCmd::Df) => images::system_df(&ctx),
         Cmd::Image(cli::ImageCmd::Inspect { format, images }) => {
             inspect::image_inspect(&ctx, images, format.as_deref())
@@ -195,7 +197,9 @@ pub fn main_with(cli: Cli) -> u8 {
         Cmd::Info { format } => cmds::info(&ctx, format.as_deref()),
         Cmd::Container(cli::ContainerCmd::Ls(a)) => ps::ps(&ctx, a),
         Cmd::Container(cli::ContainerCmd::Inspect(a)) => inspect::inspect(&ctx, a),
-        Cmd::Container(cli::ContainerCmd::Prune { force }) => cmds::container_prune(&ctx, *force),
+        Cmd::Container(cli::ContainerCmd::Prune { force, filter }) => {
+            prune::container_cmd(&ctx, *force, filter)
+        }
         Cmd::System(cli::SystemCmd::Service(a)) => api::serve(Ctx::new(&cli.root), a),
         Cmd::Attach(a) => attach::attach(&ctx, a),
         Cmd::Events(a) => events::events(&ctx, a),

@@ -253,21 +253,8 @@ pub fn command(ctx: &Ctx, a: &crate::cli::VolumeCmd) -> Result<i32> {
             }
             return Ok(code);
         }
-        V::Prune { .. } => {
-            let v = ctx.layerfs().args(["volume", "prune"]).json()?;
-            let removed = v["removed"].as_array().cloned().unwrap_or_default();
-            for r in &removed {
-                let n = r.as_str().unwrap_or("");
-                crate::events::emit(ctx, "volume", "destroy", n, &[("driver", "local")]);
-            }
-            if !removed.is_empty() {
-                println!("Deleted Volumes:");
-                for r in &removed {
-                    println!("{}", r.as_str().unwrap_or(""));
-                }
-                println!();
-            }
-            println!("Total reclaimed space: {} volumes", removed.len());
+        V::Prune { all, force, filter } => {
+            return crate::prune::volume_cmd(ctx, *all, *force, filter)
         }
     }
     Ok(0)

@@ -286,3 +286,205 @@ fn inspect_formats_for_networks_volumes_and_history() {
         stderr(&out)
     );
 }
+
+#[test]
+fn logs_details_prints_log_attributes() {
+    require_root!();
+    let d = Docker::new();
+    d.ok(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "lg",
+        "-l",
+        "com.example=web app",
+        "-l",
+        "other=x",
+        "-e",
+        "STAGE=prod",
+        "--log-opt",
+        "labels=com.example,missing",
+        "--log-opt",
+        "env=STAGE",
+        "busybox",
+        "echo",
+        "hello",
+    ]);
+    d.ok(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "plain",
+        "busybox",
+        "echo",
+        "hi",
+    ]);
+    // docker: the attributes k=v (URL query escaped, comma-joined), a space, the line
+    let out = d.run(&["logs", "--details", "lg"]);
+    assert_exit_code(&out, 0);
+    assert_eq!(stdout(&out), "STAGE=prod,com.example=web+app hello\n");
+    // none: a leading space
+    assert_eq!(stdout(&d.run(&["logs", "--details", "plain"])), " hi\n");
+    assert_eq!(stdout(&d.run(&["logs", "plain"])), "hi\n");
+    // with timestamps: the time first
+    let t = stdout(&d.run(&["logs", "--details", "-t", "plain"]));
+    let (ts, rest) = t.split_once(' ').unwrap();
+    assert!(ts.ends_with('Z') && ts.contains('T'), "{t}");
+    assert_eq!(rest, " hi\n");
+}
+
+#[test]
+fn volume_prune_anonymous_unless_all_and_filters() {
+    require_root!();
+    let d = Docker::new();
+    d.ok(&["volume", "create", "named"]);
+    d.ok(&["volume", "create", "--label", "keep=yes", "kept"]);
+    let anon = d.ok(&["volume", "create"]);
+    assert_eq!(anon.len(), 64);
+    // bad filters: docker's flag error (125), the daemon's invalid filter (1); nothing removed
+    let out = d.run(&["volume", "prune", "-f", "--filter", "label"]);
+    assert_exit_code(&out, 125);
+    assert!(
+        stderr(&out).contains("bad format of filter (expected name=value)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.run(&["volume", "prune", "-f", "--filter", "color=red"]);
+    assert_exit_code(&out, 1);
+    assert_eq!(
+        stderr(&out).trim(),
+        "Error response from daemon: invalid filter 'color'"
+    );
+    assert_eq!(d.ok(&["volume", "ls", "-q"]).lines().count(), 3);
+    // docker asks first; a closed stdin is no
+    let out = d.run(&["volume", "prune"]);
+    assert_exit_code(&out, 0);
+    assert!(stdout(&out).starts_with(
+        "WARNING! This will remove anonymous local volumes not used by at least one container."
+    ));
+    assert_eq!(d.ok(&["volume", "ls", "-q"]).lines().count(), 3);
+    // without -a: only the anonymous one
+    let out = d.ok(&["volume", "prune", "-f"]);
+    assert_eq!(
+        out,
+        format!("Deleted Volumes:\n{anon}\n\nTotal reclaimed space: 0B")
+    );
+    // -a with label!=: everything unused but the labelled one
+    let out = d.ok(&["volume", "prune", "-a", "-f", "--filter", "label!=keep"]);
+    assert!(out.starts_with("Deleted Volumes:\nnamed\n"), "{out}");
+    assert_eq!(d.ok(&["volume", "ls", "-q"]), "kept");
+    // the all filter is -a; label= picks
+    d.ok(&["volume", "create", "--label", "keep=no", "other"]);
+    let out = d.ok(&[
+        "volume",
+        "prune",
+        "-f",
+        "--filter",
+        "all=true",
+        "--filter",
+        "label=keep=no",
+    ]);
+    assert!(out.starts_with("Deleted Volumes:\nother\n"), "{out}");
+    assert_eq!(d.ok(&["volume", "ls", "-q"]), "kept");
+}
+
+#[test]
+fn container_and_image_prune_filters() {
+    require_root!();
+    let d = Docker::new();
+    let run = |name: &str, label: &str| {
+        d.ok(&[
+            "run",
+            "--network",
+            "none",
+            "--name",
+            name,
+            "-l",
+            label,
+            "busybox",
+            "true",
+        ]);
+    };
+    run("a1", "tier=front");
+    run("a2", "tier=back");
+    run("a3", "other=1");
+    let out = d.run(&["container", "prune", "-f", "--filter", "nope"]);
+    assert_exit_code(&out, 125);
+    let out = d.run(&["container", "prune", "-f", "--filter", "status=exited"]);
+    assert_exit_code(&out, 1);
+    assert_eq!(
+        stderr(&out).trim(),
+        "Error response from daemon: invalid filter 'status'"
+    );
+    let out = d.run(&["container", "prune", "-f", "--filter", "until=whenever"]);
+    assert_exit_code(&out, 1);
+    // until before they were made: none
+    let out = d.ok(&[
+        "container",
+        "prune",
+        "-f",
+        "--filter",
+        "until=2001-01-01T00:00:00Z",
+    ]);
+    assert_eq!(out, "Total reclaimed space: 0B");
+    assert_eq!(d.ok(&["ps", "-aq"]).lines().count(), 3);
+    let a1 = d.ok(&["inspect", "-f", "{{.Id}}", "a1"]);
+    let out = d.ok(&["container", "prune", "-f", "--filter", "label=tier=front"]);
+    assert!(
+        out.starts_with(&format!("Deleted Containers:\n{a1}\n\n")),
+        "{out}"
+    );
+    let out = d.ok(&[
+        "container",
+        "prune",
+        "-f",
+        "--filter",
+        "label!=tier",
+        "--filter",
+        "until=0s",
+    ]);
+    assert!(out.starts_with("Deleted Containers:\n"), "{out}");
+    assert_eq!(d.ok(&["ps", "-a", "--format", "{{.Names}}"]), "a2");
+    d.ok(&["container", "prune", "-f"]);
+
+    // image prune: filters validated before asking; busybox has no labels
+    let out = d.run(&["image", "prune", "-a", "-f", "--filter", "color=red"]);
+    assert_exit_code(&out, 1);
+    assert_eq!(
+        stderr(&out).trim(),
+        "Error response from daemon: invalid filter 'color'"
+    );
+    let out = d.run(&["image", "prune", "-f", "--filter", "dangling=maybe"]);
+    assert_exit_code(&out, 1);
+    let out = d.ok(&["image", "prune", "-a", "-f", "--filter", "label=maintainer"]);
+    assert_eq!(out, "Total reclaimed space: 0B");
+    let out = d.ok(&[
+        "image",
+        "prune",
+        "-f",
+        "--filter",
+        "dangling=false",
+        "--filter",
+        "until=-86400",
+    ]);
+    assert_eq!(out, "Total reclaimed space: 0B");
+    assert!(d.ok(&["images", "-q"]).len() >= 12);
+    let out = d.ok(&[
+        "image",
+        "prune",
+        "-f",
+        "--filter",
+        "dangling=false",
+        "--filter",
+        "label!=maintainer",
+    ]);
+    assert!(
+        out.starts_with("Deleted Images:\nuntagged: busybox:latest\n"),
+        "{out}"
+    );
+    assert_eq!(d.ok(&["images", "-q"]), "");
+    // images -a is accepted
+    d.ok(&["images", "-a"]);
+}
