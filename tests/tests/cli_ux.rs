@@ -488,3 +488,94 @@ fn container_and_image_prune_filters() {
     // images -a is accepted
     d.ok(&["images", "-a"]);
 }
+
+/// The relative paths of every file and dir under `dir`, sorted.
+fn tree(dir: &std::path::Path) -> Vec<String> {
+    let out = Command::new("find")
+        .arg(".")
+        .arg("-mindepth")
+        .arg("1")
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let mut v: Vec<String> = stdout(&out).lines().map(|l| l[2..].to_string()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn cp_dir_dot_copies_the_contents_both_ways() {
+    require_root!();
+    let d = Docker::new();
+    let host = TempDir::new("cpdot");
+    d.ok(&[
+        "run", "--network", "none", "--name", "cpc", "busybox", "sh", "-c",
+        "mkdir -p /data/sub && echo one > /data/a && echo two > /data/sub/b && mkdir /into && echo f > /file",
+    ]);
+    // out: CTR:/data/. into an existing dir puts a and sub in it
+    let existing = host.path().join("existing");
+    std::fs::create_dir(&existing).unwrap();
+    d.ok(&["cp", "cpc:/data/.", existing.to_str().unwrap()]);
+    assert_eq!(tree(&existing), vec!["a", "sub", "sub/b"]);
+    // ... without /. the dir itself goes in
+    d.ok(&["cp", "cpc:/data", existing.to_str().unwrap()]);
+    assert_eq!(
+        tree(&existing),
+        vec![
+            "a",
+            "data",
+            "data/a",
+            "data/sub",
+            "data/sub/b",
+            "sub",
+            "sub/b"
+        ]
+    );
+    // into a missing dir: it is made and holds the contents (both forms)
+    let fresh = host.path().join("fresh");
+    d.ok(&["cp", "cpc:/data/.", fresh.to_str().unwrap()]);
+    assert_eq!(tree(&fresh), vec!["a", "sub", "sub/b"]);
+    assert_eq!(
+        std::fs::read_to_string(fresh.join("sub/b")).unwrap(),
+        "two\n"
+    );
+    // a file with /. is not a directory
+    let out = d.run(&["cp", "cpc:/file/.", host.path().join("x").to_str().unwrap()]);
+    assert_exit_code(&out, 1);
+    assert!(!host.path().join("x").exists());
+
+    // in: SRC/. into an existing container dir
+    let src = host.path().join("src");
+    std::fs::create_dir_all(src.join("deep")).unwrap();
+    std::fs::write(src.join("x"), "ex").unwrap();
+    std::fs::write(src.join("deep/y"), "why").unwrap();
+    let dot = format!("{}/.", src.display());
+    d.ok(&["cp", &dot, "cpc:/into"]);
+    d.ok(&["cp", src.to_str().unwrap(), "cpc:/into"]);
+    d.ok(&["cp", &dot, "cpc:/made"]);
+    let back = host.path().join("back");
+    d.ok(&["cp", "cpc:/into", back.to_str().unwrap()]);
+    assert_eq!(
+        tree(&back),
+        vec![
+            "deep",
+            "deep/y",
+            "src",
+            "src/deep",
+            "src/deep/y",
+            "src/x",
+            "x"
+        ]
+    );
+    let made = host.path().join("made");
+    d.ok(&["cp", "cpc:/made", made.to_str().unwrap()]);
+    assert_eq!(tree(&made), vec!["deep", "deep/y", "x"]);
+    // a dir's contents onto a file: docker's refusal
+    let out = d.run(&["cp", &dot, "cpc:/file"]);
+    assert_exit_code(&out, 1);
+    assert!(
+        stderr(&out).contains("cannot overwrite non-directory"),
+        "{}",
+        stderr(&out)
+    );
+}
