@@ -242,9 +242,12 @@ fn extract_at(
     Ok(crate::extract::unpack_cp(reader, fd, Some(name))?)
 }
 
+/// An archive whose first header was read, put back in front.
+type Peeked<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
+
 /// Reads the archive's first header: whether its top entry is `.` (a
 /// `dir/.` source), and the reader with those bytes put back.
-fn peek_top<R: Read>(mut reader: R) -> io::Result<(bool, io::Chain<io::Cursor<Vec<u8>>, R>)> {
+fn peek_top<R: Read>(mut reader: R) -> io::Result<(bool, Peeked<R>)> {
     let mut head = vec![0u8; 512];
     let mut got = 0;
     while got < head.len() {
