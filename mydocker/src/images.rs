@@ -232,14 +232,7 @@ pub fn load(ctx: &Ctx, a: &LoadArgs) -> Result<i32> {
     let out = stream(&call, from_stdin, false, progress)?;
     let out: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
     for id in strings(&out["ids"]) {
-        let tags = ctx
-            .layerfs()
-            .args(["inspect", &id])
-            .json()
-            .map(|v| strings(&v["repoTags"]))
-            .unwrap_or_default();
-        let name = tags.first().cloned().unwrap_or_else(|| id.clone());
-        image_event(ctx, "load", &id, &name);
+        load_event(ctx, &id);
     }
     if !a.quiet {
         for t in out["loaded"].as_array().into_iter().flatten() {
@@ -562,6 +555,19 @@ pub fn save(ctx: &Ctx, a: &crate::cli::SaveArgs) -> Result<i32> {
 }
 
 /// An image event as docker's daemon writes it (`name` the reference).
+/// docker 28's (graphdriver store) `load` event: one per image loaded,
+/// however many tags it has; actor and `name` the image ID, with the
+/// image's labels.
+fn load_event(ctx: &Ctx, id: &str) {
+    let labels = image_labels(ctx, id);
+    let mut attrs: Vec<(&str, &str)> = labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    attrs.push(("name", id));
+    crate::events::emit(ctx, "image", "load", id, &attrs);
+}
+
 fn image_event(ctx: &Ctx, action: &str, id: &str, name: &str) {
     crate::events::emit(ctx, "image", action, id, &[("name", name)]);
 }

@@ -579,3 +579,105 @@ fn cp_dir_dot_copies_the_contents_both_ways() {
         stderr(&out)
     );
 }
+
+fn unix_now() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
+}
+
+#[test]
+fn exec_and_load_events() {
+    require_root!();
+    let d = Docker::new();
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "ex",
+        "-l",
+        "app=x",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let out = d.run(&["exec", "ex", "sh", "-c", "exit 3"]);
+    assert_exit_code(&out, 3);
+    // a signal sent to `mydocker exec` reaches the command
+    let mut child = d.cmd(&["exec", "ex", "sleep", "30"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(143), "{st:?}");
+    let until = unix_now();
+    let ev = |args: &[&str]| {
+        let mut a = vec!["events", "--since", "0", "--until", &until];
+        a.extend_from_slice(args);
+        d.ok(&a)
+    };
+    let got = ev(&[
+        "--filter",
+        "container=ex",
+        "--format",
+        "{{.Action}}|{{.Actor.ID}}|{{.Actor.Attributes.exitCode}}|{{.Actor.Attributes.app}}",
+    ]);
+    let execs: Vec<&str> = got.lines().filter(|l| l.starts_with("exec_")).collect();
+    assert_eq!(
+        execs,
+        vec![
+            format!("exec_create: sh -c exit 3|{id}|<no value>|x"),
+            format!("exec_start: sh -c exit 3|{id}|<no value>|x"),
+            format!("exec_die|{id}|3|x"),
+            format!("exec_create: sleep 30|{id}|<no value>|x"),
+            format!("exec_start: sleep 30|{id}|<no value>|x"),
+            format!("exec_die|{id}|143|x"),
+        ],
+        "{got}"
+    );
+    // one exec's three events share its execID (64 hex)
+    let ids = ev(&[
+        "--filter",
+        "event=exec_die",
+        "--format",
+        "{{index .Actor.Attributes \"execID\"}}",
+    ]);
+    let ids: Vec<&str> = ids.lines().collect();
+    assert_eq!(ids.len(), 2);
+    assert!(
+        ids.iter().all(|i| i.len() == 64) && ids[0] != ids[1],
+        "{ids:?}"
+    );
+    // `event=exec_start` matches `exec_start: CMD`
+    assert_eq!(
+        ev(&["--filter", "event=exec_start", "--format", "{{.Action}}"])
+            .lines()
+            .count(),
+        2
+    );
+
+    // load: one event per image (docker 28's store), actor and name its ID
+    let tar = d.root.path().join("two.tar");
+    d.ok(&["tag", "busybox", "other:1"]);
+    d.ok(&["save", "-o", tar.to_str().unwrap(), "busybox", "other:1"]);
+    let since = unix_now();
+    d.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let until = unix_now();
+    let img = d.ok(&["image", "inspect", "-f", "{{.Id}}", "busybox"]);
+    let loads = d.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "type=image",
+        "--filter",
+        "event=load",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
+    ]);
+    assert_eq!(loads, format!("image load {img} {img}"));
+}
