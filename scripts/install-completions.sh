@@ -24,4 +24,5 @@ mkdir -p "$man"
 for f in "$tmp"/*.1; do
   install -m 644 "$f" "$man/$(basename "$f")"
 done
-command -v mandb >/dev/null && mandb -q >/dev/null 2>&1 || true
+# The man index is the system's: refreshed only for a real install.
+if [ -z "$root" ] && command -v mandb >/dev/null; then mandb -q >/dev/null 2>&1 || true; fi

@@ -232,7 +232,7 @@ pub fn load(ctx: &Ctx, a: &LoadArgs) -> Result<i32> {
     let out = stream(&call, from_stdin, false, progress)?;
     let out: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
     for id in strings(&out["ids"]) {
-        load_event(ctx, &id);
+        load_events(ctx, &id);
     }
     if !a.quiet {
         for t in out["loaded"].as_array().into_iter().flatten() {
@@ -555,17 +555,25 @@ pub fn save(ctx: &Ctx, a: &crate::cli::SaveArgs) -> Result<i32> {
 }
 
 /// An image event as docker's daemon writes it (`name` the reference).
-/// docker 28's (graphdriver store) `load` event: one per image loaded,
-/// however many tags it has; actor and `name` the image ID, with the
-/// image's labels.
-fn load_event(ctx: &Ctx, id: &str) {
-    let labels = image_labels(ctx, id);
-    let mut attrs: Vec<(&str, &str)> = labels
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    attrs.push(("name", id));
-    crate::events::emit(ctx, "image", "load", id, &attrs);
+/// The `load` events of one loaded image: one per tag, `name` the tag
+/// (docker's containerd image store; an untagged image: one, `name` its
+/// ID), actor the image ID, with the image's labels.
+fn load_events(ctx: &Ctx, id: &str) {
+    let v = ctx.layerfs().args(["inspect", id]).json().unwrap_or(Value::Null);
+    let labels: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(v["config"]["config"]["Labels"].clone()).unwrap_or_default();
+    let mut names = strings(&v["repoTags"]);
+    if names.is_empty() {
+        names.push(id.to_string());
+    }
+    for name in &names {
+        let mut attrs: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        attrs.push(("name", name));
+        crate::events::emit(ctx, "image", "load", id, &attrs);
+    }
 }
 
 fn image_event(ctx: &Ctx, action: &str, id: &str, name: &str) {

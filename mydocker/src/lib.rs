@@ -12,8 +12,13 @@
 //! 125 on a bad flag. `--format` (ps, images, inspect, network ls, volume
 //! ls, version, info) takes docker's Go templates (`gotmpl`); a template
 //! that does not parse or names an unknown field exits 1 with Go's
-//! `template: ...` message, as docker does (`history` takes `--format`
-//! too). `cp` and `diff` go through layerfs (`cpdiff`): container paths
+//! `template: ...` message, as docker does (`history`, `stats`, `network
+//! inspect -f`, `volume inspect -f` and `events` take `--format` too).
+//! `logs --details` prints the `--log-opt labels/env` attributes;
+//! `container`, `image` and `volume prune` take docker's `--filter`s
+//! (`volume prune` removes anonymous volumes only, unless `-a`); `exec`
+//! journals `exec_create`, `exec_start` and `exec_die`. `cp CTR:/dir/.`
+//! (and `cp dir/. CTR:/x`) copies the dir's contents. `cp` and `diff` go through layerfs (`cpdiff`): container paths
 //! are resolved inside the container's rootfs, never through a symlink
 //! out of it. `image prune` asks unless `-f` (a closed stdin is no).
 //! Image references are docker's (`docker.io/library/x` = `x`). A detached container (`run -d`, `start`)
