@@ -559,7 +559,11 @@ pub fn save(ctx: &Ctx, a: &crate::cli::SaveArgs) -> Result<i32> {
 /// (docker's containerd image store; an untagged image: one, `name` its
 /// ID), actor the image ID, with the image's labels.
 fn load_events(ctx: &Ctx, id: &str) {
-    let v = ctx.layerfs().args(["inspect", id]).json().unwrap_or(Value::Null);
+    let v = ctx
+        .layerfs()
+        .args(["inspect", id])
+        .json()
+        .unwrap_or(Value::Null);
     let labels: std::collections::BTreeMap<String, String> =
         serde_json::from_value(v["config"]["config"]["Labels"].clone()).unwrap_or_default();
     let mut names = strings(&v["repoTags"]);
