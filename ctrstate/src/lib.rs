@@ -5,6 +5,12 @@
 //! `/var/lib/mydocker`. The container directory is shared: other tools keep
 //! their files (logs, overlay upper/work, rootfs) next to `state.json`.
 //!
+//! Two indexes live beside the records (see `index`): `.names/<name>` (a
+//! symlink to the id) resolves a name without reading every record, and
+//! `.live/<id>` lists the records `reconcile` must check. They are kept by
+//! the writers, checked against the records by readers, and rebuilt from
+//! the records when missing or built in another boot (`.index`).
+//!
 //! Writers (`create`, `update`, `rm`, `reconcile`) hold an exclusive flock on
 //! `ROOT/containers/.lock`. Every write is atomic (temp file in the same
 //! directory, fsync, rename; `create` renames a whole new directory into
@@ -80,7 +86,9 @@
 //!   otherwise the recorded exit is kept. A zombie counts as alive (its
 //!   parent will reap it and record the real exit), and so is a record whose
 //!   `supervisorPid` is alive: that supervisor records the exit. Prints the array of
-//!   changed records (`[]` usually). Lock-free when nothing changes.
+//!   changed records (`[]` usually). Lock-free when nothing changes; it
+//!   reads only the records the live index names (those with a
+//!   `supervisorPid`, or claiming a process with a non-zero `pid`).
 //!
 //! ## Library
 //!
@@ -89,6 +97,7 @@
 //! `reconcile`, `container_dir(id)`; errors are `StoreError` with `exit_code()`. Also
 //! `pid_start_time(pid)` and `now_rfc3339()`.
 
+pub mod index;
 pub mod name;
 pub mod patch;
 pub mod procfs;

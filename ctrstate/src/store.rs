@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::index::{needs_check, Index};
 use crate::name::{self, NameError};
 use crate::patch;
 use crate::procfs;
@@ -110,14 +111,17 @@ pub struct Removed {
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
+    index: Index,
 }
 
 impl Store {
     /// A store rooted at `root` (records in `root/containers`). Touches
     /// nothing: directories are made by the first write.
     pub fn open(root: impl AsRef<Path>) -> Store {
+        let dir = root.as_ref().join("containers");
         Store {
-            dir: root.as_ref().join("containers"),
+            index: Index::new(&dir),
+            dir,
         }
     }
 
@@ -131,11 +135,43 @@ impl Store {
         self.dir.join(id)
     }
 
-    /// The writers' lock; dropping it releases the flock.
+    /// The writers' lock; dropping it releases the flock. The indexes are
+    /// valid while it is held (rebuilt here when they are not).
     fn lock(&self) -> Result<atomicfile::Lock> {
         atomicfile::private_dir(&self.dir).map_err(io_err("create", &self.dir))?;
         let path = self.dir.join(LOCK);
-        atomicfile::lock(&path).map_err(io_err("flock", &path))
+        let lock = atomicfile::lock(&path).map_err(io_err("flock", &path))?;
+        if !self.index.valid() {
+            let all = self.load_all()?;
+            self.index.rebuild(&all).map_err(io_err("rebuild index", &self.dir))?;
+        }
+        Ok(lock)
+    }
+
+    /// The record the name index gives for a valid `name`, if it still
+    /// has that name (`None` when the index is not valid).
+    fn by_name(&self, name: &str) -> Result<Option<Record>> {
+        let Some(id) = self.index.name(name) else {
+            return Ok(None);
+        };
+        Ok(self.read(&id)?.filter(|r| r.name == name))
+    }
+
+    /// The full ids of the container directories (one readdir, no record read).
+    fn ids(&self) -> Result<Vec<String>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("read dir", &self.dir)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_err("read dir", &self.dir))?;
+            if let Some(id) = entry.file_name().to_str().filter(|n| is_full_id(n)) {
+                out.push(id.to_string());
+            }
+        }
+        Ok(out)
     }
 
     /// Reads one record; `None` when it does not exist (or is being removed).
@@ -154,19 +190,9 @@ impl Store {
     /// Every record, in directory order. Safe without the lock: records
     /// appear and change only by rename.
     fn load_all(&self) -> Result<Vec<Record>> {
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_err("read dir", &self.dir)(e)),
-        };
         let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(io_err("read dir", &self.dir))?;
-            let name = entry.file_name();
-            let Some(id) = name.to_str().filter(|n| is_full_id(n)) else {
-                continue;
-            };
-            if let Some(r) = self.read(id)? {
+        for id in self.ids()? {
+            if let Some(r) = self.read(&id)? {
                 out.push(r);
             }
         }
@@ -186,17 +212,33 @@ impl Store {
         if is_full_id(reference) && self.container_dir(reference).is_dir() {
             return Ok((reference.to_string(), self.read(reference)?));
         }
-        let all = self.load_all()?;
         let wanted = reference.strip_prefix('/').unwrap_or(reference);
-        if let Some(r) = all.iter().find(|r| r.name == wanted) {
-            return Ok((r.id.clone(), Some(r.clone())));
-        }
-        let mut hits: Vec<&Record> = all.iter().filter(|r| r.id.starts_with(reference)).collect();
+        let mut hits: Vec<Record> = if self.index.valid() {
+            // Only a valid name can be a record's name (and a file name).
+            if name::validate(wanted).is_ok() {
+                if let Some(r) = self.by_name(wanted)? {
+                    return Ok((r.id.clone(), Some(r)));
+                }
+            }
+            let mut hits = Vec::new();
+            for id in self.ids()?.into_iter().filter(|id| id.starts_with(reference)) {
+                hits.extend(self.read(&id)?);
+            }
+            hits
+        } else {
+            let all = self.load_all()?;
+            if let Some(r) = all.iter().find(|r| r.name == wanted) {
+                return Ok((r.id.clone(), Some(r.clone())));
+            }
+            all.into_iter()
+                .filter(|r| r.id.starts_with(reference))
+                .collect()
+        };
         match hits.len() {
             0 => Err(no_such()),
             1 => {
                 let r = hits.remove(0);
-                Ok((r.id.clone(), Some(r.clone())))
+                Ok((r.id.clone(), Some(r)))
             }
             _ => Err(StoreError::Ambiguous {
                 reference: reference.to_string(),
@@ -234,11 +276,10 @@ impl Store {
         };
 
         let _lock = self.lock()?;
-        let all = self.load_all()?;
-        let owner = |n: &str| all.iter().find(|r| r.name == n);
+        let owner = |n: &str| self.by_name(n);
         let name = match wanted {
             Some(n) => {
-                if let Some(r) = owner(&n) {
+                if let Some(r) = owner(&n)? {
                     return Err(StoreError::NameInUse {
                         name: n,
                         short_id: r.short_id().to_string(),
@@ -252,7 +293,7 @@ impl Store {
                 for retry in 0..TRIES {
                     // Plain names first; docker appends a digit after collisions.
                     let n = name::random(randid::u64()?, if retry < 10 { 0 } else { retry });
-                    if owner(&n).is_none() {
+                    if owner(&n)?.is_none() {
                         found = Some(n);
                         break;
                     }
@@ -278,14 +319,19 @@ impl Store {
 
         // The whole directory appears at once by rename, so readers never
         // see a container directory without its state.json.
+        // The name is indexed first: a crash before the rename leaves
+        // only an entry naming no record, which lookups ignore.
         let tmp = self.dir.join(format!(".tmp-{id}"));
         let dest = self.container_dir(&id);
-        let res = fs::create_dir(&tmp)
-            .map_err(io_err("create", &tmp))
+        let res = self
+            .index_before(None, &rec)
+            .and_then(|()| fs::create_dir(&tmp).map_err(io_err("create", &tmp)))
             .and_then(|()| self.write(&tmp, &rec))
             .and_then(|()| fs::rename(&tmp, &dest).map_err(io_err("rename", &dest)));
         if let Err(e) = res {
             let _ = fs::remove_dir_all(&tmp);
+            let _ = self.index.drop_name(&rec.name, &id);
+            let _ = self.index.set_live(&id, false);
             return Err(e);
         }
         Ok(rec)
@@ -360,7 +406,7 @@ impl Store {
         if new.name != old.name {
             new.name = name::validate(&new.name)?;
             if new.name != old.name {
-                if let Some(r) = self.load_all()?.iter().find(|r| r.name == new.name) {
+                if let Some(r) = self.by_name(&new.name)? {
                     return Err(StoreError::NameInUse {
                         name: new.name,
                         short_id: r.short_id().to_string(),
@@ -368,8 +414,34 @@ impl Store {
                 }
             }
         }
+        self.index_before(Some(&old), &new)?;
         self.write(&self.container_dir(&old.id), &new)?;
+        self.index_after(&old, &new)?;
         Ok(new)
+    }
+
+    /// Index entries `new` needs, added before it is written (under the lock).
+    fn index_before(&self, old: Option<&Record>, new: &Record) -> Result<()> {
+        let err = || io_err("index", &self.dir);
+        if old.is_none_or(|o| o.name != new.name) {
+            self.index.set_name(&new.name, &new.id).map_err(err())?;
+        }
+        if needs_check(new) && !old.is_some_and(needs_check) {
+            self.index.set_live(&new.id, true).map_err(err())?;
+        }
+        Ok(())
+    }
+
+    /// Index entries dropped once `new` is written (under the lock).
+    fn index_after(&self, old: &Record, new: &Record) -> Result<()> {
+        let err = || io_err("index", &self.dir);
+        if new.name != old.name {
+            self.index.drop_name(&old.name, &old.id).map_err(err())?;
+        }
+        if needs_check(old) && !needs_check(new) {
+            self.index.set_live(&old.id, false).map_err(err())?;
+        }
+        Ok(())
     }
 
     /// Removes `ROOT/containers/<id>/` and everything in it, unless anything
@@ -407,6 +479,11 @@ impl Store {
             }
             _ => {}
         }
+        let err = || io_err("index", &self.dir);
+        if let Some(r) = &rec {
+            self.index.drop_name(&r.name, &id).map_err(err())?;
+        }
+        self.index.set_live(&id, false).map_err(err())?;
         Ok(Removed {
             removed: true,
             id: Some(id),
@@ -420,18 +497,40 @@ impl Store {
     /// clear), a vanished process becomes `exited`. Returns the changed
     /// records.
     pub fn reconcile(&self) -> Result<Vec<Record>> {
+        if !self.dir.is_dir() {
+            return Ok(Vec::new());
+        }
+        if !self.index.valid() {
+            drop(self.lock()?); // rebuilds it
+        }
         // The common case changes nothing: decide without the lock, so the
-        // check at the start of every mydocker command never waits on writers.
-        let stale: Vec<String> = self
-            .load_all()?
-            .into_iter()
-            .filter(|r| fix(r).is_some())
-            .map(|r| r.id)
-            .collect();
-        if stale.is_empty() {
+        // check at the start of every mydocker command never waits on
+        // writers, and look only at the records the live index names.
+        let mut stale = Vec::new();
+        let mut unmark = Vec::new();
+        let live = self
+            .index
+            .live_ids()
+            .map_err(io_err("read index", &self.dir))?;
+        for id in live {
+            match self.read(&id)? {
+                Some(r) if fix(&r).is_some() => stale.push(id),
+                Some(r) if needs_check(&r) => {}
+                // Left by a crash between a write and the index update.
+                _ => unmark.push(id),
+            }
+        }
+        if stale.is_empty() && unmark.is_empty() {
             return Ok(Vec::new());
         }
         let _lock = self.lock()?;
+        for id in unmark {
+            if !self.read(&id)?.as_ref().is_some_and(needs_check) {
+                self.index
+                    .set_live(&id, false)
+                    .map_err(io_err("index", &self.dir))?;
+            }
+        }
         let mut changed = Vec::new();
         for id in stale {
             // Re-read under the lock: a supervisor may have recorded the exit.
@@ -456,6 +555,11 @@ impl Store {
                 }
             }
             self.write(&self.container_dir(&id), &r)?;
+            if !needs_check(&r) {
+                self.index
+                    .set_live(&id, false)
+                    .map_err(io_err("index", &self.dir))?;
+            }
             changed.push(r);
         }
         Ok(changed)
@@ -549,6 +653,149 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert_eq!(s.get("u1").unwrap(), new);
+    }
+
+    fn rec(name: &str) -> Record {
+        Record {
+            image: "busybox".into(),
+            name: name.into(),
+            ..Record::default()
+        }
+    }
+
+    fn names_dir(s: &Store) -> PathBuf {
+        s.containers_dir().join(".names")
+    }
+
+    fn live_dir(s: &Store) -> PathBuf {
+        s.containers_dir().join(".live")
+    }
+
+    #[test]
+    fn name_index_follows_create_rename_and_remove() {
+        let r = root("idx");
+        let s = Store::open(&r.0);
+        let a = s.create(rec("alpha")).unwrap();
+        assert_eq!(s.index.name("alpha").as_deref(), Some(a.id.as_str()));
+        assert!(s.index.valid());
+
+        s.update_with("alpha", |x| x.name = "beta".into()).unwrap();
+        assert_eq!(s.index.name("alpha"), None);
+        assert_eq!(s.index.name("beta").as_deref(), Some(a.id.as_str()));
+        assert!(matches!(
+            s.get("alpha"),
+            Err(StoreError::NoSuchContainer { .. })
+        ));
+        assert_eq!(s.get("beta").unwrap().id, a.id);
+        // The old name is free again, the new one taken.
+        let b = s.create(rec("alpha")).unwrap();
+        assert!(matches!(
+            s.create(rec("beta")),
+            Err(StoreError::NameInUse { .. })
+        ));
+        assert_eq!(s.get("/alpha").unwrap().id, b.id);
+
+        s.remove("beta", false).unwrap();
+        assert_eq!(s.index.name("beta"), None);
+        assert!(matches!(
+            s.get("beta"),
+            Err(StoreError::NoSuchContainer { .. })
+        ));
+        assert_eq!(fs::read_dir(names_dir(&s)).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn stale_name_entries_are_ignored_and_replaced() {
+        let r = root("stale");
+        let s = Store::open(&r.0);
+        let a = s.create(rec("web")).unwrap();
+        // As a crash between the index and the record would leave them: an
+        // entry to a record that is gone, one to a record of another name.
+        std::os::unix::fs::symlink("f".repeat(64), names_dir(&s).join("ghost")).unwrap();
+        std::os::unix::fs::symlink(&a.id, names_dir(&s).join("other")).unwrap();
+        for n in ["ghost", "other"] {
+            assert!(
+                matches!(s.get(n), Err(StoreError::NoSuchContainer { .. })),
+                "{n}"
+            );
+        }
+        let g = s.create(rec("ghost")).unwrap();
+        assert_eq!(s.get("ghost").unwrap().id, g.id);
+        s.update_with("web", |x| x.name = "other".into()).unwrap();
+        assert_eq!(s.get("other").unwrap().id, a.id);
+    }
+
+    #[test]
+    fn a_missing_or_outdated_index_is_rebuilt_from_the_records() {
+        let r = root("rebuild");
+        let s = Store::open(&r.0);
+        let a = s.create(rec("one")).unwrap();
+        let b = s
+            .update_with(&s.create(rec("two")).unwrap().id, |x| {
+                x.status = Status::Running;
+                x.pid = std::process::id();
+            })
+            .unwrap();
+        assert!(live_dir(&s).join(&b.id).exists());
+        assert!(!live_dir(&s).join(&a.id).exists());
+        // A root of an older ctrstate (no index), and one from another
+        // boot (a power loss may have lost unsynced entries).
+        for damage in ["remove", "stamp"] {
+            if damage == "remove" {
+                fs::remove_dir_all(names_dir(&s)).unwrap();
+                fs::remove_dir_all(live_dir(&s)).unwrap();
+                fs::remove_file(s.containers_dir().join(".index")).unwrap();
+            } else {
+                fs::remove_file(names_dir(&s).join("one")).unwrap();
+                fs::remove_file(live_dir(&s).join(&b.id)).unwrap();
+                fs::write(s.containers_dir().join(".index"), "index 1 old-boot\n").unwrap();
+            }
+            assert!(!s.index.valid());
+            // Readers scan meanwhile.
+            assert_eq!(s.get("one").unwrap().id, a.id);
+            // reconcile rebuilds before it reads the live index.
+            assert_eq!(s.reconcile().unwrap(), vec![]);
+            assert!(s.index.valid(), "{damage}");
+            assert_eq!(s.index.name("one").as_deref(), Some(a.id.as_str()));
+            assert_eq!(s.index.name("two").as_deref(), Some(b.id.as_str()));
+            assert_eq!(s.index.live_ids().unwrap(), vec![b.id.clone()]);
+        }
+        // A writer rebuilds too.
+        fs::remove_file(s.containers_dir().join(".index")).unwrap();
+        fs::remove_dir_all(names_dir(&s)).unwrap();
+        assert!(matches!(
+            s.create(rec("one")),
+            Err(StoreError::NameInUse { .. })
+        ));
+        assert!(s.index.valid());
+    }
+
+    #[test]
+    fn reconcile_reads_only_live_records_and_settles_them() {
+        let r = root("live");
+        let s = Store::open(&r.0);
+        let gone = s.create(rec("gone")).unwrap();
+        // A pid that cannot exist (above pid_max's limit).
+        s.update_with("gone", |x| {
+            x.status = Status::Running;
+            x.pid = 4_194_305;
+        })
+        .unwrap();
+        s.create(rec("idle")).unwrap();
+        // An exited record with a marker left by a crash is unmarked.
+        let idle = s.get("idle").unwrap();
+        fs::File::create(live_dir(&s).join(&idle.id)).unwrap();
+        let changed = s.reconcile().unwrap();
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].id, gone.id);
+        assert_eq!(changed[0].status, Status::Exited);
+        assert_eq!(changed[0].exit_code, VANISHED_EXIT_CODE);
+        assert_eq!(s.index.live_ids().unwrap(), Vec::<String>::new());
+        assert_eq!(s.reconcile().unwrap(), vec![]);
+        // A corrupt record outside the live index does not stop reconcile
+        // (it reads only the live ones).
+        fs::write(s.container_dir(&idle.id).join(STATE), "{").unwrap();
+        assert_eq!(s.reconcile().unwrap(), vec![]);
     }
 
     #[test]
