@@ -138,7 +138,11 @@ impl Index {
     pub fn live_ids(&self) -> io::Result<Vec<String>> {
         let dir = self.dir.join(LIVE);
         let mut out = Vec::new();
-        for e in fs::read_dir(&dir)? {
+        let entries = match fs::read_dir(&dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            r => r?,
+        };
+        for e in entries {
             if let Some(id) = e?.file_name().to_str().filter(|n| is_full_id(n)) {
                 out.push(id.to_string());
             }

@@ -73,7 +73,10 @@
 //!   under that directory (per /proc/self/mountinfo), so nothing is deleted
 //!   through a mount. Prints `{"removed":true,"id":ID,"name":NAME}`; with
 //!   `--force` an unknown REF prints `{"removed":false}` and exits 0. A
-//!   directory without `state.json` can be removed by its full id.
+//!   directory without `state.json` can be removed by its full id. The
+//!   directory is renamed to `ROOT/containers/.removing/<id>` (the record
+//!   is gone at once) and then deleted; a removal a crash cut short stays
+//!   there (`Store::removing()` lists them) until `rm ID` finishes it.
 //! - `ctrstate reconcile` - first, an abandoned launch: a `created` record
 //!   with a `supervisorPid` or a non-zero `pid` whose supervisor is gone (or
 //!   was never recorded) keeps `created` (and its `pid`, for the caller to
@@ -94,7 +97,8 @@
 //!
 //! `Store::open(root)` then `create`, `get`, `list`, `update` (a merge
 //! patch), `update_with` (a closure editing the `Record`), `remove`,
-//! `reconcile`, `container_dir(id)`; errors are `StoreError` with `exit_code()`. Also
+//! `reconcile`, `needs_reconcile` (whether `reconcile` would change
+//! anything: lock-free, read-only), `removing`, `container_dir(id)`; errors are `StoreError` with `exit_code()`. Also
 //! `pid_start_time(pid)` and `now_rfc3339()`.
 
 pub mod index;

@@ -20,6 +20,9 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 const STATE: &str = "state.json";
 const LOCK: &str = ".lock";
+/// Where `rm` moves a container directory before deleting it, so a crash
+/// in the middle leaves it there, out of the records, for `rm ID` to finish.
+pub const REMOVING: &str = ".removing";
 /// Exit code `reconcile` records for a process that vanished unobserved
 /// (docker shows such containers as `Exited (255)`).
 pub const VANISHED_EXIT_CODE: i32 = 255;
@@ -143,7 +146,9 @@ impl Store {
         let lock = atomicfile::lock(&path).map_err(io_err("flock", &path))?;
         if !self.index.valid() {
             let all = self.load_all()?;
-            self.index.rebuild(&all).map_err(io_err("rebuild index", &self.dir))?;
+            self.index
+                .rebuild(&all)
+                .map_err(io_err("rebuild index", &self.dir))?;
         }
         Ok(lock)
     }
@@ -221,7 +226,11 @@ impl Store {
                 }
             }
             let mut hits = Vec::new();
-            for id in self.ids()?.into_iter().filter(|id| id.starts_with(reference)) {
+            for id in self
+                .ids()?
+                .into_iter()
+                .filter(|id| id.starts_with(reference))
+            {
                 hits.extend(self.read(&id)?);
             }
             hits
@@ -456,6 +465,21 @@ impl Store {
         };
         let (id, rec) = match self.resolve(reference) {
             Ok(x) => x,
+            // A removal a crash cut short (see below): finish it.
+            Err(StoreError::NoSuchContainer { .. })
+                if is_full_id(reference) && self.dir.join(REMOVING).join(reference).is_dir() =>
+            {
+                let gone = self.dir.join(REMOVING).join(reference);
+                self.remove_tree(&gone)?;
+                self.index
+                    .set_live(reference, false)
+                    .map_err(io_err("index", &self.dir))?;
+                return Ok(Removed {
+                    removed: true,
+                    id: Some(reference.to_string()),
+                    name: None,
+                });
+            }
             Err(StoreError::NoSuchContainer { .. }) if force => {
                 return Ok(Removed {
                     removed: false,
@@ -466,16 +490,17 @@ impl Store {
             Err(e) => return Err(e),
         };
         let dir = self.container_dir(&id);
-        // mountinfo holds absolute, symlink-free paths.
-        let canon = dir.canonicalize().map_err(io_err("resolve", &dir))?;
-        let mounts =
-            mountinfo::mounts_under(&canon).map_err(|source| StoreError::Mountinfo { source })?;
-        if let Some(mount) = mounts.into_iter().next() {
-            return Err(StoreError::Mounted { dir: canon, mount });
-        }
-        match fs::remove_dir_all(&canon) {
+        let canon = self.unmounted(&dir)?;
+        // The record goes at once (a rename); the files after it, so a
+        // crash between leaves no container without its record, only a
+        // directory under .removing (`rm ID` finishes it; mydocker's
+        // reconcile pass does).
+        let removing = self.dir.join(REMOVING);
+        let gone = removing.join(&id);
+        fs::create_dir_all(&removing).map_err(io_err("create", &removing))?;
+        match fs::rename(&canon, &gone) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                return Err(io_err("remove", &canon)(e))
+                return Err(io_err("rename", &canon)(e))
             }
             _ => {}
         }
@@ -484,11 +509,95 @@ impl Store {
             self.index.drop_name(&r.name, &id).map_err(err())?;
         }
         self.index.set_live(&id, false).map_err(err())?;
+        match fs::remove_dir_all(&gone) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(io_err("remove", &gone)(e))
+            }
+            _ => {}
+        }
         Ok(Removed {
             removed: true,
             id: Some(id),
             name: rec.map(|r| r.name),
         })
+    }
+
+    /// True when `reconcile` would change something (or rebuild the
+    /// index). Read-only and lock-free, like `reconcile`'s common case, so
+    /// a caller can skip running it.
+    pub fn needs_reconcile(&self) -> Result<bool> {
+        if !self.dir.is_dir() {
+            return Ok(false);
+        }
+        if !self.index.valid() {
+            return Ok(true);
+        }
+        let (stale, unmark) = self.scan_live()?;
+        Ok(!stale.is_empty() || !unmark.is_empty())
+    }
+
+    /// Reads the records the live index names, without the lock: those
+    /// `reconcile` must fix, and the entries it must drop (left by a crash
+    /// between a write and the index update, or naming a removed record).
+    /// The common case changes nothing, so the check at the start of every
+    /// mydocker command never waits on writers.
+    fn scan_live(&self) -> Result<(Vec<String>, Vec<String>)> {
+        let mut stale = Vec::new();
+        let mut unmark = Vec::new();
+        let live = self
+            .index
+            .live_ids()
+            .map_err(io_err("read index", &self.dir))?;
+        for id in live {
+            match self.read(&id)? {
+                Some(r) if fix(&r).is_some() => stale.push(id),
+                Some(r) if needs_check(&r) => {}
+                _ => unmark.push(id),
+            }
+        }
+        Ok((stale, unmark))
+    }
+
+    /// `dir` made absolute and symlink-free (as mountinfo lists paths),
+    /// refused while anything is mounted at or under it.
+    fn unmounted(&self, dir: &Path) -> Result<PathBuf> {
+        let canon = dir.canonicalize().map_err(io_err("resolve", dir))?;
+        let mounts =
+            mountinfo::mounts_under(&canon).map_err(|source| StoreError::Mountinfo { source })?;
+        match mounts.into_iter().next() {
+            Some(mount) => Err(StoreError::Mounted { dir: canon, mount }),
+            None => Ok(canon),
+        }
+    }
+
+    /// Deletes a directory under .removing (nothing mounted in it).
+    fn remove_tree(&self, dir: &Path) -> Result<()> {
+        let canon = match self.unmounted(dir) {
+            Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Ok(())
+            }
+            r => r?,
+        };
+        match fs::remove_dir_all(&canon) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("remove", &canon)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The full ids under .removing: removals a crash cut short.
+    pub fn removing(&self) -> Vec<String> {
+        fs::read_dir(self.dir.join(REMOVING))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_str()
+                            .filter(|n| is_full_id(n))
+                            .map(String::from)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Settles every record whose process or launch is gone (see
@@ -503,23 +612,7 @@ impl Store {
         if !self.index.valid() {
             drop(self.lock()?); // rebuilds it
         }
-        // The common case changes nothing: decide without the lock, so the
-        // check at the start of every mydocker command never waits on
-        // writers, and look only at the records the live index names.
-        let mut stale = Vec::new();
-        let mut unmark = Vec::new();
-        let live = self
-            .index
-            .live_ids()
-            .map_err(io_err("read index", &self.dir))?;
-        for id in live {
-            match self.read(&id)? {
-                Some(r) if fix(&r).is_some() => stale.push(id),
-                Some(r) if needs_check(&r) => {}
-                // Left by a crash between a write and the index update.
-                _ => unmark.push(id),
-            }
-        }
+        let (stale, unmark) = self.scan_live()?;
         if stale.is_empty() && unmark.is_empty() {
             return Ok(Vec::new());
         }
@@ -796,6 +889,32 @@ mod tests {
         // (it reads only the live ones).
         fs::write(s.container_dir(&idle.id).join(STATE), "{").unwrap();
         assert_eq!(s.reconcile().unwrap(), vec![]);
+    }
+
+    #[test]
+    fn rm_moves_the_directory_out_first_and_finishes_a_cut_short_removal() {
+        let r = root("rm");
+        let s = Store::open(&r.0);
+        let a = s.create(rec("keep")).unwrap();
+        let b = s.create(rec("gone")).unwrap();
+        fs::write(s.container_dir(&b.id).join("log"), "x").unwrap();
+        let out = s.remove("gone", false).unwrap();
+        assert_eq!(out.id.as_deref(), Some(b.id.as_str()));
+        assert!(!s.container_dir(&b.id).exists());
+        assert_eq!(s.removing(), Vec::<String>::new());
+        // What a kill between the rename and the delete leaves.
+        let cut = s.containers_dir().join(REMOVING).join(&a.id);
+        fs::rename(s.container_dir(&a.id), &cut).unwrap();
+        assert_eq!(s.removing(), vec![a.id.clone()]);
+        assert!(matches!(
+            s.get("keep"),
+            Err(StoreError::NoSuchContainer { .. })
+        ));
+        let out = s.remove(&a.id, false).unwrap();
+        assert!(out.removed);
+        assert!(!cut.exists());
+        assert!(s.removing().is_empty());
+        assert!(!s.remove(&a.id, true).unwrap().removed);
     }
 
     #[test]

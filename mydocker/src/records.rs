@@ -1,9 +1,12 @@
-//! Container records, read through `ctrstate`.
+//! Container records, kept by `ctrstate`. Writes go through the tool;
+//! reads use its library in-process (readers take no lock by ctrstate's
+//! contract: records change by rename), which saves a process and a
+//! JSON round trip on every `ps`, `inspect` and name lookup.
 
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use ctrstate::record::Record;
-use ctrstate::RecordPatch;
+use ctrstate::{RecordPatch, Store};
 
 /// `ctrstate update ID` with a typed patch.
 pub fn update(ctx: &Ctx, id: &str, patch: &RecordPatch) -> Result<()> {
@@ -14,18 +17,22 @@ pub fn update(ctx: &Ctx, id: &str, patch: &RecordPatch) -> Result<()> {
         .map(drop)
 }
 
-pub fn get(ctx: &Ctx, r: &str) -> Result<Record> {
-    ctx.ctrstate()
-        .args(["get", r])
-        .parse()
-        .map_err(|e| match e {
-            Error::Tool { msg, .. } => Error::Daemon(msg),
-            e => e,
-        })
+fn store(ctx: &Ctx) -> Store {
+    Store::open(&ctx.root)
 }
 
+/// The record of a full id, name or unique id prefix (as `ctrstate get`).
+pub fn get(ctx: &Ctx, r: &str) -> Result<Record> {
+    store(ctx).get(r).map_err(|e| Error::Daemon(e.to_string()))
+}
+
+/// Every record, newest first (as `ctrstate ls`).
 pub fn list(ctx: &Ctx) -> Result<Vec<Record>> {
-    ctx.ctrstate().arg("ls").parse()
+    store(ctx).list().map_err(|e| Error::Tool {
+        tool: "ctrstate".into(),
+        step: "ls".into(),
+        msg: e.to_string(),
+    })
 }
 
 /// Crash recovery, at the start of every command: `ctrstate reconcile`
@@ -38,6 +45,11 @@ pub fn list(ctx: &Ctx) -> Result<Vec<Record>> {
 /// the next command.
 pub fn reconcile(ctx: &Ctx) {
     finish_removals(ctx);
+    // The usual answer is "nothing to do", found without a process: the
+    // tool runs (and takes its lock) only when something changes.
+    if !store(ctx).needs_reconcile().unwrap_or(true) {
+        return;
+    }
     let Ok(changed) = ctx.ctrstate().arg("reconcile").parse::<Vec<Record>>() else {
         return;
     };
@@ -62,21 +74,16 @@ pub fn reconcile(ctx: &Ctx) {
 }
 
 /// Finishes the `rm` of every container whose record is gone but whose
-/// directory is not: `ctrstate rm` removes the directory entry by entry, so
-/// a kill in the middle leaves it without `state.json` (a container
-/// directory never appears without one: `ctrstate create` renames it into
-/// place whole). `rm` releases everything else before it removes the
-/// record; the teardown is redone anyway, being idempotent and cheap.
+/// directory is not: `ctrstate rm` moves the directory under `.removing`
+/// and then deletes it, so a kill in the middle leaves it there (one
+/// readdir finds them; a container directory never appears without its
+/// record: `ctrstate create` renames it into place whole). `rm` releases
+/// everything else before it removes the record; the teardown (which
+/// ends with `ctrstate rm ID`, finishing the delete) is redone anyway,
+/// being idempotent and cheap.
 fn finish_removals(ctx: &Ctx) {
-    let Ok(dir) = std::fs::read_dir(ctx.container_dir("")) else {
-        return;
-    };
-    for e in dir.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let full_id = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
-        if full_id && !e.path().join("state.json").exists() && e.path().is_dir() {
-            let _ = crate::teardown::remove_teardown(ctx, &name);
-        }
+    for id in store(ctx).removing() {
+        let _ = crate::teardown::remove_teardown(ctx, &id);
     }
 }
 
