@@ -15,6 +15,9 @@
 //! `ROOT/containers/.lock`. Every write is atomic (temp file in the same
 //! directory, fsync, rename; `create` renames a whole new directory into
 //! place), so readers (`get`, `ls`) take no lock and never see a torn file.
+//! A record whose `config.autoRemove` is `true` (mydocker's run options of a
+//! `--rm` container) is written without the fsyncs: the same rename, but
+//! not durable, since such a container is gone once it exits anyway.
 //!
 //! ## The record (`Record`)
 //!
