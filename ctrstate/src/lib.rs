@@ -115,7 +115,7 @@ pub mod time;
 pub use patch::RecordPatch;
 pub use procfs::pid_start_time;
 pub use record::{is_full_id, Record, Status};
-pub use store::{Removed, Store, StoreError};
+pub use store::{RawRecord, Removed, Store, StoreError};
 pub use time::{now_rfc3339, ZERO_TIME};
 
 /// Parses `create` input: a JSON object (empty input counts as `{}`). A

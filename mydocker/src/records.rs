@@ -6,7 +6,7 @@
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use ctrstate::record::Record;
-use ctrstate::{RecordPatch, Store};
+use ctrstate::{RawRecord, RecordPatch, Store};
 
 /// `ctrstate update ID` with a typed patch.
 pub fn update(ctx: &Ctx, id: &str, patch: &RecordPatch) -> Result<()> {
@@ -26,13 +26,26 @@ pub fn get(ctx: &Ctx, r: &str) -> Result<Record> {
     store(ctx).get(r).map_err(|e| Error::Daemon(e.to_string()))
 }
 
-/// Every record, newest first (as `ctrstate ls`).
-pub fn list(ctx: &Ctx) -> Result<Vec<Record>> {
-    store(ctx).list().map_err(|e| Error::Tool {
+/// Every record newest first, each parsed on demand (`parse`).
+pub fn list_raw(ctx: &Ctx) -> Result<Vec<RawRecord>> {
+    store(ctx).list_raw().map_err(ls_error)
+}
+
+pub fn parse(raw: &RawRecord) -> Result<Record> {
+    raw.parse().map_err(ls_error)
+}
+
+fn ls_error(e: ctrstate::StoreError) -> Error {
+    Error::Tool {
         tool: "ctrstate".into(),
         step: "ls".into(),
         msg: e.to_string(),
-    })
+    }
+}
+
+/// Every record, newest first (as `ctrstate ls`).
+pub fn list(ctx: &Ctx) -> Result<Vec<Record>> {
+    store(ctx).list().map_err(ls_error)
 }
 
 /// Crash recovery, at the start of every command: `ctrstate reconcile`
