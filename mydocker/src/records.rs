@@ -23,7 +23,10 @@ fn store(ctx: &Ctx) -> Store {
 
 /// The record of a full id, name or unique id prefix (as `ctrstate get`).
 pub fn get(ctx: &Ctx, r: &str) -> Result<Record> {
-    store(ctx).get(r).map_err(|e| Error::Daemon(e.to_string()))
+    let rec = store(ctx)
+        .get(r)
+        .map_err(|e| Error::Daemon(e.to_string()))?;
+    Ok(settled(ctx, rec))
 }
 
 /// Every record newest first, each parsed on demand (`parse`).
@@ -31,8 +34,8 @@ pub fn list_raw(ctx: &Ctx) -> Result<Vec<RawRecord>> {
     store(ctx).list_raw().map_err(ls_error)
 }
 
-pub fn parse(raw: &RawRecord) -> Result<Record> {
-    raw.parse().map_err(ls_error)
+pub fn parse(ctx: &Ctx, raw: &RawRecord) -> Result<Record> {
+    raw.parse().map(|r| settled(ctx, r)).map_err(ls_error)
 }
 
 fn ls_error(e: ctrstate::StoreError) -> Error {
@@ -45,7 +48,44 @@ fn ls_error(e: ctrstate::StoreError) -> Error {
 
 /// Every record, newest first (as `ctrstate ls`).
 pub fn list(ctx: &Ctx) -> Result<Vec<Record>> {
-    store(ctx).list().map_err(ls_error)
+    let all = store(ctx).list().map_err(ls_error)?;
+    Ok(all.into_iter().map(|r| settled(ctx, r)).collect())
+}
+
+/// How long a read waits for a supervisor to record an exit.
+const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `r`, or what its supervisor records next when `r` claims a process that
+/// is gone (reaped) while its supervisor lives: the supervisor runs the
+/// stop teardown and then records the exit (`supervise::finish`), and a
+/// command in that window must not show the container running (an `exec`
+/// right after would fail). Waits at most SETTLE_LIMIT; costs one
+/// /proc read for a live record.
+fn settled(ctx: &Ctx, r: Record) -> Record {
+    use ctrstate::record::Status;
+    let stale = |x: &Record| {
+        matches!(x.status, Status::Running | Status::Paused)
+            && x.pid != 0
+            && !alive(x.pid, x.pid_start_time)
+    };
+    if !stale(&r) {
+        return r;
+    }
+    let until = std::time::Instant::now() + SETTLE_LIMIT;
+    let mut cur = r;
+    while cur
+        .supervisor_pid
+        .is_some_and(|s| ctrstate::procfs::stat(s).is_some_and(|st| st.state != 'Z'))
+        && std::time::Instant::now() < until
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        match peek(ctx, &cur.id) {
+            Some(n) if stale(&n) => cur = n,
+            Some(n) => return n,
+            None => break,
+        }
+    }
+    cur
 }
 
 /// Crash recovery, at the start of every command: `ctrstate reconcile`
