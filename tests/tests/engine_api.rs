@@ -268,6 +268,35 @@ fn docker_run_attached_prints_output_and_gives_exit_codes() {
     assert_eq!(d.inspect("apikept")["State"]["ExitCode"], 7);
     svc.docker_ok(&["rm", "apikept"]);
     assert!(mydocker_ids(&d).is_empty(), "{:?}", mydocker_ids(&d));
+
+    // run's own codes: 127 a command not found, 126 one not executable,
+    // 125 an error before the start; the daemon's error said once.
+    for (cmd, code, words) in [
+        ("nosuchcmd", 127, "executable file not found"),
+        ("/etc/passwd", 126, "permission denied"),
+    ] {
+        let out = svc.docker(&["run", "--rm", "--network", "none", "busybox", cmd]);
+        assert_exit_code(&out, code);
+        let err = stderr(&out);
+        assert_eq!(
+            err.matches("Error response from daemon").count(),
+            1,
+            "{err}"
+        );
+        assert!(err.contains(words), "{err}");
+        assert!(err.contains("Run 'docker run --help'"), "{err}");
+    }
+    let out = svc.docker(&["run", "--rm", "--name", "a b", "busybox", "true"]);
+    assert_exit_code(&out, 125);
+    assert!(
+        stderr(&out)
+            .contains("Invalid container name (a b), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
+        "{}",
+        stderr(&out)
+    );
+    wait_for("the --rm containers gone", 10, || {
+        mydocker_ids(&d).is_empty()
+    });
 }
 
 #[test]
@@ -302,6 +331,10 @@ fn errors_are_dockers_and_versions_negotiate() {
         r#"{"Image": "busybox", "HostConfig": {"Runtime": "runc"}}"#,
     );
     assert_eq!(st, 400, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["message"],
+        "HostConfig.Runtime is not supported by mydocker"
+    );
     let (st, _, _) = svc.http("GET", "/v1.99/info", "");
     assert_eq!(st, 400);
     let (st, _, body) = svc.http("GET", "/info", "");
@@ -363,6 +396,23 @@ fn docker_load_through_the_api() {
     let out = svc.docker_ok(&["load", "-i", saved.to_str().unwrap()]);
     assert!(out.contains("Loaded image: copy:v1"), "{out}");
     assert!(d.ok(&["images"]).contains("copy"));
+    // `docker load < tar`: the archive on the client's stdin.
+    d.ok(&["rmi", "copy:v1"]);
+    let out = svc
+        .docker_cmd(&["load"])
+        .stdin(std::fs::File::open(&saved).unwrap())
+        .output()
+        .unwrap();
+    assert_exit_code(&out, 0);
+    assert!(
+        stdout(&out).contains("Loaded image: copy:v1"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        svc.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}", "copy"]),
+        "copy:v1"
+    );
     let _ = std::fs::remove_file(saved);
 }
 
@@ -432,6 +482,61 @@ fn logs_follow_ends_with_the_container_and_a_client_that_leaves_harms_nothing() 
     assert_eq!(stdout(&f), "a\nb\n");
     assert_eq!(d.inspect(&id)["State"]["Status"], "exited");
     svc.docker_ok(&["rm", &id]);
+
+    // -f on a running container follows until `docker stop` ends it.
+    let id = svc.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo up; trap 'echo bye; exit 0' TERM; while :; do sleep 0.1; done",
+    ]);
+    let follower = svc
+        .docker_cmd(&["logs", "-f", &id])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the container's first line", 10, || {
+        d.run(&["logs", &id]).stdout == b"up\n"
+    });
+    svc.docker_ok(&["stop", "-t", "5", &id]);
+    let f = follower.wait_with_output().unwrap();
+    assert_exit_code(&f, 0);
+    assert_eq!(stdout(&f), "up\nbye\n");
+    assert_eq!(d.inspect(&id)["State"]["ExitCode"], 0);
+    svc.docker_ok(&["rm", &id]);
+
+    // An attached `docker run` killed mid-stream: the container runs on.
+    let mut attached = svc
+        .docker_cmd(&[
+            "run",
+            "--name",
+            "apiattached",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "while :; do echo tick; sleep 0.2; done",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the attached container", 10, || {
+        d.run(&["logs", "apiattached"]).stdout.starts_with(b"tick")
+    });
+    attached.kill().unwrap();
+    let _ = attached.wait();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert_eq!(d.inspect("apiattached")["State"]["Status"], "running");
+    let before = d.run(&["logs", "apiattached"]).stdout.len();
+    wait_for("more output after the client left", 10, || {
+        d.run(&["logs", "apiattached"]).stdout.len() > before
+    });
+    svc.docker_ok(&["rm", "-f", "apiattached"]);
 
     // A follower and a waiter killed mid-stream: the container and the service go on.
     let id = svc.docker_ok(&["run", "-d", "--network", "none", "busybox", "sleep", "60"]);

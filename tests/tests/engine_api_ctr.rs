@@ -436,9 +436,14 @@ fn bad_requests_get_dockers_codes_and_a_client_that_leaves_harms_nothing() {
         r#"{"Image": "busybox", "HostConfig": {"LogConfig": {"Type": "syslog"}}}"#,
     );
     assert_eq!(st, 400, "{msg}");
+    assert!(msg.contains("no log driver named 'syslog'"), "{msg}");
     let out = svc.docker(&["run", "--log-driver", "syslog", "busybox", "true"]);
     assert_exit_code(&out, 125);
-    assert!(stderr(&out).contains("LogConfig"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no log driver named 'syslog' is registered"),
+        "{}",
+        stderr(&out)
+    );
 
     // A stats stream and an exec whose clients die: the container and the
     // service go on.

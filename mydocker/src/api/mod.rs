@@ -356,7 +356,7 @@ fn route(svc: &Arc<Service>, conn: &mut Conn, req: &mut Request) -> ApiResult<()
         ("POST", ["containers", id, "rename"]) => ctrops::rename(svc, conn, req, id),
         ("POST", ["containers", id, "update"]) => ctrops::update(svc, conn, req, id),
         ("POST", ["containers", id, "resize"]) => ctrops::resize(svc, conn, req, id),
-        ("GET", ["images", "json"]) => images::list(svc, conn),
+        ("GET", ["images", "json"]) => images::list(svc, conn, req),
         ("POST", ["images", "load"]) => images::load(svc, conn, req),
         ("POST", ["images", "create"]) => images::pull(req),
         ("GET", ["images", rest @ .., "json"]) if !rest.is_empty() => {
