@@ -1,102 +1,12 @@
 //! End-to-end: `mydocker system service` driven by the real docker CLI
-//! (`docker -H unix://SOCK`) and the Python `docker` SDK, compared with
+//! (DOCKER_HOST at the test's socket, `e2e::apisvc`) and the Python `docker` SDK, compared with
 //! what the mydocker CLI shows for the same containers.
 
+use e2e::apisvc::{docker_cli_present, ApiService as Service};
 use e2e::docker::{stderr, stdout, Docker};
-use e2e::{assert_exit_code, bin, require_root, skip_unless, wait_for, TempDir};
+use e2e::{assert_exit_code, require_root, skip_unless, wait_for};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-
-/// A running service on a temp socket over `d`'s root; killed on drop.
-struct Service {
-    child: Child,
-    sock: PathBuf,
-    _dir: TempDir,
-    /// A private docker CLI config dir (the CLI writes to it).
-    config: TempDir,
-}
-
-impl Service {
-    fn start(d: &Docker, timeout: u32) -> Service {
-        let dir = TempDir::new("api");
-        let sock = dir.path().join("docker.sock");
-        let child = Command::new(bin("mydocker"))
-            .arg("--root")
-            .arg(d.root.path())
-            .args([
-                "system",
-                "service",
-                "--timeout",
-                &timeout.to_string(),
-                "--socket",
-            ])
-            .arg(&sock)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let s = Service {
-            child,
-            sock,
-            _dir: dir,
-            config: TempDir::new("dockercfg"),
-        };
-        wait_for("the service socket", 10, || {
-            UnixStream::connect(&s.sock).is_ok()
-        });
-        s
-    }
-    fn docker_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("docker");
-        c.arg("-H")
-            .arg(format!("unix://{}", self.sock.display()))
-            .args(args)
-            .env("DOCKER_CONFIG", self.config.path())
-            .env_remove("DOCKER_HOST")
-            .stdin(Stdio::null());
-        c
-    }
-    fn docker(&self, args: &[&str]) -> Output {
-        self.docker_cmd(args).output().unwrap()
-    }
-    fn docker_ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert_exit_code(&out, 0);
-        stdout(&out).trim().to_string()
-    }
-    /// One raw HTTP/1.0 request: (status, headers, body).
-    fn http(&self, method: &str, path: &str, body: &str) -> (u16, String, String) {
-        let mut s = UnixStream::connect(&self.sock).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: d\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-        let status = head.split(' ').nth(1).unwrap_or("0").parse().unwrap();
-        (status, head.to_string(), body.to_string())
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn docker_cli_present() -> bool {
-    Command::new("docker")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
+use std::process::{Command, Stdio};
 
 macro_rules! require_docker_cli {
     () => {
@@ -122,7 +32,7 @@ fn mydocker_ids(d: &Docker) -> Vec<String> {
 fn docker_cli_runs_lists_logs_inspects_stops_and_removes() {
     require_docker_cli!();
     let d = Docker::new();
-    let svc = Service::start(&d, 0);
+    let svc = Service::start(&d);
     let v = svc.docker_ok(&["version"]);
     assert!(v.contains("Server: mydocker"), "{v}");
     assert!(v.contains("API version:       1.41"), "{v}");
@@ -229,7 +139,7 @@ fn docker_cli_runs_lists_logs_inspects_stops_and_removes() {
 fn docker_run_attached_prints_output_and_gives_exit_codes() {
     require_docker_cli!();
     let d = Docker::new();
-    let svc = Service::start(&d, 0);
+    let svc = Service::start(&d);
     // The default network (the CLI sends NetworkMode "default": the bridge).
     let hi = svc.docker(&["run", "--rm", "busybox", "echo", "hi"]);
     assert_exit_code(&hi, 0);
@@ -303,29 +213,29 @@ fn docker_run_attached_prints_output_and_gives_exit_codes() {
 fn errors_are_dockers_and_versions_negotiate() {
     require_docker_cli!();
     let d = Docker::new();
-    let svc = Service::start(&d, 0);
-    let (st, head, body) = svc.http("HEAD", "/_ping", "");
+    let svc = Service::start(&d);
+    let (st, head, body) = svc.http_full("HEAD", "/_ping", "");
     assert_eq!(st, 200);
     assert!(head.contains("API-Version: 1.41"), "{head}");
     assert!(head.contains("OSType: linux"), "{head}");
     assert_eq!(body, "");
-    let (st, _, body) = svc.http("GET", "/v1.41/_ping", "");
+    let (st, body) = svc.http("GET", "/v1.41/_ping", "");
     assert_eq!((st, body.as_str()), (200, "OK"));
-    let (st, _, body) = svc.http("GET", "/v1.41/containers/nope/json", "");
+    let (st, body) = svc.http("GET", "/v1.41/containers/nope/json", "");
     assert_eq!(st, 404);
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap()["message"],
         "No such container: nope"
     );
-    let (st, _, body) = svc.http("POST", "/containers/create", "{\"Image\": ");
+    let (st, body) = svc.http("POST", "/containers/create", "{\"Image\": ");
     assert_eq!(st, 400, "{body}");
-    let (st, _, body) = svc.http("POST", "/containers/create", r#"{"Image": "nosuch"}"#);
+    let (st, body) = svc.http("POST", "/containers/create", r#"{"Image": "nosuch"}"#);
     assert_eq!(st, 404);
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap()["message"],
         "No such image: nosuch:latest"
     );
-    let (st, _, body) = svc.http(
+    let (st, body) = svc.http(
         "POST",
         "/containers/create",
         r#"{"Image": "busybox", "HostConfig": {"Runtime": "runc"}}"#,
@@ -335,12 +245,12 @@ fn errors_are_dockers_and_versions_negotiate() {
         serde_json::from_str::<Value>(&body).unwrap()["message"],
         "HostConfig.Runtime is not supported by mydocker"
     );
-    let (st, _, _) = svc.http("GET", "/v1.99/info", "");
+    let (st, _) = svc.http("GET", "/v1.99/info", "");
     assert_eq!(st, 400);
-    let (st, _, body) = svc.http("GET", "/info", "");
+    let (st, body) = svc.http("GET", "/info", "");
     assert_eq!(st, 200);
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["Images"], 1);
-    let (st, _, body) = svc.http("GET", "/images/busybox/json", "");
+    let (st, body) = svc.http("GET", "/images/busybox/json", "");
     assert_eq!(st, 200);
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap()["RepoTags"][0],
@@ -368,13 +278,13 @@ fn errors_are_dockers_and_versions_negotiate() {
 fn stopping_the_service_stops_no_container_and_idle_timeout_ends_it() {
     require_docker_cli!();
     let d = Docker::new();
-    let mut svc = Service::start(&d, 0);
+    let mut svc = Service::start(&d);
     let id = svc.docker_ok(&["run", "-d", "--network", "none", "busybox", "sleep", "60"]);
     let _ = svc.child.kill();
     let _ = svc.child.wait();
     assert_eq!(d.inspect(&id)["State"]["Status"], "running");
     // A new service sees it, and an idle one exits by itself, socket gone.
-    let mut again = Service::start(&d, 1);
+    let mut again = Service::start_with_timeout(&d, 1);
     assert_eq!(again.docker_ok(&["ps", "-q", "--no-trunc"]), id);
     wait_for("the idle service to exit", 15, || {
         again.child.try_wait().unwrap().is_some()
@@ -388,7 +298,7 @@ fn stopping_the_service_stops_no_container_and_idle_timeout_ends_it() {
 fn docker_load_through_the_api() {
     require_docker_cli!();
     let d = Docker::new();
-    let svc = Service::start(&d, 0);
+    let svc = Service::start(&d);
     d.ok(&["tag", "busybox", "copy:v1"]);
     let saved = d.root.path().join("copy.tar");
     d.ok(&["save", "-o", saved.to_str().unwrap(), "copy:v1"]);
@@ -427,7 +337,7 @@ fn python_sdk_pings_runs_and_lists() {
         "no python3 docker SDK (python3-docker)"
     );
     let d = Docker::new();
-    let svc = Service::start(&d, 0);
+    let svc = Service::start(&d);
     let script = format!(
         r#"
 import docker
@@ -465,7 +375,7 @@ print(c.containers.run("busybox", ["echo", "x"], remove=True, network_mode="none
 fn logs_follow_ends_with_the_container_and_a_client_that_leaves_harms_nothing() {
     require_docker_cli!();
     let d = Docker::new();
-    let svc = Service::start(&d, 0);
+    let svc = Service::start(&d);
     let id = svc.docker_ok(&[
         "run",
         "-d",
@@ -564,7 +474,7 @@ fn logs_follow_ends_with_the_container_and_a_client_that_leaves_harms_nothing() 
 fn a_start_that_fails_is_dockers_error_and_removes_an_auto_remove_container() {
     require_docker_cli!();
     let d = Docker::new();
-    let svc = Service::start(&d, 0);
+    let svc = Service::start(&d);
     let out = svc
         .docker_cmd(&[
             "run",
