@@ -472,3 +472,174 @@ fn bad_requests_get_dockers_codes_and_a_client_that_leaves_harms_nothing() {
     assert_eq!(st, 409);
     svc.docker_ok(&["rm", "apibad"]);
 }
+
+#[test]
+fn create_maps_log_config_healthchecks_and_container_modes() {
+    require_docker_cli!();
+    let d = Docker::new();
+    let svc = Service::start(&d);
+
+    // --log-opt: json-file rotated at max-size, max-file files kept.
+    let id = svc.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=2",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in $(seq 300); do echo line-$i; done",
+    ]);
+    assert_eq!(svc.docker_ok(&["wait", &id]), "0");
+    assert_eq!(
+        svc.docker_ok(&["inspect", "-f", "{{json .HostConfig.LogConfig}}", &id]),
+        r#"{"Type":"json-file","Config":{"max-file":"2","max-size":"1k"}}"#
+    );
+    let dir = d.root.path().join("containers").join(&id);
+    assert!(dir.join(format!("{id}-json.log.1")).exists());
+    assert!(!dir.join(format!("{id}-json.log.2")).exists());
+    let logs = svc.docker_ok(&["logs", &id]);
+    assert!(logs.ends_with("line-300"), "{logs}");
+    assert!(!logs.contains("line-1\n"), "{logs}");
+    // --log-driver none: nothing to read, docker's error.
+    let id = svc.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--log-driver",
+        "none",
+        "busybox",
+        "echo",
+        "hi",
+    ]);
+    assert_eq!(
+        svc.docker_ok(&["inspect", "-f", "{{.HostConfig.LogConfig.Type}}", &id]),
+        "none"
+    );
+    let out = svc.docker(&["logs", &id]);
+    assert_exit_code(&out, 1);
+    assert!(
+        stderr(&out).contains("configured logging driver does not support reading"),
+        "{}",
+        stderr(&out)
+    );
+    let out = svc.docker(&["run", "--rm", "--log-opt", "max-size=x", "busybox", "true"]);
+    assert_exit_code(&out, 125);
+    assert!(stderr(&out).contains("max-size"), "{}", stderr(&out));
+
+    // --health-*: State.Health in docker inspect, the status in ps.
+    sleeper(
+        &svc,
+        "apihealth",
+        &[
+            "--health-cmd",
+            "test -f /tmp/ok",
+            "--health-interval",
+            "300ms",
+            "--health-retries",
+            "1",
+        ],
+    );
+    let health =
+        |svc: &Service| svc.docker_ok(&["inspect", "-f", "{{.State.Health.Status}}", "apihealth"]);
+    wait_for("unhealthy", 15, || health(&svc) == "unhealthy");
+    d.ok(&["exec", "apihealth", "touch", "/tmp/ok"]);
+    wait_for("healthy", 15, || health(&svc) == "healthy");
+    let ins: Value = serde_json::from_str(&svc.docker_ok(&["inspect", "apihealth"])).unwrap();
+    assert_eq!(ins[0]["Config"]["Healthcheck"]["Test"][0], "CMD-SHELL");
+    assert_eq!(
+        ins[0]["Config"]["Healthcheck"]["Test"][1],
+        "test -f /tmp/ok"
+    );
+    assert!(ins[0]["State"]["Health"]["Log"]
+        .as_array()
+        .is_some_and(|l| !l.is_empty()));
+    let ps = svc.docker_ok(&[
+        "ps",
+        "--filter",
+        "name=apihealth",
+        "--format",
+        "{{.Status}}",
+    ]);
+    assert!(ps.ends_with("(healthy)"), "{ps}");
+
+    // --volumes-from, --pid/--ipc/--network container:X.
+    sleeper(&svc, "apivf", &["-v", "/shared"]);
+    d.ok(&["exec", "apivf", "sh", "-c", "echo vf > /shared/f"]);
+    let out = svc.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--volumes-from",
+        "apivf:ro",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /shared/f; touch /shared/g 2>/dev/null || echo ro",
+    ]);
+    assert_eq!(out, "vf\nro");
+    let ps = svc.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--pid",
+        "container:apivf",
+        "--ipc",
+        "container:apivf",
+        "busybox",
+        "ps",
+        "-o",
+        "comm",
+    ]);
+    assert!(ps.lines().any(|l| l.trim() == "sleep"), "{ps}");
+    let vf_id = d.inspect("apivf")["Id"].as_str().unwrap().to_string();
+    let joined = svc.docker_ok(&[
+        "create",
+        "--network",
+        "container:apivf",
+        "--pid",
+        "container:apivf",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(
+        svc.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.NetworkMode}} {{.HostConfig.PidMode}}",
+            &joined
+        ]),
+        format!("container:{vf_id} container:{vf_id}")
+    );
+    let host = svc.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:apivf",
+        "busybox",
+        "hostname",
+    ]);
+    assert_eq!(host, d.ok(&["exec", "apivf", "hostname"]));
+    let out = svc.docker(&[
+        "run",
+        "--rm",
+        "--pid",
+        "container:apinope",
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("No such container: apinope"),
+        "{}",
+        stderr(&out)
+    );
+    svc.docker_ok(&["rm", "-f", &joined, "apivf", "apihealth"]);
+}

@@ -247,7 +247,10 @@ pub fn create(svc: &Arc<Service>, conn: &mut Conn, req: &mut Request) -> ApiResu
         .map_err(|e| ApiError::new(400, e.to_string()))?;
     // container:X namespaces and --volumes-from, as `mydocker create`
     // resolves them (the targets need only run at start).
-    crate::nsjoin::resolve(ctx, &a, &mut cfg, false)?;
+    // A missing target is a 400 here, not docker's 404: the docker CLI
+    // takes any 404 at create for a missing image and would try a pull.
+    crate::nsjoin::resolve(ctx, &a, &mut cfg, false)
+        .map_err(|e| ApiError::new(400, e.to_string()))?;
     let warnings = crate::runflags::oom_kill_disable(&mut cfg.extra, &mut cfg.resources);
     // The API's Entrypoint is a list (the CLI's flag takes one word).
     if let Some(ep) = strings(&body["Entrypoint"]) {

@@ -83,6 +83,14 @@ pub fn logs(svc: &Arc<Service>, conn: &mut Conn, req: &Request, r: &str) -> ApiR
                 .map_err(|_| ApiError::new(400, format!("invalid value for tail: {n}")))?,
         ),
     };
+    let cfg: RunConfig =
+        serde_json::from_value(Value::Object(rec.config.clone())).unwrap_or_default();
+    if !cfg.log_config.enabled() {
+        return Err(ApiError::new(
+            501,
+            "configured logging driver does not support reading",
+        ));
+    }
     let (tty, ts, follow) = (is_tty(&rec), req.flag("timestamps"), req.flag("follow"));
     let path = svc
         .ctx
