@@ -309,6 +309,33 @@ fn top_stats_pause_rename_update_labels_and_prune() {
         "apiops",
     ]);
     assert!(st.starts_with("apiops 1 "), "{st}");
+    // memory.stat's counters and the block I/O counters, from cgctl.
+    d.ok(&[
+        "exec",
+        "apiops",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/tmp/io bs=4k count=256 oflag=direct 2>/dev/null; sync",
+    ]);
+    let (code, body) = svc.http("GET", "/containers/apiops/stats?stream=false", "");
+    assert_eq!(code, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let mem = v["memory_stats"]["stats"].as_object().unwrap();
+    assert!(mem.contains_key("cache") || mem.contains_key("file"), "{v}");
+    // Counted only where the container's files are on a block device.
+    let dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(d.root.path()).unwrap());
+    if nix::sys::stat::major(dev) != 0 {
+        let io = v["blkio_stats"]["io_service_bytes_recursive"]
+            .as_array()
+            .unwrap();
+        assert!(
+            io.iter()
+                .any(|e| e["op"] == "write" && e["value"].as_u64() >= Some(1 << 20)),
+            "{v}"
+        );
+        let out = svc.docker_ok(&["stats", "--no-stream", "--format", "{{.BlockIO}}", "apiops"]);
+        assert!(!out.ends_with("/ 0B"), "{out}");
+    }
 
     // Labels: in inspect, in the list, as filters.
     assert_eq!(

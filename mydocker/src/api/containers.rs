@@ -355,6 +355,7 @@ const HOST_CONFIG: &[&str] = &[
     "ConsoleSize",
     "ContainerIDFile",
     "VolumesFrom",
+    "OomKillDisable",
 ];
 
 /// True when a JSON value carries something (not null, zero, empty or false).
@@ -604,6 +605,9 @@ fn run_flags(body: &Value, name: Option<&str>) -> ApiResult<Vec<String>> {
     }
     if h["PublishAllPorts"].as_bool() == Some(true) {
         f.push("--publish-all".into());
+    }
+    if h["OomKillDisable"].as_bool() == Some(true) {
+        f.push("--oom-kill-disable".into());
     }
     if no_healthcheck {
         f.push("--no-healthcheck".into());
@@ -974,6 +978,10 @@ mod tests {
         assert_eq!(a.log.log_driver.as_deref(), Some("json-file"));
         assert_eq!(a.log.log_opt, vec!["max-file=2", "max-size=1k"]);
         assert_eq!(a.network, "container:c1");
+        let oom = json!({"Image": "b", "HostConfig": {"OomKillDisable": true}});
+        assert!(run_flags(&oom, None)
+            .unwrap()
+            .contains(&"--oom-kill-disable".to_string()));
         let none = json!({"Image": "b", "HostConfig": {"LogConfig": {"Type": "none"}}});
         assert!(run_flags(&none, None)
             .unwrap()
