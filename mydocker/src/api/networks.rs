@@ -28,7 +28,11 @@ fn builtin(svc: &Service, name: &str) -> Option<Value> {
     };
     let mut containers = serde_json::Map::new();
     for r in crate::records::list(&svc.ctx).unwrap_or_default() {
-        let mode = r.config.get("network").and_then(Value::as_str).unwrap_or("");
+        let mode = r
+            .config
+            .get("network")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if mode == name && r.status == ctrstate::record::Status::Running {
             containers.insert(
                 r.id.clone(),
