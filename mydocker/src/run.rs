@@ -126,7 +126,12 @@ pub fn run_foreground(
 /// The record of a `start` whose launch failed (and undid its steps): not
 /// running, and why.
 fn failed_start(ctx: &Ctx, id: &str, e: &Error) {
-    let _ = records::update(ctx, id, &plan::build::failed_start(&e.to_string()));
+    // docker's daemon: 127 not found, 126 cannot invoke, 128 any other.
+    let code = match e.exit_code() {
+        c @ (126 | 127) => c as i32,
+        _ => 128,
+    };
+    let _ = records::update(ctx, id, &plan::build::failed_start(&e.to_string(), code));
 }
 
 /// Undo of a `run` whose launch failed (the launch undid its own steps):

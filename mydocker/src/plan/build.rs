@@ -345,9 +345,12 @@ impl Plan {
 
 /// The patch of a `start` whose launch failed (and undid its steps): not
 /// running, and why.
-pub fn failed_start(error: &str) -> RecordPatch {
+pub fn failed_start(error: &str, exit_code: i32) -> RecordPatch {
     RecordPatch {
-        status: Some(Status::Exited),
+        // docker's: the container never ran, so it stays created, with
+        // the code its start would have given.
+        status: Some(Status::Created),
+        exit_code: Some(exit_code),
         pid: Some(0),
         pid_start_time: Some(0),
         supervisor_pid: Some(None),
