@@ -822,20 +822,6 @@ fn reclaimable(part: u64, total: u64) -> String {
 /// container is active while running or paused; a volume while a
 /// container uses it.
 pub fn system_df(ctx: &Ctx) -> Result<i32> {
-    fn du(p: &std::path::Path) -> u64 {
-        let Ok(m) = std::fs::symlink_metadata(p) else {
-            return 0;
-        };
-        if !m.is_dir() {
-            return m.len();
-        }
-        std::fs::read_dir(p)
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok())
-            .map(|e| du(&e.path()))
-            .sum()
-    }
     let images = ctx.layerfs().arg("images").json()?;
     let images = images.as_array().cloned().unwrap_or_default();
     let used = used_images(ctx)?;
@@ -869,7 +855,7 @@ pub fn system_df(ctx: &Ctx) -> Result<i32> {
     let mut ctr_idle = 0;
     let mut ctr_active = 0;
     for r in &recs {
-        let size = du(&ctx.container_dir(&r.id).join("upper"));
+        let size = crate::ps::dir_size(&ctx.container_dir(&r.id).join("upper"));
         ctr_total += size;
         let live = matches!(
             r.status,
@@ -885,7 +871,8 @@ pub fn system_df(ctx: &Ctx) -> Result<i32> {
     let vols = vols.as_array().cloned().unwrap_or_default();
     let (mut vol_total, mut vol_idle, mut vol_active) = (0, 0, 0);
     for v in &vols {
-        let size = du(std::path::Path::new(v["mountpoint"].as_str().unwrap_or("")));
+        let size =
+            crate::ps::dir_size(std::path::Path::new(v["mountpoint"].as_str().unwrap_or("")));
         vol_total += size;
         if v["inUseBy"].as_array().is_some_and(|u| !u.is_empty()) {
             vol_active += 1;

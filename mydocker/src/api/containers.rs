@@ -29,15 +29,7 @@ pub fn resolve(svc: &Service, r: &str) -> ApiResult<Record> {
 
 /// `mydocker --root ROOT ARGS...`: its stdout, or its error with docker's status.
 pub fn cli(svc: &Service, args: &[&str]) -> ApiResult<String> {
-    let out = mydocker(svc)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| ApiError::new(500, format!("run mydocker: {e}")))?;
-    if out.status.success() {
-        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
-    }
-    Err(ApiError::from_message(cli_message(&out.stderr)))
+    cli_with(svc, args, |_| None)
 }
 
 /// The `mydocker` binary with the service's root.
@@ -66,6 +58,27 @@ pub fn cli_message(stderr: &[u8]) -> String {
         .iter()
         .fold(line, |l, p| l.strip_prefix(p).unwrap_or(l))
         .to_string()
+}
+
+/// `mydocker ARGS...` run for an endpoint: its stdout, or its error line
+/// with docker's status: `conflict(message)` names the 409/403 cases of
+/// the endpoint, the rest is `ApiError::from_message`'s (404 no such ...).
+pub fn cli_with(
+    svc: &Service,
+    args: &[&str],
+    conflict: impl Fn(&str) -> Option<u16>,
+) -> ApiResult<String> {
+    let out = mydocker(svc)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| ApiError::new(500, format!("run mydocker: {e}")))?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let m = cli_message(&out.stderr);
+    let status = conflict(&m).unwrap_or_else(|| ApiError::from_message(&*m).status);
+    Err(ApiError::new(status, m))
 }
 
 fn unix_time(t: &str) -> i64 {

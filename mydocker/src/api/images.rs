@@ -196,21 +196,10 @@ fn no_such(name: &str) -> ApiError {
 /// `mydocker ARGS...`: stdout, or the error with docker's status (404
 /// unknown image, 409 an image in use or with several tags).
 fn image_cli(svc: &Service, args: &[&str]) -> ApiResult<String> {
-    let out = mydocker(svc)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| ApiError::new(500, format!("run mydocker: {e}")))?;
-    if out.status.success() {
-        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
-    }
-    let m = cli_message(&out.stderr);
-    let status = if m.contains("in use") || m.contains("must be forced") || m.contains("multiple") {
-        409
-    } else {
-        ApiError::from_message(&*m).status
-    };
-    Err(ApiError::new(status, m))
+    super::containers::cli_with(svc, args, |m: &str| {
+        (m.contains("in use") || m.contains("must be forced") || m.contains("multiple"))
+            .then_some(409)
+    })
 }
 
 /// The image `name` refers to (layerfs inspect), or docker's 404.

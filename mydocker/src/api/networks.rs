@@ -3,12 +3,11 @@
 //! disconnect and prune, each the `mydocker network` command. A network's
 //! id is its name (what `mydocker network create` prints).
 
-use super::containers::{cli_message, mydocker, resolve};
+use super::containers::resolve;
 use super::filters::Filters;
 use super::http::{Conn, Request};
 use super::{send_empty, send_json, ApiError, ApiResult, Service};
 use serde_json::{json, Value};
-use std::process::Stdio;
 use std::sync::Arc;
 
 /// The network docker never prunes nor lets remove (ours is made on first use).
@@ -76,24 +75,16 @@ fn find(svc: &Service, name: &str) -> ApiResult<Value> {
 /// `mydocker network ARGS...` with the error as docker's status: 404 for an
 /// unknown network, 409 for a name taken, 403 while endpoints are active.
 fn network_cli(svc: &Service, args: &[&str]) -> ApiResult<String> {
-    let out = mydocker(svc)
-        .arg("network")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| ApiError::new(500, format!("run mydocker: {e}")))?;
-    if out.status.success() {
-        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
-    }
-    let m = cli_message(&out.stderr);
-    let status = if m.contains("already exists") {
-        409
-    } else if m.contains("allocated") || m.contains("in use") {
-        403
-    } else {
-        ApiError::from_message(&*m).status
-    };
-    Err(ApiError::new(status, m))
+    let args: Vec<&str> = ["network"].iter().chain(args).copied().collect();
+    super::containers::cli_with(svc, &args, |m: &str| {
+        if m.contains("already exists") {
+            Some(409)
+        } else if m.contains("allocated") || m.contains("in use") {
+            Some(403)
+        } else {
+            None
+        }
+    })
 }
 
 /// netbr's view of network `name` (summary, allocations, conflist), or

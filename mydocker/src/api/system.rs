@@ -10,22 +10,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-/// Bytes under `p` (files' lengths; a missing path is 0).
-pub fn du(p: &Path) -> u64 {
-    let Ok(m) = std::fs::symlink_metadata(p) else {
-        return 0;
-    };
-    if !m.is_dir() {
-        return m.len();
-    }
-    std::fs::read_dir(p)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok())
-        .map(|e| du(&e.path()))
-        .sum()
-}
-
 /// docker's `until` filter: a unix time, an RFC 3339 time or a duration
 /// before now (`10m`, `24h`); seconds since the epoch.
 pub fn parse_until(u: &str) -> ApiResult<f64> {
@@ -104,7 +88,7 @@ pub fn df(svc: &Arc<Service>, conn: &mut Conn) -> ApiResult<()> {
     let ctr_rows: Vec<Value> = recs
         .iter()
         .map(|r| {
-            let rw = du(&svc.ctx.container_dir(&r.id).join("upper"));
+            let rw = crate::ps::dir_size(&svc.ctx.container_dir(&r.id).join("upper"));
             let image_size = images
                 .iter()
                 .find(|i| i["id"].as_str() == Some(r.image_id.as_str()))
@@ -148,7 +132,7 @@ pub fn df(svc: &Arc<Service>, conn: &mut Conn) -> ApiResult<()> {
         .into_iter()
         .flatten()
         .map(|v| {
-            let size = du(Path::new(v["mountpoint"].as_str().unwrap_or("")));
+            let size = crate::ps::dir_size(Path::new(v["mountpoint"].as_str().unwrap_or("")));
             let refs = v["inUseBy"].as_array().map_or(0, |a| a.len());
             json!({
                 "Name": v["name"],

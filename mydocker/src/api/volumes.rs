@@ -1,12 +1,10 @@
 //! Volume endpoints: list and inspect (layerfs's volumes in docker's
 //! shape), create, remove and prune, each the `mydocker volume` command.
 
-use super::containers::{cli_message, mydocker};
 use super::filters::Filters;
 use super::http::{Conn, Request};
 use super::{send_empty, send_json, ApiError, ApiResult, Service};
 use serde_json::{json, Value};
-use std::process::Stdio;
 use std::sync::Arc;
 
 fn docker_volume(v: &Value) -> Value {
@@ -40,22 +38,8 @@ fn all(svc: &Service) -> ApiResult<Vec<Value>> {
 
 /// `mydocker volume ARGS...`, its error with docker's status.
 fn volume_cli(svc: &Service, args: &[&str]) -> ApiResult<String> {
-    let out = mydocker(svc)
-        .arg("volume")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| ApiError::new(500, format!("run mydocker: {e}")))?;
-    if out.status.success() {
-        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
-    }
-    let m = cli_message(&out.stderr);
-    let status = if m.contains("in use") {
-        409
-    } else {
-        ApiError::from_message(&*m).status
-    };
-    Err(ApiError::new(status, m))
+    let args: Vec<&str> = ["volume"].iter().chain(args).copied().collect();
+    super::containers::cli_with(svc, &args, |m: &str| m.contains("in use").then_some(409))
 }
 
 /// `GET /volumes` (`name`, `label`, `dangling`, `driver` filters).
@@ -159,7 +143,8 @@ pub fn prune(svc: &Arc<Service>, conn: &mut Conn, req: &Request) -> ApiResult<()
             continue;
         }
         let name = d["Name"].as_str().unwrap_or("").to_string();
-        let size = super::system::du(std::path::Path::new(v["mountpoint"].as_str().unwrap_or("")));
+        let size =
+            crate::ps::dir_size(std::path::Path::new(v["mountpoint"].as_str().unwrap_or("")));
         // One a container took meanwhile stays (rm refuses it).
         if volume_cli(svc, &["rm", &name]).is_ok() {
             reclaimed += size;
