@@ -5,6 +5,7 @@
 
 use e2e::docker::{assert_no_cgroup, stderr, Docker};
 use e2e::{assert_exit_code, process_runs, require_root, wait_for};
+use std::io::{Read, Write};
 
 fn inspect_f(d: &Docker, r: &str, template: &str) -> String {
     d.ok(&["inspect", "-f", template, r])
@@ -56,8 +57,36 @@ fn detached_supervisor_is_small_and_stop_rm_leave_nothing() {
         last < 1024
     });
     assert!(settled, "supervisor {sup} keeps {last} KiB resident");
+    // It serves the attach socket itself; a client costs it next to nothing.
+    let sock = d
+        .root
+        .path()
+        .join("containers")
+        .join(&id)
+        .join("attach.sock");
+    let mut client = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    client
+        .write_all(b"{\"stdin\":false,\"stdout\":true,\"stderr\":true}\n")
+        .unwrap();
+    let settled = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        last = rss_kib(sup);
+        last < 1024
+    });
+    assert!(
+        settled,
+        "supervisor {sup} with a client keeps {last} KiB resident"
+    );
     d.ok(&["stop", "-t", "1", "small"]);
     assert_eq!(inspect_f(&d, "small", "{{.State.Status}}"), "exited");
+    // The client got the exit code (stream 3) once the exit was recorded.
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut got = vec![];
+    client.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"\x03\0\0\0\0\0\0\x03137", "{got:?}");
+    assert!(!sock.exists(), "the attach socket outlived the container");
     wait_for("the supervisor to exit", 10, || !process_runs(sup));
     d.ok(&["rm", "small"]);
     assert!(d.containers_dir_entries().is_empty());
