@@ -347,7 +347,7 @@ pub fn restart_after_backoff(ctx: &Ctx, id: &str, delay_ms: u64) -> Result<i32> 
     let sfd = supervise::prepare().map_err(|e| Error::Daemon(format!("supervisor: {e}")))?;
     crate::health::reset(ctx, id, &cfg);
     let attach = crate::attach::listen(ctx, id);
-    match launch::launch(ctx, id, &cfg) {
+    match launch::relaunch(ctx, id, &cfg) {
         Ok(l) => {
             kill_if_stopped(ctx, id);
             Ok(hand_over(ctx, id, &cfg, l, attach, sfd, delay_ms))

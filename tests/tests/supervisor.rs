@@ -350,3 +350,81 @@ fn health_flags_are_validated() {
         r#"{"Test":["NONE"]}"#
     );
 }
+
+/// The resident backoff sleeper of container `id` (`--sleep-ms`), if any.
+fn backoff_sleeper(id: &str) -> Option<i32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        let cmd = String::from_utf8_lossy(&cmd);
+        (cmd.contains("mydocker-supervisor") && cmd.contains("--sleep-ms") && cmd.contains(id))
+            .then_some(pid)
+    })
+}
+
+#[test]
+fn restart_policy_wait_returns_at_exit_relaunch_is_not_created_rm_f_ends_backoff() {
+    require_root!();
+    let d = Docker::new();
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "loop",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 4",
+    ]);
+    // docker's wait returns when the container exits, though it restarts.
+    let mut w = d
+        .cmd(&["wait", "loop"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("wait to return at an exit", 15, || {
+        w.try_wait().unwrap().is_some()
+    });
+    let mut out = String::new();
+    w.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert_eq!(out, "4\n");
+    // Relaunches go restarting -> running, never through created.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut count = 0;
+    wait_for("five restarts", 30, || {
+        let s = inspect_f(&d, "loop", "{{.State.Status}} {{.RestartCount}}");
+        let (status, n) = s.split_once(' ').unwrap();
+        seen.insert(status.to_string());
+        count = n.parse().unwrap();
+        count >= 5 && status == "restarting"
+    });
+    assert!(!seen.contains("created"), "{seen:?}");
+    // In a 3.2 s backoff now: rm -f ends its sleeping supervisor at once.
+    let mut sleeper = None;
+    wait_for("the backoff's sleeping supervisor", 10, || {
+        sleeper = backoff_sleeper(&id);
+        sleeper.is_some()
+    });
+    let out = d.run(&["rm", "loop"]);
+    assert_exit_code(&out, 1);
+    assert!(
+        stderr(&out).contains("container is restarting: stop the container before removing"),
+        "{}",
+        stderr(&out)
+    );
+    let t = std::time::Instant::now();
+    d.ok(&["rm", "-f", "loop"]);
+    let p = sleeper.unwrap();
+    wait_for("the backoff's supervisor to end", 10, || !process_runs(p));
+    assert!(
+        t.elapsed() < std::time::Duration::from_millis(2500),
+        "rm -f took {:?} (sleeper {sleeper:?})",
+        t.elapsed()
+    );
+    assert!(backoff_sleeper(&id).is_none());
+    assert!(d.containers_dir_entries().is_empty());
+}
