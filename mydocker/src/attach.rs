@@ -26,6 +26,10 @@
 //!    StdinOnce).
 //! 4. A slow client must not stall the container: a client whose socket
 //!    cannot take a whole frame at once is dropped.
+//! 5. A hello line with `"height":H,"width":W` also gives the container's
+//!    terminal (`-t`) that size; the client of a terminal sends its size so,
+//!    and again on a connection of its own (a hello with no streams) after
+//!    each SIGWINCH.
 //!
 //! mydocker binds the socket ([`listen`]) before the launch and hands it
 //! to `mydocker-supervisor`, which serves it (supervisor/src/attach.rs).
@@ -153,7 +157,16 @@ pub fn attach(ctx: &Ctx, a: &AttachArgs) -> Result<i32> {
         serde_json::from_value(serde_json::Value::Object(rec.config.clone())).unwrap_or_default();
     let want_stdin = !a.no_stdin && cfg.open_stdin;
     let _proxy = (a.sig_proxy && !cfg.tty).then(|| SigProxy::start(ctx, &rec.id));
-    match UnixStream::connect(socket_path(ctx, &rec.id)) {
+    let path = socket_path(ctx, &rec.id);
+    // A terminal's container: ours in raw mode (keys go through as typed,
+    // the detach keys among them), its size following ours.
+    let _raw = (cfg.tty && want_stdin)
+        .then(crate::supervise::RawMode::enter)
+        .flatten();
+    if cfg.tty {
+        follow_winsize(path.clone());
+    }
+    match UnixStream::connect(&path) {
         Ok(s) => over_socket(ctx, &rec.id, s, want_stdin, &keys),
         Err(_) => {
             if want_stdin {
@@ -195,7 +208,10 @@ fn follow_log(ctx: &Ctx, id: &str) -> Result<i32> {
 }
 
 fn over_socket(ctx: &Ctx, id: &str, mut s: UnixStream, stdin: bool, keys: &[u8]) -> Result<i32> {
-    let hello = format!("{{\"stdin\":{stdin},\"stdout\":true,\"stderr\":true}}\n");
+    let size = winsize()
+        .map(|(h, w)| format!(",\"height\":{h},\"width\":{w}"))
+        .unwrap_or_default();
+    let hello = format!("{{\"stdin\":{stdin},\"stdout\":true,\"stderr\":true{size}}}\n");
     s.write_all(hello.as_bytes())
         .map_err(|e| Error::Daemon(format!("attach socket: {e}")))?;
     if stdin {
@@ -221,6 +237,7 @@ fn over_socket(ctx: &Ctx, id: &str, mut s: UnixStream, stdin: bool, keys: &[u8])
                         matched += 1;
                         if matched == keys.len() {
                             // Detached: the container runs on; docker exits 0.
+                            crate::supervise::RawMode::restore();
                             std::process::exit(0);
                         }
                         continue;
@@ -265,6 +282,38 @@ fn over_socket(ctx: &Ctx, id: &str, mut s: UnixStream, stdin: bool, keys: &[u8])
         }
         let _ = r.fill_buf();
     }
+}
+
+/// The size of our terminal (rows, columns), if stdin or stdout is one.
+fn winsize() -> Option<(u16, u16)> {
+    [0, 1].into_iter().find_map(|fd| {
+        // SAFETY: TIOCGWINSZ into a local struct.
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        let ok = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0;
+        (ok && ws.ws_row > 0).then_some((ws.ws_row, ws.ws_col))
+    })
+}
+
+/// Sends our terminal's size again after each SIGWINCH (protocol point 5),
+/// from a thread that waits for it.
+fn follow_winsize(path: std::path::PathBuf) {
+    use nix::sys::signal::{SigSet, Signal};
+    if winsize().is_none() {
+        return;
+    }
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGWINCH);
+    if set.thread_block().is_err() {
+        return;
+    }
+    std::thread::spawn(move || loop {
+        if set.wait().is_err() {
+            return;
+        }
+        if let (Some((h, w)), Ok(mut s)) = (winsize(), UnixStream::connect(&path)) {
+            let _ = writeln!(s, "{{\"height\":{h},\"width\":{w}}}");
+        }
+    });
 }
 
 /// Forwards the signals `attach` gets to the container (`nsrun kill`), as

@@ -444,10 +444,12 @@ fn copy_winsize(master: BorrowedFd) {
     }
 }
 
-/// The user's terminal in raw mode, restored on drop.
-pub struct RawMode {
-    saved: termios::Termios,
-}
+/// The user's terminal in raw mode, restored on drop (or by
+/// [`RawMode::restore`] before an exit that skips the drop).
+pub struct RawMode;
+
+/// The terminal's settings before raw mode.
+static SAVED: std::sync::Mutex<Option<termios::Termios>> = std::sync::Mutex::new(None);
 
 impl RawMode {
     pub fn enter() -> Option<RawMode> {
@@ -459,13 +461,22 @@ impl RawMode {
         let mut raw = saved.clone();
         termios::cfmakeraw(&mut raw);
         termios::tcsetattr(stdin, termios::SetArg::TCSANOW, &raw).ok()?;
-        Some(RawMode { saved })
+        *SAVED.lock().unwrap_or_else(|e| e.into_inner()) = Some(saved);
+        Some(RawMode)
+    }
+
+    /// Puts the terminal back as it was, if raw mode changed it.
+    pub fn restore() {
+        let saved = SAVED.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(saved) = saved {
+            let stdin = unsafe { BorrowedFd::borrow_raw(0) };
+            let _ = termios::tcsetattr(stdin, termios::SetArg::TCSANOW, &saved);
+        }
     }
 }
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        let stdin = unsafe { BorrowedFd::borrow_raw(0) };
-        let _ = termios::tcsetattr(stdin, termios::SetArg::TCSANOW, &self.saved);
+        RawMode::restore();
     }
 }

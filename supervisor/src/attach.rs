@@ -151,6 +151,11 @@ impl Server {
                 c.stdin = flag(&line, "stdin");
                 c.stdout = flag(&line, "stdout");
                 c.stderr = flag(&line, "stderr");
+                if let (Some(h), Some(w), Some(fd)) =
+                    (number(&line, "height"), number(&line, "width"), self.stdin)
+                {
+                    resize(fd, h, w);
+                }
                 data = &data[nl + 1..];
             }
             if c.stdin && self.stdin.is_some() && !data.is_empty() {
@@ -267,6 +272,30 @@ fn flag(line: &str, key: &str) -> bool {
     let rest = line[at + key.len() + 2..].trim_start();
     rest.strip_prefix(':')
         .is_some_and(|r| r.trim_start().starts_with("true"))
+}
+
+/// The non-negative integer the hello line gives `key` (`"key":N`).
+fn number(line: &str, key: &str) -> Option<u16> {
+    let at = line.find(&format!("\"{key}\""))?;
+    let rest = line[at + key.len() + 2..].trim_start().strip_prefix(':')?;
+    let rest = rest.trim_start();
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// Gives the container's terminal the client's size (a pipe refuses it:
+/// a container without -t has no size).
+fn resize(fd: i32, height: u16, width: u16) {
+    let ws = libc::winsize {
+        ws_row: height,
+        ws_col: width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ with a properly sized local struct.
+    unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
 }
 
 /// Close-on-exec and non-blocking: the poll loop reads and writes it, and
@@ -420,5 +449,9 @@ mod tests {
         assert!(!flag("{\"stdin\":false,\"stdout\":true}", "stdin"));
         assert!(flag("{\"stdin\":false,\"stdout\":true}", "stdout"));
         assert!(!flag("{}", "stderr"));
+        assert_eq!(number("{\"height\": 33,\"width\":120}", "height"), Some(33));
+        assert_eq!(number("{\"height\":33,\"width\":120}", "width"), Some(120));
+        assert_eq!(number("{\"width\":-1}", "width"), None);
+        assert_eq!(number("{}", "width"), None);
     }
 }
