@@ -11,6 +11,7 @@ cargo build --release --workspace --bins
 for t in nsrun cgctl layerfs ipam netbr ctrstate mydocker; do
   ln -sf "$PWD/target/release/$t" /usr/local/bin/$t
 done
+scripts/install-completions.sh /usr/local/bin/mydocker
 scripts/mkimage-busybox.sh build/busybox.tar >/dev/null
 mydocker load -i build/busybox.tar
 mydocker run --rm busybox echo "Hello from a mydocker container"

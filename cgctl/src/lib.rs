@@ -33,9 +33,11 @@
 //! - `freeze NAME` / `thaw NAME`: waits until the kernel reports it done;
 //!   prints `{"name","state":"frozen"|"thawed"}`.
 //! - `stats NAME`: prints `{"memory":{"usage","maxUsage","limit",
-//!   "oomKillCount"},"cpu":{"usageNs","throttledPeriods","throttledNs"},
-//!   "pids":{"current","limit"}}`; `maxUsage` and both `limit`s are null when
-//!   unknown/unlimited.
+//!   "oomKillCount","stat":{memory.stat's KEY: N}},"cpu":{"usageNs",
+//!   "throttledPeriods","throttledNs"},"pids":{"current","limit"},
+//!   "io":{"serviceBytes","serviced":[{"major","minor","op","value"}]}}`;
+//!   `maxUsage` and both `limit`s are null when unknown/unlimited; `op` is
+//!   `read` or `write` (v1 blkio or v2 io.stat).
 //! - `delete [--force] NAME`: removes every directory and the record; with
 //!   processes left, fails naming them, or with `--force` SIGKILLs them
 //!   (`cgroup.kill` on v2, thawing a frozen cgroup) and waits up to 5 s.

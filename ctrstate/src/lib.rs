@@ -5,10 +5,19 @@
 //! `/var/lib/mydocker`. The container directory is shared: other tools keep
 //! their files (logs, overlay upper/work, rootfs) next to `state.json`.
 //!
+//! Two indexes live beside the records (see `index`): `.names/<name>` (a
+//! symlink to the id) resolves a name without reading every record, and
+//! `.live/<id>` lists the records `reconcile` must check. They are kept by
+//! the writers, checked against the records by readers, and rebuilt from
+//! the records when missing or built in another boot (`.index`).
+//!
 //! Writers (`create`, `update`, `rm`, `reconcile`) hold an exclusive flock on
 //! `ROOT/containers/.lock`. Every write is atomic (temp file in the same
 //! directory, fsync, rename; `create` renames a whole new directory into
 //! place), so readers (`get`, `ls`) take no lock and never see a torn file.
+//! A record whose `config.autoRemove` is `true` (mydocker's run options of a
+//! `--rm` container) is written without the fsyncs: the same rename, but
+//! not durable, since such a container is gone once it exits anyway.
 //!
 //! ## The record (`Record`)
 //!
@@ -68,7 +77,10 @@
 //!   under that directory (per /proc/self/mountinfo), so nothing is deleted
 //!   through a mount. Prints `{"removed":true,"id":ID,"name":NAME}`; with
 //!   `--force` an unknown REF prints `{"removed":false}` and exits 0. A
-//!   directory without `state.json` can be removed by its full id.
+//!   directory without `state.json` can be removed by its full id. The
+//!   directory is renamed to `ROOT/containers/.removing/<id>` (the record
+//!   is gone at once) and then deleted; a removal a crash cut short stays
+//!   there (`Store::removing()` lists them) until `rm ID` finishes it.
 //! - `ctrstate reconcile` - first, an abandoned launch: a `created` record
 //!   with a `supervisorPid` or a non-zero `pid` whose supervisor is gone (or
 //!   was never recorded) keeps `created` (and its `pid`, for the caller to
@@ -82,13 +94,16 @@
 //!   otherwise the recorded exit is kept. A zombie counts as alive (its
 //!   parent will reap it and record the real exit), and so is a record whose
 //!   `supervisorPid` is alive: that supervisor records the exit. Prints the array of
-//!   changed records (`[]` usually). Lock-free when nothing changes.
+//!   changed records (`[]` usually). Lock-free when nothing changes; it
+//!   reads only the records the live index names (those with a
+//!   `supervisorPid`, or claiming a process with a non-zero `pid`).
 //!
 //! ## Library
 //!
 //! `Store::open(root)` then `create`, `get`, `list`, `update` (a merge
 //! patch), `update_with` (a closure editing the `Record`), `remove`,
-//! `reconcile`, `container_dir(id)`; errors are `StoreError` with `exit_code()`. Also
+//! `reconcile`, `needs_reconcile` (whether `reconcile` would change
+//! anything: lock-free, read-only), `removing`, `container_dir(id)`; errors are `StoreError` with `exit_code()`. Also
 //! `pid_start_time(pid)` and `now_rfc3339()`.
 //!
 //! ## Events
@@ -100,6 +115,7 @@
 //! `rename` (`oldName`), `destroy`. Other tools append theirs with
 //! `journal::append(root, &Event::new(...))`.
 
+pub mod index;
 pub mod journal;
 pub mod name;
 pub mod patch;
@@ -111,7 +127,7 @@ pub mod time;
 pub use patch::RecordPatch;
 pub use procfs::pid_start_time;
 pub use record::{is_full_id, Record, Status};
-pub use store::{Removed, Store, StoreError};
+pub use store::{RawRecord, Removed, Store, StoreError};
 pub use time::{now_rfc3339, ZERO_TIME};
 
 /// Parses `create` input: a JSON object (empty input counts as `{}`). A

@@ -347,9 +347,17 @@ fn fifty_concurrent_creates_without_names_yield_distinct_names() {
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.') && n != ".lock")
+        .filter(|n| {
+            n.starts_with('.') && ![".lock", ".names", ".live", ".index"].contains(&n.as_str())
+        })
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    // The name index holds the 50 names, nothing else.
+    let indexed: HashSet<String> = std::fs::read_dir(r.join("containers/.names"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(indexed, names);
 }
 
 #[test]

@@ -5,6 +5,11 @@
 //! root, so no symlink the container made can lead out of it. Below the
 //! resolved dir, packing and extraction never follow symlinks (`pack`,
 //! `extract`).
+//!
+//! A source path ending in `/.` (`CTR:/dir/.`, `dir/.`) is docker's "the
+//! contents of dir": the archive's top entry is `.`, so its children land
+//! in the destination directory itself (made when missing) instead of in
+//! a `dir` inside it.
 
 use crate::layout::Layout;
 use crate::mount::{self, MountError};
@@ -80,6 +85,34 @@ fn split(path: &Path) -> (PathBuf, OsString) {
     }
 }
 
+/// Whether `path` names a directory's contents (`dir/.`, `.`): the
+/// archive's top entry is then `.`.
+fn contents_of(path: &Path) -> bool {
+    let b = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
+    b == b"." || b.ends_with(b"/.")
+}
+
+/// The top entry of a `cp` archive for `path`, named `name` on disk.
+fn top_name(path: &Path, name: &OsStr) -> OsString {
+    if contents_of(path) {
+        OsString::from(".")
+    } else {
+        name.to_os_string()
+    }
+}
+
+/// Refuses `dir/.` when `name` in `parent` is not a directory (a symlink
+/// is not followed here: `-L` resolved it before).
+fn check_contents_dir(path: &Path, st: &nix::sys::stat::FileStat) -> Result<()> {
+    if contents_of(path) && st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+        return Err(CpError::Bad {
+            path: path.display().to_string(),
+            why: "not a directory".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Runs `f` on the container's rootfs dir, mounting it for the call when
 /// it is not mounted (a stopped container).
 fn with_rootfs<T>(layout: &Layout, id: &str, f: impl FnOnce(OwnedFd) -> Result<T>) -> Result<T> {
@@ -114,7 +147,7 @@ pub fn cp_out<W: Write>(layout: &Layout, id: &str, path: &Path, follow: bool, ou
     };
     with_rootfs(layout, id, |root| {
         let (parent, name) = split(path);
-        let top = name.clone();
+        let top = top_name(path, &name);
         let (parent, name) = if follow {
             // The in-root path of the final target: resolved IN_ROOT, then
             // read back from the fd relative to the rootfs.
@@ -141,7 +174,7 @@ pub fn cp_out<W: Write>(layout: &Layout, id: &str, path: &Path, follow: bool, ou
             name.as_os_str(),
             nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
         ) {
-            Ok(_) => {}
+            Ok(st) => check_contents_dir(path, &st)?,
             Err(Errno::ENOENT) => return Err(not_found()),
             Err(e) => return Err(io_err("stat", path, e)),
         }
@@ -165,9 +198,16 @@ fn extract_at(
     dir_only: bool,
     reader: impl Read,
 ) -> Result<()> {
+    let (contents, reader) = peek_top(reader).map_err(|e| io_err("read archive for", dest, e))?;
     let dirflags = OFlag::O_RDONLY | OFlag::O_DIRECTORY;
     match open(dest, dirflags) {
         Ok(fd) => return Ok(crate::extract::unpack_cp(reader, fd, None)?),
+        Err(Errno::ENOTDIR) if contents => {
+            return Err(CpError::Bad {
+                path: dest.display().to_string(),
+                why: "cannot overwrite non-directory with directory".into(),
+            })
+        }
         Err(Errno::ENOENT | Errno::ENOTDIR) if !dir_only => {}
         Err(Errno::ENOENT | Errno::ENOTDIR) => {
             return Err(CpError::Bad {
@@ -185,7 +225,48 @@ fn extract_at(
         },
         e => io_err("open", &parent, e),
     })?;
+    if contents {
+        // docker: DEST is made, the source dir's contents go into it (the
+        // `.` entry then gives it the source dir's mode and times).
+        match nix::sys::stat::mkdirat(
+            &fd,
+            name.as_os_str(),
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
+        ) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(io_err("mkdir", dest, e)),
+        }
+        let dfd = open(dest, dirflags).map_err(|e| io_err("open", dest, e))?;
+        return Ok(crate::extract::unpack_cp(reader, dfd, None)?);
+    }
     Ok(crate::extract::unpack_cp(reader, fd, Some(name))?)
+}
+
+/// An archive whose first header was read, put back in front.
+type Peeked<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
+
+/// Reads the archive's first header: whether its top entry is `.` (a
+/// `dir/.` source), and the reader with those bytes put back.
+fn peek_top<R: Read>(mut reader: R) -> io::Result<(bool, Peeked<R>)> {
+    let mut head = vec![0u8; 512];
+    let mut got = 0;
+    while got < head.len() {
+        match reader.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    head.truncate(got);
+    // ustar: name is bytes 0..100, prefix 345..500 (both NUL-padded).
+    let field = |b: &[u8]| b.split(|&c| c == 0).next().unwrap_or(&[]).to_vec();
+    let contents = got == 512 && {
+        let name = field(&head[..100]);
+        let prefix = field(&head[345..500]);
+        prefix.is_empty() && (name == b"." || name == b"./")
+    };
+    Ok((contents, io::Cursor::new(head).chain(reader)))
 }
 
 /// `cp-in ID PATH [--dir-only]`: a tar on `reader` into PATH in the container.
@@ -209,7 +290,7 @@ pub fn cp_in<R: Read>(
 /// `tar-host PATH [-L]`: a host path as `cp`'s archive on `out`.
 pub fn tar_host<W: Write>(path: &Path, follow: bool, out: W) -> Result<W> {
     let abs = std::path::absolute(path).map_err(|e| io_err("resolve", path, e))?;
-    let top = split(&abs).1;
+    let top = top_name(path, &split(&abs).1);
     let real = if follow {
         std::fs::canonicalize(&abs).map_err(|e| io_err("resolve", path, e))?
     } else {
@@ -222,12 +303,13 @@ pub fn tar_host<W: Write>(path: &Path, follow: bool, out: W) -> Result<W> {
         nix::sys::stat::Mode::empty(),
     )
     .map_err(|e| io_err("open", &parent, e))?;
-    nix::sys::stat::fstatat(
+    let st = nix::sys::stat::fstatat(
         &pfd,
         name.as_os_str(),
         nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
     )
     .map_err(|e| io_err("stat", path, e))?;
+    check_contents_dir(path, &st)?;
     Ok(crate::pack::pack_entry(
         pfd.as_fd(),
         &name,
@@ -378,6 +460,16 @@ mod tests {
             split(Path::new("/")),
             (PathBuf::from("/"), OsString::from("."))
         );
+    }
+
+    #[test]
+    fn dot_sources_name_contents() {
+        assert!(contents_of(Path::new("/a/b/.")));
+        assert!(contents_of(Path::new(".")));
+        assert!(!contents_of(Path::new("/a/b")));
+        assert!(!contents_of(Path::new("/a/.b")));
+        assert_eq!(top_name(Path::new("a/."), OsStr::new("a")), ".");
+        assert_eq!(top_name(Path::new("a/"), OsStr::new("a")), "a");
     }
 
     #[test]

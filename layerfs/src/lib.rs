@@ -97,7 +97,11 @@
 //!   `openat2(RESOLVE_IN_ROOT)` on the rootfs (mounted for the call when
 //!   not mounted): no symlink leads out of the container; below, nothing
 //!   is followed. `tar-host PATH [-L]` and `untar-host PATH` (prints
-//!   `{"path"}`) are the host halves of `docker cp`.
+//!   `{"path"}`) are the host halves of `docker cp`. A PATH ending in `/.`
+//!   (cp-out, tar-host) archives the dir's contents: the top entry is `.`
+//!   (not a dir: refused); such an archive lands in an existing dir's
+//!   contents, or makes a missing PATH (cp-in, untar-host; an existing
+//!   file: refused).
 //! - `diff ID`: `[{"kind":"A"|"C"|"D","path":"/..."}]` from the upper dir
 //!   (whiteouts are `D`), sorted; bind mount points left out.
 //! - `remove ID`: `{"id","removed":true}`; umount, then delete upper, work,

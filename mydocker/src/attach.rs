@@ -192,6 +192,7 @@ fn follow_log(ctx: &Ctx, id: &str) -> Result<i32> {
         timestamps: false,
         since: None,
         until: None,
+        details: false,
         container: id.to_string(),
     };
     crate::logs::logs(ctx, &la)?;

@@ -119,6 +119,14 @@ pub enum Cmd {
     /// Manage containers (`container ls`, `container prune`, `container inspect`).
     #[command(subcommand)]
     Container(ContainerCmd),
+    /// Generate the autocompletion script for the specified shell.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Internal: write the man pages (mydocker.1, mydocker-SUB.1, ...) into DIR.
+    #[command(name = "_man", hide = true)]
+    Man { dir: PathBuf },
     /// Internal (the supervisor's): record the exit of container ID, then
     /// tear down, or restart per its policy after DELAY_MS of backoff.
     #[command(name = "_exited", hide = true)]
@@ -152,6 +160,9 @@ pub enum ContainerCmd {
         /// Do not prompt for confirmation.
         #[arg(short = 'f', long)]
         force: bool,
+        /// Provide filter values (until=<timestamp>, label=<key>[=<value>], label!=...).
+        #[arg(long)]
+        filter: Vec<String>,
     },
 }
 
@@ -279,6 +290,9 @@ pub struct LogsArgs {
     /// Show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m).
     #[arg(long)]
     pub until: Option<String>,
+    /// Show extra details provided to logs (the attributes of --log-opt labels/env).
+    #[arg(long)]
+    pub details: bool,
     pub container: String,
 }
 
@@ -412,10 +426,16 @@ pub struct RmiArgs {
 
 #[derive(Args, Debug)]
 pub struct StatsArgs {
+    /// Show all containers (default shows just running).
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Do not truncate output.
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
     /// Print one sample and exit.
     #[arg(long = "no-stream")]
     pub no_stream: bool,
-    /// Output format: `table` (default) or `json`.
+    /// Format output: `table`, `table TEMPLATE`, `json` or a Go template ({{.Name}} {{.CPUPerc}} ...).
     #[arg(long)]
     pub format: Option<String>,
     /// Containers (default: all running).
@@ -463,6 +483,9 @@ pub enum NetworkCmd {
     },
     /// Show networks in detail.
     Inspect {
+        /// Format output using a Go template.
+        #[arg(short = 'f', long)]
+        format: Option<String>,
         #[arg(required = true)]
         names: Vec<String>,
     },
@@ -510,6 +533,9 @@ pub enum VolumeCmd {
     },
     /// Show volumes in detail.
     Inspect {
+        /// Format output using a Go template.
+        #[arg(short = 'f', long)]
+        format: Option<String>,
         #[arg(required = true)]
         names: Vec<String>,
     },
@@ -521,10 +547,17 @@ pub enum VolumeCmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
-    /// Remove all volumes no container uses.
+    /// Remove unused local volumes (anonymous ones unless -a).
     Prune {
+        /// Remove all unused volumes, not just anonymous ones.
+        #[arg(short = 'a', long)]
+        all: bool,
+        /// Do not prompt for confirmation.
         #[arg(short = 'f', long)]
         force: bool,
+        /// Provide filter values (label=<key>[=<value>], label!=..., all=true).
+        #[arg(long)]
+        filter: Vec<String>,
     },
 }
 
@@ -548,6 +581,9 @@ pub enum ImageCmd {
         /// Remove every image no container uses, not just untagged ones.
         #[arg(short = 'a', long)]
         all: bool,
+        /// Provide filter values (until=<timestamp>, label=<key>[=<value>], label!=..., dangling=).
+        #[arg(long)]
+        filter: Vec<String>,
     },
 }
 

@@ -231,33 +231,6 @@ pub fn confirm(warning: &str) -> bool {
     matches!(line.trim().to_lowercase().as_str(), "y" | "yes")
 }
 
-/// `container prune [-f]`: removes every stopped container.
-pub fn container_prune(ctx: &Ctx, force: bool) -> Result<i32> {
-    if !force && !confirm("WARNING! This will remove all stopped containers.") {
-        return Ok(0);
-    }
-    let mut deleted = vec![];
-    for r in records::list(ctx)? {
-        let stopped = matches!(r.status, Status::Exited | Status::Created | Status::Dead)
-            && !records::alive(r.pid, r.pid_start_time);
-        if !stopped {
-            continue;
-        }
-        if crate::teardown::remove_teardown(ctx, &r.id).is_empty() {
-            deleted.push(r.id);
-        }
-    }
-    if !deleted.is_empty() {
-        println!("Deleted Containers:");
-        for id in &deleted {
-            println!("{id}");
-        }
-        println!();
-    }
-    println!("Total reclaimed space: 0B");
-    Ok(0)
-}
-
 /// `logs --since/--until`: RFC 3339 (date-only too), Unix seconds
 /// (fractional), or a duration back from now (`10m`, `1h30m`, `90s`);
 /// as seconds since the epoch.

@@ -232,14 +232,7 @@ pub fn load(ctx: &Ctx, a: &LoadArgs) -> Result<i32> {
     let out = stream(&call, from_stdin, false, progress)?;
     let out: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
     for id in strings(&out["ids"]) {
-        let tags = ctx
-            .layerfs()
-            .args(["inspect", &id])
-            .json()
-            .map(|v| strings(&v["repoTags"]))
-            .unwrap_or_default();
-        let name = tags.first().cloned().unwrap_or_else(|| id.clone());
-        image_event(ctx, "load", &id, &name);
+        load_events(ctx, &id);
     }
     if !a.quiet {
         for t in out["loaded"].as_array().into_iter().flatten() {
@@ -562,6 +555,31 @@ pub fn save(ctx: &Ctx, a: &crate::cli::SaveArgs) -> Result<i32> {
 }
 
 /// An image event as docker's daemon writes it (`name` the reference).
+/// The `load` events of one loaded image: one per tag, `name` the tag
+/// (docker's containerd image store; an untagged image: one, `name` its
+/// ID), actor the image ID, with the image's labels.
+fn load_events(ctx: &Ctx, id: &str) {
+    let v = ctx
+        .layerfs()
+        .args(["inspect", id])
+        .json()
+        .unwrap_or(Value::Null);
+    let labels: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(v["config"]["config"]["Labels"].clone()).unwrap_or_default();
+    let mut names = strings(&v["repoTags"]);
+    if names.is_empty() {
+        names.push(id.to_string());
+    }
+    for name in &names {
+        let mut attrs: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        attrs.push(("name", name));
+        crate::events::emit(ctx, "image", "load", id, &attrs);
+    }
+}
+
 fn image_event(ctx: &Ctx, action: &str, id: &str, name: &str) {
     crate::events::emit(ctx, "image", action, id, &[("name", name)]);
 }
@@ -691,7 +709,17 @@ fn used_images(ctx: &Ctx) -> Result<std::collections::BTreeSet<String>> {
 /// `image prune [-a] [-f]`: dangling images (with `-a` every image) that
 /// no container uses, after docker's question unless `-f` (a closed or
 /// empty stdin answers no).
-pub fn prune(ctx: &Ctx, all: bool, force: bool) -> Result<i32> {
+pub fn prune(ctx: &Ctx, all: bool, force: bool, filters: &[String]) -> Result<i32> {
+    use crate::prune::PruneFilter;
+    let f = match PruneFilter::parse(filters, &["until", "label", "label!", "dangling"]) {
+        Ok(f) => f,
+        Err(e) => return Ok(e.report("image prune")),
+    };
+    // docker's CLI sends dangling=false for -a.
+    let all = match f.bool_or("dangling", !all) {
+        Ok(dangling) => !dangling,
+        Err(e) => return Ok(e.report("image prune")),
+    };
     let warning = if all {
         "WARNING! This will remove all images without at least one container associated to them."
     } else {
@@ -700,7 +728,7 @@ pub fn prune(ctx: &Ctx, all: bool, force: bool) -> Result<i32> {
     if !force && !crate::cmds::confirm(warning) {
         return Ok(0);
     }
-    let (untagged, deleted, reclaimed) = prune_images(ctx, all)?;
+    let (untagged, deleted, reclaimed) = prune_images_matching(ctx, all, &f)?;
     if !untagged.is_empty() || !deleted.is_empty() {
         println!("Deleted Images:");
         for t in &untagged {
@@ -718,6 +746,15 @@ pub fn prune(ctx: &Ctx, all: bool, force: bool) -> Result<i32> {
 /// Removes dangling images (every one with `all`) no container uses:
 /// (untagged references, deleted ids and layers, bytes reclaimed).
 pub fn prune_images(ctx: &Ctx, all: bool) -> Result<(Vec<String>, Vec<String>, u64)> {
+    prune_images_matching(ctx, all, &Default::default())
+}
+
+/// `prune_images` for the images `f` lets through (until, labels).
+fn prune_images_matching(
+    ctx: &Ctx,
+    all: bool,
+    f: &crate::prune::PruneFilter,
+) -> Result<(Vec<String>, Vec<String>, u64)> {
     let list = ctx.layerfs().arg("images").json()?;
     let used = used_images(ctx)?;
     let (mut untagged, mut deleted, mut reclaimed) = (vec![], vec![], 0u64);
@@ -725,6 +762,13 @@ pub fn prune_images(ctx: &Ctx, all: bool) -> Result<(Vec<String>, Vec<String>, u
         let id = img["id"].as_str().unwrap_or("");
         let dangling = strings(&img["repoTags"]).is_empty();
         if !(all || dangling) || used.contains(id) {
+            continue;
+        }
+        let created = img["created"]
+            .as_str()
+            .and_then(humanize::parse_rfc3339)
+            .unwrap_or(0.0);
+        if !f.created_before_until(created) || !f.labels_match(&image_labels(ctx, id)) {
             continue;
         }
         let sizes: std::collections::HashMap<String, u64> = strings(&img["layers"])
@@ -751,6 +795,16 @@ pub fn prune_images(ctx: &Ctx, all: bool) -> Result<(Vec<String>, Vec<String>, u
         }
     }
     Ok((untagged, deleted, reclaimed))
+}
+
+/// The image's config labels (none when it cannot be read).
+fn image_labels(ctx: &Ctx, id: &str) -> std::collections::BTreeMap<String, String> {
+    ctx.layerfs()
+        .args(["inspect", id])
+        .json()
+        .ok()
+        .and_then(|v| serde_json::from_value(v["config"]["config"]["Labels"].clone()).ok())
+        .unwrap_or_default()
 }
 
 /// docker's RECLAIMABLE cell: `SIZE (PCT%)` when there is any total.

@@ -12,8 +12,13 @@
 //! 125 on a bad flag. `--format` (ps, images, inspect, network ls, volume
 //! ls, version, info) takes docker's Go templates (`gotmpl`); a template
 //! that does not parse or names an unknown field exits 1 with Go's
-//! `template: ...` message, as docker does (`history` takes `--format`
-//! too). `cp` and `diff` go through layerfs (`cpdiff`): container paths
+//! `template: ...` message, as docker does (`history`, `stats`, `network
+//! inspect -f`, `volume inspect -f` and `events` take `--format` too).
+//! `logs --details` prints the `--log-opt labels/env` attributes;
+//! `container`, `image` and `volume prune` take docker's `--filter`s
+//! (`volume prune` removes anonymous volumes only, unless `-a`); `exec`
+//! journals `exec_create`, `exec_start` and `exec_die`. `cp CTR:/dir/.`
+//! (and `cp dir/. CTR:/x`) copies the dir's contents. `cp` and `diff` go through layerfs (`cpdiff`): container paths
 //! are resolved inside the container's rootfs, never through a symlink
 //! out of it. `image prune` asks unless `-f` (a closed stdin is no).
 //! Image references are docker's (`docker.io/library/x` = `x`). A detached container (`run -d`, `start`)
@@ -34,6 +39,9 @@
 //! (and `kill`, `stop`, `commit`); `events` reads and follows the file
 //! (see `events` and `ctrstate::journal`). `network prune` and `system
 //! prune` ask unless `-f` (`prune`). `cp` sees volumes and bind mounts.
+//!
+//! `completion SHELL` prints a completion script and the hidden `_man
+//! DIR` writes man pages (`completion`; `scripts/setup.sh` installs them).
 //!
 //! `system service` serves the Docker Engine API (1.41) on a unix socket
 //! over the same store, for the docker CLI and the SDKs (see `api`).
@@ -86,6 +94,7 @@ pub mod api;
 pub mod attach;
 pub mod cli;
 pub mod cmds;
+pub mod completion;
 pub mod context;
 pub mod control;
 pub mod cpdiff;
@@ -139,6 +148,8 @@ pub fn main_with(cli: Cli) -> u8 {
             | Cmd::Exited { .. }
             | Cmd::RestartAfterBackoff { .. }
             | Cmd::Health { .. }
+            | Cmd::Completion { .. }
+            | Cmd::Man { .. }
     ) {
         records::reconcile(&ctx);
     }
@@ -174,7 +185,9 @@ pub fn main_with(cli: Cli) -> u8 {
         Cmd::Cp(a) => cpdiff::cp(&ctx, a),
         Cmd::Diff { container } => cpdiff::diff(&ctx, container),
         Cmd::Image(cli::ImageCmd::Ls(a)) => images::images(&ctx, a),
-        Cmd::Image(cli::ImageCmd::Prune { all, force }) => images::prune(&ctx, *all, *force),
+        Cmd::Image(cli::ImageCmd::Prune { all, force, filter }) => {
+            images::prune(&ctx, *all, *force, filter)
+        }
         Cmd::System(cli::SystemCmd::Df) => images::system_df(&ctx),
         Cmd::Image(cli::ImageCmd::Inspect { format, images }) => {
             inspect::image_inspect(&ctx, images, format.as_deref())
@@ -189,7 +202,9 @@ pub fn main_with(cli: Cli) -> u8 {
         Cmd::Info { format } => cmds::info(&ctx, format.as_deref()),
         Cmd::Container(cli::ContainerCmd::Ls(a)) => ps::ps(&ctx, a),
         Cmd::Container(cli::ContainerCmd::Inspect(a)) => inspect::inspect(&ctx, a),
-        Cmd::Container(cli::ContainerCmd::Prune { force }) => cmds::container_prune(&ctx, *force),
+        Cmd::Container(cli::ContainerCmd::Prune { force, filter }) => {
+            prune::container_cmd(&ctx, *force, filter)
+        }
         Cmd::System(cli::SystemCmd::Service(a)) => api::serve(Ctx::new(&cli.root), a),
         Cmd::Attach(a) => attach::attach(&ctx, a),
         Cmd::Events(a) => events::events(&ctx, a),
@@ -203,6 +218,9 @@ pub fn main_with(cli: Cli) -> u8 {
             run::restart_after_backoff(&ctx, id, *delay_ms)
         }
         Cmd::Health { id } => health::check(&ctx, id),
+        Cmd::Completion { .. } | Cmd::Man { .. } => {
+            Ok(completion::standalone(&cli).unwrap_or(0).into())
+        }
     };
     match r {
         Ok(code) => code.clamp(0, 255) as u8,

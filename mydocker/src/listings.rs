@@ -2,6 +2,7 @@
 //! tables, `-q` and `--format` (network context: ID, Name, Driver, Scope,
 //! IPv6, Internal, Labels, CreatedAt; volume context: Name, Driver, Scope,
 //! Mountpoint, Labels, Links, Size). A network's ID is its name here.
+//! `network inspect` and `volume inspect` print through `inspect_objects`.
 
 use crate::context::Ctx;
 use crate::error::Result;
@@ -94,4 +95,41 @@ pub fn volumes(ctx: &Ctx, quiet: bool, format: Option<&str>) -> Result<i32> {
         "*formatter.volumeContext",
         &header,
     )
+}
+
+/// `network inspect` / `volume inspect`: the template (`-f`) is parsed
+/// before anything is looked up; then each name's object from `lookup`
+/// (an error prints docker's line and makes the exit 1, the rest still
+/// print), as a JSON array indented by four spaces or the template's
+/// output per object.
+pub fn inspect_objects(
+    names: &[String],
+    format: Option<&str>,
+    lookup: impl Fn(&str) -> std::result::Result<Value, String>,
+) -> Result<i32> {
+    let tmpl = match format.filter(|f| !f.is_empty()) {
+        None => None,
+        Some(f) => match crate::gotmpl::Template::parse(f) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("template parsing error: {e}");
+                return Ok(1);
+            }
+        },
+    };
+    let mut out = vec![];
+    let mut code = 0;
+    for n in names {
+        match lookup(n) {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e}");
+                code = 1;
+            }
+        }
+    }
+    if out.is_empty() && tmpl.is_some() {
+        return Ok(code);
+    }
+    crate::inspect::print_objects(&out, tmpl.as_ref(), code)
 }

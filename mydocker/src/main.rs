@@ -13,6 +13,9 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 125 } else { 0 });
         }
     };
+    if let Some(code) = mydocker::completion::standalone(&cli) {
+        return ExitCode::from(code);
+    }
     hide_env_values();
     let ctx = mydocker::context::Ctx::new(&cli.root);
     if let Err(e) = secure_store(&ctx.root, &ctx.run) {

@@ -384,10 +384,13 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
         N::Ls { quiet, format } => {
             return crate::listings::networks(ctx, *quiet, format.as_deref())
         }
-        N::Inspect { names } => {
-            let mut out = vec![];
-            for n in names {
-                let v = ctx.netbr().args(["inspect", n]).json().map_err(plain)?;
+        N::Inspect { format, names } => {
+            return crate::listings::inspect_objects(names, format.as_deref(), |n| {
+                let v = ctx
+                    .netbr()
+                    .args(["inspect", n])
+                    .json()
+                    .map_err(|e| plain(e).to_string())?;
                 let subnets: Vec<&str> = v["subnets"]
                     .as_array()
                     .map(|a| a.iter().filter_map(Value::as_str).collect())
@@ -397,16 +400,15 @@ pub fn command(ctx: &Ctx, a: &crate::cli::NetworkCmd) -> Result<i32> {
                     .enumerate()
                     .map(|(i, s)| json!({"Subnet": s, "Gateway": v["gateways"][i]}))
                     .collect();
-                out.push(json!({
-                    "Name": n, "Driver": "bridge",
+                Ok(json!({
+                    "Name": n, "Id": n, "Scope": "local", "Driver": "bridge",
                     "EnableIPv6": subnets.iter().any(|s| s.contains(':')),
                     "IPAM": {"Driver": "default", "Config": config},
                     "Options": {"com.docker.network.bridge.name": v["bridge"]},
                     "Labels": labels_of(&v["config"]),
                     "Containers": v["allocations"],
-                }));
-            }
-            println!("{}", serde_json::to_string_pretty(&out).unwrap());
+                }))
+            });
         }
         N::Rm { names } => {
             let mut code = 0;

@@ -4,7 +4,13 @@
 //! `Total reclaimed space:`. What is pruned is what docker prunes: stopped
 //! containers; user networks no container (in any state) names; with
 //! `--volumes` anonymous volumes no container uses; dangling images (with
-//! `-a`, every image no container uses).
+//! `-a`, every image no container uses). `container prune` and `volume
+//! prune` live here too, with docker's `--filter`s (`PruneFilter`):
+//! containers `until`, `label`, `label!`; volumes `label`, `label!`, `all`
+//! (`volume prune` takes only anonymous volumes unless `-a`, as docker 23+).
+//! A filter without `=` is docker's flag error (125); an unknown key or a
+//! bad value the daemon's `invalid filter` (1); both before anything is
+//! asked or removed.
 
 use crate::context::Ctx;
 use crate::error::Result;
@@ -12,7 +18,7 @@ use crate::humanize;
 use crate::records;
 use ctrstate::record::Status;
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Networks docker never prunes.
 const PREDEFINED: &[&str] = &["bridge", "host", "none"];
@@ -69,11 +75,20 @@ pub fn networks(ctx: &Ctx) -> Result<Vec<String>> {
 
 /// Removes every stopped container; (ids, bytes of their upper dirs).
 pub fn containers(ctx: &Ctx) -> Result<(Vec<String>, u64)> {
+    containers_matching(ctx, &PruneFilter::default())
+}
+
+/// Removes the stopped containers `f` lets through (until, labels).
+pub fn containers_matching(ctx: &Ctx, f: &PruneFilter) -> Result<(Vec<String>, u64)> {
     let (mut deleted, mut bytes) = (vec![], 0);
     for r in records::list(ctx)? {
         let stopped = matches!(r.status, Status::Exited | Status::Created | Status::Dead)
             && !records::alive(r.pid, r.pid_start_time);
         if !stopped {
+            continue;
+        }
+        let created = humanize::parse_rfc3339(&r.created).unwrap_or(0.0);
+        if !f.created_before_until(created) || !f.labels_match(&crate::ps::labels(&r)) {
             continue;
         }
         let size = crate::ps::dir_size(&ctx.container_dir(&r.id).join("upper"));
@@ -85,16 +100,65 @@ pub fn containers(ctx: &Ctx) -> Result<(Vec<String>, u64)> {
     Ok((deleted, bytes))
 }
 
+/// `container prune [-f] [--filter until=|label=|label!=]...`.
+pub fn container_cmd(ctx: &Ctx, force: bool, filters: &[String]) -> Result<i32> {
+    let f = match PruneFilter::parse(filters, &["until", "label", "label!"]) {
+        Ok(f) => f,
+        Err(e) => return Ok(e.report("container prune")),
+    };
+    if !force && !crate::cmds::confirm("WARNING! This will remove all stopped containers.") {
+        return Ok(0);
+    }
+    let (ids, bytes) = containers_matching(ctx, &f)?;
+    print_section("Deleted Containers:", &ids);
+    println!("Total reclaimed space: {}", humanize::size(bytes));
+    Ok(0)
+}
+
+/// `volume prune [-a] [-f] [--filter label=|label!=|all=]...`: anonymous
+/// volumes no container uses (every unused one with `-a` or `all=true`).
+pub fn volume_cmd(ctx: &Ctx, all: bool, force: bool, filters: &[String]) -> Result<i32> {
+    let f = match PruneFilter::parse(filters, &["label", "label!", "all"]) {
+        Ok(f) => f,
+        Err(e) => return Ok(e.report("volume prune")),
+    };
+    let all = match f.bool_or("all", all) {
+        Ok(a) => a,
+        Err(e) => return Ok(e.report("volume prune")),
+    };
+    let warning = if all {
+        "WARNING! This will remove all local volumes not used by at least one container."
+    } else {
+        "WARNING! This will remove anonymous local volumes not used by at least one container."
+    };
+    if !force && !crate::cmds::confirm(warning) {
+        return Ok(0);
+    }
+    let (names, bytes) = volumes_matching(ctx, all, &f)?;
+    print_section("Deleted Volumes:", &names);
+    println!("Total reclaimed space: {}", humanize::size(bytes));
+    Ok(0)
+}
+
 /// Removes the anonymous volumes (64-hex names, as `-v /path` makes
 /// them) no container uses; (names, bytes).
 pub fn volumes(ctx: &Ctx) -> Result<(Vec<String>, u64)> {
+    volumes_matching(ctx, false, &PruneFilter::default())
+}
+
+/// Removes the unused volumes `f` lets through: anonymous ones (docker's
+/// are 64 hex, or carry its anonymous label), every one with `all`.
+pub fn volumes_matching(ctx: &Ctx, all: bool, f: &PruneFilter) -> Result<(Vec<String>, u64)> {
     let list = ctx.layerfs().args(["volume", "ls"]).json()?;
     let (mut removed, mut bytes) = (vec![], 0);
     for v in list.as_array().into_iter().flatten() {
         let name = v["name"].as_str().unwrap_or("");
-        let anonymous = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+        let labels: BTreeMap<String, String> =
+            serde_json::from_value(v["labels"].clone()).unwrap_or_default();
+        let anonymous = (name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()))
+            || labels.contains_key("com.docker.volume.anonymous");
         let used = v["inUseBy"].as_array().is_some_and(|u| !u.is_empty());
-        if !anonymous || used {
+        if name.is_empty() || !(all || anonymous) || used || !f.labels_match(&labels) {
             continue;
         }
         let size = crate::ps::dir_size(&ctx.root.join("volumes").join(name).join("_data"));
@@ -105,6 +169,116 @@ pub fn volumes(ctx: &Ctx) -> Result<(Vec<String>, u64)> {
         }
     }
     Ok((removed, bytes))
+}
+
+/// A prune's `--filter KEY=VALUE`s (keys lower-cased, as docker's
+/// `filters.ParseFlag`).
+#[derive(Default, Debug)]
+pub struct PruneFilter {
+    args: BTreeMap<String, Vec<String>>,
+    until: Option<f64>,
+}
+
+/// Why a filter was refused: `Format` is docker's flag error (exit 125),
+/// `Invalid` the daemon's answer (exit 1).
+#[derive(Debug, PartialEq)]
+pub enum FilterError {
+    Format(String),
+    Invalid(String),
+}
+
+impl FilterError {
+    /// Prints docker's message for `mydocker CMD`; the exit code.
+    pub fn report(&self, cmd: &str) -> i32 {
+        match self {
+            FilterError::Format(arg) => {
+                eprintln!("invalid argument \"{arg}\" for \"--filter\" flag: bad format of filter (expected name=value)");
+                eprintln!("See 'mydocker {cmd} --help'.");
+                125
+            }
+            FilterError::Invalid(m) => {
+                eprintln!("Error response from daemon: {m}");
+                1
+            }
+        }
+    }
+}
+
+impl PruneFilter {
+    /// Parses `specs`; a key outside `accepted`, a second or unreadable
+    /// `until` are refused.
+    pub fn parse(
+        specs: &[String],
+        accepted: &[&str],
+    ) -> std::result::Result<PruneFilter, FilterError> {
+        let mut f = PruneFilter::default();
+        for s in specs {
+            let Some((k, v)) = s.split_once('=') else {
+                return Err(FilterError::Format(s.clone()));
+            };
+            let k = k.trim().to_lowercase();
+            if !accepted.contains(&k.as_str()) {
+                return Err(FilterError::Invalid(format!("invalid filter '{k}'")));
+            }
+            f.args.entry(k).or_default().push(v.trim().to_string());
+        }
+        if let Some(u) = f.args.get("until") {
+            if u.len() > 1 {
+                return Err(FilterError::Invalid(
+                    "more than one until filter specified".into(),
+                ));
+            }
+            let t = crate::cmds::parse_log_time(&u[0], humanize::now())
+                .map_err(|_| FilterError::Invalid(format!("invalid filter 'until={}'", u[0])))?;
+            f.until = Some(t);
+        }
+        Ok(f)
+    }
+
+    /// A bool filter (`all`, `dangling`), `default` when absent.
+    pub fn bool_or(&self, key: &str, default: bool) -> std::result::Result<bool, FilterError> {
+        let Some(vals) = self.args.get(key) else {
+            return Ok(default);
+        };
+        let mut out = default;
+        for v in vals {
+            out = match v.to_lowercase().as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => return Err(FilterError::Invalid(format!("invalid filter '{key}={v}'"))),
+            };
+        }
+        Ok(out)
+    }
+
+    /// `until`: created strictly before it (no filter: everything).
+    pub fn created_before_until(&self, created: f64) -> bool {
+        self.until.is_none_or(|u| created <= u)
+    }
+
+    /// docker's `matchLabels`: every `label` matches, and not every
+    /// `label!` does (each `K` or `K=V`).
+    pub fn labels_match(&self, labels: &BTreeMap<String, String>) -> bool {
+        if !kv_list(self.args.get("label"), labels) {
+            return false;
+        }
+        !(self.args.contains_key("label!") && kv_list(self.args.get("label!"), labels))
+    }
+}
+
+/// moby's `filters.Args.MatchKVList`: true without values; otherwise
+/// every value `K` or `K=V` is in `labels`.
+fn kv_list(vals: Option<&Vec<String>>, labels: &BTreeMap<String, String>) -> bool {
+    let Some(vals) = vals.filter(|v| !v.is_empty()) else {
+        return true;
+    };
+    if labels.is_empty() {
+        return false;
+    }
+    vals.iter().all(|v| match v.split_once('=') {
+        Some((k, want)) => labels.get(k).is_some_and(|have| have == want),
+        None => labels.contains_key(v.as_str()),
+    })
 }
 
 /// `system prune [-a] [-f] [--volumes]`.
@@ -153,4 +327,47 @@ fn print_section(title: &str, items: &[String]) {
         println!("{i}");
     }
     println!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(specs: &[&str]) -> PruneFilter {
+        let specs: Vec<String> = specs.iter().map(|s| s.to_string()).collect();
+        PruneFilter::parse(&specs, &["label", "label!", "until", "all"]).unwrap()
+    }
+
+    #[test]
+    fn labels_match_like_moby() {
+        let l: BTreeMap<String, String> =
+            [("a".to_string(), "1".to_string()), ("b".into(), "2".into())].into();
+        assert!(f(&[]).labels_match(&l));
+        assert!(f(&["label=a"]).labels_match(&l));
+        assert!(f(&["label=a=1", "label=b"]).labels_match(&l));
+        assert!(!f(&["label=a=2"]).labels_match(&l));
+        assert!(!f(&["label=c"]).labels_match(&l));
+        assert!(!f(&["label!=a"]).labels_match(&l));
+        assert!(f(&["label!=a=2"]).labels_match(&l));
+        assert!(f(&["label!=a", "label!=c"]).labels_match(&l));
+        assert!(f(&["label!=c"]).labels_match(&BTreeMap::new()));
+        assert!(!f(&["label=c"]).labels_match(&BTreeMap::new()));
+    }
+
+    #[test]
+    fn bad_filters_are_docker_errors() {
+        let p = |s: &str| PruneFilter::parse(&[s.to_string()], &["label", "until"]);
+        assert_eq!(p("label").unwrap_err(), FilterError::Format("label".into()));
+        assert_eq!(
+            p("color=red").unwrap_err(),
+            FilterError::Invalid("invalid filter 'color'".into())
+        );
+        assert!(matches!(
+            p("until=never").unwrap_err(),
+            FilterError::Invalid(_)
+        ));
+        assert!(p("until=10m").unwrap().until.is_some());
+        assert!(f(&["all=maybe"]).bool_or("all", false).is_err());
+        assert!(f(&["all=true"]).bool_or("all", false).unwrap());
+    }
 }

@@ -11,6 +11,7 @@ use crate::gotmpl::ListFormat;
 use crate::humanize;
 use crate::records;
 use ctrstate::record::{Record, Status};
+use ctrstate::RawRecord;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -41,16 +42,22 @@ pub fn ps(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
     let limit = if a.latest { 1 } else { a.last };
     // docker: a status filter or a limit shows stopped containers too.
     let all = a.all || limit > 0 || filters.has("status");
-    let mut recs: Vec<Record> = vec![];
-    let list = records::list(ctx)?;
+    // One record parsed at a time, turned into its row and dropped: with
+    // 1,000 records, holding them all parsed costs more than the rest.
+    let list = records::list_raw(ctx)?;
     let since = filters.boundary(&list, "since")?;
     let before = filters.boundary(&list, "before")?;
-    for (i, r) in list.iter().enumerate() {
+    // Sizes cost a walk of each upper dir: only when shown.
+    let want_size = a.size || a.format.as_deref().is_some_and(|f| f.contains(".Size"));
+    let mut image_sizes = BTreeMap::new();
+    let mut items: Vec<(Value, Value)> = vec![];
+    for (i, raw) in list.iter().enumerate() {
         // The list is newest first: `since` keeps what is newer than the
         // container named, `before` what is older.
         if since.is_some_and(|s| i >= s) || before.is_some_and(|b| i <= b) {
             continue;
         }
+        let r = records::parse(ctx, raw)?;
         let running = matches!(
             r.status,
             Status::Running | Status::Paused | Status::Restarting
@@ -58,32 +65,23 @@ pub fn ps(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
         if !all && !running {
             continue;
         }
-        if !filters.matches(r) {
+        if !filters.matches(&r) {
             continue;
         }
-        if limit > 0 && recs.len() as i64 == limit {
+        if limit > 0 && items.len() as i64 == limit {
             break;
         }
-        recs.push(r.clone());
+        let mut c = context(&r, !a.no_trunc);
+        if want_size {
+            let (rw, virt) = sizes(ctx, &r, &mut image_sizes);
+            c["Size"] = json!(format!(
+                "{} (virtual {})",
+                humanize::size(rw),
+                humanize::size(virt)
+            ));
+        }
+        items.push((c, json!({"Label": labels(&r)})));
     }
-    // Sizes cost a walk of each upper dir: only when shown.
-    let want_size = a.size || a.format.as_deref().is_some_and(|f| f.contains(".Size"));
-    let mut image_sizes = BTreeMap::new();
-    let items: Vec<(Value, Value)> = recs
-        .iter()
-        .map(|r| {
-            let mut c = context(r, !a.no_trunc);
-            if want_size {
-                let (rw, virt) = sizes(ctx, r, &mut image_sizes);
-                c["Size"] = json!(format!(
-                    "{} (virtual {})",
-                    humanize::size(rw),
-                    humanize::size(virt)
-                ));
-            }
-            (c, json!({"Label": labels(r)}))
-        })
-        .collect();
     match fmt.render(&items, "*formatter.ContainerContext", &header()) {
         Ok(s) => {
             print!("{s}");
@@ -323,7 +321,7 @@ impl Filters {
     }
 
     /// The index in `list` of the container a `since`/`before` filter names.
-    fn boundary(&self, list: &[Record], k: &str) -> Result<Option<usize>> {
+    fn boundary(&self, list: &[RawRecord], k: &str) -> Result<Option<usize>> {
         let Some(v) = self.0.get(k).and_then(|v| v.first()) else {
             return Ok(None);
         };
@@ -418,7 +416,9 @@ mod tests {
         assert!(f(&["label=tier=web"]).unwrap().matches(&web));
         assert!(!f(&["label=tier=db"]).unwrap().matches(&web));
         // labels AND (compose filters by project and service at once)
-        assert!(!f(&["label=tier=web", "label=tier=db"]).unwrap().matches(&web));
+        assert!(!f(&["label=tier=web", "label=tier=db"])
+            .unwrap()
+            .matches(&web));
         assert!(f(&["label=tier", "label=tier=web"]).unwrap().matches(&web));
         assert!(f(&["ancestor=busybox:latest"]).unwrap().matches(&web));
         assert!(f(&["ancestor=abcdef"]).unwrap().matches(&web));

@@ -1,9 +1,12 @@
-//! Container records, read through `ctrstate`.
+//! Container records, kept by `ctrstate`. Writes go through the tool;
+//! reads use its library in-process (readers take no lock by ctrstate's
+//! contract: records change by rename), which saves a process and a
+//! JSON round trip on every `ps`, `inspect` and name lookup.
 
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use ctrstate::record::Record;
-use ctrstate::RecordPatch;
+use ctrstate::{RawRecord, RecordPatch, Store};
 
 /// `ctrstate update ID` with a typed patch.
 pub fn update(ctx: &Ctx, id: &str, patch: &RecordPatch) -> Result<()> {
@@ -14,18 +17,75 @@ pub fn update(ctx: &Ctx, id: &str, patch: &RecordPatch) -> Result<()> {
         .map(drop)
 }
 
-pub fn get(ctx: &Ctx, r: &str) -> Result<Record> {
-    ctx.ctrstate()
-        .args(["get", r])
-        .parse()
-        .map_err(|e| match e {
-            Error::Tool { msg, .. } => Error::Daemon(msg),
-            e => e,
-        })
+fn store(ctx: &Ctx) -> Store {
+    Store::open(&ctx.root)
 }
 
+/// The record of a full id, name or unique id prefix (as `ctrstate get`).
+pub fn get(ctx: &Ctx, r: &str) -> Result<Record> {
+    let rec = store(ctx)
+        .get(r)
+        .map_err(|e| Error::Daemon(e.to_string()))?;
+    Ok(settled(ctx, rec))
+}
+
+/// Every record newest first, each parsed on demand (`parse`).
+pub fn list_raw(ctx: &Ctx) -> Result<Vec<RawRecord>> {
+    store(ctx).list_raw().map_err(ls_error)
+}
+
+pub fn parse(ctx: &Ctx, raw: &RawRecord) -> Result<Record> {
+    raw.parse().map(|r| settled(ctx, r)).map_err(ls_error)
+}
+
+fn ls_error(e: ctrstate::StoreError) -> Error {
+    Error::Tool {
+        tool: "ctrstate".into(),
+        step: "ls".into(),
+        msg: e.to_string(),
+    }
+}
+
+/// Every record, newest first (as `ctrstate ls`).
 pub fn list(ctx: &Ctx) -> Result<Vec<Record>> {
-    ctx.ctrstate().arg("ls").parse()
+    let all = store(ctx).list().map_err(ls_error)?;
+    Ok(all.into_iter().map(|r| settled(ctx, r)).collect())
+}
+
+/// How long a read waits for a supervisor to record an exit.
+const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `r`, or what its supervisor records next when `r` claims a process that
+/// is gone (reaped) while its supervisor lives: the supervisor runs the
+/// stop teardown and then records the exit (`supervise::finish`), and a
+/// command in that window must not show the container running (an `exec`
+/// right after would fail). Waits at most SETTLE_LIMIT; costs one
+/// /proc read for a live record.
+fn settled(ctx: &Ctx, r: Record) -> Record {
+    use ctrstate::record::Status;
+    let stale = |x: &Record| {
+        matches!(x.status, Status::Running | Status::Paused)
+            && x.pid != 0
+            && !alive(x.pid, x.pid_start_time)
+    };
+    if !stale(&r) {
+        return r;
+    }
+    let until = std::time::Instant::now() + SETTLE_LIMIT;
+    let mut cur = r;
+    while cur
+        .supervisor_pid
+        .is_some_and(|s| ctrstate::procfs::stat(s).is_some_and(|st| st.state != 'Z'))
+        && std::time::Instant::now() < until
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        match peek(ctx, &cur.id) {
+            Some(n) if stale(&n) => cur = n,
+            Some(n) => return n,
+            None => break,
+        }
+    }
+    cur
 }
 
 /// Crash recovery, at the start of every command: `ctrstate reconcile`
@@ -38,6 +98,11 @@ pub fn list(ctx: &Ctx) -> Result<Vec<Record>> {
 /// the next command.
 pub fn reconcile(ctx: &Ctx) {
     finish_removals(ctx);
+    // The usual answer is "nothing to do", found without a process: the
+    // tool runs (and takes its lock) only when something changes.
+    if !store(ctx).needs_reconcile().unwrap_or(true) {
+        return;
+    }
     let Ok(changed) = ctx.ctrstate().arg("reconcile").parse::<Vec<Record>>() else {
         return;
     };
@@ -62,21 +127,16 @@ pub fn reconcile(ctx: &Ctx) {
 }
 
 /// Finishes the `rm` of every container whose record is gone but whose
-/// directory is not: `ctrstate rm` removes the directory entry by entry, so
-/// a kill in the middle leaves it without `state.json` (a container
-/// directory never appears without one: `ctrstate create` renames it into
-/// place whole). `rm` releases everything else before it removes the
-/// record; the teardown is redone anyway, being idempotent and cheap.
+/// directory is not: `ctrstate rm` moves the directory under `.removing`
+/// and then deletes it, so a kill in the middle leaves it there (one
+/// readdir finds them; a container directory never appears without its
+/// record: `ctrstate create` renames it into place whole). `rm` releases
+/// everything else before it removes the record; the teardown (which
+/// ends with `ctrstate rm ID`, finishing the delete) is redone anyway,
+/// being idempotent and cheap.
 fn finish_removals(ctx: &Ctx) {
-    let Ok(dir) = std::fs::read_dir(ctx.container_dir("")) else {
-        return;
-    };
-    for e in dir.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let full_id = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
-        if full_id && !e.path().join("state.json").exists() && e.path().is_dir() {
-            let _ = crate::teardown::remove_teardown(ctx, &name);
-        }
+    for id in store(ctx).removing() {
+        let _ = crate::teardown::remove_teardown(ctx, &id);
     }
 }
 

@@ -8,18 +8,39 @@ use ctrstate::record::{Record, Status};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+/// docker's stats table (Linux columns).
+const STATS_TABLE: &str =
+    "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
+
+/// `stats [-a] [--no-stream] [--no-trunc] [--format F] [CONTAINER...]`:
+/// docker's statsContext fields (Container, Name, ID, CPUPerc, MemUsage,
+/// MemPerc, NetIO, BlockIO, PIDs); `Container` is the reference given, or
+/// the full ID when none is.
 pub fn stats(ctx: &Ctx, a: &StatsArgs) -> Result<i32> {
-    let recs: Vec<Record> = if a.containers.is_empty() {
+    let fmt = match crate::gotmpl::ListFormat::new(a.format.as_deref(), STATS_TABLE) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(1);
+        }
+    };
+    let recs: Vec<(String, Record)> = if a.containers.is_empty() {
         records::list(ctx)?
             .into_iter()
-            .filter(|r| matches!(r.status, Status::Running | Status::Paused))
+            .filter(|r| a.all || matches!(r.status, Status::Running | Status::Paused))
+            .map(|r| (r.id.clone(), r))
             .collect()
     } else {
         a.containers
             .iter()
-            .map(|r| records::get(ctx, r))
+            .map(|c| Ok((c.clone(), records::get(ctx, c)?)))
             .collect::<Result<_>>()?
     };
+    let header = json!({
+        "Container": "CONTAINER", "ID": "CONTAINER ID", "Name": "NAME", "CPUPerc": "CPU %",
+        "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O",
+        "BlockIO": "BLOCK I/O", "PIDs": "PIDS",
+    });
     let json_out = a
         .format
         .as_deref()
@@ -27,14 +48,14 @@ pub fn stats(ctx: &Ctx, a: &StatsArgs) -> Result<i32> {
     loop {
         let first: Vec<(Option<Value>, Instant)> = recs
             .iter()
-            .map(|r| (sample(ctx, r), Instant::now()))
+            .map(|(_, r)| (sample(ctx, r), Instant::now()))
             .collect();
         std::thread::sleep(Duration::from_millis(if a.no_stream { 200 } else { 1000 }));
         let mut rows = vec![];
-        for (r, (s0, t0)) in recs.iter().zip(first) {
+        for ((given, r), (s0, t0)) in recs.iter().zip(first) {
             let s1 = sample(ctx, r);
             let wall = t0.elapsed().as_nanos() as f64;
-            let (cpu, usage, limit, pids) = match (s0, s1) {
+            let (cpu, usage, limit, pids) = match (s0, &s1) {
                 (Some(s0), Some(s1)) => {
                     let d = s1["cpu"]["usageNs"].as_f64().unwrap_or(0.0)
                         - s0["cpu"]["usageNs"].as_f64().unwrap_or(0.0);
@@ -53,43 +74,151 @@ pub fn stats(ctx: &Ctx, a: &StatsArgs) -> Result<i32> {
             } else {
                 0.0
             };
-            rows.push(json!({
-                "ID": r.id[..12], "Name": r.name,
-                "CPUPerc": format!("{cpu:.2}%"),
-                "MemUsage": format!("{} / {}", bin_size(usage), bin_size(limit)),
-                "MemPerc": format!("{mem_pct:.2}%"),
-                "PIDs": pids.to_string(),
-            }));
+            let live = s1.is_some();
+            let (rx, tx) = if live { net_io(r.pid) } else { (0, 0) };
+            let (rd, wr) = if live { block_io(r.pid) } else { (0, 0) };
+            let id = if a.no_trunc { &r.id[..] } else { &r.id[..12] };
+            let name = if r.name.is_empty() { "--" } else { &r.name };
+            rows.push((
+                json!({
+                    "Container": given, "ID": id, "Name": name,
+                    "CPUPerc": format!("{cpu:.2}%"),
+                    "MemUsage": format!("{} / {}", bin_size(usage), bin_size(limit)),
+                    "MemPerc": format!("{mem_pct:.2}%"),
+                    "NetIO": format!("{} / {}", dec_size(rx), dec_size(tx)),
+                    "BlockIO": format!("{} / {}", dec_size(rd), dec_size(wr)),
+                    "PIDs": pids.to_string(),
+                }),
+                json!({}),
+            ));
         }
+        let out = match fmt.render(&rows, "*container.statsContext", &header) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(1);
+            }
+        };
         if !a.no_stream && !json_out {
             print!("\x1b[2J\x1b[H");
         }
-        if json_out {
-            for r in &rows {
-                println!("{r}");
-            }
-        } else {
-            println!(
-                "{:<14}{:<20}{:<9}{:<24}{:<9}PIDS",
-                "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %"
-            );
-            for r in &rows {
-                let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
-                println!(
-                    "{:<14}{:<20}{:<9}{:<24}{:<9}{}",
-                    s("ID"),
-                    s("Name"),
-                    s("CPUPerc"),
-                    s("MemUsage"),
-                    s("MemPerc"),
-                    s("PIDs")
-                );
-            }
-        }
+        print!("{out}");
         if a.no_stream {
             return Ok(0);
         }
     }
+}
+
+/// Bytes received and sent by the container's network namespace (its
+/// interfaces but `lo`), from /proc/PID/net/dev; a host-network container
+/// has none of its own: 0.
+fn net_io(pid: u32) -> (u64, u64) {
+    let ns = |p: &str| std::fs::read_link(p).ok();
+    if ns(&format!("/proc/{pid}/ns/net")) == ns("/proc/1/ns/net") {
+        return (0, 0);
+    }
+    let Ok(dev) = std::fs::read_to_string(format!("/proc/{pid}/net/dev")) else {
+        return (0, 0);
+    };
+    let mut sum = (0, 0);
+    for line in dev.lines().skip(2) {
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
+        if name.trim() == "lo" {
+            continue;
+        }
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        sum.0 += f.first().copied().unwrap_or(0);
+        sum.1 += f.get(8).copied().unwrap_or(0);
+    }
+    sum
+}
+
+/// Bytes read and written by the container's cgroup: v1 blkio's
+/// `throttle.io_service_bytes_recursive` (Read/Write totals) or v2's
+/// `io.stat` (rbytes/wbytes); 0 when neither can be read.
+fn block_io(pid: u32) -> (u64, u64) {
+    let Ok(cg) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+        return (0, 0);
+    };
+    for line in cg.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
+        if ctrls.split(',').any(|c| c == "blkio") {
+            let file =
+                format!("/sys/fs/cgroup/blkio{path}/blkio.throttle.io_service_bytes_recursive");
+            if let Ok(t) = std::fs::read_to_string(file) {
+                return sum_ops(&t);
+            }
+        }
+        if ctrls.is_empty() {
+            if let Ok(t) = std::fs::read_to_string(format!("/sys/fs/cgroup{path}/io.stat")) {
+                return sum_io_stat(&t);
+            }
+        }
+    }
+    (0, 0)
+}
+
+/// `MAJ:MIN Read N` / `MAJ:MIN Write N` lines summed over devices.
+fn sum_ops(t: &str) -> (u64, u64) {
+    let mut sum = (0, 0);
+    for l in t.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if let [_, op, n] = f[..] {
+            let n: u64 = n.parse().unwrap_or(0);
+            match op {
+                "Read" => sum.0 += n,
+                "Write" => sum.1 += n,
+                _ => {}
+            }
+        }
+    }
+    sum
+}
+
+/// `MAJ:MIN rbytes=N wbytes=N ...` lines summed over devices.
+fn sum_io_stat(t: &str) -> (u64, u64) {
+    let mut sum = (0, 0);
+    for kv in t.split_whitespace() {
+        match kv.split_once('=') {
+            Some(("rbytes", n)) => sum.0 += n.parse().unwrap_or(0),
+            Some(("wbytes", n)) => sum.1 += n.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    sum
+}
+
+/// Go's `%.Ng`: N significant digits, trailing zeros dropped.
+fn go_g(v: f64, n: usize) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let int_digits = v.abs().log10().floor() as i64 + 1;
+    let decimals = (n as i64 - int_digits).max(0) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// docker's `units.HumanSizeWithPrecision(n, 3)`: "1.23kB", "648B".
+fn dec_size(b: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < units.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    go_g(v, 3) + units[i]
 }
 
 fn sample(ctx: &Ctx, r: &Record) -> Option<Value> {
@@ -111,20 +240,16 @@ fn host_memory() -> u64 {
         .unwrap_or(0)
 }
 
-/// docker stats' binary units: "1.5MiB".
+/// docker's `units.BytesSize` (`%.4g`, binary units): "1.5MiB", "7.684GiB".
 fn bin_size(b: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut v = b as f64;
     let mut i = 0;
     while v >= 1024.0 && i < units.len() - 1 {
         v /= 1024.0;
         i += 1;
     }
-    format!("{v:.4}")
-        .trim_end_matches('0')
-        .trim_end_matches('.')
-        .to_string()
-        + units[i]
+    go_g(v, 4) + units[i]
 }
 
 pub fn pause(ctx: &Ctx, refs: &[String], freeze: bool) -> Result<i32> {
@@ -241,4 +366,24 @@ pub fn update(ctx: &Ctx, a: &UpdateArgs) -> Result<i32> {
         }
     }
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_go_units() {
+        assert_eq!(dec_size(0), "0B");
+        assert_eq!(dec_size(648), "648B");
+        assert_eq!(dec_size(1234), "1.23kB");
+        assert_eq!(dec_size(12_000_000), "12MB");
+        assert_eq!(bin_size(1536 * 1024), "1.5MiB");
+        assert_eq!(bin_size(8_250_000_000), "7.683GiB");
+        assert_eq!(
+            sum_ops("8:0 Read 10\n8:0 Write 5\n8:16 Read 1\nTotal 16\n"),
+            (11, 5)
+        );
+        assert_eq!(sum_io_stat("8:0 rbytes=3 wbytes=4 rios=1\n"), (3, 4));
+    }
 }

@@ -221,17 +221,17 @@ pub fn command(ctx: &Ctx, a: &crate::cli::VolumeCmd) -> Result<i32> {
             println!("{n}");
         }
         V::Ls { quiet, format } => return crate::listings::volumes(ctx, *quiet, format.as_deref()),
-        V::Inspect { names } => {
-            let mut out = vec![];
-            for n in names {
+        V::Inspect { format, names } => {
+            return crate::listings::inspect_objects(names, format.as_deref(), |n| {
                 let v = ctx
                     .layerfs()
                     .args(["volume", "inspect", n])
                     .json()
-                    .map_err(plain)?;
-                out.push(json!({"Name": v["name"], "Driver": v["driver"], "Mountpoint": v["mountpoint"], "CreatedAt": v["createdAt"], "Scope": "local", "Labels": v["labels"], "UsedBy": v["inUseBy"]}));
-            }
-            println!("{}", serde_json::to_string_pretty(&out).unwrap());
+                    .map_err(|e| plain(e).to_string())?;
+                Ok(
+                    json!({"Name": v["name"], "Driver": v["driver"], "Mountpoint": v["mountpoint"], "CreatedAt": v["createdAt"], "Scope": "local", "Labels": v["labels"], "Options": {}, "UsedBy": v["inUseBy"]}),
+                )
+            });
         }
         V::Rm { force, names } => {
             let mut code = 0;
@@ -253,21 +253,8 @@ pub fn command(ctx: &Ctx, a: &crate::cli::VolumeCmd) -> Result<i32> {
             }
             return Ok(code);
         }
-        V::Prune { .. } => {
-            let v = ctx.layerfs().args(["volume", "prune"]).json()?;
-            let removed = v["removed"].as_array().cloned().unwrap_or_default();
-            for r in &removed {
-                let n = r.as_str().unwrap_or("");
-                crate::events::emit(ctx, "volume", "destroy", n, &[("driver", "local")]);
-            }
-            if !removed.is_empty() {
-                println!("Deleted Volumes:");
-                for r in &removed {
-                    println!("{}", r.as_str().unwrap_or(""));
-                }
-                println!();
-            }
-            println!("Total reclaimed space: {} volumes", removed.len());
+        V::Prune { all, force, filter } => {
+            return crate::prune::volume_cmd(ctx, *all, *force, filter)
         }
     }
     Ok(0)

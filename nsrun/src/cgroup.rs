@@ -152,7 +152,7 @@ impl Plan {
 fn save(dir: &Dir, cg: &Cgroup) -> Result<(), CgroupError> {
     let p = dir.cgroup_file();
     let data = serde_json::to_vec(&cg.saved()).expect("cgroup paths serialize");
-    atomicfile::write(&p, &data).map_err(|err| CgroupError::Io {
+    crate::sys::write_replace(&p, &data).map_err(|err| CgroupError::Io {
         step: "write",
         path: p,
         err,

@@ -181,7 +181,7 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
         pid: None,
         armed: true,
     };
-    atomicfile::write(&dir.config_file(), &raw).map_err(|e| CreateError::Io {
+    sys::write_replace(&dir.config_file(), &raw).map_err(|e| CreateError::Io {
         step: "write config copy",
         path: dir.config_file(),
         err: e.to_string(),
@@ -369,7 +369,7 @@ pub fn create(o: &Opts) -> crate::Result<Created> {
     };
     dir.save(&record)?;
     if let Some(pf) = &o.pid_file {
-        atomicfile::write(pf, pid.to_string().as_bytes()).map_err(|e| CreateError::Io {
+        sys::write_replace(pf, pid.to_string().as_bytes()).map_err(|e| CreateError::Io {
             step: "write pid file",
             path: pf.clone(),
             err: e.to_string(),

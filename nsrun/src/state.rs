@@ -141,7 +141,7 @@ impl Dir {
     pub fn save(&self, r: &Record) -> Result<(), StateError> {
         let p = self.state_file();
         let data = serde_json::to_vec(r).expect("state serializes");
-        atomicfile::write(&p, &data).map_err(|err| StateError::Io {
+        crate::sys::write_replace(&p, &data).map_err(|err| StateError::Io {
             step: "write state",
             path: p,
             err,

@@ -17,13 +17,24 @@ pub struct ApiService {
 }
 
 impl ApiService {
+    /// A service that never idles out.
     pub fn start(d: &Docker) -> ApiService {
+        ApiService::start_with_timeout(d, 0)
+    }
+    /// A service that exits after `idle` seconds without a client.
+    pub fn start_with_timeout(d: &Docker, idle: u32) -> ApiService {
         let dir = TempDir::new("api");
         let sock = dir.path().join("docker.sock");
         let child = Command::new(bin("mydocker"))
             .arg("--root")
             .arg(d.root.path())
-            .args(["system", "service", "--timeout", "0", "--socket"])
+            .args([
+                "system",
+                "service",
+                "--timeout",
+                &idle.to_string(),
+                "--socket",
+            ])
             .arg(&sock)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -61,6 +72,11 @@ impl ApiService {
     }
     /// One raw HTTP/1.1 request (`Connection: close`): (status, body).
     pub fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let (status, _, body) = self.http_full(method, path, body);
+        (status, body)
+    }
+    /// `http` with the response's head (status line and headers) too.
+    pub fn http_full(&self, method: &str, path: &str, body: &str) -> (u16, String, String) {
         let mut s = UnixStream::connect(&self.sock).unwrap();
         write!(
             s,
@@ -72,7 +88,7 @@ impl ApiService {
         s.read_to_string(&mut out).unwrap();
         let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
         let status = head.split(' ').nth(1).unwrap_or("0").parse().unwrap();
-        (status, body.to_string())
+        (status, head.to_string(), body.to_string())
     }
     /// `http`, with docker's `{"message"}` of an error body unwrapped.
     pub fn message(&self, method: &str, path: &str, body: &str) -> (u16, String) {

@@ -1,102 +1,12 @@
 //! End-to-end: `mydocker system service` driven by the real docker CLI
-//! (`docker -H unix://SOCK`) and the Python `docker` SDK, compared with
+//! (DOCKER_HOST at the test's socket, `e2e::apisvc`) and the Python `docker` SDK, compared with
 //! what the mydocker CLI shows for the same containers.
 
+use e2e::apisvc::{docker_cli_present, ApiService as Service};
 use e2e::docker::{stderr, stdout, Docker};
-use e2e::{assert_exit_code, bin, require_root, skip_unless, wait_for, TempDir};
+use e2e::{assert_exit_code, require_root, skip_unless, wait_for};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-
-/// A running service on a temp socket over `d`'s root; killed on drop.
-struct Service {
-    child: Child,
-    sock: PathBuf,
-    _dir: TempDir,
-    /// A private docker CLI config dir (the CLI writes to it).
-    config: TempDir,
-}
-
-impl Service {
-    fn start(d: &Docker, timeout: u32) -> Service {
-        let dir = TempDir::new("api");
-        let sock = dir.path().join("docker.sock");
-        let child = Command::new(bin("mydocker"))
-            .arg("--root")
-            .arg(d.root.path())
-            .args([
-                "system",
-                "service",
-                "--timeout",
-                &timeout.to_string(),
-                "--socket",
-            ])
-            .arg(&sock)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let s = Service {
-            child,
-            sock,
-            _dir: dir,
-            config: TempDir::new("dockercfg"),
-        };
-        wait_for("the service socket", 10, || {
-            UnixStream::connect(&s.sock).is_ok()
-        });
-        s
-    }
-    fn docker_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("docker");
-        c.arg("-H")
-            .arg(format!("unix://{}", self.sock.display()))
-            .args(args)
-            .env("DOCKER_CONFIG", self.config.path())
-            .env_remove("DOCKER_HOST")
-            .stdin(Stdio::null());
-        c
-    }
-    fn docker(&self, args: &[&str]) -> Output {
-        self.docker_cmd(args).output().unwrap()
-    }
-    fn docker_ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert_exit_code(&out, 0);
-        stdout(&out).trim().to_string()
-    }
-    /// One raw HTTP/1.0 request: (status, headers, body).
-    fn http(&self, method: &str, path: &str, body: &str) -> (u16, String, String) {
-        let mut s = UnixStream::connect(&self.sock).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: d\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-        let status = head.split(' ').nth(1).unwrap_or("0").parse().unwrap();
-        (status, head.to_string(), body.to_string())
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn docker_cli_present() -> bool {
-    Command::new("docker")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
+use std::process::{Command, Stdio};
 
 macro_rules! require_docker_cli {
     () => {
@@ -122,7 +32,7 @@ fn mydocker_ids(d: &Docker) -> Vec<String> {
 fn docker_cli_runs_lists_logs_inspects_stops_and_removes() {
     require_docker_cli!();
     let d = Docker::new();
-    let svc = Service::start(&d, 0);
+    let svc = Service::start(&d);
     let v = svc.docker_ok(&["version"]);
     assert!(v.contains("Server: mydocker"), "{v}");
     assert!(v.contains("API version:       1.41"), "{v}");
@@ -229,7 +139,7 @@ fn docker_cli_runs_lists_logs_inspects_stops_and_removes() {
 fn docker_run_attached_prints_output_and_gives_exit_codes() {
     require_docker_cli!();
     let d = Docker::new();
-    let svc = Service::start(&d, 0);
+    let svc = Service::start(&d);
     // The default network (the CLI sends NetworkMode "default": the bridge).
     let hi = svc.docker(&["run", "--rm", "busybox", "echo", "hi"]);
     assert_exit_code(&hi, 0);
@@ -268,46 +178,79 @@ fn docker_run_attached_prints_output_and_gives_exit_codes() {
     assert_eq!(d.inspect("apikept")["State"]["ExitCode"], 7);
     svc.docker_ok(&["rm", "apikept"]);
     assert!(mydocker_ids(&d).is_empty(), "{:?}", mydocker_ids(&d));
+
+    // run's own codes: 127 a command not found, 126 one not executable,
+    // 125 an error before the start; the daemon's error said once.
+    for (cmd, code, words) in [
+        ("nosuchcmd", 127, "executable file not found"),
+        ("/etc/passwd", 126, "permission denied"),
+    ] {
+        let out = svc.docker(&["run", "--rm", "--network", "none", "busybox", cmd]);
+        assert_exit_code(&out, code);
+        let err = stderr(&out);
+        assert_eq!(
+            err.matches("Error response from daemon").count(),
+            1,
+            "{err}"
+        );
+        assert!(err.contains(words), "{err}");
+        assert!(err.contains("Run 'docker run --help'"), "{err}");
+    }
+    let out = svc.docker(&["run", "--rm", "--name", "a b", "busybox", "true"]);
+    assert_exit_code(&out, 125);
+    assert!(
+        stderr(&out)
+            .contains("Invalid container name (a b), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
+        "{}",
+        stderr(&out)
+    );
+    wait_for("the --rm containers gone", 10, || {
+        mydocker_ids(&d).is_empty()
+    });
 }
 
 #[test]
 fn errors_are_dockers_and_versions_negotiate() {
     require_docker_cli!();
     let d = Docker::new();
-    let svc = Service::start(&d, 0);
-    let (st, head, body) = svc.http("HEAD", "/_ping", "");
+    let svc = Service::start(&d);
+    let (st, head, body) = svc.http_full("HEAD", "/_ping", "");
     assert_eq!(st, 200);
     assert!(head.contains("API-Version: 1.41"), "{head}");
     assert!(head.contains("OSType: linux"), "{head}");
     assert_eq!(body, "");
-    let (st, _, body) = svc.http("GET", "/v1.41/_ping", "");
+    let (st, body) = svc.http("GET", "/v1.41/_ping", "");
     assert_eq!((st, body.as_str()), (200, "OK"));
-    let (st, _, body) = svc.http("GET", "/v1.41/containers/nope/json", "");
+    let (st, body) = svc.http("GET", "/v1.41/containers/nope/json", "");
     assert_eq!(st, 404);
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap()["message"],
         "No such container: nope"
     );
-    let (st, _, body) = svc.http("POST", "/containers/create", "{\"Image\": ");
+    let (st, body) = svc.http("POST", "/containers/create", "{\"Image\": ");
     assert_eq!(st, 400, "{body}");
-    let (st, _, body) = svc.http("POST", "/containers/create", r#"{"Image": "nosuch"}"#);
+    let (st, body) = svc.http("POST", "/containers/create", r#"{"Image": "nosuch"}"#);
     assert_eq!(st, 404);
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap()["message"],
         "No such image: nosuch:latest"
     );
-    let (st, _, body) = svc.http(
+    let (st, body) = svc.http(
         "POST",
         "/containers/create",
         r#"{"Image": "busybox", "HostConfig": {"Runtime": "runc"}}"#,
     );
     assert_eq!(st, 400, "{body}");
-    let (st, _, _) = svc.http("GET", "/v1.99/info", "");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["message"],
+        "HostConfig.Runtime is not supported by mydocker"
+    );
+    let (st, _) = svc.http("GET", "/v1.99/info", "");
     assert_eq!(st, 400);
-    let (st, _, body) = svc.http("GET", "/info", "");
+    let (st, body) = svc.http("GET", "/info", "");
     assert_eq!(st, 200);
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["Images"], 1);
-    let (st, _, body) = svc.http("GET", "/images/busybox/json", "");
+    let (st, body) = svc.http("GET", "/images/busybox/json", "");
     assert_eq!(st, 200);
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap()["RepoTags"][0],
@@ -335,13 +278,13 @@ fn errors_are_dockers_and_versions_negotiate() {
 fn stopping_the_service_stops_no_container_and_idle_timeout_ends_it() {
     require_docker_cli!();
     let d = Docker::new();
-    let mut svc = Service::start(&d, 0);
+    let mut svc = Service::start(&d);
     let id = svc.docker_ok(&["run", "-d", "--network", "none", "busybox", "sleep", "60"]);
     let _ = svc.child.kill();
     let _ = svc.child.wait();
     assert_eq!(d.inspect(&id)["State"]["Status"], "running");
     // A new service sees it, and an idle one exits by itself, socket gone.
-    let mut again = Service::start(&d, 1);
+    let mut again = Service::start_with_timeout(&d, 1);
     assert_eq!(again.docker_ok(&["ps", "-q", "--no-trunc"]), id);
     wait_for("the idle service to exit", 15, || {
         again.child.try_wait().unwrap().is_some()
@@ -355,7 +298,7 @@ fn stopping_the_service_stops_no_container_and_idle_timeout_ends_it() {
 fn docker_load_through_the_api() {
     require_docker_cli!();
     let d = Docker::new();
-    let svc = Service::start(&d, 0);
+    let svc = Service::start(&d);
     d.ok(&["tag", "busybox", "copy:v1"]);
     let saved = d.root.path().join("copy.tar");
     d.ok(&["save", "-o", saved.to_str().unwrap(), "copy:v1"]);
@@ -363,6 +306,23 @@ fn docker_load_through_the_api() {
     let out = svc.docker_ok(&["load", "-i", saved.to_str().unwrap()]);
     assert!(out.contains("Loaded image: copy:v1"), "{out}");
     assert!(d.ok(&["images"]).contains("copy"));
+    // `docker load < tar`: the archive on the client's stdin.
+    d.ok(&["rmi", "copy:v1"]);
+    let out = svc
+        .docker_cmd(&["load"])
+        .stdin(std::fs::File::open(&saved).unwrap())
+        .output()
+        .unwrap();
+    assert_exit_code(&out, 0);
+    assert!(
+        stdout(&out).contains("Loaded image: copy:v1"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        svc.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}", "copy"]),
+        "copy:v1"
+    );
     let _ = std::fs::remove_file(saved);
 }
 
@@ -377,7 +337,7 @@ fn python_sdk_pings_runs_and_lists() {
         "no python3 docker SDK (python3-docker)"
     );
     let d = Docker::new();
-    let svc = Service::start(&d, 0);
+    let svc = Service::start(&d);
     let script = format!(
         r#"
 import docker
@@ -415,7 +375,7 @@ print(c.containers.run("busybox", ["echo", "x"], remove=True, network_mode="none
 fn logs_follow_ends_with_the_container_and_a_client_that_leaves_harms_nothing() {
     require_docker_cli!();
     let d = Docker::new();
-    let svc = Service::start(&d, 0);
+    let svc = Service::start(&d);
     let id = svc.docker_ok(&[
         "run",
         "-d",
@@ -432,6 +392,61 @@ fn logs_follow_ends_with_the_container_and_a_client_that_leaves_harms_nothing() 
     assert_eq!(stdout(&f), "a\nb\n");
     assert_eq!(d.inspect(&id)["State"]["Status"], "exited");
     svc.docker_ok(&["rm", &id]);
+
+    // -f on a running container follows until `docker stop` ends it.
+    let id = svc.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo up; trap 'echo bye; exit 0' TERM; while :; do sleep 0.1; done",
+    ]);
+    let follower = svc
+        .docker_cmd(&["logs", "-f", &id])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the container's first line", 10, || {
+        d.run(&["logs", &id]).stdout == b"up\n"
+    });
+    svc.docker_ok(&["stop", "-t", "5", &id]);
+    let f = follower.wait_with_output().unwrap();
+    assert_exit_code(&f, 0);
+    assert_eq!(stdout(&f), "up\nbye\n");
+    assert_eq!(d.inspect(&id)["State"]["ExitCode"], 0);
+    svc.docker_ok(&["rm", &id]);
+
+    // An attached `docker run` killed mid-stream: the container runs on.
+    let mut attached = svc
+        .docker_cmd(&[
+            "run",
+            "--name",
+            "apiattached",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "while :; do echo tick; sleep 0.2; done",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the attached container", 10, || {
+        d.run(&["logs", "apiattached"]).stdout.starts_with(b"tick")
+    });
+    attached.kill().unwrap();
+    let _ = attached.wait();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert_eq!(d.inspect("apiattached")["State"]["Status"], "running");
+    let before = d.run(&["logs", "apiattached"]).stdout.len();
+    wait_for("more output after the client left", 10, || {
+        d.run(&["logs", "apiattached"]).stdout.len() > before
+    });
+    svc.docker_ok(&["rm", "-f", "apiattached"]);
 
     // A follower and a waiter killed mid-stream: the container and the service go on.
     let id = svc.docker_ok(&["run", "-d", "--network", "none", "busybox", "sleep", "60"]);
@@ -459,7 +474,7 @@ fn logs_follow_ends_with_the_container_and_a_client_that_leaves_harms_nothing() 
 fn a_start_that_fails_is_dockers_error_and_removes_an_auto_remove_container() {
     require_docker_cli!();
     let d = Docker::new();
-    let svc = Service::start(&d, 0);
+    let svc = Service::start(&d);
     let out = svc
         .docker_cmd(&[
             "run",

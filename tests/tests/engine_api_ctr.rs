@@ -309,6 +309,33 @@ fn top_stats_pause_rename_update_labels_and_prune() {
         "apiops",
     ]);
     assert!(st.starts_with("apiops 1 "), "{st}");
+    // memory.stat's counters and the block I/O counters, from cgctl.
+    d.ok(&[
+        "exec",
+        "apiops",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/tmp/io bs=4k count=256 oflag=direct 2>/dev/null; sync",
+    ]);
+    let (code, body) = svc.http("GET", "/containers/apiops/stats?stream=false", "");
+    assert_eq!(code, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let mem = v["memory_stats"]["stats"].as_object().unwrap();
+    assert!(mem.contains_key("cache") || mem.contains_key("file"), "{v}");
+    // Counted only where the container's files are on a block device.
+    let dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(d.root.path()).unwrap());
+    if nix::sys::stat::major(dev) != 0 {
+        let io = v["blkio_stats"]["io_service_bytes_recursive"]
+            .as_array()
+            .unwrap();
+        assert!(
+            io.iter()
+                .any(|e| e["op"] == "write" && e["value"].as_u64() >= Some(1 << 20)),
+            "{v}"
+        );
+        let out = svc.docker_ok(&["stats", "--no-stream", "--format", "{{.BlockIO}}", "apiops"]);
+        assert!(!out.ends_with("/ 0B"), "{out}");
+    }
 
     // Labels: in inspect, in the list, as filters.
     assert_eq!(
@@ -436,9 +463,14 @@ fn bad_requests_get_dockers_codes_and_a_client_that_leaves_harms_nothing() {
         r#"{"Image": "busybox", "HostConfig": {"LogConfig": {"Type": "syslog"}}}"#,
     );
     assert_eq!(st, 400, "{msg}");
+    assert!(msg.contains("no log driver named 'syslog'"), "{msg}");
     let out = svc.docker(&["run", "--log-driver", "syslog", "busybox", "true"]);
     assert_exit_code(&out, 125);
-    assert!(stderr(&out).contains("LogConfig"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no log driver named 'syslog' is registered"),
+        "{}",
+        stderr(&out)
+    );
 
     // A stats stream and an exec whose clients die: the container and the
     // service go on.
@@ -466,4 +498,175 @@ fn bad_requests_get_dockers_codes_and_a_client_that_leaves_harms_nothing() {
     let (st, _) = svc.message("GET", "/containers/apibad/top", "");
     assert_eq!(st, 409);
     svc.docker_ok(&["rm", "apibad"]);
+}
+
+#[test]
+fn create_maps_log_config_healthchecks_and_container_modes() {
+    require_docker_cli!();
+    let d = Docker::new();
+    let svc = Service::start(&d);
+
+    // --log-opt: json-file rotated at max-size, max-file files kept.
+    let id = svc.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=2",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in $(seq 300); do echo line-$i; done",
+    ]);
+    assert_eq!(svc.docker_ok(&["wait", &id]), "0");
+    assert_eq!(
+        svc.docker_ok(&["inspect", "-f", "{{json .HostConfig.LogConfig}}", &id]),
+        r#"{"Type":"json-file","Config":{"max-file":"2","max-size":"1k"}}"#
+    );
+    let dir = d.root.path().join("containers").join(&id);
+    assert!(dir.join(format!("{id}-json.log.1")).exists());
+    assert!(!dir.join(format!("{id}-json.log.2")).exists());
+    let logs = svc.docker_ok(&["logs", &id]);
+    assert!(logs.ends_with("line-300"), "{logs}");
+    assert!(!logs.contains("line-1\n"), "{logs}");
+    // --log-driver none: nothing to read, docker's error.
+    let id = svc.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--log-driver",
+        "none",
+        "busybox",
+        "echo",
+        "hi",
+    ]);
+    assert_eq!(
+        svc.docker_ok(&["inspect", "-f", "{{.HostConfig.LogConfig.Type}}", &id]),
+        "none"
+    );
+    let out = svc.docker(&["logs", &id]);
+    assert_exit_code(&out, 1);
+    assert!(
+        stderr(&out).contains("configured logging driver does not support reading"),
+        "{}",
+        stderr(&out)
+    );
+    let out = svc.docker(&["run", "--rm", "--log-opt", "max-size=x", "busybox", "true"]);
+    assert_exit_code(&out, 125);
+    assert!(stderr(&out).contains("max-size"), "{}", stderr(&out));
+
+    // --health-*: State.Health in docker inspect, the status in ps.
+    sleeper(
+        &svc,
+        "apihealth",
+        &[
+            "--health-cmd",
+            "test -f /tmp/ok",
+            "--health-interval",
+            "300ms",
+            "--health-retries",
+            "1",
+        ],
+    );
+    let health =
+        |svc: &Service| svc.docker_ok(&["inspect", "-f", "{{.State.Health.Status}}", "apihealth"]);
+    wait_for("unhealthy", 15, || health(&svc) == "unhealthy");
+    d.ok(&["exec", "apihealth", "touch", "/tmp/ok"]);
+    wait_for("healthy", 15, || health(&svc) == "healthy");
+    let ins: Value = serde_json::from_str(&svc.docker_ok(&["inspect", "apihealth"])).unwrap();
+    assert_eq!(ins[0]["Config"]["Healthcheck"]["Test"][0], "CMD-SHELL");
+    assert_eq!(
+        ins[0]["Config"]["Healthcheck"]["Test"][1],
+        "test -f /tmp/ok"
+    );
+    assert!(ins[0]["State"]["Health"]["Log"]
+        .as_array()
+        .is_some_and(|l| !l.is_empty()));
+    let ps = svc.docker_ok(&[
+        "ps",
+        "--filter",
+        "name=apihealth",
+        "--format",
+        "{{.Status}}",
+    ]);
+    assert!(ps.ends_with("(healthy)"), "{ps}");
+
+    // --volumes-from, --pid/--ipc/--network container:X.
+    sleeper(&svc, "apivf", &["-v", "/shared"]);
+    d.ok(&["exec", "apivf", "sh", "-c", "echo vf > /shared/f"]);
+    let out = svc.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--volumes-from",
+        "apivf:ro",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /shared/f; touch /shared/g 2>/dev/null || echo ro",
+    ]);
+    assert_eq!(out, "vf\nro");
+    let ps = svc.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--pid",
+        "container:apivf",
+        "--ipc",
+        "container:apivf",
+        "busybox",
+        "ps",
+        "-o",
+        "comm",
+    ]);
+    assert!(ps.lines().any(|l| l.trim() == "sleep"), "{ps}");
+    let vf_id = d.inspect("apivf")["Id"].as_str().unwrap().to_string();
+    let joined = svc.docker_ok(&[
+        "create",
+        "--network",
+        "container:apivf",
+        "--pid",
+        "container:apivf",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(
+        svc.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.NetworkMode}} {{.HostConfig.PidMode}}",
+            &joined
+        ]),
+        format!("container:{vf_id} container:{vf_id}")
+    );
+    let host = svc.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:apivf",
+        "busybox",
+        "hostname",
+    ]);
+    assert_eq!(host, d.ok(&["exec", "apivf", "hostname"]));
+    let out = svc.docker(&[
+        "run",
+        "--rm",
+        "--pid",
+        "container:apinope",
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("No such container: apinope"),
+        "{}",
+        stderr(&out)
+    );
+    svc.docker_ok(&["rm", "-f", &joined, "apivf", "apihealth"]);
 }

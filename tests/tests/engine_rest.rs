@@ -62,6 +62,47 @@ fn networks_by_the_docker_cli_name_containers_and_refuse_what_docker_refuses() {
         svc.docker_ok(&["network", "ls", "--filter", "label=tier=db", "-q"]),
         ""
     );
+    // docker's predefined networks are listed (the bridge before its first use too).
+    let names = svc.docker_ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    for want in ["bridge bridge", "host host", "none null", "apinet bridge"] {
+        assert!(names.lines().any(|l| l == want), "{want} in {names}");
+    }
+    assert_eq!(
+        svc.docker_ok(&[
+            "network",
+            "ls",
+            "--filter",
+            "type=custom",
+            "--format",
+            "{{.Name}}"
+        ]),
+        "apinet"
+    );
+    assert_eq!(
+        svc.docker_ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{.Name}} {{.Driver}}",
+            "none",
+            "host"
+        ]),
+        "none null\nhost host"
+    );
+    for builtin in ["host", "none", "bridge"] {
+        let out = svc.docker(&["network", "rm", builtin]);
+        assert_exit_code(&out, 1);
+        assert!(
+            stderr(&out).contains(&format!(
+                "{builtin} is a pre-defined network and cannot be removed"
+            )),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let out = svc.docker(&["network", "create", "host"]);
+    assert_exit_code(&out, 1);
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
     let ins = json(&svc.docker_ok(&["network", "inspect", "apinet"]));
     let n = &ins[0];
     assert_eq!(n["Name"], "apinet");

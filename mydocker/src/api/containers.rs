@@ -201,7 +201,6 @@ pub fn inspect(svc: &Arc<Service>, conn: &mut Conn, r: &str) -> ApiResult<()> {
     } else {
         &cfg.network
     });
-    v["HostConfig"]["LogConfig"] = json!({"Type": "json-file", "Config": {}});
     v["State"]["Status"] = json!(status_word(&rec));
     v["Platform"] = json!("linux");
     send_json(conn, 200, &v)
@@ -246,6 +245,13 @@ pub fn create(svc: &Arc<Service>, conn: &mut Conn, req: &mut Request) -> ApiResu
     let image_id = image["id"].as_str().unwrap_or_default().to_string();
     let mut cfg = RunConfig::from_run(&a, &image_id, &image["config"]["config"])
         .map_err(|e| ApiError::new(400, e.to_string()))?;
+    // container:X namespaces and --volumes-from, as `mydocker create`
+    // resolves them (the targets need only run at start).
+    // A missing target is a 400 here, not docker's 404: the docker CLI
+    // takes any 404 at create for a missing image and would try a pull.
+    crate::nsjoin::resolve(ctx, &a, &mut cfg, false)
+        .map_err(|e| ApiError::new(400, e.to_string()))?;
+    let warnings = crate::runflags::oom_kill_disable(&mut cfg.extra, &mut cfg.resources);
     // The API's Entrypoint is a list (the CLI's flag takes one word).
     if let Some(ep) = strings(&body["Entrypoint"]) {
         cfg.entrypoint = ep.into_iter().filter(|s| !s.is_empty()).collect();
@@ -275,7 +281,7 @@ pub fn create(svc: &Arc<Service>, conn: &mut Conn, req: &mut Request) -> ApiResu
                 ApiError::from_message(m)
             }
         })?;
-    send_json(conn, 201, &json!({"Id": rec["id"], "Warnings": []}))
+    send_json(conn, 201, &json!({"Id": rec["id"], "Warnings": warnings}))
 }
 
 /// `busybox` as docker names it in errors: `busybox:latest`.
@@ -349,6 +355,7 @@ const HOST_CONFIG: &[&str] = &[
     "ConsoleSize",
     "ContainerIDFile",
     "VolumesFrom",
+    "OomKillDisable",
 ];
 
 /// True when a JSON value carries something (not null, zero, empty or false).
@@ -376,13 +383,6 @@ fn refuse_unsupported(body: &Value) -> ApiResult<()> {
                 format!("HostConfig.{k} is not supported by mydocker"),
             ));
         }
-    }
-    let log = &h["LogConfig"];
-    if !matches!(log["Type"].as_str().unwrap_or(""), "" | "json-file") || is_set(&log["Config"]) {
-        return Err(ApiError::new(
-            400,
-            "HostConfig.LogConfig: mydocker logs with json-file and no options",
-        ));
     }
     if let Some(eps) = body["NetworkingConfig"]["EndpointsConfig"].as_object() {
         if eps.len() > 1 {
@@ -427,6 +427,14 @@ fn shell_words(words: &[String]) -> String {
         .join(" ")
 }
 
+/// docker's container name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+fn valid_name(n: &str) -> bool {
+    let mut c = n.chars();
+    c.next().is_some_and(|f| f.is_ascii_alphanumeric())
+        && n.len() > 1
+        && c.all(|x| x.is_ascii_alphanumeric() || "_.-".contains(x))
+}
+
 /// The `mydocker run` argv for a create body.
 fn run_flags(body: &Value, name: Option<&str>) -> ApiResult<Vec<String>> {
     let mut f: Vec<String> = vec!["mydocker".into(), "run".into()];
@@ -435,7 +443,14 @@ fn run_flags(body: &Value, name: Option<&str>) -> ApiResult<Vec<String>> {
     };
     let s = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(String::from);
     if let Some(n) = name.filter(|n| !n.is_empty()) {
-        push("name", n.trim_start_matches('/').to_string());
+        let n = n.trim_start_matches('/');
+        if !valid_name(n) {
+            return Err(ApiError::new(
+                400,
+                format!("Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
+            ));
+        }
+        push("name", n.to_string());
     }
     for e in strings(&body["Env"]).unwrap_or_default() {
         push("env", e);
@@ -476,6 +491,14 @@ fn run_flags(body: &Value, name: Option<&str>) -> ApiResult<Vec<String>> {
         if let Some(m) = s(&h[key]) {
             push(flag, m);
         }
+    }
+    // The driver and options are checked by the run flags' parser.
+    let log = &h["LogConfig"];
+    if let Some(t) = s(&log["Type"]) {
+        push("log-driver", t);
+    }
+    for (k, v) in log["Config"].as_object().into_iter().flatten() {
+        push("log-opt", format!("{k}={}", v.as_str().unwrap_or("")));
     }
     if let Some(n) = h["ShmSize"].as_i64().filter(|n| *n != 0) {
         push("shm-size", n.to_string());
@@ -582,6 +605,9 @@ fn run_flags(body: &Value, name: Option<&str>) -> ApiResult<Vec<String>> {
     }
     if h["PublishAllPorts"].as_bool() == Some(true) {
         f.push("--publish-all".into());
+    }
+    if h["OomKillDisable"].as_bool() == Some(true) {
+        f.push("--oom-kill-disable".into());
     }
     if no_healthcheck {
         f.push("--no-healthcheck".into());
@@ -920,7 +946,6 @@ mod tests {
             "BlkioWeight": 0, "Links": null, "LogConfig": {"Type": "", "Config": {}}}});
         assert!(run_flags(&body, None).is_ok());
         for bad in [
-            json!({"Image": "b", "HostConfig": {"LogConfig": {"Type": "syslog"}}}),
             json!({"Image": "b", "Healthcheck": {"Test": ["WHAT", "true"]}}),
             json!({"Image": "b", "NetworkingConfig": {"EndpointsConfig": {"a": {}, "b": {}}}}),
         ] {
@@ -928,6 +953,39 @@ mod tests {
         }
         let body = json!({"HostConfig": {}});
         assert_eq!(run_flags(&body, None).unwrap_err().status, 400);
+        let e = run_flags(&json!({"Image": "b"}), Some("a b")).unwrap_err();
+        assert_eq!(
+            (e.status, e.message.as_str()),
+            (
+                400,
+                "Invalid container name (a b), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )
+        );
+        assert!(run_flags(&json!({"Image": "b"}), Some("/a")).is_err());
+        assert!(run_flags(&json!({"Image": "b"}), Some("/a.b_c-1")).is_ok());
+    }
+
+    #[test]
+    fn log_config_and_container_modes_become_the_run_flags() {
+        let body = json!({"Image": "b", "HostConfig": {
+            "LogConfig": {"Type": "json-file", "Config": {"max-file": "2", "max-size": "1k"}},
+            "PidMode": "container:c1", "IpcMode": "container:c1", "NetworkMode": "container:c1"}});
+        let f = run_flags(&body, None).unwrap();
+        let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(&f).unwrap();
+        let crate::cli::Cmd::Run(a) = cli.cmd else {
+            panic!()
+        };
+        assert_eq!(a.log.log_driver.as_deref(), Some("json-file"));
+        assert_eq!(a.log.log_opt, vec!["max-file=2", "max-size=1k"]);
+        assert_eq!(a.network, "container:c1");
+        let oom = json!({"Image": "b", "HostConfig": {"OomKillDisable": true}});
+        assert!(run_flags(&oom, None)
+            .unwrap()
+            .contains(&"--oom-kill-disable".to_string()));
+        let none = json!({"Image": "b", "HostConfig": {"LogConfig": {"Type": "none"}}});
+        assert!(run_flags(&none, None)
+            .unwrap()
+            .contains(&"--log-driver=none".to_string()));
     }
 
     #[test]

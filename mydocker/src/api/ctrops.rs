@@ -160,9 +160,11 @@ fn rfc3339_now() -> String {
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
-/// One sample: (read time, cpu_stats, memory_stats, pids_stats, networks).
+/// One sample: (read time, cpu_stats, memory_stats, pids_stats, networks,
+/// cgctl's block I/O counters).
 struct Sample {
     read: String,
+    io: Value,
     cpu: Value,
     memory: Value,
     pids: Value,
@@ -186,6 +188,7 @@ fn sample(svc: &Service, rec: &Record) -> Sample {
     let Some(s) = s else {
         return Sample {
             read: rfc3339_now(),
+            io: json!({"serviceBytes": null, "serviced": null}),
             cpu: json!({"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
                 "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}),
             memory: json!({}),
@@ -194,8 +197,15 @@ fn sample(svc: &Service, rec: &Record) -> Sample {
         };
     };
     let u = |v: &Value| v.as_u64().unwrap_or(0);
+    // docker's null for no entries (what it sends without blkio counters).
+    let entries = |v: &Value| match v.as_array() {
+        Some(a) if !a.is_empty() => v.clone(),
+        _ => Value::Null,
+    };
     Sample {
         read: rfc3339_now(),
+        io: json!({"serviceBytes": entries(&s["io"]["serviceBytes"]),
+            "serviced": entries(&s["io"]["serviced"])}),
         cpu: json!({
             "cpu_usage": {"total_usage": u(&s["cpu"]["usageNs"]), "usage_in_kernelmode": 0, "usage_in_usermode": 0},
             "system_cpu_usage": system_cpu(),
@@ -208,7 +218,7 @@ fn sample(svc: &Service, rec: &Record) -> Sample {
             "max_usage": s["memory"]["maxUsage"],
             "limit": s["memory"]["limit"].as_u64().unwrap_or_else(host_memory),
             "failcnt": 0,
-            "stats": {},
+            "stats": if s["memory"]["stat"].is_object() { s["memory"]["stat"].clone() } else { json!({}) },
         }),
         pids: json!({"current": u(&s["pids"]["current"]), "limit": s["pids"]["limit"]}),
         networks: networks(rec.pid),
@@ -223,8 +233,8 @@ fn stats_doc(rec: &Record, pre: Option<&Sample>, now: &Sample) -> Value {
         "read": now.read,
         "preread": pre.map(|p| p.read.as_str()).unwrap_or(ZERO_TIME),
         "pids_stats": now.pids,
-        "blkio_stats": {"io_service_bytes_recursive": null, "io_serviced_recursive": null,
-            "io_queue_recursive": null, "io_service_time_recursive": null, "io_wait_time_recursive": null,
+        "blkio_stats": {"io_service_bytes_recursive": now.io["serviceBytes"],
+            "io_serviced_recursive": now.io["serviced"], "io_queue_recursive": null, "io_service_time_recursive": null, "io_wait_time_recursive": null,
             "io_merged_recursive": null, "io_time_recursive": null, "sectors_recursive": null},
         "num_procs": 0,
         "storage_stats": {},

@@ -174,13 +174,32 @@ pub fn inspect(svc: &Arc<Service>, conn: &mut Conn, id: &str) -> ApiResult<()> {
     send_json(conn, 200, &v)
 }
 
-/// The command's own pid: the child of the `nsrun exec` the service ran
-/// (that one when it has none yet).
-fn command_pid(nsrun: u32) -> u32 {
-    std::fs::read_to_string(format!("/proc/{nsrun}/task/{nsrun}/children"))
-        .ok()
-        .and_then(|c| c.split_whitespace().next()?.parse().ok())
-        .unwrap_or(nsrun)
+/// The command's own pid: below the `mydocker exec` the service ran (its
+/// child `nsrun exec`, whose child is the command), the first process
+/// that is neither; the last one found while the command is not there yet.
+fn command_pid(launcher: u32) -> u32 {
+    let ours = |pid: u32| {
+        std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| {
+            e.file_name()
+                .is_some_and(|n| n == "mydocker" || n == "nsrun")
+        })
+    };
+    let child = |pid: u32| -> Option<u32> {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    let mut pid = launcher;
+    while ours(pid) {
+        match child(pid) {
+            Some(c) => pid = c,
+            None => break,
+        }
+    }
+    pid
 }
 
 /// `POST /exec/{id}/resize?h=&w=`: the size of a tty exec's terminal.

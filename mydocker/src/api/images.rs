@@ -18,19 +18,38 @@ fn unix_time(t: &str) -> i64 {
 }
 
 /// `GET /images/json`.
-pub fn list(svc: &Arc<Service>, conn: &mut Conn) -> ApiResult<()> {
+pub fn list(svc: &Arc<Service>, conn: &mut Conn, req: &Request) -> ApiResult<()> {
+    let f = Filters::parse(req, &["reference", "dangling"])?;
     let imgs = svc.ctx.layerfs().arg("images").json()?;
     let out: Vec<Value> = imgs
         .as_array()
         .cloned()
         .unwrap_or_default()
         .iter()
-        .map(|i| {
+        .filter_map(|i| {
+            let all: Vec<&str> = i["repoTags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            // docker lists only the tags a reference filter matched.
+            let tags: Vec<&str> = all
+                .iter()
+                .copied()
+                .filter(|t| f.any("reference", |p| reference_matches(p, t)))
+                .collect();
+            let dangling = all.is_empty();
+            let keep = (f.values("reference").is_empty() || !tags.is_empty())
+                && f.any("dangling", |x| matches!(x, "true" | "1") == dangling);
+            if !keep {
+                return None;
+            }
             let size = i["size"].as_u64().unwrap_or(0);
-            json!({
+            Some(json!({
                 "Id": i["id"],
                 "ParentId": "",
-                "RepoTags": i["repoTags"].as_array().cloned().unwrap_or_default(),
+                "RepoTags": tags,
                 "RepoDigests": [],
                 "Created": unix_time(i["created"].as_str().unwrap_or("")),
                 "Size": size,
@@ -38,10 +57,30 @@ pub fn list(svc: &Arc<Service>, conn: &mut Conn) -> ApiResult<()> {
                 "SharedSize": -1,
                 "Labels": {},
                 "Containers": -1,
-            })
+            }))
         })
         .collect();
     send_json(conn, 200, &Value::Array(out))
+}
+
+/// docker's `reference` filter: a glob (`*`, `?`) over the tag
+/// (`name:tag`) or its name alone.
+fn reference_matches(pattern: &str, tag: &str) -> bool {
+    let name = tag
+        .rsplit_once(':')
+        .map_or(tag, |(n, t)| if t.contains('/') { tag } else { n });
+    glob(pattern.as_bytes(), tag.as_bytes()) || glob(pattern.as_bytes(), name.as_bytes())
+}
+
+/// `*` (not across `/`, as path.Match) and `?`.
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && glob(p, &s[1..])),
+        (Some(b'?'), Some(c)) if *c != b'/' => glob(&p[1..], &s[1..]),
+        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
+        _ => false,
+    }
 }
 
 /// `GET /images/{name}/json`.
@@ -357,4 +396,20 @@ pub fn prune(svc: &Arc<Service>, conn: &mut Conn, req: &Request) -> ApiResult<()
         200,
         &json!({"ImagesDeleted": if items.is_empty() { Value::Null } else { Value::Array(items) }, "SpaceReclaimed": reclaimed}),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reference_filters_match_as_dockers() {
+        use super::reference_matches as m;
+        assert!(m("copy", "copy:v1"));
+        assert!(m("copy:v1", "copy:v1"));
+        assert!(!m("copy:v2", "copy:v1"));
+        assert!(m("bus*", "busybox:latest"));
+        assert!(m("*:latest", "busybox:latest"));
+        assert!(!m("*", "a/b:1"));
+        assert!(m("localhost:5000/a", "localhost:5000/a:1"));
+        assert!(!m("cop", "copy:v1"));
+    }
 }

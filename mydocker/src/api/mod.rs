@@ -18,15 +18,36 @@
 //! `archive` (docker cp), `ctrops` (top, stats, pause, unpause, rename,
 //! update, prune, resize).
 //!
-//! Served: `/_ping` (GET, HEAD), `/version`, `/info`, containers (json,
-//! create, {id}/json, start, wait, logs, attach, stop, kill, restart,
-//! DELETE), images (json, load, {name}/json, create answers that no
-//! registry is reachable), `/events` (since, until, filters), each with
-//! or without a `/v1.NN` prefix.
-//! Images also: {name}/history, {name}/tag, DELETE, {name}/get and get
-//! (save), prune; networks (list, inspect, create, DELETE, connect,
-//! disconnect, prune); volumes (list, inspect, create, DELETE, prune);
-//! `/system/df`.
+//! Served (each with or without a `/v1.NN` prefix):
+//! - system: `GET|HEAD /_ping`, `GET /version`, `GET /info`,
+//!   `GET /events` (since, until, filters; streamed), `GET /system/df`.
+//! - containers: `GET /containers/json` (all, limit, filters; no `size`),
+//!   `POST /containers/create`, `GET /containers/{id}/json`, `POST
+//!   /containers/{id}/start|stop|kill|restart|wait|attach|resize|pause|
+//!   unpause|rename|update`, `DELETE /containers/{id}` (force, v),
+//!   `GET /containers/{id}/logs|top|stats`, `GET|HEAD|PUT
+//!   /containers/{id}/archive`, `POST /containers/prune`.
+//! - exec: `POST /containers/{id}/exec`, `POST /exec/{id}/start|resize`,
+//!   `GET /exec/{id}/json`.
+//! - images: `GET /images/json` (reference, dangling filters), `POST
+//!   /images/load`, `POST /images/create` (answers that no registry is
+//!   reachable, as docker does offline), `GET /images/{name}/json|history`,
+//!   `POST /images/{name}/tag`, `DELETE /images/{name}`, `GET
+//!   /images/{name}/get` and `GET /images/get` (save), `POST /images/prune`.
+//! - networks: `GET /networks` (with docker's predefined `bridge`, `host`
+//!   and `none`), `GET|DELETE /networks/{id}`, `POST /networks/create|
+//!   prune`, `POST /networks/{id}/connect|disconnect`.
+//! - volumes: `GET /volumes`, `GET|DELETE /volumes/{name}`, `POST
+//!   /volumes/create|prune`.
+//!
+//! Not served (docker's 404 `page not found`): build (`/build`,
+//! `/build/prune`, `/session`), `/commit`, `/containers/{id}/export`,
+//! `/containers/{id}/changes`, `/containers/{id}/attach/ws`, image push
+//! and search (`/images/{name}/push`, `/images/search`), `/auth`,
+//! `/distribution/{name}/json`, swarm (`/swarm`, `/nodes`, `/services`,
+//! `/tasks`, `/secrets`, `/configs`) and `/plugins`. Refused with a 400:
+//! image import (`/images/create` with `fromSrc`), networks of a driver
+//! other than the bridge, and create fields mydocker has no flag for.
 //! Errors are docker's `{"message": ...}` with its status codes.
 
 mod archive;
@@ -356,7 +377,7 @@ fn route(svc: &Arc<Service>, conn: &mut Conn, req: &mut Request) -> ApiResult<()
         ("POST", ["containers", id, "rename"]) => ctrops::rename(svc, conn, req, id),
         ("POST", ["containers", id, "update"]) => ctrops::update(svc, conn, req, id),
         ("POST", ["containers", id, "resize"]) => ctrops::resize(svc, conn, req, id),
-        ("GET", ["images", "json"]) => images::list(svc, conn),
+        ("GET", ["images", "json"]) => images::list(svc, conn, req),
         ("POST", ["images", "load"]) => images::load(svc, conn, req),
         ("POST", ["images", "create"]) => images::pull(req),
         ("GET", ["images", rest @ .., "json"]) if !rest.is_empty() => {

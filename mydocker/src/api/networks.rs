@@ -13,6 +13,65 @@ use std::sync::Arc;
 
 /// The network docker never prunes nor lets remove (ours is made on first use).
 const PREDEFINED: &str = crate::network::DEFAULT;
+/// docker's predefined networks: the bridge, and the host's and no
+/// network (modes here, listed as docker lists them).
+const BUILTIN: [&str; 3] = [PREDEFINED, "host", "none"];
+
+/// `host` or `none` (or the bridge before its first use) in docker's
+/// shape, with the running containers in that mode.
+fn builtin(svc: &Service, name: &str) -> Option<Value> {
+    let driver = match name {
+        "host" => "host",
+        "none" => "null",
+        PREDEFINED => "bridge",
+        _ => return None,
+    };
+    let mut containers = serde_json::Map::new();
+    for r in crate::records::list(&svc.ctx).unwrap_or_default() {
+        let mode = r
+            .config
+            .get("network")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if mode == name && r.status == ctrstate::record::Status::Running {
+            containers.insert(
+                r.id.clone(),
+                json!({"Name": r.name, "EndpointID": "", "MacAddress": "",
+                    "IPv4Address": "", "IPv6Address": ""}),
+            );
+        }
+    }
+    let options = if name == PREDEFINED {
+        json!({"com.docker.network.bridge.default_bridge": "true"})
+    } else {
+        json!({})
+    };
+    Some(json!({
+        "Name": name,
+        "Id": name,
+        "Created": "0001-01-01T00:00:00Z",
+        "Scope": "local",
+        "Driver": driver,
+        "EnableIPv6": false,
+        "IPAM": {"Driver": "default", "Options": null, "Config": []},
+        "Internal": false,
+        "Attachable": false,
+        "Ingress": false,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": false,
+        "Containers": containers,
+        "Options": options,
+        "Labels": {},
+    }))
+}
+
+/// A network by name in docker's shape: netbr's, else a builtin one; 404.
+fn find(svc: &Service, name: &str) -> ApiResult<Value> {
+    match netbr_inspect(svc, name) {
+        Ok(v) => Ok(docker_network(svc, &v)),
+        Err(e) => builtin(svc, name).ok_or(e),
+    }
+}
 
 /// `mydocker network ARGS...` with the error as docker's status: 404 for an
 /// unknown network, 409 for a name taken, 403 while endpoints are active.
@@ -114,10 +173,10 @@ fn docker_network(svc: &Service, v: &Value) -> Value {
     })
 }
 
-/// Every network in docker's shape.
+/// Every network in docker's shape, the builtin ones included.
 fn all(svc: &Service) -> ApiResult<Vec<Value>> {
     let ls = svc.ctx.netbr().arg("ls").json()?;
-    Ok(ls
+    let mut out: Vec<Value> = ls
         .as_array()
         .into_iter()
         .flatten()
@@ -125,7 +184,13 @@ fn all(svc: &Service) -> ApiResult<Vec<Value>> {
         // One removed between ls and inspect is not listed.
         .filter_map(|n| netbr_inspect(svc, n).ok())
         .map(|v| docker_network(svc, &v))
-        .collect())
+        .collect();
+    for b in BUILTIN {
+        if !out.iter().any(|n| n["Name"] == b) {
+            out.extend(builtin(svc, b));
+        }
+    }
+    Ok(out)
 }
 
 fn matches(f: &Filters, n: &Value) -> bool {
@@ -134,9 +199,10 @@ fn matches(f: &Filters, n: &Value) -> bool {
         && f.any("id", |x| s("Id").starts_with(x))
         && f.any("driver", |x| x == s("Driver"))
         && f.any("scope", |x| x == "local")
-        && f.any("type", |x| {
-            (x == "builtin") == (s("Name") == PREDEFINED)
-                || x == "custom" && s("Name") != PREDEFINED
+        && f.any("type", |x| match x {
+            "builtin" => BUILTIN.contains(&s("Name").as_str()),
+            "custom" => !BUILTIN.contains(&s("Name").as_str()),
+            _ => false,
         })
         && f.any("dangling", |x| {
             let unused = n["Containers"].as_object().is_some_and(|c| c.is_empty());
@@ -159,8 +225,7 @@ pub fn list(svc: &Arc<Service>, conn: &mut Conn, req: &Request) -> ApiResult<()>
 
 /// `GET /networks/{id}`.
 pub fn inspect(svc: &Arc<Service>, conn: &mut Conn, id: &str) -> ApiResult<()> {
-    let v = netbr_inspect(svc, id)?;
-    send_json(conn, 200, &docker_network(svc, &v))
+    send_json(conn, 200, &find(svc, id)?)
 }
 
 /// `POST /networks/create`: the body's fields as `network create` flags;
@@ -232,7 +297,7 @@ pub fn create(svc: &Arc<Service>, conn: &mut Conn, req: &mut Request) -> ApiResu
         args.extend(["--label".into(), format!("{k}={v}")]);
     }
     args.push(name.to_string());
-    if netbr_inspect(svc, name).is_ok() {
+    if find(svc, name).is_ok() {
         return Err(ApiError::new(
             409,
             format!("network with name {name} already exists"),
@@ -245,13 +310,13 @@ pub fn create(svc: &Arc<Service>, conn: &mut Conn, req: &mut Request) -> ApiResu
 
 /// `DELETE /networks/{id}`.
 pub fn remove(svc: &Arc<Service>, conn: &mut Conn, id: &str) -> ApiResult<()> {
-    let v = netbr_inspect(svc, id)?;
-    if id == PREDEFINED {
+    if BUILTIN.contains(&id) {
         return Err(ApiError::new(
             403,
             format!("{id} is a pre-defined network and cannot be removed"),
         ));
     }
+    let v = netbr_inspect(svc, id)?;
     if v["allocations"].as_array().is_some_and(|a| !a.is_empty()) {
         return Err(ApiError::new(
             403,
@@ -320,7 +385,7 @@ pub fn disconnect(
     send_empty(conn, 200)
 }
 
-/// `POST /networks/prune`: every network but the predefined one without
+/// `POST /networks/prune`: every network but the predefined ones without
 /// a container (`label` and `until` filters).
 pub fn prune(svc: &Arc<Service>, conn: &mut Conn, req: &Request) -> ApiResult<()> {
     let f = Filters::parse(req, &["label", "label!", "until"])?;
@@ -335,7 +400,7 @@ pub fn prune(svc: &Arc<Service>, conn: &mut Conn, req: &Request) -> ApiResult<()
         let unused = n["Containers"].as_object().is_some_and(|c| c.is_empty());
         let created =
             crate::humanize::parse_rfc3339(n["Created"].as_str().unwrap_or("")).unwrap_or(0.0);
-        if name == PREDEFINED
+        if BUILTIN.contains(&name.as_str())
             || !unused
             || !f.labels_match(&n["Labels"])
             || until.is_some_and(|u| created >= u)

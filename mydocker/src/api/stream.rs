@@ -83,6 +83,14 @@ pub fn logs(svc: &Arc<Service>, conn: &mut Conn, req: &Request, r: &str) -> ApiR
                 .map_err(|_| ApiError::new(400, format!("invalid value for tail: {n}")))?,
         ),
     };
+    let cfg: RunConfig =
+        serde_json::from_value(Value::Object(rec.config.clone())).unwrap_or_default();
+    if !cfg.log_config.enabled() {
+        return Err(ApiError::new(
+            501,
+            "configured logging driver does not support reading",
+        ));
+    }
     let (tty, ts, follow) = (is_tty(&rec), req.flag("timestamps"), req.flag("follow"));
     let path = svc
         .ctx
@@ -257,6 +265,9 @@ pub fn start_attached(svc: &Arc<Service>, rec: &Record, p: PendingAttach) -> Api
     let id = rec.id.clone();
     svc.exits.lock().unwrap().insert(id.clone(), None);
     let w = Arc::new(Mutex::new(p.writer));
+    // Nothing reaches the client before the start is judged: a launch
+    // that failed is the start's error (docker's), not also output.
+    let gate = Gate::new();
     let mut relays = vec![];
     for (src, stream, wanted) in [
         (
@@ -277,7 +288,7 @@ pub fn start_attached(svc: &Arc<Service>, rec: &Record, p: PendingAttach) -> Api
         ),
     ] {
         let Some(mut src) = src else { continue };
-        let w = w.clone();
+        let (w, gate) = (w.clone(), gate.clone());
         relays.push(std::thread::spawn(move || {
             let mut buf = vec![0u8; 32 * 1024];
             let mut client_gone = false;
@@ -287,7 +298,7 @@ pub fn start_attached(svc: &Arc<Service>, rec: &Record, p: PendingAttach) -> Api
                     Ok(n) => n,
                 };
                 // Read to the end even when nobody listens: the child must not block.
-                if !wanted || client_gone {
+                if !wanted || client_gone || !gate.wait() {
                     continue;
                 }
                 let data = if tty {
@@ -341,12 +352,14 @@ pub fn start_attached(svc: &Arc<Service>, rec: &Record, p: PendingAttach) -> Api
     {
         let (svc, child, w) = (svc.clone(), child.clone(), w.clone());
         std::thread::spawn(move || {
-            for r in relays {
-                let _ = r.join();
-            }
+            // The exit first: the relays hold output until the start is
+            // judged, and a failed launch is judged by this exit.
             let status = child.lock().unwrap().wait();
             let code = status.ok().and_then(|s| s.code()).unwrap_or(255);
             svc.exits.lock().unwrap().insert(id, Some(code));
+            for r in relays {
+                let _ = r.join();
+            }
             let _ = w.lock().unwrap().shutdown(std::net::Shutdown::Both);
         });
     }
@@ -361,17 +374,40 @@ pub fn start_attached(svc: &Arc<Service>, rec: &Record, p: PendingAttach) -> Api
             .as_ref()
             .is_none_or(|n| n.status != Status::Created && n.started_at != before);
         if started {
-            return Ok(());
+            break;
         }
         if matches!(svc.exits.lock().unwrap().get(&rec.id), Some(Some(_))) {
-            return match now.and_then(|n| n.error).filter(|e| !e.is_empty()) {
+            let err = now.and_then(|n| n.error).filter(|e| !e.is_empty());
+            gate.open(err.is_none());
+            return match err {
                 Some(e) => Err(ApiError::from_message(e)),
                 None => Ok(()),
             };
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    gate.open(true);
     Ok(())
+}
+
+/// Whether the relays may pass output on: undecided, then open or shut.
+#[derive(Clone)]
+struct Gate(Arc<(Mutex<Option<bool>>, std::sync::Condvar)>);
+
+impl Gate {
+    fn new() -> Gate {
+        Gate(Arc::new((Mutex::new(None), std::sync::Condvar::new())))
+    }
+    fn open(&self, pass: bool) {
+        *self.0 .0.lock().unwrap() = Some(pass);
+        self.0 .1.notify_all();
+    }
+    /// Blocks until decided; true to pass.
+    fn wait(&self) -> bool {
+        let g = self.0 .0.lock().unwrap();
+        let g = self.0 .1.wait_while(g, |d| d.is_none()).unwrap();
+        g.unwrap_or(true)
+    }
 }
 
 #[cfg(test)]

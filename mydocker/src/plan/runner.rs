@@ -181,9 +181,9 @@ impl Real<'_> {
         match &step.action {
             Action::Call(_) => unreachable!("a call is not local"),
             Action::EnsureNetwork(n) => network::ensure(ctx, n).map(|()| Output::Done),
-            Action::EtcFiles if plan.join.is_some() => {
-                Ok(Output::Files(plan.join.as_ref().expect("join").files.clone()))
-            }
+            Action::EtcFiles if plan.join.is_some() => Ok(Output::Files(
+                plan.join.as_ref().expect("join").files.clone(),
+            )),
             Action::EtcFiles => {
                 let s = settings(plan, out);
                 spec::write_etc_files(ctx, &ctx.container_dir(id), id, &hostname, cfg, &s)
