@@ -21,11 +21,12 @@
 //! - `--stdout`/`--stderr`: inherited pipe read ends; `--pty`: a pty master
 //!   (one `stdout` stream). Read until EOF (at most 2 s after the init's
 //!   exit, so an escaped process holding the pipe cannot keep us).
-//! - `--hold FD`: kept open untouched (the container's stdin write end).
+//! - `--hold FD`: kept open (the container's stdin write end, for attach).
 //! - `--attach FD`: a listening unix socket (mydocker binds
 //!   `attach.sock` before the launch) served as mydocker's attach.rs
 //!   specifies ([`attach`]); client input goes to the first `--hold` fd
-//!   (the stdin of `-i`) or the pty. At the exit the listener closes and
+//!   (the stdin of `-i`) or the pty, and a hello's `height`/`width` size
+//!   the pty. At the exit the listener closes and
 //!   the clients' sockets stay open across the exec of `EXIT_CMD`, their
 //!   fds in `MYDOCKER_ATTACH_FDS`: it sends the exit frame once the exit
 //!   is recorded.
