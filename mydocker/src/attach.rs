@@ -26,10 +26,17 @@
 //!    StdinOnce).
 //! 4. A slow client must not stall the container: a client whose socket
 //!    cannot take a whole frame at once is dropped.
+//! 5. A hello line with `"height":H,"width":W` also gives the container's
+//!    terminal (`-t`) that size; the client of a terminal sends its size so,
+//!    and again on a connection of its own (a hello with no streams) after
+//!    each SIGWINCH.
 //!
-//! [`Server`] is that server side, for the supervisor to call: `start`
-//! once the container runs, `output` with every chunk it reads, `exit`
-//! with the exit code.
+//! mydocker binds the socket ([`listen`]) before the launch and hands it
+//! to `mydocker-supervisor`, which serves it (supervisor/src/attach.rs).
+//! The exit frame comes after the exit is recorded: the supervisor leaves
+//! the clients' sockets open across its exec of `mydocker _exited`, which
+//! records the exit, then sends the frame
+//! (`supervisor::attach::send_exit`).
 //!
 //! The client ([`attach`]) handles detach keys and signal proxying itself:
 //! detach closes its connection; a proxied signal is `nsrun kill`.
@@ -117,6 +124,21 @@ pub fn socket_path(ctx: &Ctx, id: &str) -> std::path::PathBuf {
     ctx.container_dir(id).join("attach.sock")
 }
 
+/// Binds container `id`'s attach socket (0600; a stale one is replaced),
+/// for its supervisor to serve; None if it cannot (attach then follows
+/// the log).
+pub fn listen(ctx: &Ctx, id: &str) -> Option<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = socket_path(ctx, id);
+    let _ = std::fs::remove_file(&path);
+    let l = std::os::unix::net::UnixListener::bind(&path).ok()?;
+    if std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).is_err() {
+        let _ = std::fs::remove_file(&path);
+        return None;
+    }
+    Some(l)
+}
+
 /// `mydocker attach`: the container's output (and stdin) until it exits
 /// (its exit code) or the detach keys are typed.
 pub fn attach(ctx: &Ctx, a: &AttachArgs) -> Result<i32> {
@@ -125,6 +147,9 @@ pub fn attach(ctx: &Ctx, a: &AttachArgs) -> Result<i32> {
     if rec.status == Status::Paused {
         return fail("You cannot attach to a paused container, unpause it first");
     }
+    if rec.status == Status::Restarting {
+        return fail("You cannot attach to a restarting container, wait until it is running");
+    }
     if rec.status != Status::Running {
         return fail("You cannot attach to a stopped container, start it first");
     }
@@ -132,7 +157,16 @@ pub fn attach(ctx: &Ctx, a: &AttachArgs) -> Result<i32> {
         serde_json::from_value(serde_json::Value::Object(rec.config.clone())).unwrap_or_default();
     let want_stdin = !a.no_stdin && cfg.open_stdin;
     let _proxy = (a.sig_proxy && !cfg.tty).then(|| SigProxy::start(ctx, &rec.id));
-    match UnixStream::connect(socket_path(ctx, &rec.id)) {
+    let path = socket_path(ctx, &rec.id);
+    // A terminal's container: ours in raw mode (keys go through as typed,
+    // the detach keys among them), its size following ours.
+    let _raw = (cfg.tty && want_stdin)
+        .then(crate::supervise::RawMode::enter)
+        .flatten();
+    if cfg.tty {
+        follow_winsize(path.clone());
+    }
+    match UnixStream::connect(&path) {
         Ok(s) => over_socket(ctx, &rec.id, s, want_stdin, &keys),
         Err(_) => {
             if want_stdin {
@@ -175,7 +209,10 @@ fn follow_log(ctx: &Ctx, id: &str) -> Result<i32> {
 }
 
 fn over_socket(ctx: &Ctx, id: &str, mut s: UnixStream, stdin: bool, keys: &[u8]) -> Result<i32> {
-    let hello = format!("{{\"stdin\":{stdin},\"stdout\":true,\"stderr\":true}}\n");
+    let size = winsize()
+        .map(|(h, w)| format!(",\"height\":{h},\"width\":{w}"))
+        .unwrap_or_default();
+    let hello = format!("{{\"stdin\":{stdin},\"stdout\":true,\"stderr\":true{size}}}\n");
     s.write_all(hello.as_bytes())
         .map_err(|e| Error::Daemon(format!("attach socket: {e}")))?;
     if stdin {
@@ -201,6 +238,7 @@ fn over_socket(ctx: &Ctx, id: &str, mut s: UnixStream, stdin: bool, keys: &[u8])
                         matched += 1;
                         if matched == keys.len() {
                             // Detached: the container runs on; docker exits 0.
+                            crate::supervise::RawMode::restore();
                             std::process::exit(0);
                         }
                         continue;
@@ -247,165 +285,36 @@ fn over_socket(ctx: &Ctx, id: &str, mut s: UnixStream, stdin: bool, keys: &[u8])
     }
 }
 
-/// The supervisor's side of the attach socket (see the module doc).
-pub struct Server {
-    shared: std::sync::Arc<Shared>,
-    listener: std::os::unix::net::UnixListener,
-    path: std::path::PathBuf,
+/// The size of our terminal (rows, columns), if stdin or stdout is one.
+fn winsize() -> Option<(u16, u16)> {
+    [0, 1].into_iter().find_map(|fd| {
+        // SAFETY: TIOCGWINSZ into a local struct.
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        let ok = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0;
+        (ok && ws.ws_row > 0).then_some((ws.ws_row, ws.ws_col))
+    })
 }
 
-struct Shared {
-    clients: std::sync::Mutex<Vec<Client>>,
-    /// A dup of the container's stdin (or the pty master); None without -i.
-    stdin: Option<std::os::fd::OwnedFd>,
-}
-
-struct Client {
-    sock: UnixStream,
-    stdout: bool,
-    stderr: bool,
-}
-
-#[derive(serde::Deserialize, Default)]
-#[serde(default)]
-struct Hello {
-    stdin: bool,
-    stdout: bool,
-    stderr: bool,
-}
-
-impl Server {
-    /// Listens on `path` (0600; a stale socket is replaced). `stdin`: a
-    /// dup of the container's stdin write end or pty master, if it has one.
-    pub fn start(
-        path: &std::path::Path,
-        stdin: Option<std::os::fd::OwnedFd>,
-    ) -> std::io::Result<Server> {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::remove_file(path);
-        let listener = std::os::unix::net::UnixListener::bind(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-        let shared = std::sync::Arc::new(Shared {
-            clients: std::sync::Mutex::new(vec![]),
-            stdin,
-        });
-        let l = listener.try_clone()?;
-        let sh = shared.clone();
-        std::thread::spawn(move || {
-            // Ends when `exit` shuts the listener down.
-            while let Ok((c, _)) = l.accept() {
-                let sh = sh.clone();
-                std::thread::spawn(move || serve_client(&sh, c));
-            }
-        });
-        Ok(Server {
-            shared,
-            listener,
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// Copies `data` of `stream` (1 stdout, 2 stderr) to the clients that
-    /// want it; drops the ones that cannot take it now.
-    pub fn output(&self, stream: u8, data: &[u8]) {
-        let mut clients = self
-            .shared
-            .clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if clients.is_empty() {
-            return;
-        }
-        let frame = frame(stream, data);
-        clients.retain(|c| {
-            let wanted = if stream == 2 { c.stderr } else { c.stdout };
-            !wanted || send_now(&c.sock, &frame)
-        });
-    }
-
-    /// Tells every client the exit code, closes them and the socket.
-    pub fn exit(self, code: i32) {
-        let frame = frame(3, code.to_string().as_bytes());
-        let mut clients = self
-            .shared
-            .clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        for c in clients.drain(..) {
-            send_now(&c.sock, &frame);
-            let _ = c.sock.shutdown(std::net::Shutdown::Both);
-        }
-        let _ = std::fs::remove_file(&self.path);
-        use std::os::fd::AsRawFd;
-        // Wakes the accept thread (Linux: accept fails on a shut listener).
-        // SAFETY: shutdown on our own socket fd.
-        unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
-    }
-}
-
-/// The detached supervisor's attach socket for container `id`, holding a
-/// dup of its stdin (`-i`) or pty master; None if it cannot listen
-/// (attach then follows the log).
-pub fn serve(ctx: &Ctx, id: &str, io: &crate::launch::Io) -> Option<Server> {
-    let stdin = match io {
-        crate::launch::Io::Pipes { stdin, .. } => stdin.as_ref().and_then(|f| f.try_clone().ok()),
-        crate::launch::Io::Pty { master } => master.try_clone().ok(),
-    };
-    Server::start(&socket_path(ctx, id), stdin).ok()
-}
-
-/// docker's stdcopy frame: stream, three zero bytes, length, data.
-fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(8 + data.len());
-    f.extend_from_slice(&[stream, 0, 0, 0]);
-    f.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    f.extend_from_slice(data);
-    f
-}
-
-/// The whole frame without blocking, or false (the client is dropped: a
-/// partial frame would break its framing).
-fn send_now(s: &UnixStream, frame: &[u8]) -> bool {
-    use nix::sys::socket::{send, MsgFlags};
-    use std::os::fd::AsRawFd;
-    matches!(
-        send(s.as_raw_fd(), frame, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL),
-        Ok(n) if n == frame.len()
-    )
-}
-
-/// One client: its hello line, then its input to the container's stdin.
-fn serve_client(sh: &Shared, c: UnixStream) {
-    let Ok(rd) = c.try_clone() else { return };
-    let mut rd = std::io::BufReader::new(rd);
-    let mut line = String::new();
-    let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(5)));
-    if rd.read_line(&mut line).unwrap_or(0) == 0 {
+/// Sends our terminal's size again after each SIGWINCH (protocol point 5),
+/// from a thread that waits for it.
+fn follow_winsize(path: std::path::PathBuf) {
+    use nix::sys::signal::{SigSet, Signal};
+    if winsize().is_none() {
         return;
     }
-    let _ = c.set_read_timeout(None);
-    let hello: Hello = serde_json::from_str(line.trim()).unwrap_or_default();
-    let Ok(sock) = c.try_clone() else { return };
-    sh.clients
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(Client {
-            sock,
-            stdout: hello.stdout,
-            stderr: hello.stderr,
-        });
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = match rd.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        if let (true, Some(fd)) = (hello.stdin, &sh.stdin) {
-            if nix::unistd::write(fd, &buf[..n]).is_err() {
-                return;
-            }
-        }
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGWINCH);
+    if set.thread_block().is_err() {
+        return;
     }
+    std::thread::spawn(move || loop {
+        if set.wait().is_err() {
+            return;
+        }
+        if let (Some((h, w)), Ok(mut s)) = (winsize(), UnixStream::connect(&path)) {
+            let _ = writeln!(s, "{{\"height\":{h},\"width\":{w}}}");
+        }
+    });
 }
 
 /// Forwards the signals `attach` gets to the container (`nsrun kill`), as
@@ -447,33 +356,6 @@ impl SigProxy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn server_frames_output_input_and_exit() {
-        use std::os::fd::AsFd;
-        let dir = std::env::temp_dir().join(format!("attach-srv-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("attach.sock");
-        let (r, w) = nix::unistd::pipe().unwrap();
-        let srv = Server::start(&path, Some(w)).unwrap();
-        let mut c = UnixStream::connect(&path).unwrap();
-        c.write_all(b"{\"stdin\":true,\"stdout\":true,\"stderr\":false}\nhi")
-            .unwrap();
-        let mut got = [0u8; 2];
-        std::fs::File::from(r.as_fd().try_clone_to_owned().unwrap())
-            .read_exact(&mut got)
-            .unwrap();
-        assert_eq!(&got, b"hi");
-        // The client is registered once its input flowed.
-        srv.output(2, b"not wanted");
-        srv.output(1, b"out");
-        srv.exit(5);
-        let mut all = vec![];
-        c.read_to_end(&mut all).unwrap();
-        assert_eq!(all, [frame(1, b"out"), frame(3, b"5")].concat());
-        assert!(!path.exists());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 
     #[test]
     fn detach_keys_parse_like_docker() {

@@ -77,13 +77,18 @@ pub fn rm(ctx: &Ctx, a: &RmArgs) -> Result<i32> {
             }
             Err(e) => return Err(e),
         };
-        if is_live(&rec) {
+        // In its restart backoff it has no process, but its supervisor
+        // sleeps until the relaunch: docker counts it as running.
+        let restarting = rec.status == Status::Restarting;
+        if is_live(&rec) || restarting {
             if !a.force {
                 return fail(format!(
-                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
-                    rec.name
+                    "cannot remove container \"/{}\": container is {}: stop the container before removing or force remove",
+                    rec.name,
+                    if restarting { "restarting" } else { "running" }
                 ));
             }
+            // (wakes a sleeping supervisor: it records the exit and ends)
             stop_one(ctx, &rec, Duration::ZERO)?;
         }
         let errs = teardown::remove_teardown(ctx, &rec.id);
@@ -105,7 +110,7 @@ pub fn rm(ctx: &Ctx, a: &RmArgs) -> Result<i32> {
 pub fn wait(ctx: &Ctx, refs: &[String]) -> Result<i32> {
     each(refs, |r| {
         let rec = records::get(ctx, r)?;
-        let code = wait_exit(ctx, &rec, None).unwrap_or(rec.exit_code);
+        let code = wait_exit(ctx, &rec, None, true).unwrap_or(rec.exit_code);
         println!("{code}");
         Ok(())
     })
@@ -178,7 +183,7 @@ fn zombie(pid: u32) -> bool {
 /// After the process died: give its supervisor a moment to record the exit;
 /// if the supervisor is gone, record `guess` and release resources here.
 fn settle(ctx: &Ctx, rec: &Record, guess: i32) -> Result<()> {
-    if wait_exit(ctx, rec, Some(Duration::from_secs(5))).is_some() {
+    if wait_exit(ctx, rec, Some(Duration::from_secs(5)), false).is_some() {
         return Ok(());
     }
     let _ = teardown::stop_teardown(ctx, &rec.id);
@@ -199,12 +204,23 @@ fn settle(ctx: &Ctx, rec: &Record, guess: i32) -> Result<()> {
 
 /// Polls the record until it says exited; None on timeout, or when nobody is
 /// left to record the exit (no live supervisor and no live process).
-fn wait_exit(ctx: &Ctx, rec: &Record, limit: Option<Duration>) -> Option<i32> {
+/// `first_exit` (`wait`): an exit its restart policy follows with a restart
+/// counts too, as docker's wait returns when the container exits; a
+/// container in its backoff already is waited for until its next exit.
+fn wait_exit(ctx: &Ctx, rec: &Record, limit: Option<Duration>, first_exit: bool) -> Option<i32> {
     let until = limit.map(|l| Instant::now() + l);
     loop {
         let cur = records::peek(ctx, &rec.id)?;
         if matches!(cur.status, Status::Exited | Status::Dead) {
             return Some(cur.exit_code);
+        }
+        if first_exit {
+            // Restarting since we looked, or again after a relaunch (the
+            // backoff is 100 ms or more: the 20 ms polls see it).
+            let again = cur.restart_count > rec.restart_count;
+            if cur.status == Status::Restarting && (rec.status != Status::Restarting || again) {
+                return Some(cur.exit_code);
+            }
         }
         // (a supervisor orphaned to a pid 1 that never reaps stays a zombie)
         let supervised = cur

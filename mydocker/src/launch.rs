@@ -65,10 +65,24 @@ pub struct Launched {
 /// exists): the launch plan without its Reserve, run for real. A failure
 /// has undone every step before it returns.
 pub fn launch(ctx: &Ctx, id: &str, cfg: &RunConfig) -> Result<Launched> {
+    launch_as(ctx, id, cfg, false)
+}
+
+/// [`launch`] by the restart policy: the record stays `restarting` until
+/// the container runs (`Plan::relaunch`).
+pub fn relaunch(ctx: &Ctx, id: &str, cfg: &RunConfig) -> Result<Launched> {
+    launch_as(ctx, id, cfg, true)
+}
+
+fn launch_as(ctx: &Ctx, id: &str, cfg: &RunConfig, relaunch: bool) -> Result<Launched> {
     // `container:X` namespaces: each X running, its namespace paths in the
     // config; with X's network, X's hostname and /etc files.
     let joined = crate::nsjoin::at_launch(ctx, cfg)?;
-    let mut plan = Plan::launch(ctx, &joined.cfg, "").without(&StepId::Reserve);
+    let mut plan = if relaunch {
+        Plan::relaunch(ctx, &joined.cfg)
+    } else {
+        Plan::launch(ctx, &joined.cfg, "").without(&StepId::Reserve)
+    };
     plan.join = joined.net;
     let mut out = Outputs::for_id(id);
     plan::runner::launch(&plan, &mut Real::new(ctx), &mut out)?;

@@ -15,6 +15,7 @@ use ctrstate::{Record, RecordPatch, Status};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
 
 pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
     run_or_create(ctx, a, false)
@@ -199,14 +200,18 @@ fn detached_supervisor(ctx: &Ctx, id: &str, cfg: &RunConfig, report: OwnedFd) ->
         }
     };
     crate::health::reset(ctx, id, cfg);
+    // Bound before the launch: once `run -d` returns, `attach` can connect.
+    let attach = crate::attach::listen(ctx, id);
     match launch::launch(ctx, id, cfg) {
         Ok(l) => {
             let _ = report.write_all(b"ok");
             drop(report);
             kill_if_stopped(ctx, id);
-            hand_over(ctx, id, cfg, l, sfd, FIRST_DELAY_MS)
+            hand_over(ctx, id, cfg, l, attach, sfd, FIRST_DELAY_MS)
         }
         Err(e) => {
+            drop(attach);
+            let _ = std::fs::remove_file(crate::attach::socket_path(ctx, id));
             // Before the report: a `run` removes the record once told.
             failed_start(ctx, id, &e);
             let _ = report.write_all(e.to_string().as_bytes());
@@ -223,17 +228,24 @@ fn kill_if_stopped(ctx: &Ctx, id: &str) {
     }
 }
 
-/// Becomes the resident supervisor of the launched container; if that
-/// program cannot be run, supervises in this process instead.
+/// Becomes the resident supervisor of the launched container, serving its
+/// attach socket; if that program cannot be run, supervises in this
+/// process instead (without attach: `attach` then follows the log).
 fn hand_over(
     ctx: &Ctx,
     id: &str,
     cfg: &RunConfig,
     l: launch::Launched,
+    attach: Option<UnixListener>,
     sfd: nix::sys::signalfd::SignalFd,
     delay_ms: u64,
 ) -> i32 {
-    let err = supervise::exec_supervisor(ctx, id, cfg, &l, delay_ms);
+    use std::os::fd::AsFd;
+    let fd = attach.as_ref().map(|a| a.as_fd());
+    let err = supervise::exec_supervisor(ctx, id, cfg, &l, fd, delay_ms);
+    // Nobody would accept on it: connecting must fail, not hang.
+    drop(attach);
+    let _ = std::fs::remove_file(crate::attach::socket_path(ctx, id));
     let _ = records::update(
         ctx,
         id,
@@ -252,14 +264,27 @@ fn hand_over(
 /// restart policy that says so, leaves it `restarting` and sleeps the
 /// backoff in the small supervisor, which then execs `_restart`.
 pub fn exited(ctx: &Ctx, id: &str, code: i32, delay_ms: u64) -> Result<i32> {
+    let attached = supervisor::attach::handed_over();
+    // The supervisor closed the listener; new attaches fall back to the log.
+    let _ = std::fs::remove_file(crate::attach::socket_path(ctx, id));
     let Some(rec) = records::peek(ctx, id) else {
+        supervisor::attach::send_exit(attached, code);
         return Ok(0);
     };
-    let cfg: RunConfig = serde_json::from_value(Value::Object(rec.config.clone()))
-        .map_err(|e| Error::Daemon(format!("container {id}: bad stored config: {e}")))?;
+    let cfg: RunConfig = match serde_json::from_value(Value::Object(rec.config.clone())) {
+        Ok(c) => c,
+        Err(e) => {
+            supervisor::attach::send_exit(attached, code);
+            return Err(Error::Daemon(format!(
+                "container {id}: bad stored config: {e}"
+            )));
+        }
+    };
     let restart = !stopped(ctx, id)
         && crate::runflags::should_restart(&cfg.extra.restart, code, rec.restart_count);
     supervise::finish_as(ctx, id, &cfg, code, restart);
+    // The attach clients the supervisor handed over: the exit is recorded.
+    supervisor::attach::send_exit(attached, code);
     if !restart {
         return Ok(0);
     }
@@ -326,12 +351,15 @@ pub fn restart_after_backoff(ctx: &Ctx, id: &str, delay_ms: u64) -> Result<i32> 
     )?;
     let sfd = supervise::prepare().map_err(|e| Error::Daemon(format!("supervisor: {e}")))?;
     crate::health::reset(ctx, id, &cfg);
-    match launch::launch(ctx, id, &cfg) {
+    let attach = crate::attach::listen(ctx, id);
+    match launch::relaunch(ctx, id, &cfg) {
         Ok(l) => {
             kill_if_stopped(ctx, id);
-            Ok(hand_over(ctx, id, &cfg, l, sfd, delay_ms))
+            Ok(hand_over(ctx, id, &cfg, l, attach, sfd, delay_ms))
         }
         Err(e) => {
+            drop(attach);
+            let _ = std::fs::remove_file(crate::attach::socket_path(ctx, id));
             failed_start(ctx, id, &e);
             Err(e)
         }

@@ -78,12 +78,6 @@ pub fn supervise(
         }
         _ => None,
     };
-    // Detached: `mydocker attach` clients reach the stdio here (attach.rs).
-    let attach_srv = if foreground {
-        None
-    } else {
-        crate::attach::serve(ctx, id, &l.io)
-    };
     let (mut stdin_w, out, err) = match l.io {
         Io::Pipes {
             stdin,
@@ -196,9 +190,6 @@ pub fn supervise(
                             if foreground && (if w == 1 { a_out } else { a_err }) {
                                 write_all(if w == 1 { 1 } else { 2 }, data);
                             }
-                            if let Some(srv) = &attach_srv {
-                                srv.output(w, data);
-                            }
                             splitters[(w - 1) as usize].push(data, |line| {
                                 if let Some(lg) = log.as_mut() {
                                     lg.write(stream, line)
@@ -238,10 +229,6 @@ pub fn supervise(
     drop(_raw);
     let code = status.unwrap_or_else(|| wait_blocking(l.pid));
     finish(ctx, id, cfg, code);
-    // After the record says exited: an attach that returns sees it so.
-    if let Some(srv) = attach_srv {
-        srv.exit(code);
-    }
     code
 }
 
@@ -256,14 +243,15 @@ fn open_log(ctx: &Ctx, id: &str, cfg: &RunConfig) -> Option<Writer> {
 
 /// Replaces this process (the launcher of a detached container, its
 /// subreaper parent, its recorded `supervisorPid`) with
-/// `mydocker-supervisor`, handing it the container's output fds; once the
-/// container is over it execs `mydocker _exited --delay-ms DELAY_MS ID
-/// CODE`. Returns only on failure.
+/// `mydocker-supervisor`, handing it the container's output fds and the
+/// attach socket's listener; once the container is over it execs
+/// `mydocker _exited --delay-ms DELAY_MS ID CODE`. Returns only on failure.
 pub fn exec_supervisor(
     ctx: &Ctx,
     id: &str,
     cfg: &RunConfig,
     l: &Launched,
+    attach: Option<BorrowedFd>,
     delay_ms: u64,
 ) -> std::io::Error {
     let mut argv: Vec<std::ffi::OsString> = vec![
@@ -294,6 +282,9 @@ pub fn exec_supervisor(
             }
         }
         Io::Pty { master } => inherit("--pty", master.as_fd()),
+    }
+    if let Some(fd) = attach {
+        inherit("--attach", fd);
     }
     if cfg.log_config.enabled() {
         let r = cfg.log_config.rotation().unwrap_or_default();
@@ -453,10 +444,12 @@ fn copy_winsize(master: BorrowedFd) {
     }
 }
 
-/// The user's terminal in raw mode, restored on drop.
-pub struct RawMode {
-    saved: termios::Termios,
-}
+/// The user's terminal in raw mode, restored on drop (or by
+/// [`RawMode::restore`] before an exit that skips the drop).
+pub struct RawMode;
+
+/// The terminal's settings before raw mode.
+static SAVED: std::sync::Mutex<Option<termios::Termios>> = std::sync::Mutex::new(None);
 
 impl RawMode {
     pub fn enter() -> Option<RawMode> {
@@ -468,13 +461,22 @@ impl RawMode {
         let mut raw = saved.clone();
         termios::cfmakeraw(&mut raw);
         termios::tcsetattr(stdin, termios::SetArg::TCSANOW, &raw).ok()?;
-        Some(RawMode { saved })
+        *SAVED.lock().unwrap_or_else(|e| e.into_inner()) = Some(saved);
+        Some(RawMode)
+    }
+
+    /// Puts the terminal back as it was, if raw mode changed it.
+    pub fn restore() {
+        let saved = SAVED.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(saved) = saved {
+            let stdin = unsafe { BorrowedFd::borrow_raw(0) };
+            let _ = termios::tcsetattr(stdin, termios::SetArg::TCSANOW, &saved);
+        }
     }
 }
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        let stdin = unsafe { BorrowedFd::borrow_raw(0) };
-        let _ = termios::tcsetattr(stdin, termios::SetArg::TCSANOW, &self.saved);
+        RawMode::restore();
     }
 }

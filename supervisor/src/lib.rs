@@ -11,6 +11,7 @@
 //!
 //! ```text
 //! mydocker-supervisor --pid PID (--stdout FD --stderr FD | --pty FD) [--hold FD]
+//!     [--attach FD]
 //!     [--log PATH [--log-max-size BYTES] [--log-max-file N]]
 //!     [--health-interval-ms MS --health ARG...] -- EXIT_CMD...
 //! mydocker-supervisor --sleep-ms MS -- CMD...
@@ -20,7 +21,15 @@
 //! - `--stdout`/`--stderr`: inherited pipe read ends; `--pty`: a pty master
 //!   (one `stdout` stream). Read until EOF (at most 2 s after the init's
 //!   exit, so an escaped process holding the pipe cannot keep us).
-//! - `--hold FD`: kept open untouched (the container's stdin write end).
+//! - `--hold FD`: kept open (the container's stdin write end, for attach).
+//! - `--attach FD`: a listening unix socket (mydocker binds
+//!   `attach.sock` before the launch) served as mydocker's attach.rs
+//!   specifies ([`attach`]); client input goes to the first `--hold` fd
+//!   (the stdin of `-i`) or the pty, and a hello's `height`/`width` size
+//!   the pty. At the exit the listener closes and
+//!   the clients' sockets stay open across the exec of `EXIT_CMD`, their
+//!   fds in `MYDOCKER_ATTACH_FDS`: it sends the exit frame once the exit
+//!   is recorded.
 //! - `--log`: docker's json-file format, rotated at `--log-max-size` bytes
 //!   (0: never) keeping `--log-max-file` files (see [`logfile`]); without
 //!   it the output is read and dropped (the `none` driver).
@@ -34,6 +43,7 @@
 //!
 //! Exit codes: 2 bad usage; 127 when `EXIT_CMD` cannot be exec'd.
 
+pub mod attach;
 pub mod logfile;
 pub mod time;
 pub mod trim;

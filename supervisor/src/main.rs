@@ -4,6 +4,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use supervisor::attach::Server;
 use supervisor::logfile::{LineSplitter, Rotation, Writer};
 
 struct Args {
@@ -12,6 +13,7 @@ struct Args {
     stderr: Option<i32>,
     pty: Option<i32>,
     hold: Vec<i32>,
+    attach: Option<i32>,
     log: Option<PathBuf>,
     rotation: Rotation,
     health_interval: Option<Duration>,
@@ -34,7 +36,19 @@ fn main() {
             sleep(sfd, d);
             None
         }
-        None => Some(supervise(&a, sfd)),
+        None => {
+            // Attach clients' input goes to the container's stdin (-i) or
+            // its pty.
+            let mut srv = a
+                .attach
+                .map(|l| Server::new(l, a.hold.first().copied().or(a.pty)));
+            let code = supervise(&a, sfd, &mut srv);
+            if let Some(fds) = srv.map(Server::hand_off).filter(|f| !f.is_empty()) {
+                let list: Vec<String> = fds.iter().map(i32::to_string).collect();
+                std::env::set_var(supervisor::attach::FDS_ENV, list.join(","));
+            }
+            Some(code)
+        }
     };
     let mut argv = a.then.clone();
     if let Some(c) = code {
@@ -50,6 +64,7 @@ fn parse(args: Vec<String>) -> Result<Args, String> {
         stderr: None,
         pty: None,
         hold: vec![],
+        attach: None,
         log: None,
         rotation: Rotation::default(),
         health_interval: None,
@@ -73,6 +88,7 @@ fn parse(args: Vec<String>) -> Result<Args, String> {
             "--stderr" => a.stderr = Some(num(&v)? as i32),
             "--pty" => a.pty = Some(num(&v)? as i32),
             "--hold" => a.hold.push(num(&v)? as i32),
+            "--attach" => a.attach = Some(num(&v)? as i32),
             "--log" => a.log = Some(PathBuf::from(v)),
             "--log-max-size" => a.rotation.max_size = num(&v)?,
             "--log-max-file" => a.rotation.max_file = (num(&v)? as u32).max(1),
@@ -173,7 +189,7 @@ struct Stream {
 
 /// Copies output to the log until the container has exited and its output
 /// is drained; returns its exit code.
-fn supervise(a: &Args, sfd: i32) -> i32 {
+fn supervise(a: &Args, sfd: i32, srv: &mut Option<Server>) -> i32 {
     let mut log = a
         .log
         .as_ref()
@@ -234,6 +250,8 @@ fn supervise(a: &Args, sfd: i32) -> i32 {
                 revents: 0,
             });
         }
+        let attach_at = fds.len();
+        let polled = srv.as_ref().map(|s| s.poll_fds(&mut fds));
         let mut timeout = match (drain_deadline, next_health.filter(|_| status.is_none())) {
             (Some(_), _) => 100,
             (None, Some(t)) => t.saturating_duration_since(now).as_millis().min(60_000) as i32 + 1,
@@ -275,6 +293,9 @@ fn supervise(a: &Args, sfd: i32) -> i32 {
                 // stopped through `mydocker stop`, not through us.
             }
         }
+        if let (Some(s), Some(p)) = (srv.as_mut(), polled) {
+            s.ready(p, &fds[attach_at..]);
+        }
         let mut closed = vec![];
         for (i, s) in streams.iter_mut().enumerate() {
             if fds[i + 1].revents == 0 {
@@ -289,6 +310,9 @@ fn supervise(a: &Args, sfd: i32) -> i32 {
                 }
             };
             if n > 0 {
+                if let Some(srv) = srv.as_mut() {
+                    srv.output(if name == "stderr" { 2 } else { 1 }, &buf[..n as usize]);
+                }
                 s.lines.push(&buf[..n as usize], &mut write);
                 continue;
             }

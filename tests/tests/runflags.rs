@@ -7,7 +7,7 @@
 
 use e2e::docker::{stderr, stdout, Docker};
 use e2e::{assert_exit_code, require_root};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::process::Stdio;
 
 /// `run` with `args`: exit 125, one line on stderr containing `want`, and
@@ -491,6 +491,37 @@ fn attach_follows_a_detached_container() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn attach_gives_a_terminal_its_size() {
+    require_root!();
+    let d = Docker::new();
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "-t",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do stty size; sleep 0.1; done",
+    ]);
+    let sock = d
+        .root
+        .path()
+        .join("containers")
+        .join(&id)
+        .join("attach.sock");
+    e2e::wait_for("the supervisor's attach socket", 10, || sock.exists());
+    // The protocol's resize hello, as `attach` sends it after a SIGWINCH.
+    let mut c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    c.write_all(b"{\"height\":33,\"width\":99}\n").unwrap();
+    e2e::wait_for("the container to see 33 rows, 99 columns", 10, || {
+        d.ok(&["logs", &id]).contains("33 99")
+    });
+    d.ok(&["rm", "-f", &id]);
 }
 
 #[test]

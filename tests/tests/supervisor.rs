@@ -5,6 +5,7 @@
 
 use e2e::docker::{assert_no_cgroup, stderr, Docker};
 use e2e::{assert_exit_code, process_runs, require_root, wait_for};
+use std::io::{Read, Write};
 
 fn inspect_f(d: &Docker, r: &str, template: &str) -> String {
     d.ok(&["inspect", "-f", template, r])
@@ -56,8 +57,36 @@ fn detached_supervisor_is_small_and_stop_rm_leave_nothing() {
         last < 1024
     });
     assert!(settled, "supervisor {sup} keeps {last} KiB resident");
+    // It serves the attach socket itself; a client costs it next to nothing.
+    let sock = d
+        .root
+        .path()
+        .join("containers")
+        .join(&id)
+        .join("attach.sock");
+    let mut client = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    client
+        .write_all(b"{\"stdin\":false,\"stdout\":true,\"stderr\":true}\n")
+        .unwrap();
+    let settled = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        last = rss_kib(sup);
+        last < 1024
+    });
+    assert!(
+        settled,
+        "supervisor {sup} with a client keeps {last} KiB resident"
+    );
     d.ok(&["stop", "-t", "1", "small"]);
     assert_eq!(inspect_f(&d, "small", "{{.State.Status}}"), "exited");
+    // The client got the exit code (stream 3) once the exit was recorded.
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut got = vec![];
+    client.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"\x03\0\0\0\0\0\0\x03137", "{got:?}");
+    assert!(!sock.exists(), "the attach socket outlived the container");
     wait_for("the supervisor to exit", 10, || !process_runs(sup));
     d.ok(&["rm", "small"]);
     assert!(d.containers_dir_entries().is_empty());
@@ -320,4 +349,82 @@ fn health_flags_are_validated() {
         inspect_f(&d, "nohc", "{{json .Config.Healthcheck}}"),
         r#"{"Test":["NONE"]}"#
     );
+}
+
+/// The resident backoff sleeper of container `id` (`--sleep-ms`), if any.
+fn backoff_sleeper(id: &str) -> Option<i32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        let cmd = String::from_utf8_lossy(&cmd);
+        (cmd.contains("mydocker-supervisor") && cmd.contains("--sleep-ms") && cmd.contains(id))
+            .then_some(pid)
+    })
+}
+
+#[test]
+fn restart_policy_wait_returns_at_exit_relaunch_is_not_created_rm_f_ends_backoff() {
+    require_root!();
+    let d = Docker::new();
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "loop",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 4",
+    ]);
+    // docker's wait returns when the container exits, though it restarts.
+    let mut w = d
+        .cmd(&["wait", "loop"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("wait to return at an exit", 15, || {
+        w.try_wait().unwrap().is_some()
+    });
+    let mut out = String::new();
+    w.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert_eq!(out, "4\n");
+    // Relaunches go restarting -> running, never through created.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut count = 0;
+    wait_for("five restarts", 30, || {
+        let s = inspect_f(&d, "loop", "{{.State.Status}} {{.RestartCount}}");
+        let (status, n) = s.split_once(' ').unwrap();
+        seen.insert(status.to_string());
+        count = n.parse().unwrap();
+        count >= 5 && status == "restarting"
+    });
+    assert!(!seen.contains("created"), "{seen:?}");
+    // In a 3.2 s backoff now: rm -f ends its sleeping supervisor at once.
+    let mut sleeper = None;
+    wait_for("the backoff's sleeping supervisor", 10, || {
+        sleeper = backoff_sleeper(&id);
+        sleeper.is_some()
+    });
+    let out = d.run(&["rm", "loop"]);
+    assert_exit_code(&out, 1);
+    assert!(
+        stderr(&out).contains("container is restarting: stop the container before removing"),
+        "{}",
+        stderr(&out)
+    );
+    let t = std::time::Instant::now();
+    d.ok(&["rm", "-f", "loop"]);
+    let p = sleeper.unwrap();
+    wait_for("the backoff's supervisor to end", 10, || !process_runs(p));
+    assert!(
+        t.elapsed() < std::time::Duration::from_millis(2500),
+        "rm -f took {:?} (sleeper {sleeper:?})",
+        t.elapsed()
+    );
+    assert!(backoff_sleeper(&id).is_none());
+    assert!(d.containers_dir_entries().is_empty());
 }

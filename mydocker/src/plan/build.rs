@@ -74,6 +74,26 @@ impl Plan {
     /// The launch on the networks of `mode` (docker takes several
     /// `--network`s; the first gets `-p` and the addresses).
     pub fn launch_on(ctx: &Ctx, cfg: &RunConfig, name: &str, mode: &NetMode) -> Plan {
+        Plan::launch_as(ctx, cfg, name, mode, Status::Created)
+    }
+
+    /// The relaunch of container `cfg` by its restart policy (no Reserve):
+    /// the record stays `restarting` until it runs, as docker's, instead
+    /// of passing through `created`.
+    pub fn relaunch(ctx: &Ctx, cfg: &RunConfig) -> Plan {
+        Plan::launch_as(ctx, cfg, "", &NetMode::of(cfg), Status::Restarting)
+            .without(&StepId::Reserve)
+    }
+
+    /// The launch, the record `launching` (created, or restarting) until
+    /// the Running step.
+    fn launch_as(
+        ctx: &Ctx,
+        cfg: &RunConfig,
+        name: &str,
+        mode: &NetMode,
+        launching: Status,
+    ) -> Plan {
         let id = &Ref::Id.token();
         let dir = ctx.container_dir(id);
         let nets = mode.networks();
@@ -109,7 +129,7 @@ impl Plan {
         let joined: serde_json::Map<String, Value> =
             nets.iter().map(|n| (n.clone(), json!({}))).collect();
         let mut p = RecordPatch {
-            status: Some(Status::Created),
+            status: Some(launching),
             pid: Some(0),
             pid_start_time: Some(0),
             network: Some(Some(json!({ "Networks": joined }))),
@@ -226,7 +246,7 @@ impl Plan {
         let mut p = RecordPatch {
             mounts: Some(array(crate::volumes::docker_mounts(ctx, &cfg.mounts))),
             ports: Some(array(json!(cfg.ports))),
-            status: Some(Status::Created),
+            status: Some(launching),
             finished_at: Some(ctrstate::time::ZERO_TIME.into()),
             exit_code: Some(0),
             oom_killed: Some(false),
