@@ -9,7 +9,8 @@
 //! supervisor watches it, as after `mydocker start`): `always`, and
 //! `unless-stopped` unless the user stopped it (`run::stop_marker`, left
 //! by `stop`); never `on-failure` or `no` (docker's documented rule), and
-//! never a container that was created but never started. Its restart
+//! never a container that was created but never started (one that ran
+//! before and whose last start failed is tried again). Its restart
 //! count starts over, as docker's start does. Running ones are left
 //! alone, so a second pass starts nothing. One container failing does not
 //! stop the others; the pass exits 1 naming them. Exited `--rm`
@@ -34,10 +35,18 @@ enum Action {
 /// that was started before and whose policy restarts it, or an
 /// auto-remove one to delete).
 fn action(rec: &Record, cfg: &RunConfig, stopped_by_user: bool) -> Action {
-    if rec.status != Status::Exited {
+    // A start that failed leaves the record created (with its start time
+    // from before); one being launched right now has a live supervisor.
+    let launching = rec.supervisor_pid.is_some_and(|p| records::alive(p, 0));
+    let stopped = match rec.status {
+        Status::Exited => true,
+        Status::Created => !launching,
+        _ => false,
+    };
+    if !stopped {
         return Action::Leave;
     }
-    if cfg.auto_remove {
+    if cfg.auto_remove && rec.status == Status::Exited {
         return Action::Remove;
     }
     if ctrstate::time::is_zero(&rec.started_at) {
@@ -146,6 +155,9 @@ mod tests {
         // Never started (created): left as it is.
         assert_eq!(case(Status::Exited, "always", false, false, false), Leave);
         assert_eq!(case(Status::Created, "always", false, false, false), Leave);
+        assert_eq!(case(Status::Created, "always", false, true, false), Leave);
+        // Started before, its last start failed: tried again.
+        assert_eq!(case(Status::Created, "always", true, false, false), Start);
         // Running, or in its backoff with a live supervisor: left alone.
         assert_eq!(case(Status::Running, "always", true, false, false), Leave);
         assert_eq!(
