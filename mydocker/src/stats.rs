@@ -482,7 +482,7 @@ mod tests {
             ]]
         );
         assert!(ps_rows("COMMAND\nsleep\n", &[1]).is_err());
-        let text = top_text(&t[..2].to_vec(), &[vec!["root".into(), "42".into()]]);
+        let text = top_text(&t[..2], &[vec!["root".into(), "42".into()]]);
         assert_eq!(text, format!("{:<20}PID\n{:<20}42\n", "UID", "root"));
     }
 }

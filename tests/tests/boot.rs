@@ -118,25 +118,18 @@ fn boot_starts_always_and_unless_stopped_after_a_crash_and_only_once() {
         a.extend_from_slice(&["busybox", "sleep", "600"]);
         d.ok(&a)
     };
-    let mut ids = vec![];
-    ids.push(run("always", &["--restart", "always", "--network", "none"]));
-    ids.push(run(
-        "always-net",
-        &["--restart", "always", "--network", &net],
-    ));
-    ids.push(run(
-        "us-up",
-        &["--restart", "unless-stopped", "--network", "none"],
-    ));
-    ids.push(run(
-        "us-stopped",
-        &["--restart", "unless-stopped", "--network", "none"],
-    ));
-    ids.push(run(
-        "onfail",
-        &["--restart", "on-failure", "--network", "none"],
-    ));
-    ids.push(run("never", &["--restart", "no", "--network", "none"]));
+    let policies = [
+        ("always", "always", "none"),
+        ("always-net", "always", net.as_str()),
+        ("us-up", "unless-stopped", "none"),
+        ("us-stopped", "unless-stopped", "none"),
+        ("onfail", "on-failure", "none"),
+        ("never", "no", "none"),
+    ];
+    let mut ids: Vec<String> = policies
+        .iter()
+        .map(|(name, policy, network)| run(name, &["--restart", policy, "--network", network]))
+        .collect();
     // One whose program lives on a host dir the reboot loses: it cannot
     // start again (`-v` recreates the dir empty, as docker's does).
     let sleep = gone_dir.path().join("sleep");
