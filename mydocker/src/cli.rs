@@ -59,7 +59,7 @@ pub enum Cmd {
     /// Unpause all processes within containers.
     Unpause(RefsArgs),
     /// Display the running processes of a container.
-    Top(RefsArgs),
+    Top(TopArgs),
     /// Update the resource limits of containers.
     Update(UpdateArgs),
     /// Manage networks.
@@ -381,6 +381,15 @@ pub struct RefsArgs {
     pub containers: Vec<String>,
 }
 
+/// `top CONTAINER [ps OPTIONS]`.
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    pub container: String,
+    /// Options for ps (default -ef), as docker takes them.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_options: Vec<String>,
+}
+
 #[derive(Args, Debug)]
 pub struct ImagesArgs {
     /// Only show image IDs.
@@ -638,7 +647,13 @@ pub enum SystemCmd {
         /// Prune anonymous volumes too.
         #[arg(long)]
         volumes: bool,
+        /// Provide filter values (until=<timestamp>, label=<key>[=<value>], label!=...).
+        #[arg(long)]
+        filter: Vec<String>,
     },
+    /// Start the containers whose restart policy brings them back after a
+    /// host reboot (always; unless-stopped unless stopped by the user).
+    Boot,
 }
 
 #[derive(Args, Debug)]

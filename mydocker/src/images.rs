@@ -750,7 +750,7 @@ pub fn prune_images(ctx: &Ctx, all: bool) -> Result<(Vec<String>, Vec<String>, u
 }
 
 /// `prune_images` for the images `f` lets through (until, labels).
-fn prune_images_matching(
+pub fn prune_images_matching(
     ctx: &Ctx,
     all: bool,
     f: &crate::prune::PruneFilter,

@@ -43,6 +43,12 @@
 //! `completion SHELL` prints a completion script and the hidden `_man
 //! DIR` writes man pages (`completion`; `scripts/setup.sh` installs them).
 //!
+//! `system boot` starts what docker's daemon would start when it starts
+//! (`always`, `unless-stopped` not stopped by the user; `boot`), for a
+//! boot unit to run (`scripts/mydocker-boot.service`). `top CTR [ps
+//! OPTIONS]` runs the host's ps as docker does (`stats::top_table`, the
+//! API's top too). `system prune` takes `--filter until=/label=`.
+//!
 //! `system service` serves the Docker Engine API (1.41) on a unix socket
 //! over the same store, for the docker CLI and the SDKs (see `api`).
 //!
@@ -92,6 +98,7 @@
 
 pub mod api;
 pub mod attach;
+pub mod boot;
 pub mod cli;
 pub mod cmds;
 pub mod completion;
@@ -172,7 +179,7 @@ pub fn main_with(cli: Cli) -> u8 {
         Cmd::Stats(a) => stats::stats(&ctx, a),
         Cmd::Pause(a) => stats::pause(&ctx, &a.containers, true),
         Cmd::Unpause(a) => stats::pause(&ctx, &a.containers, false),
-        Cmd::Top(a) => stats::top(&ctx, &a.containers[0]),
+        Cmd::Top(a) => stats::top(&ctx, &a.container, &a.ps_options),
         Cmd::Update(a) => stats::update(&ctx, a),
         Cmd::Network(a) => network::command(&ctx, a),
         Cmd::Volume(a) => volumes::command(&ctx, a),
@@ -212,7 +219,9 @@ pub fn main_with(cli: Cli) -> u8 {
             all,
             force,
             volumes,
-        }) => prune::system(&ctx, *all, *force, *volumes),
+            filter,
+        }) => prune::system(&ctx, *all, *force, *volumes, filter),
+        Cmd::System(cli::SystemCmd::Boot) => boot::boot(&ctx),
         Cmd::Exited { delay_ms, id, code } => run::exited(&ctx, id, *code, *delay_ms),
         Cmd::RestartAfterBackoff { delay_ms, id } => {
             run::restart_after_backoff(&ctx, id, *delay_ms)

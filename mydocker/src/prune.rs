@@ -38,7 +38,12 @@ pub fn network_cmd(ctx: &Ctx, force: bool) -> Result<i32> {
 
 /// Removes the user networks no container names; returns their names.
 pub fn networks(ctx: &Ctx) -> Result<Vec<String>> {
-    let mut used = BTreeSet::new();
+    networks_except(ctx, &BTreeSet::new())
+}
+
+/// `networks`, keeping those named in `keep` too.
+fn networks_except(ctx: &Ctx, keep: &BTreeSet<String>) -> Result<Vec<String>> {
+    let mut used = keep.clone();
     for r in records::list(ctx)? {
         used.extend(
             r.network["Networks"]
@@ -281,8 +286,24 @@ fn kv_list(vals: Option<&Vec<String>>, labels: &BTreeMap<String, String>) -> boo
     })
 }
 
-/// `system prune [-a] [-f] [--volumes]`.
-pub fn system(ctx: &Ctx, all: bool, force: bool, with_volumes: bool) -> Result<i32> {
+/// `system prune [-a] [-f] [--volumes] [--filter until=|label=|label!=]...`:
+/// the filters go to each prune, as docker's CLI sends them (`until`
+/// not with `--volumes`: volumes have no creation time to compare).
+pub fn system(
+    ctx: &Ctx,
+    all: bool,
+    force: bool,
+    with_volumes: bool,
+    filters: &[String],
+) -> Result<i32> {
+    let f = match PruneFilter::parse(filters, &["until", "label", "label!"]) {
+        Ok(f) => f,
+        Err(e) => return Ok(e.report("system prune")),
+    };
+    if with_volumes && f.until.is_some() {
+        eprintln!("ERROR: The \"until\" filter is not supported with \"--volumes\"");
+        return Ok(1);
+    }
     let mut warning = String::from(
         "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n",
     );
@@ -295,26 +316,80 @@ pub fn system(ctx: &Ctx, all: bool, force: bool, with_volumes: bool) -> Result<i
         "  - all dangling images\n"
     });
     warning.push_str("  - unused build cache\n");
+    // docker's CLI lists the filters under the warning, sorted.
+    let mut shown: Vec<String> = ["label", "label!", "until"]
+        .iter()
+        .flat_map(|k| {
+            f.args
+                .get(*k)
+                .into_iter()
+                .flatten()
+                .map(move |v| format!("{k}={v}"))
+        })
+        .collect();
+    shown.sort();
+    if !shown.is_empty() {
+        warning.push_str("\n  Items to be pruned will be filtered with:\n");
+        for s in &shown {
+            warning.push_str(&format!("  - {s}\n"));
+        }
+    }
     if !force && !crate::cmds::confirm(&warning) {
         return Ok(0);
     }
     // Containers first: what they held (networks, volumes, images) is
     // unused once they are gone.
-    let (ctrs, mut total) = containers(ctx)?;
+    let (ctrs, mut total) = containers_matching(ctx, &f)?;
     print_section("Deleted Containers:", &ctrs);
-    print_section("Deleted Networks:", &networks(ctx)?);
+    print_section("Deleted Networks:", &networks_matching(ctx, &f)?);
     if with_volumes {
-        let (vols, bytes) = volumes(ctx)?;
+        let (vols, bytes) = volumes_matching(ctx, false, &f)?;
         print_section("Deleted Volumes:", &vols);
         total += bytes;
     }
-    let (untagged, deleted, bytes) = crate::images::prune_images(ctx, all)?;
+    let (untagged, deleted, bytes) = crate::images::prune_images_matching(ctx, all, &f)?;
     total += bytes;
     let mut lines: Vec<String> = untagged.iter().map(|t| format!("untagged: {t}")).collect();
     lines.extend(deleted.iter().map(|d| format!("deleted: {d}")));
     print_section("Deleted Images:", &lines);
     println!("Total reclaimed space: {}", humanize::size(total));
     Ok(0)
+}
+
+/// `networks` for the ones `f` lets through: labels from the network's
+/// conflist, `until` against the time its file was written (netbr keeps
+/// no creation time).
+fn networks_matching(ctx: &Ctx, f: &PruneFilter) -> Result<Vec<String>> {
+    if f.args.is_empty() {
+        return networks(ctx);
+    }
+    let mut keep = BTreeSet::new();
+    for n in ctx
+        .netbr()
+        .arg("ls")
+        .json()?
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let name = n["name"].as_str().unwrap_or("").to_string();
+        let labels: BTreeMap<String, String> = ctx
+            .netbr()
+            .args(["inspect", &name])
+            .json()
+            .ok()
+            .and_then(|v| serde_json::from_value(crate::network::labels_of(&v["config"])).ok())
+            .unwrap_or_default();
+        let written = std::fs::metadata(ctx.root.join("networks").join(format!("{name}.json")))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0.0, |d| d.as_secs_f64());
+        if !f.created_before_until(written) || !f.labels_match(&labels) {
+            keep.insert(name);
+        }
+    }
+    networks_except(ctx, &keep)
 }
 
 /// A heading, its lines and a blank line; nothing when there are none.

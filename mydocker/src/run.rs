@@ -399,7 +399,7 @@ pub fn start(ctx: &Ctx, refs: &[String], attach: bool) -> Result<i32> {
 
 /// The file `stop` leaves in the container's dir so that its restart
 /// policy does not bring it back (docker: a manual stop wins).
-fn stop_marker(ctx: &Ctx, id: &str) -> std::path::PathBuf {
+pub fn stop_marker(ctx: &Ctx, id: &str) -> std::path::PathBuf {
     ctx.container_dir(id).join("stop-requested")
 }
 

@@ -290,36 +290,110 @@ pub fn pause(ctx: &Ctx, refs: &[String], freeze: bool) -> Result<i32> {
     Ok(code)
 }
 
-pub fn top(ctx: &Ctx, r: &str) -> Result<i32> {
+/// `top CONTAINER [ps OPTIONS]`: docker's table (Go's tabwriter with
+/// minwidth 20, padding 3).
+pub fn top(ctx: &Ctx, r: &str, ps_options: &[String]) -> Result<i32> {
     let rec = records::get(ctx, r)?;
-    if !matches!(rec.status, Status::Running | Status::Paused) {
+    let (titles, rows) = top_table(ctx, &rec, ps_options)?;
+    print!("{}", top_text(&titles, &rows));
+    Ok(0)
+}
+
+/// The container's processes as docker's daemon lists them: the host's
+/// `ps` with `ps_args` (`-ef` when none), keeping the rows of the
+/// container's pids (its cgroup's); (titles, rows), the last column
+/// keeping its spaces (the command line). Shared by `top` and the
+/// Engine API's top.
+pub fn top_table(
+    ctx: &Ctx,
+    rec: &Record,
+    ps_args: &[String],
+) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+    if !matches!(rec.status, Status::Running | Status::Paused)
+        || !records::alive(rec.pid, rec.pid_start_time)
+    {
         return fail(format!("container {} is not running", rec.id));
     }
-    let pids = ctx.cgctl().args(["procs", &ctx.cgroup(&rec)]).json()?;
-    println!("{:<8}{:<10}{:<10}CMD", "UID", "PID", "PPID");
-    for p in pids
+    let pids: Vec<u64> = ctx
+        .cgctl()
+        .args(["procs", &ctx.cgroup(rec)])
+        .json()?
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|p| p.as_u64())
-    {
-        let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
-        let field = |k: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(k))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .unwrap_or("?")
-                .to_string()
-        };
-        let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-        let cmd = String::from_utf8_lossy(&cmd)
-            .replace('\0', " ")
-            .trim()
-            .to_string();
-        println!("{:<8}{:<10}{:<10}{}", field("Uid:"), p, field("PPid:"), cmd);
+        .filter_map(Value::as_u64)
+        .collect();
+    let default = ["-ef".to_string()];
+    let args = if ps_args.is_empty() {
+        &default[..]
+    } else {
+        ps_args
+    };
+    let out = std::process::Command::new("ps")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| crate::error::Error::Daemon(format!("Error running ps: {e}")))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return fail(format!("ps: {}", err.lines().next().unwrap_or("failed")));
     }
-    Ok(0)
+    ps_rows(&String::from_utf8_lossy(&out.stdout), &pids)
+}
+
+/// `ps` output split into titles and the rows of `pids`.
+fn ps_rows(text: &str, pids: &[u64]) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+    let mut lines = text.lines();
+    let titles: Vec<String> = lines
+        .next()
+        .unwrap_or("")
+        .split_ascii_whitespace()
+        .map(str::to_string)
+        .collect();
+    let Some(pid_col) = titles.iter().position(|t| t == "PID") else {
+        return fail("Couldn't find PID field in ps output");
+    };
+    let mut rows = vec![];
+    for l in lines {
+        let f: Vec<&str> = l.split_ascii_whitespace().collect();
+        let Some(p) = f.get(pid_col).and_then(|p| p.parse::<u64>().ok()) else {
+            continue;
+        };
+        if !pids.contains(&p) || f.len() < titles.len() {
+            continue;
+        }
+        let last = titles.len() - 1;
+        let mut row: Vec<String> = f[..last].iter().map(|s| s.to_string()).collect();
+        row.push(f[last..].join(" "));
+        rows.push(row);
+    }
+    Ok((titles, rows))
+}
+
+/// Go's tabwriter as docker's top sets it: every column but the last at
+/// least 20 wide, 3 past its longest cell.
+fn top_text(titles: &[String], rows: &[Vec<String>]) -> String {
+    let all: Vec<&[String]> = std::iter::once(titles)
+        .chain(rows.iter().map(|r| &r[..]))
+        .collect();
+    let n = titles.len();
+    let widths: Vec<usize> = (0..n.saturating_sub(1))
+        .map(|c| {
+            let longest = all.iter().map(|r| r[c].chars().count()).max().unwrap_or(0);
+            (longest + 3).max(20)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in all {
+        for (c, cell) in r.iter().enumerate() {
+            match widths.get(c) {
+                Some(w) => out.push_str(&format!("{cell:<w$}")),
+                None => out.push_str(cell),
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
 
 pub fn update(ctx: &Ctx, a: &UpdateArgs) -> Result<i32> {
@@ -385,5 +459,30 @@ mod tests {
             (11, 5)
         );
         assert_eq!(sum_io_stat("8:0 rbytes=3 wbytes=4 rios=1\n"), (3, 4));
+    }
+
+    #[test]
+    fn top_keeps_the_containers_rows_and_aligns_like_docker() {
+        let ps = "UID PID PPID C STIME TTY TIME CMD\n\
+                  root 1 0 0 10:00 ? 00:00:01 /sbin/init\n\
+                  root 42 7 0 10:01 ? 00:00:00 sleep 600 now\n";
+        let (t, rows) = ps_rows(ps, &[42]).unwrap();
+        assert_eq!(t.len(), 8);
+        assert_eq!(
+            rows,
+            vec![vec![
+                "root",
+                "42",
+                "7",
+                "0",
+                "10:01",
+                "?",
+                "00:00:00",
+                "sleep 600 now"
+            ]]
+        );
+        assert!(ps_rows("COMMAND\nsleep\n", &[1]).is_err());
+        let text = top_text(&t[..2], &[vec!["root".into(), "42".into()]]);
+        assert_eq!(text, format!("{:<20}PID\n{:<20}42\n", "UID", "root"));
     }
 }

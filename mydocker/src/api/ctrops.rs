@@ -23,75 +23,23 @@ fn not_running(r: &Record) -> ApiError {
     ApiError::new(409, format!("Container {} is not running", r.id))
 }
 
-/// The container's pids (its cgroup's).
-fn pids(svc: &Service, r: &Record) -> ApiResult<Vec<u64>> {
-    let v = svc.ctx.cgctl().args(["procs", &svc.ctx.cgroup(r)]).json()?;
-    Ok(v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_u64)
-        .collect())
-}
-
 /// `GET /containers/{id}/top?ps_args=`: docker's way, the host's `ps` with
-/// those arguments, its rows kept for the container's pids.
+/// those arguments, its rows kept for the container's pids (the CLI's
+/// `stats::top_table`).
 pub fn top(svc: &Arc<Service>, conn: &mut Conn, req: &Request, r: &str) -> ApiResult<()> {
     let rec = resolve(svc, r)?;
     if !running(&rec) {
         return Err(not_running(&rec));
     }
-    let ps_args = req.q("ps_args").filter(|a| !a.is_empty()).unwrap_or("-ef");
-    let own = pids(svc, &rec)?;
-    let out = std::process::Command::new("ps")
-        .args(ps_args.split_ascii_whitespace())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| ApiError::new(500, format!("Error running ps: {e}")))?;
-    if !out.status.success() {
-        return Err(ApiError::new(
-            500,
-            format!(
-                "ps: {}",
-                String::from_utf8_lossy(&out.stderr)
-                    .lines()
-                    .next()
-                    .unwrap_or("failed")
-            ),
-        ));
-    }
-    let v = ps_table(&String::from_utf8_lossy(&out.stdout), &own)?;
-    send_json(conn, 200, &v)
-}
-
-/// `ps` output as docker's `{"Titles","Processes"}`: the last column keeps
-/// its spaces (the command line).
-fn ps_table(text: &str, pids: &[u64]) -> ApiResult<Value> {
-    let mut lines = text.lines();
-    let titles: Vec<&str> = lines
-        .next()
+    let ps_args: Vec<String> = req
+        .q("ps_args")
         .unwrap_or("")
         .split_ascii_whitespace()
+        .map(str::to_string)
         .collect();
-    let Some(pid_col) = titles.iter().position(|t| *t == "PID") else {
-        return Err(ApiError::new(500, "Couldn't find PID field in ps output"));
-    };
-    let mut procs = vec![];
-    for l in lines {
-        let f: Vec<&str> = l.split_ascii_whitespace().collect();
-        let Some(p) = f.get(pid_col).and_then(|p| p.parse::<u64>().ok()) else {
-            continue;
-        };
-        if !pids.contains(&p) || f.len() < titles.len() {
-            continue;
-        }
-        let mut row: Vec<String> = f[..titles.len() - 1]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        row.push(f[titles.len() - 1..].join(" "));
-        procs.push(row);
-    }
-    Ok(json!({"Titles": titles, "Processes": procs}))
+    let (titles, procs) = crate::stats::top_table(&svc.ctx, &rec, &ps_args)
+        .map_err(|e| ApiError::new(500, e.to_string()))?;
+    send_json(conn, 200, &json!({"Titles": titles, "Processes": procs}))
 }
 
 /// Host CPU time in ns (docker's `system_cpu_usage`, from /proc/stat).
@@ -544,16 +492,6 @@ pub fn resize(svc: &Arc<Service>, conn: &mut Conn, req: &Request, r: &str) -> Ap
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ps_rows_are_the_containers() {
-        let text = "UID PID PPID C STIME TTY TIME CMD\nroot 1 0 0 10:00 ? 00:00:01 /sbin/init\nroot 42 1 0 10:01 ? 00:00:00 sleep 60 --x\n";
-        let v = ps_table(text, &[42]).unwrap();
-        assert_eq!(v["Titles"][1], "PID");
-        assert_eq!(v["Processes"].as_array().unwrap().len(), 1);
-        assert_eq!(v["Processes"][0][7], "sleep 60 --x");
-        assert_eq!(ps_table("USER X\n", &[1]).unwrap_err().status, 500);
-    }
 
     #[test]
     fn update_takes_what_is_set() {
