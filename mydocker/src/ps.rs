@@ -416,7 +416,9 @@ mod tests {
         assert!(f(&["label=tier=web"]).unwrap().matches(&web));
         assert!(!f(&["label=tier=db"]).unwrap().matches(&web));
         // labels AND (compose filters by project and service at once)
-        assert!(!f(&["label=tier=web", "label=tier=db"]).unwrap().matches(&web));
+        assert!(!f(&["label=tier=web", "label=tier=db"])
+            .unwrap()
+            .matches(&web));
         assert!(f(&["label=tier", "label=tier=web"]).unwrap().matches(&web));
         assert!(f(&["ancestor=busybox:latest"]).unwrap().matches(&web));
         assert!(f(&["ancestor=abcdef"]).unwrap().matches(&web));
