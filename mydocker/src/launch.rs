@@ -11,7 +11,8 @@
 //! reconcile pass, `records::reconcile`) or `rm -f` finds and releases
 //! everything taken, because each step is recorded before it acts:
 //!
-//! 1. `ctrstate update`: `status` created, `supervisorPid` = this process,
+//! 1. `ctrstate update` (a foreground `run`: in the record `ctrstate
+//!    create` writes, `Plan::folded`): `status` created, `supervisorPid` = this process,
 //!    `network` = the networks about to be joined (`{"Networks":{NAME:{}}}`,
 //!    or `{}` for none/host). From here a dead supervisor marks the launch
 //!    abandoned, and the teardown knows which CNI DELs and netns file to
@@ -65,10 +66,24 @@ pub struct Launched {
 /// exists): the launch plan without its Reserve, run for real. A failure
 /// has undone every step before it returns.
 pub fn launch(ctx: &Ctx, id: &str, cfg: &RunConfig) -> Result<Launched> {
+    launch_plan(ctx, id, cfg, false)
+}
+
+/// As [`launch`], for a record reserved by this process with the
+/// Launching patch already in it (`Plan::folded`, a foreground `run`).
+pub fn launch_reserved(ctx: &Ctx, id: &str, cfg: &RunConfig) -> Result<Launched> {
+    launch_plan(ctx, id, cfg, true)
+}
+
+fn launch_plan(ctx: &Ctx, id: &str, cfg: &RunConfig, folded: bool) -> Result<Launched> {
     // `container:X` namespaces: each X running, its namespace paths in the
     // config; with X's network, X's hostname and /etc files.
     let joined = crate::nsjoin::at_launch(ctx, cfg)?;
-    let mut plan = Plan::launch(ctx, &joined.cfg, "").without(&StepId::Reserve);
+    let mut plan = Plan::launch(ctx, &joined.cfg, "");
+    if folded {
+        plan = plan.folded();
+    }
+    let mut plan = plan.without(&StepId::Reserve);
     plan.join = joined.net;
     let mut out = Outputs::for_id(id);
     plan::runner::launch(&plan, &mut Real::new(ctx), &mut out)?;
