@@ -7,7 +7,8 @@
 //! - [`write`] / [`write_with`]: a reader sees the old content or the new,
 //!   never a mix, and a crash leaves one of them: a temp file in the same
 //!   directory (`tempfile`, removed on any failure), fsync, rename over the
-//!   target, fsync the directory. The file is created `0644` less the umask.
+//!   target, fsync the directory. The file is created `0644` less the umask
+//!   ([`write_private`]: `0600`).
 //! - [`lock`] / [`lock_shared`]: writers serialize their read-modify-write
 //!   on a separate lock file with flock(2) (`nix`'s `Flock`), held until
 //!   the returned guard drops. The lock file is created `0600` if missing
@@ -34,8 +35,22 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_with(path, |f| f.write_all(bytes))
 }
 
+/// As [`write`], the file created `0600`: for records only root may read
+/// (a container's environment is in them).
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_mode(path, 0o600, |f| f.write_all(bytes))
+}
+
 /// Replaces `path` atomically with what `fill` writes to the new file.
 pub fn write_with(path: &Path, fill: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
+    write_mode(path, 0o644, fill)
+}
+
+fn write_mode(
+    path: &Path,
+    mode: u32,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -49,7 +64,7 @@ pub fn write_with(path: &Path, fill: impl FnOnce(&mut File) -> io::Result<()>) -
     let mut tmp = tempfile::Builder::new()
         .prefix(&prefix)
         .suffix(".tmp")
-        .permissions(Permissions::from_mode(0o644))
+        .permissions(Permissions::from_mode(mode))
         .tempfile_in(dir)?;
     fill(tmp.as_file_mut())?;
     tmp.as_file().sync_all()?;
@@ -112,6 +127,17 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn write_private_creates_0600() {
+        let d = dir("p");
+        let p = d.path().join("state.json");
+        write_private(&p, b"{}").unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read(&p).unwrap(), b"{}");
+        assert_eq!(names(d.path()), ["state.json"]);
     }
 
     #[test]

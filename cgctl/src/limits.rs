@@ -772,8 +772,12 @@ mod tests {
 
     #[test]
     fn bfq_weights_keep_the_v1_scale() {
-        let json = r#"{"blockIO":{"weight":500,"weightDevice":[{"major":8,"minor":0,"weight":20}]}}"#;
-        let v1 = Fake::new(&[("/cg/blkio/x", &["blkio.bfq.weight", "blkio.bfq.weight_device"])]);
+        let json =
+            r#"{"blockIO":{"weight":500,"weightDevice":[{"major":8,"minor":0,"weight":20}]}}"#;
+        let v1 = Fake::new(&[(
+            "/cg/blkio/x",
+            &["blkio.bfq.weight", "blkio.bfq.weight_device"],
+        )]);
         assert_eq!(
             writes(json, &v1).unwrap(),
             vec![
@@ -781,7 +785,10 @@ mod tests {
                 w("/cg/blkio/x", "blkio.bfq.weight_device", "8:0 20"),
             ]
         );
-        let v2 = Fake::new(&[("/cg/x", &["cgroup.controllers", "io.bfq.weight", "io.weight"])]);
+        let v2 = Fake::new(&[(
+            "/cg/x",
+            &["cgroup.controllers", "io.bfq.weight", "io.weight"],
+        )]);
         assert_eq!(
             writes(json, &v2).unwrap(),
             vec![

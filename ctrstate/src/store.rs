@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -321,7 +321,7 @@ impl Store {
                 .and_then(|()| fs::rename(&tmp, &path))
                 .map_err(io_err("write", &path));
         }
-        atomicfile::write(&path, &buf).map_err(io_err("write", &path))
+        atomicfile::write_private(&path, &buf).map_err(io_err("write", &path))
     }
 
     /// Creates a record from `req`: `id`, `created` and `status` are
@@ -387,7 +387,14 @@ impl Store {
         let dest = self.container_dir(&id);
         let res = self
             .index_before(None, &rec)
-            .and_then(|()| fs::create_dir(&tmp).map_err(io_err("create", &tmp)))
+            .and_then(|()| {
+                // 0700 from the start: mydocker no longer walks every
+                // container dir to tighten it.
+                fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&tmp)
+                    .map_err(io_err("create", &tmp))
+            })
             .and_then(|()| self.write(&tmp, &rec))
             .and_then(|()| fs::rename(&tmp, &dest).map_err(io_err("rename", &dest)));
         if let Err(e) = res {
@@ -857,6 +864,23 @@ mod tests {
             image: "busybox".into(),
             name: name.into(),
             ..Record::default()
+        }
+    }
+
+    #[test]
+    fn records_are_private_from_the_start() {
+        use std::os::unix::fs::PermissionsExt;
+        let r = root("modes");
+        let s = Store::open(&r.0);
+        let mut rm = rec("gone");
+        rm.config.insert("autoRemove".into(), Value::Bool(true));
+        for r in [s.create(rec("kept")).unwrap(), s.create(rm).unwrap()] {
+            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            let dir = s.container_dir(&r.id);
+            assert_eq!(mode(&dir), 0o700, "{}", r.name);
+            assert_eq!(mode(&dir.join(STATE)), 0o600, "{}", r.name);
+            s.update_with(&r.id, |x| x.pid = 0).unwrap();
+            assert_eq!(mode(&dir.join(STATE)), 0o600, "{} updated", r.name);
         }
     }
 

@@ -11,7 +11,8 @@
 //! reconcile pass, `records::reconcile`) or `rm -f` finds and releases
 //! everything taken, because each step is recorded before it acts:
 //!
-//! 1. `ctrstate update`: `status` created, `supervisorPid` = this process,
+//! 1. `ctrstate update` (a foreground `run`: in the record `ctrstate
+//!    create` writes, `Plan::folded`): `status` created, `supervisorPid` = this process,
 //!    `network` = the networks about to be joined (`{"Networks":{NAME:{}}}`,
 //!    or `{}` for none/host). From here a dead supervisor marks the launch
 //!    abandoned, and the teardown knows which CNI DELs and netns file to
@@ -65,23 +66,39 @@ pub struct Launched {
 /// exists): the launch plan without its Reserve, run for real. A failure
 /// has undone every step before it returns.
 pub fn launch(ctx: &Ctx, id: &str, cfg: &RunConfig) -> Result<Launched> {
-    launch_as(ctx, id, cfg, false)
+    launch_as(ctx, id, cfg, How::Fresh)
 }
 
 /// [`launch`] by the restart policy: the record stays `restarting` until
 /// the container runs (`Plan::relaunch`).
 pub fn relaunch(ctx: &Ctx, id: &str, cfg: &RunConfig) -> Result<Launched> {
-    launch_as(ctx, id, cfg, true)
+    launch_as(ctx, id, cfg, How::Relaunch)
 }
 
-fn launch_as(ctx: &Ctx, id: &str, cfg: &RunConfig, relaunch: bool) -> Result<Launched> {
+/// As [`launch`], for a record reserved by this process with the
+/// Launching patch already in it (`Plan::folded`, a foreground `run`).
+pub fn launch_reserved(ctx: &Ctx, id: &str, cfg: &RunConfig) -> Result<Launched> {
+    launch_as(ctx, id, cfg, How::Reserved)
+}
+
+/// Which launch plan: a start's, a restart policy's, or the rest of a
+/// foreground run whose Reserve carried the Launching patch.
+enum How {
+    Fresh,
+    Relaunch,
+    Reserved,
+}
+
+fn launch_as(ctx: &Ctx, id: &str, cfg: &RunConfig, how: How) -> Result<Launched> {
     // `container:X` namespaces: each X running, its namespace paths in the
     // config; with X's network, X's hostname and /etc files.
     let joined = crate::nsjoin::at_launch(ctx, cfg)?;
-    let mut plan = if relaunch {
-        Plan::relaunch(ctx, &joined.cfg)
-    } else {
-        Plan::launch(ctx, &joined.cfg, "").without(&StepId::Reserve)
+    let mut plan = match how {
+        How::Relaunch => Plan::relaunch(ctx, &joined.cfg),
+        How::Fresh => Plan::launch(ctx, &joined.cfg, "").without(&StepId::Reserve),
+        How::Reserved => Plan::launch(ctx, &joined.cfg, "")
+            .folded()
+            .without(&StepId::Reserve),
     };
     plan.join = joined.net;
     let mut out = Outputs::for_id(id);

@@ -69,7 +69,10 @@
 //!   (ctrstate `Record`, layerfs' mount answer, cni-plugin's
 //!   `CniResult`); record writes are `ctrstate::RecordPatch`es.
 //! - `Plan::launch(&Ctx, &RunConfig, name)` and `Plan::teardown(&Ctx, id,
-//!   Option<&Record>, Keep::Layer | Keep::Nothing)` are pure. The
+//!   Option<&Record>, Keep::Layer | Keep::Nothing)` are pure;
+//!   `Plan::folded()` merges Launching's patch into the Reserve's record
+//!   (a foreground `run` and `--print-pipeline`: one `ctrstate update`
+//!   fewer; `run -d`, `create` and `start` keep both). The
 //!   launch's undos are the teardown's steps (nsrun delete --force, names
 //!   leave, CNI DEL per network, netns del, layerfs umount/remove,
 //!   ctrstate rm): a failed launch, `stop`, `rm -f`, `--rm` and the

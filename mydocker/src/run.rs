@@ -63,7 +63,12 @@ fn run_or_create(ctx: &Ctx, a: &RunArgs, create_only: bool) -> Result<i32> {
     }
     // The plan's first step here; the rest runs where the container's
     // supervisor is (this process, or the detached one).
-    let reserve = Plan::launch(ctx, &cfg, &name).only(&StepId::Reserve);
+    // A foreground run supervises from here: its record says so at once.
+    let mut reserve = Plan::launch(ctx, &cfg, &name);
+    if !create_only && !a.detach {
+        reserve = reserve.folded();
+    }
+    let reserve = reserve.only(&StepId::Reserve);
     let mut out = Outputs::default();
     plan::runner::launch(&reserve, &mut Real::new(ctx), &mut out)?;
     let id = out.id.unwrap_or_default();
@@ -95,7 +100,8 @@ fn run_or_create(ctx: &Ctx, a: &RunArgs, create_only: bool) -> Result<i32> {
 
 /// Launches and supervises in this process; returns the container's exit code.
 /// `remove_on_failure`: a failed launch also removes the record (a `run`,
-/// not a `start` of an existing container).
+/// not a `start` of an existing container); such a record was reserved
+/// by this process with the launch in it (`Plan::folded`).
 pub fn run_foreground(
     ctx: &Ctx,
     id: &str,
@@ -104,7 +110,12 @@ pub fn run_foreground(
     remove_on_failure: bool,
 ) -> Result<i32> {
     let sfd = supervise::prepare().map_err(|e| Error::Daemon(format!("supervisor: {e}")))?;
-    match launch::launch(ctx, id, cfg) {
+    let launched = if remove_on_failure {
+        launch::launch_reserved(ctx, id, cfg)
+    } else {
+        launch::launch(ctx, id, cfg)
+    };
+    match launched {
         Ok(l) => Ok(supervise::supervise(
             ctx,
             id,

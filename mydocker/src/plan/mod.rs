@@ -3,11 +3,13 @@
 //! its undo and what it needs first (`step`); the launch and teardown
 //! plans, built without I/O (`build`); the walk that runs a plan through
 //! a runner, side by side where the needs allow, undoing on failure
-//! (`runner`, with `Real`); the same plan printed as a shell script for
+//! (`runner`, with `Real`); a foreground run's Launching folded into its
+//! Reserve (`fold`); the same plan printed as a shell script for
 //! `--print-pipeline` (`print`); and a recording runner for tests (`fake`).
 
 pub mod build;
 pub mod fake;
+mod fold;
 pub mod print;
 pub mod runner;
 pub mod step;

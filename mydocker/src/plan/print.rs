@@ -249,7 +249,8 @@ pub fn script(ctx: &Ctx, cfg: &RunConfig, name: &str) -> Result<String> {
 
 /// The script's runner after the walk: the script and its calls.
 pub fn printed<'a>(ctx: &'a Ctx, cfg: &RunConfig, name: &str) -> Result<Print<'a>> {
-    let plan = Plan::launch(ctx, cfg, name);
+    // The script is its container's supervisor, as a foreground run.
+    let plan = Plan::launch(ctx, cfg, name).folded();
     let mut p = Print::new(ctx);
     p.line("#!/bin/sh");
     p.line(format!(

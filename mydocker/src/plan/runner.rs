@@ -10,6 +10,8 @@ use crate::network;
 use crate::spec;
 use crate::tools::Running;
 use serde_json::{json, Value};
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 
 /// Does the steps of a plan: `start` begins one (it may still be running
 /// when it returns), `finish` waits for it and gives its output.
@@ -207,7 +209,15 @@ impl Real<'_> {
                     extra_mounts: out.mounts.clone(),
                 })?;
                 let p = ctx.container_dir(id).join("config.json");
-                std::fs::write(&p, serde_json::to_vec(&config).expect("json"))
+                // 0600 from the start (the environment is in it): the
+                // store is not walked to tighten it afterwards.
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&p)
+                    .and_then(|mut f| f.write_all(&serde_json::to_vec(&config).expect("json")))
                     .map_err(|e| Error::Daemon(format!("write {}: {e}", p.display())))?;
                 Ok(Output::Done)
             }

@@ -4,7 +4,7 @@ use super::build::{Keep, NetMode, Plan};
 use super::fake::Fake;
 use super::print::{self, shell};
 use super::runner;
-use super::step::{fill, Outputs, Ref, Step, StepId};
+use super::step::{fill, json_ref, Outputs, Ref, Step, StepId};
 use crate::context::Ctx;
 use crate::network::Port;
 use crate::runconfig::RunConfig;
@@ -84,6 +84,16 @@ fn plans() -> Vec<(&'static str, Plan)> {
             t.tty = true;
             Plan::launch(&c, &t, "")
         }),
+        // A foreground run: the Launching patch in the Reserve.
+        ("none, folded", Plan::launch(&c, &cfg("none"), "").folded()),
+        (
+            "bridge -p, folded",
+            Plan::launch(&c, &with_port(cfg("")), "web").folded(),
+        ),
+        (
+            "volumes, folded",
+            Plan::launch(&c, &with_volumes(cfg("none")), "").folded(),
+        ),
     ]
 }
 
@@ -146,6 +156,45 @@ fn the_steps_and_their_order_follow_the_flags() {
     assert!(s.steps.iter().all(|st| !st.needs.contains(&Reserve)));
 }
 
+#[test]
+fn a_foreground_run_records_its_launch_with_the_reserve() {
+    let c = ctx();
+    let p = Plan::launch(&c, &with_port(cfg("")), "web");
+    let f = p.clone().folded();
+    let mut want = p.ids();
+    want.retain(|i| *i != Launching);
+    assert_eq!(f.ids(), want);
+    assert!(f.steps.iter().all(|s| !s.needs.contains(&Launching)));
+    for s in &f.steps[1..] {
+        let before = closure(&f, s);
+        assert!(before.contains(&Reserve), "{:?}", s.id);
+    }
+    let stdin = |p: &Plan| match &p.steps[0].action {
+        super::Action::Call(c) => serde_json::from_str::<Value>(c.stdin().unwrap()).unwrap(),
+        a => panic!("{a:?}"),
+    };
+    let (r, before) = (stdin(&f), stdin(&p));
+    assert_eq!(r["name"], "web");
+    assert_eq!(r["config"], before["config"]);
+    assert_eq!(r["network"], json!({"Networks": {"bridge": {}}}));
+    assert_eq!(r["supervisorPid"], json_ref(Ref::SupervisorPid));
+    assert_eq!(r["pid"], 0);
+    assert!(r.get("status").is_none() && r.get("error").is_none(), "{r}");
+    // the undo of the Reserve is unchanged; a start's plan (no Reserve) too
+    assert_eq!(f.steps[0].undo, p.steps[0].undo);
+    let s = p.without(&Reserve);
+    assert_eq!(s.clone().folded(), s);
+    // what the Reserve fills in at run time
+    let mut fk = Fake::default();
+    runner::launch(&f.only(&Reserve), &mut fk, &mut Outputs::default()).unwrap();
+    assert_eq!(fk.calls().len(), 1);
+    assert!(
+        fk.calls()[0].contains("\"supervisorPid\":'\"$SUPERVISOR\"'"),
+        "{}",
+        fk.calls()[0]
+    );
+}
+
 /// The steps a step needs, transitively.
 fn closure(plan: &Plan, s: &Step) -> Vec<StepId> {
     let mut seen: Vec<StepId> = vec![];
@@ -192,9 +241,16 @@ fn every_reference_is_made_by_a_step_it_needs() {
                     }
                 }
             }
-            // Each step after the record's first update is recorded first.
-            if k > 1 {
-                assert!(before.contains(&Launching), "{name}: {:?}", s.id);
+            // Each step after the record names the launch is recorded
+            // first (its own update, or the folded Reserve).
+            let first = if p.ids().contains(&Launching) {
+                Launching
+            } else {
+                Reserve
+            };
+            let at = p.ids().iter().position(|i| *i == first).unwrap();
+            if k > at {
+                assert!(before.contains(&first), "{name}: {:?}", s.id);
             }
         }
     }
@@ -314,7 +370,8 @@ fn the_printed_script_holds_exactly_the_calls_a_run_makes() {
     ] {
         let printed = print::printed(&c, &cf, "x").unwrap();
         let mut f = Fake::default();
-        runner::launch(&Plan::launch(&c, &cf, "x"), &mut f, &mut Outputs::default()).unwrap();
+        let run = Plan::launch(&c, &cf, "x").folded();
+        runner::launch(&run, &mut f, &mut Outputs::default()).unwrap();
         let keep = if cf.auto_remove {
             Keep::Nothing
         } else {
