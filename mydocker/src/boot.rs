@@ -21,7 +21,6 @@ use crate::error::{fail, Result};
 use crate::records;
 use crate::runconfig::RunConfig;
 use ctrstate::record::{Record, Status};
-use ctrstate::RecordPatch;
 
 /// What the pass does with one container.
 #[derive(Debug, PartialEq)]
@@ -96,15 +95,7 @@ pub fn boot(ctx: &Ctx) -> Result<i32> {
 }
 
 fn start(ctx: &Ctx, rec: &Record) -> Result<()> {
-    records::update(
-        ctx,
-        &rec.id,
-        &RecordPatch {
-            restart_count: Some(0),
-            ..Default::default()
-        },
-    )?;
-    // (prints the name, as `start NAME` does)
+    // `start` resets RestartCount, as docker's daemon start does (prints the name, as `start NAME` does)
     let code = crate::run::start(ctx, std::slice::from_ref(&rec.name), false)?;
     if code != 0 {
         return fail(format!("start exited {code}"));

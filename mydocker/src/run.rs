@@ -395,6 +395,8 @@ pub fn start(ctx: &Ctx, refs: &[String], attach: bool) -> Result<i32> {
             &rec.id,
             &RecordPatch {
                 network: Some(None),
+                // docker's start resets the restart manager and its count
+                restart_count: Some(0),
                 ..Default::default()
             },
         );

@@ -520,6 +520,15 @@ fn restart_policies_restart_and_stop_wins() {
         "2 1"
     );
     assert_eq!(d.ok(&["logs", "flaky"]), "run\nrun\nrun");
+    // a start by the user begins counting again (docker resets the count)
+    d.ok(&["start", "flaky"]);
+    wait_for(
+        &d,
+        "flaky",
+        "{{.RestartCount}} {{.State.Status}}",
+        "2 exited",
+    );
+    assert_eq!(d.ok(&["logs", "flaky"]).lines().count(), 6);
     assert_eq!(
         d.ok(&[
             "inspect",
