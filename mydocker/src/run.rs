@@ -89,19 +89,24 @@ fn run_or_create(ctx: &Ctx, a: &RunArgs, create_only: bool) -> Result<i32> {
                 Ok(0)
             }
             Err(e) => {
-                forget(ctx, &id, &cfg);
+                // docker keeps a container whose start failed (created, with
+                // the error and its exit code), unless it was --rm
+                if cfg.auto_remove {
+                    forget(ctx, &id, &cfg);
+                }
                 Err(e)
             }
         }
     } else {
-        run_foreground(ctx, &id, &cfg, a.interactive, true)
+        // docker keeps a container whose start failed, unless --rm
+        run_foreground(ctx, &id, &cfg, a.interactive, cfg.auto_remove)
     }
 }
 
 /// Launches and supervises in this process; returns the container's exit code.
-/// `remove_on_failure`: a failed launch also removes the record (a `run`,
-/// not a `start` of an existing container); such a record was reserved
-/// by this process with the launch in it (`Plan::folded`).
+/// `remove_on_failure`: a failed launch also removes the record (a `run
+/// --rm`); otherwise the record stays created with the error and docker's
+/// exit code (`failed_start`).
 pub fn run_foreground(
     ctx: &Ctx,
     id: &str,
@@ -173,7 +178,12 @@ pub fn start_detached(ctx: &Ctx, id: &str, cfg: &RunConfig) -> Result<()> {
             match msg.strip_prefix("ok") {
                 Some(_) => Ok(()),
                 None if msg.is_empty() => fail("supervisor died before the container started"),
-                None => Err(Error::Daemon(msg)),
+                None => Err(match msg.split_once(' ') {
+                    Some(("127", m)) => Error::NotFound(m.into()),
+                    Some(("126", m)) => Error::CannotInvoke(m.into()),
+                    Some(("125", m)) => Error::Daemon(m.into()),
+                    _ => Error::Daemon(msg),
+                }),
             }
         }
         nix::unistd::ForkResult::Child => {
@@ -225,7 +235,8 @@ fn detached_supervisor(ctx: &Ctx, id: &str, cfg: &RunConfig, report: OwnedFd) ->
             let _ = std::fs::remove_file(crate::attach::socket_path(ctx, id));
             // Before the report: a `run` removes the record once told.
             failed_start(ctx, id, &e);
-            let _ = report.write_all(e.to_string().as_bytes());
+            // The kind travels with the message: docker's 126/127 for -d too.
+            let _ = write!(report, "{} {e}", e.exit_code());
             1
         }
     }
