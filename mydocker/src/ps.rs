@@ -57,7 +57,7 @@ pub fn ps(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
         if since.is_some_and(|s| i >= s) || before.is_some_and(|b| i <= b) {
             continue;
         }
-        let r = records::parse(ctx, raw)?;
+        let r = records::parse_listed(ctx, raw)?;
         let running = matches!(
             r.status,
             Status::Running | Status::Paused | Status::Restarting
