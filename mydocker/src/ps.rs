@@ -137,7 +137,10 @@ impl Columns {
     fn of(template: &str) -> Columns {
         let b = template.as_bytes();
         let bare_dot = b.iter().enumerate().any(|(i, &c)| {
-            c == b'.' && !b.get(i + 1).is_some_and(|n| n.is_ascii_alphabetic() || *n == b'_')
+            c == b'.'
+                && !b
+                    .get(i + 1)
+                    .is_some_and(|n| n.is_ascii_alphabetic() || *n == b'_')
         });
         Columns {
             text: template.to_string(),
