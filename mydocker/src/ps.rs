@@ -514,6 +514,29 @@ mod tests {
     }
 
     #[test]
+    fn columns_are_those_the_template_can_reach() {
+        let t = Columns::of(DEFAULT_TABLE);
+        assert!(t.wants("ID") && t.wants("Status") && t.wants("Names"));
+        assert!(!t.wants("Labels") && !t.wants("Label") && !t.wants("Mounts"));
+        assert!(Columns::of(r#"{{.Label "tier"}}"#).wants("Label"));
+        // the whole context: every field
+        for f in [
+            "{{json .}}",
+            "{{.}}",
+            "{{ . }}",
+            "{{range $k, $v := .}}{{$k}}{{end}}",
+        ] {
+            assert!(Columns::of(f).wants("Networks"), "{f}");
+        }
+        let r = rec("web", Status::Exited, 0);
+        let c = context(&r, true, &Columns::of("{{.Names}}"));
+        assert_eq!(c, json!({"Names": "web"}));
+        let all = context(&r, true, &Columns::of("{{json .}}"));
+        assert_eq!(all.as_object().unwrap().len(), 14);
+        assert_eq!(all["Labels"], "tier=web");
+    }
+
+    #[test]
     fn go_time_reads_like_go() {
         assert_eq!(
             go_time("2026-11-22T21:30:00.5Z"),
