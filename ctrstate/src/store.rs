@@ -117,6 +117,16 @@ impl RawRecord {
             source,
         })
     }
+
+    /// A narrower view of the record (a listing's columns), borrowing
+    /// from the stored bytes where it can: skipping what a caller does
+    /// not show is most of the cost of a listing.
+    pub fn parse_as<'a, T: serde::Deserialize<'a>>(&'a self) -> Result<T> {
+        serde_json::from_slice(&self.bytes).map_err(|source| StoreError::Corrupt {
+            path: self.path.clone(),
+            source,
+        })
+    }
 }
 
 /// What `list_raw` reads of each record (the rest is skipped unparsed).

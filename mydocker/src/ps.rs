@@ -32,6 +32,16 @@ pub fn ps(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
             ListFormat::new(f.as_deref(), DEFAULT_TABLE)
         }
     };
+    // The columns the template can reach: with 1,000 records, building
+    // the ones a table does not show costs more than reading the records.
+    let cols = Columns::of(if a.quiet {
+        "{{.ID}}"
+    } else {
+        match a.format.as_deref() {
+            None | Some("" | "table") => DEFAULT_TABLE,
+            Some(f) => f,
+        }
+    });
     let fmt = match fmt {
         Ok(f) => f,
         Err(e) => {
@@ -57,7 +67,7 @@ pub fn ps(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
         if since.is_some_and(|s| i >= s) || before.is_some_and(|b| i <= b) {
             continue;
         }
-        let r = records::parse(ctx, raw)?;
+        let r = records::parse_listed(ctx, raw)?;
         let running = matches!(
             r.status,
             Status::Running | Status::Paused | Status::Restarting
@@ -71,7 +81,7 @@ pub fn ps(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
         if limit > 0 && items.len() as i64 == limit {
             break;
         }
-        let mut c = context(&r, !a.no_trunc);
+        let mut c = context(&r, !a.no_trunc, &cols);
         if want_size {
             let (rw, virt) = sizes(ctx, &r, &mut image_sizes);
             c["Size"] = json!(format!(
@@ -80,7 +90,12 @@ pub fn ps(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
                 humanize::size(virt)
             ));
         }
-        items.push((c, json!({"Label": labels(&r)})));
+        let methods = if cols.wants("Label") {
+            json!({"Label": labels(&r)})
+        } else {
+            json!({})
+        };
+        items.push((c, methods));
     }
     match fmt.render(&items, "*formatter.ContainerContext", &header()) {
         Ok(s) => {
@@ -110,8 +125,87 @@ pub fn labels(r: &Record) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// docker's `ContainerContext` as JSON (what `{{json .}}` prints).
-fn context(r: &Record, trunc: bool) -> Value {
+/// Which of the context's fields a template names. Conservative: a
+/// template that may print the whole context (`json`, a bare `.`) gets
+/// every field, and a name is wanted wherever it appears in the text.
+struct Columns {
+    text: String,
+    all: bool,
+}
+
+impl Columns {
+    fn of(template: &str) -> Columns {
+        let b = template.as_bytes();
+        let bare_dot = b.iter().enumerate().any(|(i, &c)| {
+            c == b'.'
+                && !b
+                    .get(i + 1)
+                    .is_some_and(|n| n.is_ascii_alphabetic() || *n == b'_')
+        });
+        Columns {
+            text: template.to_string(),
+            all: bare_dot || template.contains("json"),
+        }
+    }
+
+    fn wants(&self, field: &str) -> bool {
+        self.all || self.text.contains(field)
+    }
+}
+
+/// docker's `ContainerContext` as JSON (what `{{json .}}` prints), with
+/// the fields `cols` wants.
+fn context(r: &Record, trunc: bool, cols: &Columns) -> Value {
+    let mut c = serde_json::Map::new();
+    let mut put = |k: &str, f: &dyn Fn() -> Value| {
+        if cols.wants(k) {
+            c.insert(k.to_string(), f());
+        }
+    };
+    put("ID", &|| {
+        json!(if trunc {
+            r.id[..12].to_string()
+        } else {
+            r.id.clone()
+        })
+    });
+    put("Image", &|| json!(r.image));
+    put("Command", &|| json!(command_text(r, trunc)));
+    put("CreatedAt", &|| json!(go_time(&r.created)));
+    put("RunningFor", &|| json!(humanize::ago(&r.created)));
+    put("Ports", &|| json!(ports_text(r)));
+    put("State", &|| json!(state_word(r.status)));
+    put("Status", &|| json!(status_text(r)));
+    put("Size", &|| json!("0B"));
+    put("Names", &|| json!(r.name));
+    put("Labels", &|| {
+        json!(labels(r)
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","))
+    });
+    put("Mounts", &|| json!(mounts_text(r, trunc)));
+    put("LocalVolumes", &|| {
+        json!(r
+            .mounts
+            .iter()
+            .filter(|m| m["Type"] == "volume")
+            .count()
+            .to_string())
+    });
+    put("Networks", &|| {
+        let networks: Vec<String> = r.network["Networks"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        json!(networks.join(","))
+    });
+    Value::Object(c)
+}
+
+/// The COMMAND column: the arguments quoted as docker does, JSON-quoted.
+fn command_text(r: &Record, trunc: bool) -> String {
     let mut cmd = r
         .command
         .iter()
@@ -127,6 +221,11 @@ fn context(r: &Record, trunc: bool) -> Value {
     if trunc && cmd.chars().count() > 20 {
         cmd = format!("{}…", cmd.chars().take(19).collect::<String>());
     }
+    serde_json::to_string(&cmd).unwrap_or_default()
+}
+
+/// The MOUNTS column: volume names, or sources.
+fn mounts_text(r: &Record, trunc: bool) -> String {
     let mounts: Vec<String> = r
         .mounts
         .iter()
@@ -144,27 +243,7 @@ fn context(r: &Record, trunc: bool) -> Value {
             }
         })
         .collect();
-    let volumes = r.mounts.iter().filter(|m| m["Type"] == "volume").count();
-    let networks: Vec<String> = r.network["Networks"]
-        .as_object()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
-    json!({
-        "ID": if trunc { r.id[..12].to_string() } else { r.id.clone() },
-        "Image": r.image,
-        "Command": serde_json::to_string(&cmd).unwrap_or_default(),
-        "CreatedAt": go_time(&r.created),
-        "RunningFor": humanize::ago(&r.created),
-        "Ports": ports_text(r),
-        "State": state_word(r.status),
-        "Status": status_text(r),
-        "Size": "0B",
-        "Names": r.name,
-        "Labels": labels(r).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
-        "Mounts": mounts.join(","),
-        "LocalVolumes": volumes.to_string(),
-        "Networks": networks.join(","),
-    })
+    mounts.join(",")
 }
 
 /// docker's SizeRw and SizeRootFs: the bytes in the container's upper
@@ -432,6 +511,29 @@ mod tests {
             "invalid filter 'status=sleepy'"
         );
         assert!(f(&["noequals"]).is_err());
+    }
+
+    #[test]
+    fn columns_are_those_the_template_can_reach() {
+        let t = Columns::of(DEFAULT_TABLE);
+        assert!(t.wants("ID") && t.wants("Status") && t.wants("Names"));
+        assert!(!t.wants("Labels") && !t.wants("Label") && !t.wants("Mounts"));
+        assert!(Columns::of(r#"{{.Label "tier"}}"#).wants("Label"));
+        // the whole context: every field
+        for f in [
+            "{{json .}}",
+            "{{.}}",
+            "{{ . }}",
+            "{{range $k, $v := .}}{{$k}}{{end}}",
+        ] {
+            assert!(Columns::of(f).wants("Networks"), "{f}");
+        }
+        let r = rec("web", Status::Exited, 0);
+        let c = context(&r, true, &Columns::of("{{.Names}}"));
+        assert_eq!(c, json!({"Names": "web"}));
+        let all = context(&r, true, &Columns::of("{{json .}}"));
+        assert_eq!(all.as_object().unwrap().len(), 14);
+        assert_eq!(all["Labels"], "tier=web");
     }
 
     #[test]
