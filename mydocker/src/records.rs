@@ -29,13 +29,9 @@ pub fn get(ctx: &Ctx, r: &str) -> Result<Record> {
     Ok(settled(ctx, rec))
 }
 
-/// Every record newest first, each parsed on demand (`parse`).
+/// Every record newest first, each parsed on demand (`parse_listed`).
 pub fn list_raw(ctx: &Ctx) -> Result<Vec<RawRecord>> {
     store(ctx).list_raw().map_err(ls_error)
-}
-
-pub fn parse(ctx: &Ctx, raw: &RawRecord) -> Result<Record> {
-    raw.parse().map(|r| settled(ctx, r)).map_err(ls_error)
 }
 
 /// The record for a listing (`ps`): every field but the run config, of
