@@ -419,7 +419,9 @@ pub fn attach_to(paths: &[PathBuf], pid: i32) -> Result<()> {
 /// Every pid in any of the directories, sorted, without duplicates.
 pub fn procs_in(paths: &[PathBuf]) -> Result<Vec<i32>> {
     let mut all = Vec::new();
-    for d in paths {
+    // A directory gone meanwhile (removed, its hierarchy unmounted) holds
+    // nothing: the others still count.
+    for d in paths.iter().filter(|d| d.is_dir()) {
         all.extend(cgfile::procs(d)?);
     }
     all.sort_unstable();
@@ -510,9 +512,17 @@ pub fn remove(
     };
     let deadline = Instant::now() + WAIT;
     let mut removed = Vec::new();
+    // Every hierarchy is tried: one that cannot be removed (a child cgroup
+    // in it, a hierarchy going away) must not leave the others behind.
+    let mut first_err = None;
     for d in paths.iter().rev() {
-        if rmdir(d, deadline)? {
-            removed.push(d.clone());
+        match rmdir(d, deadline) {
+            Ok(true) => removed.push(d.clone()),
+            Ok(false) => {}
+            Err(e) => {
+                first_err.get_or_insert(e);
+                continue;
+            }
         }
         let mut up = d.clone();
         for _ in 0..prune {
@@ -523,7 +533,10 @@ pub fn remove(
             }
         }
     }
-    Ok((removed, killed))
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok((removed, killed)),
+    }
 }
 
 /// The directories `target` has on this host that exist now.

@@ -485,6 +485,47 @@ fn delete_force_kills_a_live_process_and_delete_twice_succeeds() {
 }
 
 #[test]
+fn v1_delete_removes_every_hierarchy_it_can_and_keeps_the_record_for_a_retry() {
+    e2e::require_root!();
+    // several hierarchies: one directory per v1 controller
+    e2e::skip_unless!(mode()["mode"] != "v2", "needs cgroup v1 or hybrid");
+    let cg = Cg::new();
+    cg.create(json!({}));
+    let paths = cg.paths();
+    assert!(paths.len() > 1, "{paths:?}");
+    // A child cgroup in one hierarchy (the one removed first): its
+    // directory cannot go (EBUSY).
+    struct Child(PathBuf);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let (stuck, others) = paths.split_last().unwrap();
+    let stuck = stuck.clone();
+    let child = Child(stuck.join("child"));
+    std::fs::create_dir(&child.0).unwrap();
+
+    let out = cg.run(&["delete", &cg.name], "");
+    assert_code(&out, 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&stuck.display().to_string()), "{err}");
+    for p in others {
+        assert!(!p.exists(), "{p:?} left behind beside the stuck one");
+    }
+    assert!(stuck.is_dir());
+    assert!(
+        cg.record().exists(),
+        "the record goes only with the last directory"
+    );
+
+    drop(child);
+    cg.ok(&["delete", &cg.name], "");
+    assert!(!stuck.exists());
+    assert!(!cg.record().exists());
+}
+
+#[test]
 fn delete_force_kills_a_frozen_process() {
     e2e::require_root!();
     let mut cg = Cg::new();
