@@ -115,3 +115,21 @@ pub fn docker_cli_present() -> bool {
         .output()
         .is_ok_and(|o| o.status.success())
 }
+
+/// The Python docker SDK is importable by `python3`.
+pub fn python_sdk_present() -> bool {
+    Command::new("python3")
+        .args(["-c", "import docker"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// `python3 -c SCRIPT`, asserted to exit 0; its stdout.
+pub fn python(script: &str) -> String {
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert_exit_code(&out, 0);
+    stdout(&out)
+}

@@ -6,7 +6,7 @@ use e2e::apisvc::{docker_cli_present, ApiService as Service};
 use e2e::docker::{stderr, stdout, Docker};
 use e2e::{assert_exit_code, require_root, skip_unless, wait_for};
 use serde_json::Value;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 macro_rules! require_docker_cli {
     () => {
@@ -329,11 +329,8 @@ fn docker_load_through_the_api() {
 #[test]
 fn python_sdk_pings_runs_and_lists() {
     require_docker_cli!();
-    let sdk = Command::new("python3")
-        .args(["-c", "import docker"])
-        .output();
     skip_unless!(
-        sdk.is_ok_and(|o| o.status.success()),
+        e2e::apisvc::python_sdk_present(),
         "no python3 docker SDK (python3-docker)"
     );
     let d = Docker::new();
@@ -359,12 +356,7 @@ print(c.containers.run("busybox", ["echo", "x"], remove=True, network_mode="none
 "#,
         svc.sock.display()
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert_exit_code(&out, 0);
-    let text = stdout(&out);
+    let text = e2e::apisvc::python(&script);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[1..], ["apipy", "py", "137", "x"], "{text}");
     assert_eq!(lines[0].len(), 64);

@@ -179,11 +179,8 @@ fn docker_run_it_ends_with_the_container_and_resizes_its_tty() {
 #[test]
 fn python_sdk_exec_run() {
     require_docker_cli!();
-    let sdk = Command::new("python3")
-        .args(["-c", "import docker"])
-        .output();
     skip_unless!(
-        sdk.is_ok_and(|o| o.status.success()),
+        e2e::apisvc::python_sdk_present(),
         "no python3 docker SDK (python3-docker)"
     );
     let d = Docker::new();
@@ -202,12 +199,7 @@ ct.remove(force=True)
 "#,
         svc.sock.display()
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert_exit_code(&out, 0);
-    assert_eq!(stdout(&out), "2 py\n12\nTrue\n");
+    assert_eq!(e2e::apisvc::python(&script), "2 py\n12\nTrue\n");
 }
 
 #[test]

@@ -519,11 +519,8 @@ fn images_history_tag_save_rm_prune_pull_and_system_df() {
 #[test]
 fn python_sdk_runs_execs_waits_and_manages_networks_and_volumes() {
     require_docker_cli!();
-    let sdk = std::process::Command::new("python3")
-        .args(["-c", "import docker"])
-        .output();
     skip_unless!(
-        sdk.is_ok_and(|o| o.status.success()),
+        e2e::apisvc::python_sdk_present(),
         "no python3 docker SDK (python3-docker)"
     );
     let d = Docker::new();
@@ -557,12 +554,7 @@ print(len(c.networks.list(names=["apipynet"])), len(c.volumes.list()))
         svc.host(),
         subnet(7)
     );
-    let out = std::process::Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert_exit_code(&out, 0);
-    let text = stdout(&out);
+    let text = e2e::apisvc::python(&script);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines,
